@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command (README): formatting, lints (the determinism rules live in
+# clippy.toml), then every test of the workspace: unit tests of each simulated device,
+# the conformance suite (simulated devices against real files, TCP and processes), the
+# catalog and CLI tests, and the determinism double-run over every scenario.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy (determinism rules: clippy.toml)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== tokio::select! must be biased (BRIEF §3 rule 3)"
+bash ci/check-select-biased.sh
+
+echo "== cargo test"
+cargo test --workspace --locked

@@ -1,0 +1,106 @@
+//! The environment: the engine's only door to the world (BRIEF §3).
+//!
+//! Each effect is a small object-safe trait so that one `Env` value can hold either the
+//! real implementation (`real`) or a simulated one (the `sim` crate). Async operations
+//! return [`BoxFuture`]s because the traits are used as trait objects.
+
+mod clock;
+mod disk;
+mod net;
+mod process;
+mod random;
+pub mod real;
+mod spawn;
+
+pub use clock::WallClock;
+pub use disk::{Disk, DiskFile, FileMeta, OpenMode, check_relative_path};
+pub use net::{NetAddr, NetListener, NetStream, Network};
+pub use process::{ChildProc, ExitStatus, ProcSpec, ProcessLauncher, Signal};
+pub use random::RandomSource;
+pub use spawn::{Spawner, Task, TaskGone};
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// A boxed, sendable future: the return type of the environment's async operations.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The effects one host's engine code may use. Cheap to clone.
+#[derive(Clone)]
+pub struct Env {
+    parts: Arc<EnvParts>,
+}
+
+/// The parts an [`Env`] is assembled from: one implementation per effect.
+pub struct EnvParts {
+    /// Name of the host this environment belongs to (`"engine-0"`, or the machine's name).
+    pub host: String,
+    pub clock: Arc<dyn WallClock>,
+    pub random: Arc<dyn RandomSource>,
+    pub spawner: Arc<dyn Spawner>,
+    pub net: Arc<dyn Network>,
+    pub disk: Arc<dyn Disk>,
+    pub procs: Arc<dyn ProcessLauncher>,
+}
+
+impl Env {
+    pub fn new(parts: EnvParts) -> Self {
+        Env {
+            parts: Arc::new(parts),
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.parts.host
+    }
+
+    /// Wall-clock time (token expiry, event timestamps). Monotonic time and timers come
+    /// from `tokio::time`, which is virtual inside a simulated world.
+    pub fn wall_now(&self) -> SystemTime {
+        self.parts.clock.now()
+    }
+
+    /// Milliseconds since the Unix epoch by the wall clock (0 if the clock is before it).
+    pub fn wall_unix_ms(&self) -> u64 {
+        self.wall_now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis() as u64
+    }
+
+    pub fn random(&self) -> &dyn RandomSource {
+        &*self.parts.random
+    }
+
+    pub fn net(&self) -> &dyn Network {
+        &*self.parts.net
+    }
+
+    pub fn disk(&self) -> &dyn Disk {
+        &*self.parts.disk
+    }
+
+    pub fn procs(&self) -> &dyn ProcessLauncher {
+        &*self.parts.procs
+    }
+
+    /// Spawns a task on this host. In a simulated world a crash of the host kills it.
+    pub fn spawn<T, F>(&self, name: &'static str, future: F) -> Task<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = T> + Send + 'static,
+    {
+        spawn::spawn_typed(&*self.parts.spawner, name, future)
+    }
+
+    /// Waits for the latency the disk charges for one operation (zero for the real disk,
+    /// whose latency is real). Call it before a disk operation on an async path.
+    pub async fn disk_pace(&self) {
+        let delay = self.parts.disk.op_delay();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+}

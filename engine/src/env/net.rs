@@ -1,0 +1,67 @@
+use super::BoxFuture;
+use std::fmt;
+use std::io;
+use std::str::FromStr;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A network address: a host name (or IP literal) and a port. In a simulated world host
+/// names are the world's host names; in the real environment they are resolved by the OS.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NetAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl NetAddr {
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        NetAddr {
+            host: host.into(),
+            port,
+        }
+    }
+}
+
+impl fmt::Display for NetAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+impl FromStr for NetAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("address {s:?} has no port: expected HOST:PORT"))?;
+        if host.is_empty() {
+            return Err(format!("address {s:?} has no host: expected HOST:PORT"));
+        }
+        let port = port
+            .parse::<u16>()
+            .map_err(|_| format!("address {s:?} has a bad port: expected 0..=65535"))?;
+        Ok(NetAddr::new(host, port))
+    }
+}
+
+/// Stream networking for one host.
+pub trait Network: Send + Sync {
+    /// Listens on `port` of this host (0 picks a free port). Fails with `AddrInUse` if
+    /// something already listens there.
+    fn bind(&self, port: u16) -> BoxFuture<'_, io::Result<Box<dyn NetListener>>>;
+
+    /// Connects to `addr`. Fails with `ConnectionRefused` when nothing listens there and
+    /// `TimedOut` when no answer comes.
+    fn connect<'a>(&'a self, addr: &'a NetAddr) -> BoxFuture<'a, io::Result<Box<dyn NetStream>>>;
+}
+
+pub trait NetListener: Send {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<(Box<dyn NetStream>, NetAddr)>>;
+    fn local_addr(&self) -> NetAddr;
+}
+
+/// A connected byte stream.
+pub trait NetStream: AsyncRead + AsyncWrite + Send + Unpin {
+    fn peer_addr(&self) -> NetAddr;
+    fn local_addr(&self) -> NetAddr;
+}

@@ -1,0 +1,8 @@
+//! The agent platform engine: the system under test.
+//!
+//! Engine code never reaches for ambient effects (time, randomness, threads, network,
+//! files, processes). It receives them through one [`env::Env`] handle at construction.
+//! `env::real` implements the handle on tokio and the OS; the `sim` crate implements it
+//! on a deterministic simulated world. `engine` never depends on `sim`.
+
+pub mod env;

@@ -1,0 +1,84 @@
+//! The record of one run (scenario, seed): what `chaos run --json` prints and what a
+//! sweep writes, one per run.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+/// How a failed run failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureClass {
+    /// Something panicked (engine, scenario or simulator).
+    Crash,
+    /// An oracle saw a wrong state or outcome.
+    Correctness,
+    /// The system did not converge within its bound after faults healed, or the run's
+    /// virtual-time budget ran out.
+    Liveness,
+}
+
+impl FailureClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureClass::Crash => "crash",
+            FailureClass::Correctness => "correctness",
+            FailureClass::Liveness => "liveness",
+        }
+    }
+
+    /// Process exit status `chaos run` uses for a failure of this class.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            FailureClass::Crash => 3,
+            FailureClass::Correctness => 4,
+            FailureClass::Liveness => 5,
+        }
+    }
+}
+
+impl fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Outcome of one run, as BRIEF §6 lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub seed: u64,
+    pub verdict: Verdict,
+    /// Set when the verdict is `fail`.
+    pub failure_class: Option<FailureClass>,
+    /// The failing oracle's message, or the panic.
+    pub message: Option<String>,
+    /// Rolling hash of the run's trace (16 hex digits).
+    pub trace_hash: String,
+    pub sim_time_ns: u64,
+    /// Trace events recorded.
+    pub events: u64,
+    /// Faults that fired in this run, per kind.
+    pub faults: BTreeMap<String, u64>,
+    /// The scenario's own fault kinds.
+    pub faults_expected: Vec<String>,
+    /// Whether at least one of `faults_expected` fired in this run.
+    pub faults_expected_fired: bool,
+    /// Real time the run took. Not deterministic; never part of a comparison.
+    pub wall_ms: u64,
+    /// The one command that replays this run.
+    pub repro: String,
+}
+
+impl RunRecord {
+    pub fn passed(&self) -> bool {
+        self.verdict == Verdict::Pass
+    }
+}

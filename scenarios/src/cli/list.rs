@@ -1,0 +1,134 @@
+use super::CliError;
+use crate::catalog::{Catalog, Status};
+use crate::registry;
+use clap::Args;
+use serde::Serialize;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only entries with this status: implemented, planned or not-applicable.
+    #[arg(long)]
+    status: Option<String>,
+    /// Only ids starting with this prefix (for example `core.` or `pattern.1`).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// List the simulator's own self-check scenarios (outside the catalog) instead.
+    #[arg(long)]
+    substrate: bool,
+}
+
+#[derive(Serialize)]
+struct ListedEntry<'a> {
+    id: &'a str,
+    title: &'a str,
+    subsystem: &'a str,
+    category: &'a str,
+    risk: &'static str,
+    source: &'a str,
+    status: &'static str,
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+struct ListedScenario<'a> {
+    id: &'a str,
+    title: &'a str,
+    proves: &'a str,
+    faults_expected: &'a [&'a str],
+}
+
+pub fn list(args: ListArgs) -> Result<ExitCode, CliError> {
+    if args.substrate {
+        return list_substrate(&args);
+    }
+    let status = match &args.status {
+        None => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            CliError::new(format!("unknown status {s:?}"))
+                .hint(format!("use one of: {}", Status::NAMES.join(", ")))
+        })?),
+    };
+    let catalog = Catalog::embedded();
+    let entries: Vec<ListedEntry> = catalog
+        .entries
+        .iter()
+        .filter(|e| status.is_none_or(|s| e.status == s))
+        .filter(|e| args.prefix.as_deref().is_none_or(|p| e.id.starts_with(p)))
+        .map(|e| ListedEntry {
+            id: &e.id,
+            title: &e.title,
+            subsystem: &e.subsystem,
+            category: &e.category,
+            risk: match e.risk {
+                crate::catalog::Risk::High => "high",
+                crate::catalog::Risk::Medium => "medium",
+                crate::catalog::Risk::Low => "low",
+            },
+            source: &e.source,
+            status: e.status.name(),
+            reason: &e.reason,
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&entries).map_err(|e| CliError::new(e.to_string()))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if entries.is_empty() {
+        let hint = if let Some(p) = &args.prefix {
+            let known: Vec<&str> = catalog.ids().collect();
+            let near = super::suggest::closest(p, known.into_iter());
+            if near.is_empty() {
+                "prefixes are core., enable., cwm., api. and pattern.".to_string()
+            } else {
+                format!("did you mean {}?", near.join(", "))
+            }
+        } else {
+            "no entry has that status yet".to_string()
+        };
+        eprintln!("no catalog entries match ({hint})");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for e in &entries {
+        println!(
+            "{:<16} {:<14} {:<6} {:<11} {}",
+            e.id, e.status, e.risk, e.subsystem, e.title
+        );
+    }
+    let implemented = entries.iter().filter(|e| e.status == "implemented").count();
+    let planned = entries.iter().filter(|e| e.status == "planned").count();
+    let na = entries.len() - implemented - planned;
+    println!(
+        "\n{} entries: {implemented} implemented, {planned} planned, {na} not applicable",
+        entries.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_substrate(args: &ListArgs) -> Result<ExitCode, CliError> {
+    if args.status.is_some() {
+        return Err(CliError::new("--status applies to catalog entries, not to --substrate"));
+    }
+    let scenarios: Vec<ListedScenario> = registry::all()
+        .into_iter()
+        .filter(|s| registry::is_substrate(s.id))
+        .filter(|s| args.prefix.as_deref().is_none_or(|p| s.id.starts_with(p)))
+        .map(|s| ListedScenario {
+            id: s.id,
+            title: s.title,
+            proves: s.proves,
+            faults_expected: s.faults_expected,
+        })
+        .collect();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&scenarios).map_err(|e| CliError::new(e.to_string()))?);
+    } else {
+        for s in &scenarios {
+            println!("{:<40} {}", s.id, s.title);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,85 @@
+//! The `chaos` command line: list, run, sweep.
+//!
+//! Every bad input (unknown id, bad seed, bad flag, unwritable file) ends in a clear
+//! message, a suggestion where one helps, and exit status 2; never a panic.
+
+mod list;
+mod run;
+mod suggest;
+mod sweep;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Deterministic simulation and chaos tests for the agent platform engine.
+#[derive(Parser, Debug)]
+#[command(name = "chaos", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List catalog entries (or, with --substrate, the simulator's self-checks).
+    List(list::ListArgs),
+    /// Run one scenario with one seed: verdict, faults fired, trace, repro line.
+    Run(run::RunArgs),
+    /// Run scenarios × seeds across cores and summarize.
+    Sweep(sweep::SweepArgs),
+}
+
+/// Exit status for bad input.
+pub const EXIT_USAGE: u8 = 2;
+
+/// A failure of the command itself (not of a scenario): printed, exit status 2.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl CliError {
+    pub fn new(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// Entry point of the `chaos` binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and errors to stderr (exit 2).
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::List(args) => list::list(args),
+        Command::Run(args) => run::run(args),
+        Command::Sweep(args) => sweep::sweep(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            if let Some(hint) = e.hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}

@@ -1,0 +1,123 @@
+use super::CliError;
+use crate::catalog::Catalog;
+use crate::registry;
+use crate::runner::run_scenario;
+use crate::scenario::Scenario;
+use clap::Args;
+use sim::trace::format_sim_time;
+use std::io::Write as _;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Scenario id (see `chaos list --status implemented` and `chaos list --substrate`).
+    id: String,
+    /// The run seed (any unsigned 64-bit integer).
+    #[arg(long)]
+    seed: u64,
+    /// Print the trace in simulated time.
+    #[arg(long)]
+    trace: bool,
+    /// Print the run record as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also write the trace as JSON lines to this file.
+    #[arg(long, value_name = "FILE")]
+    trace_jsonl: Option<std::path::PathBuf>,
+}
+
+/// Finds a scenario by id, or explains why there is none.
+pub fn resolve(id: &str) -> Result<&'static Scenario, CliError> {
+    if let Some(s) = registry::find(id) {
+        return Ok(s);
+    }
+    let catalog = Catalog::embedded();
+    if let Some(entry) = catalog.get(id) {
+        return Err(CliError::new(format!(
+            "{id} is in the catalog ({}) but has no scenario yet: status {}",
+            entry.title, entry.status
+        ))
+        .hint("`chaos list --status implemented` shows the entries that have one"));
+    }
+    let mut known: Vec<&str> = registry::all().iter().map(|s| s.id).collect();
+    known.extend(catalog.ids());
+    let near = super::suggest::closest(id, known.into_iter());
+    let hint = if near.is_empty() {
+        "`chaos list` shows the catalog; `chaos list --substrate` the simulator's self-checks".to_string()
+    } else {
+        format!("did you mean {}?", near.join(", "))
+    };
+    Err(CliError::new(format!("no scenario has the id {id:?}")).hint(hint))
+}
+
+pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
+    let scenario = resolve(&args.id)?;
+    let result = run_scenario(scenario, args.seed);
+    let record = &result.record;
+    if let Some(path) = &args.trace_jsonl {
+        let mut text = String::new();
+        for line in &result.trace.lines {
+            let json = serde_json::to_string(line).map_err(|e| CliError::new(e.to_string()))?;
+            text.push_str(&json);
+            text.push('\n');
+        }
+        #[allow(clippy::disallowed_methods, reason = "the CLI writes the file the user asked for")]
+        std::fs::write(path, text).map_err(|e| {
+            CliError::new(format!("cannot write the trace to {}: {e}", path.display()))
+        })?;
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let json = serde_json::to_string_pretty(record).map_err(|e| CliError::new(e.to_string()))?;
+        let _ = writeln!(out, "{json}");
+    } else {
+        if args.trace {
+            for line in &result.trace.lines {
+                let _ = writeln!(out, "{line}");
+            }
+            if result.trace.lines_dropped > 0 {
+                let _ = writeln!(
+                    out,
+                    "… {} later events not kept (all are in the hash)",
+                    result.trace.lines_dropped
+                );
+            }
+            let _ = writeln!(out);
+        }
+        let _ = writeln!(out, "scenario:    {} (seed {})", record.id, record.seed);
+        match (&record.failure_class, &record.message) {
+            (Some(class), Some(message)) => {
+                let _ = writeln!(out, "verdict:     FAIL ({class}): {message}");
+            }
+            _ => {
+                let _ = writeln!(out, "verdict:     PASS");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "sim time:    {}   events: {}   trace hash: {}   wall: {} ms",
+            format_sim_time(record.sim_time_ns),
+            record.events,
+            record.trace_hash,
+            record.wall_ms
+        );
+        let fired: Vec<String> = record.faults.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        let _ = writeln!(
+            out,
+            "faults:      {}   (this scenario exercises: {})",
+            if fired.is_empty() { "none fired".to_string() } else { fired.join(" ") },
+            record.faults_expected.join(", ")
+        );
+        if !record.faults_expected_fired {
+            let _ = writeln!(
+                out,
+                "warning:     none of this scenario's own faults fired: this run tested nothing"
+            );
+        }
+        let _ = writeln!(out, "repro:       {}", record.repro);
+    }
+    Ok(match record.failure_class {
+        None => ExitCode::SUCCESS,
+        Some(class) => ExitCode::from(class.exit_code() as u8),
+    })
+}

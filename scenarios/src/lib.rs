@@ -1,0 +1,13 @@
+//! The catalog, the scenarios that prove it, the runner, and the `chaos` CLI's guts.
+
+pub mod catalog;
+pub mod cli;
+pub mod record;
+pub mod registry;
+pub mod runner;
+pub mod scenario;
+mod substrate;
+
+pub use catalog::Catalog;
+pub use record::RunRecord;
+pub use scenario::{Failure, FailureClass, Scenario};

@@ -1,0 +1,105 @@
+//! Running scenarios: one run, or a sweep of scenarios × seeds across cores.
+
+use crate::record::{RunRecord, Verdict, repro_command};
+use crate::scenario::{FailureClass, Scenario};
+use sim::trace::TraceSummary;
+use sim::{RunAbort, WorldOptions, run_world};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A run's record plus its trace (kept out of the record: it can be large).
+pub struct RunResult {
+    pub record: RunRecord,
+    pub trace: TraceSummary,
+}
+
+/// Runs `scenario` once with `seed`.
+pub fn run_scenario(scenario: &'static Scenario, seed: u64) -> RunResult {
+    let mut options = WorldOptions::new(seed);
+    options.sim_time_max = scenario.sim_time_max;
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "wall time of a run is reported to people, never compared or hashed"
+    )]
+    let wall_start = std::time::Instant::now();
+    let body = scenario.body;
+    let report = run_world(options, move |world| body(world));
+    let wall_ms = wall_start.elapsed().as_millis() as u64;
+    let (verdict, failure_class, message) = match report.value {
+        Ok(Ok(())) => (Verdict::Pass, None, None),
+        Ok(Err(failure)) => (Verdict::Fail, Some(failure.class), Some(failure.message)),
+        Err(RunAbort::Panic(message)) => (Verdict::Fail, Some(FailureClass::Crash), Some(message)),
+        Err(RunAbort::SimTimeExceeded { budget_ns }) => (
+            Verdict::Fail,
+            Some(FailureClass::Liveness),
+            Some(format!(
+                "the run did not finish within its budget of {} s of virtual time",
+                budget_ns / 1_000_000_000
+            )),
+        ),
+    };
+    let faults_expected: Vec<String> =
+        scenario.faults_expected.iter().map(|s| s.to_string()).collect();
+    let faults_expected_fired = faults_expected
+        .iter()
+        .any(|kind| report.faults.get(kind).copied().unwrap_or(0) > 0);
+    RunResult {
+        record: RunRecord {
+            id: scenario.id.to_string(),
+            seed,
+            verdict,
+            failure_class,
+            message,
+            trace_hash: report.trace.hash.clone(),
+            sim_time_ns: report.sim_time_ns,
+            events: report.trace.events,
+            faults: report.faults,
+            faults_expected,
+            faults_expected_fired,
+            wall_ms,
+            repro: repro_command(scenario.id, seed),
+        },
+        trace: report.trace,
+    }
+}
+
+/// One unit of a sweep.
+#[derive(Clone, Copy)]
+pub struct Job {
+    pub scenario: &'static Scenario,
+    pub seed: u64,
+}
+
+/// Runs `jobs` on `workers` threads (each run starts its own world thread). Records come
+/// back in job order whatever the completion order, so a sweep's output is
+/// deterministic apart from wall times. `on_done` is called after each run.
+pub fn sweep(jobs: &[Job], workers: usize, on_done: &(dyn Fn(&RunRecord) + Sync)) -> Vec<RunRecord> {
+    let workers = workers.clamp(1, 64);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<RunRecord>>> = Mutex::new(vec![None; jobs.len()]);
+    let results = Arc::new(results);
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a sweep spreads independent worlds over cores; each world is still one thread"
+    )]
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(job) = jobs.get(i) else {
+                        return;
+                    };
+                    let result = run_scenario(job.scenario, job.seed);
+                    on_done(&result.record);
+                    results.lock().expect("sweep results poisoned")[i] = Some(result.record);
+                }
+            });
+        }
+    });
+    let results = std::mem::take(&mut *results.lock().expect("sweep results poisoned"));
+    results
+        .into_iter()
+        .map(|r| r.expect("every job ran"))
+        .collect()
+}

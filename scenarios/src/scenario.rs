@@ -1,0 +1,82 @@
+//! What a scenario is (BRIEF §6): identity, world, workload, faults, oracles.
+//!
+//! A scenario is data plus one body function. The body builds its world (hosts, engine
+//! configuration), starts its workload and fault plan, checks its oracles while it runs,
+//! then heals every fault and requires convergence within a bound (the liveness phase).
+
+use sim::World;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+pub use reports::FailureClass;
+
+/// An oracle's verdict against the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub class: FailureClass,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn correctness(message: impl Into<String>) -> Self {
+        Failure {
+            class: FailureClass::Correctness,
+            message: message.into(),
+        }
+    }
+
+    pub fn liveness(message: impl Into<String>) -> Self {
+        Failure {
+            class: FailureClass::Liveness,
+            message: message.into(),
+        }
+    }
+}
+
+/// Result of a scenario body.
+pub type Outcome = Result<(), Failure>;
+
+/// The future a scenario body returns (it runs on the world's thread, so it need not be
+/// `Send`).
+pub type BodyFuture = Pin<Box<dyn Future<Output = Outcome>>>;
+
+/// One scenario.
+pub struct Scenario {
+    /// Catalog id (`core.EC-001`), or `sim.…` for the simulator's own self-checks,
+    /// which live outside the catalog.
+    pub id: &'static str,
+    pub title: &'static str,
+    /// One paragraph: what a passing run proves.
+    pub proves: &'static str,
+    /// Fault kinds this scenario exists to exercise. A run in which none of them fired
+    /// tested nothing; a scenario none of whose runs fired one is inert.
+    pub faults_expected: &'static [&'static str],
+    /// Virtual-time budget of one run.
+    pub sim_time_max: Duration,
+    pub body: fn(World) -> BodyFuture,
+}
+
+/// Checks `condition`; on failure returns a correctness failure from the body.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        if !$cond {
+            return Err($crate::scenario::Failure::correctness(format!($($msg)+)));
+        }
+    };
+}
+
+/// Awaits `future` for at most `bound` of virtual time, or fails the liveness phase.
+pub async fn converge<T>(
+    what: &str,
+    bound: Duration,
+    future: impl Future<Output = T>,
+) -> Result<T, Failure> {
+    tokio::time::timeout(bound, future).await.map_err(|_| {
+        Failure::liveness(format!(
+            "{what} did not converge within {} ms of virtual time after faults healed",
+            bound.as_millis()
+        ))
+    })
+}

@@ -1,0 +1,90 @@
+//! Host self-check: a paused host's tasks stop, and resume where they were.
+
+use crate::ensure;
+use crate::scenario::{BodyFuture, Failure, Scenario, converge};
+use engine::env::NetAddr;
+use sim::World;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub static PAUSE_DELAYS_HEARTBEATS: Scenario = Scenario {
+    id: "sim.host.pause-delays-heartbeats",
+    title: "A paused host sends no heartbeats and resumes them afterwards",
+    proves: "A host sends a heartbeat every 100 ms to a monitor. It is paused for a seeded time \
+             (a stop-the-world pause). The monitor must see a gap at least as long as the \
+             pause and no heartbeat during it, and heartbeats must resume, numbered without a \
+             gap, once the host resumes.",
+    faults_expected: &["host.pause"],
+    sim_time_max: Duration::from_secs(600),
+    body: pause_delays_heartbeats,
+};
+
+fn pause_delays_heartbeats(world: World) -> BodyFuture {
+    Box::pin(async move {
+        let sender = world.add_host("sender");
+        let monitor = world.add_host("monitor").env();
+        let mut listener = monitor
+            .net()
+            .bind(9)
+            .await
+            .map_err(|e| Failure::correctness(format!("bind: {e}")))?;
+        let env = sender.env();
+        let _beats = env.spawn("heartbeat", {
+            let env = env.clone();
+            async move {
+                let mut s = env.net().connect(&NetAddr::new("monitor", 9)).await?;
+                for n in 0u64.. {
+                    s.write_all(&n.to_le_bytes()).await?;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok::<_, std::io::Error>(())
+            }
+        });
+        let (mut conn, _) = listener
+            .accept()
+            .await
+            .map_err(|e| Failure::correctness(format!("accept: {e}")))?;
+        let mut rng = world.rng("scenario");
+        let pause = Duration::from_millis(500 + rng.below(20_000));
+        let pause_at = Duration::from_millis(300 + rng.below(2_000));
+        let s2 = sender.clone();
+        let pauser = async move {
+            tokio::time::sleep(pause_at).await;
+            s2.pause();
+            tokio::time::sleep(pause).await;
+            s2.resume();
+        };
+        let watch = async {
+            let start = tokio::time::Instant::now();
+            let mut last = start;
+            let mut gap_max = Duration::ZERO;
+            let mut expected = 0u64;
+            let deadline = pause_at + pause + Duration::from_secs(2);
+            while start.elapsed() < deadline {
+                let mut b = [0u8; 8];
+                conn.read_exact(&mut b).await.map_err(|e| Failure::correctness(format!("read: {e}")))?;
+                let n = u64::from_le_bytes(b);
+                ensure!(n == expected, "heartbeat {n} arrived, expected {expected}");
+                expected += 1;
+                let now = tokio::time::Instant::now();
+                gap_max = gap_max.max(now - last);
+                last = now;
+                if expected > 10_000 {
+                    break;
+                }
+            }
+            Ok::<_, Failure>(gap_max)
+        };
+        let (gap, ()) = tokio::join!(
+            converge("heartbeats", pause_at + pause + Duration::from_secs(30), watch),
+            pauser
+        );
+        let gap = gap??;
+        ensure!(gap >= pause, "largest heartbeat gap {gap:?} is shorter than the {pause:?} pause");
+        ensure!(
+            gap <= pause + Duration::from_millis(120),
+            "largest gap {gap:?} is much longer than the {pause:?} pause"
+        );
+        Ok(())
+    })
+}

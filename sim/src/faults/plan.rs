@@ -1,0 +1,222 @@
+//! Fixed fault plans: actions at virtual times, as data (serializable, so a failing
+//! run's plan can be saved, shrunk and replayed).
+
+use super::SwarmPlan;
+use crate::world::World;
+use engine::env::Signal;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+pub use crate::net::PartitionMode;
+
+/// One fault, applied to named hosts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    Partition {
+        a: String,
+        b: String,
+        mode: PartitionMode,
+        #[serde(default)]
+        one_way: bool,
+    },
+    Heal {
+        a: String,
+        b: String,
+    },
+    HealAll,
+    ResetConnections {
+        a: String,
+        b: String,
+    },
+    CrashHost {
+        host: String,
+    },
+    RestartHost {
+        host: String,
+    },
+    PauseHost {
+        host: String,
+    },
+    ResumeHost {
+        host: String,
+    },
+    ClockJump {
+        host: String,
+        delta_ms: i64,
+    },
+    ClockDrift {
+        host: String,
+        ppm: i64,
+    },
+    DiskCapacity {
+        host: String,
+        bytes: u64,
+    },
+    SpawnFail {
+        host: String,
+        errno: i32,
+        count: u32,
+    },
+    /// Sends `signal` to every live child of `host` (an external OOM killer, a
+    /// segfault, an operator's kill).
+    SignalChildren {
+        host: String,
+        signal: SignalName,
+    },
+}
+
+/// Signals a plan can send (serializable mirror of `engine::env::Signal`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SignalName {
+    Sigkill,
+    Sigsegv,
+    Sigterm,
+}
+
+impl SignalName {
+    pub fn signal(self) -> Signal {
+        match self {
+            SignalName::Sigkill => Signal::Kill,
+            SignalName::Sigsegv => Signal::Segv,
+            SignalName::Sigterm => Signal::Term,
+        }
+    }
+}
+
+/// A fault at a virtual time (milliseconds since the world started).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultAction {
+    pub at_ms: u64,
+    #[serde(flatten)]
+    pub fault: Fault,
+}
+
+/// A run's faults: the fixed actions that define an edge case, plus swarm rates.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultPlan {
+    pub actions: Vec<FaultAction>,
+    #[serde(default)]
+    pub swarm: SwarmPlan,
+}
+
+impl FaultPlan {
+    pub fn at(mut self, at_ms: u64, fault: Fault) -> Self {
+        self.actions.push(FaultAction { at_ms, fault });
+        self
+    }
+
+    /// Checks the plan against a world's hosts: every named host exists.
+    pub fn validate(&self, hosts: &[String]) -> Result<(), String> {
+        for action in &self.actions {
+            for host in action.fault.hosts() {
+                if !hosts.iter().any(|h| h == host) {
+                    return Err(format!(
+                        "fault at {} ms names host {host:?}, which this world does not have (hosts: {})",
+                        action.at_ms,
+                        hosts.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the swarm rates now and the fixed actions at their times; returns when
+    /// the last action has been applied.
+    pub async fn execute(&self, world: &World) {
+        self.swarm.apply(world);
+        let mut actions: Vec<&FaultAction> = self.actions.iter().collect();
+        actions.sort_by_key(|a| a.at_ms);
+        for action in actions {
+            let at = Duration::from_millis(action.at_ms);
+            let now = Duration::from_nanos(world.now_ns());
+            if at > now {
+                tokio::time::sleep(at - now).await;
+            }
+            action.fault.apply(world);
+        }
+    }
+}
+
+impl Fault {
+    pub fn hosts(&self) -> Vec<&str> {
+        match self {
+            Fault::Partition { a, b, .. }
+            | Fault::Heal { a, b }
+            | Fault::ResetConnections { a, b } => vec![a, b],
+            Fault::HealAll => vec![],
+            Fault::CrashHost { host }
+            | Fault::RestartHost { host }
+            | Fault::PauseHost { host }
+            | Fault::ResumeHost { host }
+            | Fault::ClockJump { host, .. }
+            | Fault::ClockDrift { host, .. }
+            | Fault::DiskCapacity { host, .. }
+            | Fault::SpawnFail { host, .. }
+            | Fault::SignalChildren { host, .. } => vec![host],
+        }
+    }
+
+    /// Applies the fault now. Hosts must exist (see `FaultPlan::validate`).
+    pub fn apply(&self, world: &World) {
+        let host = |name: &str| {
+            world
+                .host(name)
+                .unwrap_or_else(|| panic!("fault names unknown host {name:?}"))
+        };
+        match self {
+            Fault::Partition {
+                a,
+                b,
+                mode,
+                one_way,
+            } => world.net().partition(a, b, *mode, *one_way),
+            Fault::Heal { a, b } => world.net().heal(a, b),
+            Fault::HealAll => world.net().heal_all(),
+            Fault::ResetConnections { a, b } => {
+                world.net().reset_between(a, b);
+            }
+            Fault::CrashHost { host: name } => host(name).crash(),
+            Fault::RestartHost { host: name } => host(name).restart(),
+            Fault::PauseHost { host: name } => host(name).pause(),
+            Fault::ResumeHost { host: name } => host(name).resume(),
+            Fault::ClockJump {
+                host: name,
+                delta_ms,
+            } => {
+                host(name).clock().jump(delta_ms.saturating_mul(1_000_000));
+                world.faults().fire(
+                    "clock.jump",
+                    &format!("clock of {name} jumped by {delta_ms} ms"),
+                );
+            }
+            Fault::ClockDrift { host: name, ppm } => {
+                host(name).clock().set_drift_ppm(*ppm);
+                world
+                    .faults()
+                    .fire("clock.drift", &format!("clock of {name} drifts {ppm} ppm"));
+            }
+            Fault::DiskCapacity { host: name, bytes } => {
+                host(name).disk().set_capacity(*bytes);
+                tracing::info!(target: "sim::fault", "disk of {name} limited to {bytes} bytes");
+            }
+            Fault::SpawnFail {
+                host: name,
+                errno,
+                count,
+            } => host(name).procs().fail_next_spawn(*errno, *count),
+            Fault::SignalChildren {
+                host: name,
+                signal,
+            } => {
+                let host = host(name);
+                let procs = host.procs();
+                for pid in procs.live_pids() {
+                    procs.kill_with(pid, signal.signal());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Swarm testing: the seed decides which fault kinds are on at all, and how often.
+//!
+//! Uniform low-rate faults everywhere tend to hide bugs that need one kind of fault in
+//! bulk; swarm testing instead turns each allowed kind on with probability 1/2 and, if
+//! on, picks its rate from a wide ladder, so some runs drown in resets while others see
+//! none (TigerBeetle's VOPR does the same).
+
+use crate::seed::{Ratio, SimRng};
+use crate::world::World;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Fault kinds a swarm can turn on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwarmKind {
+    /// Connection resets per write.
+    NetReset,
+    /// `EIO` per disk operation.
+    DiskEio,
+    /// Silent bit flips per disk read.
+    DiskBitflip,
+}
+
+impl SwarmKind {
+    pub const ALL: [SwarmKind; 3] = [SwarmKind::NetReset, SwarmKind::DiskEio, SwarmKind::DiskBitflip];
+}
+
+/// Rates of the fault kinds that are on in this run. Kinds absent are off.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwarmPlan {
+    pub rates: BTreeMap<SwarmKind, Ratio>,
+}
+
+/// The rate ladder: from rare to a storm.
+const LADDER: [Ratio; 4] = [
+    Ratio::new(1, 1000),
+    Ratio::new(1, 100),
+    Ratio::new(1, 20),
+    Ratio::new(1, 5),
+];
+
+impl SwarmPlan {
+    /// Draws a swarm over `allowed` kinds from the run seed (stream `"swarm"`).
+    pub fn draw(seed: u64, allowed: &[SwarmKind]) -> Self {
+        let mut rng = SimRng::new(seed, "swarm");
+        let mut rates = BTreeMap::new();
+        for kind in allowed {
+            let on = rng.below(2) == 1;
+            let rate = LADDER[rng.below(LADDER.len() as u64) as usize];
+            if on {
+                rates.insert(*kind, rate);
+            }
+        }
+        SwarmPlan { rates }
+    }
+
+    pub fn rate(&self, kind: SwarmKind) -> Ratio {
+        self.rates.get(&kind).copied().unwrap_or(Ratio::ZERO)
+    }
+
+    /// Sets the devices' swarm knobs on every host of the world.
+    pub fn apply(&self, world: &World) {
+        let mut net = world.net().options();
+        net.reset_rate = self.rate(SwarmKind::NetReset);
+        world.net().set_options(net);
+        for name in world.host_names() {
+            let Some(host) = world.host(&name) else {
+                continue;
+            };
+            let disk = host.disk();
+            let mut options = disk.options();
+            options.eio_rate = self.rate(SwarmKind::DiskEio);
+            options.bitflip_rate = self.rate(SwarmKind::DiskBitflip);
+            disk.set_options(options);
+        }
+        if !self.rates.is_empty() {
+            let on: Vec<String> = self
+                .rates
+                .iter()
+                .map(|(k, r)| format!("{k:?}={r}"))
+                .collect();
+            tracing::info!(target: "sim::swarm", "swarm on: {}", on.join(" "));
+        }
+    }
+
+    /// Turns every swarm fault off (the heal phase).
+    pub fn quiet(world: &World) {
+        SwarmPlan::default().apply(world);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swarms_differ_by_seed_and_repeat_per_seed() {
+        let a = SwarmPlan::draw(1, &SwarmKind::ALL);
+        assert_eq!(a, SwarmPlan::draw(1, &SwarmKind::ALL));
+        let distinct: std::collections::BTreeSet<String> = (0..64)
+            .map(|seed| format!("{:?}", SwarmPlan::draw(seed, &SwarmKind::ALL)))
+            .collect();
+        assert!(distinct.len() > 8, "64 seeds gave only {} swarms", distinct.len());
+        let never_on: Vec<SwarmKind> = SwarmKind::ALL
+            .into_iter()
+            .filter(|k| (0..64).all(|s| SwarmPlan::draw(s, &SwarmKind::ALL).rate(*k).is_zero()))
+            .collect();
+        assert!(never_on.is_empty(), "kinds never switched on: {never_on:?}");
+    }
+
+    #[test]
+    fn only_allowed_kinds_are_drawn() {
+        for seed in 0..32 {
+            let plan = SwarmPlan::draw(seed, &[SwarmKind::NetReset]);
+            assert!(plan.rates.keys().all(|k| *k == SwarmKind::NetReset));
+        }
+    }
+}

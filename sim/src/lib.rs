@@ -1,0 +1,17 @@
+//! The deterministic simulated world the engine runs in (BRIEF §2).
+//!
+//! seed → clocks → executor (a paused tokio runtime per world) → devices (network,
+//! disk, processes) → fault plans → the world (composition root) → the trace.
+
+pub mod clock;
+pub mod disk;
+pub mod faults;
+pub mod net;
+pub mod procs;
+pub mod seed;
+pub mod trace;
+pub mod world;
+
+pub use faults::{FaultCounters, FaultPlan};
+pub use seed::{Ratio, SimRng};
+pub use world::{Host, RunAbort, RunReport, World, WorldOptions, run_world};

@@ -1,0 +1,41 @@
+use crate::seed::Ratio;
+use std::time::Duration;
+
+/// SimNet settings. Every duration is virtual time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetOptions {
+    /// One-way latency of a message (a write, a SYN…), drawn uniformly in
+    /// `[latency_min, latency_max]` at nanosecond resolution.
+    pub latency_min: Duration,
+    pub latency_max: Duration,
+    /// Bytes one direction of a connection holds (sent and not yet read). A writer that
+    /// meets this bound waits: a slow reader back-pressures its writer.
+    pub in_flight_bytes_max: usize,
+    /// How long a connect waits for an answer that never comes (a dropped partition or a
+    /// dead host) before failing with `ETIMEDOUT`.
+    pub connect_timeout: Duration,
+    /// Swarm: chance that a write resets its connection instead (`ECONNRESET`).
+    pub reset_rate: Ratio,
+    /// First port handed out for `bind(0)`.
+    pub ephemeral_port_min: u16,
+}
+
+impl NetOptions {
+    /// A LAN-like network without swarm faults: 1–5 ms one way, 256 KiB per direction.
+    pub fn lan() -> Self {
+        NetOptions {
+            latency_min: Duration::from_millis(1),
+            latency_max: Duration::from_millis(5),
+            in_flight_bytes_max: 256 * 1024,
+            connect_timeout: Duration::from_secs(75),
+            reset_rate: Ratio::ZERO,
+            ephemeral_port_min: 40_000,
+        }
+    }
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        NetOptions::lan()
+    }
+}

@@ -1,0 +1,288 @@
+//! One direction of a simulated connection and the stream type built from two of them.
+
+use super::SimNet;
+use engine::env::{NetAddr, NetStream};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+pub(super) const ECONNRESET: i32 = 104;
+const EPIPE: i32 = 32;
+
+struct Segment {
+    deliver_at: Instant,
+    data: Vec<u8>,
+    read_pos: usize,
+}
+
+#[derive(Default)]
+struct PipeState {
+    segments: VecDeque<Segment>,
+    /// Bytes written and not yet read; bounded by `in_flight_bytes_max`.
+    in_flight: usize,
+    last_deliver_at: Option<Instant>,
+    /// The writer shut down (FIN): the reader sees EOF after the last segment.
+    write_closed: bool,
+    /// The reading end is gone: further writes fail.
+    reader_gone: bool,
+    reset: bool,
+    reader_waker: Option<Waker>,
+    writer_waker: Option<Waker>,
+    /// Fires when the head segment is due. Armed by whoever learns the head's time
+    /// first: the reader, or the writer on the reader's behalf (polled with the parked
+    /// reader's waker), so a message costs the reader one wake-up, at delivery.
+    delivery_timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl PipeState {
+    /// Arms the delivery timer for `deadline` and polls it with `waker`: true if due.
+    fn arm(&mut self, deadline: Instant, waker: &Waker) -> bool {
+        let timer = self
+            .delivery_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        timer
+            .as_mut()
+            .poll(&mut Context::from_waker(waker))
+            .is_ready()
+    }
+}
+
+/// One direction of a connection, from host `from` to host `to`.
+pub(super) struct Pipe {
+    pub(super) from: usize,
+    pub(super) to: usize,
+    state: Mutex<PipeState>,
+}
+
+impl Pipe {
+    pub(super) fn new(from: usize, to: usize) -> Arc<Pipe> {
+        Arc::new(Pipe {
+            from,
+            to,
+            state: Mutex::new(PipeState::default()),
+        })
+    }
+
+    /// Resets this direction: pending data is discarded and both ends fail from now on.
+    pub(super) fn reset(&self) {
+        let mut state = self.state.lock().expect("pipe poisoned");
+        state.reset = true;
+        state.segments.clear();
+        state.in_flight = 0;
+        wake(&mut state.reader_waker);
+        wake(&mut state.writer_waker);
+    }
+
+    pub(super) fn is_reset(&self) -> bool {
+        self.state.lock().expect("pipe poisoned").reset
+    }
+
+    /// Wakes a reader parked on a held partition so it looks again.
+    pub(super) fn wake_reader(&self) {
+        wake(&mut self.state.lock().expect("pipe poisoned").reader_waker);
+    }
+}
+
+fn wake(slot: &mut Option<Waker>) {
+    if let Some(waker) = slot.take() {
+        waker.wake();
+    }
+}
+
+fn store(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(waker) if waker.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+/// One end of a simulated connection.
+pub struct SimStream {
+    net: Arc<SimNet>,
+    tx: Arc<Pipe>,
+    rx: Arc<Pipe>,
+    local: NetAddr,
+    peer: NetAddr,
+    /// A time known to have passed (time only moves forward): a segment due by then
+    /// needs no clock read. Reading tokio's paused clock is the hot path's largest cost.
+    passed: Instant,
+}
+
+impl SimStream {
+    pub(super) fn new(
+        net: Arc<SimNet>,
+        tx: Arc<Pipe>,
+        rx: Arc<Pipe>,
+        local: NetAddr,
+        peer: NetAddr,
+    ) -> Self {
+        SimStream {
+            net,
+            tx,
+            rx,
+            local,
+            peer,
+            passed: Instant::now(),
+        }
+    }
+}
+
+impl NetStream for SimStream {
+    fn peer_addr(&self) -> NetAddr {
+        self.peer.clone()
+    }
+
+    fn local_addr(&self) -> NetAddr {
+        self.local.clone()
+    }
+}
+
+impl AsyncRead for SimStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            let mut state = this.rx.state.lock().expect("pipe poisoned");
+            if state.reset {
+                return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
+            }
+            let Some(head) = state.segments.front_mut() else {
+                if state.write_closed {
+                    return Poll::Ready(Ok(()));
+                }
+                store(&mut state.reader_waker, cx);
+                return Poll::Pending;
+            };
+            if head.deliver_at > this.passed {
+                let deadline = head.deliver_at;
+                if !state.arm(deadline, cx.waker()) {
+                    store(&mut state.reader_waker, cx);
+                    return Poll::Pending;
+                }
+                this.passed = deadline;
+                continue;
+            }
+            if this.net.holds(this.rx.from, this.rx.to) {
+                store(&mut state.reader_waker, cx);
+                drop(state);
+                this.net.park_held(&this.rx);
+                return Poll::Pending;
+            }
+            if buf.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            let available = &head.data[head.read_pos..];
+            let n = available.len().min(buf.remaining());
+            buf.put_slice(&available[..n]);
+            head.read_pos += n;
+            if head.read_pos == head.data.len() {
+                state.segments.pop_front();
+            }
+            debug_assert!(state.in_flight >= n, "in-flight accounting underflow");
+            state.in_flight -= n;
+            wake(&mut state.writer_waker);
+            return Poll::Ready(Ok(()));
+        }
+    }
+}
+
+impl AsyncWrite for SimStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let mut state = this.tx.state.lock().expect("pipe poisoned");
+        if state.reset {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
+        }
+        if state.write_closed {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(EPIPE)));
+        }
+        if state.reader_gone {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
+        }
+        let cap = this.net.options_in_flight_max();
+        if state.in_flight >= cap {
+            store(&mut state.writer_waker, cx);
+            return Poll::Pending;
+        }
+        // Lock order: pipe, then the network's draws (never the reverse). The swarm
+        // reset and the latency come from the network's stream, in write order.
+        let (latency, reset) = this.net.draw_write();
+        if reset {
+            drop(state);
+            this.net.reset_pair(&this.tx, &this.rx, "swarm reset on write");
+            return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
+        }
+        let n = buf.len().min(cap - state.in_flight);
+        let now = Instant::now();
+        this.passed = now;
+        let mut deliver_at = now + latency;
+        if let Some(last) = state.last_deliver_at {
+            // A stream delivers in order: a message never overtakes an earlier one.
+            deliver_at = deliver_at.max(last);
+        }
+        state.last_deliver_at = Some(deliver_at);
+        state.segments.push_back(Segment {
+            deliver_at,
+            data: buf[..n].to_vec(),
+            read_pos: 0,
+        });
+        state.in_flight += n;
+        debug_assert!(state.in_flight <= cap, "in-flight bound exceeded");
+        if state.segments.len() == 1 {
+            // The new segment is the head: a parked reader is woken when it is due,
+            // not now (it could do nothing with it before then).
+            if let Some(waker) = state.reader_waker.take() {
+                if state.arm(deliver_at, &waker) {
+                    waker.wake();
+                } else {
+                    state.reader_waker = Some(waker);
+                }
+            }
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut state = self.tx.state.lock().expect("pipe poisoned");
+        state.write_closed = true;
+        wake(&mut state.reader_waker);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for SimStream {
+    fn drop(&mut self) {
+        {
+            let mut state = self.tx.state.lock().expect("pipe poisoned");
+            state.write_closed = true;
+            wake(&mut state.reader_waker);
+        }
+        let mut state = self.rx.state.lock().expect("pipe poisoned");
+        state.reader_gone = true;
+        state.segments.clear();
+        state.in_flight = 0;
+        wake(&mut state.writer_waker);
+    }
+}

@@ -1,0 +1,257 @@
+//! The trace: every event of a run, stamped with simulated time and host.
+//!
+//! A `tracing` layer installed as the world thread's default subscriber receives the
+//! events of our own crates (`engine`, `sim`, `scenarios`: other crates' logs may carry
+//! addresses or timings that differ between runs) at DEBUG and above. Each event is
+//! folded into a rolling FNV-1a hash, which is part of a run's outcome: two runs with
+//! the same seed must end with the same hash (BRIEF §3 rule 5). The first
+//! `lines_max` events are kept for printing (`chaos run --trace`) and JSON lines.
+
+use crate::seed::Fnv;
+use serde::Serialize;
+use std::cell::Cell;
+use std::fmt::{self, Write as _};
+use std::sync::{Arc, Mutex};
+use tokio::time::Instant;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+
+/// Targets whose events belong to the trace.
+const TRACED_CRATES: [&str; 3] = ["engine", "sim", "scenarios"];
+
+/// Name used for events emitted outside any host's task (the scenario's own driver).
+pub const WORLD_HOST: &str = "world";
+
+/// Host index meaning "no host": the scenario's own driver.
+const NO_HOST: usize = usize::MAX;
+
+thread_local! {
+    /// Index of the host whose task is being polled on this thread (set by the host's
+    /// task gate). An index, not a name: this runs on every poll and must cost nothing.
+    static CURRENT_HOST: Cell<usize> = const { Cell::new(NO_HOST) };
+}
+
+/// Runs `f` with host `index` as the current host of this thread, restoring the
+/// previous one.
+pub(crate) fn with_host<R>(index: usize, f: impl FnOnce() -> R) -> R {
+    let previous = CURRENT_HOST.with(|c| c.replace(index));
+    let out = f();
+    CURRENT_HOST.with(|c| c.set(previous));
+    out
+}
+
+/// Index of the current host, if a host's task is running.
+pub fn current_host_index() -> Option<usize> {
+    let index = CURRENT_HOST.with(Cell::get);
+    (index != NO_HOST).then_some(index)
+}
+
+/// One traced event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TraceEvent {
+    pub t_ns: u64,
+    pub host: String,
+    pub level: String,
+    pub target: String,
+    pub message: String,
+}
+
+impl fmt::Display for TraceEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:>16} {:<10} {:<5} {}: {}",
+            format_sim_time(self.t_ns),
+            self.host,
+            self.level,
+            self.target,
+            self.message
+        )
+    }
+}
+
+/// `12.345678901s`: simulated time, nanosecond exact.
+pub fn format_sim_time(t_ns: u64) -> String {
+    format!("{}.{:09}s", t_ns / 1_000_000_000, t_ns % 1_000_000_000)
+}
+
+/// What a finished run's trace amounts to.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TraceSummary {
+    /// Rolling hash of every event, as 16 hex digits.
+    pub hash: String,
+    pub events: u64,
+    /// The first events, in order (at most `lines_max`).
+    pub lines: Vec<TraceEvent>,
+    /// Events not kept in `lines` (still hashed).
+    pub lines_dropped: u64,
+}
+
+struct TraceState {
+    /// Host names by index, registered by the world.
+    hosts: Vec<Arc<str>>,
+    hash: Fnv,
+    events: u64,
+    lines: Vec<TraceEvent>,
+    lines_max: usize,
+    lines_dropped: u64,
+}
+
+/// Collects one world's trace. Shared by the layer and the world.
+#[derive(Clone)]
+pub struct TraceSink {
+    start: Instant,
+    state: Arc<Mutex<TraceState>>,
+}
+
+impl TraceSink {
+    pub fn new(start: Instant, lines_max: usize) -> Self {
+        TraceSink {
+            start,
+            state: Arc::new(Mutex::new(TraceState {
+                hosts: Vec::new(),
+                hash: Fnv::default(),
+                events: 0,
+                lines: Vec::new(),
+                lines_max,
+                lines_dropped: 0,
+            })),
+        }
+    }
+
+    /// Registers the name of host `index` (hosts are numbered from 0 in order).
+    pub fn add_host(&self, index: usize, name: &str) {
+        let mut state = self.state.lock().expect("trace poisoned");
+        assert_eq!(state.hosts.len(), index, "hosts are registered in index order");
+        state.hosts.push(Arc::from(name));
+    }
+
+    pub fn record(&self, level: &Level, target: &str, message: String) {
+        let t_ns = Instant::now().duration_since(self.start).as_nanos() as u64;
+        let mut state = self.state.lock().expect("trace poisoned");
+        let host: Arc<str> = current_host_index()
+            .and_then(|i| state.hosts.get(i).cloned())
+            .unwrap_or_else(|| Arc::from(WORLD_HOST));
+        let hash = &mut state.hash;
+        hash.u64(t_ns);
+        hash.bytes(host.as_bytes());
+        hash.bytes(&[0]);
+        hash.bytes(level.as_str().as_bytes());
+        hash.bytes(target.as_bytes());
+        hash.bytes(&[0]);
+        hash.bytes(message.as_bytes());
+        hash.bytes(&[0xff]);
+        state.events += 1;
+        if state.lines.len() < state.lines_max {
+            state.lines.push(TraceEvent {
+                t_ns,
+                host: host.to_string(),
+                level: level.as_str().to_string(),
+                target: target.to_string(),
+                message,
+            });
+        } else {
+            state.lines_dropped += 1;
+        }
+    }
+
+    pub fn hash(&self) -> u64 {
+        self.state.lock().expect("trace poisoned").hash.0
+    }
+
+    pub fn events(&self) -> u64 {
+        self.state.lock().expect("trace poisoned").events
+    }
+
+    pub fn summary(&self) -> TraceSummary {
+        let state = self.state.lock().expect("trace poisoned");
+        TraceSummary {
+            hash: format!("{:016x}", state.hash.0),
+            events: state.events,
+            lines: state.lines.clone(),
+            lines_dropped: state.lines_dropped,
+        }
+    }
+}
+
+/// The `tracing` layer feeding a [`TraceSink`].
+pub struct TraceLayer {
+    sink: TraceSink,
+}
+
+impl TraceLayer {
+    pub fn new(sink: TraceSink) -> Self {
+        TraceLayer { sink }
+    }
+}
+
+fn traced(metadata: &Metadata<'_>) -> bool {
+    if *metadata.level() > Level::DEBUG {
+        return false;
+    }
+    let target = metadata.target();
+    TRACED_CRATES.iter().any(|krate| {
+        target
+            .strip_prefix(krate)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
+impl<S: Subscriber> Layer<S> for TraceLayer {
+    fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        traced(metadata)
+    }
+
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let mut visitor = MessageVisitor::default();
+        event.record(&mut visitor);
+        let metadata = event.metadata();
+        self.sink
+            .record(metadata.level(), metadata.target(), visitor.finish());
+    }
+}
+
+/// Formats `message` first, then `key=value` for every other field, in field order.
+#[derive(Default)]
+struct MessageVisitor {
+    message: String,
+    fields: String,
+}
+
+impl MessageVisitor {
+    fn finish(self) -> String {
+        if self.fields.is_empty() {
+            self.message
+        } else if self.message.is_empty() {
+            self.fields
+        } else {
+            format!("{} {}", self.message, self.fields)
+        }
+    }
+
+    fn field(&mut self, name: &str, value: fmt::Arguments<'_>) {
+        if !self.fields.is_empty() {
+            self.fields.push(' ');
+        }
+        let _ = write!(self.fields, "{name}={value}");
+    }
+}
+
+impl Visit for MessageVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            self.field(field.name(), format_args!("{value}"));
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            self.field(field.name(), format_args!("{value:?}"));
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Running a world: a fresh thread, a paused seeded runtime, the trace, the budget.
+
+use super::{World, WorldOptions};
+use crate::trace::{TraceLayer, TraceSink, TraceSummary};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+use tokio::runtime::{Builder, RngSeed, UnhandledPanic};
+use tokio::time::Instant;
+use tracing_subscriber::layer::SubscriberExt;
+
+/// Why a run did not finish its body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunAbort {
+    /// Something panicked: the body, an engine task (the runtime stops on any task's
+    /// panic), or an assertion of the simulator itself.
+    Panic(String),
+    /// The virtual-time budget ran out before the body finished.
+    SimTimeExceeded { budget_ns: u64 },
+}
+
+/// Everything a run produced.
+#[derive(Debug)]
+pub struct RunReport<T> {
+    pub seed: u64,
+    pub value: Result<T, RunAbort>,
+    pub trace: TraceSummary,
+    pub sim_time_ns: u64,
+    /// Faults that fired, per kind.
+    pub faults: BTreeMap<String, u64>,
+}
+
+thread_local! {
+    /// The last panic message on this thread (set by our panic hook on world threads).
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    static IN_WORLD: RefCell<bool> = const { RefCell::new(false) };
+}
+
+/// Installs, once per process, a panic hook that records panics of world threads for
+/// their report instead of printing them (a sweep would otherwise spray backtraces);
+/// other threads keep the previous hook.
+fn install_panic_hook() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if IN_WORLD.with(|w| *w.borrow()) {
+                let location = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                let message = panic_message(info.payload());
+                LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{message}{location}")));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+/// Runs `body` in a new world on a new thread and reports what happened.
+pub fn run_world<T, F, Fut>(options: WorldOptions, body: F) -> RunReport<T>
+where
+    T: Send + 'static,
+    F: FnOnce(World) -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
+    install_panic_hook();
+    let seed = options.seed;
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a world owns exactly one OS thread (BRIEF §2); this is where it starts"
+    )]
+    let thread = std::thread::Builder::new()
+        .name(format!("world-{seed}"))
+        .stack_size(8 * 1024 * 1024)
+        .spawn(move || run_here(options, body));
+    match thread {
+        Ok(handle) => handle.join().unwrap_or_else(|payload| RunReport {
+            seed,
+            value: Err(RunAbort::Panic(format!(
+                "world thread died: {}",
+                panic_message(&*payload)
+            ))),
+            trace: TraceSummary::default(),
+            sim_time_ns: 0,
+            faults: BTreeMap::new(),
+        }),
+        Err(e) => RunReport {
+            seed,
+            value: Err(RunAbort::Panic(format!("could not start a world thread: {e}"))),
+            trace: TraceSummary::default(),
+            sim_time_ns: 0,
+            faults: BTreeMap::new(),
+        },
+    }
+}
+
+fn run_here<T, F, Fut>(options: WorldOptions, body: F) -> RunReport<T>
+where
+    F: FnOnce(World) -> Fut,
+    Fut: Future<Output = T>,
+{
+    IN_WORLD.with(|w| *w.borrow_mut() = true);
+    let seed = options.seed;
+    let mut seed_bytes = [0u8; 16];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    seed_bytes[8..].copy_from_slice(b"tokio-rt");
+    let runtime = Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .rng_seed(RngSeed::from_bytes(&seed_bytes))
+        .unhandled_panic(UnhandledPanic::ShutdownRuntime)
+        .build()
+        .expect("a current-thread runtime with time always builds");
+    let start = runtime.block_on(async { Instant::now() });
+    let sink = options
+        .trace
+        .then(|| TraceSink::new(start, options.trace_lines_max));
+    let _subscriber = sink.as_ref().map(|sink| {
+        let subscriber = tracing_subscriber::registry().with(TraceLayer::new(sink.clone()));
+        tracing::subscriber::set_default(subscriber)
+    });
+    let budget = options.sim_time_max;
+    let world = World::new(options, start, sink.clone());
+    let driver = world.clone();
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(async move { tokio::time::timeout(budget, body(driver)).await })
+    }));
+    let sim_time_ns = {
+        let _enter = runtime.enter();
+        Instant::now().duration_since(start).as_nanos() as u64
+    };
+    let value = match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(_elapsed)) => Err(RunAbort::SimTimeExceeded {
+            budget_ns: budget.as_nanos() as u64,
+        }),
+        Err(payload) => {
+            let recorded = LAST_PANIC.with(|p| p.borrow_mut().take());
+            Err(RunAbort::Panic(
+                recorded.unwrap_or_else(|| panic_message(&*payload)),
+            ))
+        }
+    };
+    if let Err(RunAbort::Panic(message)) = &value {
+        tracing::error!(target: "sim::world", "run aborted by a panic: {message}");
+    }
+    let faults = world.faults().snapshot();
+    // Drop the world (and the tasks' runtime) before reading the trace's final state.
+    drop(world);
+    drop(runtime);
+    RunReport {
+        seed,
+        value,
+        trace: sink.map(|s| s.summary()).unwrap_or_default(),
+        sim_time_ns,
+        faults,
+    }
+}
