@@ -62,7 +62,12 @@ pub fn summarize(records: &[RunRecord]) -> Vec<ScenarioSummary> {
 
 /// A plain-text table of summaries.
 pub fn render_table(summaries: &[ScenarioSummary]) -> String {
-    let width = summaries.iter().map(|s| s.id.len()).max().unwrap_or(8).max(8);
+    let width = summaries
+        .iter()
+        .map(|s| s.id.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -134,8 +139,14 @@ mod tests {
         assert_eq!(s[0].first_failure.as_deref(), Some("repro b 2"));
         assert_eq!(s[0].faults["net.reset"], 4);
         assert!(!s[0].inert());
-        assert!(s[1].inert(), "a scenario whose faults never fired is inert, not passed");
+        assert!(
+            s[1].inert(),
+            "a scenario whose faults never fired is inert, not passed"
+        );
         let table = render_table(&s);
-        assert!(table.contains("[FAIL]") && table.contains("[INERT]"), "{table}");
+        assert!(
+            table.contains("[FAIL]") && table.contains("[INERT]"),
+            "{table}"
+        );
     }
 }

@@ -78,7 +78,11 @@ mod tests {
     #[test]
     fn every_scenario_names_its_faults_and_states_what_it_proves() {
         for s in all() {
-            assert!(!s.faults_expected.is_empty(), "{} names no fault it exercises", s.id);
+            assert!(
+                !s.faults_expected.is_empty(),
+                "{} names no fault it exercises",
+                s.id
+            );
             assert!(s.proves.len() > 80, "{} does not say what it proves", s.id);
         }
     }

@@ -19,11 +19,11 @@ pub fn run_scenario(scenario: &'static Scenario, seed: u64) -> RunResult {
     options.sim_time_max = scenario.sim_time_max;
     #[allow(
         clippy::disallowed_methods,
+        clippy::disallowed_types,
         reason = "wall time of a run is reported to people, never compared or hashed"
     )]
     let wall_start = std::time::Instant::now();
-    let body = scenario.body;
-    let report = run_world(options, move |world| body(world));
+    let report = run_world(options, scenario.body);
     let wall_ms = wall_start.elapsed().as_millis() as u64;
     let (verdict, failure_class, message) = match report.value {
         Ok(Ok(())) => (Verdict::Pass, None, None),
@@ -38,8 +38,11 @@ pub fn run_scenario(scenario: &'static Scenario, seed: u64) -> RunResult {
             )),
         ),
     };
-    let faults_expected: Vec<String> =
-        scenario.faults_expected.iter().map(|s| s.to_string()).collect();
+    let faults_expected: Vec<String> = scenario
+        .faults_expected
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let faults_expected_fired = faults_expected
         .iter()
         .any(|kind| report.faults.get(kind).copied().unwrap_or(0) > 0);
@@ -73,7 +76,11 @@ pub struct Job {
 /// Runs `jobs` on `workers` threads (each run starts its own world thread). Records come
 /// back in job order whatever the completion order, so a sweep's output is
 /// deterministic apart from wall times. `on_done` is called after each run.
-pub fn sweep(jobs: &[Job], workers: usize, on_done: &(dyn Fn(&RunRecord) + Sync)) -> Vec<RunRecord> {
+pub fn sweep(
+    jobs: &[Job],
+    workers: usize,
+    on_done: &(dyn Fn(&RunRecord) + Sync),
+) -> Vec<RunRecord> {
     let workers = workers.clamp(1, 64);
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<RunRecord>>> = Mutex::new(vec![None; jobs.len()]);

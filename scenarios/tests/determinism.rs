@@ -22,7 +22,12 @@ fn same_seed_same_trace_hash_for_every_scenario() {
                 "{} seed {seed} is not deterministic",
                 scenario.id
             );
-            assert!(first.passed(), "{} seed {seed} failed: {:?}", scenario.id, first.message);
+            assert!(
+                first.passed(),
+                "{} seed {seed} failed: {:?}",
+                scenario.id,
+                first.message
+            );
             assert!(second.trace.events > 0, "{} recorded no trace", scenario.id);
         }
     }

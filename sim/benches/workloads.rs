@@ -44,7 +44,10 @@ impl SplitMix64 {
 
 fn args() -> BTreeMap<String, String> {
     let mut map = BTreeMap::new();
-    let argv: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let argv: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let mut i = 0;
     while i < argv.len() {
         let key = argv[i].trim_start_matches("--").to_string();
@@ -214,9 +217,17 @@ fn main() {
         std::process::exit(2);
     }
     if w1_wanted {
-        w1(seed, num(&args, "secs", 60), num(&args, "clients", 8) as u32);
+        w1(
+            seed,
+            num(&args, "secs", 60),
+            num(&args, "clients", 8) as u32,
+        );
     }
     if w2_wanted {
-        w2(seed, num(&args, "tasks", 10_000) as usize, num(&args, "iters", 10) as usize);
+        w2(
+            seed,
+            num(&args, "tasks", 10_000) as usize,
+            num(&args, "iters", 10) as usize,
+        );
     }
 }

@@ -67,7 +67,8 @@ impl SimClock {
     pub fn now_unix_ns(&self) -> u64 {
         let elapsed = self.elapsed_ns();
         let state = self.state.lock().expect("clock poisoned");
-        let wall = i128::from(EPOCH_UNIX_NS) + i128::from(elapsed) + i128::from(skew(&state, elapsed));
+        let wall =
+            i128::from(EPOCH_UNIX_NS) + i128::from(elapsed) + i128::from(skew(&state, elapsed));
         wall.clamp(0, i128::from(u64::MAX)) as u64
     }
 
@@ -121,14 +122,21 @@ mod tests {
 
             clock.jump(-30_000_000_000);
             assert_eq!(clock.skew_ns(), -30_000_000_000);
-            assert!(clock.now_unix_ns() < EPOCH_UNIX_NS, "a backward jump moves wall time back");
+            assert!(
+                clock.now_unix_ns() < EPOCH_UNIX_NS,
+                "a backward jump moves wall time back"
+            );
 
             clock.set_drift_ppm(1_000); // 1 ms per second fast
             tokio::time::sleep(Duration::from_secs(100)).await;
             assert_eq!(clock.skew_ns(), -30_000_000_000 + 100_000_000);
             clock.set_drift_ppm(0);
             tokio::time::sleep(Duration::from_secs(100)).await;
-            assert_eq!(clock.skew_ns(), -30_000_000_000 + 100_000_000, "drift so far is kept");
+            assert_eq!(
+                clock.skew_ns(),
+                -30_000_000_000 + 100_000_000,
+                "drift so far is kept"
+            );
         });
     }
 

@@ -206,6 +206,9 @@ mod tests {
         assert!(!r.chance(Ratio::ZERO));
         assert!(r.chance(Ratio::ONE));
         let hits = (0..10_000).filter(|_| r.chance(Ratio::new(1, 4))).count();
-        assert!((2_000..3_000).contains(&hits), "1/4 of 10k draws gave {hits}");
+        assert!(
+            (2_000..3_000).contains(&hits),
+            "1/4 of 10k draws gave {hits}"
+        );
     }
 }

@@ -123,7 +123,11 @@ impl TraceSink {
     /// Registers the name of host `index` (hosts are numbered from 0 in order).
     pub fn add_host(&self, index: usize, name: &str) {
         let mut state = self.state.lock().expect("trace poisoned");
-        assert_eq!(state.hosts.len(), index, "hosts are registered in index order");
+        assert_eq!(
+            state.hosts.len(),
+            index,
+            "hosts are registered in index order"
+        );
         state.hosts.push(Arc::from(name));
     }
 

@@ -81,7 +81,9 @@ pub fn check_relative_path(path: &str) -> io::Result<()> {
     let bad = |why: &str| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("disk path {path:?} {why}: paths are relative, '/'-separated, without '.' or '..'"),
+            format!(
+                "disk path {path:?} {why}: paths are relative, '/'-separated, without '.' or '..'"
+            ),
         )
     };
     if path.is_empty() {

@@ -44,7 +44,9 @@ impl<T> Future for Task<T> {
     type Output = Result<T, TaskGone>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.result).poll(cx).map(|r| r.map_err(|_| TaskGone))
+        Pin::new(&mut self.result)
+            .poll(cx)
+            .map(|r| r.map_err(|_| TaskGone))
     }
 }
 

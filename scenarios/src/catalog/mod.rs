@@ -133,18 +133,28 @@ impl Catalog {
                 return Err(format!("catalog id {:?} has no source prefix", e.id));
             };
             let Some((_, source, _)) = SOURCES.iter().find(|(p, _, _)| *p == prefix) else {
-                return Err(format!("catalog id {:?} has an unknown prefix {prefix:?}", e.id));
+                return Err(format!(
+                    "catalog id {:?} has an unknown prefix {prefix:?}",
+                    e.id
+                ));
             };
             if rest.is_empty() {
                 return Err(format!("catalog id {:?} is only a prefix", e.id));
             }
             if e.source != *source {
-                return Err(format!("{}: source {:?}, expected {source:?}", e.id, e.source));
+                return Err(format!(
+                    "{}: source {:?}, expected {source:?}",
+                    e.id, e.source
+                ));
             }
             if !SUBSYSTEMS.contains(&e.subsystem.as_str()) {
                 return Err(format!("{}: unknown subsystem {:?}", e.id, e.subsystem));
             }
-            for (field, value) in [("title", &e.title), ("expected", &e.expected), ("category", &e.category)] {
+            for (field, value) in [
+                ("title", &e.title),
+                ("expected", &e.expected),
+                ("category", &e.category),
+            ] {
                 if value.trim().is_empty() {
                     return Err(format!("{}: {field} is empty", e.id));
                 }
@@ -154,7 +164,10 @@ impl Catalog {
                     return Err(format!("{}: not-applicable needs a reason", e.id));
                 }
                 Status::Implemented | Status::Planned if !e.reason.trim().is_empty() => {
-                    return Err(format!("{}: a reason is only for not-applicable entries", e.id));
+                    return Err(format!(
+                        "{}: a reason is only for not-applicable entries",
+                        e.id
+                    ));
                 }
                 _ => {}
             }
@@ -191,11 +204,29 @@ mod tests {
             assert!(catalog.get(&id).is_some(), "{id} missing");
         }
         for id in [
-            "api.SCALE-001", "api.PERF-001", "api.PERF-002", "api.PERF-003", "api.PERF-004",
-            "api.PERF-005", "api.CODE-001", "api.CODE-002", "api.CONFIG-001", "api.SEC-008",
-            "api.LIMIT-SSE", "api.LIMIT-FD", "enable.1.1.1", "enable.5.2.2", "enable.6.1.1",
-            "enable.6.1.2", "enable.6.2.1", "enable.6.3.1", "enable.6.3.2", "pattern.1.1",
-            "pattern.7.5", "cwm.EC-001", "cwm.EC-052",
+            "api.SCALE-001",
+            "api.PERF-001",
+            "api.PERF-002",
+            "api.PERF-003",
+            "api.PERF-004",
+            "api.PERF-005",
+            "api.CODE-001",
+            "api.CODE-002",
+            "api.CONFIG-001",
+            "api.SEC-008",
+            "api.LIMIT-SSE",
+            "api.LIMIT-FD",
+            "enable.1.1.1",
+            "enable.5.2.2",
+            "enable.6.1.1",
+            "enable.6.1.2",
+            "enable.6.2.1",
+            "enable.6.3.1",
+            "enable.6.3.2",
+            "pattern.1.1",
+            "pattern.7.5",
+            "cwm.EC-001",
+            "cwm.EC-052",
         ] {
             assert!(catalog.get(id).is_some(), "{id} missing");
         }
@@ -218,11 +249,19 @@ reason = ""
         let twice = format!("{good}{good}");
         assert!(Catalog::parse(&twice).unwrap_err().contains("twice"));
         let bad_prefix = good.replace("core.EC-001", "nope.EC-001");
-        assert!(Catalog::parse(&bad_prefix).unwrap_err().contains("unknown prefix"));
+        assert!(
+            Catalog::parse(&bad_prefix)
+                .unwrap_err()
+                .contains("unknown prefix")
+        );
         let na = good.replace("\"planned\"", "\"not-applicable\"");
         assert!(Catalog::parse(&na).unwrap_err().contains("needs a reason"));
         let bad_risk = good.replace("\"high\"", "\"severe\"");
         assert!(Catalog::parse(&bad_risk).is_err());
-        assert!(Catalog::parse("[[entry]\n").unwrap_err().contains("not valid TOML"));
+        assert!(
+            Catalog::parse("[[entry]\n")
+                .unwrap_err()
+                .contains("not valid TOML")
+        );
     }
 }

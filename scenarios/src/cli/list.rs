@@ -74,7 +74,10 @@ pub fn list(args: ListArgs) -> Result<ExitCode, CliError> {
         })
         .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&entries).map_err(|e| CliError::new(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entries).map_err(|e| CliError::new(e.to_string()))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if entries.is_empty() {
@@ -110,7 +113,9 @@ pub fn list(args: ListArgs) -> Result<ExitCode, CliError> {
 
 fn list_substrate(args: &ListArgs) -> Result<ExitCode, CliError> {
     if args.status.is_some() {
-        return Err(CliError::new("--status applies to catalog entries, not to --substrate"));
+        return Err(CliError::new(
+            "--status applies to catalog entries, not to --substrate",
+        ));
     }
     let scenarios: Vec<ListedScenario> = registry::all()
         .into_iter()
@@ -124,7 +129,10 @@ fn list_substrate(args: &ListArgs) -> Result<ExitCode, CliError> {
         })
         .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&scenarios).map_err(|e| CliError::new(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&scenarios).map_err(|e| CliError::new(e.to_string()))?
+        );
     } else {
         for s in &scenarios {
             println!("{:<40} {}", s.id, s.title);

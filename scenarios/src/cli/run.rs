@@ -43,7 +43,8 @@ pub fn resolve(id: &str) -> Result<&'static Scenario, CliError> {
     known.extend(catalog.ids());
     let near = super::suggest::closest(id, known.into_iter());
     let hint = if near.is_empty() {
-        "`chaos list` shows the catalog; `chaos list --substrate` the simulator's self-checks".to_string()
+        "`chaos list` shows the catalog; `chaos list --substrate` the simulator's self-checks"
+            .to_string()
     } else {
         format!("did you mean {}?", near.join(", "))
     };
@@ -61,14 +62,18 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
             text.push_str(&json);
             text.push('\n');
         }
-        #[allow(clippy::disallowed_methods, reason = "the CLI writes the file the user asked for")]
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the CLI writes the file the user asked for"
+        )]
         std::fs::write(path, text).map_err(|e| {
             CliError::new(format!("cannot write the trace to {}: {e}", path.display()))
         })?;
     }
     let mut out = std::io::stdout().lock();
     if args.json {
-        let json = serde_json::to_string_pretty(record).map_err(|e| CliError::new(e.to_string()))?;
+        let json =
+            serde_json::to_string_pretty(record).map_err(|e| CliError::new(e.to_string()))?;
         let _ = writeln!(out, "{json}");
     } else {
         if args.trace {
@@ -101,11 +106,19 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
             record.trace_hash,
             record.wall_ms
         );
-        let fired: Vec<String> = record.faults.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        let fired: Vec<String> = record
+            .faults
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
         let _ = writeln!(
             out,
             "faults:      {}   (this scenario exercises: {})",
-            if fired.is_empty() { "none fired".to_string() } else { fired.join(" ") },
+            if fired.is_empty() {
+                "none fired".to_string()
+            } else {
+                fired.join(" ")
+            },
             record.faults_expected.join(", ")
         );
         if !record.faults_expected_fired {

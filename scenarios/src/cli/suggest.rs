@@ -44,10 +44,20 @@ mod tests {
 
     #[test]
     fn suggests_near_misses_and_nothing_for_nonsense() {
-        let ids = ["core.EC-001", "core.EC-002", "sim.net.partition-heal-no-loss"];
+        let ids = [
+            "core.EC-001",
+            "core.EC-002",
+            "sim.net.partition-heal-no-loss",
+        ];
         assert_eq!(closest("core.EC-01", ids.iter().copied())[0], "core.EC-001");
-        assert_eq!(closest("CORE.ec-002", ids.iter().copied())[0], "core.EC-002");
-        assert_eq!(closest("sim.net", ids.iter().copied()), vec!["sim.net.partition-heal-no-loss"]);
+        assert_eq!(
+            closest("CORE.ec-002", ids.iter().copied())[0],
+            "core.EC-002"
+        );
+        assert_eq!(
+            closest("sim.net", ids.iter().copied()),
+            vec!["sim.net.partition-heal-no-loss"]
+        );
         assert!(closest("zzzzzzzzzzzzzzzzzzzzzzzz", ids.iter().copied()).is_empty());
     }
 }

@@ -33,7 +33,8 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
         let prefix = args.prefix.unwrap_or_default();
         let near = super::suggest::closest(&prefix, registry::all().iter().map(|s| s.id));
         let hint = if near.is_empty() {
-            "`chaos list --status implemented` and `chaos list --substrate` show what exists".to_string()
+            "`chaos list --status implemented` and `chaos list --substrate` show what exists"
+                .to_string()
         } else {
             format!("did you mean {}?", near.join(", "))
         };
@@ -72,14 +73,20 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
     });
     bar.finish_and_clear();
     if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&records).map_err(|e| CliError::new(e.to_string()))?;
+        let json =
+            serde_json::to_string_pretty(&records).map_err(|e| CliError::new(e.to_string()))?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            #[allow(clippy::disallowed_methods, reason = "the CLI writes where the user asked")]
-            std::fs::create_dir_all(dir).map_err(|e| {
-                CliError::new(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "the CLI writes where the user asked"
+            )]
+            std::fs::create_dir_all(dir)
+                .map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
         }
-        #[allow(clippy::disallowed_methods, reason = "the CLI writes where the user asked")]
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the CLI writes where the user asked"
+        )]
         std::fs::write(path, json + "\n")
             .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))?;
     }
@@ -110,7 +117,10 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
         println!("… and {} more failures", failed.len() - 20);
     }
     for s in &inert {
-        println!("INERT {}: none of its own faults fired in {} runs", s.id, s.runs);
+        println!(
+            "INERT {}: none of its own faults fired in {} runs",
+            s.id, s.runs
+        );
     }
     if let Some(path) = &args.json {
         println!("records: {}", path.display());

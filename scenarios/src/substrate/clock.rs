@@ -25,8 +25,20 @@ fn skew_does_not_bend_timeouts(world: World) -> BodyFuture {
         let jump_ms = 1_000 + rng.below(600_000) as i64;
         let ppm = 1 + rng.below(500) as i64;
         let plan = FaultPlan::default()
-            .at(100, Fault::ClockJump { host: "skewed".into(), delta_ms: -jump_ms })
-            .at(200, Fault::ClockDrift { host: "skewed".into(), ppm });
+            .at(
+                100,
+                Fault::ClockJump {
+                    host: "skewed".into(),
+                    delta_ms: -jump_ms,
+                },
+            )
+            .at(
+                200,
+                Fault::ClockDrift {
+                    host: "skewed".into(),
+                    ppm,
+                },
+            );
         let env = host.env();
         let wall_before = env.wall_unix_ms();
         let timeout = Duration::from_secs(60 + rng.below(600));

@@ -3,8 +3,8 @@
 use crate::ensure;
 use crate::scenario::{BodyFuture, Failure, Scenario, converge};
 use engine::env::{Env, OpenMode};
-use sim::seed::Fnv;
 use sim::World;
+use sim::seed::Fnv;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -114,7 +114,8 @@ fn atomic_replace_crash(world: World) -> BodyFuture {
                     )));
                 }
                 (v, Some(data)) => {
-                    let found = u64::from_le_bytes(data[..8.min(data.len())].try_into().unwrap_or([0; 8]));
+                    let found =
+                        u64::from_le_bytes(data[..8.min(data.len())].try_into().unwrap_or([0; 8]));
                     ensure!(
                         data == version_bytes(seed, v),
                         "after the crash the file holds {} bytes claiming version {found}, not exactly acknowledged version {v}",
@@ -186,7 +187,10 @@ fn torn_log_recovery(world: World) -> BodyFuture {
     Box::pin(async move {
         let host = world.add_host("store");
         let env = host.env();
-        let log = env.disk().open("wal", OpenMode::Create).map_err(disk_failure)?;
+        let log = env
+            .disk()
+            .open("wal", OpenMode::Create)
+            .map_err(disk_failure)?;
         drop(log);
         env.disk().sync_dir("").map_err(disk_failure)?;
         let seed = world.seed();

@@ -62,7 +62,9 @@ fn pause_delays_heartbeats(world: World) -> BodyFuture {
             let deadline = pause_at + pause + Duration::from_secs(2);
             while start.elapsed() < deadline {
                 let mut b = [0u8; 8];
-                conn.read_exact(&mut b).await.map_err(|e| Failure::correctness(format!("read: {e}")))?;
+                conn.read_exact(&mut b)
+                    .await
+                    .map_err(|e| Failure::correctness(format!("read: {e}")))?;
                 let n = u64::from_le_bytes(b);
                 ensure!(n == expected, "heartbeat {n} arrived, expected {expected}");
                 expected += 1;
@@ -76,11 +78,18 @@ fn pause_delays_heartbeats(world: World) -> BodyFuture {
             Ok::<_, Failure>(gap_max)
         };
         let (gap, ()) = tokio::join!(
-            converge("heartbeats", pause_at + pause + Duration::from_secs(30), watch),
+            converge(
+                "heartbeats",
+                pause_at + pause + Duration::from_secs(30),
+                watch
+            ),
             pauser
         );
         let gap = gap??;
-        ensure!(gap >= pause, "largest heartbeat gap {gap:?} is shorter than the {pause:?} pause");
+        ensure!(
+            gap >= pause,
+            "largest heartbeat gap {gap:?} is shorter than the {pause:?} pause"
+        );
         ensure!(
             gap <= pause + Duration::from_millis(120),
             "largest gap {gap:?} is much longer than the {pause:?} pause"

@@ -3,9 +3,9 @@
 use crate::ensure;
 use crate::scenario::{BodyFuture, Failure, Scenario, converge};
 use engine::env::{Env, NetAddr, NetStream};
+use sim::World;
 use sim::faults::{Fault, FaultPlan, PartitionMode, SwarmKind, SwarmPlan};
 use sim::seed::Ratio;
-use sim::World;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -41,18 +41,24 @@ fn partition_heal_no_loss(world: World) -> BodyFuture {
         let cut_at_ms = 5 + rng.below(60);
         let cut_ms = 1_000 + rng.below(20_000);
         let plan = FaultPlan::default()
-            .at(cut_at_ms, Fault::Partition {
-                a: "client".into(),
-                b: "server".into(),
-                mode: PartitionMode::Hold,
-                one_way: rng.below(2) == 0,
-            })
+            .at(
+                cut_at_ms,
+                Fault::Partition {
+                    a: "client".into(),
+                    b: "server".into(),
+                    mode: PartitionMode::Hold,
+                    one_way: rng.below(2) == 0,
+                },
+            )
             .at(cut_at_ms + cut_ms, Fault::HealAll);
         let mut listener = server.net().bind(PORT).await.map_err(io_failure)?;
         let sender_data = data.clone();
         let sender_env = client.clone();
         let sender = client.spawn("sender", async move {
-            let mut s = sender_env.net().connect(&NetAddr::new("server", PORT)).await?;
+            let mut s = sender_env
+                .net()
+                .connect(&NetAddr::new("server", PORT))
+                .await?;
             let mut rng_sizes = 1u64;
             let mut offset = 0;
             while offset < sender_data.len() {
@@ -78,9 +84,16 @@ fn partition_heal_no_loss(world: World) -> BodyFuture {
             faults
         );
         let got = got??;
-        ensure!(got.len() == data.len(), "received {} of {} bytes", got.len(), data.len());
+        ensure!(
+            got.len() == data.len(),
+            "received {} of {} bytes",
+            got.len(),
+            data.len()
+        );
         if let Some(at) = got.iter().zip(&data).position(|(a, b)| a != b) {
-            return Err(Failure::correctness(format!("byte {at} differs: reordered or corrupted")));
+            return Err(Failure::correctness(format!(
+                "byte {at} differs: reordered or corrupted"
+            )));
         }
         sender
             .await
@@ -163,10 +176,13 @@ fn reset_reconnect_resume(world: World) -> BodyFuture {
             actions: vec![],
             swarm,
         }
-        .at(50 + rng.below(500), Fault::ResetConnections {
-            a: "client".into(),
-            b: "server".into(),
-        });
+        .at(
+            50 + rng.below(500),
+            Fault::ResetConnections {
+                a: "client".into(),
+                b: "server".into(),
+            },
+        );
         let heal_at = Duration::from_secs(20);
         let w = world.clone();
         let faults = async move {
@@ -210,7 +226,11 @@ fn reset_reconnect_resume(world: World) -> BodyFuture {
         let reconnects = reconnects?;
         let applied = applied.lock().expect("applied").clone();
         let expected: Vec<u64> = (0..RECORDS).collect();
-        ensure!(applied == expected, "server applied {} records, not 0..{RECORDS} once each in order", applied.len());
+        ensure!(
+            applied == expected,
+            "server applied {} records, not 0..{RECORDS} once each in order",
+            applied.len()
+        );
         tracing::info!(target: "scenarios", "transfer complete after {reconnects} connections");
         Ok(())
     })
@@ -262,7 +282,10 @@ fn backpressure_bounded(world: World) -> BodyFuture {
         let _producer = producer.spawn("producer", {
             let producer = producer.clone();
             async move {
-                let mut s = producer.net().connect(&NetAddr::new("consumer", PORT)).await?;
+                let mut s = producer
+                    .net()
+                    .connect(&NetAddr::new("consumer", PORT))
+                    .await?;
                 let chunk = vec![0xAB; 1024];
                 let mut sent = 0;
                 while sent < total {
@@ -278,21 +301,31 @@ fn backpressure_bounded(world: World) -> BodyFuture {
         consumer.pause();
         let read_at_pause = read.load(Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(pause_ms)).await;
-        let (w_now, r_now) = (written.load(Ordering::Relaxed), read.load(Ordering::Relaxed));
+        let (w_now, r_now) = (
+            written.load(Ordering::Relaxed),
+            read.load(Ordering::Relaxed),
+        );
         ensure!(r_now == read_at_pause, "the paused consumer kept reading");
         ensure!(
             w_now <= r_now + bound,
             "producer ran {} bytes ahead of a paused consumer; the bound is {bound}",
             w_now - r_now
         );
-        ensure!(w_now < total, "the producer finished while the consumer was paused");
+        ensure!(
+            w_now < total,
+            "the producer finished while the consumer was paused"
+        );
         consumer.resume();
         let clean = converge("draining the stream", Duration::from_secs(60), reader)
             .await?
             .map_err(|e| Failure::correctness(format!("consumer task: {e}")))?
             .map_err(io_failure)?;
         ensure!(clean, "the consumer saw corrupted bytes");
-        ensure!(read.load(Ordering::Relaxed) == total, "consumer read {} of {total} bytes", read.load(Ordering::Relaxed));
+        ensure!(
+            read.load(Ordering::Relaxed) == total,
+            "consumer read {} of {total} bytes",
+            read.load(Ordering::Relaxed)
+        );
         Ok(())
     })
 }

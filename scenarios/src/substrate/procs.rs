@@ -3,8 +3,8 @@
 use crate::ensure;
 use crate::scenario::{BodyFuture, Failure, Scenario, converge};
 use engine::env::{ProcSpec, Signal};
-use sim::procs::{ScriptedBehaviour, ScriptedEnding};
 use sim::World;
+use sim::procs::{ScriptedBehaviour, ScriptedEnding};
 use std::time::Duration;
 
 fn proc_failure(e: std::io::Error) -> Failure {
@@ -45,7 +45,10 @@ fn oom_kill_status(world: World) -> BodyFuture {
         let first = child.resident_bytes().map_err(proc_failure)?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let second = child.resident_bytes().map_err(proc_failure)?;
-        ensure!(second > first, "resident size did not grow: {first} then {second}");
+        ensure!(
+            second > first,
+            "resident size did not grow: {first} then {second}"
+        );
         let bound = Duration::from_secs(limit / growth + 5);
         let status = converge("the OOM kill", bound, child.wait())
             .await?
@@ -76,7 +79,8 @@ fn segv_zombie_reaped(world: World) -> BodyFuture {
         let mut script = ScriptedBehaviour::exits(0);
         script.run_time = Duration::from_millis(1 + rng.below(5_000));
         script.ending = ScriptedEnding::Crash(Signal::Segv);
-        host.procs().install_script("/usr/bin/crashy", script.clone());
+        host.procs()
+            .install_script("/usr/bin/crashy", script.clone());
         let env = host.env();
         let mut child = env
             .procs()
@@ -89,13 +93,19 @@ fn segv_zombie_reaped(world: World) -> BodyFuture {
             host.procs().zombie_pids().contains(&pid),
             "pid {pid} is not a zombie after it crashed and before it was reaped"
         );
-        ensure!(child.signal(Signal::Term).is_ok(), "signalling a zombie must succeed");
+        ensure!(
+            child.signal(Signal::Term).is_ok(),
+            "signalling a zombie must succeed"
+        );
         let status = child.wait().await.map_err(proc_failure)?;
         ensure!(
             status.signal() == Some(11) && status.code().is_none(),
             "crashed child reported {status}, not signal 11"
         );
-        ensure!(!host.procs().zombie_pids().contains(&pid), "pid {pid} still a zombie after reaping");
+        ensure!(
+            !host.procs().zombie_pids().contains(&pid),
+            "pid {pid} still a zombie after reaping"
+        );
         let gone = child.signal(Signal::Kill);
         ensure!(
             gone.as_ref().err().and_then(|e| e.raw_os_error()) == Some(3),
@@ -134,7 +144,11 @@ fn sigterm_grace_then_kill(world: World) -> BodyFuture {
             .await
             .map_err(proc_failure)?;
         tokio::time::sleep(Duration::from_millis(10 + rng.below(1_000))).await;
-        ensure!(host.procs().hang(child.pid()), "could not hang pid {}", child.pid());
+        ensure!(
+            host.procs().hang(child.pid()),
+            "could not hang pid {}",
+            child.pid()
+        );
         let grace = Duration::from_millis(500 + rng.below(5_000));
         let started = tokio::time::Instant::now();
         child.signal(Signal::Term).map_err(proc_failure)?;

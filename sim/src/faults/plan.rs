@@ -207,10 +207,7 @@ impl Fault {
                 errno,
                 count,
             } => host(name).procs().fail_next_spawn(*errno, *count),
-            Fault::SignalChildren {
-                host: name,
-                signal,
-            } => {
+            Fault::SignalChildren { host: name, signal } => {
                 let host = host(name);
                 let procs = host.procs();
                 for pid in procs.live_pids() {

@@ -23,7 +23,11 @@ pub enum SwarmKind {
 }
 
 impl SwarmKind {
-    pub const ALL: [SwarmKind; 3] = [SwarmKind::NetReset, SwarmKind::DiskEio, SwarmKind::DiskBitflip];
+    pub const ALL: [SwarmKind; 3] = [
+        SwarmKind::NetReset,
+        SwarmKind::DiskEio,
+        SwarmKind::DiskBitflip,
+    ];
 }
 
 /// Rates of the fault kinds that are on in this run. Kinds absent are off.
@@ -101,7 +105,11 @@ mod tests {
         let distinct: std::collections::BTreeSet<String> = (0..64)
             .map(|seed| format!("{:?}", SwarmPlan::draw(seed, &SwarmKind::ALL)))
             .collect();
-        assert!(distinct.len() > 8, "64 seeds gave only {} swarms", distinct.len());
+        assert!(
+            distinct.len() > 8,
+            "64 seeds gave only {} swarms",
+            distinct.len()
+        );
         let never_on: Vec<SwarmKind> = SwarmKind::ALL
             .into_iter()
             .filter(|k| (0..64).all(|s| SwarmPlan::draw(s, &SwarmKind::ALL).rate(*k).is_zero()))

@@ -11,6 +11,7 @@
 //!   until healed (TCP retransmitting through a short outage) and `Drop` resets every
 //!   connection across it and lets new connects time out (`ETIMEDOUT`, 110), which is
 //!   what an application sees once TCP gives up.
+//!
 //! A correct engine survives them because real networks do all of this: it must retry,
 //! resume from sequence numbers, and never assume a write was read.
 //!
@@ -44,7 +45,9 @@ const EADDRINUSE: i32 = 98;
 const EHOSTUNREACH: i32 = 113;
 
 /// How a partition treats traffic across it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum PartitionMode {
     /// Traffic waits until the partition heals.
     Hold,
@@ -100,8 +103,14 @@ pub struct SimNet {
 
 impl SimNet {
     pub fn new(options: NetOptions, rng: SimRng, faults: FaultCounters) -> Arc<Self> {
-        assert!(options.latency_min <= options.latency_max, "latency range is empty");
-        assert!(options.in_flight_bytes_max > 0, "a connection must hold at least one byte");
+        assert!(
+            options.latency_min <= options.latency_max,
+            "latency range is empty"
+        );
+        assert!(
+            options.in_flight_bytes_max > 0,
+            "a connection must hold at least one byte"
+        );
         Arc::new(SimNet {
             draws: Mutex::new(Draws {
                 rng,
@@ -150,8 +159,14 @@ impl SimNet {
 
     /// Replaces the options (swarm rates change, or a heal sets them quiet).
     pub fn set_options(&self, options: NetOptions) {
-        assert!(options.latency_min <= options.latency_max, "latency range is empty");
-        assert!(options.in_flight_bytes_max > 0, "a connection must hold at least one byte");
+        assert!(
+            options.latency_min <= options.latency_max,
+            "latency range is empty"
+        );
+        assert!(
+            options.in_flight_bytes_max > 0,
+            "a connection must hold at least one byte"
+        );
         self.in_flight_bytes_max
             .store(options.in_flight_bytes_max, Ordering::Relaxed);
         {
@@ -218,10 +233,15 @@ impl SimNet {
             .any(|w| w.upgrade().is_some_and(|p| Arc::ptr_eq(&p, pipe)));
         if !already {
             state.held.push(Arc::downgrade(pipe));
-            let (from, to) = (state.hosts[pipe.from].name.clone(), state.hosts[pipe.to].name.clone());
+            let (from, to) = (
+                state.hosts[pipe.from].name.clone(),
+                state.hosts[pipe.to].name.clone(),
+            );
             drop(state);
-            self.faults
-                .fire("net.partition_hold", &format!("traffic {from} -> {to} held"));
+            self.faults.fire(
+                "net.partition_hold",
+                &format!("traffic {from} -> {to} held"),
+            );
         }
     }
 
@@ -388,7 +408,11 @@ impl SimNet {
             }
             break;
         }
-        let sender = self.lock().listeners.get(&(to, addr.port)).map(|l| l.1.clone());
+        let sender = self
+            .lock()
+            .listeners
+            .get(&(to, addr.port))
+            .map(|l| l.1.clone());
         let Some(sender) = sender else {
             // RST travels back.
             tokio::time::sleep(self.sample_latency()).await;
@@ -422,7 +446,8 @@ impl SimNet {
             server_local.clone(),
             client_local.clone(),
         );
-        let client_side = SimStream::new(self.clone(), up, down, client_local.clone(), server_local);
+        let client_side =
+            SimStream::new(self.clone(), up, down, client_local.clone(), server_local);
         if sender
             .send(Incoming {
                 stream: Box::new(server_side),
@@ -447,7 +472,9 @@ impl SimNet {
             while state.listeners.contains_key(&(host, candidate)) {
                 candidate = candidate.checked_add(1).unwrap_or(first);
             }
-            state.next_ephemeral.insert(host, candidate.checked_add(1).unwrap_or(first));
+            state
+                .next_ephemeral
+                .insert(host, candidate.checked_add(1).unwrap_or(first));
             candidate
         } else {
             port
@@ -460,12 +487,22 @@ impl SimNet {
         let (tx, rx) = mpsc::unbounded_channel();
         state.listeners.insert((host, port), (id, tx));
         let local = NetAddr::new(state.hosts[host].ip.clone(), port);
-        Ok(Box::new(SimListener::new(Arc::downgrade(self), host, id, local, rx)))
+        Ok(Box::new(SimListener::new(
+            Arc::downgrade(self),
+            host,
+            id,
+            local,
+            rx,
+        )))
     }
 
     fn unbind(&self, host: usize, port: u16, id: u64) {
         let mut state = self.lock();
-        if state.listeners.get(&(host, port)).is_some_and(|l| l.0 == id) {
+        if state
+            .listeners
+            .get(&(host, port))
+            .is_some_and(|l| l.0 == id)
+        {
             state.listeners.remove(&(host, port));
         }
     }

@@ -227,7 +227,8 @@ impl AsyncWrite for SimStream {
         let (latency, reset) = this.net.draw_write();
         if reset {
             drop(state);
-            this.net.reset_pair(&this.tx, &this.rx, "swarm reset on write");
+            this.net
+                .reset_pair(&this.tx, &this.rx, "swarm reset on write");
             return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
         }
         let n = buf.len().min(cap - state.in_flight);

@@ -64,7 +64,10 @@ fn echo_round_trip_takes_two_latencies() {
         assert_eq!(&buf, b"hello");
         Instant::now() - t0
     });
-    assert!(rtt >= Duration::from_millis(2) && rtt <= Duration::from_millis(10), "rtt {rtt:?}");
+    assert!(
+        rtt >= Duration::from_millis(2) && rtt <= Duration::from_millis(10),
+        "rtt {rtt:?}"
+    );
 }
 
 #[test]
@@ -89,7 +92,10 @@ fn binding_a_bound_port_fails_with_eaddrinuse() {
         let second = env.net().bind(80).await;
         assert_eq!(second.err().and_then(|e| e.raw_os_error()), Some(98));
         drop(_first);
-        assert!(env.net().bind(80).await.is_ok(), "port is free once the listener is dropped");
+        assert!(
+            env.net().bind(80).await.is_ok(),
+            "port is free once the listener is dropped"
+        );
     });
 }
 
@@ -104,14 +110,21 @@ fn a_slow_reader_back_pressures_the_writer() {
         let mut listener = b.net().bind(5).await.unwrap();
         let writer_env = a.clone();
         let writer = a.spawn("writer", async move {
-            let mut s = writer_env.net().connect(&NetAddr::new("b", 5)).await.unwrap();
+            let mut s = writer_env
+                .net()
+                .connect(&NetAddr::new("b", 5))
+                .await
+                .unwrap();
             s.write_all(&vec![7u8; 1024 * 1024]).await.unwrap();
             Instant::now()
         });
         let (mut conn, _) = listener.accept().await.unwrap();
         // Read nothing for 10 s: the writer must be stuck.
         tokio::time::sleep(Duration::from_secs(10)).await;
-        assert!(!writer.is_finished(), "1 MiB went through a 64 KiB window with no reader");
+        assert!(
+            !writer.is_finished(),
+            "1 MiB went through a 64 KiB window with no reader"
+        );
         let reading_started = Instant::now();
         let mut total = 0usize;
         let mut buf = vec![0u8; 8192];
@@ -122,7 +135,10 @@ fn a_slow_reader_back_pressures_the_writer() {
             total += n;
         }
         let finished = writer.await.unwrap();
-        assert!(finished >= reading_started, "writer finished only after the reader read");
+        assert!(
+            finished >= reading_started,
+            "writer finished only after the reader read"
+        );
     });
 }
 
@@ -165,7 +181,10 @@ fn a_held_partition_delays_but_loses_nothing() {
         let mut got = vec![0u8; payload.len()];
         server.read_exact(&mut got).await.unwrap();
         assert_eq!(got, payload, "bytes arrive complete and in order");
-        assert!(Instant::now() - t0 >= Duration::from_secs(30), "nothing crossed the partition");
+        assert!(
+            Instant::now() - t0 >= Duration::from_secs(30),
+            "nothing crossed the partition"
+        );
         assert!(world.faults().count("net.partition_hold") >= 1);
     });
 }
@@ -184,7 +203,8 @@ fn a_one_way_partition_holds_one_direction_only() {
         client.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"down", "b -> a still flows");
         client.write_all(b"up").await.unwrap();
-        let held = tokio::time::timeout(Duration::from_secs(5), server.read_exact(&mut buf[..2])).await;
+        let held =
+            tokio::time::timeout(Duration::from_secs(5), server.read_exact(&mut buf[..2])).await;
         assert!(held.is_err(), "a -> b must be held");
         world.net().heal_all();
         server.read_exact(&mut buf[..2]).await.unwrap();
@@ -202,7 +222,14 @@ fn a_dropping_partition_resets_connections_and_times_out_connects() {
         let _accepted = listener.accept().await.unwrap();
         world.net().partition("a", "b", PartitionMode::Drop, false);
         let mut buf = [0u8; 1];
-        assert_eq!(client.read(&mut buf).await.err().and_then(|e| e.raw_os_error()), Some(104));
+        assert_eq!(
+            client
+                .read(&mut buf)
+                .await
+                .err()
+                .and_then(|e| e.raw_os_error()),
+            Some(104)
+        );
         let t0 = Instant::now();
         let again = a.net().connect(&NetAddr::new("b", 5)).await;
         assert_eq!(again.err().and_then(|e| e.raw_os_error()), Some(110));
@@ -219,14 +246,29 @@ fn a_crashed_host_resets_connections_and_its_tasks_die() {
         let client = world.add_host("client").env();
         echo_server(&server.env());
         tokio::time::sleep(Duration::from_millis(1)).await;
-        let mut stream = client.net().connect(&NetAddr::new("server", 7)).await.unwrap();
+        let mut stream = client
+            .net()
+            .connect(&NetAddr::new("server", 7))
+            .await
+            .unwrap();
         stream.write_all(b"x").await.unwrap();
         let mut buf = [0u8; 1];
         stream.read_exact(&mut buf).await.unwrap();
         server.crash();
-        assert_eq!(stream.read(&mut buf).await.err().and_then(|e| e.raw_os_error()), Some(104));
+        assert_eq!(
+            stream
+                .read(&mut buf)
+                .await
+                .err()
+                .and_then(|e| e.raw_os_error()),
+            Some(104)
+        );
         let down = client.net().connect(&NetAddr::new("server", 7)).await;
-        assert_eq!(down.err().and_then(|e| e.raw_os_error()), Some(110), "a dead host sends no RST");
+        assert_eq!(
+            down.err().and_then(|e| e.raw_os_error()),
+            Some(110),
+            "a dead host sends no RST"
+        );
         server.restart();
         let refused = client.net().connect(&NetAddr::new("server", 7)).await;
         assert_eq!(

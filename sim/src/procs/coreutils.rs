@@ -68,13 +68,19 @@ async fn sh_main(mut ctx: ProgramCtx) -> i32 {
         }
     };
     let mut status = 0;
-    for command in script.split([';', '\n']).map(str::trim).filter(|c| !c.is_empty()) {
+    for command in script
+        .split([';', '\n'])
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
         let words: Vec<&str> = command.split_whitespace().collect();
         status = match words.as_slice() {
             ["exit"] => return status,
             ["exit", n] => match n.parse::<i32>() {
                 Ok(code) => return code & 0xff,
-                Err(_) => return complain(&mut ctx, &format!("exit: Illegal number: {n}"), 2).await,
+                Err(_) => {
+                    return complain(&mut ctx, &format!("exit: Illegal number: {n}"), 2).await;
+                }
             },
             ["true"] => 0,
             ["false"] => 1,
@@ -83,7 +89,14 @@ async fn sh_main(mut ctx: ProgramCtx) -> i32 {
                     tokio::time::sleep(duration).await;
                     0
                 }
-                None => complain(&mut ctx, &format!("sleep: invalid time interval '{seconds}'"), 1).await,
+                None => {
+                    complain(
+                        &mut ctx,
+                        &format!("sleep: invalid time interval '{seconds}'"),
+                        1,
+                    )
+                    .await
+                }
             },
             ["echo", rest @ ..] => {
                 let line = format!("{}\n", rest.join(" "));
@@ -118,7 +131,11 @@ fn parse_seconds(text: &str) -> Option<Duration> {
     if whole.is_empty() && fraction.is_empty() {
         return None;
     }
-    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
     if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

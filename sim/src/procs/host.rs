@@ -138,7 +138,12 @@ impl SimProcs {
         } else {
             "proc.kill"
         };
-        let detail = format!("pid {pid} ({}) on {}: {}", proc.program, self.host, signal.name());
+        let detail = format!(
+            "pid {pid} ({}) on {}: {}",
+            proc.program,
+            self.host,
+            signal.name()
+        );
         self.faults.fire(kind, &detail);
         // A running process takes any signal.
         let _ = proc.deliver(signal);

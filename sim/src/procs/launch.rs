@@ -105,8 +105,13 @@ impl SimProcs {
                 self.host
             ))
         })?;
-        st.procs.retain(|_, p| matches!(p.phase(), Phase::Running | Phase::Exited(_)));
-        let live = st.procs.values().filter(|p| p.phase() == Phase::Running).count();
+        st.procs
+            .retain(|_, p| matches!(p.phase(), Phase::Running | Phase::Exited(_)));
+        let live = st
+            .procs
+            .values()
+            .filter(|p| p.phase() == Phase::Running)
+            .count();
         if live >= st.options.children_max {
             // The process limit is the system's own behaviour, not an injected fault.
             return Err(io::Error::from_raw_os_error(EAGAIN));
@@ -117,13 +122,16 @@ impl SimProcs {
         st.pid_next = pid.checked_add(1).expect("pid space exhausted");
 
         let bytes_max = options.pipe_bytes_max;
-        let (stdin, stdin_r, stdin_w) = Pipe::new(pid, Stream::Stdin, bytes_max, self.faults.clone());
+        let (stdin, stdin_r, stdin_w) =
+            Pipe::new(pid, Stream::Stdin, bytes_max, self.faults.clone());
         let (stdout, stdout_r, mut stdout_w) =
             Pipe::new(pid, Stream::Stdout, bytes_max, self.faults.clone());
-        let (stderr, stderr_r, stderr_w) = Pipe::new(pid, Stream::Stderr, bytes_max, self.faults.clone());
+        let (stderr, stderr_r, stderr_w) =
+            Pipe::new(pid, Stream::Stderr, bytes_max, self.faults.clone());
         if let Some(seed) = plan.output_seed {
             let rng = SimRng::new(seed, "procs.stdout");
-            stdout_w = stdout_w.with_faults(OutputFaults::new(rng, plan.garble, plan.truncate_after));
+            stdout_w =
+                stdout_w.with_faults(OutputFaults::new(rng, plan.garble, plan.truncate_after));
         }
         let (signal_tx, signal_rx) = mpsc::channel(SIGNALS_PENDING_MAX);
         let proc = Arc::new(ProcShared::new(
@@ -143,7 +151,10 @@ impl SimProcs {
         drop(st);
 
         if !plan.start_delay.is_zero() {
-            let detail = format!("pid {pid} ({}) starts after {:?}", spec.program, plan.start_delay);
+            let detail = format!(
+                "pid {pid} ({}) starts after {:?}",
+                spec.program, plan.start_delay
+            );
             self.faults.fire("proc.slow_start", &detail);
         }
         // A simulated host has no variables of its own to inherit, so `env_clear` changes
@@ -178,7 +189,12 @@ impl SimProcs {
 }
 
 /// The child's task: its program (after the slow start) raced against its watchdog.
-async fn run(proc: Arc<ProcShared>, program: super::program::SimProgram, ctx: ProgramCtx, plan: ChildPlan) {
+async fn run(
+    proc: Arc<ProcShared>,
+    program: super::program::SimProgram,
+    ctx: ProgramCtx,
+    plan: ChildPlan,
+) {
     let start_delay = plan.start_delay;
     let main = Frozen {
         proc: proc.clone(),

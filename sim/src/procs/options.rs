@@ -73,7 +73,10 @@ impl ProcsOptions {
     /// data written by people and by the swarm generator, and a silent clamp would hide
     /// a wrong plan.
     pub fn check(&self) {
-        assert!(self.pipe_bytes_max > 0, "pipe_bytes_max must be positive: a pipe holds at least one byte");
+        assert!(
+            self.pipe_bytes_max > 0,
+            "pipe_bytes_max must be positive: a pipe holds at least one byte"
+        );
         assert!(self.children_max > 0, "children_max must be positive");
         assert!(
             self.start_delay_min <= self.start_delay_max,
@@ -98,7 +101,8 @@ pub enum ScriptedEnding {
     /// Dies of this signal (default action, handlers reset first). Counted as
     /// `proc.crash_segv` for SIGSEGV, `proc.crash_signal` otherwise.
     Crash(engine::env::Signal),
-    /// Stops making progress forever (counted as `proc.hang`): only a signal ends it.
+    /// The main part stops making progress forever (counted as `proc.hang`); signal
+    /// handling goes on as configured, so SIGTERM still ends it unless ignored.
     Hang,
 }
 

@@ -212,7 +212,11 @@ impl PipeWriter {
         let (detail, counters) = {
             let st = lock(&self.state);
             let written = self.faults.as_ref().map_or(0, |f| f.written);
-            let detail = format!("pid {} {} closed after {written} bytes", st.pid, st.stream.name());
+            let detail = format!(
+                "pid {} {} closed after {written} bytes",
+                st.pid,
+                st.stream.name()
+            );
             (detail, st.faults.clone())
         };
         if let Some(faults) = self.faults.as_mut() {

@@ -124,6 +124,7 @@ impl Signals {
     /// or a re-raise after resetting a handler). Counts nothing: callers that model a
     /// fault count it.
     pub(crate) fn die(&self, signal: Signal) {
-        self.proc.terminate(ExitStatus::from_signal(signal.number()));
+        self.proc
+            .terminate(ExitStatus::from_signal(signal.number()));
     }
 }

@@ -13,7 +13,6 @@ enum End {
     Crash(Signal),
     /// A signal whose default action ends the process: the parent's doing, not a fault.
     Default(Signal),
-    Hang,
 }
 
 pub(crate) fn program(script: ScriptedBehaviour) -> SimProgram {
@@ -43,6 +42,7 @@ async fn run(script: Arc<ScriptedBehaviour>, ctx: ProgramCtx) -> i32 {
         memory.set_growth(script.memory_growth_bytes_per_s);
     }
 
+    let faults = signals.proc.faults.clone();
     let main = async {
         tokio::time::sleep(script.start_delay).await;
         for (i, line) in script.stdout_lines.iter().enumerate() {
@@ -59,7 +59,11 @@ async fn run(script: Arc<ScriptedBehaviour>, ctx: ProgramCtx) -> i32 {
         match script.ending {
             ScriptedEnding::Exit(code) => End::Code(code),
             ScriptedEnding::Crash(signal) => End::Crash(signal),
-            ScriptedEnding::Hang => End::Hang,
+            ScriptedEnding::Hang => {
+                // The main loop is stuck; signal handlers (if any) still run.
+                faults.fire("proc.hang", &format!("pid {pid} (scripted) hangs"));
+                std::future::pending().await
+            }
         }
     };
     let handler = async {
@@ -101,13 +105,6 @@ async fn run(script: Arc<ScriptedBehaviour>, ctx: ProgramCtx) -> i32 {
                 &format!("pid {pid} (scripted) dies of {}", signal.name()),
             );
             signals.die(signal);
-            std::future::pending().await
-        }
-        End::Hang => {
-            signals
-                .proc
-                .faults
-                .fire("proc.hang", &format!("pid {pid} (scripted) hangs"));
             std::future::pending().await
         }
     }

@@ -67,7 +67,10 @@ impl TestHost {
 
     pub(super) async fn spawn_err(&self, program: &str) -> io::Error {
         match self.env.procs().spawn(&ProcSpec::new(program)).await {
-            Ok(child) => panic!("spawn of {program} gave pid {}, expected an error", child.pid()),
+            Ok(child) => panic!(
+                "spawn of {program} gave pid {}, expected an error",
+                child.pid()
+            ),
             Err(e) => e,
         }
     }
@@ -103,12 +106,26 @@ fn exit_codes_are_reported_modulo_256() {
     block_on(async {
         let h = host(ProcsOptions::quiet(), 1);
         h.procs.install("/bin/exit263", exits(263));
-        let status = h.spawn("/bin/sh", &["-c", "exit 3"]).await.wait().await.unwrap();
+        let status = h
+            .spawn("/bin/sh", &["-c", "exit 3"])
+            .await
+            .wait()
+            .await
+            .unwrap();
         assert_eq!((status.code(), status.signal()), (Some(3), None));
         let status = h.spawn("/bin/exit263", &[]).await.wait().await.unwrap();
         assert_eq!(status.code(), Some(7));
-        let status = h.spawn("/bin/sh", &["-c", "frobnicate"]).await.wait().await.unwrap();
-        assert_eq!(status.code(), Some(127), "unknown commands are 'not found' like dash");
+        let status = h
+            .spawn("/bin/sh", &["-c", "frobnicate"])
+            .await
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(
+            status.code(),
+            Some(127),
+            "unknown commands are 'not found' like dash"
+        );
     });
 }
 
@@ -124,7 +141,11 @@ fn sigkill_gives_signal_9_and_self_sigsegv_gives_signal_11() {
         let mut child = h.spawn("/bin/sh", &["-c", "kill -SEGV $$; exit 4"]).await;
         let status = child.wait().await.unwrap();
         assert_eq!((status.code(), status.signal()), (None, Some(11)));
-        assert_eq!(h.faults.count("proc.crash_segv"), 0, "a program's own raise is no fault");
+        assert_eq!(
+            h.faults.count("proc.crash_segv"),
+            0,
+            "a program's own raise is no fault"
+        );
     });
 }
 
@@ -138,13 +159,23 @@ fn zombie_keeps_its_status_until_reaped_then_esrch() {
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(h.procs.live_pids(), Vec::<u32>::new());
         assert_eq!(h.procs.zombie_pids(), vec![pid]);
-        child.signal(Signal::Term).expect("a zombie takes signals without effect");
+        child
+            .signal(Signal::Term)
+            .expect("a zombie takes signals without effect");
         assert_eq!(raw(&child.resident_bytes().unwrap_err()), Some(3));
         let status = child.try_wait().unwrap().expect("exited");
-        assert_eq!(status.code(), Some(0), "the zombie kept its status, not SIGTERM");
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "the zombie kept its status, not SIGTERM"
+        );
         assert_eq!(h.procs.zombie_pids(), Vec::<u32>::new());
         assert_eq!(raw(&child.signal(Signal::Kill).unwrap_err()), Some(3));
-        assert_eq!(child.wait().await.unwrap().code(), Some(0), "reaped status is kept");
+        assert_eq!(
+            child.wait().await.unwrap().code(),
+            Some(0),
+            "reaped status is kept"
+        );
     });
 }
 
@@ -193,8 +224,16 @@ fn full_stdout_blocks_the_child_until_the_parent_reads() {
         h.procs.install("/bin/writer", writer);
         let mut child = h.spawn("/bin/writer", &[]).await;
         tokio::time::sleep(Duration::from_secs(60)).await;
-        assert_eq!(h.procs.live_pids(), vec![child.pid()], "blocked on a full pipe");
-        assert_eq!(h.faults.count("proc.pipe_full"), 1, "one episode, counted once");
+        assert_eq!(
+            h.procs.live_pids(),
+            vec![child.pid()],
+            "blocked on a full pipe"
+        );
+        assert_eq!(
+            h.faults.count("proc.pipe_full"),
+            1,
+            "one episode, counted once"
+        );
         let out = read_all(&mut *child).await;
         assert_eq!(out.len(), 10_000);
         assert_eq!(child.wait().await.unwrap().code(), Some(0));
@@ -206,7 +245,11 @@ fn spawn_errors_use_the_os_errno() {
     block_on(async {
         let h = host(ProcsOptions::quiet(), 1);
         assert_eq!(raw(&h.spawn_err("/bin/missing").await), Some(2));
-        assert_eq!(h.faults.count("proc.spawn_fail"), 0, "a missing binary is no fault");
+        assert_eq!(
+            h.faults.count("proc.spawn_fail"),
+            0,
+            "a missing binary is no fault"
+        );
         h.procs.fail_next_spawn(13, 1);
         h.procs.fail_next_spawn(11, 2);
         h.procs.fail_next_spawn(2, 1);
@@ -214,7 +257,10 @@ fn spawn_errors_use_the_os_errno() {
         assert_eq!(raw(&h.spawn_err("/bin/true").await), Some(11));
         assert_eq!(raw(&h.spawn_err("/bin/true").await), Some(11));
         assert_eq!(raw(&h.spawn_err("/bin/true").await), Some(2));
-        assert_eq!(h.spawn("/bin/true", &[]).await.wait().await.unwrap().code(), Some(0));
+        assert_eq!(
+            h.spawn("/bin/true", &[]).await.wait().await.unwrap().code(),
+            Some(0)
+        );
         assert_eq!(h.faults.count("proc.spawn_fail"), 4);
     });
 }
@@ -253,8 +299,15 @@ fn pids_increase_and_a_host_crash_leaves_no_status() {
         assert_eq!(raw(&first.signal(Signal::Kill).unwrap_err()), Some(3));
         let mut buf = Vec::new();
         assert_eq!(stdout.read_to_end(&mut buf).await.unwrap(), 0, "EOF");
-        assert_eq!(stdin.write(b"x").await.unwrap_err().kind(), io::ErrorKind::BrokenPipe);
-        assert_eq!(h.spawn("/bin/true", &[]).await.pid(), 1002, "pids are not reused");
+        assert_eq!(
+            stdin.write(b"x").await.unwrap_err().kind(),
+            io::ErrorKind::BrokenPipe
+        );
+        assert_eq!(
+            h.spawn("/bin/true", &[]).await.pid(),
+            1002,
+            "pids are not reused"
+        );
     });
 }
 
@@ -281,8 +334,29 @@ fn memory_gauge_is_what_resident_bytes_reports() {
         });
         h.procs.install("/bin/mem", program);
         let child = h.spawn("/bin/mem", &[]).await;
-        assert_eq!(child.resident_bytes().unwrap(), 1 << 20, "the host's initial bytes");
+        assert_eq!(
+            child.resident_bytes().unwrap(),
+            1 << 20,
+            "the host's initial bytes"
+        );
         tokio::time::sleep(Duration::from_secs(3)).await;
         assert_eq!(child.resident_bytes().unwrap(), 8 << 20);
+    });
+}
+
+#[test]
+fn output_outlives_the_child_and_stdin_breaks_after_exit() {
+    block_on(async {
+        let h = host(ProcsOptions::quiet(), 1);
+        let mut child = h.spawn("/bin/sh", &["-c", "echo bye; exit 1"]).await;
+        let mut stdin = child.take_stdin().unwrap();
+        assert_eq!(child.wait().await.unwrap().code(), Some(1));
+        assert_eq!(
+            read_all(&mut *child).await,
+            b"bye\n",
+            "buffered bytes, then EOF"
+        );
+        let err = stdin.write_all(b"late").await.unwrap_err();
+        assert_eq!(raw(&err), Some(32), "EPIPE");
     });
 }

@@ -57,7 +57,10 @@ fn a_scripted_leak_is_oom_killed_when_it_crosses_the_limit() {
         assert_eq!(status.signal(), Some(9));
         let elapsed = start.elapsed();
         // 2 MiB + 2 MiB/s passes 10 MiB just after 4 s (timers have 1 ms resolution).
-        assert!(elapsed > Duration::from_secs(4) && elapsed <= Duration::from_millis(4_002), "{elapsed:?}");
+        assert!(
+            elapsed > Duration::from_secs(4) && elapsed <= Duration::from_millis(4_002),
+            "{elapsed:?}"
+        );
         assert_eq!(h.faults.count("proc.oom_kill"), 1);
     });
 }
@@ -67,7 +70,10 @@ fn lowering_the_limit_kills_a_child_already_over_it() {
     block_on(async {
         let h = host(ProcsOptions::quiet(), 1);
         let mut child = h.spawn("/bin/sh", &["-c", "sleep 100"]).await;
-        h.procs.set_options(limited(MIB / 2));
+        h.procs.set_options(ProcsOptions {
+            resident_bytes_initial: MIB / 4,
+            ..limited(MIB / 2)
+        });
         assert_eq!(child.wait().await.unwrap().signal(), Some(9));
         assert_eq!(h.faults.count("proc.oom_kill"), 1);
     });
@@ -79,7 +85,10 @@ fn external_sigsegv_is_a_counted_crash() {
         let h = host(ProcsOptions::quiet(), 1);
         let mut child = h.spawn("/bin/cat", &[]).await;
         assert!(h.procs.kill_with(child.pid(), Signal::Segv));
-        assert!(!h.procs.kill_with(child.pid(), Signal::Kill), "already dead");
+        assert!(
+            !h.procs.kill_with(child.pid(), Signal::Kill),
+            "already dead"
+        );
         assert!(!h.procs.kill_with(4242, Signal::Kill), "no such pid");
         let status = child.wait().await.unwrap();
         assert_eq!((status.code(), status.signal()), (None, Some(11)));
@@ -94,7 +103,7 @@ fn a_hung_child_ignores_handled_sigterm_until_sigkill() {
         let h = host(ProcsOptions::quiet(), 1);
         let graceful = ScriptedBehaviour {
             term_exit_delay: Some(Duration::from_millis(100)),
-            ending: ScriptedEnding::Hang,
+            run_time: Duration::from_secs(3600),
             ..ScriptedBehaviour::exits(0)
         };
         h.procs.install_script("/bin/worker", graceful);
@@ -104,7 +113,10 @@ fn a_hung_child_ignores_handled_sigterm_until_sigkill() {
         assert!(!h.procs.hang(child.pid()), "already hung");
         child.signal(Signal::Term).unwrap();
         tokio::time::sleep(Duration::from_secs(30)).await;
-        assert!(child.try_wait().unwrap().is_none(), "the handler never runs");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the handler never runs"
+        );
         child.signal(Signal::Kill).unwrap();
         assert_eq!(child.wait().await.unwrap().signal(), Some(9));
         assert_eq!(h.faults.count("proc.hang"), 1);
@@ -127,7 +139,11 @@ fn scripted_children_ignore_or_take_time_over_sigterm() {
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert!(child.try_wait().unwrap().is_none(), "SIGTERM ignored");
         child.signal(Signal::Int).unwrap();
-        assert_eq!(child.wait().await.unwrap().signal(), Some(2), "SIGINT keeps its default");
+        assert_eq!(
+            child.wait().await.unwrap().signal(),
+            Some(2),
+            "SIGINT keeps its default"
+        );
 
         let slow = ScriptedBehaviour {
             term_exit_delay: Some(Duration::from_millis(1500)),
@@ -160,7 +176,11 @@ fn scripted_lines_come_at_intervals_then_the_ending() {
         let start = Instant::now();
         let mut child = h.spawn("/bin/lines", &[]).await;
         assert_eq!(read_all(&mut *child).await, b"a\nb\nc\n");
-        assert_eq!(start.elapsed(), Duration::from_secs(6), "EOF comes with the crash");
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(6),
+            "EOF comes with the crash"
+        );
         assert_eq!(child.wait().await.unwrap().signal(), Some(11));
         assert_eq!(h.faults.count("proc.crash_segv"), 1);
     });
@@ -239,6 +259,7 @@ async fn swarm_outcome(seed: u64) -> Vec<String> {
         ..ProcsOptions::quiet()
     };
     let h = host(options, seed);
+    let start = Instant::now();
     let mut outcome = Vec::new();
     for i in 0..12 {
         let spec = engine::env::ProcSpec::new("/bin/cat");
@@ -257,7 +278,11 @@ async fn swarm_outcome(seed: u64) -> Vec<String> {
             child.signal(Signal::Kill).unwrap();
         }
         let status = child.wait().await.unwrap();
-        outcome.push(format!("{i}: pid {} {read:?} {status} at {:?}", child.pid(), Instant::now()));
+        let at = start.elapsed();
+        outcome.push(format!(
+            "{i}: pid {} {read:?} {status} at {at:?}",
+            child.pid()
+        ));
     }
     outcome.push(format!("{:?}", h.faults.snapshot()));
     outcome

@@ -207,6 +207,17 @@ impl World {
             })
     }
 
+    /// Breaks the reference cycles between hosts and their devices (a host's `Env`
+    /// holds its processes, which hold the `Env` for their children) so a finished
+    /// world is freed. Called by `run_world` after the body.
+    pub(crate) fn teardown(&self) {
+        let hosts = std::mem::take(&mut *self.inner.hosts.lock().expect("hosts poisoned"));
+        for host in hosts {
+            host.procs.clear_env();
+            *host.boot.lock().expect("boot poisoned") = None;
+        }
+    }
+
     pub fn host_names(&self) -> Vec<String> {
         let hosts = self.inner.hosts.lock().expect("hosts poisoned");
         hosts.iter().map(|h| h.gate.name.to_string()).collect()

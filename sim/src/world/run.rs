@@ -100,7 +100,9 @@ where
         }),
         Err(e) => RunReport {
             seed,
-            value: Err(RunAbort::Panic(format!("could not start a world thread: {e}"))),
+            value: Err(RunAbort::Panic(format!(
+                "could not start a world thread: {e}"
+            ))),
             trace: TraceSummary::default(),
             sim_time_ns: 0,
             faults: BTreeMap::new(),
@@ -159,6 +161,7 @@ where
         tracing::error!(target: "sim::world", "run aborted by a panic: {message}");
     }
     let faults = world.faults().snapshot();
+    world.teardown();
     // Drop the world (and the tasks' runtime) before reading the trace's final state.
     drop(world);
     drop(runtime);

@@ -62,24 +62,15 @@ impl ChildProc for RealChild {
     }
 
     fn take_stdin(&mut self) -> Option<ChildStdin> {
-        self.child
-            .stdin
-            .take()
-            .map(|s| Box::new(s) as ChildStdin)
+        self.child.stdin.take().map(|s| Box::new(s) as ChildStdin)
     }
 
     fn take_stdout(&mut self) -> Option<ChildOutput> {
-        self.child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as ChildOutput)
+        self.child.stdout.take().map(|s| Box::new(s) as ChildOutput)
     }
 
     fn take_stderr(&mut self) -> Option<ChildOutput> {
-        self.child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as ChildOutput)
+        self.child.stderr.take().map(|s| Box::new(s) as ChildOutput)
     }
 
     fn wait(&mut self) -> BoxFuture<'_, io::Result<ExitStatus>> {
