@@ -49,3 +49,21 @@ fn different_seeds_give_different_runs() {
         );
     }
 }
+
+/// Worlds running side by side on several threads must not leak into each other (the
+/// process-wide trace subscriber and panic hook are shared): a parallel sweep gives the
+/// very records that serial runs give.
+#[test]
+fn parallel_sweep_matches_serial_runs() {
+    use scenarios::runner::{Job, sweep};
+    let jobs: Vec<Job> = registry::all()
+        .into_iter()
+        .flat_map(|scenario| (10..14).map(move |seed| Job { scenario, seed }))
+        .collect();
+    let parallel: Vec<_> = sweep(&jobs, 4, &|_| {}).into_iter().map(comparable).collect();
+    let serial: Vec<_> = jobs
+        .iter()
+        .map(|j| comparable(run_scenario(j.scenario, j.seed).record))
+        .collect();
+    assert_eq!(parallel, serial);
+}

@@ -9,13 +9,16 @@
 
 use crate::seed::Fnv;
 use serde::Serialize;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use tokio::time::Instant;
 use tracing::field::{Field, Visit};
+use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::Registry;
 use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::layer::{Layered, SubscriberExt};
 
 /// Targets whose events belong to the trace.
 const TRACED_CRATES: [&str; 3] = ["engine", "sim", "scenarios"];
@@ -179,17 +182,51 @@ impl TraceSink {
     }
 }
 
-/// The `tracing` layer feeding a [`TraceSink`].
-pub struct TraceLayer {
-    sink: TraceSink,
+thread_local! {
+    /// The sink of the world running on this thread, if any.
+    static SINK: RefCell<Option<TraceSink>> = const { RefCell::new(None) };
 }
 
-impl TraceLayer {
-    pub fn new(sink: TraceSink) -> Self {
-        TraceLayer { sink }
+/// Routes this thread's traced events to `sink` until the guard is dropped.
+///
+/// One process-wide subscriber (installed on first use) forwards each event to the sink
+/// of the world running on the event's thread. A per-thread default subscriber would be
+/// simpler, but `tracing` caches per-callsite interest across all dispatchers, and
+/// parallel worlds setting and dropping thread-local dispatchers race on that cache: an
+/// event could be lost in one run and not the other, which breaks the trace hash.
+pub fn route_to(sink: TraceSink) -> TraceRoute {
+    static GLOBAL: Once = Once::new();
+    GLOBAL.call_once(|| {
+        let subscriber = tracing_subscriber::registry().with(WorldLayer);
+        // If the process already has a global subscriber we do not replace it; the
+        // fallback below then scopes ours to this thread.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+    SINK.with(|s| *s.borrow_mut() = Some(sink));
+    let fallback = if tracing::dispatcher::get_default(|d| d.is::<Layered<WorldLayer, Registry>>())
+    {
+        None
+    } else {
+        let subscriber = tracing_subscriber::registry().with(WorldLayer);
+        Some(tracing::subscriber::set_default(subscriber))
+    };
+    TraceRoute {
+        _fallback: fallback,
     }
 }
 
+/// Keeps a thread's events routed to its world's sink; dropping it stops that.
+pub struct TraceRoute {
+    _fallback: Option<tracing::subscriber::DefaultGuard>,
+}
+
+impl Drop for TraceRoute {
+    fn drop(&mut self) {
+        SINK.with(|s| *s.borrow_mut() = None);
+    }
+}
+
+/// Whether an event belongs in a trace: our crates, DEBUG and above.
 fn traced(metadata: &Metadata<'_>) -> bool {
     if *metadata.level() > Level::DEBUG {
         return false;
@@ -202,17 +239,32 @@ fn traced(metadata: &Metadata<'_>) -> bool {
     })
 }
 
-impl<S: Subscriber> Layer<S> for TraceLayer {
+/// The layer behind the process-wide subscriber.
+struct WorldLayer;
+
+impl<S: Subscriber> Layer<S> for WorldLayer {
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        // "Sometimes": whether an event is wanted depends on the thread (a world or not),
+        // so it is decided per event in `enabled`, never cached.
+        if traced(metadata) {
+            Interest::sometimes()
+        } else {
+            Interest::never()
+        }
+    }
+
     fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        traced(metadata)
+        traced(metadata) && SINK.with(|s| s.borrow().is_some())
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let Some(sink) = SINK.with(|s| s.borrow().clone()) else {
+            return;
+        };
         let mut visitor = MessageVisitor::default();
         event.record(&mut visitor);
         let metadata = event.metadata();
-        self.sink
-            .record(metadata.level(), metadata.target(), visitor.finish());
+        sink.record(metadata.level(), metadata.target(), visitor.finish());
     }
 }
 

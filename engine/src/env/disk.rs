@@ -102,3 +102,37 @@ pub fn check_relative_path(path: &str) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_pass_and_escapes_are_refused() {
+        for ok in ["a", "a/b.txt", "state/current.tmp"] {
+            assert!(check_relative_path(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a//b",
+            "./a",
+            "a/",
+            "a\0b",
+        ] {
+            let err = check_relative_path(bad).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn open_modes_know_what_they_do() {
+        assert!(!OpenMode::Read.writable() && !OpenMode::Read.creates());
+        assert!(OpenMode::ReadWrite.writable() && !OpenMode::ReadWrite.creates());
+        for mode in [OpenMode::Create, OpenMode::CreateNew, OpenMode::Truncate] {
+            assert!(mode.writable() && mode.creates(), "{mode:?}");
+        }
+    }
+}

@@ -65,3 +65,30 @@ pub trait NetStream: AsyncRead + AsyncWrite + Send + Unpin {
     fn peer_addr(&self) -> NetAddr;
     fn local_addr(&self) -> NetAddr;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_and_print_round_trip() {
+        let a: NetAddr = "engine-0:8080".parse().unwrap();
+        assert_eq!(a, NetAddr::new("engine-0", 8080));
+        assert_eq!(a.to_string(), "engine-0:8080");
+        let v6: NetAddr = "::1:9".parse().unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 9));
+    }
+
+    #[test]
+    fn bad_addresses_say_what_is_wrong() {
+        assert!("engine".parse::<NetAddr>().unwrap_err().contains("no port"));
+        assert!(":80".parse::<NetAddr>().unwrap_err().contains("no host"));
+        assert!(
+            "h:65536"
+                .parse::<NetAddr>()
+                .unwrap_err()
+                .contains("bad port")
+        );
+        assert!("h:x".parse::<NetAddr>().unwrap_err().contains("bad port"));
+    }
+}

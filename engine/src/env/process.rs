@@ -156,3 +156,47 @@ pub trait ChildProc: Send {
     /// Resident memory in bytes, as the OS reports it (`/proc/PID/statm`).
     fn resident_bytes(&self) -> io::Result<u64>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_statuses_round_trip_through_the_raw_wait_word() {
+        for code in [0, 1, 3, 127, 255] {
+            let status = ExitStatus::from_code(code);
+            assert_eq!(ExitStatus::from_raw(status.into_raw()), status);
+            assert_eq!((status.code(), status.signal()), (Some(code), None));
+        }
+        for signal in [Signal::Kill, Signal::Segv, Signal::Term] {
+            let status = ExitStatus::from_signal(signal.number());
+            assert_eq!(ExitStatus::from_raw(status.into_raw()), status);
+            assert_eq!(status.code(), None, "a signalled process has no exit code");
+            assert!(!status.success());
+        }
+        // What waitpid reports for `exit(2)` and for a SIGKILL.
+        assert_eq!(ExitStatus::from_raw(0x0200).code(), Some(2));
+        assert_eq!(ExitStatus::from_raw(9).signal(), Some(9));
+        assert_eq!(
+            ExitStatus::from_code(256 + 7).code(),
+            Some(7),
+            "codes are 8 bits"
+        );
+    }
+
+    #[test]
+    fn signals_have_their_linux_numbers() {
+        let numbers: Vec<i32> = [
+            Signal::Hup,
+            Signal::Int,
+            Signal::Kill,
+            Signal::Segv,
+            Signal::Term,
+        ]
+        .iter()
+        .map(|s| s.number())
+        .collect();
+        assert_eq!(numbers, vec![1, 2, 9, 11, 15]);
+        assert_eq!(Signal::Kill.name(), "SIGKILL");
+    }
+}

@@ -24,3 +24,41 @@ pub trait RandomSource: Send + Sync {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Returns a fixed sequence, to test the provided methods exactly.
+    struct Sequence(AtomicU64, Vec<u64>);
+
+    impl RandomSource for Sequence {
+        fn next_u64(&self) -> u64 {
+            let i = self.0.fetch_add(1, Ordering::Relaxed) as usize;
+            self.1[i % self.1.len()]
+        }
+    }
+
+    #[test]
+    fn below_rejects_the_biased_zone_and_stays_in_range() {
+        // u64::MAX is in the rejected zone for bound 10; 25 is not.
+        let source = Sequence(AtomicU64::new(0), vec![u64::MAX, 25]);
+        assert_eq!(source.below(10), 5);
+        assert_eq!(source.0.load(Ordering::Relaxed), 2, "one draw rejected");
+    }
+
+    #[test]
+    fn fill_bytes_uses_little_endian_words_and_handles_tails() {
+        let source = Sequence(AtomicU64::new(0), vec![0x0807_0605_0403_0201]);
+        let mut out = [0u8; 11];
+        source.fill_bytes(&mut out);
+        assert_eq!(out, [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3]);
+    }
+
+    #[test]
+    #[should_panic(expected = "below(0)")]
+    fn below_zero_is_a_bug() {
+        Sequence(AtomicU64::new(0), vec![1]).below(0);
+    }
+}

@@ -256,8 +256,9 @@ fn backpressure_bounded(world: World) -> BodyFuture {
         let consumer = world.add_host("consumer");
         let producer = world.add_host("producer").env();
         let mut rng = world.rng("scenario");
-        let total = bound * (8 + rng.below(8));
-        let pause_at_ms = 5 + rng.below(50);
+        // Far more than can cross before the pause: the pause always finds the producer busy.
+        let total = bound * (32 + rng.below(32));
+        let pause_at_ms = 2 + rng.below(10);
         let pause_ms = 1_000 + rng.below(10_000);
         let written = Arc::new(AtomicU64::new(0));
         let read = Arc::new(AtomicU64::new(0));

@@ -29,7 +29,7 @@ fn oom_kill_status(world: World) -> BodyFuture {
         let mut rng = world.rng("scenario");
         let limit = (64 + rng.below(192)) << 20;
         let growth = (1 + rng.below(16)) << 20;
-        let mut options = sim::procs::ProcsOptions::quiet();
+        let mut options = host.procs().options();
         options.memory_limit_bytes = limit;
         host.procs().set_options(options);
         let mut script = ScriptedBehaviour::exits(0);

@@ -217,3 +217,71 @@ impl Fault {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::{WorldOptions, run_world};
+
+    fn plan() -> FaultPlan {
+        FaultPlan::default()
+            .at(
+                10,
+                Fault::Partition {
+                    a: "a".into(),
+                    b: "b".into(),
+                    mode: PartitionMode::Hold,
+                    one_way: true,
+                },
+            )
+            .at(
+                5,
+                Fault::ClockJump {
+                    host: "a".into(),
+                    delta_ms: -1_000,
+                },
+            )
+            .at(20, Fault::HealAll)
+    }
+
+    #[test]
+    fn plans_are_data_that_round_trip_through_json() {
+        let plan = plan();
+        let json = serde_json::to_string(&plan).unwrap();
+        assert!(json.contains(r#""kind":"partition""#), "{json}");
+        let back: FaultPlan = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, plan);
+        let bad = serde_json::from_str::<FaultPlan>(r#"{"actions":[{"at_ms":1,"kind":"meteor"}]}"#);
+        assert!(bad.is_err(), "unknown fault kinds are rejected");
+    }
+
+    #[test]
+    fn validation_names_the_unknown_host() {
+        let hosts = vec!["a".to_string()];
+        let err = plan().validate(&hosts).unwrap_err();
+        assert!(err.contains("\"b\""), "{err}");
+        assert!(plan().validate(&["a".into(), "b".into()]).is_ok());
+    }
+
+    #[test]
+    fn actions_apply_in_time_order_and_count_as_fired() {
+        let report = run_world(WorldOptions::new(1), |world| async move {
+            world.add_host("a");
+            world.add_host("b");
+            plan().execute(&world).await;
+            world.now_ns()
+        });
+        assert_eq!(report.value, Ok(20_000_000), "the last action is at 20 ms");
+        assert_eq!(report.faults.get("net.partition"), Some(&1));
+        assert_eq!(report.faults.get("clock.jump"), Some(&1));
+        let order: Vec<&str> = report
+            .trace
+            .lines
+            .iter()
+            .filter(|l| l.target == "sim::fault")
+            .map(|l| l.message.as_str())
+            .collect();
+        assert!(order[0].contains("clock of a jumped"), "{order:?}");
+        assert!(order[1].contains("partitioned"), "{order:?}");
+    }
+}

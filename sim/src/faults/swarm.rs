@@ -20,13 +20,28 @@ pub enum SwarmKind {
     DiskEio,
     /// Silent bit flips per disk read.
     DiskBitflip,
+    /// `EAGAIN` per spawn.
+    ProcSpawnFail,
+    /// SIGSEGV per child, at a random time.
+    ProcCrash,
+    /// A hang per child, at a random time.
+    ProcHang,
+    /// Garbled stdout per child.
+    ProcGarble,
+    /// Truncated stdout per child.
+    ProcTruncate,
 }
 
 impl SwarmKind {
-    pub const ALL: [SwarmKind; 3] = [
+    pub const ALL: [SwarmKind; 8] = [
         SwarmKind::NetReset,
         SwarmKind::DiskEio,
         SwarmKind::DiskBitflip,
+        SwarmKind::ProcSpawnFail,
+        SwarmKind::ProcCrash,
+        SwarmKind::ProcHang,
+        SwarmKind::ProcGarble,
+        SwarmKind::ProcTruncate,
     ];
 }
 
@@ -77,6 +92,14 @@ impl SwarmPlan {
             options.eio_rate = self.rate(SwarmKind::DiskEio);
             options.bitflip_rate = self.rate(SwarmKind::DiskBitflip);
             disk.set_options(options);
+            let procs = host.procs();
+            let mut options = procs.options();
+            options.spawn_fail_rate = self.rate(SwarmKind::ProcSpawnFail);
+            options.crash_rate = self.rate(SwarmKind::ProcCrash);
+            options.hang_rate = self.rate(SwarmKind::ProcHang);
+            options.garble_rate = self.rate(SwarmKind::ProcGarble);
+            options.truncate_rate = self.rate(SwarmKind::ProcTruncate);
+            procs.set_options(options);
         }
         if !self.rates.is_empty() {
             let on: Vec<String> = self

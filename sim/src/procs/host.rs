@@ -87,6 +87,11 @@ impl SimProcs {
         self.install(path, super::script::program(script));
     }
 
+    /// The options in force.
+    pub fn options(&self) -> ProcsOptions {
+        self.lock().options.clone()
+    }
+
     /// New options for later spawns; a new memory limit applies to running children at
     /// once (lowering it below a child's memory OOM-kills it now).
     pub fn set_options(&self, options: ProcsOptions) {

@@ -134,10 +134,11 @@ impl World {
             "host name {name:?} must be 1..=64 characters without '/', ':' or spaces"
         );
         let mut hosts = self.inner.hosts.lock().expect("hosts poisoned");
-        assert!(
-            hosts.iter().all(|h| &*h.gate.name != name),
-            "host {name:?} added twice"
-        );
+        if hosts.iter().any(|h| &*h.gate.name == name) {
+            // Release the lock first: a panic must not poison the world for its teardown.
+            drop(hosts);
+            panic!("host {name:?} added twice");
+        }
         let ordinal = hosts.len();
         assert!(ordinal < 250 * 250, "too many hosts");
         let ip = format!("10.0.{}.{}", ordinal / 250, ordinal % 250 + 1);
@@ -327,3 +328,6 @@ impl Host {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,7 @@
 //! Running a world: a fresh thread, a paused seeded runtime, the trace, the budget.
 
 use super::{World, WorldOptions};
-use crate::trace::{TraceLayer, TraceSink, TraceSummary};
+use crate::trace::{self, TraceSink, TraceSummary};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -9,7 +9,6 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 use tokio::runtime::{Builder, RngSeed, UnhandledPanic};
 use tokio::time::Instant;
-use tracing_subscriber::layer::SubscriberExt;
 
 /// Why a run did not finish its body.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +51,12 @@ fn install_panic_hook() {
                     .map(|l| format!(" at {}:{}", l.file(), l.line()))
                     .unwrap_or_default();
                 let message = panic_message(info.payload());
-                LAST_PANIC.with(|p| *p.borrow_mut() = Some(format!("{message}{location}")));
+                // Keep the first panic: later ones (the runtime shutting down because
+                // of it) only repeat that something panicked.
+                LAST_PANIC.with(|p| {
+                    p.borrow_mut()
+                        .get_or_insert_with(|| format!("{message}{location}"));
+                });
             } else {
                 previous(info);
             }
@@ -116,6 +120,7 @@ where
     Fut: Future<Output = T>,
 {
     IN_WORLD.with(|w| *w.borrow_mut() = true);
+    LAST_PANIC.with(|p| *p.borrow_mut() = None);
     let seed = options.seed;
     let mut seed_bytes = [0u8; 16];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
@@ -131,10 +136,7 @@ where
     let sink = options
         .trace
         .then(|| TraceSink::new(start, options.trace_lines_max));
-    let _subscriber = sink.as_ref().map(|sink| {
-        let subscriber = tracing_subscriber::registry().with(TraceLayer::new(sink.clone()));
-        tracing::subscriber::set_default(subscriber)
-    });
+    let _route = sink.clone().map(trace::route_to);
     let budget = options.sim_time_max;
     let world = World::new(options, start, sink.clone());
     let driver = world.clone();

@@ -1,0 +1,139 @@
+//! Unit tests of the world: host lifecycle, budgets, panics, determinism.
+
+use super::{RunAbort, WorldOptions, run_world};
+use engine::env::TaskGone;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+#[test]
+fn a_crash_kills_the_hosts_tasks_and_a_restart_runs_its_boot_program() {
+    let report = run_world(WorldOptions::new(1), |world| async move {
+        let host = world.add_host("h");
+        let env = host.env();
+        let sleeper = env.spawn("sleeper", async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            7
+        });
+        let boots = Arc::new(AtomicU64::new(0));
+        let counted = boots.clone();
+        host.set_boot(Arc::new(move |_env| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async {})
+        }));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(
+            boots.load(Ordering::SeqCst),
+            1,
+            "boot runs when set on a live host"
+        );
+        host.crash();
+        assert_eq!(sleeper.await, Err(TaskGone));
+        assert!(!host.is_up());
+        let late = env.spawn("late", async { 1 });
+        assert_eq!(late.await, Err(TaskGone), "a down host starts no task");
+        host.restart();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(
+            boots.load(Ordering::SeqCst),
+            2,
+            "boot runs again after restart"
+        );
+        assert_eq!(env.spawn("after", async { 2 }).await, Ok(2));
+        world.faults().count("host.crash")
+    });
+    assert_eq!(report.value, Ok(1));
+}
+
+#[test]
+fn a_paused_host_makes_no_progress_until_resumed() {
+    let report = run_world(WorldOptions::new(2), |world| async move {
+        let host = world.add_host("h");
+        let ticks = Arc::new(AtomicU64::new(0));
+        let t = ticks.clone();
+        let _ticker = host.env().spawn("ticker", async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                t.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(105)).await;
+        let before = ticks.load(Ordering::SeqCst);
+        host.pause();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(ticks.load(Ordering::SeqCst), before, "no tick while paused");
+        host.resume();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(ticks.load(Ordering::SeqCst) > before, "ticks resume");
+        before
+    });
+    assert_eq!(report.value, Ok(10));
+    assert_eq!(report.faults.get("host.pause"), Some(&1));
+}
+
+#[test]
+fn the_virtual_time_budget_ends_a_run_that_never_finishes() {
+    let mut options = WorldOptions::new(3);
+    options.sim_time_max = Duration::from_secs(3600);
+    let report = run_world(options, |_world| async {
+        std::future::pending::<()>().await;
+    });
+    assert_eq!(
+        report.value,
+        Err(RunAbort::SimTimeExceeded {
+            budget_ns: 3_600_000_000_000
+        })
+    );
+    assert_eq!(
+        report.sim_time_ns, 3_600_000_000_000,
+        "an idle hour passes instantly"
+    );
+}
+
+#[test]
+fn a_panic_in_a_host_task_aborts_the_run_as_a_crash_with_its_message() {
+    let report = run_world(WorldOptions::new(4), |world| async move {
+        let env = world.add_host("h").env();
+        let _doomed = env.spawn("doomed", async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            panic!("engine invariant broken");
+        });
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    });
+    match report.value {
+        Err(RunAbort::Panic(message)) => {
+            assert!(message.contains("engine invariant broken"), "{message}")
+        }
+        other => panic!("expected a panic abort, got {other:?}"),
+    }
+}
+
+#[test]
+fn host_names_are_checked_and_hosts_get_addresses() {
+    let report = run_world(WorldOptions::new(5), |world| async move {
+        let a = world.add_host("a");
+        let b = world.add_host("b");
+        assert_eq!((a.ip(), b.ip()), ("10.0.0.1", "10.0.0.2"));
+        assert_eq!(world.host_names(), vec!["a", "b"]);
+        assert!(world.host("c").is_none());
+        let dup = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world.add_host("a")));
+        dup.is_err()
+    });
+    assert_eq!(report.value, Ok(true), "a duplicate host name is refused");
+}
+
+#[test]
+fn wall_clocks_of_hosts_can_differ() {
+    let report = run_world(WorldOptions::new(6), |world| async move {
+        let a = world.add_host("a");
+        let b = world.add_host_with(
+            "b",
+            crate::clock::ClockOptions {
+                offset_ns: -5_000_000_000,
+                drift_ppm: 0,
+            },
+        );
+        a.env().wall_unix_ms() - b.env().wall_unix_ms()
+    });
+    assert_eq!(report.value, Ok(5_000));
+}
