@@ -60,7 +60,10 @@ fn parallel_sweep_matches_serial_runs() {
         .into_iter()
         .flat_map(|scenario| (10..14).map(move |seed| Job { scenario, seed }))
         .collect();
-    let parallel: Vec<_> = sweep(&jobs, 4, &|_| {}).into_iter().map(comparable).collect();
+    let parallel: Vec<_> = sweep(&jobs, 4, &|_| {})
+        .into_iter()
+        .map(comparable)
+        .collect();
     let serial: Vec<_> = jobs
         .iter()
         .map(|j| comparable(run_scenario(j.scenario, j.seed).record))

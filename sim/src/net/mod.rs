@@ -83,12 +83,22 @@ struct Draws {
     rng: SimRng,
     latency_min_ns: u64,
     latency_max_ns: u64,
+    /// Per-link latency ranges (from, to) → (min, max) ns, overriding the default.
+    links: BTreeMap<(usize, usize), (u64, u64)>,
     reset_rate: Ratio,
 }
 
 impl Draws {
-    fn latency(&mut self) -> Duration {
-        Duration::from_nanos(self.rng.between(self.latency_min_ns, self.latency_max_ns))
+    fn latency(&mut self, from: usize, to: usize) -> Duration {
+        let (low, high) = if self.links.is_empty() {
+            (self.latency_min_ns, self.latency_max_ns)
+        } else {
+            self.links
+                .get(&(from, to))
+                .copied()
+                .unwrap_or((self.latency_min_ns, self.latency_max_ns))
+        };
+        Duration::from_nanos(self.rng.between(low, high))
     }
 }
 
@@ -116,6 +126,7 @@ impl SimNet {
                 rng,
                 latency_min_ns: options.latency_min.as_nanos() as u64,
                 latency_max_ns: options.latency_max.as_nanos() as u64,
+                links: BTreeMap::new(),
                 reset_rate: options.reset_rate,
             }),
             in_flight_bytes_max: AtomicUsize::new(options.in_flight_bytes_max),
@@ -182,16 +193,38 @@ impl SimNet {
         self.in_flight_bytes_max.load(Ordering::Relaxed)
     }
 
-    fn sample_latency(&self) -> Duration {
-        self.draws.lock().expect("net draws poisoned").latency()
+    fn sample_latency(&self, from: usize, to: usize) -> Duration {
+        self.draws
+            .lock()
+            .expect("net draws poisoned")
+            .latency(from, to)
     }
 
-    /// Latency of the next write, and whether the swarm resets the connection instead.
-    fn draw_write(&self) -> (Duration, bool) {
+    /// Latency of the next write on `from → to`, and whether the swarm resets the
+    /// connection instead.
+    fn draw_write(&self, from: usize, to: usize) -> (Duration, bool) {
         let mut draws = self.draws.lock().expect("net draws poisoned");
         let reset_rate = draws.reset_rate;
         let reset = draws.rng.chance(reset_rate);
-        (draws.latency(), reset)
+        (draws.latency(from, to), reset)
+    }
+
+    /// Gives the link from `a` to `b` (one direction) its own latency range, uniform in
+    /// `[min, max]`; `None` returns it to the default range.
+    pub fn set_link_latency(&self, a: &str, b: &str, range: Option<(Duration, Duration)>) {
+        let (ia, ib) = (self.expect_host(a), self.expect_host(b));
+        let mut draws = self.draws.lock().expect("net draws poisoned");
+        match range {
+            Some((min, max)) => {
+                assert!(min <= max, "latency range {min:?}..={max:?} is empty");
+                draws
+                    .links
+                    .insert((ia, ib), (min.as_nanos() as u64, max.as_nanos() as u64));
+            }
+            None => {
+                draws.links.remove(&(ia, ib));
+            }
+        }
     }
 
     fn resolve(&self, from: usize, host: &str) -> Option<usize> {
@@ -382,7 +415,7 @@ impl SimNet {
         };
         let connect_timeout = self.lock().options.connect_timeout;
         // SYN travels to the server.
-        tokio::time::sleep(self.sample_latency()).await;
+        tokio::time::sleep(self.sample_latency(from, to)).await;
         let deadline = tokio::time::Instant::now() + connect_timeout;
         loop {
             let blocked = [self.cut(from, to), self.cut(to, from)];
@@ -415,7 +448,7 @@ impl SimNet {
             .map(|l| l.1.clone());
         let Some(sender) = sender else {
             // RST travels back.
-            tokio::time::sleep(self.sample_latency()).await;
+            tokio::time::sleep(self.sample_latency(to, from)).await;
             tracing::debug!(target: "sim::net", "connect {} -> {addr} refused", self.host_name(from));
             return Err(io::Error::from_raw_os_error(ECONNREFUSED));
         };
@@ -455,11 +488,11 @@ impl SimNet {
             })
             .is_err()
         {
-            tokio::time::sleep(self.sample_latency()).await;
+            tokio::time::sleep(self.sample_latency(to, from)).await;
             return Err(io::Error::from_raw_os_error(ECONNREFUSED));
         }
         // SYN-ACK travels back.
-        tokio::time::sleep(self.sample_latency()).await;
+        tokio::time::sleep(self.sample_latency(to, from)).await;
         tracing::debug!(target: "sim::net", "connected {client_local} -> {addr}");
         Ok(Box::new(client_side))
     }

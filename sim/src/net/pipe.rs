@@ -224,7 +224,7 @@ impl AsyncWrite for SimStream {
         }
         // Lock order: pipe, then the network's draws (never the reverse). The swarm
         // reset and the latency come from the network's stream, in write order.
-        let (latency, reset) = this.net.draw_write();
+        let (latency, reset) = this.net.draw_write(this.tx.from, this.tx.to);
         if reset {
             drop(state);
             this.net

@@ -306,3 +306,35 @@ fn same_seed_same_trace_and_latencies_differ_by_seed() {
     assert_ne!(one.value, other.value);
     assert_ne!(one.trace.hash, other.trace.hash);
 }
+
+#[test]
+fn a_link_can_have_its_own_latency() {
+    run(13, |world| async move {
+        let a = world.add_host("a").env();
+        let b = world.add_host("b").env();
+        world.net().set_link_latency(
+            "a",
+            "b",
+            Some((Duration::from_millis(200), Duration::from_millis(200))),
+        );
+        let mut listener = b.net().bind(5).await.unwrap();
+        let mut client = a.net().connect(&NetAddr::new("b", 5)).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let t0 = Instant::now();
+        client.write_all(b"x").await.unwrap();
+        let mut buf = [0u8; 1];
+        server.read_exact(&mut buf).await.unwrap();
+        assert_eq!(
+            Instant::now() - t0,
+            Duration::from_millis(200),
+            "a -> b is slow"
+        );
+        let t1 = Instant::now();
+        server.write_all(b"y").await.unwrap();
+        client.read_exact(&mut buf).await.unwrap();
+        assert!(
+            Instant::now() - t1 <= Duration::from_millis(6),
+            "b -> a keeps the default"
+        );
+    });
+}
