@@ -111,14 +111,7 @@ impl SimRng {
 
     /// Uniform in `[0, bound)` by rejection; `bound` must be positive.
     pub fn below(&mut self, bound: u64) -> u64 {
-        assert!(bound > 0, "below(0) has no valid value");
-        let zone = u64::MAX - (u64::MAX % bound);
-        loop {
-            let x = self.next_u64();
-            if x < zone {
-                return x % bound;
-            }
-        }
+        engine::env::uniform_below(bound, || self.next_u64())
     }
 
     /// Uniform in `[low, high]` (inclusive); `low <= high`.

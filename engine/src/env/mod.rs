@@ -16,7 +16,7 @@ pub use clock::WallClock;
 pub use disk::{Disk, DiskFile, FileMeta, OpenMode, check_relative_path};
 pub use net::{NetAddr, NetListener, NetStream, Network};
 pub use process::{ChildProc, ExitStatus, ProcSpec, ProcessLauncher, Signal};
-pub use random::RandomSource;
+pub use random::{RandomSource, uniform_below};
 pub use spawn::{Spawner, Task, TaskGone};
 
 use std::future::Future;

@@ -153,6 +153,10 @@ pub trait ChildProc: Send {
     fn try_wait(&mut self) -> io::Result<Option<ExitStatus>>;
     /// Sends a signal; `ESRCH` if the process is gone (reaped).
     fn signal(&self, signal: Signal) -> io::Result<()>;
+    /// Kills the process (SIGKILL); reap it with `wait` afterwards.
+    fn kill(&self) -> io::Result<()> {
+        self.signal(Signal::Kill)
+    }
     /// Resident memory in bytes, as the OS reports it (`/proc/PID/statm`).
     fn resident_bytes(&self) -> io::Result<u64>;
 }

@@ -1,3 +1,17 @@
+/// A value uniform in `[0, bound)` from a source of raw `u64`s, by rejection (exact, and
+/// our own code, so a seed's draws never change with a crate upgrade). `bound` must be
+/// positive. Shared by the engine's RNG seam and the simulator's streams.
+pub fn uniform_below(bound: u64, mut next_u64: impl FnMut() -> u64) -> u64 {
+    assert!(bound > 0, "below(0) has no valid value");
+    let zone = u64::MAX - (u64::MAX % bound);
+    loop {
+        let x = next_u64();
+        if x < zone {
+            return x % bound;
+        }
+    }
+}
+
 /// Randomness for engine decisions (jitter, identifiers). Real: seeded from OS entropy
 /// once. Simulated: a ChaCha stream derived from the run seed and the host's name.
 pub trait RandomSource: Send + Sync {
@@ -7,14 +21,7 @@ pub trait RandomSource: Send + Sync {
     /// the distribution is exact and the draw sequence is our own (stable across crate
     /// upgrades, BRIEF §3 rule 4).
     fn below(&self, bound: u64) -> u64 {
-        assert!(bound > 0, "below(0) has no valid value");
-        let zone = u64::MAX - (u64::MAX % bound);
-        loop {
-            let x = self.next_u64();
-            if x < zone {
-                return x % bound;
-            }
-        }
+        uniform_below(bound, || self.next_u64())
     }
 
     fn fill_bytes(&self, out: &mut [u8]) {

@@ -113,14 +113,7 @@ pub struct SimNet {
 
 impl SimNet {
     pub fn new(options: NetOptions, rng: SimRng, faults: FaultCounters) -> Arc<Self> {
-        assert!(
-            options.latency_min <= options.latency_max,
-            "latency range is empty"
-        );
-        assert!(
-            options.in_flight_bytes_max > 0,
-            "a connection must hold at least one byte"
-        );
+        options.check();
         Arc::new(SimNet {
             draws: Mutex::new(Draws {
                 rng,
@@ -170,14 +163,7 @@ impl SimNet {
 
     /// Replaces the options (swarm rates change, or a heal sets them quiet).
     pub fn set_options(&self, options: NetOptions) {
-        assert!(
-            options.latency_min <= options.latency_max,
-            "latency range is empty"
-        );
-        assert!(
-            options.in_flight_bytes_max > 0,
-            "a connection must hold at least one byte"
-        );
+        options.check();
         self.in_flight_bytes_max
             .store(options.in_flight_bytes_max, Ordering::Relaxed);
         {

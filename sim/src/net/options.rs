@@ -34,6 +34,23 @@ impl NetOptions {
     }
 }
 
+impl NetOptions {
+    /// Panics with the offending field when the options contradict themselves (they are
+    /// written by people and by generators; a silent clamp would hide a wrong plan).
+    pub fn check(&self) {
+        assert!(
+            self.latency_min <= self.latency_max,
+            "latency_min {:?} exceeds latency_max {:?}",
+            self.latency_min,
+            self.latency_max
+        );
+        assert!(
+            self.in_flight_bytes_max > 0,
+            "in_flight_bytes_max must be positive: a connection holds at least one byte"
+        );
+    }
+}
+
 impl Default for NetOptions {
     fn default() -> Self {
         NetOptions::lan()

@@ -120,6 +120,7 @@ impl SimProcs {
         let plan = ChildPlan::draw(&mut st.rng, &options);
         let pid = st.pid_next;
         st.pid_next = pid.checked_add(1).expect("pid space exhausted");
+        tracing::debug!(target: "sim::procs", "pid {pid} spawned: {} {}", spec.program, spec.args.join(" "));
 
         let bytes_max = options.pipe_bytes_max;
         let (stdin, stdin_r, stdin_w) =

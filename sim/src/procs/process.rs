@@ -143,7 +143,11 @@ impl ProcShared {
     /// Ends a running process with `status`: its descriptors close at once, its task is
     /// aborted, its parent can reap the status. Returns false if it was not running.
     pub(crate) fn terminate(&self, status: ExitStatus) -> bool {
-        self.end(Phase::Exited(status))
+        let ended = self.end(Phase::Exited(status));
+        if ended {
+            tracing::debug!(target: "sim::procs", "pid {} ({}) ended: {status}", self.pid, self.program);
+        }
+        ended
     }
 
     /// The process disappears with its host: no status is ever reported.
