@@ -17,4 +17,5 @@ echo "== tokio::select! must be biased (BRIEF §3 rule 3)"
 bash ci/check-select-biased.sh
 
 echo "== cargo test"
-cargo test --workspace --locked
+# --lib --bins --tests: every test target (the bench is harness-less; no doc tests).
+cargo test --workspace --locked --lib --bins --tests

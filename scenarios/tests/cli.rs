@@ -146,6 +146,11 @@ fn sweep_writes_one_record_per_run_and_summarizes() {
     assert_eq!(seeds, vec![1, 2, 3]);
     let stdout = text(&out.stdout);
     assert!(stdout.contains("3 runs of 1 scenarios"), "{stdout}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("sweep: 3 passed, 0 failed"),
+        "{stdout}"
+    );
     assert!(
         !text(&out.stderr).contains('\u{2588}'),
         "no progress bar when not on a terminal"

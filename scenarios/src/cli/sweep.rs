@@ -94,15 +94,6 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
     print!("{}", render_table(&summaries));
     let failed: Vec<_> = records.iter().filter(|r| !r.passed()).collect();
     let inert: Vec<_> = summaries.iter().filter(|s| s.inert()).collect();
-    println!(
-        "\n{} runs of {} scenarios (seeds {}..={last}): {} passed, {} failed, {} inert scenarios",
-        records.len(),
-        summaries.len(),
-        args.seed_start,
-        records.len() - failed.len(),
-        failed.len(),
-        inert.len()
-    );
     for r in failed.iter().take(20) {
         println!(
             "FAIL {} seed {} ({}): {}\n  repro: {}",
@@ -125,6 +116,19 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
     if let Some(path) = &args.json {
         println!("records: {}", path.display());
     }
+    println!(
+        "\n{} runs of {} scenarios (seeds {}..={last}), {} inert scenarios",
+        records.len(),
+        summaries.len(),
+        args.seed_start,
+        inert.len()
+    );
+    // Last, in the plain form CI log readers understand.
+    println!(
+        "sweep: {} passed, {} failed",
+        records.len() - failed.len(),
+        failed.len()
+    );
     Ok(if failed.is_empty() && inert.is_empty() {
         ExitCode::SUCCESS
     } else {
