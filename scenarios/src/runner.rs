@@ -29,6 +29,15 @@ pub fn run_scenario(scenario: &'static Scenario, seed: u64) -> RunResult {
         Ok(Ok(())) => (Verdict::Pass, None, None),
         Ok(Err(failure)) => (Verdict::Fail, Some(failure.class), Some(failure.message)),
         Err(RunAbort::Panic(message)) => (Verdict::Fail, Some(FailureClass::Crash), Some(message)),
+        Err(RunAbort::WallTimeExceeded { budget_ms }) => (
+            Verdict::Fail,
+            Some(FailureClass::Liveness),
+            Some(format!(
+                "the run spun for {} s of real time without finishing: something loops \
+                 without letting virtual time advance",
+                budget_ms / 1000
+            )),
+        ),
         Err(RunAbort::SimTimeExceeded { budget_ns }) => (
             Verdict::Fail,
             Some(FailureClass::Liveness),

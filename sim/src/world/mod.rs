@@ -37,6 +37,9 @@ pub struct WorldOptions {
     pub procs: ProcsOptions,
     /// Virtual-time budget of the run: past it the run is aborted as a liveness failure.
     pub sim_time_max: Duration,
+    /// Real-time budget of the run (`None`: unbounded): a guard against a run that
+    /// spins without letting virtual time advance, so a sweep or a CI gate never hangs.
+    pub wall_time_max: Option<Duration>,
     /// Record a trace at all (benchmarks turn it off to measure the bare substrate).
     pub trace: bool,
     /// Trace events kept for printing; later ones are only hashed.
@@ -52,6 +55,7 @@ impl WorldOptions {
             disk: DiskOptions::quiet(),
             procs: ProcsOptions::quiet(),
             sim_time_max: Duration::from_secs(3600),
+            wall_time_max: Some(Duration::from_secs(300)),
             trace: true,
             trace_lines_max: 20_000,
         }

@@ -18,6 +18,11 @@ pub enum RunAbort {
     Panic(String),
     /// The virtual-time budget ran out before the body finished.
     SimTimeExceeded { budget_ns: u64 },
+    /// The run used its whole real-time budget: something spins without letting virtual
+    /// time advance (a loop that never awaits, or one that only yields). The world's
+    /// thread cannot be stopped from outside; it is left behind, detached. This is the
+    /// one outcome that depends on the machine's speed, and it only guards against hangs.
+    WallTimeExceeded { budget_ms: u64 },
 }
 
 /// Everything a run produced.
@@ -87,31 +92,46 @@ where
         clippy::disallowed_methods,
         reason = "a world owns exactly one OS thread (BRIEF §2); this is where it starts"
     )]
+    let wall_time_max = options.wall_time_max;
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(format!("world-{seed}"))
         .stack_size(8 * 1024 * 1024)
-        .spawn(move || run_here(options, body));
-    match thread {
-        Ok(handle) => handle.join().unwrap_or_else(|payload| RunReport {
-            seed,
-            value: Err(RunAbort::Panic(format!(
-                "world thread died: {}",
-                panic_message(&*payload)
-            ))),
-            trace: TraceSummary::default(),
-            sim_time_ns: 0,
-            faults: BTreeMap::new(),
-        }),
-        Err(e) => RunReport {
-            seed,
-            value: Err(RunAbort::Panic(format!(
+        .spawn(move || {
+            let report = run_here(options, body);
+            // The receiver is gone only if the runner gave up on this world.
+            let _ = done_tx.send(());
+            report
+        });
+    let aborted = |abort: RunAbort| RunReport {
+        seed,
+        value: Err(abort),
+        trace: TraceSummary::default(),
+        sim_time_ns: 0,
+        faults: BTreeMap::new(),
+    };
+    let handle = match thread {
+        Ok(handle) => handle,
+        Err(e) => {
+            return aborted(RunAbort::Panic(format!(
                 "could not start a world thread: {e}"
-            ))),
-            trace: TraceSummary::default(),
-            sim_time_ns: 0,
-            faults: BTreeMap::new(),
-        },
+            )));
+        }
+    };
+    if let Some(budget) = wall_time_max
+        && let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(budget)
+    {
+        // The thread is left running, detached: nothing can stop it from outside.
+        return aborted(RunAbort::WallTimeExceeded {
+            budget_ms: budget.as_millis() as u64,
+        });
     }
+    handle.join().unwrap_or_else(|payload| {
+        aborted(RunAbort::Panic(format!(
+            "world thread died: {}",
+            panic_message(&*payload)
+        )))
+    })
 }
 
 fn run_here<T, F, Fut>(options: WorldOptions, body: F) -> RunReport<T>

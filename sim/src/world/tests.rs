@@ -137,3 +137,28 @@ fn wall_clocks_of_hosts_can_differ() {
     });
     assert_eq!(report.value, Ok(5_000));
 }
+
+#[test]
+fn a_run_that_spins_without_advancing_time_hits_the_wall_budget() {
+    let mut options = WorldOptions::new(7);
+    options.wall_time_max = Some(Duration::from_millis(300));
+    let report = run_world(options, |_world| async {
+        // Yields forever: always runnable, so virtual time never moves. Bounded by a
+        // real-time guard so the detached thread does not outlive the test process
+        // for long.
+        #[allow(
+            clippy::disallowed_methods,
+            clippy::disallowed_types,
+            reason = "test bound"
+        )]
+        let start = std::time::Instant::now();
+        #[allow(clippy::disallowed_methods, reason = "test bound")]
+        while start.elapsed() < Duration::from_secs(5) {
+            tokio::task::yield_now().await;
+        }
+    });
+    assert_eq!(
+        report.value,
+        Err(RunAbort::WallTimeExceeded { budget_ms: 300 })
+    );
+}
