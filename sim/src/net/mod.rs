@@ -18,8 +18,10 @@
 //! Crash semantics: a crashed host's listeners vanish and its connections are reset;
 //! connects to it time out until it restarts (a dead host sends no RST).
 
+mod connect;
 mod listener;
 mod options;
+mod partition;
 mod pipe;
 #[cfg(test)]
 mod tests;
@@ -30,7 +32,7 @@ pub use pipe::SimStream;
 use crate::faults::FaultCounters;
 use crate::seed::{Ratio, SimRng};
 use engine::env::{BoxFuture, NetAddr, NetListener, NetStream, Network};
-use listener::{Incoming, SimListener};
+use listener::Incoming;
 use pipe::Pipe;
 use std::collections::BTreeMap;
 use std::io;
@@ -231,138 +233,6 @@ impl SimNet {
         self.lock().hosts[index].name.clone()
     }
 
-    /// Whether traffic from `from` to `to` is currently held by a partition.
-    fn holds(&self, from: usize, to: usize) -> bool {
-        if self.holds_active.load(Ordering::Relaxed) == 0 {
-            return false;
-        }
-        self.lock().partitions.get(&(from, to)) == Some(&PartitionMode::Hold)
-    }
-
-    fn cut(&self, from: usize, to: usize) -> Option<PartitionMode> {
-        self.lock().partitions.get(&(from, to)).copied()
-    }
-
-    /// Remembers a reader waiting on a held partition, to wake it on heal.
-    fn park_held(&self, pipe: &Arc<Pipe>) {
-        let mut state = self.lock();
-        let already = state
-            .held
-            .iter()
-            .any(|w| w.upgrade().is_some_and(|p| Arc::ptr_eq(&p, pipe)));
-        if !already {
-            state.held.push(Arc::downgrade(pipe));
-            let (from, to) = (
-                state.hosts[pipe.from].name.clone(),
-                state.hosts[pipe.to].name.clone(),
-            );
-            drop(state);
-            self.faults.fire(
-                "net.partition_hold",
-                &format!("traffic {from} -> {to} held"),
-            );
-        }
-    }
-
-    fn reset_pair(&self, tx: &Pipe, rx: &Pipe, why: &str) {
-        tx.reset();
-        rx.reset();
-        let (a, b) = (self.host_name(tx.from), self.host_name(tx.to));
-        self.faults
-            .fire("net.reset", &format!("connection {a} <-> {b} reset: {why}"));
-    }
-
-    /// Partitions traffic from `a` to `b`, and from `b` to `a` unless `one_way`.
-    pub fn partition(&self, a: &str, b: &str, mode: PartitionMode, one_way: bool) {
-        let (ia, ib) = (self.expect_host(a), self.expect_host(b));
-        {
-            let mut state = self.lock();
-            state.partitions.insert((ia, ib), mode);
-            if !one_way {
-                state.partitions.insert((ib, ia), mode);
-            }
-            self.recount_holds(&state);
-        }
-        let direction = if one_way { "->" } else { "<->" };
-        self.faults.fire(
-            "net.partition",
-            &format!("{a} {direction} {b} partitioned ({mode:?})"),
-        );
-        if mode == PartitionMode::Drop {
-            self.reset_connections(ia, ib, "partition dropped traffic");
-        }
-    }
-
-    /// Heals the partition between `a` and `b` (both directions).
-    pub fn heal(&self, a: &str, b: &str) {
-        let (ia, ib) = (self.expect_host(a), self.expect_host(b));
-        let mut state = self.lock();
-        state.partitions.remove(&(ia, ib));
-        state.partitions.remove(&(ib, ia));
-        self.finish_heal(state);
-        tracing::info!(target: "sim::net", "partition {a} <-> {b} healed");
-    }
-
-    /// Heals every partition.
-    pub fn heal_all(&self) {
-        let mut state = self.lock();
-        let had = !state.partitions.is_empty();
-        state.partitions.clear();
-        self.finish_heal(state);
-        if had {
-            tracing::info!(target: "sim::net", "all partitions healed");
-        }
-    }
-
-    fn finish_heal(&self, mut state: std::sync::MutexGuard<'_, NetState>) {
-        self.recount_holds(&state);
-        let held: Vec<Weak<Pipe>> = std::mem::take(&mut state.held);
-        drop(state);
-        for pipe in held.iter().filter_map(Weak::upgrade) {
-            pipe.wake_reader();
-        }
-    }
-
-    fn recount_holds(&self, state: &NetState) {
-        let holds = state
-            .partitions
-            .values()
-            .filter(|m| **m == PartitionMode::Hold)
-            .count();
-        self.holds_active.store(holds, Ordering::Relaxed);
-    }
-
-    /// Resets every live connection between hosts `a` and `b` (a fixed fault).
-    pub fn reset_between(&self, a: &str, b: &str) -> usize {
-        let (ia, ib) = (self.expect_host(a), self.expect_host(b));
-        self.reset_connections(ia, ib, "reset injected")
-    }
-
-    fn reset_connections(&self, ia: usize, ib: usize, why: &str) -> usize {
-        let pairs: Vec<(Arc<Pipe>, Arc<Pipe>)> = {
-            let mut state = self.lock();
-            state
-                .connections
-                .retain(|c| c.a_to_b.strong_count() > 0 || c.b_to_a.strong_count() > 0);
-            state
-                .connections
-                .iter()
-                .filter_map(|c| Some((c.a_to_b.upgrade()?, c.b_to_a.upgrade()?)))
-                .filter(|(p, _)| (p.from == ia && p.to == ib) || (p.from == ib && p.to == ia))
-                .filter(|(p, _)| !p.is_reset())
-                .collect()
-        };
-        for (tx, rx) in &pairs {
-            self.reset_pair(tx, rx, why);
-        }
-        pairs.len()
-    }
-
-    fn expect_host(&self, name: &str) -> usize {
-        self.host_index(name)
-            .unwrap_or_else(|| panic!("no host named {name:?} in this world"))
-    }
-
     /// Host crash: listeners vanish, connections reset, connects time out.
     pub(crate) fn crash_host(&self, index: usize) {
         let pairs: Vec<(Arc<Pipe>, Arc<Pipe>)> = {
@@ -389,141 +259,6 @@ impl SimNet {
 
     fn is_up(&self, index: usize) -> bool {
         self.lock().hosts[index].up
-    }
-
-    async fn connect_from(
-        self: &Arc<Self>,
-        from: usize,
-        addr: &NetAddr,
-    ) -> io::Result<Box<dyn NetStream>> {
-        let Some(to) = self.resolve(from, &addr.host) else {
-            return Err(io::Error::from_raw_os_error(EHOSTUNREACH));
-        };
-        let connect_timeout = self.lock().options.connect_timeout;
-        // SYN travels to the server.
-        tokio::time::sleep(self.sample_latency(from, to)).await;
-        let deadline = tokio::time::Instant::now() + connect_timeout;
-        loop {
-            let blocked = [self.cut(from, to), self.cut(to, from)];
-            if blocked.contains(&Some(PartitionMode::Drop)) || !self.is_up(to) {
-                tokio::time::sleep_until(deadline).await;
-                self.faults.fire(
-                    "net.connect_timeout",
-                    &format!("connect {} -> {addr} timed out", self.host_name(from)),
-                );
-                return Err(io::Error::from_raw_os_error(ETIMEDOUT));
-            }
-            if blocked.contains(&Some(PartitionMode::Hold)) {
-                if tokio::time::Instant::now() >= deadline {
-                    self.faults.fire(
-                        "net.connect_timeout",
-                        &format!("connect {} -> {addr} timed out", self.host_name(from)),
-                    );
-                    return Err(io::Error::from_raw_os_error(ETIMEDOUT));
-                }
-                // Retransmit the SYN once a second, as TCP does (roughly).
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            break;
-        }
-        let sender = self
-            .lock()
-            .listeners
-            .get(&(to, addr.port))
-            .map(|l| l.1.clone());
-        let Some(sender) = sender else {
-            // RST travels back.
-            tokio::time::sleep(self.sample_latency(to, from)).await;
-            tracing::debug!(target: "sim::net", "connect {} -> {addr} refused", self.host_name(from));
-            return Err(io::Error::from_raw_os_error(ECONNREFUSED));
-        };
-        let (client_port, client_addr, server_addr) = {
-            let mut state = self.lock();
-            let first = state.options.ephemeral_port_min;
-            let port = state.next_ephemeral.entry(from).or_insert(first);
-            let client_port = *port;
-            *port = port.checked_add(1).unwrap_or(first);
-            (
-                client_port,
-                state.hosts[from].ip.clone(),
-                state.hosts[to].ip.clone(),
-            )
-        };
-        let up = Pipe::new(from, to);
-        let down = Pipe::new(to, from);
-        self.lock().connections.push(Connection {
-            a_to_b: Arc::downgrade(&up),
-            b_to_a: Arc::downgrade(&down),
-        });
-        let client_local = NetAddr::new(client_addr, client_port);
-        let server_local = NetAddr::new(server_addr, addr.port);
-        let server_side = SimStream::new(
-            self.clone(),
-            down.clone(),
-            up.clone(),
-            server_local.clone(),
-            client_local.clone(),
-        );
-        let client_side =
-            SimStream::new(self.clone(), up, down, client_local.clone(), server_local);
-        if sender
-            .send(Incoming {
-                stream: Box::new(server_side),
-                peer: client_local.clone(),
-            })
-            .is_err()
-        {
-            tokio::time::sleep(self.sample_latency(to, from)).await;
-            return Err(io::Error::from_raw_os_error(ECONNREFUSED));
-        }
-        // SYN-ACK travels back.
-        tokio::time::sleep(self.sample_latency(to, from)).await;
-        tracing::debug!(target: "sim::net", "connected {client_local} -> {addr}");
-        Ok(Box::new(client_side))
-    }
-
-    fn bind_on(self: &Arc<Self>, host: usize, port: u16) -> io::Result<Box<dyn NetListener>> {
-        let mut state = self.lock();
-        let port = if port == 0 {
-            let first = state.options.ephemeral_port_min;
-            let mut candidate = *state.next_ephemeral.get(&host).unwrap_or(&first);
-            while state.listeners.contains_key(&(host, candidate)) {
-                candidate = candidate.checked_add(1).unwrap_or(first);
-            }
-            state
-                .next_ephemeral
-                .insert(host, candidate.checked_add(1).unwrap_or(first));
-            candidate
-        } else {
-            port
-        };
-        if state.listeners.contains_key(&(host, port)) {
-            return Err(io::Error::from_raw_os_error(EADDRINUSE));
-        }
-        state.listener_ids += 1;
-        let id = state.listener_ids;
-        let (tx, rx) = mpsc::unbounded_channel();
-        state.listeners.insert((host, port), (id, tx));
-        let local = NetAddr::new(state.hosts[host].ip.clone(), port);
-        Ok(Box::new(SimListener::new(
-            Arc::downgrade(self),
-            host,
-            id,
-            local,
-            rx,
-        )))
-    }
-
-    fn unbind(&self, host: usize, port: u16, id: u64) {
-        let mut state = self.lock();
-        if state
-            .listeners
-            .get(&(host, port))
-            .is_some_and(|l| l.0 == id)
-        {
-            state.listeners.remove(&(host, port));
-        }
     }
 }
 
