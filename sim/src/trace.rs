@@ -134,12 +134,17 @@ impl TraceSink {
         state.hosts.push(Arc::from(name));
     }
 
-    pub fn record(&self, level: &Level, target: &str, message: String) {
+    /// Records an event. `host` names the host it concerns when the event says so (a
+    /// `host` field); otherwise it is the host whose task is running, or the world.
+    pub fn record(&self, level: &Level, target: &str, host: Option<String>, message: String) {
         let t_ns = Instant::now().duration_since(self.start).as_nanos() as u64;
         let mut state = self.state.lock().expect("trace poisoned");
-        let host: Arc<str> = current_host_index()
-            .and_then(|i| state.hosts.get(i).cloned())
-            .unwrap_or_else(|| Arc::from(WORLD_HOST));
+        let host: Arc<str> = match host {
+            Some(named) => Arc::from(named),
+            None => current_host_index()
+                .and_then(|i| state.hosts.get(i).cloned())
+                .unwrap_or_else(|| Arc::from(WORLD_HOST)),
+        };
         let hash = &mut state.hash;
         hash.u64(t_ns);
         hash.bytes(host.as_bytes());
@@ -264,7 +269,8 @@ impl<S: Subscriber> Layer<S> for WorldLayer {
         let mut visitor = MessageVisitor::default();
         event.record(&mut visitor);
         let metadata = event.metadata();
-        sink.record(metadata.level(), metadata.target(), visitor.finish());
+        let host = visitor.host.take();
+        sink.record(metadata.level(), metadata.target(), host, visitor.finish());
     }
 }
 
@@ -273,6 +279,8 @@ impl<S: Subscriber> Layer<S> for WorldLayer {
 struct MessageVisitor {
     message: String,
     fields: String,
+    /// A `host` field: the host the event concerns.
+    host: Option<String>,
 }
 
 impl MessageVisitor {
@@ -296,7 +304,9 @@ impl MessageVisitor {
 
 impl Visit for MessageVisitor {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
+        if field.name() == "host" {
+            self.host = Some(value.to_string());
+        } else if field.name() == "message" {
             self.message.push_str(value);
         } else {
             self.field(field.name(), format_args!("{value}"));

@@ -5,19 +5,35 @@ use std::sync::{Arc, Mutex};
 ///
 /// A fault that was planned but never reached the system under test is not counted:
 /// the readiness report uses these counts to tell a tested scenario from an inert one.
+/// A host's devices get a copy scoped to the host (`for_host`), so the trace shows each
+/// fault on the host it hit; all copies share one set of counts.
 #[derive(Clone, Default)]
 pub struct FaultCounters {
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    host: Option<Arc<str>>,
 }
 
 impl FaultCounters {
+    /// The same counters, with faults traced as happening on `host`.
+    pub fn for_host(&self, host: &str) -> FaultCounters {
+        FaultCounters {
+            counts: self.counts.clone(),
+            host: Some(Arc::from(host)),
+        }
+    }
+
     /// Records one firing of `kind` and traces it with `detail`.
     pub fn fire(&self, kind: &str, detail: &str) {
         {
             let mut counts = self.counts.lock().expect("fault counters poisoned");
             *counts.entry(kind.to_string()).or_insert(0) += 1;
         }
-        tracing::info!(target: "sim::fault", kind, "fault fired: {detail}");
+        match &self.host {
+            Some(host) => {
+                tracing::info!(target: "sim::fault", host = &**host, kind, "fault fired: {detail}")
+            }
+            None => tracing::info!(target: "sim::fault", kind, "fault fired: {detail}"),
+        }
     }
 
     pub fn count(&self, kind: &str) -> u64 {

@@ -187,7 +187,7 @@ impl Fault {
                 delta_ms,
             } => {
                 host(name).clock().jump(delta_ms.saturating_mul(1_000_000));
-                world.faults().fire(
+                world.faults().for_host(name).fire(
                     "clock.jump",
                     &format!("clock of {name} jumped by {delta_ms} ms"),
                 );
@@ -196,6 +196,7 @@ impl Fault {
                 host(name).clock().set_drift_ppm(*ppm);
                 world
                     .faults()
+                    .for_host(name)
                     .fire("clock.drift", &format!("clock of {name} drifts {ppm} ppm"));
             }
             Fault::DiskCapacity { host: name, bytes } => {

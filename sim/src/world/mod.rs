@@ -160,13 +160,13 @@ impl World {
             name,
             options.disk.clone(),
             SimRng::new(seed, &format!("disk/{name}")),
-            self.inner.faults.clone(),
+            self.inner.faults.for_host(name),
         ));
         let procs = Arc::new(SimProcs::new(
             name,
             options.procs.clone(),
             SimRng::new(seed, &format!("procs/{name}")),
-            self.inner.faults.clone(),
+            self.inner.faults.for_host(name),
             spawner.clone(),
         ));
         let env = Env::new(EnvParts {
@@ -193,7 +193,7 @@ impl World {
             boot: Mutex::new(None),
         });
         hosts.push(shared.clone());
-        tracing::debug!(target: "sim::host", host = name, ip = %shared.ip, "host added");
+        tracing::debug!(target: "sim::host", host = name, "host added, address {}", shared.ip);
         Host {
             world: self.clone(),
             shared,
@@ -295,7 +295,7 @@ impl Host {
         self.world.net().crash_host(self.shared.index);
         self.shared.procs.crash();
         self.shared.disk.crash();
-        self.world.faults().fire(
+        self.world.faults().for_host(self.name()).fire(
             "host.crash",
             &format!("host {} crashed ({tasks} live tasks killed)", self.name()),
         );
@@ -321,6 +321,7 @@ impl Host {
             self.shared.gate.pause();
             self.world
                 .faults()
+                .for_host(self.name())
                 .fire("host.pause", &format!("host {} paused", self.name()));
         }
     }
