@@ -77,18 +77,25 @@ fn partition_heal_no_loss(world: World) -> BodyFuture {
             let (mut conn, _) = listener.accept().await.map_err(io_failure)?;
             let mut got = Vec::with_capacity(total);
             conn.read_to_end(&mut got).await.map_err(io_failure)?;
-            Ok::<_, Failure>(got)
+            Ok::<_, Failure>((got, world.now_ns() / 1_000_000))
         };
         let (got, ()) = tokio::join!(
             converge("the stream", Duration::from_secs(120), receive),
             faults
         );
-        let got = got??;
+        let (got, finished_ms) = got??;
         ensure!(
             got.len() == data.len(),
             "received {} of {} bytes",
             got.len(),
             data.len()
+        );
+        // The cut starts while the stream still flows, so the stream can only end after
+        // the heal: had it ended before, the partition held nothing.
+        ensure!(
+            finished_ms >= cut_at_ms + cut_ms,
+            "the stream ended at {finished_ms} ms, before the partition healed at {} ms",
+            cut_at_ms + cut_ms
         );
         if let Some(at) = got.iter().zip(&data).position(|(a, b)| a != b) {
             return Err(Failure::correctness(format!(

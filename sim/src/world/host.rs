@@ -101,11 +101,11 @@ impl Future for GatedTask {
             return Poll::Ready(());
         }
         if self.gate.is_paused() {
-            self.gate
-                .paused_wakers
-                .lock()
-                .expect("gate poisoned")
-                .push(cx.waker().clone());
+            let mut wakers = self.gate.paused_wakers.lock().expect("gate poisoned");
+            // A task polled again while paused must not queue its waker twice.
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+            }
             return Poll::Pending;
         }
         let index = self.gate.index;
