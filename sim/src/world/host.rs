@@ -22,6 +22,8 @@ pub(crate) struct HostGate {
     pub(crate) index: usize,
     up: AtomicBool,
     paused: AtomicBool,
+    /// Bumped on every pause: lets a task tell whether it already queued its waker.
+    pauses: AtomicU64,
     /// Bumped on every crash: a task from an older incarnation never runs again.
     incarnation: AtomicU64,
     tasks: Mutex<Vec<AbortHandle>>,
@@ -35,6 +37,7 @@ impl HostGate {
             index,
             up: AtomicBool::new(true),
             paused: AtomicBool::new(false),
+            pauses: AtomicU64::new(0),
             incarnation: AtomicU64::new(0),
             tasks: Mutex::new(Vec::new()),
             paused_wakers: Mutex::new(Vec::new()),
@@ -69,6 +72,7 @@ impl HostGate {
     }
 
     pub(crate) fn pause(&self) {
+        self.pauses.fetch_add(1, Ordering::Relaxed);
         self.paused.store(true, Ordering::Relaxed);
     }
 
@@ -90,6 +94,8 @@ impl HostGate {
 struct GatedTask {
     gate: Arc<HostGate>,
     incarnation: u64,
+    /// The pause (by count) in which this task last queued its waker.
+    parked_in: u64,
     future: BoxFuture<'static, ()>,
 }
 
@@ -101,10 +107,15 @@ impl Future for GatedTask {
             return Poll::Ready(());
         }
         if self.gate.is_paused() {
-            let mut wakers = self.gate.paused_wakers.lock().expect("gate poisoned");
-            // A task polled again while paused must not queue its waker twice.
-            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                wakers.push(cx.waker().clone());
+            // A task polled again during one pause must not queue its waker twice.
+            let pause = self.gate.pauses.load(Ordering::Relaxed);
+            if self.parked_in != pause {
+                self.parked_in = pause;
+                self.gate
+                    .paused_wakers
+                    .lock()
+                    .expect("gate poisoned")
+                    .push(cx.waker().clone());
             }
             return Poll::Pending;
         }
@@ -131,6 +142,7 @@ impl Spawner for SimSpawner {
         let task = GatedTask {
             gate: self.gate.clone(),
             incarnation: self.gate.incarnation.load(Ordering::Relaxed),
+            parked_in: 0,
             future,
         };
         let handle = tokio::spawn(task);
