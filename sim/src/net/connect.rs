@@ -73,10 +73,19 @@ impl SimNet {
         };
         let up = Pipe::new(from, to);
         let down = Pipe::new(to, from);
-        self.lock().connections.push(Connection {
-            a_to_b: Arc::downgrade(&up),
-            b_to_a: Arc::downgrade(&down),
-        });
+        {
+            let mut state = self.lock();
+            let connections = &mut state.connections;
+            // Forget closed connections as the list grows (amortized: only at powers of
+            // two), so a run that reconnects often does not keep every dead one.
+            if connections.len() >= 64 && connections.len().is_power_of_two() {
+                connections.retain(|c| c.a_to_b.strong_count() > 0);
+            }
+            connections.push(Connection {
+                a_to_b: Arc::downgrade(&up),
+                b_to_a: Arc::downgrade(&down),
+            });
+        }
         let client_local = NetAddr::new(client_addr, client_port);
         let server_local = NetAddr::new(server_addr, addr.port);
         let server_side = SimStream::new(

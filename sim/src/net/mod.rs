@@ -92,14 +92,11 @@ struct Draws {
 
 impl Draws {
     fn latency(&mut self, from: usize, to: usize) -> Duration {
-        let (low, high) = if self.links.is_empty() {
-            (self.latency_min_ns, self.latency_max_ns)
-        } else {
-            self.links
-                .get(&(from, to))
-                .copied()
-                .unwrap_or((self.latency_min_ns, self.latency_max_ns))
-        };
+        let (low, high) = self
+            .links
+            .get(&(from, to))
+            .copied()
+            .unwrap_or((self.latency_min_ns, self.latency_max_ns));
         Duration::from_nanos(self.rng.between(low, high))
     }
 }

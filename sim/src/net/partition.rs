@@ -115,11 +115,7 @@ impl SimNet {
 
     pub(super) fn reset_connections(&self, ia: usize, ib: usize, why: &str) -> usize {
         let pairs: Vec<(Arc<Pipe>, Arc<Pipe>)> = {
-            let mut state = self.lock();
-            state
-                .connections
-                .retain(|c| c.a_to_b.strong_count() > 0 || c.b_to_a.strong_count() > 0);
-            state
+            self.lock()
                 .connections
                 .iter()
                 .filter_map(|c| Some((c.a_to_b.upgrade()?, c.b_to_a.upgrade()?)))
