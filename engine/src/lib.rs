@@ -6,3 +6,5 @@
 //! on a deterministic simulated world. `engine` never depends on `sim`.
 
 pub mod env;
+pub mod worker;
+pub mod workers;

@@ -6,7 +6,9 @@ pub mod record;
 pub mod registry;
 pub mod runner;
 pub mod scenario;
+pub mod stage;
 mod substrate;
+pub mod workers;
 
 pub use catalog::Catalog;
 pub use record::RunRecord;

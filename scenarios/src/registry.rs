@@ -3,9 +3,9 @@
 use crate::catalog::{Catalog, Status};
 use crate::scenario::Scenario;
 
-/// Scenarios for catalog entries (none yet: engine subsystems bring them).
+/// Scenarios for catalog entries, subsystem by subsystem.
 fn catalog_scenarios() -> Vec<&'static Scenario> {
-    Vec::new()
+    crate::workers::all()
 }
 
 /// Every scenario: catalog ones first, then the substrate self-checks.

@@ -55,6 +55,9 @@ pub struct Scenario {
     /// Virtual-time budget of one run.
     pub sim_time_max: Duration,
     pub body: fn(World) -> BodyFuture,
+    /// The same check against this machine (real processes, real time), for the
+    /// scenarios that need no simulated-only fault: `chaos run ID --real`.
+    pub real: Option<fn(crate::workers::Stage) -> BodyFuture>,
 }
 
 /// Checks `condition`; on failure returns a correctness failure from the body.

@@ -10,13 +10,17 @@ mod net;
 mod process;
 mod random;
 pub mod real;
+mod scoped_disk;
 mod spawn;
 
 pub use clock::WallClock;
 pub use disk::{Disk, DiskFile, FileMeta, OpenMode, check_relative_path};
 pub use net::{NetAddr, NetListener, NetStream, Network};
-pub use process::{ChildProc, ExitStatus, ProcSpec, ProcessLauncher, Signal};
+pub use process::{
+    ChildOutput, ChildProc, ChildStdin, ExitStatus, ProcSpec, ProcessLauncher, Signal,
+};
 pub use random::{RandomSource, uniform_below};
+pub use scoped_disk::ScopedDisk;
 pub use spawn::{Spawner, Task, TaskGone};
 
 use std::future::Future;
@@ -68,6 +72,25 @@ impl Env {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
             .as_millis() as u64
+    }
+
+    /// The same environment with another disk (a child's view of its working directory).
+    pub fn with_disk(&self, disk: Arc<dyn Disk>) -> Env {
+        let p = &self.parts;
+        Env::new(EnvParts {
+            host: p.host.clone(),
+            clock: p.clock.clone(),
+            random: p.random.clone(),
+            spawner: p.spawner.clone(),
+            net: p.net.clone(),
+            disk,
+            procs: p.procs.clone(),
+        })
+    }
+
+    /// The disk as a shared handle (to wrap it).
+    pub fn disk_handle(&self) -> Arc<dyn Disk> {
+        self.parts.disk.clone()
     }
 
     pub fn random(&self) -> &dyn RandomSource {

@@ -6,7 +6,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A network address: a host name (or IP literal) and a port. In a simulated world host
 /// names are the world's host names; in the real environment they are resolved by the OS.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct NetAddr {
     pub host: String,
     pub port: u16,

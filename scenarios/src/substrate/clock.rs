@@ -16,6 +16,7 @@ pub static SKEW_DOES_NOT_BEND_TIMEOUTS: Scenario = Scenario {
     faults_expected: &["clock.jump", "clock.drift"],
     sim_time_max: Duration::from_secs(7200),
     body: skew_does_not_bend_timeouts,
+    real: None,
 };
 
 fn skew_does_not_bend_timeouts(world: World) -> BodyFuture {

@@ -50,6 +50,7 @@ pub static ATOMIC_REPLACE_CRASH: Scenario = Scenario {
     faults_expected: &["disk.lost_unsynced"],
     sim_time_max: Duration::from_secs(600),
     body: atomic_replace_crash,
+    real: None,
 };
 
 fn atomic_replace_crash(world: World) -> BodyFuture {
@@ -144,6 +145,7 @@ pub static TORN_LOG_RECOVERY: Scenario = Scenario {
     faults_expected: &["disk.lost_unsynced", "disk.torn_write"],
     sim_time_max: Duration::from_secs(600),
     body: torn_log_recovery,
+    real: None,
 };
 
 fn record_bytes(seed: u64, n: u64) -> Vec<u8> {

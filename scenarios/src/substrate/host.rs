@@ -17,6 +17,7 @@ pub static PAUSE_DELAYS_HEARTBEATS: Scenario = Scenario {
     faults_expected: &["host.pause"],
     sim_time_max: Duration::from_secs(600),
     body: pause_delays_heartbeats,
+    real: None,
 };
 
 fn pause_delays_heartbeats(world: World) -> BodyFuture {

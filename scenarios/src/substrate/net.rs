@@ -21,6 +21,7 @@ pub static PARTITION_HEAL_NO_LOSS: Scenario = Scenario {
     faults_expected: &["net.partition_hold"],
     sim_time_max: Duration::from_secs(600),
     body: partition_heal_no_loss,
+    real: None,
 };
 
 fn payload(world: &World, purpose: &str, len: usize) -> Vec<u8> {
@@ -125,6 +126,7 @@ pub static RESET_RECONNECT_RESUME: Scenario = Scenario {
     faults_expected: &["net.reset"],
     sim_time_max: Duration::from_secs(900),
     body: reset_reconnect_resume,
+    real: None,
 };
 
 const RECORDS: u64 = 400;
@@ -253,6 +255,7 @@ pub static BACKPRESSURE_BOUNDED: Scenario = Scenario {
     faults_expected: &["host.pause"],
     sim_time_max: Duration::from_secs(600),
     body: backpressure_bounded,
+    real: None,
 };
 
 fn backpressure_bounded(world: World) -> BodyFuture {

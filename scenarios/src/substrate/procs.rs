@@ -21,6 +21,7 @@ pub static OOM_KILL_STATUS: Scenario = Scenario {
     faults_expected: &["proc.oom_kill"],
     sim_time_max: Duration::from_secs(3600),
     body: oom_kill_status,
+    real: None,
 };
 
 fn oom_kill_status(world: World) -> BodyFuture {
@@ -70,6 +71,7 @@ pub static SEGV_ZOMBIE_REAPED: Scenario = Scenario {
     faults_expected: &["proc.crash_segv"],
     sim_time_max: Duration::from_secs(600),
     body: segv_zombie_reaped,
+    real: None,
 };
 
 fn segv_zombie_reaped(world: World) -> BodyFuture {
@@ -125,6 +127,7 @@ pub static SIGTERM_GRACE_THEN_KILL: Scenario = Scenario {
     faults_expected: &["proc.hang"],
     sim_time_max: Duration::from_secs(600),
     body: sigterm_grace_then_kill,
+    real: None,
 };
 
 fn sigterm_grace_then_kill(world: World) -> BodyFuture {

@@ -1,0 +1,185 @@
+//! One input line → its replies. Shared by stdin and the endpoint's connections, so
+//! both channels answer the same request the same way (Shutdown aside).
+
+use super::args::WorkerArgs;
+use super::cache::write_cache;
+use super::errors::code_for;
+use super::lines::Line;
+use super::protocol::{ErrorCode, ProtocolError, Reply, Request, decode_request, encode_line};
+use super::scrub::scrub_secrets;
+use super::snapshot;
+use crate::env::Env;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// What every channel of one worker shares.
+pub(super) struct Shared {
+    pub env: Env,
+    pub args: WorkerArgs,
+    /// Well-formed requests, all channels.
+    pub requests: AtomicU64,
+    /// Lines that were not requests, all channels.
+    pub malformed_lines: AtomicU64,
+}
+
+impl Shared {
+    pub fn new(env: Env, args: WorkerArgs) -> Self {
+        Shared {
+            env,
+            args,
+            requests: AtomicU64::new(0),
+            malformed_lines: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Where a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Channel {
+    /// The parent's pipe: the only channel that may stop the worker.
+    Stdin,
+    /// A connection to the TCP endpoint.
+    Endpoint,
+}
+
+/// What the channel's loop does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Next {
+    Continue,
+    /// A `Shutdown` arrived on stdin: stop gracefully.
+    Shutdown,
+}
+
+/// Writes one reply line.
+pub(super) async fn send<W: AsyncWrite + Unpin + ?Sized>(
+    out: &mut W,
+    reply: &Reply,
+) -> io::Result<()> {
+    out.write_all(encode_line(reply).as_bytes()).await
+}
+
+/// Writes one reply line and flushes it.
+pub(super) async fn send_now<W: AsyncWrite + Unpin + ?Sized>(
+    out: &mut W,
+    reply: &Reply,
+) -> io::Result<()> {
+    send(out, reply).await?;
+    out.flush().await
+}
+
+/// Answers one line (not `Eof`: the caller's loop ends there). An `Err` is a failure to
+/// write the answer: the peer is gone.
+pub(super) async fn handle_line<W: AsyncWrite + Unpin + ?Sized>(
+    shared: &Shared,
+    line: Line,
+    channel: Channel,
+    out: &mut W,
+) -> io::Result<Next> {
+    let decoded = match line {
+        Line::Text(bytes) => decode_request(&bytes),
+        Line::TooLong => Err(ProtocolError::too_long()),
+        Line::Eof => return Ok(Next::Continue),
+    };
+    let request = match decoded {
+        Ok(request) => request,
+        Err(e) => {
+            shared.malformed_lines.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(?channel, error = %e, "malformed line");
+            let reply = Reply::Error {
+                id: None,
+                code: ErrorCode::Protocol,
+                message: e.message,
+            };
+            send_now(out, &reply).await?;
+            return Ok(Next::Continue);
+        }
+    };
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    let next = answer(shared, request, channel, out).await?;
+    out.flush().await?;
+    Ok(next)
+}
+
+async fn answer<W: AsyncWrite + Unpin + ?Sized>(
+    shared: &Shared,
+    request: Request,
+    channel: Channel,
+    out: &mut W,
+) -> io::Result<Next> {
+    match request {
+        Request::Ping { id } => send(out, &Reply::Pong { id }).await?,
+        Request::Run { id, input } => {
+            for (seq, word) in (1..).zip(input.split_whitespace()) {
+                let event = Reply::Event {
+                    id,
+                    seq,
+                    data: word.to_string(),
+                };
+                send(out, &event).await?;
+            }
+            send(out, &Reply::Done { id }).await?;
+        }
+        Request::WriteCache { id, name, bytes } => {
+            let reply = match write_cache(&shared.env, &shared.args.cache_dir, &name, bytes).await {
+                Ok(()) => Reply::Done { id },
+                Err((code, message)) => {
+                    tracing::warn!(?code, message = %message, "cache write failed");
+                    Reply::Error {
+                        id: Some(id),
+                        code,
+                        message,
+                    }
+                }
+            };
+            send(out, &reply).await?;
+        }
+        Request::Snapshot { id, state } => {
+            let reply = take_snapshot(shared, id, &state).await;
+            send(out, &reply).await?;
+        }
+        Request::Stats { id } => {
+            let reply = Reply::Stats {
+                id,
+                requests: shared.requests.load(Ordering::Relaxed),
+                malformed_lines: shared.malformed_lines.load(Ordering::Relaxed),
+            };
+            send(out, &reply).await?;
+        }
+        Request::Shutdown => match channel {
+            Channel::Stdin => return Ok(Next::Shutdown),
+            Channel::Endpoint => {
+                let reply = Reply::Error {
+                    id: None,
+                    code: ErrorCode::Usage,
+                    message: "shutdown is only accepted on stdin, from the parent".to_string(),
+                };
+                send(out, &reply).await?;
+            }
+        },
+    }
+    Ok(Next::Continue)
+}
+
+async fn take_snapshot(shared: &Shared, id: u64, state: &str) -> Reply {
+    let Some(path) = shared.args.snapshot.as_deref() else {
+        return Reply::Error {
+            id: Some(id),
+            code: ErrorCode::Usage,
+            message: "no snapshot file: the worker was started without --snapshot".to_string(),
+        };
+    };
+    let (body, scrubbed) = scrub_secrets(state);
+    tracing::info!(path, scrubbed, bytes = body.len(), "saving snapshot");
+    match snapshot::save(&shared.env, path, &body).await {
+        Ok(()) => Reply::Done { id },
+        Err(e) => {
+            tracing::warn!(path, error = %e, "snapshot save failed");
+            Reply::Error {
+                id: Some(id),
+                code: code_for(&e),
+                message: format!("saving snapshot {path:?}: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! Worker supervision: the subprocesses that back sessions (BRIEF §4, `workers`).
+//!
+//! Logic that is intricate lives in plain cores that take `now` and inputs and return
+//! decisions: [`lifecycle`] (the per-worker state machine), [`retry`] (backoff with
+//! jitter, bounded), [`breaker`] (restart backoff and circuit breaker), [`memory`]
+//! (growth tracking), [`sanitize`] (environment variables), [`pool`] (warm pool). The
+//! async shell is thin: [`supervise`] runs one task per worker that owns its child
+//! process; [`manager`] is the registry of named workers.
+
+pub mod breaker;
+pub mod config;
+mod error;
+pub mod lifecycle;
+mod manager;
+pub mod memory;
+pub mod name;
+pub mod ports;
+pub mod reaper;
+mod request;
+pub mod retry;
+pub mod sanitize;
+mod supervise;
+mod worker;
+
+pub use config::{PortRange, WorkerConfig};
+pub use error::WorkerError;
+pub use lifecycle::WorkerStatus;
+pub use manager::WorkerManager;
+pub use worker::{Health, Worker, WorkerInfo, WorkerStats};

@@ -1,0 +1,116 @@
+//! Requests to a ready worker over its endpoint, and the worker's disk usage.
+
+use super::WorkerError;
+use super::worker::WorkerShared;
+use crate::env::{Disk, NetAddr};
+use crate::worker::lines::{Line, LineReader};
+use crate::worker::protocol::{ErrorCode, Reply, Request, decode_reply, encode_line};
+use tokio::io::AsyncWriteExt;
+
+/// Replies collected for one request at most (a bound against a runaway stream).
+pub const REPLIES_MAX: usize = 100_000;
+
+fn request_id(request: &Request) -> Option<u64> {
+    match request {
+        Request::Ping { id }
+        | Request::Run { id, .. }
+        | Request::WriteCache { id, .. }
+        | Request::Snapshot { id, .. }
+        | Request::Stats { id } => Some(*id),
+        Request::Shutdown => None,
+    }
+}
+
+pub(crate) async fn exchange(
+    shared: &WorkerShared,
+    port: u16,
+    request: Request,
+) -> Result<Vec<Reply>, WorkerError> {
+    let name = &shared.name;
+    let protocol = |detail: String| WorkerError::Protocol {
+        name: name.clone(),
+        detail,
+    };
+    let addr = NetAddr::new(shared.env.host(), port);
+    let mut stream = shared
+        .env
+        .net()
+        .connect(&addr)
+        .await
+        .map_err(|e| protocol(format!("connect {addr}: {e}")))?;
+    stream
+        .write_all(encode_line(&request).as_bytes())
+        .await
+        .map_err(|e| protocol(format!("send: {e}")))?;
+    let id = request_id(&request);
+    let mut lines = LineReader::new(stream);
+    let mut replies = Vec::new();
+    loop {
+        let line = lines
+            .next_line()
+            .await
+            .map_err(|e| protocol(format!("receive: {e}")))?;
+        let bytes = match line {
+            Line::Text(bytes) => bytes,
+            Line::TooLong => return Err(protocol("reply line too long".into())),
+            Line::Eof => {
+                return Err(protocol(format!(
+                    "connection closed after {} replies",
+                    replies.len()
+                )));
+            }
+        };
+        let reply = decode_reply(&bytes).map_err(|e| protocol(e.to_string()))?;
+        let ends = match &reply {
+            Reply::Pong { id: r } | Reply::Done { id: r } | Reply::Stats { id: r, .. } => {
+                Some(*r) == id
+            }
+            Reply::Error { id: r, .. } => *r == id || r.is_none(),
+            _ => false,
+        };
+        if let Reply::Error { code, message, .. } = &reply {
+            return Err(match code {
+                ErrorCode::NoSpace => WorkerError::DiskQuotaExceeded {
+                    name: name.clone(),
+                    quota_bytes: shared.config.disk_quota_bytes.unwrap_or(0),
+                },
+                ErrorCode::TooManyFiles => WorkerError::FdExhausted {
+                    name: name.clone(),
+                    detail: message.clone(),
+                },
+                other => WorkerError::Refused {
+                    name: name.clone(),
+                    code: format!("{other:?}").to_lowercase(),
+                    message: message.clone(),
+                },
+            });
+        }
+        if replies.len() == REPLIES_MAX {
+            return Err(protocol(format!(
+                "more than {REPLIES_MAX} replies to one request"
+            )));
+        }
+        replies.push(reply);
+        if ends {
+            return Ok(replies);
+        }
+    }
+}
+
+/// Bytes held by the files under `dir` (0 if it does not exist).
+pub(crate) fn dir_bytes(disk: &dyn Disk, dir: &str) -> u64 {
+    let Ok(names) = disk.list(dir) else {
+        return 0;
+    };
+    names
+        .iter()
+        .map(|n| {
+            let path = format!("{dir}/{n}");
+            match disk.metadata(&path) {
+                Ok(meta) if meta.is_dir => dir_bytes(disk, &path),
+                Ok(meta) => meta.len,
+                Err(_) => 0,
+            }
+        })
+        .sum()
+}

@@ -1,0 +1,316 @@
+//! One supervised worker: its handle (start, stop, health, requests) and shared state.
+
+use super::WorkerError;
+use super::config::WorkerConfig;
+use super::lifecycle::{Event, Lifecycle, LifecyclePolicy, WorkerStatus};
+use super::ports::PortAllocator;
+use super::reaper::Reaper;
+use super::supervise::{Command, supervise};
+use crate::env::{Env, NetAddr, Task};
+use crate::worker::protocol::{Reply, Request};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, watch};
+
+/// Counters of one worker's history, for oracles and operators.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WorkerStats {
+    pub spawns: u64,
+    pub spawn_failures: u64,
+    /// Processes that ended while ready (crashes, kills, OOM).
+    pub crashes: u64,
+    pub restarts: u64,
+    pub hangs_detected: u64,
+    pub memory_warnings: u64,
+    pub memory_restarts: u64,
+    pub slow_startups: u64,
+    pub forced_kills: u64,
+    pub connect_attempts: u64,
+    /// Lines from the worker that broke the protocol.
+    pub malformed_lines: u64,
+    pub env_rejections: u64,
+    /// Virtual milliseconds from spawn to ready of the latest start.
+    pub last_startup_ms: Option<u64>,
+    /// The latest process's exit, described.
+    pub last_exit: Option<String>,
+}
+
+/// What `get` and `list` report.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct WorkerInfo {
+    pub name: String,
+    pub status: WorkerStatus,
+    pub endpoint: Option<NetAddr>,
+    pub pid: Option<u32>,
+    pub config_version: u64,
+}
+
+/// A health check's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Health {
+    pub status: WorkerStatus,
+    /// The worker answered a ping within the bound.
+    pub healthy: bool,
+    /// Whether the worker was asked at all (only a ready worker is).
+    pub probed: bool,
+    pub detail: String,
+}
+
+pub(crate) struct WorkerShared {
+    pub(crate) name: String,
+    pub(crate) env: Env,
+    pub(crate) config: WorkerConfig,
+    pub(crate) reaper: Arc<Reaper>,
+    pub(crate) ports: Arc<PortAllocator>,
+    pub(crate) core: Mutex<Lifecycle>,
+    pub(crate) status: watch::Sender<WorkerStatus>,
+    pub(crate) stats: Mutex<WorkerStats>,
+    /// Why the latest start failed, for the caller of `start`.
+    pub(crate) last_error: Mutex<Option<WorkerError>>,
+    /// Origin of the lifecycle core's clock.
+    pub(crate) origin: tokio::time::Instant,
+}
+
+impl WorkerShared {
+    /// Virtual (or real monotonic) time since the worker was registered.
+    pub(crate) fn elapsed(&self) -> std::time::Duration {
+        self.origin.elapsed()
+    }
+
+    pub(crate) fn stats(&self) -> std::sync::MutexGuard<'_, WorkerStats> {
+        self.stats.lock().expect("worker stats poisoned")
+    }
+}
+
+/// A registered worker. Starts and stops are handled one at a time.
+pub struct Worker {
+    shared: Arc<WorkerShared>,
+    start_lock: tokio::sync::Mutex<()>,
+    /// The running supervision task and its command queue.
+    task: Mutex<Option<(mpsc::UnboundedSender<Command>, Task<()>)>>,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        name: String,
+        env: Env,
+        config: WorkerConfig,
+        reaper: Arc<Reaper>,
+        ports: Arc<PortAllocator>,
+    ) -> Self {
+        config.check();
+        let core = Lifecycle::new(LifecyclePolicy {
+            init_timeout: config.init_timeout,
+            startup_warn_after: config.startup_warn_after,
+            grace: config.grace,
+            restart: config.restart.clone(),
+        });
+        Worker {
+            shared: Arc::new(WorkerShared {
+                name,
+                env,
+                config,
+                reaper,
+                ports,
+                core: Mutex::new(core),
+                status: watch::channel(WorkerStatus::Uninitialized).0,
+                stats: Mutex::new(WorkerStats::default()),
+                last_error: Mutex::new(None),
+                origin: tokio::time::Instant::now(),
+            }),
+            start_lock: tokio::sync::Mutex::new(()),
+            task: Mutex::new(None),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn config(&self) -> &WorkerConfig {
+        &self.shared.config
+    }
+
+    pub fn status(&self) -> WorkerStatus {
+        self.shared.status.borrow().clone()
+    }
+
+    /// Watches status changes.
+    pub fn subscribe(&self) -> watch::Receiver<WorkerStatus> {
+        self.shared.status.subscribe()
+    }
+
+    pub fn stats(&self) -> WorkerStats {
+        self.shared.stats().clone()
+    }
+
+    pub fn info(&self) -> WorkerInfo {
+        let status = self.status();
+        let (endpoint, pid) = match &status {
+            WorkerStatus::Ready { pid, port } => (
+                Some(NetAddr::new(self.shared.env.host(), *port)),
+                Some(*pid),
+            ),
+            _ => (None, None),
+        };
+        WorkerInfo {
+            name: self.shared.name.clone(),
+            status,
+            endpoint,
+            pid,
+            config_version: self.shared.config.config_version,
+        }
+    }
+
+    fn send(&self, command: Command) {
+        let mut task = self.task.lock().expect("worker task poisoned");
+        if let Some((tx, handle)) = task.as_ref()
+            && !handle.is_finished()
+            && tx.send(command.clone()).is_ok()
+        {
+            return;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        // A fresh channel always takes its first command.
+        let _ = tx.send(command);
+        let handle = self
+            .shared
+            .env
+            .spawn("worker-supervise", supervise(self.shared.clone(), rx));
+        *task = Some((tx, handle));
+    }
+
+    /// Starts the worker and waits until it is ready or the attempt failed. A running
+    /// worker is left alone. Concurrent starts are handled one at a time.
+    pub async fn start(&self) -> Result<(), WorkerError> {
+        let _one_at_a_time = self.start_lock.lock().await;
+        let mut watch = self.shared.status.subscribe();
+        let now = watch.borrow_and_update().clone();
+        match now {
+            WorkerStatus::Ready { .. } => return Ok(()),
+            // A crashed worker waits for its backoff: the supervisor owns it.
+            WorkerStatus::Restarting { .. } => {
+                return Err(WorkerError::NotRunning {
+                    name: self.shared.name.clone(),
+                    status: now,
+                });
+            }
+            _ => {}
+        }
+        *self.shared.last_error.lock().expect("poisoned") = None;
+        self.send(Command::Event(Event::StartRequested));
+        // Judge only statuses published after this request.
+        loop {
+            if watch.changed().await.is_err() {
+                return Err(self.start_error("supervisor went away".into()));
+            }
+            let status = watch.borrow_and_update().clone();
+            match status {
+                WorkerStatus::Ready { .. } => return Ok(()),
+                WorkerStatus::Failed { reason } => return Err(self.start_error(reason)),
+                WorkerStatus::BreakerOpen { failures } => {
+                    return Err(WorkerError::BreakerOpen {
+                        name: self.shared.name.clone(),
+                        failures,
+                    });
+                }
+                WorkerStatus::Stopped
+                | WorkerStatus::Uninitialized
+                | WorkerStatus::Restarting { .. } => {
+                    return Err(WorkerError::NotRunning {
+                        name: self.shared.name.clone(),
+                        status,
+                    });
+                }
+                WorkerStatus::Starting { .. } | WorkerStatus::Stopping => {}
+            }
+        }
+    }
+
+    fn start_error(&self, reason: String) -> WorkerError {
+        self.shared
+            .last_error
+            .lock()
+            .expect("poisoned")
+            .clone()
+            .unwrap_or(WorkerError::SpawnFailed {
+                name: self.shared.name.clone(),
+                reason,
+            })
+    }
+
+    /// Stops the worker: SIGTERM, the grace period, then SIGKILL. A worker that never
+    /// started, or is already stopped, is left as it is. Waits for a start in progress.
+    pub async fn stop(&self) -> Result<(), WorkerError> {
+        let _one_at_a_time = self.start_lock.lock().await;
+        if !self.status().is_active() {
+            tracing::info!(worker = %self.shared.name, status = %self.status(), "stop: nothing running");
+            return Ok(());
+        }
+        let mut watch = self.shared.status.subscribe();
+        self.send(Command::Event(Event::StopRequested));
+        loop {
+            if !watch.borrow_and_update().is_active() {
+                return Ok(());
+            }
+            if watch.changed().await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Answers from the status without I/O unless the worker is ready; a ready worker
+    /// is pinged, within `health_timeout` at most.
+    pub async fn health(&self) -> Health {
+        let status = self.status();
+        let WorkerStatus::Ready { .. } = status else {
+            return Health {
+                detail: format!("not probed: {status}"),
+                status,
+                healthy: false,
+                probed: false,
+            };
+        };
+        let bound = self.shared.config.health_timeout;
+        let ping = self.request(Request::Ping { id: 1 });
+        let (healthy, detail) = match tokio::time::timeout(bound, ping).await {
+            Ok(Ok(replies)) if matches!(replies.last(), Some(Reply::Pong { .. })) => {
+                (true, "pong".to_string())
+            }
+            Ok(Ok(replies)) => (false, format!("unexpected reply {replies:?}")),
+            Ok(Err(e)) => (false, e.to_string()),
+            Err(_) => (false, format!("no answer within {} ms", bound.as_millis())),
+        };
+        Health {
+            status,
+            healthy,
+            probed: true,
+            detail,
+        }
+    }
+
+    /// Sends one request over a fresh connection to the worker's endpoint and collects
+    /// the replies up to the one that ends it.
+    pub async fn request(&self, request: Request) -> Result<Vec<Reply>, WorkerError> {
+        let status = self.status();
+        let WorkerStatus::Ready { port, .. } = status else {
+            return Err(WorkerError::NotRunning {
+                name: self.shared.name.clone(),
+                status,
+            });
+        };
+        super::request::exchange(&self.shared, port, request).await
+    }
+
+    /// Bytes the worker's directory holds on the host's disk.
+    pub fn disk_usage(&self) -> u64 {
+        super::request::dir_bytes(self.shared.env.disk(), &self.shared.config.dir)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // The supervision task ends when its command queue closes: it stops the
+        // process and hands it to the reaper.
+        self.task.lock().expect("worker task poisoned").take();
+    }
+}

@@ -1,0 +1,2 @@
+mod sim_worker;
+pub use sim_worker::install_worker;

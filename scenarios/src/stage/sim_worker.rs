@@ -1,0 +1,64 @@
+//! The worker as a simulated program: the very same `engine::worker::run_worker` the
+//! real binary runs, over a simulated process's stdio, signals and host environment.
+
+use engine::env::{BoxFuture, ScopedDisk, Signal};
+use engine::worker::{WorkerIo, run_worker};
+use sim::procs::{ProgramCtx, Signals, SimProcs};
+use std::sync::Arc;
+
+/// Installs the worker at `path` on the host of `procs`.
+pub fn install_worker(procs: &SimProcs, path: &str) {
+    procs.install(path, Arc::new(|ctx| Box::pin(worker_main(ctx))));
+}
+
+async fn worker_main(ctx: ProgramCtx) -> i32 {
+    // Like the real binary, which installs its SIGTERM handler before it writes a line.
+    ctx.handle_signals();
+    let ProgramCtx {
+        pid,
+        args,
+        stdin,
+        stdout,
+        env,
+        signals,
+        cwd,
+        ..
+    } = ctx;
+    // A real worker's disk is rooted at its working directory; so is this one's.
+    let env = match cwd {
+        Some(dir) => match ScopedDisk::new(env.disk_handle(), &dir) {
+            Ok(disk) => env.with_disk(Arc::new(disk)),
+            Err(_) => return 127,
+        },
+        None => env,
+    };
+    let io = WorkerIo {
+        stdin,
+        stdout,
+        terminate: Some(terminate(signals)),
+        pid,
+    };
+    run_worker(io, env, args).await
+}
+
+/// Resolves on SIGTERM. The simulated process can only handle SIGTERM, SIGINT and SIGHUP
+/// all together, while the real binary handles SIGTERM alone: SIGINT and SIGHUP keep
+/// their default (terminate the process with that signal), so they are re-raised here
+/// with the default dispositions restored.
+fn terminate(mut signals: Signals) -> BoxFuture<'static, ()> {
+    Box::pin(async move {
+        loop {
+            match signals.recv().await {
+                Some(Signal::Term) => return,
+                Some(other) => {
+                    signals.reset();
+                    signals.raise(other);
+                    // The process is gone; this task stops at its next await.
+                    std::future::pending::<()>().await;
+                }
+                // No more signals can come: never resolve.
+                None => std::future::pending::<()>().await,
+            }
+        }
+    })
+}

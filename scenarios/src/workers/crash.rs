@@ -1,0 +1,5 @@
+use crate::scenario::Scenario;
+
+pub fn all() -> Vec<&'static Scenario> {
+    vec![]
+}

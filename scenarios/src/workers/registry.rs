@@ -1,0 +1,938 @@
+//! The registry of named workers: pattern.1.x (lifecycle basics), 3.x (concurrency),
+//! 4.x (names), 5.x (queries), 6.1 (shared across tasks).
+//!
+//! Most of these need no fault of their own: they run while other workers start slowly
+//! (`proc.slow_start`) or fail to spawn, so a registry that blocked on another worker's
+//! start, or leaked a process, would show.
+
+use super::common::{bodies, live_pids, slow_starts, unexpected};
+use super::stage::Stage;
+use crate::ensure;
+use crate::scenario::{BodyFuture, Outcome, Scenario};
+use engine::workers::{WorkerError, WorkerManager, WorkerStatus};
+use sim::World;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const SLOW_MIN: Duration = Duration::from_millis(100);
+const SLOW_MAX: Duration = Duration::from_millis(2_500);
+/// Longer than any slow start plus the connect schedule.
+const START_BOUND: Duration = Duration::from_secs(10);
+
+pub fn all() -> Vec<&'static Scenario> {
+    vec![
+        &BINARY_MISSING,
+        &HEALTH_NEVER_STARTED,
+        &STOP_NEVER_STARTED,
+        &REPEATED_STARTS,
+        &CONCURRENT_REGISTRATION,
+        &PARALLEL_HEALTH_CHECKS,
+        &CONCURRENT_STARTS,
+        &EMPTY_NAME,
+        &DUPLICATE_NAME,
+        &LONG_NAME,
+        &SPECIAL_NAMES,
+        &UNKNOWN_NAME,
+        &REPEATED_LIST,
+        &METADATA,
+        &SHARED_MANAGER,
+    ]
+}
+
+async fn register(stage: &Stage, name: &str) -> Outcome {
+    stage
+        .manager
+        .register(name, stage.config(name))
+        .await
+        .map_err(|e| unexpected(&format!("register {name:?}"), e))
+}
+
+async fn start_ready(stage: &Stage, name: &str) -> Outcome {
+    let started = tokio::time::timeout(START_BOUND, stage.manager.start(name)).await;
+    match started {
+        Err(_) => Err(crate::Failure::liveness(format!(
+            "start of {name:?} took longer than {} s",
+            START_BOUND.as_secs()
+        ))),
+        Ok(Err(e)) => Err(unexpected(&format!("start {name:?}"), e)),
+        Ok(Ok(())) => {
+            let status = stage.manager.get(name).await.map(|i| i.status);
+            ensure!(
+                matches!(status, Some(WorkerStatus::Ready { .. })),
+                "{name:?} started but its status is {status:?}"
+            );
+            Ok(())
+        }
+    }
+}
+
+pub static BINARY_MISSING: Scenario = Scenario {
+    id: "pattern.1.1",
+    title: "Worker binary missing or not executable",
+    proves: "Spawning the worker fails the way execve fails for a missing or non-executable \
+             binary (ENOENT or EACCES, by seed). The start must return that error, the \
+             worker's status must become Failed carrying the OS error, no process may be left, \
+             and no retry loop may run behind the caller's back.",
+    faults_expected: &["proc.spawn_fail"],
+    sim_time_max: Duration::from_secs(120),
+    body: binary_missing_sim,
+    real: Some(binary_missing_real),
+};
+
+bodies!(binary_missing, binary_missing_sim, binary_missing_real);
+
+async fn binary_missing(mut stage: Stage) -> Outcome {
+    let missing = stage.rng.below(2) == 0;
+    let (errno, words) = if missing {
+        (2, "No such file or directory")
+    } else {
+        (13, "Permission denied")
+    };
+    let mut config = stage.config("w");
+    if stage.is_real() {
+        config.program = "/nonexistent/chaos-worker".to_string();
+    } else {
+        stage.host()?.procs().fail_next_spawn(errno, 1);
+    }
+    let words = if stage.is_real() {
+        "No such file or directory"
+    } else {
+        words
+    };
+    stage
+        .manager
+        .register("w", config)
+        .await
+        .map_err(|e| unexpected("register", e))?;
+    let result = stage.manager.start("w").await;
+    let Err(WorkerError::SpawnFailed { reason, .. }) = &result else {
+        return Err(crate::Failure::correctness(format!(
+            "start with a {words} binary returned {result:?}, not a spawn failure"
+        )));
+    };
+    if stage.is_real() {
+        stage
+            .faults
+            .fire("proc.spawn_fail", "worker binary does not exist");
+    }
+    ensure!(
+        reason.contains(words),
+        "spawn error {reason:?} does not carry the OS error {words:?}"
+    );
+    let worker = stage
+        .manager
+        .worker("w")
+        .await
+        .map_err(|e| unexpected("lookup", e))?;
+    let status = worker.status();
+    ensure!(
+        matches!(&status, WorkerStatus::Failed { reason } if reason.contains(words)),
+        "status after the failed spawn is {status}, not Failed with the OS error"
+    );
+    // Nothing retries behind the caller's back.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let stats = worker.stats();
+    ensure!(
+        stats.spawn_failures == 1 && stats.spawns == 0,
+        "one failed start made {} spawn failures and {} spawns",
+        stats.spawn_failures,
+        stats.spawns
+    );
+    ensure!(
+        live_pids(&stage).is_empty(),
+        "processes left: {:?}",
+        live_pids(&stage)
+    );
+    ensure!(
+        matches!(worker.status(), WorkerStatus::Failed { .. }),
+        "status drifted to {} without a new start",
+        worker.status()
+    );
+    Ok(())
+}
+
+pub static HEALTH_NEVER_STARTED: Scenario = Scenario {
+    id: "pattern.1.2",
+    title: "Health check on a worker that has not started",
+    proves: "While another worker starts slowly, a health check of a registered worker that was \
+             never started must answer at once (no virtual time passes: no RPC, no timer) with \
+             the Uninitialized status, without probing and without spawning anything for it.",
+    faults_expected: &["proc.slow_start"],
+    sim_time_max: Duration::from_secs(120),
+    body: health_never_started_sim,
+    real: Some(health_never_started_real),
+};
+
+bodies!(
+    health_never_started,
+    health_never_started_sim,
+    health_never_started_real
+);
+
+async fn health_never_started(stage: Stage) -> Outcome {
+    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    register(&stage, "busy").await?;
+    register(&stage, "idle").await?;
+    let manager = stage.manager.clone();
+    let mut busy = Some(
+        stage
+            .env
+            .spawn("start-busy", async move { manager.start("busy").await }),
+    );
+    for round in 0..2 {
+        let before = Instant::now();
+        let health = stage
+            .manager
+            .health("idle")
+            .await
+            .map_err(|e| unexpected("health", e))?;
+        ensure!(
+            Instant::now() == before || stage.is_real(),
+            "health of a never-started worker took {:?} of virtual time: it did I/O",
+            Instant::now() - before
+        );
+        ensure!(
+            health.status == WorkerStatus::Uninitialized && !health.probed && !health.healthy,
+            "round {round}: health of a never-started worker is {health:?}"
+        );
+        if let Some(busy) = busy.take() {
+            busy.await
+                .map_err(|e| unexpected("start task", e))?
+                .map_err(|e| unexpected("start busy", e))?;
+        }
+    }
+    let idle = stage
+        .manager
+        .worker("idle")
+        .await
+        .map_err(|e| unexpected("lookup", e))?;
+    ensure!(
+        idle.stats().spawns == 0,
+        "a health check spawned the never-started worker"
+    );
+    let busy = stage
+        .manager
+        .health("busy")
+        .await
+        .map_err(|e| unexpected("health", e))?;
+    ensure!(
+        busy.healthy && busy.probed,
+        "the started worker is not healthy: {busy:?}"
+    );
+    stage.manager.stop_all().await;
+    Ok(())
+}
+
+pub static STOP_NEVER_STARTED: Scenario = Scenario {
+    id: "pattern.1.3",
+    title: "Stop on a worker that never started",
+    proves: "While another worker starts slowly, stopping a registered worker that never started \
+             must succeed at once and change nothing: its status stays Uninitialized, no signal \
+             or process is involved, and stopping it again is just as harmless.",
+    faults_expected: &["proc.slow_start"],
+    sim_time_max: Duration::from_secs(120),
+    body: stop_never_started_sim,
+    real: Some(stop_never_started_real),
+};
+
+bodies!(
+    stop_never_started,
+    stop_never_started_sim,
+    stop_never_started_real
+);
+
+async fn stop_never_started(stage: Stage) -> Outcome {
+    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    register(&stage, "busy").await?;
+    register(&stage, "idle").await?;
+    let manager = stage.manager.clone();
+    let busy = stage
+        .env
+        .spawn("start-busy", async move { manager.start("busy").await });
+    for round in 0..2 {
+        let before = Instant::now();
+        stage
+            .manager
+            .stop("idle")
+            .await
+            .map_err(|e| unexpected("stop", e))?;
+        ensure!(
+            Instant::now() == before || stage.is_real(),
+            "stopping a never-started worker took {:?} of virtual time",
+            Instant::now() - before
+        );
+        let status = stage.manager.get("idle").await.map(|i| i.status);
+        ensure!(
+            status == Some(WorkerStatus::Uninitialized),
+            "round {round}: stop changed a never-started worker to {status:?}"
+        );
+    }
+    busy.await
+        .map_err(|e| unexpected("start task", e))?
+        .map_err(|e| unexpected("start busy", e))?;
+    ensure!(
+        live_pids(&stage).len() <= 1,
+        "more than the busy worker runs: {:?}",
+        live_pids(&stage)
+    );
+    stage.manager.stop_all().await;
+    Ok(())
+}
+
+pub static REPEATED_STARTS: Scenario = Scenario {
+    id: "pattern.1.4",
+    title: "start() called repeatedly on one worker",
+    proves: "The first k spawns of a worker fail with EAGAIN (k from the seed). Each start must be \
+             handled on its own: each of the first k returns the spawn error and leaves status \
+             Failed with it, the next succeeds, and further starts of the running worker spawn \
+             nothing: exactly one process runs at the end.",
+    faults_expected: &["proc.spawn_fail"],
+    sim_time_max: Duration::from_secs(120),
+    body: repeated_starts_sim,
+    real: None,
+};
+
+fn repeated_starts_sim(world: World) -> BodyFuture {
+    Box::pin(async move { repeated_starts(Stage::sim(&world)).await })
+}
+
+async fn repeated_starts(mut stage: Stage) -> Outcome {
+    let k = 1 + stage.rng.below(3) as u32;
+    stage.host()?.procs().fail_next_spawn(11, k);
+    register(&stage, "w").await?;
+    let worker = stage
+        .manager
+        .worker("w")
+        .await
+        .map_err(|e| unexpected("lookup", e))?;
+    for i in 1..=k {
+        let result = worker.start().await;
+        ensure!(
+            matches!(&result, Err(WorkerError::SpawnFailed { reason, .. }) if reason.contains("temporarily unavailable")),
+            "start {i} of {k} failing spawns returned {result:?}"
+        );
+        ensure!(
+            matches!(worker.status(), WorkerStatus::Failed { .. }),
+            "status after failed start {i} is {}",
+            worker.status()
+        );
+        ensure!(
+            worker.stats().spawn_failures == u64::from(i),
+            "spawn failures not counted per start"
+        );
+    }
+    worker
+        .start()
+        .await
+        .map_err(|e| unexpected("start after the failures", e))?;
+    for _ in 0..3 {
+        worker
+            .start()
+            .await
+            .map_err(|e| unexpected("start of a running worker", e))?;
+    }
+    ensure!(
+        worker.stats().spawns == 1,
+        "{} spawns for one running worker",
+        worker.stats().spawns
+    );
+    ensure!(
+        live_pids(&stage).len() == 1,
+        "live processes: {:?}",
+        live_pids(&stage)
+    );
+    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    Ok(())
+}
+
+pub static CONCURRENT_REGISTRATION: Scenario = Scenario {
+    id: "pattern.3.1",
+    title: "Many workers registered concurrently",
+    proves: "Ten tasks register ten workers at the same instant and start them, each start slow by \
+             a seeded delay. Every registration must succeed, the list must hold exactly the ten \
+             names, and every worker must end up ready on its own process and port.",
+    faults_expected: &["proc.slow_start"],
+    sim_time_max: Duration::from_secs(300),
+    body: concurrent_registration_sim,
+    real: Some(concurrent_registration_real),
+};
+
+bodies!(
+    concurrent_registration,
+    concurrent_registration_sim,
+    concurrent_registration_real
+);
+
+async fn concurrent_registration(stage: Stage) -> Outcome {
+    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let manager = stage.manager.clone();
+        let config = stage.config(&format!("worker-{i}"));
+        tasks.push(stage.env.spawn("register", async move {
+            let name = format!("worker-{i}");
+            manager.register(&name, config).await?;
+            manager.start(&name).await
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        task.await
+            .map_err(|e| unexpected("task", e))?
+            .map_err(|e| unexpected(&format!("worker-{i}"), e))?;
+    }
+    let list = stage.manager.list().await;
+    let names: Vec<&str> = list.iter().map(|i| i.name.as_str()).collect();
+    let expected: Vec<String> = (0..10).map(|i| format!("worker-{i}")).collect();
+    ensure!(
+        names == expected,
+        "list after concurrent registration: {names:?}"
+    );
+    let mut pids: Vec<u32> = list.iter().filter_map(|i| i.pid).collect();
+    let mut ports: Vec<u16> = list
+        .iter()
+        .filter_map(|i| i.endpoint.as_ref().map(|e| e.port))
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    ports.sort_unstable();
+    ports.dedup();
+    ensure!(
+        pids.len() == 10 && ports.len() == 10,
+        "workers share processes or ports: {list:?}"
+    );
+    stage.manager.stop_all().await;
+    Ok(())
+}
+
+pub static PARALLEL_HEALTH_CHECKS: Scenario = Scenario {
+    id: "pattern.3.2",
+    title: "Parallel health checks on the same worker",
+    proves: "Twenty health checks of one ready worker run at the same instant, and the worker hangs \
+             at a seeded moment among them. Every check must complete (no deadlock) within the \
+             100 ms bound: healthy if it was answered before the hang, unhealthy after.",
+    faults_expected: &["proc.hang"],
+    sim_time_max: Duration::from_secs(120),
+    body: parallel_health_checks_sim,
+    real: Some(parallel_health_checks_real),
+};
+
+bodies!(
+    parallel_health_checks,
+    parallel_health_checks_sim,
+    parallel_health_checks_real
+);
+
+async fn parallel_health_checks(mut stage: Stage) -> Outcome {
+    register(&stage, "w").await?;
+    start_ready(&stage, "w").await?;
+    let pid = stage
+        .manager
+        .get("w")
+        .await
+        .and_then(|i| i.pid)
+        .unwrap_or(0);
+    let hang_after = Duration::from_micros(stage.rng.below(3_000));
+    let started = Instant::now();
+    let mut checks = Vec::new();
+    for _ in 0..20 {
+        let manager = stage.manager.clone();
+        checks.push(stage.env.spawn("health", async move {
+            let health = manager.health("w").await;
+            (health, Instant::now())
+        }));
+    }
+    if let Ok(host) = stage.host() {
+        tokio::time::sleep(hang_after).await;
+        ensure!(host.procs().hang(pid), "could not hang pid {pid}");
+    }
+    let bound = Duration::from_millis(100);
+    let mut healthy = 0;
+    for check in checks {
+        let (health, done) = check.await.map_err(|e| unexpected("health task", e))?;
+        let health = health.map_err(|e| unexpected("health", e))?;
+        ensure!(
+            done - started <= bound + Duration::from_millis(5) || stage.is_real(),
+            "a health check took {:?}, over the {bound:?} bound",
+            done - started
+        );
+        healthy += usize::from(health.healthy);
+    }
+    if stage.is_real() {
+        ensure!(
+            healthy == 20,
+            "only {healthy} of 20 checks of a healthy worker passed"
+        );
+    }
+    let after = stage
+        .manager
+        .health("w")
+        .await
+        .map_err(|e| unexpected("health", e))?;
+    ensure!(
+        stage.is_real() || !after.healthy,
+        "a hung worker was reported healthy: {after:?}"
+    );
+    if let Ok(host) = stage.host() {
+        host.procs().kill_with(pid, engine::env::Signal::Kill);
+    }
+    stage.manager.stop_all().await;
+    Ok(())
+}
+
+pub static CONCURRENT_STARTS: Scenario = Scenario {
+    id: "pattern.3.3",
+    title: "Several tasks start the same worker at once",
+    proves: "Five tasks start one worker at the same instant while its first k spawns fail with \
+             EAGAIN (k from the seed). Every start must complete: the first k with the spawn \
+             error, the rest successfully, and exactly one worker process may exist at the end.",
+    faults_expected: &["proc.spawn_fail"],
+    sim_time_max: Duration::from_secs(120),
+    body: concurrent_starts_sim,
+    real: None,
+};
+
+fn concurrent_starts_sim(world: World) -> BodyFuture {
+    Box::pin(async move { concurrent_starts(Stage::sim(&world)).await })
+}
+
+async fn concurrent_starts(mut stage: Stage) -> Outcome {
+    let k = 1 + stage.rng.below(3) as usize;
+    stage.host()?.procs().fail_next_spawn(11, k as u32);
+    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    register(&stage, "w").await?;
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        let manager = stage.manager.clone();
+        tasks.push(
+            stage
+                .env
+                .spawn("start", async move { manager.start("w").await }),
+        );
+    }
+    let mut failed = 0;
+    for task in tasks {
+        match task.await.map_err(|e| unexpected("start task", e))? {
+            Ok(()) => {}
+            Err(WorkerError::SpawnFailed { .. }) => failed += 1,
+            Err(other) => return Err(unexpected("start", other)),
+        }
+    }
+    ensure!(
+        failed == k,
+        "{failed} of 5 concurrent starts failed with {k} failing spawns"
+    );
+    let worker = stage
+        .manager
+        .worker("w")
+        .await
+        .map_err(|e| unexpected("lookup", e))?;
+    ensure!(
+        worker.stats().spawns == 1,
+        "{} processes spawned for one worker",
+        worker.stats().spawns
+    );
+    ensure!(
+        live_pids(&stage).len() == 1,
+        "live processes: {:?}",
+        live_pids(&stage)
+    );
+    stage.manager.stop_all().await;
+    Ok(())
+}
+
+/// Registers, starts, checks and stops one worker under `name`.
+async fn full_cycle(stage: &Stage, name: &str) -> Outcome {
+    register(stage, name).await?;
+    start_ready(stage, name).await?;
+    let info = stage.manager.get(name).await;
+    ensure!(
+        info.as_ref().map(|i| i.name.as_str()) == Some(name),
+        "get({:?}) returned {info:?}",
+        name.escape_debug().to_string()
+    );
+    let health = stage
+        .manager
+        .health(name)
+        .await
+        .map_err(|e| unexpected("health", e))?;
+    ensure!(
+        health.healthy,
+        "{:?} is not healthy: {health:?}",
+        name.escape_debug().to_string()
+    );
+    stage
+        .manager
+        .stop(name)
+        .await
+        .map_err(|e| unexpected("stop", e))?;
+    let status = stage.manager.get(name).await.map(|i| i.status);
+    ensure!(
+        status == Some(WorkerStatus::Stopped),
+        "after stop: {status:?}"
+    );
+    Ok(())
+}
+
+pub static EMPTY_NAME: Scenario = Scenario {
+    id: "pattern.4.1",
+    title: "Worker registered with an empty name",
+    proves: "The empty name is a valid key (documented): a worker registered under it must start \
+             (slowly), be found by get, answer health checks, and stop, like any other.",
+    faults_expected: &["proc.slow_start"],
+    sim_time_max: Duration::from_secs(120),
+    body: empty_name_sim,
+    real: Some(empty_name_real),
+};
+
+bodies!(empty_name, empty_name_sim, empty_name_real);
+
+async fn empty_name(stage: Stage) -> Outcome {
+    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    full_cycle(&stage, "").await
+}
+
+pub static DUPLICATE_NAME: Scenario = Scenario {
+    id: "pattern.4.2",
+    title: "Same worker name registered twice",
+    proves: "A running worker's name is registered again with a new configuration. The second \
+             registration must replace the first (last write wins): get shows the new \
+             configuration, and the replaced worker's process must be killed and reaped (neither \
+             alive nor a zombie) within one watchdog interval.",
+    faults_expected: &["proc.slow_start"],
+    sim_time_max: Duration::from_secs(120),
+    body: duplicate_name_sim,
+    real: None,
+};
+
+fn duplicate_name_sim(world: World) -> BodyFuture {
+    Box::pin(async move { duplicate_name(Stage::sim(&world)).await })
+}
+
+async fn duplicate_name(stage: Stage) -> Outcome {
+    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    register(&stage, "dup").await?;
+    start_ready(&stage, "dup").await?;
+    let old_pid = stage
+        .manager
+        .get("dup")
+        .await
+        .and_then(|i| i.pid)
+        .unwrap_or(0);
+    let mut config = stage.config("dup");
+    config.config_version = 2;
+    stage
+        .manager
+        .register("dup", config)
+        .await
+        .map_err(|e| unexpected("second register", e))?;
+    let info = stage.manager.get("dup").await;
+    ensure!(
+        matches!(&info, Some(i) if i.config_version == 2 && i.status == WorkerStatus::Uninitialized),
+        "after the second registration get returns {info:?}"
+    );
+    let host = stage.host()?;
+    super::stage::eventually(
+        "the replaced worker's process being killed and reaped",
+        super::stage::WATCHDOG_INTERVAL + Duration::from_secs(1),
+        Duration::from_millis(100),
+        || {
+            !host.procs().live_pids().contains(&old_pid)
+                && !host.procs().zombie_pids().contains(&old_pid)
+        },
+    )
+    .await?;
+    start_ready(&stage, "dup").await?;
+    let new_pid = stage
+        .manager
+        .get("dup")
+        .await
+        .and_then(|i| i.pid)
+        .unwrap_or(0);
+    ensure!(
+        new_pid != old_pid,
+        "the new registration reuses the old process"
+    );
+    stage.manager.stop_all().await;
+    Ok(())
+}
+
+pub static LONG_NAME: Scenario = Scenario {
+    id: "pattern.4.3",
+    title: "Worker name of 1000 characters",
+    proves: "A 1000-character name (seeded characters) must work through the whole lifecycle: \
+             register, start, get, health, stop. A name past the documented 4096-byte limit must \
+             be refused with an error that says why and stays short.",
+    faults_expected: &["proc.slow_start"],
+    sim_time_max: Duration::from_secs(120),
+    body: long_name_sim,
+    real: Some(long_name_real),
+};
+
+bodies!(long_name, long_name_sim, long_name_real);
+
+async fn long_name(mut stage: Stage) -> Outcome {
+    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    let alphabet: Vec<char> = "abcdefghijklmnopqrstuvwxyz0123456789-_.".chars().collect();
+    let name: String = (0..1000)
+        .map(|_| alphabet[stage.rng.below(alphabet.len() as u64) as usize])
+        .collect();
+    full_cycle(&stage, &name).await?;
+    let too_long = "x".repeat(engine::workers::name::NAME_BYTES_MAX + 1);
+    let refused = stage.manager.register(&too_long, stage.config("x")).await;
+    ensure!(
+        matches!(&refused, Err(e @ WorkerError::InvalidName { .. }) if e.to_string().len() < 200),
+        "a name over the limit gave {refused:?}"
+    );
+    Ok(())
+}
+
+pub static SPECIAL_NAMES: Scenario = Scenario {
+    id: "pattern.4.4",
+    title: "Special characters in worker names",
+    proves: "Names with hyphens, underscores, dots, colons, slashes, spaces, newlines and tabs must \
+             each go through the whole lifecycle as distinct workers; only NUL (which no process \
+             argument can carry) is refused, with a reason.",
+    faults_expected: &["proc.slow_start"],
+    sim_time_max: Duration::from_secs(300),
+    body: special_names_sim,
+    real: Some(special_names_real),
+};
+
+bodies!(special_names, special_names_sim, special_names_real);
+
+async fn special_names(stage: Stage) -> Outcome {
+    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    let names = [
+        "a-b",
+        "a_b",
+        "a.b",
+        "a:b",
+        "a/b",
+        "a b",
+        "a\nb",
+        "a\tb",
+        "../../etc",
+    ];
+    for name in names {
+        full_cycle(&stage, name).await?;
+    }
+    let listed: Vec<String> = stage
+        .manager
+        .list()
+        .await
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    ensure!(listed.len() == names.len(), "list holds {listed:?}");
+    let refused = stage.manager.register("a\0b", stage.config("x")).await;
+    ensure!(
+        matches!(&refused, Err(e @ WorkerError::InvalidName { .. }) if e.to_string().contains("NUL")),
+        "a name with NUL gave {refused:?}"
+    );
+    Ok(())
+}
+
+pub static UNKNOWN_NAME: Scenario = Scenario {
+    id: "pattern.4.5",
+    title: "Operations on a worker that is not registered",
+    proves: "While a registered worker starts slowly, start, stop and health check on a name that \
+             was never registered must each return a not-registered error naming it, get must \
+             return nothing, and the registered worker must be unaffected.",
+    faults_expected: &["proc.slow_start"],
+    sim_time_max: Duration::from_secs(120),
+    body: unknown_name_sim,
+    real: Some(unknown_name_real),
+};
+
+bodies!(unknown_name, unknown_name_sim, unknown_name_real);
+
+async fn unknown_name(stage: Stage) -> Outcome {
+    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    register(&stage, "known").await?;
+    let manager = stage.manager.clone();
+    let known = stage
+        .env
+        .spawn("start-known", async move { manager.start("known").await });
+    let not_registered = |r: &Result<(), WorkerError>| matches!(r, Err(e @ WorkerError::NotRegistered { .. }) if e.to_string().contains("ghost"));
+    let start = stage.manager.start("ghost").await;
+    ensure!(
+        not_registered(&start),
+        "start of an unknown name: {start:?}"
+    );
+    let stop = stage.manager.stop("ghost").await;
+    ensure!(not_registered(&stop), "stop of an unknown name: {stop:?}");
+    let health = stage.manager.health("ghost").await.map(|_| ());
+    ensure!(
+        not_registered(&health),
+        "health of an unknown name: {health:?}"
+    );
+    ensure!(
+        stage.manager.get("ghost").await.is_none(),
+        "get of an unknown name found something"
+    );
+    known
+        .await
+        .map_err(|e| unexpected("task", e))?
+        .map_err(|e| unexpected("start known", e))?;
+    stage.manager.stop_all().await;
+    Ok(())
+}
+
+pub static REPEATED_LIST: Scenario = Scenario {
+    id: "pattern.5.1",
+    title: "Repeated reads of the worker list",
+    proves: "With a seeded number of workers started (slowly) and left running, three consecutive \
+             reads of the worker list must return identical results, in name order.",
+    faults_expected: &["proc.slow_start"],
+    sim_time_max: Duration::from_secs(120),
+    body: repeated_list_sim,
+    real: Some(repeated_list_real),
+};
+
+bodies!(repeated_list, repeated_list_sim, repeated_list_real);
+
+async fn repeated_list(mut stage: Stage) -> Outcome {
+    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    let n = 2 + stage.rng.below(4);
+    for i in 0..n {
+        let name = format!("w{}", n - i);
+        register(&stage, &name).await?;
+        start_ready(&stage, &name).await?;
+    }
+    let first = stage.manager.list().await;
+    for read in 2..=3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let again = stage.manager.list().await;
+        ensure!(
+            again == first,
+            "read {read} differs: {again:?} vs {first:?}"
+        );
+    }
+    ensure!(
+        first.windows(2).all(|w| w[0].name < w[1].name) && first.len() as u64 == n,
+        "the list is not the {n} workers in name order: {first:?}"
+    );
+    stage.manager.stop_all().await;
+    Ok(())
+}
+
+pub static METADATA: Scenario = Scenario {
+    id: "pattern.5.2",
+    title: "Worker metadata returned accurately",
+    proves: "After a slow start, get must return the registered name, the Ready status with the \
+             real process id, and an endpoint at which that very worker answers: a ping sent \
+             straight to the reported address gets its pong.",
+    faults_expected: &["proc.slow_start"],
+    sim_time_max: Duration::from_secs(120),
+    body: metadata_sim,
+    real: Some(metadata_real),
+};
+
+bodies!(metadata, metadata_sim, metadata_real);
+
+async fn metadata(stage: Stage) -> Outcome {
+    use engine::worker::{Line, LineReader, Reply, Request, decode_reply, encode_line};
+    use tokio::io::AsyncWriteExt;
+    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    register(&stage, "meta").await?;
+    start_ready(&stage, "meta").await?;
+    let info = stage
+        .manager
+        .get("meta")
+        .await
+        .ok_or_else(|| unexpected("get", "nothing"))?;
+    ensure!(
+        info.name == "meta" && info.config_version == 1,
+        "get returned {info:?}"
+    );
+    let (WorkerStatus::Ready { pid, port }, Some(endpoint)) = (&info.status, &info.endpoint) else {
+        return Err(unexpected("status", format!("{info:?}")));
+    };
+    ensure!(
+        info.pid == Some(*pid) && endpoint.port == *port,
+        "inconsistent metadata {info:?}"
+    );
+    if let Ok(host) = stage.host() {
+        ensure!(
+            host.procs().live_pids().contains(pid),
+            "reported pid {pid} is not running"
+        );
+    }
+    let mut stream = stage
+        .env
+        .net()
+        .connect(endpoint)
+        .await
+        .map_err(|e| unexpected("connect", e))?;
+    stream
+        .write_all(encode_line(&Request::Ping { id: 42 }).as_bytes())
+        .await
+        .map_err(|e| unexpected("send", e))?;
+    let mut lines = LineReader::new(stream);
+    let reply = match lines.next_line().await.map_err(|e| unexpected("read", e))? {
+        Line::Text(bytes) => decode_reply(&bytes).map_err(|e| unexpected("decode", e))?,
+        other => return Err(unexpected("reply", format!("{other:?}"))),
+    };
+    ensure!(
+        reply == Reply::Pong { id: 42 },
+        "the reported endpoint answered {reply:?}"
+    );
+    stage.manager.stop_all().await;
+    Ok(())
+}
+
+pub static SHARED_MANAGER: Scenario = Scenario {
+    id: "pattern.6.1",
+    title: "Worker manager shared safely across threads",
+    proves: "The manager is Send and Sync (checked at compile time below), so one instance is \
+             shared by four tasks that register, start, health-check and list workers \
+             interleaved, while starts are slow. Every operation must succeed and the registry \
+             must end with exactly the four workers, all ready.",
+    faults_expected: &["proc.slow_start"],
+    sim_time_max: Duration::from_secs(120),
+    body: shared_manager_sim,
+    real: Some(shared_manager_real),
+};
+
+bodies!(shared_manager, shared_manager_sim, shared_manager_real);
+
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    shared::<WorkerManager>();
+    shared::<Arc<WorkerManager>>();
+};
+
+async fn shared_manager(stage: Stage) -> Outcome {
+    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let manager: Arc<WorkerManager> = stage.manager.clone();
+        let config = stage.config(&format!("t{i}"));
+        tasks.push(stage.env.spawn("shared", async move {
+            let name = format!("t{i}");
+            manager.register(&name, config).await?;
+            let _ = manager.list().await;
+            manager.start(&name).await?;
+            let health = manager.health(&name).await?;
+            Ok::<bool, WorkerError>(health.healthy)
+        }));
+    }
+    for task in tasks {
+        let healthy = task
+            .await
+            .map_err(|e| unexpected("task", e))?
+            .map_err(|e| unexpected("op", e))?;
+        ensure!(healthy, "a worker started by a shared task is not healthy");
+    }
+    let list = stage.manager.list().await;
+    ensure!(
+        list.len() == 4
+            && list
+                .iter()
+                .all(|i| matches!(i.status, WorkerStatus::Ready { .. })),
+        "registry after shared use: {list:?}"
+    );
+    stage.manager.stop_all().await;
+    Ok(())
+}
