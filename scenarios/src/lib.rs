@@ -5,6 +5,7 @@ pub mod cli;
 pub mod record;
 pub mod registry;
 pub mod runner;
+pub mod real;
 pub mod scenario;
 pub mod stage;
 mod substrate;

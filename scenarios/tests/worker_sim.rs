@@ -331,12 +331,34 @@ async fn exchange(world: World) -> (Vec<u64>, Vec<u32>) {
     drop(last.stdin.take());
     assert_eq!(last.next().await, Reply::Bye);
     assert_eq!(last.exit_status().await.code(), Some(0));
+
+    // Paths are relative to the working directory, as for the real binary.
+    node.disk().create_dir_all("sess").unwrap();
+    let mut spec = ProcSpec::new(WORKER);
+    spec.args = vec!["--heartbeat-ms".to_string(), "0".to_string()];
+    spec.cwd = Some("sess".to_string());
+    let mut child = env.procs().spawn(&spec).await.unwrap();
+    pids.push(child.pid());
+    let mut stdin = child.take_stdin().unwrap();
+    let mut replies = Replies::new(child.take_stdout().unwrap());
+    assert!(matches!(replies.next().await, Reply::Ready { .. }));
+    let write = Request::WriteCache {
+        id: 1,
+        name: "c".to_string(),
+        bytes: 10,
+    };
+    send(&mut stdin, &write).await;
+    assert_eq!(replies.next().await, Reply::Done { id: 1 });
+    assert_eq!(node.disk().metadata("sess/cache/c").unwrap().len, 10);
+    send(&mut stdin, &Request::Shutdown).await;
+    assert_eq!(replies.next().await, Reply::Bye);
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
     (beats, pids)
 }
 
 #[test]
 fn the_simulated_worker_speaks_the_protocol() {
-    let report = run_world(WorldOptions::new(11), |world| exchange(world));
+    let report = run_world(WorldOptions::new(11), exchange);
     let value = report.value.unwrap_or_else(|abort| panic!("{abort:?}"));
     assert_eq!(value.0, vec![1, 2]);
     let worker_lines: Vec<String> = report
@@ -364,8 +386,8 @@ fn the_simulated_worker_speaks_the_protocol() {
 
 #[test]
 fn the_same_seed_gives_the_same_trace() {
-    let first = run_world(WorldOptions::new(42), |world| exchange(world));
-    let second = run_world(WorldOptions::new(42), |world| exchange(world));
+    let first = run_world(WorldOptions::new(42), exchange);
+    let second = run_world(WorldOptions::new(42), exchange);
     assert!(first.value.is_ok(), "{:?}", first.value);
     assert_eq!(first.value, second.value);
     assert_eq!(first.trace.hash, second.trace.hash);

@@ -24,6 +24,10 @@ impl ScopedDisk {
     }
 
     fn full(&self, path: &str) -> io::Result<String> {
+        // "" is the scope's own directory, as it is the root for the other disks.
+        if path.is_empty() || path == "." {
+            return Ok(self.dir.clone());
+        }
         check_relative_path(path)?;
         Ok(format!("{}/{path}", self.dir))
     }

@@ -124,7 +124,7 @@ async fn answer<W: AsyncWrite + Unpin + ?Sized>(
             let reply = match write_cache(&shared.env, &shared.args.cache_dir, &name, bytes).await {
                 Ok(()) => Reply::Done { id },
                 Err((code, message)) => {
-                    tracing::warn!(?code, message = %message, "cache write failed");
+                    tracing::warn!(?code, error = %message, "cache write failed");
                     Reply::Error {
                         id: Some(id),
                         code,

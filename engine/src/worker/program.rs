@@ -79,7 +79,7 @@ pub async fn run_worker(io: WorkerIo, env: Env, args: Vec<String>) -> i32 {
     let args = match args::parse(&args) {
         Ok(args) => args,
         Err(message) => {
-            tracing::warn!(message = %message, "worker: bad arguments");
+            tracing::warn!(error = %message, "worker: bad arguments");
             let reply = Reply::Error {
                 id: None,
                 code: ErrorCode::Usage,

@@ -24,6 +24,13 @@ pub struct RunArgs {
     /// Also write the trace as JSON lines to this file.
     #[arg(long, value_name = "FILE")]
     trace_jsonl: Option<std::path::PathBuf>,
+    /// Run the scenario's reality check instead: this machine, real time, the real
+    /// worker binary as a child process (only for scenarios that have one).
+    #[arg(long)]
+    real: bool,
+    /// The worker binary for --real (default: `worker` next to this executable).
+    #[arg(long, value_name = "PATH", requires = "real")]
+    worker_bin: Option<std::path::PathBuf>,
 }
 
 /// Finds a scenario by id, or explains why there is none.
@@ -53,6 +60,9 @@ pub fn resolve(id: &str) -> Result<&'static Scenario, CliError> {
 
 pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     let scenario = resolve(&args.id)?;
+    if args.real {
+        return run_real(scenario, &args);
+    }
     let result = run_scenario(scenario, args.seed);
     let record = &result.record;
     if let Some(path) = &args.trace_jsonl {
@@ -127,6 +137,36 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
                 "warning:     none of this scenario's own faults fired: this run tested nothing"
             );
         }
+        let _ = writeln!(out, "repro:       {}", record.repro);
+    }
+    Ok(match record.failure_class {
+        None => ExitCode::SUCCESS,
+        Some(class) => ExitCode::from(class.exit_code() as u8),
+    })
+}
+
+fn run_real(scenario: &'static Scenario, args: &RunArgs) -> Result<ExitCode, CliError> {
+    let program = args
+        .worker_bin
+        .clone()
+        .or_else(crate::real::default_worker_program)
+        .ok_or_else(|| CliError::new("cannot locate this executable to find the worker binary").hint("pass --worker-bin PATH"))?;
+    let record = crate::real::run_real(scenario, args.seed, &program).map_err(|e| {
+        CliError::new(e).hint("`chaos list --json` shows which scenarios have a reality check (real: true)")
+    })?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let text = serde_json::to_string_pretty(&record).map_err(|e| CliError::new(e.to_string()))?;
+        let _ = writeln!(out, "{text}");
+    } else {
+        let _ = writeln!(out, "scenario:    {} (seed {}, real environment)", record.id, record.seed);
+        let _ = writeln!(out, "verdict:     {:?}", record.verdict);
+        if let Some(message) = &record.message {
+            let _ = writeln!(out, "failure:     {message}");
+        }
+        let faults: Vec<String> = record.faults.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(out, "faults:      {}", if faults.is_empty() { "none".to_string() } else { faults.join(" ") });
+        let _ = writeln!(out, "wall:        {} ms", record.wall_ms);
         let _ = writeln!(out, "repro:       {}", record.repro);
     }
     Ok(match record.failure_class {

@@ -1,7 +1,7 @@
 //! The worker as a simulated program: the very same `engine::worker::run_worker` the
 //! real binary runs, over a simulated process's stdio, signals and host environment.
 
-use engine::env::{BoxFuture, ScopedDisk, Signal};
+use engine::env::{BoxFuture, Env, ScopedDisk, Signal};
 use engine::worker::{WorkerIo, run_worker};
 use sim::procs::{ProgramCtx, Signals, SimProcs};
 use std::sync::Arc;
@@ -35,7 +35,7 @@ async fn worker_main(ctx: ProgramCtx) -> i32 {
     let io = WorkerIo {
         stdin,
         stdout,
-        terminate: Some(terminate(signals)),
+        terminate: Some(terminate(signals, env.clone())),
         pid,
     };
     run_worker(io, env, args).await
@@ -43,22 +43,25 @@ async fn worker_main(ctx: ProgramCtx) -> i32 {
 
 /// Resolves on SIGTERM. The simulated process can only handle SIGTERM, SIGINT and SIGHUP
 /// all together, while the real binary handles SIGTERM alone: SIGINT and SIGHUP keep
-/// their default (terminate the process with that signal), so they are re-raised here
-/// with the default dispositions restored.
-fn terminate(mut signals: Signals) -> BoxFuture<'static, ()> {
+/// their default (terminate the process with that signal), so they are re-raised with
+/// the default dispositions restored. The re-raise runs on a task of its own: raised from
+/// the worker's task, the rest of that task's current poll would still run (the process
+/// ends at the task's next await), and the worker would be seen reacting to its own
+/// closed stdin after its death, which a killed real process never does.
+fn terminate(mut signals: Signals, env: Env) -> BoxFuture<'static, ()> {
     Box::pin(async move {
-        loop {
+        let fatal = loop {
             match signals.recv().await {
                 Some(Signal::Term) => return,
-                Some(other) => {
-                    signals.reset();
-                    signals.raise(other);
-                    // The process is gone; this task stops at its next await.
-                    std::future::pending::<()>().await;
-                }
+                Some(other) => break other,
                 // No more signals can come: never resolve.
                 None => std::future::pending::<()>().await,
             }
-        }
+        };
+        let _killer = env.spawn("worker-signal-default", async move {
+            signals.reset();
+            signals.raise(fatal);
+        });
+        std::future::pending::<()>().await
     })
 }
