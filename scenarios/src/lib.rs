@@ -2,10 +2,10 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod real;
 pub mod record;
 pub mod registry;
 pub mod runner;
-pub mod real;
 pub mod scenario;
 pub mod stage;
 mod substrate;

@@ -21,7 +21,11 @@ pub fn default_worker_program() -> Option<PathBuf> {
 }
 
 /// Runs `scenario`'s real body with `seed` and the worker binary at `program`.
-pub fn run_real(scenario: &'static Scenario, seed: u64, program: &Path) -> Result<RunRecord, String> {
+pub fn run_real(
+    scenario: &'static Scenario,
+    seed: u64,
+    program: &Path,
+) -> Result<RunRecord, String> {
     let Some(body) = scenario.real else {
         return Err(format!(
             "{} has no reality check: it needs faults only the simulator can inject",
@@ -62,11 +66,20 @@ pub fn run_real(scenario: &'static Scenario, seed: u64, program: &Path) -> Resul
         Err(_) => (
             Verdict::Fail,
             Some(FailureClass::Liveness),
-            Some(format!("did not finish within {} s of real time", REAL_TIME_MAX.as_secs())),
+            Some(format!(
+                "did not finish within {} s of real time",
+                REAL_TIME_MAX.as_secs()
+            )),
         ),
     };
-    let faults_expected: Vec<String> = scenario.faults_expected.iter().map(|s| s.to_string()).collect();
-    let faults_expected_fired = faults_expected.iter().any(|k| faults.get(k).copied().unwrap_or(0) > 0);
+    let faults_expected: Vec<String> = scenario
+        .faults_expected
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let faults_expected_fired = faults_expected
+        .iter()
+        .any(|k| faults.get(k).copied().unwrap_or(0) > 0);
     Ok(RunRecord {
         id: scenario.id.to_string(),
         seed,
@@ -92,7 +105,10 @@ pub fn run_real(scenario: &'static Scenario, seed: u64, program: &Path) -> Resul
     reason = "the reality check's scratch directory is real by definition"
 )]
 fn scratch_dir(id: &str, seed: u64) -> Result<PathBuf, String> {
-    let safe: String = id.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let safe: String = id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
     let dir = std::env::temp_dir().join(format!("chaos-real-{safe}-{seed}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     Ok(dir)

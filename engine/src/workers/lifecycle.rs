@@ -101,9 +101,10 @@ pub enum Event {
     StartFailed {
         reason: String,
     },
-    /// Ready line seen and endpoint connected.
+    /// Ready line seen and endpoint connected, `startup` after the spawn.
     Connected {
         port: u16,
+        startup: Duration,
     },
     InitTimedOut,
     Exited {
@@ -268,12 +269,14 @@ impl Lifecycle {
                 self.pid = None;
                 self.start_failed(now, reason, random, out);
             }
-            (S::Starting { .. }, Event::Connected { port }) => {
+            (S::Starting { .. }, Event::Connected { port, startup }) => {
                 let Some(pid) = self.pid else {
                     out.push(Action::Warn("connected without a process; ignored".into()));
                     return;
                 };
-                let took = now.saturating_sub(self.spawned_at.unwrap_or(now));
+                // Measured by the shell: it runs the init sequence before this event is
+                // handled, so `now` minus the spawn event's time would read zero.
+                let took = startup;
                 if took > self.policy.startup_warn_after {
                     out.push(Action::Warn(format!(
                         "slow startup: ready after {} ms (warning above {} ms)",

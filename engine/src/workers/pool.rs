@@ -147,13 +147,19 @@ impl WarmPoolConfig {
 
     /// Panics with the offending field when the configuration contradicts itself.
     pub fn check(&self) {
-        assert!(self.size_target <= SIZE_TARGET_MAX, "size_target above {SIZE_TARGET_MAX}");
+        assert!(
+            self.size_target <= SIZE_TARGET_MAX,
+            "size_target above {SIZE_TARGET_MAX}"
+        );
         assert!(!self.max_age.is_zero(), "max_age must be positive");
         assert!(
             self.wait_positions <= WAITING_MAX,
             "wait_positions above {WAITING_MAX}"
         );
-        assert!(!self.checkpoint_timeout.is_zero(), "checkpoint_timeout must be positive");
+        assert!(
+            !self.checkpoint_timeout.is_zero(),
+            "checkpoint_timeout must be positive"
+        );
         self.prewarm_backoff.check();
         self.template.check();
     }

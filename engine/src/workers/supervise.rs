@@ -302,13 +302,14 @@ async fn start_process(shared: &WorkerShared, run: &mut Running, queue: &mut Vec
     let outcome = tokio::time::timeout(bound, init(shared, &mut child, &mut lines, port)).await;
     match outcome {
         Ok(Ok(port)) => {
-            shared.stats().last_startup_ms = Some(spawned_at.elapsed().as_millis() as u64);
+            let startup = spawned_at.elapsed();
+            shared.stats().last_startup_ms = Some(startup.as_millis() as u64);
             *run = Running {
                 child: Some(child),
                 lines,
                 _stdin: stdin,
             };
-            queue.push_back(Event::Connected { port });
+            queue.push_back(Event::Connected { port, startup });
         }
         Ok(Err(InitFailure::Exited(status))) => {
             let error = WorkerError::ExitedDuringInit {

@@ -150,22 +150,43 @@ fn run_real(scenario: &'static Scenario, args: &RunArgs) -> Result<ExitCode, Cli
         .worker_bin
         .clone()
         .or_else(crate::real::default_worker_program)
-        .ok_or_else(|| CliError::new("cannot locate this executable to find the worker binary").hint("pass --worker-bin PATH"))?;
+        .ok_or_else(|| {
+            CliError::new("cannot locate this executable to find the worker binary")
+                .hint("pass --worker-bin PATH")
+        })?;
     let record = crate::real::run_real(scenario, args.seed, &program).map_err(|e| {
-        CliError::new(e).hint("`chaos list --json` shows which scenarios have a reality check (real: true)")
+        CliError::new(e)
+            .hint("`chaos list --json` shows which scenarios have a reality check (real: true)")
     })?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        let text = serde_json::to_string_pretty(&record).map_err(|e| CliError::new(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&record).map_err(|e| CliError::new(e.to_string()))?;
         let _ = writeln!(out, "{text}");
     } else {
-        let _ = writeln!(out, "scenario:    {} (seed {}, real environment)", record.id, record.seed);
+        let _ = writeln!(
+            out,
+            "scenario:    {} (seed {}, real environment)",
+            record.id, record.seed
+        );
         let _ = writeln!(out, "verdict:     {:?}", record.verdict);
         if let Some(message) = &record.message {
             let _ = writeln!(out, "failure:     {message}");
         }
-        let faults: Vec<String> = record.faults.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let _ = writeln!(out, "faults:      {}", if faults.is_empty() { "none".to_string() } else { faults.join(" ") });
+        let faults: Vec<String> = record
+            .faults
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "faults:      {}",
+            if faults.is_empty() {
+                "none".to_string()
+            } else {
+                faults.join(" ")
+            }
+        );
         let _ = writeln!(out, "wall:        {} ms", record.wall_ms);
         let _ = writeln!(out, "repro:       {}", record.repro);
     }

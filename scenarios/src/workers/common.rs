@@ -30,7 +30,6 @@ pub fn live_pids(stage: &Stage) -> Vec<u32> {
 }
 
 /// Zombies of the simulated host.
-#[allow(dead_code, reason = "used by scenarios still being added")]
 pub fn zombie_pids(stage: &Stage) -> Vec<u32> {
     stage
         .host()

@@ -20,7 +20,14 @@ fn s(n: u64) -> Duration {
 fn ready(core: &mut Lifecycle, at: Duration) {
     core.on(at, Event::StartRequested, 0);
     core.on(at, Event::Spawned { pid: 7 }, 0);
-    core.on(at, Event::Connected { port: 9 }, 0);
+    core.on(
+        at,
+        Event::Connected {
+            port: 9,
+            startup: Duration::ZERO,
+        },
+        0,
+    );
     assert_eq!(core.status(), &WorkerStatus::Ready { pid: 7, port: 9 });
 }
 
@@ -85,7 +92,14 @@ fn crashes_restart_with_backoff_until_the_breaker_opens() {
     ));
     core.on(s(2), Event::RestartDue, 0);
     core.on(s(2), Event::Spawned { pid: 8 }, 0);
-    core.on(s(2), Event::Connected { port: 9 }, 0);
+    core.on(
+        s(2),
+        Event::Connected {
+            port: 9,
+            startup: Duration::ZERO,
+        },
+        0,
+    );
     let actions = core.on(s(3), Event::Exited { status: segv }, 0);
     assert!(actions.contains(&Action::ArmRestartTimer(Duration::from_millis(1000))));
     core.on(s(4), Event::RestartDue, 0);
@@ -139,7 +153,14 @@ fn a_memory_restart_is_planned_and_not_counted_as_a_failure() {
             "planned restart {i} did not respawn"
         );
         core.on(s(10 * i + 2), Event::Spawned { pid: 8 }, 0);
-        core.on(s(10 * i + 2), Event::Connected { port: 9 }, 0);
+        core.on(
+            s(10 * i + 2),
+            Event::Connected {
+                port: 9,
+                startup: Duration::ZERO,
+            },
+            0,
+        );
     }
     assert!(matches!(core.status(), WorkerStatus::Ready { .. }));
 }
@@ -161,7 +182,14 @@ fn a_slow_startup_is_warned_about() {
     let mut core = Lifecycle::new(policy());
     core.on(s(0), Event::StartRequested, 0);
     core.on(s(0), Event::Spawned { pid: 7 }, 0);
-    let actions = core.on(s(3), Event::Connected { port: 9 }, 0);
+    let actions = core.on(
+        s(3),
+        Event::Connected {
+            port: 9,
+            startup: s(3),
+        },
+        0,
+    );
     assert!(
         actions
             .iter()
