@@ -16,6 +16,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tokio::select! must be biased (BRIEF §3 rule 3)"
 bash ci/check-select-biased.sh
 
+echo "== worker binary (the reality checks run it as a real child process)"
+cargo build --locked -p engine --bin worker
+
 echo "== cargo test"
 # --lib --bins --tests: every test target (the bench is harness-less; no doc tests).
 cargo test --workspace --locked --lib --bins --tests

@@ -10,7 +10,11 @@
 //! - **partitions**, symmetric or one-way, in two modes: `Hold` keeps traffic in flight
 //!   until healed (TCP retransmitting through a short outage) and `Drop` resets every
 //!   connection across it and lets new connects time out (`ETIMEDOUT`, 110), which is
-//!   what an application sees once TCP gives up.
+//!   what an application sees once TCP gives up;
+//! - **address in use** (`EADDRINUSE`, 98) when a host binds a port one of its listeners
+//!   already holds (another process got there first). Counted `net.addr_in_use` each
+//!   time a bind hits a taken port; a system that picks its own ports must move on to
+//!   another one, and report exhaustion when none is left.
 //!
 //! A correct engine survives them because real networks do all of this: it must retry,
 //! resume from sequence numbers, and never assume a write was read.

@@ -91,11 +91,13 @@ fn binding_a_bound_port_fails_with_eaddrinuse() {
         let _first = env.net().bind(80).await.unwrap();
         let second = env.net().bind(80).await;
         assert_eq!(second.err().and_then(|e| e.raw_os_error()), Some(98));
+        assert_eq!(world.faults().count("net.addr_in_use"), 1);
         drop(_first);
         assert!(
             env.net().bind(80).await.is_ok(),
             "port is free once the listener is dropped"
         );
+        assert_eq!(world.faults().count("net.addr_in_use"), 1);
     });
 }
 

@@ -170,6 +170,31 @@ impl SimProcs {
         true
     }
 
+    /// The child starts leaking: its resident memory grows by `bytes_per_s` bytes per
+    /// second of virtual time from now on (0 stops the growth; what leaked stays), until
+    /// the host's memory limit gets it OOM-killed. Returns false if no such child is
+    /// running. Counted as `proc.leak` (a rate of 0 counts nothing).
+    pub fn leak(&self, pid: u32, bytes_per_s: u64) -> bool {
+        let Some(proc) = self.running(pid) else {
+            return false;
+        };
+        if bytes_per_s > 0 {
+            let detail = format!(
+                "pid {pid} ({}) on {} leaks {bytes_per_s} bytes/s",
+                proc.program, self.host
+            );
+            self.faults.fire("proc.leak", &detail);
+        }
+        proc.set_memory(None, Some(bytes_per_s));
+        true
+    }
+
+    /// Resident memory of a running child (what `/proc/PID/statm` reports), or `None`
+    /// if no such child is running.
+    pub fn resident_bytes(&self, pid: u32) -> Option<u64> {
+        self.running(pid)?.resident_bytes().ok()
+    }
+
     /// Pids of running children (hung ones included), ascending.
     pub fn live_pids(&self) -> Vec<u32> {
         self.pids_in(|phase| phase == Phase::Running)

@@ -23,6 +23,10 @@
 //!   scripted leak per second of virtual time) over `memory_limit_bytes` gets SIGKILL at
 //!   once: status signal 9. Checked on every gauge update, at the exact virtual instant
 //!   a leak crosses the limit, and when the limit changes.
+//! - **Leak** (`proc.leak`): `leak(pid, bytes_per_s)` makes a running child's resident
+//!   memory grow linearly in virtual time from the moment of the call, whatever its
+//!   program does (a leak the program itself does not know about). Unchecked, it ends in
+//!   the OOM kill above; a supervisor that watches memory must restart the worker first.
 //! - **Hang** (`proc.hang`): `hang(pid)`, `hang_rate`, or a scripted hang: the child is
 //!   never polled again. It reads and writes nothing and ignores handled signals; only
 //!   SIGKILL or an unhandled signal ends it. A supervisor must time out, then escalate.

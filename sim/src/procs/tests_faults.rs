@@ -66,6 +66,32 @@ fn a_scripted_leak_is_oom_killed_when_it_crosses_the_limit() {
 }
 
 #[test]
+fn a_leak_set_from_outside_grows_memory_until_the_oom_kill() {
+    block_on(async {
+        let h = host(limited(10 * MIB), 1);
+        let mut child = h.spawn("/bin/sh", &["-c", "sleep 100"]).await;
+        let pid = child.pid();
+        let initial = h.procs.resident_bytes(pid).unwrap();
+        let start = Instant::now();
+        assert!(h.procs.leak(pid, MIB));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(h.procs.resident_bytes(pid), Some(initial + 2 * MIB));
+        let status = child.wait().await.unwrap();
+        assert_eq!(status.signal(), Some(9));
+        let elapsed = start.elapsed();
+        let expected = Duration::from_secs((10 * MIB - initial) / MIB);
+        assert!(
+            elapsed > expected && elapsed <= expected + Duration::from_millis(2),
+            "{elapsed:?}"
+        );
+        assert_eq!(h.faults.count("proc.leak"), 1);
+        assert_eq!(h.faults.count("proc.oom_kill"), 1);
+        assert!(!h.procs.leak(pid, MIB), "a dead child cannot leak");
+        assert_eq!(h.procs.resident_bytes(pid), None);
+    });
+}
+
+#[test]
 fn lowering_the_limit_kills_a_child_already_over_it() {
     block_on(async {
         let h = host(ProcsOptions::quiet(), 1);

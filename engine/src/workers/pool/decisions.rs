@@ -205,6 +205,9 @@ pub struct PoolCore {
     prewarm: Option<u64>,
     prewarm_next_at: Duration,
     failures_in_a_row: u32,
+    /// A stale worker was retired and its replacement is not ready yet: the next stale
+    /// one waits (a rolling refresh replaces one worker at a time).
+    replacement_owed: bool,
     /// Queued claims, highest priority first, then by arrival.
     waiting: Vec<Waiter>,
     claim_next: u64,
@@ -226,6 +229,7 @@ impl PoolCore {
             prewarm: None,
             prewarm_next_at: Duration::ZERO,
             failures_in_a_row: 0,
+            replacement_owed: false,
             waiting: Vec::new(),
             claim_next: 1,
             stats: PoolStats::default(),
@@ -348,10 +352,14 @@ impl PoolCore {
             .map(|(o, m)| (*o, self.freshness_of(m, now)));
         let idle_fresh = self.idle_fresh(now).count();
         if due {
-            if let Some((ordinal, freshness)) = stale_idle {
+            if self.replacement_owed && idle_fresh >= self.size_target {
+                self.replacement_owed = false;
+            }
+            if let Some((ordinal, freshness)) = stale_idle.filter(|_| !self.replacement_owed) {
                 let member = self.members.get_mut(&ordinal).expect("member");
                 member.state = MemberState::Retiring;
                 self.stats.stale_retired += 1;
+                self.replacement_owed = true;
                 return Fill::Retire {
                     name: member.name.clone(),
                     reason: RetireReason::Stale(freshness),
@@ -422,6 +430,7 @@ impl PoolCore {
             self.prewarm = None;
         }
         self.failures_in_a_row = 0;
+        self.replacement_owed = false;
         self.prewarm_next_at = now + self.stagger;
         self.stats.prewarm_ready += 1;
         self.end_attempt(name, now, AttemptOutcome::Ready);

@@ -25,10 +25,14 @@ fn start(core: &mut PoolCore, now: Duration) -> String {
 /// Warms `n` workers, each ready `took` after its start; returns the time it is done.
 fn warm(core: &mut PoolCore, n: usize, mut now: Duration, took: Duration) -> Duration {
     for _ in 0..n {
-        if let Fill::WaitUntil(at) = core.next_fill(now) {
-            now = at;
-        }
-        let name = start(core, now);
+        let name = match core.next_fill(now) {
+            Fill::Start { name, .. } => name,
+            Fill::WaitUntil(at) => {
+                now = at;
+                start(core, now)
+            }
+            other => panic!("expected a start or a wait, got {other:?}"),
+        };
         now += took;
         assert_eq!(core.prewarm_ready(now, &name), None);
     }
@@ -199,8 +203,8 @@ fn the_first_three_queue_positions_wait_and_the_rest_cold_start_with_a_warning()
             ClaimDecision::Wait { position: 0 },
             ClaimDecision::Wait { position: 1 },
             ClaimDecision::Wait { position: 2 },
+            ClaimDecision::ColdStart { name: "p-2".into() },
             ClaimDecision::ColdStart { name: "p-3".into() },
-            ClaimDecision::ColdStart { name: "p-4".into() },
         ]
     );
     assert_eq!(core.stats().sla_warnings, 2);
@@ -215,7 +219,7 @@ fn the_first_three_queue_positions_wait_and_the_rest_cold_start_with_a_warning()
     // A wait that runs out becomes a cold start, with a warning.
     assert_eq!(
         core.wait_expired(3),
-        WaitExpiry::ColdStart { name: "p-5".into() }
+        WaitExpiry::ColdStart { name: "p-4".into() }
     );
     assert_eq!(core.wait_expired(2), WaitExpiry::AlreadyServed);
     assert_eq!(core.stats().sla_warnings, 3);
