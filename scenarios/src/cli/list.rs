@@ -31,6 +31,8 @@ struct ListedEntry<'a> {
     source: &'a str,
     status: &'static str,
     reason: &'a str,
+    /// Whether `chaos run ID --real` can run it against this machine.
+    real: bool,
 }
 
 #[derive(Serialize)]
@@ -71,6 +73,7 @@ pub fn list(args: ListArgs) -> Result<ExitCode, CliError> {
             source: &e.source,
             status: e.status.name(),
             reason: &e.reason,
+            real: crate::registry::find(&e.id).is_some_and(|s| s.real.is_some()),
         })
         .collect();
     if args.json {
