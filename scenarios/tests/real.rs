@@ -25,8 +25,15 @@ fn worker_binary() -> PathBuf {
 #[test]
 fn reality_checks_pass_on_this_machine() {
     let worker = worker_binary();
-    let checks: Vec<_> = registry::all().into_iter().filter(|s| s.real.is_some()).collect();
-    assert!(checks.len() >= 10, "only {} scenarios have a reality check", checks.len());
+    let checks: Vec<_> = registry::all()
+        .into_iter()
+        .filter(|s| s.real.is_some())
+        .collect();
+    assert!(
+        checks.len() >= 10,
+        "only {} scenarios have a reality check",
+        checks.len()
+    );
     let mut failures = Vec::new();
     for scenario in checks {
         let record = run_real(scenario, 1, &worker).expect("reality check runs");
@@ -34,7 +41,11 @@ fn reality_checks_pass_on_this_machine() {
             failures.push(format!("{}: {:?}", scenario.id, record.message));
         }
     }
-    assert!(failures.is_empty(), "reality checks failed:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "reality checks failed:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -51,10 +51,14 @@ pub enum WorkerError {
         name: String,
         failures: u32,
     },
-    /// The worker's disk quota is used up.
+    /// The worker ran out of disk space for its cache: the disk is full (`ENOSPC`), or
+    /// its quota is used up.
     DiskQuotaExceeded {
         name: String,
-        quota_bytes: u64,
+        /// The worker's quota, if it has one.
+        quota_bytes: Option<u64>,
+        /// What failed, as the worker reported it (path and OS error).
+        detail: String,
     },
     /// The operation needs a running worker.
     NotRunning {
@@ -116,9 +120,21 @@ impl fmt::Display for WorkerError {
                 f,
                 "worker {name:?} failed {failures} times in the restart window; restarts are stopped until it is started by hand"
             ),
-            DiskQuotaExceeded { name, quota_bytes } => write!(
+            DiskQuotaExceeded {
+                name,
+                quota_bytes: Some(quota),
+                detail,
+            } => write!(
                 f,
-                "worker {name:?} exceeded its disk quota of {quota_bytes} bytes; free space or raise the quota"
+                "worker {name:?} ran out of disk space ({detail}); its quota is {quota} bytes: free space or raise the quota"
+            ),
+            DiskQuotaExceeded {
+                name,
+                quota_bytes: None,
+                detail,
+            } => write!(
+                f,
+                "worker {name:?} ran out of disk space ({detail}); free space on the disk holding its directory"
             ),
             NotRunning { name, status } => {
                 write!(f, "worker {name:?} is not running (status: {status})")

@@ -186,7 +186,10 @@ impl Lifecycle {
         let before = self.status.clone();
         self.step(now, event, random, &mut out);
         if self.status != before {
-            out.push(Action::Publish(self.status.clone()));
+            // Published before the actions that follow from it run: a spawn takes the
+            // whole start-up, and until then the world must see `Starting`, not the
+            // status the worker had before.
+            out.insert(0, Action::Publish(self.status.clone()));
         }
         out
     }

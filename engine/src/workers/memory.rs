@@ -157,7 +157,10 @@ mod tests {
             MemoryVerdict::Restart { percent: 81, .. }
         ));
         let mut high = MemoryWatch::new(MemoryPolicy::with_limit(100 * MB));
-        assert_eq!(high.sample(s(0), 81 * MB), MemoryVerdict::Warn { percent: 81 });
+        assert_eq!(
+            high.sample(s(0), 81 * MB),
+            MemoryVerdict::Warn { percent: 81 }
+        );
         // Once per excursion.
         let mut flat = MemoryWatch::new(MemoryPolicy::with_limit(100 * MB));
         flat.sample(s(0), 85 * MB);

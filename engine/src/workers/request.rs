@@ -72,7 +72,8 @@ pub(crate) async fn exchange(
             return Err(match code {
                 ErrorCode::NoSpace => WorkerError::DiskQuotaExceeded {
                     name: name.clone(),
-                    quota_bytes: shared.config.disk_quota_bytes.unwrap_or(0),
+                    quota_bytes: shared.config.disk_quota_bytes,
+                    detail: message.clone(),
                 },
                 ErrorCode::TooManyFiles => WorkerError::FdExhausted {
                     name: name.clone(),

@@ -350,8 +350,7 @@ async fn spawn(shared: &WorkerShared) -> Result<(Box<dyn ChildProc>, u16), Worke
     let port = shared.ports.allocate(&shared.env, name).await?;
     let (vars, refused) = sanitize_env(name, &config.env);
     shared.stats().env_rejections += refused.len() as u64;
-    shared.env.disk_pace().await;
-    if let Err(e) = shared.env.disk().create_dir_all(&config.dir) {
+    if let Err(e) = make_dirs(&shared.env, &config.dir).await {
         return Err(io_spawn_error(name, &format!("creating {}", config.dir), e));
     }
     let mut spec = ProcSpec::new(config.program.clone())
@@ -360,7 +359,7 @@ async fn spawn(shared: &WorkerShared) -> Result<(Box<dyn ChildProc>, u16), Worke
         .arg("--port")
         .arg(port.to_string())
         .arg("--cache-dir")
-        .arg("cache")
+        .arg(CACHE_DIR)
         .arg("--heartbeat-ms")
         .arg(config.heartbeat_interval.as_millis().to_string());
     spec.args.extend(config.args.iter().cloned());
@@ -375,6 +374,29 @@ async fn spawn(shared: &WorkerShared) -> Result<(Box<dyn ChildProc>, u16), Worke
         .await
         .map(|child| (child, port))
         .map_err(|e| io_spawn_error(name, &config.program, e))
+}
+
+/// The worker's cache directory, relative to its own directory.
+const CACHE_DIR: &str = "cache";
+
+/// Creates the worker's directory and its cache directory and makes their names durable:
+/// each directory's entry is synced in its parent, from the disk's root down. Without
+/// this, what the worker syncs inside them (cache files, its snapshot) would still vanish
+/// with the host: a name is durable only once its parent directory is synced.
+async fn make_dirs(env: &crate::env::Env, dir: &str) -> io::Result<()> {
+    let cache = format!("{dir}/{CACHE_DIR}");
+    env.disk_pace().await;
+    env.disk().create_dir_all(&cache)?;
+    let mut parent = String::new();
+    for name in cache.split('/') {
+        env.disk_pace().await;
+        env.disk().sync_dir(&parent)?;
+        if !parent.is_empty() {
+            parent.push('/');
+        }
+        parent.push_str(name);
+    }
+    Ok(())
 }
 
 fn io_spawn_error(name: &str, what: &str, e: io::Error) -> WorkerError {

@@ -133,7 +133,10 @@ impl SimNet {
             port
         };
         if state.listeners.contains_key(&(host, port)) {
-            let detail = format!("{}: bind of port {port} hit a taken port", state.hosts[host].name);
+            let detail = format!(
+                "{}: bind of port {port} hit a taken port",
+                state.hosts[host].name
+            );
             drop(state);
             self.faults.fire("net.addr_in_use", &detail);
             return Err(io::Error::from_raw_os_error(EADDRINUSE));
