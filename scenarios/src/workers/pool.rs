@@ -663,7 +663,7 @@ fn pool_exhausted(world: World) -> BodyFuture {
 pub static STALE_WARM_WORKER: Scenario = Scenario {
     id: "enable.1.3.2",
     title: "Warm sandbox carries stale environment or dependencies",
-    proves: "A warm pool of 2 to 4 workers (seeded 5 to 20 min maximum age; every process starts \
+    proves: "A warm pool of 3 to 5 workers (seeded 5 to 20 min maximum age; every process starts \
              in 0.1 to 2 s) has its configuration version changed while one worker is claimed, \
              and the host's wall clock jumps back by up to two days. A claim right after the \
              change must not get an old worker; the old idle workers must be retired and \
@@ -685,6 +685,11 @@ struct Seen {
     /// First time each worker's status was seen Ready.
     ready: BTreeMap<String, Duration>,
     starting_max: usize,
+    /// During a rolling refresh: the stale workers that may be retired, and the version
+    /// their replacements have.
+    rolling: Option<(Vec<String>, u64)>,
+    /// The most stale workers seen retired beyond the replacements seen ready, plus one.
+    retired_ahead_max: usize,
 }
 
 impl Seen {
@@ -692,16 +697,32 @@ impl Seen {
         let now = pool.now();
         let workers = stage.manager.list().await;
         let mut starting = 0;
-        for w in workers {
+        let mut ready_new = 0;
+        for w in &workers {
             match w.status {
                 WorkerStatus::Ready { .. } => {
-                    self.ready.entry(w.name).or_insert(now);
+                    self.ready.entry(w.name.clone()).or_insert(now);
                 }
                 WorkerStatus::Starting { .. } => starting += 1,
                 _ => {}
             }
         }
         self.starting_max = self.starting_max.max(starting);
+        if let Some((stale, version)) = &self.rolling {
+            // Replacements ever seen ready (one may have been handed out since).
+            for w in &workers {
+                if w.config_version == *version && self.ready.contains_key(&w.name) {
+                    ready_new += 1;
+                }
+            }
+            let retired = stale
+                .iter()
+                .filter(|name| !workers.iter().any(|w| &w.name == *name))
+                .count();
+            self.retired_ahead_max = self
+                .retired_ahead_max
+                .max(retired.saturating_sub(ready_new));
+        }
     }
 
     /// Samples every 100 ms until `done` holds, for at most `bound`.
@@ -778,7 +799,8 @@ fn stale_members(pool: &WarmPool, version: u64) -> Vec<String> {
 fn stale_warm_worker(world: World) -> BodyFuture {
     Box::pin(async move {
         let mut stage = Stage::sim(&world);
-        let size = 2 + stage.rng.below(3) as usize;
+        // At least 3, so that at least 2 idle workers go stale at once.
+        let size = 3 + stage.rng.below(3) as usize;
         let max_age = secs(300 + stage.rng.below(900));
         slow_starts(&stage, ms(100), ms(2_000));
         let mut config = pool_config(&stage, size);
@@ -815,6 +837,8 @@ fn stale_warm_worker(world: World) -> BodyFuture {
             olds.len(),
             pool.members()
         );
+        let idle_olds: Vec<String> = olds.iter().filter(|n| *n != old.name()).cloned().collect();
+        seen.rolling = Some((idle_olds, 2));
         let next = claim(&pool, Priority::Normal, secs(30)).await?;
         seen.sample(&stage, &pool).await;
         seen.check_handed_out(&pool, &next, max_age)?;
@@ -837,6 +861,13 @@ fn stale_warm_worker(world: World) -> BodyFuture {
             "{} workers were starting at once during the refresh",
             seen.starting_max
         );
+        ensure!(
+            seen.retired_ahead_max <= 1,
+            "{} stale workers were retired before any replacement was ready: the refresh \
+             was not rolling",
+            seen.retired_ahead_max
+        );
+        seen.rolling = None;
         let stats = pool.stats();
         let refresh = &stats.prewarm_attempts[attempts_before..];
         // One new worker for the claim that queued, then the idle target.

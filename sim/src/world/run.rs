@@ -156,7 +156,7 @@ where
     let sink = options
         .trace
         .then(|| TraceSink::new(start, options.trace_lines_max));
-    let _route = sink.clone().map(trace::route_to);
+    let route = sink.clone().map(trace::route_to);
     let budget = options.sim_time_max;
     let world = World::new(options, start, sink.clone());
     let driver = world.clone();
@@ -183,6 +183,10 @@ where
         tracing::error!(target: "sim::world", "run aborted by a panic: {message}");
     }
     let faults = world.faults().snapshot();
+    // The trace ends with the run. What happens while the runtime is torn down (tasks
+    // dropped, children killed) follows tokio's task-list order, which depends on
+    // process-wide task ids, so it would differ between runs in one process.
+    drop(route);
     world.teardown();
     // Drop the world (and the tasks' runtime) before reading the trace's final state.
     drop(world);

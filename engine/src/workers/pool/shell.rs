@@ -654,7 +654,9 @@ async fn fill(inner: Arc<PoolInner>) {
                 inner.lock().core.retired(&name);
             }
             Fill::WaitUntil(at) => {
-                let deadline = inner.origin + at;
+                // Never a deadline already passed: the filler would spin without letting
+                // (virtual) time advance.
+                let deadline = inner.origin + at.max(now + Duration::from_millis(1));
                 tokio::select! {
                     biased;
                     () = inner.wake.notified() => {}
