@@ -839,7 +839,25 @@ fn stale_warm_worker(world: World) -> BodyFuture {
         );
         let idle_olds: Vec<String> = olds.iter().filter(|n| *n != old.name()).cloned().collect();
         seen.rolling = Some((idle_olds, 2));
-        let next = claim(&pool, Priority::Normal, secs(30)).await?;
+        // The claim waits for a replacement; watch the refresh meanwhile.
+        let pending: Task<Result<Claim, WorkerError>> = {
+            let pool = pool.clone();
+            stage.env.spawn("claim-after-change", async move {
+                pool.claim(Priority::Normal).await
+            })
+        };
+        seen.until(
+            &stage,
+            &pool,
+            "the claim after the change",
+            secs(30),
+            |_| pending.is_finished(),
+        )
+        .await?;
+        let next = pending
+            .await
+            .map_err(|e| unexpected("claim task", e))?
+            .map_err(|e| unexpected("the claim after the change", e))?;
         seen.sample(&stage, &pool).await;
         seen.check_handed_out(&pool, &next, max_age)?;
         ensure!(

@@ -355,7 +355,7 @@ impl PoolCore {
             if self.replacement_owed && idle_fresh >= self.size_target {
                 self.replacement_owed = false;
             }
-            if let Some((ordinal, freshness)) = stale_idle {
+            if let Some((ordinal, freshness)) = stale_idle.filter(|_| !self.replacement_owed) {
                 let member = self.members.get_mut(&ordinal).expect("member");
                 member.state = MemberState::Retiring;
                 self.stats.stale_retired += 1;
