@@ -82,11 +82,11 @@ fn files_on_disk(disk: &dyn Disk) -> std::io::Result<Vec<String>> {
 /// Creates `dir` (a path from the disk's root) and makes it and every ancestor durable,
 /// as an operator provisioning a worker's directory would.
 ///
-/// Needed because neither the supervisor (creating the worker's directory) nor the
-/// worker (creating its snapshot's directory) syncs the parent of a directory it
-/// creates, so after a host crash the directory, and every snapshot in it, can vanish
-/// even after the save was acknowledged. Reported; the crash scenarios here are about
-/// what the file holds, so they provision the directories durably first.
+/// Needed because the worker's snapshot save creates the snapshot's directory (`state/`)
+/// without syncing its parent: after a host crash that directory, and the snapshot in
+/// it, vanish even though the save was acknowledged (without this, every run of
+/// core.EC-125 finds no snapshot after the crash). Reported; these scenarios are about
+/// what the file holds, so they provision the directory durably first.
 fn provision_durably(disk: &dyn Disk, dir: &str) -> Outcome {
     disk.create_dir_all(dir)
         .map_err(|e| unexpected(&format!("creating {dir}"), e))?;
