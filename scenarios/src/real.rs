@@ -72,14 +72,8 @@ pub fn run_real(
             )),
         ),
     };
-    let faults_expected: Vec<String> = scenario
-        .faults_expected
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let faults_expected_fired = faults_expected
-        .iter()
-        .any(|k| faults.get(k).copied().unwrap_or(0) > 0);
+    let (faults_expected, faults_expected_fired) =
+        crate::runner::expected_faults(scenario, &faults);
     Ok(RunRecord {
         id: scenario.id.to_string(),
         seed,

@@ -47,14 +47,7 @@ pub fn run_scenario(scenario: &'static Scenario, seed: u64) -> RunResult {
             )),
         ),
     };
-    let faults_expected: Vec<String> = scenario
-        .faults_expected
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let faults_expected_fired = faults_expected
-        .iter()
-        .any(|kind| report.faults.get(kind).copied().unwrap_or(0) > 0);
+    let (faults_expected, faults_expected_fired) = expected_faults(scenario, &report.faults);
     RunResult {
         record: RunRecord {
             id: scenario.id.to_string(),
@@ -73,6 +66,22 @@ pub fn run_scenario(scenario: &'static Scenario, seed: u64) -> RunResult {
         },
         trace: report.trace,
     }
+}
+
+/// The scenario's own fault kinds, and whether any of them fired in `faults`.
+pub fn expected_faults(
+    scenario: &Scenario,
+    faults: &std::collections::BTreeMap<String, u64>,
+) -> (Vec<String>, bool) {
+    let expected: Vec<String> = scenario
+        .faults_expected
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let fired = expected
+        .iter()
+        .any(|kind| faults.get(kind).copied().unwrap_or(0) > 0);
+    (expected, fired)
 }
 
 /// One unit of a sweep.

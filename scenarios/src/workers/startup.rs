@@ -21,6 +21,16 @@ pub fn all() -> Vec<&'static Scenario> {
     ]
 }
 
+/// Waits (one watchdog interval, plus a margin) until the simulated host has no
+/// process left, running or zombie.
+async fn all_reaped(stage: &Stage, what: &str) -> Result<(), crate::Failure> {
+    let host = stage.host()?;
+    eventually(what, WATCHDOG_INTERVAL + ms(500), ms(100), || {
+        host.procs().live_pids().is_empty() && host.procs().zombie_pids().is_empty()
+    })
+    .await
+}
+
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -111,14 +121,7 @@ fn endpoint_not_ready(world: World) -> BodyFuture {
                     "status after the failed start: {}",
                     worker.status()
                 );
-                let host = stage.host()?;
-                eventually(
-                    "the abandoned process being reaped",
-                    WATCHDOG_INTERVAL + ms(500),
-                    ms(100),
-                    || host.procs().live_pids().is_empty() && host.procs().zombie_pids().is_empty(),
-                )
-                .await?;
+                all_reaped(&stage, "the abandoned process being reaped").await?;
             }
         }
         stage.manager.stop_all().await;
@@ -288,14 +291,7 @@ fn slow_startup(world: World) -> BodyFuture {
                 took >= timeout && took < timeout + ms(5),
                 "the timeout fired after {took:?}, not {timeout:?}"
             );
-            let host = stage.host()?;
-            eventually(
-                "the timed-out process being reaped",
-                WATCHDOG_INTERVAL + ms(500),
-                ms(100),
-                || host.procs().live_pids().is_empty() && host.procs().zombie_pids().is_empty(),
-            )
-            .await?;
+            all_reaped(&stage, "the timed-out process being reaped").await?;
         }
         stage.manager.stop_all().await;
         Ok(())
