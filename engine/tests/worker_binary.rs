@@ -190,7 +190,8 @@ async fn requests_over_stdin_are_answered_and_shutdown_exits_zero() {
         Reply::Stats {
             id: 3,
             requests: 3,
-            malformed_lines: 4
+            malformed_lines: 4,
+            cache_evictions: 0,
         }
     );
 
@@ -296,7 +297,8 @@ async fn the_endpoint_answers_and_sigterm_stops_gracefully() {
         Reply::Stats {
             id: 8,
             requests: 3,
-            malformed_lines: 1
+            malformed_lines: 1,
+            cache_evictions: 0,
         }
     );
 
@@ -379,4 +381,152 @@ async fn bad_arguments_are_reported_and_exit_2() {
         other => panic!("expected a usage error, got {other:?}"),
     }
     assert_eq!(w.exit_code().await, Some(2));
+}
+
+fn error_code(reply: Reply) -> (ErrorCode, String) {
+    match reply {
+        Reply::Error { code, message, .. } => (code, message),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_cache_evicts_least_recently_used_files_and_honours_quota_and_read_only() {
+    let f = fixture();
+    let mut w = Worker::start(
+        &f.env,
+        &[
+            "--heartbeat-ms=0",
+            "--cache-cap-bytes=300",
+            "--disk-quota-bytes=400",
+            "--snapshot=snap",
+        ],
+    )
+    .await;
+    assert!(matches!(w.next().await, Reply::Ready { .. }));
+    let write = |id: u64, name: &str, bytes: u64| Request::WriteCache {
+        id,
+        name: name.to_string(),
+        bytes,
+    };
+    let exists = |name: &str| {
+        f.env
+            .disk()
+            .metadata(&format!("{CWD}/cache/{name}"))
+            .is_ok()
+    };
+    for (id, name) in [(1, "a"), (2, "b"), (3, "c")] {
+        w.send(&write(id, name, 100)).await;
+        assert_eq!(w.next().await, Reply::Done { id });
+    }
+    // A use of `a` makes `b` the least recently used: the next write evicts it.
+    w.send(&Request::ReadCache {
+        id: 4,
+        name: "a".to_string(),
+    })
+    .await;
+    assert_eq!(w.next().await, Reply::Done { id: 4 });
+    w.send(&write(5, "d", 100)).await;
+    assert_eq!(w.next().await, Reply::Done { id: 5 });
+    assert!(exists("a") && !exists("b") && exists("c") && exists("d"));
+    // Larger than the cap on its own: refused, nothing evicted.
+    w.send(&write(6, "huge", 301)).await;
+    let (code, message) = error_code(w.next().await);
+    assert_eq!(code, ErrorCode::QuotaExceeded, "{message}");
+    assert!(message.contains("cache cap of 300 bytes"), "{message}");
+    assert!(exists("a") && exists("c") && exists("d"));
+    // The snapshot counts against the quota: 300 cached + a snapshot of ~150 > 400.
+    w.send(&Request::Snapshot {
+        id: 7,
+        state: "s".repeat(100),
+    })
+    .await;
+    assert_eq!(w.next().await, Reply::Done { id: 7 });
+    w.send(&write(8, "e", 100)).await;
+    let (code, message) = error_code(w.next().await);
+    assert_eq!(code, ErrorCode::QuotaExceeded, "{message}");
+    assert!(message.contains("disk quota of 400 bytes"), "{message}");
+    // Read-only mode refuses writes until lifted.
+    w.send(&Request::ReadOnly { id: 9, on: true }).await;
+    assert_eq!(w.next().await, Reply::Done { id: 9 });
+    w.send(&write(10, "a", 10)).await;
+    assert_eq!(error_code(w.next().await).0, ErrorCode::ReadOnly);
+    w.send(&Request::ReadOnly { id: 11, on: false }).await;
+    assert_eq!(w.next().await, Reply::Done { id: 11 });
+    w.send(&write(12, "a", 10)).await;
+    assert_eq!(w.next().await, Reply::Done { id: 12 });
+    w.send(&Request::ReadCache {
+        id: 13,
+        name: "b".to_string(),
+    })
+    .await;
+    assert_eq!(error_code(w.next().await).0, ErrorCode::NotFound);
+    w.send(&Request::Stats { id: 14 }).await;
+    assert!(matches!(
+        w.next().await,
+        Reply::Stats {
+            cache_evictions: 1,
+            ..
+        }
+    ));
+    w.send(&Request::Shutdown).await;
+    assert_eq!(w.next().await, Reply::Bye);
+    assert_eq!(w.exit_code().await, Some(0));
+}
+
+#[tokio::test]
+async fn a_checkpoint_persists_the_session_with_the_runs_since_its_snapshot() {
+    let f = fixture();
+    let args = ["--heartbeat-ms=0", "--snapshot=state/snap"];
+    let mut w = Worker::start(&f.env, &args).await;
+    assert!(matches!(w.next().await, Reply::Ready { .. }));
+    w.send(&Request::Snapshot {
+        id: 1,
+        state: "base".to_string(),
+    })
+    .await;
+    assert_eq!(w.next().await, Reply::Done { id: 1 });
+    for (id, input) in [(2, "first question"), (3, "second")] {
+        w.send(&Request::Run {
+            id,
+            input: input.to_string(),
+        })
+        .await;
+        while w.next().await != (Reply::Done { id }) {}
+    }
+    w.send(&Request::Checkpoint { id: 4 }).await;
+    assert_eq!(w.next().await, Reply::Done { id: 4 });
+    w.send(&Request::Shutdown).await;
+    assert_eq!(w.next().await, Reply::Bye);
+    assert_eq!(w.exit_code().await, Some(0));
+    // The next incarnation restores it, and checkpoints it again unchanged.
+    let mut w = Worker::start(&f.env, &args).await;
+    assert!(matches!(
+        w.next().await,
+        Reply::Ready {
+            snapshot: SnapshotState::Restored,
+            ..
+        }
+    ));
+    let expected = "base\nfirst question\nsecond";
+    let file = f
+        .env
+        .disk()
+        .open(&format!("{CWD}/state/snap"), OpenMode::Read)
+        .unwrap();
+    let mut bytes = vec![0; file.len().unwrap() as usize];
+    file.read_at(&mut bytes, 0).unwrap();
+    assert_eq!(snapshot::decode(&bytes).as_deref(), Ok(expected));
+    w.send(&Request::Checkpoint { id: 5 }).await;
+    assert_eq!(w.next().await, Reply::Done { id: 5 });
+    let file = f
+        .env
+        .disk()
+        .open(&format!("{CWD}/state/snap"), OpenMode::Read)
+        .unwrap();
+    let mut again = vec![0; file.len().unwrap() as usize];
+    file.read_at(&mut again, 0).unwrap();
+    assert_eq!(again, bytes);
+    w.send(&Request::Shutdown).await;
+    assert_eq!(w.next().await, Reply::Bye);
 }

@@ -201,6 +201,7 @@ async fn exchange(world: World) -> (Vec<u64>, Vec<u32>) {
         id: 4,
         requests: 5,
         malformed_lines: 2,
+        cache_evictions: 0,
     };
     assert_eq!(w.next().await, stats);
 

@@ -126,4 +126,22 @@ impl Env {
             tokio::time::sleep(delay).await;
         }
     }
+
+    /// Creates `dir` and its missing parents, and makes their names durable: each
+    /// parent (from the root down) is synced, so a host crash cannot lose a directory
+    /// whose files were already synced.
+    pub async fn create_dir_all_durable(&self, dir: &str) -> std::io::Result<()> {
+        self.disk_pace().await;
+        self.disk().create_dir_all(dir)?;
+        let mut parent = String::new();
+        for name in dir.split('/') {
+            self.disk_pace().await;
+            self.disk().sync_dir(&parent)?;
+            if !parent.is_empty() {
+                parent.push('/');
+            }
+            parent.push_str(name);
+        }
+        Ok(())
+    }
 }

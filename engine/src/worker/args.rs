@@ -1,5 +1,6 @@
 //! The worker's command line: `--name NAME --port N --cache-dir DIR --snapshot FILE
-//! --heartbeat-ms N`, each also accepted as `--flag=value`.
+//! --heartbeat-ms N --cache-cap-bytes N --disk-quota-bytes N`, each also accepted as
+//! `--flag=value`.
 
 use crate::env::check_relative_path;
 
@@ -22,6 +23,12 @@ pub struct WorkerArgs {
     pub snapshot: Option<String>,
     /// Milliseconds between heartbeats on stdout; 0: none.
     pub heartbeat_ms: u64,
+    /// Bytes the cache directory may hold: older files are evicted (least recently
+    /// used first) to make room; `None`: no cap.
+    pub cache_cap_bytes: Option<u64>,
+    /// Bytes the worker may write in all (cache and snapshot): a write past it is
+    /// refused with `quota_exceeded`; `None`: only the disk's capacity limits it.
+    pub disk_quota_bytes: Option<u64>,
 }
 
 impl Default for WorkerArgs {
@@ -32,12 +39,15 @@ impl Default for WorkerArgs {
             cache_dir: CACHE_DIR_DEFAULT.to_string(),
             snapshot: None,
             heartbeat_ms: HEARTBEAT_MS_DEFAULT,
+            cache_cap_bytes: None,
+            disk_quota_bytes: None,
         }
     }
 }
 
 pub const USAGE: &str = "usage: worker [--name NAME] [--port N] [--cache-dir DIR] \
-                         [--snapshot FILE] [--heartbeat-ms N]";
+                         [--snapshot FILE] [--heartbeat-ms N] [--cache-cap-bytes N] \
+                         [--disk-quota-bytes N]";
 
 /// Parses the arguments after the program name. The error says what was wrong and ends
 /// with the usage line.
@@ -56,7 +66,13 @@ fn parse_inner(args: &[String]) -> Result<WorkerArgs, String> {
         };
         if !matches!(
             flag,
-            "--name" | "--port" | "--cache-dir" | "--snapshot" | "--heartbeat-ms"
+            "--name"
+                | "--port"
+                | "--cache-dir"
+                | "--snapshot"
+                | "--heartbeat-ms"
+                | "--cache-cap-bytes"
+                | "--disk-quota-bytes"
         ) {
             return Err(format!("unknown argument {arg:?}"));
         }
@@ -81,6 +97,8 @@ fn parse_inner(args: &[String]) -> Result<WorkerArgs, String> {
             }
             "--cache-dir" => parsed.cache_dir = disk_path(flag, value)?,
             "--snapshot" => parsed.snapshot = Some(disk_path(flag, value)?),
+            "--cache-cap-bytes" => parsed.cache_cap_bytes = Some(byte_count(flag, &value)?),
+            "--disk-quota-bytes" => parsed.disk_quota_bytes = Some(byte_count(flag, &value)?),
             _ => {
                 let ms: u64 = value
                     .parse()
@@ -94,6 +112,15 @@ fn parse_inner(args: &[String]) -> Result<WorkerArgs, String> {
         }
     }
     Ok(parsed)
+}
+
+/// A positive number of bytes.
+fn byte_count(flag: &str, value: &str) -> Result<u64, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{flag} {value:?} is not a positive number of bytes"))
 }
 
 /// Disk paths are relative to the worker's data directory and may not escape it.
@@ -128,6 +155,9 @@ mod tests {
             "--snapshot=state/snap",
             "--heartbeat-ms",
             "0",
+            "--cache-cap-bytes=4096",
+            "--disk-quota-bytes",
+            "8192",
         ]))
         .unwrap();
         assert_eq!(
@@ -138,6 +168,8 @@ mod tests {
                 cache_dir: "data/cache".to_string(),
                 snapshot: Some("state/snap".to_string()),
                 heartbeat_ms: 0,
+                cache_cap_bytes: Some(4096),
+                disk_quota_bytes: Some(8192),
             }
         );
         assert_eq!(parse(&args(&["--port", "0"])).unwrap().port, None);
@@ -146,7 +178,16 @@ mod tests {
 
     #[test]
     fn bad_arguments_say_what_is_wrong() {
-        let cases: [(&[&str], &str); 9] = [
+        let cases: [(&[&str], &str); 12] = [
+            (
+                &["--cache-cap-bytes", "0"],
+                "not a positive number of bytes",
+            ),
+            (
+                &["--disk-quota-bytes", "-5"],
+                "not a positive number of bytes",
+            ),
+            (&["--disk-quota-bytes", "lots"], "--disk-quota-bytes"),
             (&["--bogus", "1"], "unknown argument \"--bogus\""),
             (&["extra"], "unknown argument"),
             (&["--port"], "--port needs a value"),

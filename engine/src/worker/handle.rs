@@ -2,7 +2,7 @@
 //! both channels answer the same request the same way (Shutdown aside).
 
 use super::args::WorkerArgs;
-use super::cache::write_cache;
+use super::cache::Cache;
 use super::errors::code_for;
 use super::lines::Line;
 use super::protocol::{ErrorCode, ProtocolError, Reply, Request, decode_request, encode_line};
@@ -10,13 +10,22 @@ use super::scrub::scrub_secrets;
 use super::snapshot;
 use crate::env::Env;
 use std::io;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// Longest session state kept: older `Run` inputs are dropped from its front, so a
+/// checkpoint always fits in a snapshot file.
+const STATE_BYTES_MAX: usize = super::protocol::LINE_BYTES_MAX;
 
 /// What every channel of one worker shares.
 pub(super) struct Shared {
     pub env: Env,
     pub args: WorkerArgs,
+    pub cache: Cache,
+    /// The session's state: the last snapshot's body (restored or saved), then one line
+    /// per `Run` input since. `Checkpoint` persists it.
+    state: Mutex<String>,
     /// Well-formed requests, all channels.
     pub requests: AtomicU64,
     /// Lines that were not requests, all channels.
@@ -24,13 +33,42 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub fn new(env: Env, args: WorkerArgs) -> Self {
+    pub fn new(env: Env, args: WorkerArgs, restored: Option<String>) -> Self {
+        let cache = Cache::open(
+            &env,
+            &args.cache_dir,
+            args.cache_cap_bytes,
+            args.disk_quota_bytes,
+            args.snapshot.clone(),
+        );
         Shared {
             env,
             args,
+            cache,
+            state: Mutex::new(restored.unwrap_or_default()),
             requests: AtomicU64::new(0),
             malformed_lines: AtomicU64::new(0),
         }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, String> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remember_input(&self, input: &str) {
+        let mut state = self.state();
+        if !state.is_empty() {
+            state.push('\n');
+        }
+        state.push_str(input);
+        if state.len() > STATE_BYTES_MAX {
+            let excess = state.len() - STATE_BYTES_MAX;
+            let cut = (excess..=state.len())
+                .find(|&i| state.is_char_boundary(i))
+                .unwrap_or(state.len());
+            state.drain(..cut);
+        }
+        debug_assert!(state.len() <= STATE_BYTES_MAX);
     }
 }
 
@@ -110,6 +148,7 @@ async fn answer<W: AsyncWrite + Unpin + ?Sized>(
     match request {
         Request::Ping { id } => send(out, &Reply::Pong { id }).await?,
         Request::Run { id, input } => {
+            shared.remember_input(&input);
             for (seq, word) in (1..).zip(input.split_whitespace()) {
                 let event = Reply::Event {
                     id,
@@ -121,28 +160,35 @@ async fn answer<W: AsyncWrite + Unpin + ?Sized>(
             send(out, &Reply::Done { id }).await?;
         }
         Request::WriteCache { id, name, bytes } => {
-            let reply = match write_cache(&shared.env, &shared.args.cache_dir, &name, bytes).await {
-                Ok(()) => Reply::Done { id },
-                Err((code, message)) => {
-                    tracing::warn!(?code, error = %message, "cache write failed");
-                    Reply::Error {
-                        id: Some(id),
-                        code,
-                        message,
-                    }
-                }
-            };
-            send(out, &reply).await?;
+            let result = shared.cache.write(&shared.env, &name, bytes).await;
+            send(out, &done_or_error(id, "cache write", result)).await?;
+        }
+        Request::ReadCache { id, name } => {
+            let result = shared.cache.read(&shared.env, &name).await.map(|_| ());
+            send(out, &done_or_error(id, "cache read", result)).await?;
         }
         Request::Snapshot { id, state } => {
             let reply = take_snapshot(shared, id, &state).await;
+            if reply == (Reply::Done { id }) {
+                *shared.state() = state;
+            }
             send(out, &reply).await?;
+        }
+        Request::Checkpoint { id } => {
+            let state = shared.state().clone();
+            let reply = take_snapshot(shared, id, &state).await;
+            send(out, &reply).await?;
+        }
+        Request::ReadOnly { id, on } => {
+            shared.cache.set_read_only(on);
+            send(out, &Reply::Done { id }).await?;
         }
         Request::Stats { id } => {
             let reply = Reply::Stats {
                 id,
                 requests: shared.requests.load(Ordering::Relaxed),
                 malformed_lines: shared.malformed_lines.load(Ordering::Relaxed),
+                cache_evictions: shared.cache.evictions(),
             };
             send(out, &reply).await?;
         }
@@ -159,6 +205,20 @@ async fn answer<W: AsyncWrite + Unpin + ?Sized>(
         },
     }
     Ok(Next::Continue)
+}
+
+fn done_or_error(id: u64, what: &str, result: Result<(), (ErrorCode, String)>) -> Reply {
+    match result {
+        Ok(()) => Reply::Done { id },
+        Err((code, message)) => {
+            tracing::warn!(?code, error = %message, "{what} failed");
+            Reply::Error {
+                id: Some(id),
+                code,
+                message,
+            }
+        }
+    }
 }
 
 async fn take_snapshot(shared: &Shared, id: u64, state: &str) -> Reply {

@@ -11,6 +11,7 @@
 
 pub mod args;
 mod cache;
+mod cache_index;
 mod errors;
 mod handle;
 pub mod lines;

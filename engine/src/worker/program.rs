@@ -90,9 +90,9 @@ pub async fn run_worker(io: WorkerIo, env: Env, args: Vec<String>) -> i32 {
         }
     };
     tracing::info!(name = %args.name, "worker starting");
-    let snapshot_state = match &args.snapshot {
-        Some(path) => snapshot::load(&env, path).await.0,
-        None => SnapshotState::None,
+    let (snapshot_state, restored) = match &args.snapshot {
+        Some(path) => snapshot::load(&env, path).await,
+        None => (SnapshotState::None, None),
     };
     let listener = match args.port {
         Some(port) => match env.net().bind(port).await {
@@ -127,7 +127,7 @@ pub async fn run_worker(io: WorkerIo, env: Env, args: Vec<String>) -> i32 {
     }
     let name = args.name.clone();
     let heartbeat = heartbeat_interval(&args);
-    let shared = Arc::new(Shared::new(env, args));
+    let shared = Arc::new(Shared::new(env, args, restored));
     let mut serve = Serve {
         shared,
         stdin: LineReader::new(stdin),

@@ -36,10 +36,29 @@ pub enum Request {
         name: String,
         bytes: u64,
     },
-    /// Persists `state` (secrets scrubbed) to the snapshot file; replies `Done` or `Error`.
+    /// Reads cache file `name` back (a use: it becomes the most recently used);
+    /// replies `Done` or `Error`.
+    ReadCache {
+        id: u64,
+        name: String,
+    },
+    /// Persists `state` (secrets scrubbed) to the snapshot file and makes it the
+    /// worker's session state; replies `Done` or `Error`.
     Snapshot {
         id: u64,
         state: String,
+    },
+    /// Persists the worker's current session state (the last snapshot's, plus the
+    /// input of every `Run` since) to the snapshot file: what the parent asks for
+    /// before it stops a worker on its own account (memory at the limit).
+    Checkpoint {
+        id: u64,
+    },
+    /// Read-only mode on or off: while on, `WriteCache` is refused with `read_only`
+    /// (the parent's answer to a disk near its quota).
+    ReadOnly {
+        id: u64,
+        on: bool,
     },
     Stats {
         id: u64,
@@ -85,6 +104,9 @@ pub enum Reply {
         requests: u64,
         /// Lines that were not a request (too long, not UTF-8, not JSON, unknown type).
         malformed_lines: u64,
+        /// Cache files evicted to stay under the cache cap.
+        #[serde(default)]
+        cache_evictions: u64,
     },
     /// Liveness beat on stdout, from 1.
     Heartbeat {
@@ -113,6 +135,12 @@ pub enum ErrorCode {
     Io,
     /// The worker is stopping and takes no more work.
     ShuttingDown,
+    /// The write would take the worker past its disk quota or cache cap.
+    QuotaExceeded,
+    /// The worker is in read-only mode and writes nothing.
+    ReadOnly,
+    /// No such cache file.
+    NotFound,
 }
 
 /// What the worker found in its snapshot file at start.
@@ -305,6 +333,7 @@ mod tests {
                 id: 5,
                 requests: 7,
                 malformed_lines: 2,
+                cache_evictions: 0,
             },
             Reply::Heartbeat { seq: 9 },
             Reply::Bye,

@@ -7,7 +7,7 @@
 //!
 //! Saving is atomic: the new content goes to `FILE.tmp`, is synced, renamed over
 //! `FILE`, and the directory is synced, so after a crash `FILE` is the old snapshot or
-//! the new one, never a mix.
+//! the new one, never a mix. A directory the save creates is made durable too.
 
 use super::protocol::{LINE_BYTES_MAX, SnapshotState};
 use crate::env::{Env, OpenMode};
@@ -153,8 +153,7 @@ async fn write_then_rename(
 ) -> io::Result<()> {
     let disk = env.disk();
     if !dir.is_empty() {
-        env.disk_pace().await;
-        disk.create_dir_all(dir)?;
+        env.create_dir_all_durable(dir).await?;
     }
     env.disk_pace().await;
     let file = disk.open(tmp, OpenMode::Truncate)?;

@@ -1,6 +1,7 @@
 //! Configuration of one worker: what to run and the limits it runs under.
 
 use super::breaker::RestartPolicy;
+use super::disk::DiskPolicy;
 use super::memory::MemoryPolicy;
 use super::retry::RetryPolicy;
 use std::time::Duration;
@@ -46,8 +47,12 @@ pub struct WorkerConfig {
     pub grace: Duration,
     /// A health check answers within this bound (100 ms).
     pub health_timeout: Duration,
-    /// Disk bytes the worker may use (its cache); exceeding it is a clear error.
-    pub disk_quota_bytes: Option<u64>,
+    /// Disk quota, cache cap and the disk watch; `None`: only the disk's capacity
+    /// limits the worker (a full disk is still a clear error).
+    pub disk: Option<DiskPolicy>,
+    /// When the memory watch stops a worker, it first asks for a checkpoint of its
+    /// session, and waits this long for it (5 s).
+    pub checkpoint_timeout: Duration,
 }
 
 impl WorkerConfig {
@@ -67,7 +72,8 @@ impl WorkerConfig {
             heartbeat_timeout: Duration::from_secs(5),
             grace: Duration::from_secs(30),
             health_timeout: Duration::from_millis(100),
-            disk_quota_bytes: None,
+            disk: None,
+            checkpoint_timeout: Duration::from_secs(5),
         }
     }
 
@@ -86,6 +92,9 @@ impl WorkerConfig {
         self.restart.check();
         if let Some(memory) = &self.memory {
             memory.check();
+        }
+        if let Some(disk) = &self.disk {
+            disk.check();
         }
     }
 }

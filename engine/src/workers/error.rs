@@ -60,6 +60,12 @@ pub enum WorkerError {
         /// What failed, as the worker reported it (path and OS error).
         detail: String,
     },
+    /// The worker's disk is near its quota: the supervisor put it in read-only mode
+    /// until space is freed.
+    ReadOnly {
+        name: String,
+        detail: String,
+    },
     /// The operation needs a running worker.
     NotRunning {
         name: String,
@@ -135,6 +141,10 @@ impl fmt::Display for WorkerError {
             } => write!(
                 f,
                 "worker {name:?} ran out of disk space ({detail}); free space on the disk holding its directory"
+            ),
+            ReadOnly { name, detail } => write!(
+                f,
+                "worker {name:?} is read-only ({detail}); approve the cleanup of its large files or raise its quota"
             ),
             NotRunning { name, status } => {
                 write!(f, "worker {name:?} is not running (status: {status})")

@@ -3,17 +3,19 @@
 //! Logic that is intricate lives in plain cores that take `now` and inputs and return
 //! decisions: [`lifecycle`] (the per-worker state machine), [`retry`] (backoff with
 //! jitter, bounded), [`breaker`] (restart backoff and circuit breaker), [`memory`]
-//! (growth tracking), [`sanitize`] (environment variables), [`pool`] (warm pool). The
+//! (growth tracking), [`disk`] (quota alert and read-only mode), [`sanitize`] (environment variables), [`pool`] (warm pool). The
 //! async shell is thin: [`supervise`] runs one task per worker that owns its child
 //! process; [`manager`] is the registry of named workers.
 
 pub mod breaker;
 pub mod config;
+pub mod disk;
 mod error;
 pub mod lifecycle;
 mod manager;
 pub mod memory;
 pub mod name;
+pub mod oversight;
 pub mod pool;
 pub mod ports;
 pub mod reaper;
@@ -27,5 +29,6 @@ pub use config::{PortRange, WorkerConfig};
 pub use error::WorkerError;
 pub use lifecycle::WorkerStatus;
 pub use manager::WorkerManager;
+pub use oversight::{LargeFile, OversightRequest};
 pub use pool::{Claim, ClaimPath, Priority, WarmPool, WarmPoolConfig};
 pub use worker::{Health, Worker, WorkerInfo, WorkerStats};

@@ -1,6 +1,7 @@
 //! Requests to a ready worker over its endpoint, and the worker's disk usage.
 
 use super::WorkerError;
+use super::oversight::LargeFile;
 use super::worker::WorkerShared;
 use crate::env::{Disk, NetAddr};
 use crate::worker::lines::{Line, LineReader};
@@ -15,7 +16,10 @@ fn request_id(request: &Request) -> Option<u64> {
         Request::Ping { id }
         | Request::Run { id, .. }
         | Request::WriteCache { id, .. }
+        | Request::ReadCache { id, .. }
         | Request::Snapshot { id, .. }
+        | Request::Checkpoint { id }
+        | Request::ReadOnly { id, .. }
         | Request::Stats { id } => Some(*id),
         Request::Shutdown => None,
     }
@@ -70,9 +74,13 @@ pub(crate) async fn exchange(
         };
         if let Reply::Error { code, message, .. } = &reply {
             return Err(match code {
-                ErrorCode::NoSpace => WorkerError::DiskQuotaExceeded {
+                ErrorCode::NoSpace | ErrorCode::QuotaExceeded => WorkerError::DiskQuotaExceeded {
                     name: name.clone(),
-                    quota_bytes: shared.config.disk_quota_bytes,
+                    quota_bytes: shared.config.disk.as_ref().map(|d| d.quota_bytes),
+                    detail: message.clone(),
+                },
+                ErrorCode::ReadOnly => WorkerError::ReadOnly {
+                    name: name.clone(),
                     detail: message.clone(),
                 },
                 ErrorCode::TooManyFiles => WorkerError::FdExhausted {
@@ -94,6 +102,31 @@ pub(crate) async fn exchange(
         replies.push(reply);
         if ends {
             return Ok(replies);
+        }
+    }
+}
+
+/// Files under `dir` larger than `bytes`, by path.
+pub(crate) fn files_over(disk: &dyn Disk, dir: &str, bytes: u64) -> Vec<LargeFile> {
+    let mut found = Vec::new();
+    collect_over(disk, dir, bytes, &mut found);
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found
+}
+
+fn collect_over(disk: &dyn Disk, dir: &str, bytes: u64, found: &mut Vec<LargeFile>) {
+    let Ok(names) = disk.list(dir) else {
+        return;
+    };
+    for n in names {
+        let path = format!("{dir}/{n}");
+        match disk.metadata(&path) {
+            Ok(meta) if meta.is_dir => collect_over(disk, &path, bytes, found),
+            Ok(meta) if meta.len > bytes => found.push(LargeFile {
+                path,
+                bytes: meta.len,
+            }),
+            _ => {}
         }
     }
 }

@@ -6,13 +6,15 @@
 //! so no future borrowing the child is alive while the child is signalled.
 
 use super::WorkerError;
+use super::disk::{DiskVerdict, DiskWatch};
 use super::lifecycle::{Action, Event, WorkerStatus, describe_exit};
 use super::memory::{MemoryVerdict, MemoryWatch};
+use super::oversight::OversightRequest;
 use super::sanitize::sanitize_env;
 use super::worker::WorkerShared;
 use crate::env::{ChildOutput, ChildProc, ChildStdin, ExitStatus, NetAddr, ProcSpec};
 use crate::worker::lines::{Line, LineReader};
-use crate::worker::protocol::{Reply, decode_reply};
+use crate::worker::protocol::{Reply, Request, decode_reply};
 use std::collections::VecDeque;
 use std::io;
 use std::sync::Arc;
@@ -41,6 +43,7 @@ struct Timers {
     restart: Option<Instant>,
     heartbeat: Option<Instant>,
     memory: Option<Instant>,
+    disk: Option<Instant>,
 }
 
 enum Wake {
@@ -51,6 +54,7 @@ enum Wake {
     Restart,
     HeartbeatLost,
     MemorySample,
+    DiskSample,
 }
 
 async fn sleep_opt(at: Option<Instant>) {
@@ -81,6 +85,7 @@ pub(crate) async fn supervise(
     let mut run = Running::default();
     let mut timers = Timers::default();
     let mut memory = shared.config.memory.clone().map(MemoryWatch::new);
+    let mut disk = shared.config.disk.clone().map(DiskWatch::new);
     let mut queue: VecDeque<Event> = VecDeque::new();
     loop {
         while let Some(event) = queue.pop_front() {
@@ -99,6 +104,7 @@ pub(crate) async fn supervise(
                     &mut timers,
                     &mut queue,
                     memory.as_mut(),
+                    disk.as_mut(),
                 )
                 .await;
             }
@@ -112,6 +118,7 @@ pub(crate) async fn supervise(
             _ = sleep_opt(timers.restart) => Wake::Restart,
             _ = sleep_opt(timers.heartbeat) => Wake::HeartbeatLost,
             _ = sleep_opt(timers.memory) => Wake::MemorySample,
+            _ = sleep_opt(timers.disk) => Wake::DiskSample,
         };
         match wake {
             Wake::Command(Some(Command::Event(event))) => queue.push_back(event),
@@ -159,6 +166,13 @@ pub(crate) async fn supervise(
                 shared.stats().hangs_detected += 1;
                 queue.push_back(Event::HeartbeatLost);
             }
+            Wake::DiskSample => {
+                timers.disk = None;
+                if let Some(watch) = disk.as_mut() {
+                    timers.disk = Some(Instant::now() + watch.policy().sample_interval);
+                    sample_disk(&shared, watch).await;
+                }
+            }
             Wake::MemorySample => {
                 timers.memory = None;
                 if let (Some(watch), Some(child)) = (memory.as_mut(), run.child.as_ref()) {
@@ -175,14 +189,95 @@ pub(crate) async fn supervise(
                                 growth_bytes_per_s,
                             } => {
                                 shared.stats().memory_restarts += 1;
-                                tracing::warn!(worker = %shared.name, bytes, percent, growth_bytes_per_s, "memory growing into the limit: restart");
+                                tracing::warn!(worker = %shared.name, bytes, percent, growth_bytes_per_s, "memory growing into the limit: checkpoint, then restart");
                                 timers.memory = None;
+                                let limit = watch.policy().limit_bytes;
+                                checkpoint(&shared).await;
+                                shared.file_oversight(OversightRequest::RaiseMemoryLimit {
+                                    current_bytes: limit,
+                                    proposed_bytes: limit.saturating_mul(2),
+                                });
                                 queue.push_back(Event::MemoryRestart);
                             }
                         }
                     }
                 }
             }
+        }
+    }
+}
+
+/// Asks the worker to persist its session before the memory watch stops it, waiting
+/// `checkpoint_timeout` at most (a worker stuck in its allocation loop never answers).
+async fn checkpoint(shared: &WorkerShared) {
+    let WorkerStatus::Ready { port, .. } = *shared.status.borrow() else {
+        return;
+    };
+    let bound = shared.config.checkpoint_timeout;
+    let request = super::request::exchange(shared, port, Request::Checkpoint { id: 0 });
+    match tokio::time::timeout(bound, request).await {
+        Ok(Ok(_)) => {
+            shared.stats().checkpoints += 1;
+            tracing::info!(worker = %shared.name, "checkpoint taken");
+        }
+        Ok(Err(e)) => {
+            shared.stats().checkpoint_failures += 1;
+            tracing::warn!(worker = %shared.name, error = %e, "checkpoint failed");
+        }
+        Err(_) => {
+            shared.stats().checkpoint_failures += 1;
+            tracing::warn!(worker = %shared.name, bound_ms = bound.as_millis() as u64, "checkpoint timed out");
+        }
+    }
+}
+
+/// Measures the worker's directory and acts on the disk watch's verdict.
+async fn sample_disk(shared: &WorkerShared, watch: &mut DiskWatch) {
+    let policy = watch.policy().clone();
+    let dir = &shared.config.dir;
+    let used = super::request::dir_bytes(shared.env.disk(), dir);
+    let (alert, mode) = match watch.sample(used) {
+        DiskVerdict::Normal => (false, None),
+        DiskVerdict::Alert { .. } => (true, None),
+        DiskVerdict::ReadOnly { alert, .. } => (alert, Some(true)),
+        DiskVerdict::Writable { .. } => (false, Some(false)),
+    };
+    let percent = watch.percent(used);
+    if alert {
+        shared.stats().disk_alerts += 1;
+        tracing::warn!(worker = %shared.name, used, quota = policy.quota_bytes, percent, "disk use above the alert threshold");
+        let files = super::request::files_over(shared.env.disk(), dir, policy.large_file_bytes);
+        if !files.is_empty() {
+            shared.file_oversight(OversightRequest::ApproveCleanup {
+                used_bytes: used,
+                quota_bytes: policy.quota_bytes,
+                files,
+            });
+        }
+    }
+    let Some(on) = mode else {
+        return;
+    };
+    let WorkerStatus::Ready { port, .. } = *shared.status.borrow() else {
+        watch.undo_mode_change();
+        return;
+    };
+    let request = super::request::exchange(shared, port, Request::ReadOnly { id: 0, on });
+    match tokio::time::timeout(shared.config.health_timeout, request).await {
+        Ok(Ok(_)) => {
+            let mut stats = shared.stats();
+            if on {
+                stats.read_only_entries += 1;
+            } else {
+                stats.read_only_exits += 1;
+            }
+            drop(stats);
+            tracing::warn!(worker = %shared.name, used, percent, on, "read-only mode");
+        }
+        failed => {
+            // Asked again at the next sample.
+            watch.undo_mode_change();
+            tracing::warn!(worker = %shared.name, on, ?failed, "could not change read-only mode");
         }
     }
 }
@@ -227,11 +322,15 @@ async fn execute(
     timers: &mut Timers,
     queue: &mut VecDeque<Event>,
     memory: Option<&mut MemoryWatch>,
+    disk: Option<&mut DiskWatch>,
 ) {
     let name = &shared.name;
     match action {
         Action::Spawn => {
             if let Some(watch) = memory {
+                watch.reset();
+            }
+            if let Some(watch) = disk {
                 watch.reset();
             }
             start_process(shared, run, queue).await;
@@ -260,6 +359,10 @@ async fn execute(
             timers.heartbeat = (ready && !shared.config.heartbeat_interval.is_zero())
                 .then(|| Instant::now() + shared.config.heartbeat_timeout);
             timers.memory = match (&shared.config.memory, ready) {
+                (Some(policy), true) => Some(Instant::now() + policy.sample_interval),
+                _ => None,
+            };
+            timers.disk = match (&shared.config.disk, ready) {
                 (Some(policy), true) => Some(Instant::now() + policy.sample_interval),
                 _ => None,
             };
@@ -362,6 +465,14 @@ async fn spawn(shared: &WorkerShared) -> Result<(Box<dyn ChildProc>, u16), Worke
         .arg(CACHE_DIR)
         .arg("--heartbeat-ms")
         .arg(config.heartbeat_interval.as_millis().to_string());
+    if let Some(disk) = &config.disk {
+        spec = spec
+            .arg("--disk-quota-bytes")
+            .arg(disk.quota_bytes.to_string());
+        if let Some(cap) = disk.cache_cap_bytes {
+            spec = spec.arg("--cache-cap-bytes").arg(cap.to_string());
+        }
+    }
     spec.args.extend(config.args.iter().cloned());
     spec.env = vars;
     spec.env_clear = true;
@@ -384,19 +495,8 @@ const CACHE_DIR: &str = "cache";
 /// this, what the worker syncs inside them (cache files, its snapshot) would still vanish
 /// with the host: a name is durable only once its parent directory is synced.
 async fn make_dirs(env: &crate::env::Env, dir: &str) -> io::Result<()> {
-    let cache = format!("{dir}/{CACHE_DIR}");
-    env.disk_pace().await;
-    env.disk().create_dir_all(&cache)?;
-    let mut parent = String::new();
-    for name in cache.split('/') {
-        env.disk_pace().await;
-        env.disk().sync_dir(&parent)?;
-        if !parent.is_empty() {
-            parent.push('/');
-        }
-        parent.push_str(name);
-    }
-    Ok(())
+    env.create_dir_all_durable(&format!("{dir}/{CACHE_DIR}"))
+        .await
 }
 
 fn io_spawn_error(name: &str, what: &str, e: io::Error) -> WorkerError {

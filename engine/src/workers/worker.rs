@@ -3,6 +3,7 @@
 use super::WorkerError;
 use super::config::WorkerConfig;
 use super::lifecycle::{Event, Lifecycle, LifecyclePolicy, WorkerStatus};
+use super::oversight::OversightRequest;
 use super::ports::PortAllocator;
 use super::reaper::Reaper;
 use super::supervise::{Command, supervise};
@@ -22,6 +23,14 @@ pub struct WorkerStats {
     pub hangs_detected: u64,
     pub memory_warnings: u64,
     pub memory_restarts: u64,
+    /// Checkpoints taken (and failed or timed out) before a memory stop.
+    pub checkpoints: u64,
+    pub checkpoint_failures: u64,
+    /// Disk use crossed the alert line (once per excursion).
+    pub disk_alerts: u64,
+    /// Times the worker was put in read-only mode, and let out of it.
+    pub read_only_entries: u64,
+    pub read_only_exits: u64,
     pub slow_startups: u64,
     pub forced_kills: u64,
     pub connect_attempts: u64,
@@ -68,6 +77,8 @@ pub(crate) struct WorkerShared {
     pub(crate) last_error: Mutex<Option<WorkerError>>,
     /// Origin of the lifecycle core's clock.
     pub(crate) origin: tokio::time::Instant,
+    /// Filed and not yet answered, oldest first.
+    pub(crate) oversight: Mutex<Vec<OversightRequest>>,
 }
 
 impl WorkerShared {
@@ -78,6 +89,11 @@ impl WorkerShared {
 
     pub(crate) fn stats(&self) -> std::sync::MutexGuard<'_, WorkerStats> {
         self.stats.lock().expect("worker stats poisoned")
+    }
+
+    pub(crate) fn file_oversight(&self, request: OversightRequest) {
+        tracing::warn!(worker = %self.name, ?request, "oversight request filed");
+        self.oversight.lock().expect("poisoned").push(request);
     }
 }
 
@@ -116,6 +132,7 @@ impl Worker {
                 stats: Mutex::new(WorkerStats::default()),
                 last_error: Mutex::new(None),
                 origin: tokio::time::Instant::now(),
+                oversight: Mutex::new(Vec::new()),
             }),
             start_lock: tokio::sync::Mutex::new(()),
             task: Mutex::new(None),
@@ -304,6 +321,64 @@ impl Worker {
     /// Bytes the worker's directory holds on the host's disk.
     pub fn disk_usage(&self) -> u64 {
         super::request::dir_bytes(self.shared.env.disk(), &self.shared.config.dir)
+    }
+
+    /// Oversight requests filed for this worker and not yet answered, oldest first.
+    pub fn oversight_requests(&self) -> Vec<OversightRequest> {
+        self.shared.oversight.lock().expect("poisoned").clone()
+    }
+
+    /// Answers the oldest pending cleanup request with an approval: its files are
+    /// removed (those still there) and the bytes freed returned. `Ok(None)` when no
+    /// cleanup is pending. The next disk sample lets the worker write again once use
+    /// is back under the alert line.
+    pub async fn approve_cleanup(&self) -> Result<Option<u64>, WorkerError> {
+        let files = {
+            let mut pending = self.shared.oversight.lock().expect("poisoned");
+            let Some(at) = pending
+                .iter()
+                .position(|r| matches!(r, OversightRequest::ApproveCleanup { .. }))
+            else {
+                return Ok(None);
+            };
+            let OversightRequest::ApproveCleanup { files, .. } = pending.remove(at) else {
+                return Ok(None);
+            };
+            files
+        };
+        let env = &self.shared.env;
+        let mut freed = 0;
+        let mut dirs = std::collections::BTreeSet::new();
+        for file in files {
+            env.disk_pace().await;
+            match env.disk().remove(&file.path) {
+                Ok(()) => freed += file.bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(WorkerError::Refused {
+                        name: self.shared.name.clone(),
+                        code: "cleanup".to_string(),
+                        message: format!("removing {}: {e}", file.path),
+                    });
+                }
+            }
+            tracing::info!(worker = %self.shared.name, path = %file.path, bytes = file.bytes, "approved cleanup: file removed");
+            if let Some((dir, _)) = file.path.rsplit_once('/') {
+                dirs.insert(dir.to_string());
+            }
+        }
+        // A removal is durable, and its space free, once its directory is synced.
+        for dir in dirs {
+            env.disk_pace().await;
+            env.disk()
+                .sync_dir(&dir)
+                .map_err(|e| WorkerError::Refused {
+                    name: self.shared.name.clone(),
+                    code: "cleanup".to_string(),
+                    message: format!("syncing {dir}: {e}"),
+                })?;
+        }
+        Ok(Some(freed))
     }
 }
 

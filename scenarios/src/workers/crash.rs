@@ -18,7 +18,8 @@ use engine::worker::{Reply, Request};
 use engine::workers::breaker::RestartPolicy;
 use engine::workers::memory::MemoryPolicy;
 use engine::workers::{
-    PortRange, Worker, WorkerConfig, WorkerError, WorkerManager, WorkerStats, WorkerStatus,
+    OversightRequest, PortRange, Worker, WorkerConfig, WorkerError, WorkerManager, WorkerStats,
+    WorkerStatus,
 };
 use sim::World;
 use std::sync::{Arc, Mutex};
@@ -1189,12 +1190,14 @@ pub static SANDBOX_MEMORY: Scenario = Scenario {
     proves: "A sandbox (worker) under a memory watch with a seeded limit (512 MiB or 1 GiB, warn \
              80%, critical 95%, seeded sample interval) allocates steadily, twice, in a seeded \
              order: once staying responsive, once hung in its allocation loop. Each time the \
-             warning must be raised once, at the first sample over 80%, and the stop must begin at \
-             the first sample over 95%, long before the container's OOM killer. The responsive \
-             sandbox exits 0 on SIGTERM at once; the hung one ignores it and must be SIGKILLed \
-             exactly 5 s (the grace) after the SIGTERM, counted as a forced kill. Each time a fresh \
-             sandbox replaces it. Not covered: the checkpoint and the oversight request the \
-             catalog mentions (the engine has neither).",
+             warning must be raised once, at the first sample over 80%; at the first sample over \
+             95% a checkpoint of the session must be asked for and an oversight request to \
+             double the limit filed. The responsive sandbox checkpoints at once (its snapshot \
+             then holds its session: the last snapshot plus every input run since, restored by \
+             the replacement) and exits 0 on SIGTERM; the hung one never answers, so the stop \
+             begins when the 5 s checkpoint bound runs out, and SIGKILL must follow exactly 5 s \
+             (the grace) after the SIGTERM, counted as a forced kill. All long before the \
+             container's OOM killer; each time a fresh sandbox replaces it.",
     faults_expected: &["proc.leak", "proc.hang"],
     sim_time_max: Duration::from_secs(900),
     body: sandbox_memory_sim,
@@ -1224,6 +1227,13 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
         samples_kept: 5,
     });
     config.grace = grace;
+    config.args = vec!["--snapshot=session.snap".to_string()];
+    let snapshot_path = format!("{}/session.snap", config.dir);
+    let checkpoint_bound = config.checkpoint_timeout;
+    ensure!(
+        checkpoint_bound == Duration::from_secs(5),
+        "the default checkpoint bound is {checkpoint_bound:?}"
+    );
     // A hung sandbox is stopped by the memory watch here, not by hang detection.
     config.heartbeat_timeout = Duration::from_secs(120);
     let worker = start_worker(&stage, "sandbox", config).await?;
@@ -1234,6 +1244,33 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
         let hung = hung_first == (round == 0);
         tokio::time::sleep(Duration::from_millis(stage.rng.below(1_000))).await;
         let pid = ready_pid(&worker)?;
+        // The session so far: a snapshot, then inputs run since (what a checkpoint keeps).
+        let base = format!("round {round} state {}", stage.rng.below(1_000_000));
+        let replies = ask(
+            &worker,
+            Request::Snapshot {
+                id: 10,
+                state: base.clone(),
+            },
+        )
+        .await?;
+        ensure!(
+            replies.last() == Some(&Reply::Done { id: 10 }),
+            "round {round}: snapshot: {replies:?}"
+        );
+        let mut session = base;
+        for i in 0..stage.rng.below(4) {
+            let input = format!("question {i} of round {round}");
+            ask(
+                &worker,
+                Request::Run {
+                    id: 11 + i,
+                    input: input.clone(),
+                },
+            )
+            .await?;
+            session = format!("{session}\n{input}");
+        }
         let before = worker.stats();
         let rate = limit / (40 + stage.rng.below(40));
         let base = host.procs().resident_bytes(pid).unwrap_or(0);
@@ -1264,14 +1301,23 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
         let (index, stopping_at, _) = log
             .next(
                 mark,
-                crit_cross + interval + Duration::from_secs(1) - Instant::now(),
+                crit_cross + interval + checkpoint_bound + Duration::from_secs(1) - Instant::now(),
                 "the critical stop",
                 |s| *s == WorkerStatus::Stopping,
             )
             .await?;
+        // A hung sandbox never answers the checkpoint: the stop waits for its bound. A
+        // responsive one takes a few disk operations (well under 50 ms).
+        let (checkpoint_min, checkpoint_max) = if hung {
+            (checkpoint_bound, checkpoint_bound)
+        } else {
+            (Duration::ZERO, Duration::from_millis(50))
+        };
         ensure!(
-            stopping_at + TICK >= crit_cross && stopping_at <= crit_cross + interval + TICK,
-            "round {round}: the stop began {:?} after memory crossed 95% (sample interval {interval:?})",
+            stopping_at + TICK >= crit_cross + checkpoint_min
+                && stopping_at <= crit_cross + interval + checkpoint_max + TICK,
+            "round {round}: the stop began {:?} after memory crossed 95% (sample interval \
+             {interval:?}, hung: {hung})",
             stopping_at.saturating_duration_since(crit_cross)
         );
         let warned_at = warned.seen().ok_or_else(|| {
@@ -1322,6 +1368,38 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
             stats.crashes == before.crashes && stats.restarts == before.restarts,
             "round {round}: the memory stop counted as a crash: {stats:?}"
         );
+        let (checkpoints, failures) = if hung { (0, 1) } else { (1, 0) };
+        ensure!(
+            stats.checkpoints == before.checkpoints + checkpoints
+                && stats.checkpoint_failures == before.checkpoint_failures + failures,
+            "round {round} (hung: {hung}): {} checkpoints and {} failed, before {} and {}",
+            stats.checkpoints,
+            stats.checkpoint_failures,
+            before.checkpoints,
+            before.checkpoint_failures
+        );
+        if !hung {
+            let saved = read_snapshot(&stage.env, &snapshot_path)?;
+            ensure!(
+                saved == session,
+                "round {round}: the checkpoint holds {saved:?}, the session was {session:?}"
+            );
+        }
+        let raises: Vec<_> = worker
+            .oversight_requests()
+            .into_iter()
+            .filter(|r| {
+                *r == OversightRequest::RaiseMemoryLimit {
+                    current_bytes: limit,
+                    proposed_bytes: 2 * limit,
+                }
+            })
+            .collect();
+        ensure!(
+            raises.len() as u64 == round + 1,
+            "round {round}: oversight requests {:?}",
+            worker.oversight_requests()
+        );
         let WorkerStatus::Ready { pid: new, .. } = ready else {
             return Err(unexpected("status", ready));
         };
@@ -1337,6 +1415,21 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
     ping(&worker, 3).await?;
     worker.stop().await.map_err(|e| unexpected("stop", e))?;
     ensure_clean(&stage, "at the end")
+}
+
+/// The body of the snapshot file at `path`.
+fn read_snapshot(env: &Env, path: &str) -> Result<String, Failure> {
+    let file = env
+        .disk()
+        .open(path, OpenMode::Read)
+        .map_err(|e| unexpected("open the snapshot", e))?;
+    let len = file.len().map_err(|e| unexpected("snapshot length", e))?;
+    let mut bytes = vec![0; len as usize];
+    let n = file
+        .read_at(&mut bytes, 0)
+        .map_err(|e| unexpected("read the snapshot", e))?;
+    bytes.truncate(n);
+    engine::worker::snapshot::decode(&bytes).map_err(|e| unexpected("decode the snapshot", e))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 
 mod common;
 mod crash;
+mod disk;
 mod pool;
 mod registry;
 mod resources;
@@ -25,6 +26,7 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(startup::all());
     all.extend(crash::all());
     all.extend(resources::all());
+    all.extend(disk::all());
     all.extend(security::all());
     all.extend(pool::all());
     all

@@ -250,6 +250,8 @@ impl Fs {
         match self.nodes.get_mut(&ino) {
             Some(Node::Dir { entries, durable }) => {
                 durable.clone_from(entries);
+                // A removal made durable may free the last name of a file.
+                self.collect();
                 Ok(())
             }
             _ => Err(os(ENOTDIR)),

@@ -165,6 +165,26 @@ fn an_open_file_outlives_its_name() {
 }
 
 #[test]
+fn a_removal_frees_its_space_once_the_directory_is_synced() {
+    let (disk, _) = quiet_disk();
+    disk.create_dir_all("d").unwrap();
+    put(&disk, "d/f", b"abcdef");
+    disk.sync_dir("d").unwrap();
+    disk.remove("d/f").unwrap();
+    assert_eq!(
+        disk.used_bytes(),
+        6,
+        "the durable name still holds the content a crash would bring back"
+    );
+    disk.sync_dir("d").unwrap();
+    assert_eq!(
+        disk.used_bytes(),
+        0,
+        "no name is left once the removal is durable"
+    );
+}
+
+#[test]
 fn enospc_leaves_the_file_unchanged() {
     let options = DiskOptions {
         capacity_bytes_max: 10,

@@ -1,0 +1,411 @@
+//! Disks filling up: core.EC-121 (a full file system under the worker's cache, and the
+//! cache cap with LRU eviction and the 80 % alert) and enable.1.1.3 (a sandbox filling
+//! its ephemeral storage: alert, cleanup proposal, read-only mode).
+
+use super::common::unexpected;
+use super::crash::{MIB, ensure_clean, percent_of, ping, ready_pid, start_worker};
+use super::resources::write_cache;
+use super::stage::Stage;
+use crate::ensure;
+use crate::scenario::{BodyFuture, Outcome, Scenario};
+use engine::worker::{Reply, Request};
+use engine::workers::disk::DiskPolicy;
+use engine::workers::{LargeFile, OversightRequest, Worker, WorkerError};
+use sim::World;
+use std::time::Duration;
+
+pub fn all() -> Vec<&'static Scenario> {
+    vec![&DISK_FULL, &EPHEMERAL_STORAGE]
+}
+
+/// Reads a cache file back through the worker (a use, for the LRU order).
+async fn read_cache(worker: &Worker, id: u64, name: &str) -> Outcome {
+    let replies = worker
+        .request(Request::ReadCache {
+            id,
+            name: name.to_string(),
+        })
+        .await
+        .map_err(|e| unexpected("read_cache", e))?;
+    ensure!(
+        replies.last() == Some(&Reply::Done { id }),
+        "read_cache {name:?} answered {replies:?}"
+    );
+    Ok(())
+}
+
+/// Cache files on disk, by name.
+fn listed(stage: &Stage, dir: &str) -> Result<Vec<String>, crate::scenario::Failure> {
+    let mut names = stage
+        .env
+        .disk()
+        .list(dir)
+        .map_err(|e| unexpected("list the cache", e))?;
+    names.sort();
+    Ok(names)
+}
+
+/// Time for the disk watch to sample what just changed.
+fn settle(interval: Duration) -> Duration {
+    interval + Duration::from_millis(10)
+}
+
+// ---------------------------------------------------------------------------------------
+// core.EC-121
+
+pub static DISK_FULL: Scenario = Scenario {
+    id: "core.EC-121",
+    title: "Filesystem full for the worker's cache directory",
+    proves: "A worker writes seeded cache files, then the file system fills up (seeded room left). \
+             A write larger than the room must fail with DiskQuotaExceeded, with a message naming \
+             the OS error and what to do; the worker must keep running and healthy, the failed \
+             write must leave nothing behind (disk_usage unchanged), a write that fits must still \
+             succeed, and once space is freed large writes succeed again. Usage is read through \
+             the supervisor (Worker::disk_usage). Before that, a second worker with a seeded disk \
+             quota and a cache cap of 90% of it reads and writes seeded cache files: the files on \
+             disk must always be exactly those an LRU model keeps (least recently used evicted \
+             first), never more than the cap, the worker's eviction count must match the model's, \
+             and the 80% disk alert must fire exactly once at the first sample over the line (and \
+             never before), read-only mode never (the cap keeps use under 95%).",
+    faults_expected: &["disk.enospc"],
+    sim_time_max: Duration::from_secs(300),
+    body: disk_full_sim,
+    real: None,
+};
+
+fn disk_full_sim(world: World) -> BodyFuture {
+    Box::pin(async move { disk_full(Stage::sim(&world)).await })
+}
+
+fn says_no_space(e: &WorkerError) -> bool {
+    let text = e.to_string();
+    matches!(e, WorkerError::DiskQuotaExceeded { .. })
+        && text.contains("No space left on device")
+        && text.contains("free space")
+}
+
+async fn disk_full(mut stage: Stage) -> Outcome {
+    cache_cap(&mut stage).await?;
+    let host = stage.host()?.clone();
+    let worker = start_worker(&stage, "cache", stage.config("cache")).await?;
+    let pid = ready_pid(&worker)?;
+    let mut usage = 0;
+    for j in 0..1 + stage.rng.below(4) {
+        let bytes = 1 + stage.rng.below(500_000);
+        write_cache(&worker, j, &format!("warm-{j}"), bytes)
+            .await
+            .map_err(|e| unexpected("warm-up write", e))?;
+        usage += bytes;
+    }
+    ensure!(
+        worker.disk_usage() == usage,
+        "disk usage {} after writing {usage} bytes",
+        worker.disk_usage()
+    );
+    let room = 10_000 + stage.rng.below(1_000_000);
+    let capacity = host.disk().used_bytes() + room;
+    host.disk().set_capacity(capacity);
+    let failing = 1 + stage.rng.below(3);
+    for j in 0..failing {
+        let bytes = room + 1 + stage.rng.below(2_000_000);
+        let result = write_cache(&worker, 100 + j, &format!("big-{j}"), bytes).await;
+        ensure!(
+            matches!(&result, Err(e) if says_no_space(e)),
+            "a {bytes}-byte write with {room} bytes free gave {result:?}"
+        );
+        ensure!(
+            worker.disk_usage() == usage,
+            "the failed write left {} bytes behind",
+            worker.disk_usage() - usage
+        );
+    }
+    ensure!(
+        ready_pid(&worker)? == pid,
+        "the worker did not survive the full disk"
+    );
+    let health = worker.health().await;
+    ensure!(health.healthy, "health with the disk full: {health:?}");
+    let fits = 1 + stage.rng.below(room);
+    write_cache(&worker, 200, "fits", fits)
+        .await
+        .map_err(|e| unexpected("a write that fits", e))?;
+    usage += fits;
+    ensure!(
+        worker.disk_usage() == usage,
+        "disk usage {} after a write that fits, expected {usage}",
+        worker.disk_usage()
+    );
+    host.disk().set_capacity(capacity + 8 * MIB);
+    write_cache(&worker, 300, "big-again", 4 * MIB)
+        .await
+        .map_err(|e| unexpected("a large write once space is freed", e))?;
+    ensure!(
+        worker.disk_usage() == usage + 4 * MIB,
+        "disk usage {} after freeing space",
+        worker.disk_usage()
+    );
+    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    ensure_clean(&stage, "at the end")
+}
+
+/// The cache cap: an LRU model beside the worker's cache, and the 80 % alert.
+async fn cache_cap(stage: &mut Stage) -> Outcome {
+    let quota = (8 + stage.rng.below(9)) * MIB;
+    let cap = quota / 10 * 9;
+    let interval = Duration::from_millis(500 + 100 * stage.rng.below(6));
+    let mut policy = DiskPolicy::with_quota(quota);
+    policy.cache_cap_bytes = Some(cap);
+    policy.sample_interval = interval;
+    let mut config = stage.config("lru");
+    config.disk = Some(policy);
+    let cache_dir = format!("{}/cache", config.dir);
+    let worker = start_worker(stage, "lru", config).await?;
+    let alert_line = percent_of(quota, 80);
+    // Least recently used first.
+    let mut model: Vec<(String, u64)> = Vec::new();
+    let mut evictions = 0u64;
+    let (mut crossings, mut evicting_writes) = (0u64, 0u64);
+    let mut above = false;
+    let mut op = 0u64;
+    while op < 12 || crossings == 0 || evictions < 2 {
+        ensure!(op < 200, "no eviction after 200 operations");
+        op += 1;
+        if !model.is_empty() && stage.rng.below(3) == 0 {
+            let (name, bytes) = model.remove(stage.rng.below(model.len() as u64) as usize);
+            read_cache(&worker, op, &name).await?;
+            model.push((name, bytes));
+        } else {
+            let bytes = quota / 10 + stage.rng.below(quota / 4 - quota / 10);
+            let mut total: u64 = model.iter().map(|f| f.1).sum();
+            let mut evicted = false;
+            while total + bytes > cap {
+                let (_, b) = model.remove(0);
+                total -= b;
+                evictions += 1;
+                evicted = true;
+            }
+            evicting_writes += u64::from(evicted);
+            let name = format!("f{op}");
+            write_cache(&worker, op, &name, bytes)
+                .await
+                .map_err(|e| unexpected("a cache write under the cap", e))?;
+            model.push((name, bytes));
+        }
+        tokio::time::sleep(settle(interval)).await;
+        let total: u64 = model.iter().map(|f| f.1).sum();
+        let mut kept: Vec<String> = model.iter().map(|f| f.0.clone()).collect();
+        kept.sort();
+        let on_disk = listed(stage, &cache_dir)?;
+        ensure!(
+            on_disk == kept,
+            "op {op}: cache files {on_disk:?}, the LRU model keeps {kept:?}"
+        );
+        ensure!(
+            worker.disk_usage() == total && total <= cap,
+            "op {op}: usage {} (model {total}, cap {cap})",
+            worker.disk_usage()
+        );
+        if total >= alert_line && !above {
+            crossings += 1;
+        }
+        above = total >= alert_line;
+        let stats = worker.stats();
+        // A sample taken mid-write (after its evictions, before its data) may dip under
+        // the line and re-arm the alert: at most once per evicting write.
+        ensure!(
+            stats.disk_alerts >= crossings
+                && stats.disk_alerts <= crossings + evicting_writes.min(crossings),
+            "op {op}: {} disk alerts after {crossings} crossings of 80% ({evicting_writes} \
+             evicting writes)",
+            stats.disk_alerts
+        );
+        ensure!(
+            stats.read_only_entries == 0,
+            "op {op}: read-only under the cap: {stats:?}"
+        );
+    }
+    let replies = worker
+        .request(Request::Stats { id: 9_999 })
+        .await
+        .map_err(|e| unexpected("stats", e))?;
+    ensure!(
+        matches!(replies.last(), Some(Reply::Stats { cache_evictions, .. }) if *cache_evictions == evictions),
+        "the worker counted {replies:?} evictions, the model {evictions}"
+    );
+    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    stage
+        .manager
+        .unregister("lru")
+        .await
+        .map_err(|e| unexpected("unregister", e))?;
+    Ok(())
+}
+// ---------------------------------------------------------------------------------------
+// enable.1.1.3
+
+pub static EPHEMERAL_STORAGE: Scenario = Scenario {
+    id: "enable.1.1.3",
+    title: "Sandbox fills its ephemeral storage",
+    proves: "A sandbox (worker) with a seeded disk quota, on a disk with slightly less room, writes \
+             two files over 10 MiB and a seeded mix of others up to 75% of the quota: no alert may \
+             fire. Filled past 80%, the disk watch must alert once and file one oversight request \
+             listing exactly the files over 10 MiB (paths and sizes, found by the engine). Past 95%, \
+             the sandbox must be put in read-only mode within one sample: a write is refused with \
+             ReadOnly and changes nothing. Once the cleanup is approved, the large files must be \
+             gone, the bytes freed reported, read-only mode lifted at the next sample and writes \
+             accepted. Last, a write larger than the room left (within the quota) must fail with \
+             DiskQuotaExceeded naming the OS error, leave nothing behind, and the sandbox answer.",
+    faults_expected: &["disk.enospc"],
+    sim_time_max: Duration::from_secs(900),
+    body: ephemeral_storage_sim,
+    real: None,
+};
+
+fn ephemeral_storage_sim(world: World) -> BodyFuture {
+    Box::pin(async move { ephemeral_storage(Stage::sim(&world)).await })
+}
+
+const LARGE_BYTES: u64 = 10 * MIB;
+
+async fn ephemeral_storage(mut stage: Stage) -> Outcome {
+    let host = stage.host()?.clone();
+    let room = (48 + stage.rng.below(49)) * MIB;
+    let quota = room + 1 + stage.rng.below(room / 25);
+    let policy = DiskPolicy::with_quota(quota);
+    let interval = policy.sample_interval;
+    let mut config = stage.config("sandbox");
+    config.disk = Some(policy);
+    let cache_dir = format!("{}/cache", config.dir);
+    let worker = start_worker(&stage, "sandbox", config).await?;
+    host.disk().set_capacity(host.disk().used_bytes() + room);
+    let mut large: Vec<LargeFile> = Vec::new();
+    let mut usage = 0;
+    let ids = std::cell::Cell::new(0u64);
+    let write = async |name: String, bytes: u64| {
+        ids.set(ids.get() + 1);
+        write_cache(&worker, ids.get(), &name, bytes).await
+    };
+    // Up to 75 %: quiet.
+    loop {
+        let j = ids.get();
+        let (name, bytes) = if j < 2 || stage.rng.below(3) == 0 {
+            (
+                format!("large-{j}"),
+                LARGE_BYTES + MIB + stage.rng.below(6 * MIB),
+            )
+        } else {
+            (format!("small-{j}"), 1 + stage.rng.below(9 * MIB))
+        };
+        if usage + bytes > quota / 4 * 3 {
+            ensure!(j >= 2, "the two large files did not fit");
+            break;
+        }
+        write(name.clone(), bytes)
+            .await
+            .map_err(|e| unexpected("a write under 75%", e))?;
+        usage += bytes;
+        if bytes > LARGE_BYTES {
+            large.push(LargeFile {
+                path: format!("{cache_dir}/{name}"),
+                bytes,
+            });
+        }
+        tokio::time::sleep(settle(interval)).await;
+        ensure!(
+            worker.disk_usage() == usage && worker.stats().disk_alerts == 0,
+            "at {usage} of {quota} bytes: usage {}, {} alerts",
+            worker.disk_usage(),
+            worker.stats().disk_alerts
+        );
+    }
+    large.sort_by(|a, b| a.path.cmp(&b.path));
+    // Past 80 % (small steps, so the crossing write stays under 95 %).
+    let mut fill = async |line: u64, usage: &mut u64| -> Outcome {
+        while *usage < line {
+            let bytes = (1 + stage.rng.below(2 * MIB)).min(room - *usage);
+            write(format!("fill-{}", *usage), bytes)
+                .await
+                .map_err(|e| unexpected("a write that fits", e))?;
+            *usage += bytes;
+        }
+        tokio::time::sleep(settle(interval)).await;
+        Ok(())
+    };
+    fill(percent_of(quota, 80), &mut usage).await?;
+    let stats = worker.stats();
+    ensure!(
+        stats.disk_alerts == 1 && stats.read_only_entries == 0,
+        "past 80% of the quota: {stats:?}"
+    );
+    let requests = worker.oversight_requests();
+    ensure!(
+        matches!(&requests[..], [OversightRequest::ApproveCleanup { files, quota_bytes, .. }]
+            if *files == large && *quota_bytes == quota),
+        "oversight requests past 80%: {requests:?}; files over 10 MiB: {large:?}"
+    );
+    // Past 95 %: read-only.
+    fill(percent_of(quota, 95), &mut usage).await?;
+    let stats = worker.stats();
+    ensure!(
+        stats.disk_alerts == 1 && stats.read_only_entries == 1,
+        "past 95% of the quota: {stats:?}"
+    );
+    let refused = write("refused".to_string(), 1).await;
+    ensure!(
+        matches!(&refused, Err(WorkerError::ReadOnly { .. })),
+        "a write in read-only mode gave {refused:?}"
+    );
+    ensure!(
+        worker.disk_usage() == usage,
+        "the refused write changed usage to {}",
+        worker.disk_usage()
+    );
+    // The cleanup is approved.
+    let freed = worker
+        .approve_cleanup()
+        .await
+        .map_err(|e| unexpected("approve the cleanup", e))?;
+    let expected: u64 = large.iter().map(|f| f.bytes).sum();
+    ensure!(
+        freed == Some(expected),
+        "the approved cleanup freed {freed:?} bytes; the large files held {expected}"
+    );
+    usage -= expected;
+    let gone = large
+        .iter()
+        .all(|f| stage.env.disk().metadata(&f.path).is_err());
+    ensure!(
+        gone && worker.disk_usage() == usage,
+        "after the cleanup: usage {}",
+        worker.disk_usage()
+    );
+    tokio::time::sleep(settle(interval)).await;
+    let stats = worker.stats();
+    ensure!(
+        stats.read_only_exits == 1 && worker.oversight_requests().is_empty(),
+        "after the cleanup: {stats:?}, {:?}",
+        worker.oversight_requests()
+    );
+    write("after-cleanup".to_string(), 1 + stage.rng.below(MIB))
+        .await
+        .map_err(|e| unexpected("a write after the cleanup", e))?;
+    usage = worker.disk_usage();
+    // The disk is smaller than the quota: a write within the quota but past the room.
+    let pid = ready_pid(&worker)?;
+    let bytes = room - usage + 1 + stage.rng.below(quota - room);
+    let result = write("too-big".to_string(), bytes).await;
+    ensure!(
+        matches!(&result, Err(e @ WorkerError::DiskQuotaExceeded { .. })
+            if e.to_string().contains("No space left on device")),
+        "a {bytes}-byte write with {} bytes of room left gave {result:?}",
+        room - usage
+    );
+    ensure!(
+        worker.disk_usage() == usage && ready_pid(&worker)? == pid,
+        "after the failed write: usage {} (was {usage})",
+        worker.disk_usage()
+    );
+    ping(&worker, 1).await?;
+    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    ensure_clean(&stage, "at the end")
+}
