@@ -136,8 +136,10 @@ fn sweep_writes_one_record_per_run_and_summarizes() {
         text(&out.stderr)
     );
     #[allow(clippy::disallowed_methods, reason = "reading the CLI's output file")]
-    let records: Vec<serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let sweep: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(sweep["schema"], "chaos-sweep/1");
+    assert_eq!(sweep["shard"], serde_json::json!({"index": 1, "count": 1}));
+    let records = sweep["records"].as_array().expect("records");
     assert_eq!(records.len(), 3);
     let seeds: Vec<u64> = records
         .iter()

@@ -1,9 +1,10 @@
-//! The `chaos` command line: list, run, sweep.
+//! The `chaos` command line: list, run, sweep, report.
 //!
 //! Every bad input (unknown id, bad seed, bad flag, unwritable file) ends in a clear
 //! message, a suggestion where one helps, and exit status 2; never a panic.
 
 mod list;
+mod report;
 mod run;
 mod suggest;
 mod sweep;
@@ -27,6 +28,8 @@ enum Command {
     Run(run::RunArgs),
     /// Run scenarios × seeds across cores and summarize.
     Sweep(sweep::SweepArgs),
+    /// Merge sweep files and write the release readiness report (md, html, json, junit).
+    Report(report::ReportArgs),
 }
 
 /// Exit status for bad input.
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::List(args) => list::list(args),
         Command::Run(args) => run::run(args),
         Command::Sweep(args) => sweep::sweep(args),
+        Command::Report(args) => report::report(args),
     };
     match result {
         Ok(code) => code,

@@ -1,9 +1,12 @@
 use super::CliError;
 use crate::registry;
 use crate::runner::{Job, sweep as run_sweep};
+use crate::scenario::Scenario;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use reports::shard::Shard;
 use reports::summary::{render_table, summarize};
+use reports::sweep_file::{SWEEP_SCHEMA, SweepFile};
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,9 +25,29 @@ pub struct SweepArgs {
     /// Runs in parallel (default: the machine's cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     jobs: Option<u64>,
-    /// Write one JSON record per run (an array) to this file.
+    /// Write the sweep file (schema chaos-sweep/1: the sweep, the shard, one record per
+    /// run) to this file; `chaos report` reads and merges such files.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Run only shard I of N (1-based): every N-th job of the sweep ordered by (scenario,
+    /// seed). The N shards are disjoint and together are the whole sweep.
+    #[arg(long, value_name = "I/N", value_parser = Shard::parse)]
+    shard: Option<Shard>,
+}
+
+/// The jobs of shard `shard` of scenarios × seeds `seed_start..=last`, in (id, seed)
+/// order (`reports::shard` says why that order and every N-th job).
+pub fn shard_jobs(
+    scenarios: &[&'static Scenario],
+    seed_start: u64,
+    last: u64,
+    shard: Shard,
+) -> Vec<Job> {
+    let all: Vec<Job> = scenarios
+        .iter()
+        .flat_map(|s| (seed_start..=last).map(move |seed| Job { scenario: s, seed }))
+        .collect();
+    shard.select(all, |j| (j.scenario.id, j.seed))
 }
 
 pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
@@ -44,10 +67,11 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
         .seed_start
         .checked_add(args.seeds - 1)
         .ok_or_else(|| CliError::new("--seed-start plus --seeds overflows a 64-bit seed"))?;
-    let jobs: Vec<Job> = scenarios
-        .iter()
-        .flat_map(|s| (args.seed_start..=last).map(move |seed| Job { scenario: s, seed }))
-        .collect();
+    let shard = args.shard.unwrap_or(Shard::WHOLE);
+    let jobs = shard_jobs(&scenarios, args.seed_start, last, shard);
+    // Same product as the job list before sharding; a u64 cannot overflow here because
+    // `--seeds` is at most 1,000,000 and the registry is small.
+    let jobs_total = scenarios.len() as u64 * args.seeds;
     let workers = args
         .jobs
         .map(|j| j as usize)
@@ -73,8 +97,21 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
     });
     bar.finish_and_clear();
     if let Some(path) = &args.json {
-        let json =
-            serde_json::to_string_pretty(&records).map_err(|e| CliError::new(e.to_string()))?;
+        let mut ids: Vec<String> = jobs.iter().map(|j| j.scenario.id.to_string()).collect();
+        ids.sort();
+        ids.dedup();
+        let file = SweepFile {
+            schema: SWEEP_SCHEMA.to_string(),
+            shard,
+            seed_start: args.seed_start,
+            seeds: args.seeds,
+            prefix: args.prefix.clone(),
+            jobs_total,
+            scenarios: ids,
+            records: records.clone(),
+            determinism: None,
+        };
+        let json = file.to_json().map_err(|e| CliError::new(e.to_string()))?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             #[allow(
                 clippy::disallowed_methods,
@@ -94,6 +131,9 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
     print!("{}", render_table(&summaries));
     let failed: Vec<_> = records.iter().filter(|r| !r.passed()).collect();
     let inert: Vec<_> = summaries.iter().filter(|s| s.inert()).collect();
+    // A shard holds only some of a scenario's seeds: its faults may well fire in another
+    // shard's runs, so inertness is judged on the merge (`chaos report`), not here.
+    let inert_decides = shard.is_whole();
     for r in failed.iter().take(20) {
         println!(
             "FAIL {} seed {} ({}): {}\n  repro: {}",
@@ -108,20 +148,37 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
         println!("… and {} more failures", failed.len() - 20);
     }
     for s in &inert {
-        println!(
-            "INERT {}: none of its own faults fired in {} runs",
-            s.id, s.runs
-        );
+        if inert_decides {
+            println!(
+                "INERT {}: none of its own faults fired in {} runs",
+                s.id, s.runs
+            );
+        } else {
+            println!(
+                "no own fault of {} fired in this shard's {} runs (judged over all shards by \
+                 `chaos report`)",
+                s.id, s.runs
+            );
+        }
     }
     if let Some(path) = &args.json {
         println!("records: {}", path.display());
     }
+    let of_shard = if shard.is_whole() {
+        String::new()
+    } else {
+        format!(", shard {shard} of {jobs_total} jobs")
+    };
+    let inert_count = if inert_decides {
+        format!("{} inert scenarios", inert.len())
+    } else {
+        "inert scenarios are judged on the merged shards".to_string()
+    };
     println!(
-        "\n{} runs of {} scenarios (seeds {}..={last}), {} inert scenarios",
+        "\n{} runs of {} scenarios (seeds {}..={last}{of_shard}), {inert_count}",
         records.len(),
         summaries.len(),
         args.seed_start,
-        inert.len()
     );
     // Last, in the plain form CI log readers understand.
     println!(
@@ -129,9 +186,47 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
         records.len() - failed.len(),
         failed.len()
     );
-    Ok(if failed.is_empty() && inert.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(
+        if failed.is_empty() && (inert.is_empty() || !inert_decides) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn key(j: &Job) -> (&'static str, u64) {
+        (j.scenario.id, j.seed)
+    }
+
+    #[test]
+    fn shards_of_the_real_registry_are_disjoint_and_cover_the_sweep() {
+        let scenarios = registry::select(None);
+        let whole: Vec<_> = shard_jobs(&scenarios, 5, 11, Shard::WHOLE)
+            .iter()
+            .map(key)
+            .collect();
+        assert_eq!(whole.len(), scenarios.len() * 7);
+        let whole_set: BTreeSet<_> = whole.iter().copied().collect();
+        assert_eq!(whole_set.len(), whole.len(), "no job twice");
+        for count in [2, 3, 7, 64] {
+            let mut union = BTreeSet::new();
+            for index in 1..=count {
+                let shard = Shard::new(index, count).unwrap();
+                for job in shard_jobs(&scenarios, 5, 11, shard) {
+                    assert!(
+                        union.insert(key(&job)),
+                        "{:?} in two of {count} shards",
+                        key(&job)
+                    );
+                }
+            }
+            assert_eq!(union, whole_set, "{count} shards");
+        }
+    }
 }

@@ -1,0 +1,331 @@
+//! The Markdown rendering, for a pull request or a release page.
+
+use super::text::{
+    BLOCKERS_UNFOLDED_MAX, blocker_groups, failure_line, faults_line, md_code, md_code_cell,
+    md_inline, percent, seconds, verdict_word,
+};
+use crate::readiness::{CoverageRow, Outcome, Readiness, ScenarioReport};
+use std::fmt::Write as _;
+
+/// Failing seeds listed per scenario before "… and N more".
+const SEEDS_LISTED_MAX: usize = 10;
+
+pub fn markdown(r: &Readiness) -> String {
+    let mut out = String::new();
+    // `write!` into a String cannot fail; the results are ignored on purpose.
+    let o = &mut out;
+    let _ = writeln!(o, "# Release readiness: {}\n", verdict_word(r));
+    let t = &r.totals;
+    let _ = writeln!(
+        o,
+        "Generated {} from {} sweep file(s). {} runs of {} scenarios: {} passed, {} failed. \
+         Scenarios: {} passed, {} failed, {} inert, {} not run. Run wall time {}.\n",
+        md_inline(&r.generated_at),
+        r.inputs.files.len(),
+        t.runs,
+        t.scenarios_run,
+        t.runs_passed,
+        t.runs_failed,
+        t.scenarios_passed,
+        t.scenarios_failed,
+        t.scenarios_inert,
+        t.scenarios_not_run,
+        seconds(t.wall_ms)
+    );
+    verdict(o, r);
+    coverage(o, r);
+    scenarios(o, r);
+    failures(o, r);
+    determinism(o, r);
+    faults(o, r);
+    open_entries(o, r);
+    inputs(o, r);
+    out
+}
+
+fn verdict(o: &mut String, r: &Readiness) {
+    let _ = writeln!(o, "## Verdict: {}\n", verdict_word(r).to_lowercase());
+    if r.verdict.blocking.is_empty() {
+        let _ = writeln!(o, "Nothing blocks.\n");
+    } else {
+        let _ = writeln!(o, "Blocking ({}):\n", r.verdict.blocking.len());
+        for g in blocker_groups(r) {
+            if g.messages.len() <= BLOCKERS_UNFOLDED_MAX {
+                for m in &g.messages {
+                    let _ = writeln!(o, "- **{}**: {}", g.label, md_inline(m));
+                }
+                continue;
+            }
+            let _ = writeln!(
+                o,
+                "- **{}**: {} entries\n  <details><summary>show them</summary>\n",
+                g.label,
+                g.messages.len()
+            );
+            for m in &g.messages {
+                let _ = writeln!(o, "  - {}", md_inline(m));
+            }
+            let _ = writeln!(o, "\n  </details>");
+        }
+        let _ = writeln!(o);
+    }
+    let _ = writeln!(o, "How the verdict is decided:\n");
+    for (i, rule) in r.rules.iter().enumerate() {
+        let _ = writeln!(o, "{}. {}", i + 1, md_inline(rule));
+    }
+    let _ = writeln!(o);
+}
+
+fn coverage(o: &mut String, r: &Readiness) {
+    let _ = writeln!(o, "## Catalog coverage\n");
+    let c = &r.coverage;
+    let _ = writeln!(
+        o,
+        "{} entries: {} implemented, {} planned, {} not applicable.\n",
+        c.total.total, c.total.implemented, c.total.planned, c.total.not_applicable
+    );
+    let _ = writeln!(
+        o,
+        "| source | document | implemented | planned | not-applicable | total |\n|---|---|--:|--:|--:|--:|"
+    );
+    for row in &c.by_source {
+        let doc = row.document.as_deref().unwrap_or("");
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} |",
+            md_inline(&row.key),
+            md_inline(doc),
+            counts(row)
+        );
+    }
+    let _ = writeln!(o, "| **all** |  | {} |\n", counts(&c.total));
+    let _ = writeln!(
+        o,
+        "| risk | implemented | planned | not-applicable | total |\n|---|--:|--:|--:|--:|"
+    );
+    for row in &c.by_risk {
+        let _ = writeln!(o, "| {} | {} |", row.key, counts(row));
+    }
+    let _ = writeln!(o);
+}
+
+fn counts(row: &CoverageRow) -> String {
+    format!(
+        "{} | {} | {} | {}",
+        row.implemented, row.planned, row.not_applicable, row.total
+    )
+}
+
+fn scenarios(o: &mut String, r: &Readiness) {
+    let _ = writeln!(o, "## Scenarios\n");
+    if r.scenarios.is_empty() {
+        let _ = writeln!(o, "No scenario ran and none is implemented.\n");
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "| scenario | source / subsystem | risk | runs | passed | failed | own faults fired | result |\n\
+         |---|---|---|--:|--:|--:|--:|---|"
+    );
+    for s in &r.scenarios {
+        let result = match s.outcome {
+            Outcome::Passed => "passed".to_string(),
+            Outcome::Failed if s.inert => "**FAILED**, INERT".to_string(),
+            Outcome::Failed => "**FAILED**".to_string(),
+            Outcome::Inert => "**INERT**".to_string(),
+            Outcome::NotRun => "not run".to_string(),
+        };
+        let _ = writeln!(
+            o,
+            "| {} | {} / {} | {} | {} | {} | {} | {} | {result} |",
+            md_code_cell(&s.id),
+            md_inline(&s.source),
+            md_inline(&s.subsystem),
+            s.risk.map_or("–", |r| r.name()),
+            s.runs,
+            s.passed,
+            s.failed,
+            fired_cell(s),
+        );
+    }
+    let _ = writeln!(o);
+}
+
+fn fired_cell(s: &ScenarioReport) -> String {
+    if s.runs == 0 {
+        "–".to_string()
+    } else {
+        format!("{} of {}", s.runs_faults_fired, s.runs)
+    }
+}
+
+fn failures(o: &mut String, r: &Readiness) {
+    let _ = writeln!(o, "## Failing scenarios\n");
+    let failing: Vec<&ScenarioReport> = r
+        .scenarios
+        .iter()
+        .filter(|s| s.outcome == Outcome::Failed)
+        .collect();
+    if failing.is_empty() {
+        let _ = writeln!(o, "None.\n");
+        return;
+    }
+    for s in failing {
+        let _ = writeln!(
+            o,
+            "### {}\n\n{} of {} runs failed ({} pass rate).\n",
+            md_code(&s.id),
+            s.failed,
+            s.runs,
+            percent(s.passed, s.runs)
+        );
+        if let Some(f) = &s.first_failure {
+            let _ = writeln!(o, "- first failure: {}", md_inline(&failure_line(f)));
+            let _ = writeln!(o, "- reproduce: {}", md_code(&f.repro));
+        }
+        let seeds: Vec<String> = r
+            .failures
+            .iter()
+            .filter(|f| f.id == s.id)
+            .map(|f| f.seed.to_string())
+            .collect();
+        let more = seeds.len().saturating_sub(SEEDS_LISTED_MAX);
+        let mut listed = seeds[..seeds.len().min(SEEDS_LISTED_MAX)].join(", ");
+        if more > 0 {
+            let _ = write!(listed, " … and {more} more");
+        }
+        let _ = writeln!(o, "- failing seeds: {listed}\n");
+    }
+}
+
+fn determinism(o: &mut String, r: &Readiness) {
+    let _ = writeln!(o, "## Flaky determinism\n");
+    let d = &r.determinism;
+    if !d.recorded {
+        let _ = writeln!(o, "None recorded: no input holds a determinism check.\n");
+        return;
+    }
+    if d.findings.is_empty() {
+        let _ = writeln!(
+            o,
+            "Checked; no scenario gave two different traces for one seed.\n"
+        );
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "| scenario | seed | first hash | second hash | first difference |\n|---|--:|---|---|---|"
+    );
+    for f in &d.findings {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} |",
+            md_code_cell(&f.id),
+            f.seed,
+            md_code_cell(&f.first_hash),
+            md_code_cell(&f.second_hash),
+            md_inline(f.first_difference.as_deref().unwrap_or("unknown"))
+        );
+    }
+    let _ = writeln!(o);
+}
+
+fn faults(o: &mut String, r: &Readiness) {
+    let _ = writeln!(o, "## Faults fired\n");
+    if r.faults.is_empty() {
+        let _ = writeln!(o, "No fault fired in any run.\n");
+        return;
+    }
+    let _ = writeln!(o, "| kind | fired | runs | scenarios |\n|---|--:|--:|--:|");
+    for f in &r.faults {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} |",
+            md_code_cell(&f.kind),
+            f.fired,
+            f.runs,
+            f.scenarios
+        );
+    }
+    let _ = writeln!(o);
+    let inert: Vec<&ScenarioReport> = r.scenarios.iter().filter(|s| s.inert).collect();
+    if inert.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "Inert scenarios: their own faults, and what fired instead:\n"
+    );
+    for s in inert {
+        let _ = writeln!(
+            o,
+            "- {}: own {}; fired {}",
+            md_code(&s.id),
+            md_inline(&s.faults_expected.join(", ")),
+            md_inline(&faults_line(&s.faults))
+        );
+    }
+    let _ = writeln!(o);
+}
+
+fn open_entries(o: &mut String, r: &Readiness) {
+    let _ = writeln!(o, "## Not yet covered\n");
+    let _ = writeln!(
+        o,
+        "<details><summary>{} planned entries</summary>\n",
+        r.planned.len()
+    );
+    for e in &r.planned {
+        let _ = writeln!(
+            o,
+            "- {} ({}, {}): {}",
+            md_code(&e.id),
+            e.risk.name(),
+            md_inline(&e.subsystem),
+            md_inline(&e.title)
+        );
+    }
+    let _ = writeln!(o, "\n</details>\n");
+    let _ = writeln!(
+        o,
+        "<details><summary>{} not-applicable entries</summary>\n",
+        r.not_applicable.len()
+    );
+    for e in &r.not_applicable {
+        let _ = writeln!(
+            o,
+            "- {}: {} (why: {})",
+            md_code(&e.id),
+            md_inline(&e.title),
+            md_inline(&e.reason)
+        );
+    }
+    let _ = writeln!(o, "\n</details>\n");
+}
+
+fn inputs(o: &mut String, r: &Readiness) {
+    let _ = writeln!(o, "## Inputs\n");
+    let _ = writeln!(o, "| file | shard | runs | sweep |\n|---|---|--:|---|");
+    for f in &r.inputs.files {
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} |",
+            md_code_cell(&f.name),
+            f.shard,
+            f.runs,
+            md_inline(&f.sweep)
+        );
+    }
+    let _ = writeln!(o);
+    if r.inputs.partial {
+        let missing: Vec<String> = r
+            .inputs
+            .missing_shards
+            .iter()
+            .map(|m| format!("{} of the {}", m.shard, md_inline(&m.sweep)))
+            .collect();
+        let _ = writeln!(o, "**Partial**: missing shard {}.", missing.join("; "));
+    } else {
+        let _ = writeln!(o, "Complete: no shard is missing.");
+    }
+}

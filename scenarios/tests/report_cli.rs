@@ -1,0 +1,326 @@
+//! `chaos sweep --shard` and `chaos report` end to end: two shards of the simulator's
+//! self-checks merge to exactly the unsharded sweep, the report writes its four files
+//! (the JUnit XML with one case per scenario run set), and bad input gets a clear error
+//! with exit status 2.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn chaos(args: &[&str]) -> Output {
+    #[allow(clippy::disallowed_methods, reason = "the test drives the real binary")]
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chaos"));
+    command
+        .args(args)
+        .env_remove("CI")
+        .output()
+        .expect("chaos runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[allow(clippy::disallowed_methods, reason = "reading the CLI's output files")]
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[allow(clippy::disallowed_methods, reason = "writing test input files")]
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+/// Runs `chaos sweep --prefix sim. --seeds 3` (plus `extra`) into `file`.
+fn sweep(file: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "sweep", "--prefix", "sim.", "--seeds", "3", "--jobs", "2", "--json",
+    ];
+    args.push(file.to_str().unwrap());
+    args.extend_from_slice(extra);
+    let out = chaos(&args);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    out
+}
+
+/// (id, seed, verdict, trace hash) of every record in a sweep file, sorted.
+fn runs(file: &Path) -> Vec<(String, u64, String, String)> {
+    let sweep: serde_json::Value = serde_json::from_str(&read(file)).unwrap();
+    let mut runs: Vec<_> = sweep["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["seed"].as_u64().unwrap(),
+                r["verdict"].as_str().unwrap().to_string(),
+                r["trace_hash"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    runs.sort();
+    runs
+}
+
+#[test]
+fn two_shards_merge_to_the_unsharded_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, one, two) = (
+        dir.path().join("whole.json"),
+        dir.path().join("shard-1.json"),
+        dir.path().join("shard-2.json"),
+    );
+    sweep(&whole, &[]);
+    let out1 = sweep(&one, &["--shard", "1/2"]);
+    sweep(&two, &["--shard", "2/2"]);
+    assert!(
+        text(&out1.stdout).contains("shard 1/2 of 30 jobs"),
+        "{}",
+        text(&out1.stdout)
+    );
+
+    // Disjoint, and together exactly the unsharded runs (same seeds, verdicts, traces).
+    let (r1, r2) = (runs(&one), runs(&two));
+    assert_eq!((r1.len(), r2.len()), (15, 15));
+    assert!(r1.iter().all(|r| !r2.contains(r)), "a run in both shards");
+    let mut union = [r1, r2].concat();
+    union.sort();
+    assert_eq!(union, runs(&whole));
+
+    // Merged by `chaos report`: the same totals as the unsharded sweep.
+    let totals = |files: &[&Path], out: &Path| {
+        let mut args = vec!["report"];
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        args.extend(["--out", out.to_str().unwrap(), "--formats", "json"]);
+        let result = chaos(&args);
+        assert!(result.status.success(), "{}", text(&result.stderr));
+        let report: serde_json::Value =
+            serde_json::from_str(&read(&out.join("readiness.json"))).unwrap();
+        (
+            report["totals"].clone(),
+            report["scenarios"].clone(),
+            report["inputs"]["partial"].clone(),
+        )
+    };
+    let (mut merged, merged_scenarios, partial) = totals(&[&one, &two], &dir.path().join("m"));
+    let (mut unsharded, unsharded_scenarios, _) = totals(&[&whole], &dir.path().join("u"));
+    assert_eq!(partial, false);
+    assert_eq!(merged["runs"], 30);
+    assert_eq!(merged["runs_passed"], 30);
+    assert_eq!(merged["scenarios_run"], 10);
+    // Wall times differ between runs of one seed; everything else must match.
+    merged["wall_ms"] = 0.into();
+    unsharded["wall_ms"] = 0.into();
+    assert_eq!(merged, unsharded);
+    let without_wall = |mut v: serde_json::Value| {
+        for s in v.as_array_mut().unwrap() {
+            s["wall_ms"] = 0.into();
+        }
+        v
+    };
+    assert_eq!(
+        without_wall(merged_scenarios),
+        without_wall(unsharded_scenarios)
+    );
+
+    // One shard alone is a partial merge, which the report says and which blocks.
+    let out = chaos(&[
+        "report",
+        one.to_str().unwrap(),
+        "--out",
+        dir.path().join("p").to_str().unwrap(),
+        "--require-ready",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "not ready exits 1 with --require-ready"
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("missing shard 2/2 of the sweep of scenarios sim.*, seeds 1..=3, 2 shards"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("blocking: partial merge"), "{stdout}");
+    let md = read(&dir.path().join("p/readiness.md"));
+    assert!(md.contains("**Partial**: missing shard 2/2"), "{md}");
+}
+
+#[test]
+fn report_writes_four_files_and_junit_has_a_case_per_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.json");
+    let out = chaos(&[
+        "sweep",
+        "--prefix",
+        "sim.clock.",
+        "--seeds",
+        "2",
+        "--json",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rep = dir.path().join("rep/nested");
+    let out = chaos(&[
+        "report",
+        file.to_str().unwrap(),
+        "--out",
+        rep.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let last = stdout.lines().last().unwrap_or("");
+    assert!(last.starts_with("readiness: NOT READY ("), "{stdout}");
+    for name in [
+        "readiness.md",
+        "readiness.html",
+        "readiness.json",
+        "junit.xml",
+    ] {
+        assert!(!read(&rep.join(name)).is_empty(), "{name}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&read(&rep.join("readiness.json"))).unwrap();
+    assert_eq!(json["schema"], "chaos-readiness/1");
+    let scenarios = json["scenarios"].as_array().unwrap();
+    let clock = scenarios
+        .iter()
+        .find(|s| s["id"] == "sim.clock.skew-does-not-bend-timeouts")
+        .expect("the swept scenario is in the report");
+    assert_eq!(
+        (clock["runs"].as_u64(), clock["outcome"].as_str()),
+        (Some(2), Some("passed"))
+    );
+    // Implemented catalog entries that were not swept are listed as not run.
+    let not_run = scenarios
+        .iter()
+        .filter(|s| s["outcome"] == "not-run")
+        .count();
+    assert_eq!(not_run, scenarios.len() - 1);
+    let xml = read(&rep.join("junit.xml"));
+    assert_eq!(
+        xml.matches("<testcase ").count(),
+        scenarios.len() + 1,
+        "one per scenario plus the verdict"
+    );
+    assert!(
+        xml.contains(
+            "<testcase name=\"sim.clock.skew-does-not-bend-timeouts\" classname=\"sim/simulator\""
+        ),
+        "{xml}"
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let out_dir = out_dir.to_str().unwrap();
+    let garbage = dir.path().join("garbage.json");
+    write(&garbage, "{\"records\": []}");
+    let other = dir.path().join("other.json");
+    write(&other, "{\"schema\": \"chaos-sweep/9\"}");
+    let truncated = dir.path().join("truncated.json");
+    write(&truncated, "{\"schema\": \"chaos-sweep/1\", \"shard\": ");
+    let good = dir.path().join("good.json");
+    let out = chaos(&[
+        "sweep",
+        "--prefix",
+        "sim.clock.",
+        "--seeds",
+        "1",
+        "--json",
+        good.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let g = good.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (vec!["sweep", "--shard", "0/4"], "outside 1..=4".into()),
+        (vec!["sweep", "--shard", "5/4"], "outside 1..=4".into()),
+        (vec!["sweep", "--shard", "1/0"], "at least 1".into()),
+        (vec!["sweep", "--shard", "2"], "not of the form i/n".into()),
+        (vec!["report", "--out", out_dir], "required".into()),
+        (vec!["report", g], "--out".into()),
+        (
+            vec!["report", "/nonexistent/s.json", "--out", out_dir],
+            "cannot read /nonexistent/s.json".into(),
+        ),
+        (
+            vec!["report", garbage.to_str().unwrap(), "--out", out_dir],
+            format!("{}: no \"schema\" field", garbage.display()),
+        ),
+        (
+            vec!["report", other.to_str().unwrap(), "--out", out_dir],
+            "\"chaos-sweep/9\", but this build reads \"chaos-sweep/1\"".into(),
+        ),
+        (
+            vec!["report", truncated.to_str().unwrap(), "--out", out_dir],
+            format!("{}: not valid JSON", truncated.display()),
+        ),
+        (
+            vec!["report", g, g, "--out", out_dir],
+            "is given twice".into(),
+        ),
+        (
+            vec!["report", g, "--out", out_dir, "--formats", "md,pdf"],
+            "unknown report format \"pdf\"".into(),
+        ),
+        (
+            vec!["report", g, "--out", "/proc/nope/x"],
+            "cannot create /proc/nope/x".into(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = chaos(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "chaos {args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked"),
+            "chaos {args:?} panicked: {stderr}"
+        );
+        assert!(
+            stderr.contains(&expected),
+            "chaos {args:?} said {stderr:?}, expected {expected:?}"
+        );
+    }
+}
+
+#[test]
+fn a_legacy_bare_array_is_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.json");
+    let out = chaos(&[
+        "sweep",
+        "--prefix",
+        "sim.clock.",
+        "--seeds",
+        "2",
+        "--json",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let sweep: serde_json::Value = serde_json::from_str(&read(&file)).unwrap();
+    let legacy = dir.path().join("legacy.json");
+    write(&legacy, &sweep["records"].to_string());
+    let rep = dir.path().join("rep");
+    let out = chaos(&[
+        "report",
+        legacy.to_str().unwrap(),
+        "--out",
+        rep.to_str().unwrap(),
+        "--formats",
+        "md",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let md = read(&rep.join("readiness.md"));
+    assert!(md.contains("legacy sweep file"), "{md}");
+    assert!(md.contains("2 runs of 1 scenarios"), "{md}");
+    assert!(
+        !rep.join("readiness.html").exists(),
+        "only the asked format is written"
+    );
+}
