@@ -5,6 +5,7 @@
 //! No I/O here: parsing takes text, rendering returns strings, the CLI reads and writes.
 
 pub mod catalog;
+pub mod gate;
 pub mod merge;
 pub mod readiness;
 pub mod record;

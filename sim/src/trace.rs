@@ -89,7 +89,13 @@ pub struct TraceSummary {
     pub lines: Vec<TraceEvent>,
     /// Events not kept in `lines` (still hashed).
     pub lines_dropped: u64,
+    /// The last events (at most [`TAIL_MAX`]), in order, numbered from 1 with the run's
+    /// first event: where a failure shows, whatever the run's length.
+    pub tail: Vec<(u64, TraceEvent)>,
 }
+
+/// Events kept at the end of a trace.
+pub const TAIL_MAX: usize = 200;
 
 struct TraceState {
     /// Host names by index, registered by the world.
@@ -99,6 +105,7 @@ struct TraceState {
     lines: Vec<TraceEvent>,
     lines_max: usize,
     lines_dropped: u64,
+    tail: std::collections::VecDeque<(u64, TraceEvent)>,
 }
 
 /// Collects one world's trace. Shared by the layer and the world.
@@ -119,6 +126,7 @@ impl TraceSink {
                 lines: Vec::new(),
                 lines_max,
                 lines_dropped: 0,
+                tail: std::collections::VecDeque::with_capacity(TAIL_MAX),
             })),
         }
     }
@@ -155,17 +163,23 @@ impl TraceSink {
         hash.bytes(message.as_bytes());
         hash.bytes(&[0xff]);
         state.events += 1;
+        let event = TraceEvent {
+            t_ns,
+            host: host.to_string(),
+            level: level.as_str().to_string(),
+            target: target.to_string(),
+            message,
+        };
+        if state.tail.len() == TAIL_MAX {
+            state.tail.pop_front();
+        }
+        let number = state.events;
         if state.lines.len() < state.lines_max {
-            state.lines.push(TraceEvent {
-                t_ns,
-                host: host.to_string(),
-                level: level.as_str().to_string(),
-                target: target.to_string(),
-                message,
-            });
+            state.lines.push(event.clone());
         } else {
             state.lines_dropped += 1;
         }
+        state.tail.push_back((number, event));
     }
 
     pub fn hash(&self) -> u64 {
@@ -183,6 +197,7 @@ impl TraceSink {
             events: state.events,
             lines: state.lines.clone(),
             lines_dropped: state.lines_dropped,
+            tail: state.tail.iter().cloned().collect(),
         }
     }
 }

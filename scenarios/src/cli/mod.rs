@@ -3,8 +3,10 @@
 //! Every bad input (unknown id, bad seed, bad flag, unwritable file) ends in a clear
 //! message, a suggestion where one helps, and exit status 2; never a panic.
 
+mod gate;
 mod list;
 mod report;
+mod repro;
 mod run;
 mod suggest;
 mod sweep;
@@ -30,6 +32,10 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Merge sweep files and write the release readiness report (md, html, json, junit).
     Report(report::ReportArgs),
+    /// Replay a failing run bit for bit (from a failure record, or an id and a seed).
+    Repro(repro::ReproArgs),
+    /// The CI regression gate: a fixed sweep against the committed baseline.
+    Gate(gate::GateArgs),
 }
 
 /// Exit status for bad input.
@@ -75,6 +81,8 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Sweep(args) => sweep::sweep(args),
         Command::Report(args) => report::report(args),
+        Command::Repro(args) => repro::repro(args),
+        Command::Gate(args) => gate::gate(args),
     };
     match result {
         Ok(code) => code,

@@ -37,24 +37,7 @@ pub struct ReportArgs {
 
 pub fn report(args: ReportArgs) -> Result<ExitCode, CliError> {
     let formats = parse_formats(&args.formats)?;
-    let mut loaded = Vec::new();
-    for path in &args.files {
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the CLI reads the files the user named"
-        )]
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
-        let file = SweepFile::parse(&path.display().to_string(), &text).map_err(|e| {
-            CliError::new(e.to_string())
-                .hint("sweep files are written by `chaos sweep --json FILE`")
-        })?;
-        loaded.push(file);
-    }
-    let merged = merge(loaded).map_err(|e| {
-        CliError::new(e.message)
-            .hint("give each shard of a sweep once; shards of one sweep share seeds and prefix")
-    })?;
+    let merged = load_merged(&args.files)?;
     let catalog = catalog_view(&Catalog::embedded());
     let titles: BTreeMap<String, String> = registry::all()
         .into_iter()
@@ -129,6 +112,30 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, CliError> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// Reads sweep files and merges them (shards of one sweep, or one whole sweep).
+pub(super) fn load_merged(
+    files: &[std::path::PathBuf],
+) -> Result<reports::merge::Merged, CliError> {
+    let mut loaded = Vec::new();
+    for path in files {
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "the CLI reads the files the user named"
+        )]
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
+        let file = SweepFile::parse(&path.display().to_string(), &text).map_err(|e| {
+            CliError::new(e.to_string())
+                .hint("sweep files are written by `chaos sweep --json FILE`")
+        })?;
+        loaded.push(file);
+    }
+    merge(loaded).map_err(|e| {
+        CliError::new(e.message)
+            .hint("give each shard of a sweep once; shards of one sweep share seeds and prefix")
     })
 }
 
