@@ -3,7 +3,7 @@
 use crate::record::{RunRecord, Verdict, repro_command};
 use crate::scenario::{FailureClass, Scenario};
 use sim::trace::TraceSummary;
-use sim::{RunAbort, WorldOptions, run_world};
+use sim::{FaultPlan, RunAbort, WorldOptions, run_world};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -15,8 +15,20 @@ pub struct RunResult {
 
 /// Runs `scenario` once with `seed`.
 pub fn run_scenario(scenario: &'static Scenario, seed: u64) -> RunResult {
+    run_scenario_with_plan(scenario, seed, None)
+}
+
+/// Runs `scenario` once with `seed` and, when `plan` is given, that fault plan instead
+/// of the one the scenario draws from the seed (`Scenario::plan`; a scenario without a
+/// declared plan ignores it). Same seed and plan, same run.
+pub fn run_scenario_with_plan(
+    scenario: &'static Scenario,
+    seed: u64,
+    plan: Option<FaultPlan>,
+) -> RunResult {
     let mut options = WorldOptions::new(seed);
     options.sim_time_max = scenario.sim_time_max;
+    options.fault_plan = plan;
     #[allow(
         clippy::disallowed_methods,
         clippy::disallowed_types,

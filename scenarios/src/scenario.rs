@@ -3,6 +3,8 @@
 //! A scenario is data plus one body function. The body builds its world (hosts, engine
 //! configuration), starts its workload and fault plan, checks its oracles while it runs,
 //! then heals every fault and requires convergence within a bound (the liveness phase).
+//! A scenario whose faults are data declares its plan (`Scenario::plan`), so a run can
+//! replace it (shrinking, replaying a shrunk plan).
 
 use sim::World;
 use std::future::Future;
@@ -58,6 +60,12 @@ pub struct Scenario {
     /// The same check against this machine (real processes, real time), for the
     /// scenarios that need no simulated-only fault: `chaos run ID --real`.
     pub real: Option<fn(crate::workers::Stage) -> BodyFuture>,
+    /// The fault plan the scenario draws from a seed, for scenarios whose faults are
+    /// data (a `FaultPlan`). The body takes its plan from `World::fault_plan(this)`, so
+    /// a run can be given another plan instead (`runner::run_scenario_with_plan`): this
+    /// is what `chaos shrink` reduces and `chaos repro` replays. `None`: the scenario
+    /// injects its faults imperatively, and shrink does not apply to it.
+    pub plan: Option<fn(u64) -> sim::FaultPlan>,
 }
 
 /// Checks `condition`; on failure returns a correctness failure from the body.

@@ -51,6 +51,7 @@ pub static ATOMIC_REPLACE_CRASH: Scenario = Scenario {
     sim_time_max: Duration::from_secs(600),
     body: atomic_replace_crash,
     real: None,
+    plan: None,
 };
 
 fn atomic_replace_crash(world: World) -> BodyFuture {
@@ -146,6 +147,7 @@ pub static TORN_LOG_RECOVERY: Scenario = Scenario {
     sim_time_max: Duration::from_secs(600),
     body: torn_log_recovery,
     real: None,
+    plan: None,
 };
 
 fn record_bytes(seed: u64, n: u64) -> Vec<u8> {

@@ -18,6 +18,7 @@ pub static PAUSE_DELAYS_HEARTBEATS: Scenario = Scenario {
     sim_time_max: Duration::from_secs(600),
     body: pause_delays_heartbeats,
     real: None,
+    plan: None,
 };
 
 fn pause_delays_heartbeats(world: World) -> BodyFuture {

@@ -4,8 +4,8 @@ use crate::ensure;
 use crate::scenario::{BodyFuture, Failure, Scenario, converge};
 use engine::env::{Env, NetAddr, NetStream};
 use sim::World;
-use sim::faults::{Fault, FaultPlan, PartitionMode, SwarmKind, SwarmPlan};
-use sim::seed::Ratio;
+use sim::faults::{Fault, FaultAction, FaultPlan, PartitionMode, SwarmKind, SwarmPlan};
+use sim::seed::{Ratio, SimRng};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -22,6 +22,7 @@ pub static PARTITION_HEAL_NO_LOSS: Scenario = Scenario {
     sim_time_max: Duration::from_secs(600),
     body: partition_heal_no_loss,
     real: None,
+    plan: Some(partition_plan),
 };
 
 fn payload(world: &World, purpose: &str, len: usize) -> Vec<u8> {
@@ -31,6 +32,62 @@ fn payload(world: &World, purpose: &str, len: usize) -> Vec<u8> {
     data
 }
 
+/// The partition's plan: a holding cut client → server (and back, unless one-way) at a
+/// seeded time early in the stream, healed after a seeded duration.
+fn partition_plan(seed: u64) -> FaultPlan {
+    let mut rng = SimRng::new(seed, "scenario");
+    // The body's draw (the stream's length) comes first in this stream.
+    let _total = rng.below(256 * 1024);
+    // The stream takes at least ~100 ms (64+ paced chunks): the cut lands mid-stream.
+    let cut_at_ms = 5 + rng.below(60);
+    let cut_ms = 1_000 + rng.below(20_000);
+    FaultPlan::default()
+        .at(
+            cut_at_ms,
+            Fault::Partition {
+                a: "client".into(),
+                b: "server".into(),
+                mode: PartitionMode::Hold,
+                one_way: rng.below(2) == 0,
+            },
+        )
+        .at(cut_at_ms + cut_ms, Fault::HealAll)
+}
+
+/// The windows `[start, end)` in which `plan` holds traffic from `from` to `to`; `end`
+/// is the first heal after the cut (`None`: never healed by the plan).
+pub(crate) fn hold_windows(plan: &FaultPlan, from: &str, to: &str) -> Vec<(u64, Option<u64>)> {
+    let mut actions: Vec<&FaultAction> = plan.actions.iter().collect();
+    actions.sort_by_key(|a| a.at_ms);
+    let pair = |a: &str, b: &str| (a == from && b == to) || (a == to && b == from);
+    let mut windows = Vec::new();
+    for (i, action) in actions.iter().enumerate() {
+        let Fault::Partition {
+            a,
+            b,
+            mode: PartitionMode::Hold,
+            one_way,
+        } = &action.fault
+        else {
+            continue;
+        };
+        let cuts = (a == from && b == to) || (!one_way && a == to && b == from);
+        if !cuts {
+            continue;
+        }
+        let end = actions[i + 1..]
+            .iter()
+            .find(|later| match &later.fault {
+                Fault::HealAll => true,
+                Fault::Heal { a, b } => pair(a, b),
+                _ => false,
+            })
+            .map(|later| later.at_ms);
+        windows.push((action.at_ms, end));
+    }
+    windows
+}
+
 fn partition_heal_no_loss(world: World) -> BodyFuture {
     Box::pin(async move {
         let server = world.add_host("server").env();
@@ -38,20 +95,8 @@ fn partition_heal_no_loss(world: World) -> BodyFuture {
         let mut rng = world.rng("scenario");
         let total = 256 * 1024 + rng.below(256 * 1024) as usize;
         let data = payload(&world, "payload", total);
-        // The stream takes at least ~100 ms (64+ paced chunks): the cut lands mid-stream.
-        let cut_at_ms = 5 + rng.below(60);
-        let cut_ms = 1_000 + rng.below(20_000);
-        let plan = FaultPlan::default()
-            .at(
-                cut_at_ms,
-                Fault::Partition {
-                    a: "client".into(),
-                    b: "server".into(),
-                    mode: PartitionMode::Hold,
-                    one_way: rng.below(2) == 0,
-                },
-            )
-            .at(cut_at_ms + cut_ms, Fault::HealAll);
+        let plan = world.fault_plan(partition_plan);
+        let windows = hold_windows(&plan, "client", "server");
         let mut listener = server.net().bind(PORT).await.map_err(io_failure)?;
         let sender_data = data.clone();
         let sender_env = client.clone();
@@ -91,13 +136,18 @@ fn partition_heal_no_loss(world: World) -> BodyFuture {
             got.len(),
             data.len()
         );
-        // The cut starts while the stream still flows, so the stream can only end after
-        // the heal: had it ended before, the partition held nothing.
-        ensure!(
-            finished_ms >= cut_at_ms + cut_ms,
-            "the stream ended at {finished_ms} ms, before the partition healed at {} ms",
-            cut_at_ms + cut_ms
-        );
+        // A cut that starts while the stream still flows holds it: the stream can only
+        // end after the heal (had it ended before, the partition held nothing).
+        for (start, end) in &windows {
+            if let Some(end) = end
+                && finished_ms > *start
+            {
+                ensure!(
+                    finished_ms >= *end,
+                    "the stream ended at {finished_ms} ms, before the partition healed at {end} ms"
+                );
+            }
+        }
         if let Some(at) = got.iter().zip(&data).position(|(a, b)| a != b) {
             return Err(Failure::correctness(format!(
                 "byte {at} differs: reordered or corrupted"
@@ -127,6 +177,7 @@ pub static RESET_RECONNECT_RESUME: Scenario = Scenario {
     sim_time_max: Duration::from_secs(900),
     body: reset_reconnect_resume,
     real: None,
+    plan: Some(reset_plan),
 };
 
 const RECORDS: u64 = 400;
@@ -168,30 +219,36 @@ fn record_server(env: &Env, applied: std::sync::Arc<std::sync::Mutex<Vec<u64>>>)
     });
 }
 
+/// Resets at a seeded swarm rate per write (never off), plus one fixed reset of the
+/// client's connection at a seeded time mid-stream.
+fn reset_plan(seed: u64) -> FaultPlan {
+    let mut swarm = SwarmPlan::draw(seed, &[SwarmKind::NetReset]);
+    // The edge case needs resets: the swarm decides how many, never none.
+    swarm
+        .rates
+        .entry(SwarmKind::NetReset)
+        .or_insert(Ratio::new(1, 100));
+    let mut rng = SimRng::new(seed, "scenario");
+    FaultPlan {
+        actions: vec![],
+        swarm,
+    }
+    .at(
+        50 + rng.below(500),
+        Fault::ResetConnections {
+            a: "client".into(),
+            b: "server".into(),
+        },
+    )
+}
+
 fn reset_reconnect_resume(world: World) -> BodyFuture {
     Box::pin(async move {
         let server = world.add_host("server").env();
         let client = world.add_host("client").env();
         let applied = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         record_server(&server, applied.clone());
-        let mut swarm = SwarmPlan::draw(world.seed(), &[SwarmKind::NetReset]);
-        // The edge case needs resets: the swarm decides how many, never none.
-        swarm
-            .rates
-            .entry(SwarmKind::NetReset)
-            .or_insert(Ratio::new(1, 100));
-        let mut rng = world.rng("scenario");
-        let plan = FaultPlan {
-            actions: vec![],
-            swarm,
-        }
-        .at(
-            50 + rng.below(500),
-            Fault::ResetConnections {
-                a: "client".into(),
-                b: "server".into(),
-            },
-        );
+        let plan = world.fault_plan(reset_plan);
         let heal_at = Duration::from_secs(20);
         let w = world.clone();
         let faults = async move {
@@ -256,6 +313,7 @@ pub static BACKPRESSURE_BOUNDED: Scenario = Scenario {
     sim_time_max: Duration::from_secs(600),
     body: backpressure_bounded,
     real: None,
+    plan: None,
 };
 
 fn backpressure_bounded(world: World) -> BodyFuture {

@@ -22,6 +22,7 @@ pub static OOM_KILL_STATUS: Scenario = Scenario {
     sim_time_max: Duration::from_secs(3600),
     body: oom_kill_status,
     real: None,
+    plan: None,
 };
 
 fn oom_kill_status(world: World) -> BodyFuture {
@@ -72,6 +73,7 @@ pub static SEGV_ZOMBIE_REAPED: Scenario = Scenario {
     sim_time_max: Duration::from_secs(600),
     body: segv_zombie_reaped,
     real: None,
+    plan: None,
 };
 
 fn segv_zombie_reaped(world: World) -> BodyFuture {
@@ -128,6 +130,7 @@ pub static SIGTERM_GRACE_THEN_KILL: Scenario = Scenario {
     sim_time_max: Duration::from_secs(600),
     body: sigterm_grace_then_kill,
     real: None,
+    plan: None,
 };
 
 fn sigterm_grace_then_kill(world: World) -> BodyFuture {

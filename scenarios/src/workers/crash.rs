@@ -352,6 +352,7 @@ pub static CRASH_AFTER_START: Scenario = Scenario {
     sim_time_max: Duration::from_secs(600),
     body: crash_after_start_sim,
     real: Some(crash_after_start_real),
+    plan: None,
 };
 
 bodies!(
@@ -641,6 +642,7 @@ pub static GRACEFUL_RESTART: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: graceful_restart_sim,
     real: None,
+    plan: None,
 };
 
 fn graceful_restart_sim(world: World) -> BodyFuture {
@@ -741,6 +743,7 @@ pub static OOM_KILL: Scenario = Scenario {
     sim_time_max: Duration::from_secs(900),
     body: oom_kill_sim,
     real: None,
+    plan: None,
 };
 
 fn oom_kill_sim(world: World) -> BodyFuture {
@@ -892,6 +895,7 @@ pub static SEGFAULT: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: segfault_sim,
     real: Some(segfault_real),
+    plan: None,
 };
 
 bodies!(segfault, segfault_sim, segfault_real);
@@ -1009,6 +1013,7 @@ pub static CONTAINER_RESTART: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: container_restart_sim,
     real: None,
+    plan: None,
 };
 
 fn container_restart_sim(world: World) -> BodyFuture {
@@ -1202,6 +1207,7 @@ pub static SANDBOX_MEMORY: Scenario = Scenario {
     sim_time_max: Duration::from_secs(900),
     body: sandbox_memory_sim,
     real: None,
+    plan: None,
 };
 
 fn sandbox_memory_sim(world: World) -> BodyFuture {

@@ -137,6 +137,7 @@ pub static STAGGERED_PREWARM: Scenario = Scenario {
     sim_time_max: Duration::from_secs(1200),
     body: staggered_prewarm,
     real: None,
+    plan: None,
 };
 
 /// Starts seen by sampling: the most workers starting at once (the supervisor's
@@ -302,6 +303,7 @@ pub static PREWARM_INIT_TIMEOUT: Scenario = Scenario {
     sim_time_max: Duration::from_secs(1200),
     body: prewarm_init_timeout,
     real: None,
+    plan: None,
 };
 
 fn prewarm_init_timeout(world: World) -> BodyFuture {
@@ -434,6 +436,7 @@ pub static POOL_EXHAUSTED: Scenario = Scenario {
     sim_time_max: Duration::from_secs(1200),
     body: pool_exhausted,
     real: None,
+    plan: None,
 };
 
 enum Step {
@@ -677,6 +680,7 @@ pub static STALE_WARM_WORKER: Scenario = Scenario {
     sim_time_max: Duration::from_secs(3600),
     body: stale_warm_worker,
     real: None,
+    plan: None,
 };
 
 /// What the scenario saw of each worker, by its own sampling (not the pool's bookkeeping).

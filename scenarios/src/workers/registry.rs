@@ -78,6 +78,7 @@ pub static BINARY_MISSING: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: binary_missing_sim,
     real: Some(binary_missing_real),
+    plan: None,
 };
 
 bodies!(binary_missing, binary_missing_sim, binary_missing_real);
@@ -163,6 +164,7 @@ pub static HEALTH_NEVER_STARTED: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: health_never_started_sim,
     real: Some(health_never_started_real),
+    plan: None,
 };
 
 bodies!(
@@ -235,6 +237,7 @@ pub static STOP_NEVER_STARTED: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: stop_never_started_sim,
     real: Some(stop_never_started_real),
+    plan: None,
 };
 
 bodies!(
@@ -292,6 +295,7 @@ pub static REPEATED_STARTS: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: repeated_starts_sim,
     real: None,
+    plan: None,
 };
 
 fn repeated_starts_sim(world: World) -> BodyFuture {
@@ -357,6 +361,7 @@ pub static CONCURRENT_REGISTRATION: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: concurrent_registration_sim,
     real: Some(concurrent_registration_real),
+    plan: None,
 };
 
 bodies!(
@@ -416,6 +421,7 @@ pub static PARALLEL_HEALTH_CHECKS: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: parallel_health_checks_sim,
     real: Some(parallel_health_checks_real),
+    plan: None,
 };
 
 bodies!(
@@ -491,6 +497,7 @@ pub static CONCURRENT_STARTS: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: concurrent_starts_sim,
     real: None,
+    plan: None,
 };
 
 fn concurrent_starts_sim(world: World) -> BodyFuture {
@@ -584,6 +591,7 @@ pub static EMPTY_NAME: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: empty_name_sim,
     real: Some(empty_name_real),
+    plan: None,
 };
 
 bodies!(empty_name, empty_name_sim, empty_name_real);
@@ -604,6 +612,7 @@ pub static DUPLICATE_NAME: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: duplicate_name_sim,
     real: None,
+    plan: None,
 };
 
 fn duplicate_name_sim(world: World) -> BodyFuture {
@@ -668,6 +677,7 @@ pub static LONG_NAME: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: long_name_sim,
     real: Some(long_name_real),
+    plan: None,
 };
 
 bodies!(long_name, long_name_sim, long_name_real);
@@ -698,6 +708,7 @@ pub static SPECIAL_NAMES: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: special_names_sim,
     real: Some(special_names_real),
+    plan: None,
 };
 
 bodies!(special_names, special_names_sim, special_names_real);
@@ -744,6 +755,7 @@ pub static UNKNOWN_NAME: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: unknown_name_sim,
     real: Some(unknown_name_real),
+    plan: None,
 };
 
 bodies!(unknown_name, unknown_name_sim, unknown_name_real);
@@ -789,6 +801,7 @@ pub static REPEATED_LIST: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: repeated_list_sim,
     real: Some(repeated_list_real),
+    plan: None,
 };
 
 bodies!(repeated_list, repeated_list_sim, repeated_list_real);
@@ -828,6 +841,7 @@ pub static METADATA: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: metadata_sim,
     real: Some(metadata_real),
+    plan: None,
 };
 
 bodies!(metadata, metadata_sim, metadata_real);
@@ -894,6 +908,7 @@ pub static SHARED_MANAGER: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: shared_manager_sim,
     real: Some(shared_manager_real),
+    plan: None,
 };
 
 bodies!(shared_manager, shared_manager_sim, shared_manager_real);

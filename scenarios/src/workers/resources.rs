@@ -76,6 +76,7 @@ pub static FD_EXHAUSTED: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: fd_exhausted_sim,
     real: None,
+    plan: None,
 };
 
 fn fd_exhausted_sim(world: World) -> BodyFuture {
@@ -238,6 +239,7 @@ pub static ZOMBIES: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: zombies_sim,
     real: None,
+    plan: None,
 };
 
 fn zombies_sim(world: World) -> BodyFuture {
@@ -375,6 +377,7 @@ pub static SLOW_CLEANUP: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: slow_cleanup_sim,
     real: None,
+    plan: None,
 };
 
 fn slow_cleanup_sim(world: World) -> BodyFuture {
@@ -451,6 +454,7 @@ pub static PORT_TAKEN: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: port_taken_sim,
     real: None,
+    plan: None,
 };
 
 fn port_taken_sim(world: World) -> BodyFuture {
@@ -608,6 +612,7 @@ pub static MEMORY_GROWTH: Scenario = Scenario {
     sim_time_max: Duration::from_secs(1_800),
     body: memory_growth_sim,
     real: None,
+    plan: None,
 };
 
 fn memory_growth_sim(world: World) -> BodyFuture {

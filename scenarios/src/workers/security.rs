@@ -196,6 +196,7 @@ pub static MALICIOUS_ENV: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: malicious_env,
     real: None,
+    plan: None,
 };
 
 /// Where the scenario installs a worker that records the variables it was started with.
@@ -402,6 +403,7 @@ pub static PATH_ESCAPE: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: path_escape,
     real: None,
+    plan: None,
 };
 
 const ESCAPING_NAMES: &[&str] = &[
@@ -576,6 +578,7 @@ pub static CORRUPT_SNAPSHOT: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: corrupt_snapshot,
     real: None,
+    plan: None,
 };
 
 const SNAPSHOT_PATH: &str = "state/session.snap";
@@ -771,6 +774,7 @@ pub static SECRETS_IN_SNAPSHOT: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: secrets_in_snapshot,
     real: None,
+    plan: None,
 };
 
 const PROSE: &[&str] = &[

@@ -52,6 +52,7 @@ pub static ENDPOINT_NOT_READY: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: endpoint_not_ready,
     real: None,
+    plan: None,
 };
 
 fn endpoint_not_ready(world: World) -> BodyFuture {
@@ -140,6 +141,7 @@ pub static HEALTH_BOUNDED: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: health_bounded,
     real: None,
+    plan: None,
 };
 
 fn health_bounded(world: World) -> BodyFuture {
@@ -229,6 +231,7 @@ pub static SLOW_STARTUP: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: slow_startup,
     real: None,
+    plan: None,
 };
 
 fn slow_startup(world: World) -> BodyFuture {
@@ -309,6 +312,7 @@ pub static STOP_DURING_INIT: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: stop_during_init,
     real: None,
+    plan: None,
 };
 
 fn stop_during_init(world: World) -> BodyFuture {

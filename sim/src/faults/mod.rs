@@ -1,9 +1,10 @@
-//! Faults: counting what fired, fixed plans and swarm rates.
+//! Faults: counting what fired, fixed plans and swarm rates, and shrinking a plan.
 
 mod counters;
 mod plan;
+pub mod shrink;
 mod swarm;
 
 pub use counters::FaultCounters;
-pub use plan::{Fault, FaultAction, FaultPlan, PartitionMode};
+pub use plan::{Fault, FaultAction, FaultPlan, PartitionMode, SignalName, format_ms};
 pub use swarm::{SwarmKind, SwarmPlan};

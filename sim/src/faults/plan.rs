@@ -5,6 +5,7 @@ use super::SwarmPlan;
 use crate::world::World;
 use engine::env::Signal;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::time::Duration;
 
 pub use crate::net::PartitionMode;
@@ -107,6 +108,15 @@ impl FaultPlan {
         self
     }
 
+    /// The plan for people: one line per action in the order they apply, then the swarm.
+    pub fn describe(&self) -> Vec<String> {
+        let mut actions: Vec<&FaultAction> = self.actions.iter().collect();
+        actions.sort_by_key(|a| a.at_ms);
+        let mut lines: Vec<String> = actions.iter().map(|a| a.to_string()).collect();
+        lines.push(self.swarm.to_string());
+        lines
+    }
+
     /// Checks the plan against a world's hosts: every named host exists.
     pub fn validate(&self, hosts: &[String]) -> Result<(), String> {
         for action in &self.actions {
@@ -137,6 +147,79 @@ impl FaultPlan {
             }
             action.fault.apply(world);
         }
+    }
+}
+
+/// `1.250s`: a plan's time, to the millisecond.
+pub fn format_ms(ms: u64) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+impl fmt::Display for Fault {
+    /// One short line: `partition a↔b hold`, `pause server`, `clock jump h -1.500s`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Partition {
+                a,
+                b,
+                mode,
+                one_way,
+            } => {
+                let arrow = if *one_way { "→" } else { "↔" };
+                let mode = match mode {
+                    PartitionMode::Hold => "hold",
+                    PartitionMode::Drop => "drop",
+                };
+                write!(f, "partition {a}{arrow}{b} {mode}")
+            }
+            Fault::Heal { a, b } => write!(f, "heal {a}↔{b}"),
+            Fault::HealAll => write!(f, "heal all"),
+            Fault::ResetConnections { a, b } => write!(f, "reset {a}↔{b}"),
+            Fault::CrashHost { host } => write!(f, "crash {host}"),
+            Fault::RestartHost { host } => write!(f, "restart {host}"),
+            Fault::PauseHost { host } => write!(f, "pause {host}"),
+            Fault::ResumeHost { host } => write!(f, "resume {host}"),
+            Fault::ClockJump { host, delta_ms } => {
+                let sign = if *delta_ms < 0 { "-" } else { "+" };
+                write!(
+                    f,
+                    "clock jump {host} {sign}{}",
+                    format_ms(delta_ms.unsigned_abs())
+                )
+            }
+            Fault::ClockDrift { host, ppm } => write!(f, "clock drift {host} {ppm:+} ppm"),
+            Fault::DiskCapacity { host, bytes } => {
+                write!(f, "disk capacity {host} {bytes} bytes")
+            }
+            Fault::SpawnFail { host, errno, count } => {
+                write!(f, "spawn fail {host} errno {errno} ×{count}")
+            }
+            Fault::SignalChildren { host, signal } => {
+                write!(f, "signal children of {host} {signal:?}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for FaultAction {
+    /// `at 1.250s partition a↔b drop`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at {} {}", format_ms(self.at_ms), self.fault)
+    }
+}
+
+impl fmt::Display for SwarmPlan {
+    /// `swarm net_reset 1/20, disk_eio 1/1000` (`swarm off` when no kind is on).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.rates.is_empty() {
+            return write!(f, "swarm off");
+        }
+        let rates: Vec<String> = self
+            .rates
+            .iter()
+            .map(|(kind, rate)| format!("{} {rate}", kind.name()))
+            .collect();
+        write!(f, "swarm {}", rates.join(", "))
     }
 }
 
@@ -254,6 +337,24 @@ mod tests {
         assert_eq!(back, plan);
         let bad = serde_json::from_str::<FaultPlan>(r#"{"actions":[{"at_ms":1,"kind":"meteor"}]}"#);
         assert!(bad.is_err(), "unknown fault kinds are rejected");
+    }
+
+    #[test]
+    fn plans_read_one_line_per_action_in_time_order() {
+        let mut plan = plan();
+        plan.swarm
+            .rates
+            .insert(crate::faults::SwarmKind::NetReset, crate::Ratio::new(1, 20));
+        assert_eq!(
+            plan.describe(),
+            vec![
+                "at 0.005s clock jump a -1.000s",
+                "at 0.010s partition a→b hold",
+                "at 0.020s heal all",
+                "swarm net_reset 1/20",
+            ]
+        );
+        assert_eq!(FaultPlan::default().describe(), vec!["swarm off"]);
     }
 
     #[test]

@@ -43,6 +43,20 @@ impl SwarmKind {
         SwarmKind::ProcGarble,
         SwarmKind::ProcTruncate,
     ];
+
+    /// The kind's name as plans spell it (`net_reset`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SwarmKind::NetReset => "net_reset",
+            SwarmKind::DiskEio => "disk_eio",
+            SwarmKind::DiskBitflip => "disk_bitflip",
+            SwarmKind::ProcSpawnFail => "proc_spawn_fail",
+            SwarmKind::ProcCrash => "proc_crash",
+            SwarmKind::ProcHang => "proc_hang",
+            SwarmKind::ProcGarble => "proc_garble",
+            SwarmKind::ProcTruncate => "proc_truncate",
+        }
+    }
 }
 
 /// Rates of the fault kinds that are on in this run. Kinds absent are off.
@@ -52,7 +66,7 @@ pub struct SwarmPlan {
 }
 
 /// The rate ladder: from rare to a storm.
-const LADDER: [Ratio; 4] = [
+pub const LADDER: [Ratio; 4] = [
     Ratio::new(1, 1000),
     Ratio::new(1, 100),
     Ratio::new(1, 20),
@@ -72,6 +86,16 @@ impl SwarmPlan {
             }
         }
         SwarmPlan { rates }
+    }
+
+    /// The ladder's next rung below `rate` (by value), if any: what a shrinker tries
+    /// when it lowers a rate. A rate between rungs steps to the rung under it.
+    pub fn lower_rate(rate: Ratio) -> Option<Ratio> {
+        let below = |a: Ratio, b: Ratio| {
+            u64::from(a.numerator) * u64::from(b.denominator)
+                < u64::from(b.numerator) * u64::from(a.denominator)
+        };
+        LADDER.iter().rev().copied().find(|rung| below(*rung, rate))
     }
 
     pub fn rate(&self, kind: SwarmKind) -> Ratio {
@@ -138,6 +162,45 @@ mod tests {
             .filter(|k| (0..64).all(|s| SwarmPlan::draw(s, &SwarmKind::ALL).rate(*k).is_zero()))
             .collect();
         assert!(never_on.is_empty(), "kinds never switched on: {never_on:?}");
+    }
+
+    #[test]
+    fn rates_step_down_the_ladder_and_stop_at_its_foot() {
+        assert_eq!(
+            SwarmPlan::lower_rate(Ratio::new(1, 5)),
+            Some(Ratio::new(1, 20))
+        );
+        assert_eq!(
+            SwarmPlan::lower_rate(Ratio::new(1, 20)),
+            Some(Ratio::new(1, 100))
+        );
+        assert_eq!(
+            SwarmPlan::lower_rate(Ratio::new(1, 100)),
+            Some(Ratio::new(1, 1000))
+        );
+        assert_eq!(SwarmPlan::lower_rate(Ratio::new(1, 1000)), None);
+        assert_eq!(SwarmPlan::lower_rate(Ratio::ONE), Some(Ratio::new(1, 5)));
+        assert_eq!(
+            SwarmPlan::lower_rate(Ratio::new(3, 100)),
+            Some(Ratio::new(1, 100))
+        );
+        assert_eq!(
+            SwarmPlan::lower_rate(Ratio {
+                numerator: 1,
+                denominator: 0
+            }),
+            Some(Ratio::new(1, 5))
+        );
+    }
+
+    #[test]
+    fn kind_names_are_the_serialized_names() {
+        for kind in SwarmKind::ALL {
+            assert_eq!(
+                serde_json::to_string(&kind).unwrap(),
+                format!("\"{}\"", kind.name())
+            );
+        }
     }
 
     #[test]

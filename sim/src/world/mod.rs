@@ -14,7 +14,7 @@ pub use run::{RunAbort, RunReport, run_world};
 
 use crate::clock::{ClockOptions, SimClock};
 use crate::disk::{DiskOptions, SimDisk};
-use crate::faults::FaultCounters;
+use crate::faults::{FaultCounters, FaultPlan};
 use crate::net::{HostNet, NetOptions, SimNet};
 use crate::procs::{ProcsOptions, SimProcs};
 use crate::seed::SimRng;
@@ -44,6 +44,10 @@ pub struct WorldOptions {
     pub trace: bool,
     /// Trace events kept for printing; later ones are only hashed.
     pub trace_lines_max: usize,
+    /// A fault plan that replaces the one the scenario would draw from the seed
+    /// (`chaos shrink` tries candidates this way; `chaos repro` replays a shrunk plan).
+    /// `None`: the body uses its own plan (see `World::fault_plan`).
+    pub fault_plan: Option<FaultPlan>,
 }
 
 impl WorldOptions {
@@ -58,6 +62,7 @@ impl WorldOptions {
             wall_time_max: Some(Duration::from_secs(300)),
             trace: true,
             trace_lines_max: 20_000,
+            fault_plan: None,
         }
     }
 }
@@ -111,6 +116,29 @@ impl World {
     /// Virtual nanoseconds since the world started.
     pub fn now_ns(&self) -> u64 {
         Instant::now().duration_since(self.inner.start).as_nanos() as u64
+    }
+
+    /// The fault plan of this run: the one the world was given (`WorldOptions::fault_plan`),
+    /// else `default(seed)`, the plan the scenario draws from its seed. Call it once the
+    /// hosts exist: a given plan is checked against them (a plan naming a host this
+    /// world lacks is a bug of whoever built it, so the run stops with a panic that
+    /// names the host).
+    pub fn fault_plan(&self, default: impl FnOnce(u64) -> FaultPlan) -> FaultPlan {
+        match &self.inner.options.fault_plan {
+            None => default(self.inner.seed),
+            Some(plan) => {
+                if let Err(e) = plan.validate(&self.host_names()) {
+                    panic!("the given fault plan does not fit this world: {e}");
+                }
+                tracing::info!(
+                    target: "sim::faults",
+                    "fault plan given to the run ({} actions, {} swarm kinds), not drawn from the seed",
+                    plan.actions.len(),
+                    plan.swarm.rates.len()
+                );
+                plan.clone()
+            }
+        }
     }
 
     pub fn net(&self) -> &Arc<SimNet> {

@@ -162,3 +162,31 @@ fn a_run_that_spins_without_advancing_time_hits_the_wall_budget() {
         Err(RunAbort::WallTimeExceeded { budget_ms: 300 })
     );
 }
+
+#[test]
+fn a_given_fault_plan_replaces_the_seed_drawn_one_and_a_bad_one_names_the_host() {
+    use crate::faults::{Fault, FaultPlan};
+    fn drawn(seed: u64) -> FaultPlan {
+        FaultPlan::default().at(seed, Fault::HealAll)
+    }
+    let run = |given: Option<FaultPlan>| {
+        let mut options = WorldOptions::new(7);
+        options.fault_plan = given;
+        run_world(options, |world| async move {
+            world.add_host("h");
+            world.fault_plan(drawn)
+        })
+    };
+    assert_eq!(
+        run(None).value,
+        Ok(drawn(7)),
+        "no plan given: the body's own"
+    );
+    let given = FaultPlan::default().at(1, Fault::PauseHost { host: "h".into() });
+    assert_eq!(run(Some(given.clone())).value, Ok(given));
+    let wrong = FaultPlan::default().at(1, Fault::PauseHost { host: "x".into() });
+    match run(Some(wrong)).value {
+        Err(RunAbort::Panic(message)) => assert!(message.contains("\"x\""), "{message}"),
+        other => panic!("a plan naming an unknown host ran: {other:?}"),
+    }
+}
