@@ -5,6 +5,7 @@
 mod clock;
 mod disk;
 mod host;
+mod many;
 mod net;
 mod procs;
 
@@ -23,5 +24,6 @@ pub fn all() -> Vec<&'static Scenario> {
         &procs::SIGTERM_GRACE_THEN_KILL,
         &clock::SKEW_DOES_NOT_BEND_TIMEOUTS,
         &host::PAUSE_DELAYS_HEARTBEATS,
+        &many::MANY_FAULTS_EXACTLY_ONCE,
     ]
 }
