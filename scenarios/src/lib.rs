@@ -7,6 +7,7 @@ pub mod record;
 pub mod registry;
 pub mod runner;
 pub mod scenario;
+pub mod shrink;
 pub mod stage;
 mod substrate;
 pub mod workers;

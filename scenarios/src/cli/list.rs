@@ -41,6 +41,8 @@ struct ListedScenario<'a> {
     title: &'a str,
     proves: &'a str,
     faults_expected: &'a [&'a str],
+    /// Whether it declares its fault plan (so `chaos shrink` applies to it).
+    plan: bool,
 }
 
 pub fn list(args: ListArgs) -> Result<ExitCode, CliError> {
@@ -129,6 +131,7 @@ fn list_substrate(args: &ListArgs) -> Result<ExitCode, CliError> {
             title: s.title,
             proves: s.proves,
             faults_expected: s.faults_expected,
+            plan: s.plan.is_some(),
         })
         .collect();
     if args.json {
@@ -138,8 +141,10 @@ fn list_substrate(args: &ListArgs) -> Result<ExitCode, CliError> {
         );
     } else {
         for s in &scenarios {
-            println!("{:<40} {}", s.id, s.title);
+            let plan = if s.plan { "[plan]" } else { "" };
+            println!("{:<40} {plan:<6} {}", s.id, s.title);
         }
+        println!("\n[plan]: declares its fault plan, so `chaos shrink` can reduce a failing run");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,4 @@
-//! The `chaos` command line: list, run, sweep, report.
+//! The `chaos` command line: list, run, sweep, report, repro, gate, shrink.
 //!
 //! Every bad input (unknown id, bad seed, bad flag, unwritable file) ends in a clear
 //! message, a suggestion where one helps, and exit status 2; never a panic.
@@ -8,6 +8,7 @@ mod list;
 mod report;
 mod repro;
 mod run;
+mod shrink;
 mod suggest;
 mod sweep;
 
@@ -36,6 +37,8 @@ enum Command {
     Repro(repro::ReproArgs),
     /// The CI regression gate: a fixed sweep against the committed baseline.
     Gate(gate::GateArgs),
+    /// Reduce a failing run to a minimal fault schedule that fails the same oracle.
+    Shrink(shrink::ShrinkArgs),
 }
 
 /// Exit status for bad input.
@@ -83,6 +86,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::report(args),
         Command::Repro(args) => repro::repro(args),
         Command::Gate(args) => gate::gate(args),
+        Command::Shrink(args) => shrink::shrink(args),
     };
     match result {
         Ok(code) => code,

@@ -1,16 +1,19 @@
 //! `chaos repro FILE|ID [--seed N]`: replays a failing run bit for bit, from a failure
 //! record (the JSON of `chaos run --json`, or a sweep file, whose first failing run —
-//! or the run with `--seed` — is taken) or from an id and a seed. Prints the trace in
+//! or the run with `--seed` — is taken), a shrunk record (`chaos shrink`'s
+//! `chaos-shrunk/1`, replayed with its plan) or from an id and a seed. Prints the trace in
 //! simulated time around the failure (the run's last events), says whether the replay
 //! matches the record's trace hash, and exits with the failure's class: 3 crash,
 //! 4 correctness, 5 liveness; 0 if the run passed.
 
 use super::CliError;
 use super::run::resolve;
-use crate::runner::run_scenario;
+use crate::runner::run_scenario_with_plan;
+use crate::shrink::{ShrunkRecord, check_plan_fits};
 use clap::Args;
 use reports::RunRecord;
 use reports::sweep_file::SweepFile;
+use sim::faults::shrink::fault_count;
 use sim::trace::format_sim_time;
 use std::path::Path;
 use std::process::ExitCode;
@@ -27,10 +30,20 @@ pub struct ReproArgs {
     around: u64,
 }
 
+/// What a replay compares against: a run record, or a shrunk record (with its plan).
+enum Recorded {
+    Run(RunRecord),
+    Shrunk(ShrunkRecord),
+}
+
 pub fn repro(args: ReproArgs) -> Result<ExitCode, CliError> {
     let (id, seed, recorded) = if Path::new(&args.target).is_file() {
-        let record = record_from_file(Path::new(&args.target), args.seed)?;
-        (record.id.clone(), record.seed, Some(record))
+        let recorded = record_from_file(Path::new(&args.target), args.seed)?;
+        let (id, seed) = match &recorded {
+            Recorded::Run(r) => (r.id.clone(), r.seed),
+            Recorded::Shrunk(r) => (r.id.clone(), r.seed),
+        };
+        (id, seed, Some(recorded))
     } else {
         let seed = args.seed.ok_or_else(|| {
             CliError::new(format!(
@@ -41,7 +54,24 @@ pub fn repro(args: ReproArgs) -> Result<ExitCode, CliError> {
         (args.target.clone(), seed, None)
     };
     let scenario = resolve(&id)?;
-    let result = run_scenario(scenario, seed);
+    let plan = match &recorded {
+        Some(Recorded::Shrunk(r)) => {
+            check_plan_fits(scenario, seed, &r.plan)
+                .map_err(|e| CliError::new(format!("{}: {e}", args.target)))?;
+            println!(
+                "plan given to the run ({} faults, {} actions):",
+                fault_count(&r.plan),
+                r.plan.actions.len()
+            );
+            for line in r.plan.describe() {
+                println!("  {line}");
+            }
+            println!();
+            Some(r.plan.clone())
+        }
+        _ => None,
+    };
+    let result = run_scenario_with_plan(scenario, seed, plan);
     let record = &result.record;
     let trace = &result.trace;
     let shown = trace.tail.len().min(args.around as usize);
@@ -59,17 +89,19 @@ pub fn repro(args: ReproArgs) -> Result<ExitCode, CliError> {
         record.events,
         record.trace_hash
     );
-    if let Some(old) = &recorded {
-        if old.trace_hash == record.trace_hash && old.verdict == record.verdict {
-            println!(
-                "replay: identical to the record (trace hash {})",
-                old.trace_hash
-            );
+    if let Some(recorded) = &recorded {
+        let (hash, verdict, class) = match recorded {
+            Recorded::Run(r) => (&r.trace_hash, r.verdict, r.failure_class),
+            Recorded::Shrunk(r) => (&r.trace_hash, r.verdict, r.failure_class),
+        };
+        if *hash == record.trace_hash && verdict == record.verdict && class == record.failure_class
+        {
+            println!("replay: identical to the record (trace hash {hash})");
         } else {
             println!(
-                "replay: DIFFERS from the record: trace hash {} then, {} now; verdict {:?} then, \
-                 {:?} now (the code changed since, or the run is not deterministic)",
-                old.trace_hash, record.trace_hash, old.verdict, record.verdict
+                "replay: DIFFERS from the record: trace hash {hash} then, {} now; verdict {:?} \
+                 then, {:?} now (the code changed since, or the run is not deterministic)",
+                record.trace_hash, verdict, record.verdict
             );
         }
     }
@@ -79,7 +111,14 @@ pub fn repro(args: ReproArgs) -> Result<ExitCode, CliError> {
                 "verdict: FAIL ({class}): {}",
                 message.as_deref().unwrap_or("")
             );
-            println!("repro: {}", record.repro);
+            match &recorded {
+                // The run needs its plan: only the record replays it.
+                Some(Recorded::Shrunk(_)) => println!(
+                    "repro: cargo run --release -p scenarios --bin chaos -- repro {}",
+                    args.target
+                ),
+                _ => println!("repro: {}", record.repro),
+            }
             Ok(ExitCode::from(class.exit_code() as u8))
         }
         (None, _) => {
@@ -89,22 +128,35 @@ pub fn repro(args: ReproArgs) -> Result<ExitCode, CliError> {
     }
 }
 
-/// The record to replay from `path`: a run record, or a sweep file's failing run.
-fn record_from_file(path: &Path, seed: Option<u64>) -> Result<RunRecord, CliError> {
+/// The record to replay from `path`: a run record, a shrunk record, or a sweep file's
+/// failing run.
+fn record_from_file(path: &Path, seed: Option<u64>) -> Result<Recorded, CliError> {
     #[allow(
         clippy::disallowed_methods,
         reason = "the CLI reads the file the user named"
     )]
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
-    if let Ok(record) = serde_json::from_str::<RunRecord>(&text) {
-        return Ok(record);
-    }
     let name = path.display().to_string();
+    if ShrunkRecord::claims(&text) {
+        let record = ShrunkRecord::parse(&name, &text).map_err(CliError::new)?;
+        if let Some(s) = seed.filter(|s| *s != record.seed) {
+            return Err(CliError::new(format!(
+                "{name} is a run with seed {}, not {s}",
+                record.seed
+            ))
+            .hint("drop --seed: a shrunk record replays its own seed and plan"));
+        }
+        return Ok(Recorded::Shrunk(record));
+    }
+    if let Ok(record) = serde_json::from_str::<RunRecord>(&text) {
+        return Ok(Recorded::Run(record));
+    }
     let sweep: SweepFile = reports::sweep_file::SweepFile::parse(&name, &text)
         .map_err(|e| {
             CliError::new(format!(
-                "{name} is neither a run record (`chaos run --json`) nor a sweep file: {}",
+                "{name} is neither a run record (`chaos run --json`), a shrunk record \
+                 (`chaos shrink`) nor a sweep file: {}",
                 e.message
             ))
         })?
@@ -114,7 +166,7 @@ fn record_from_file(path: &Path, seed: Option<u64>) -> Result<RunRecord, CliErro
         .into_iter()
         .filter(|r| seed.is_none_or(|s| r.seed == s))
         .find(|r| !r.passed() || seed.is_some());
-    pick.ok_or_else(|| match seed {
+    pick.map(Recorded::Run).ok_or_else(|| match seed {
         Some(s) => CliError::new(format!("{name} has no run with seed {s}")),
         None => CliError::new(format!("{name} has no failing run"))
             .hint("name a run with --seed N to replay a passing one"),
