@@ -114,29 +114,29 @@ impl ShrunkRecord {
         }
     }
 
-    /// Whether `text` claims to be a shrunk record (of any version).
-    pub fn claims(text: &str) -> bool {
+    /// The `schema` field of `text`, if it is a JSON object with one.
+    fn schema_of(text: &str) -> Option<String> {
         #[derive(Deserialize)]
         struct Schema {
             schema: Option<String>,
         }
-        serde_json::from_str::<Schema>(text)
-            .ok()
-            .and_then(|s| s.schema)
-            .is_some_and(|s| s.starts_with("chaos-shrunk/"))
+        serde_json::from_str::<Schema>(text).ok()?.schema
+    }
+
+    /// Whether `text` claims to be a shrunk record (of any version).
+    pub fn claims(text: &str) -> bool {
+        Self::schema_of(text).is_some_and(|s| s.starts_with("chaos-shrunk/"))
     }
 
     /// Parses a shrunk record; the error names the file and what is wrong.
     pub fn parse(name: &str, text: &str) -> Result<ShrunkRecord, String> {
-        let record: ShrunkRecord = serde_json::from_str(text)
-            .map_err(|e| format!("{name} is not a valid {SHRUNK_SCHEMA} record: {e}"))?;
-        if record.schema != SHRUNK_SCHEMA {
+        if let Some(schema) = Self::schema_of(text).filter(|s| s != SHRUNK_SCHEMA) {
             return Err(format!(
-                "{name} has schema {:?}; this build reads {SHRUNK_SCHEMA}",
-                record.schema
+                "{name} has schema {schema:?}; this build reads {SHRUNK_SCHEMA}"
             ));
         }
-        Ok(record)
+        serde_json::from_str(text)
+            .map_err(|e| format!("{name} is not a valid {SHRUNK_SCHEMA} record: {e}"))
     }
 }
 
