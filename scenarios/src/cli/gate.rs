@@ -5,6 +5,7 @@
 //! only way the expectations change.
 
 use super::CliError;
+use super::files::{read_text, write_text};
 use crate::catalog::{Catalog, Status};
 use crate::registry;
 use crate::runner::{Job, run_scenario, sweep as run_sweep};
@@ -13,7 +14,7 @@ use reports::gate::{Baseline, Finding, judge, sample_indices};
 use reports::shard::Shard;
 use reports::summary::{render_table, summarize};
 use reports::sweep_file::{DeterminismFinding, SWEEP_SCHEMA, SweepFile};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Where the baseline lives unless `--baseline` says otherwise.
@@ -255,29 +256,4 @@ fn first_difference(job: Job) -> Option<String> {
         )),
         None => None,
     }
-}
-
-fn read_text(path: &Path) -> std::io::Result<String> {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the CLI reads the file the user named"
-    )]
-    std::fs::read_to_string(path)
-}
-
-fn write_text(path: &Path, text: &str) -> Result<(), CliError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the CLI writes where the user asked"
-        )]
-        std::fs::create_dir_all(dir)
-            .map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the CLI writes where the user asked"
-    )]
-    std::fs::write(path, text)
-        .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))
 }

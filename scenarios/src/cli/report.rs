@@ -6,6 +6,7 @@
 //! joins the embedded catalog, and writes the files.
 
 use super::CliError;
+use super::files::{create_dir, read_text_named, write_text};
 use crate::catalog::{self, Catalog};
 use crate::registry;
 use clap::Args;
@@ -15,7 +16,7 @@ use reports::readiness::{ReportInput, build};
 use reports::render::{BLOCKERS_UNFOLDED_MAX, Format, blocker_groups};
 use reports::sweep_file::SweepFile;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
@@ -56,12 +57,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, CliError> {
             .render(&readiness)
             .map_err(|e| CliError::new(e.to_string()))?;
         let path = args.out.join(format.file_name());
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the CLI writes where the user asked"
-        )]
-        std::fs::write(&path, text)
-            .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))?;
+        write_text(&path, &text)?;
         written.push(path);
     }
     let v = &readiness.verdict;
@@ -121,12 +117,7 @@ pub(super) fn load_merged(
 ) -> Result<reports::merge::Merged, CliError> {
     let mut loaded = Vec::new();
     for path in files {
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the CLI reads the files the user named"
-        )]
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
+        let text = read_text_named(path)?;
         let file = SweepFile::parse(&path.display().to_string(), &text).map_err(|e| {
             CliError::new(e.to_string())
                 .hint("sweep files are written by `chaos sweep --json FILE`")
@@ -165,15 +156,6 @@ fn parse_formats(list: &str) -> Result<Vec<Format>, CliError> {
         );
     }
     Ok(formats)
-}
-
-fn create_dir(dir: &Path) -> Result<(), CliError> {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the CLI writes where the user asked"
-    )]
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))
 }
 
 /// The catalog as `reports` sees it (it cannot depend on this crate).

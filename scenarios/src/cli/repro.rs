@@ -131,12 +131,7 @@ pub fn repro(args: ReproArgs) -> Result<ExitCode, CliError> {
 /// The record to replay from `path`: a run record, a shrunk record, or a sweep file's
 /// failing run.
 fn record_from_file(path: &Path, seed: Option<u64>) -> Result<Recorded, CliError> {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the CLI reads the file the user named"
-    )]
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
+    let text = super::files::read_text_named(path)?;
     let name = path.display().to_string();
     if ShrunkRecord::claims(&text) {
         let record = ShrunkRecord::parse(&name, &text).map_err(CliError::new)?;

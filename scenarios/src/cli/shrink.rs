@@ -7,6 +7,7 @@
 //! declares no fault plan).
 
 use super::CliError;
+use super::files::{read_text_named, write_text};
 use super::run::resolve;
 use crate::shrink::{Refusal, ShrunkRecord, check_plan_fits, shrink_run};
 use clap::Args;
@@ -170,7 +171,7 @@ fn count(n: usize, noun: &str) -> String {
 /// A plan from `path`: a bare `FaultPlan` or a shrunk record of `id`.
 fn plan_from_file(path: &Path, id: &str) -> Result<FaultPlan, CliError> {
     let name = path.display().to_string();
-    let text = read_text(path).map_err(|e| CliError::new(format!("cannot read {name}: {e}")))?;
+    let text = read_text_named(path)?;
     if ShrunkRecord::claims(&text) {
         let record = ShrunkRecord::parse(&name, &text).map_err(CliError::new)?;
         if record.id != id {
@@ -187,29 +188,4 @@ fn plan_from_file(path: &Path, id: &str) -> Result<FaultPlan, CliError> {
         ))
         .hint(r#"a plan looks like {"actions":[{"at_ms":500,"kind":"pause_host","host":"server"}],"swarm":{"rates":{}}}"#)
     })
-}
-
-fn read_text(path: &Path) -> std::io::Result<String> {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the CLI reads the file the user named"
-    )]
-    std::fs::read_to_string(path)
-}
-
-fn write_text(path: &Path, text: &str) -> Result<(), CliError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the CLI writes where the user asked"
-        )]
-        std::fs::create_dir_all(dir)
-            .map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the CLI writes where the user asked"
-    )]
-    std::fs::write(path, text)
-        .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))
 }

@@ -112,20 +112,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
             determinism: None,
         };
         let json = file.to_json().map_err(|e| CliError::new(e.to_string()))?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            #[allow(
-                clippy::disallowed_methods,
-                reason = "the CLI writes where the user asked"
-            )]
-            std::fs::create_dir_all(dir)
-                .map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        #[allow(
-            clippy::disallowed_methods,
-            reason = "the CLI writes where the user asked"
-        )]
-        std::fs::write(path, json + "\n")
-            .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))?;
+        super::files::write_text(path, &(json + "\n"))?;
     }
     let summaries = summarize(&records);
     print!("{}", render_table(&summaries));
