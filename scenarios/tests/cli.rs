@@ -1,21 +1,8 @@
 //! The `chaos` binary end to end: output shape, exit codes, and bad input that must get
 //! a clear error (exit 2) and never a panic.
 
-use std::process::{Command, Output};
-
-fn chaos(args: &[&str]) -> Output {
-    #[allow(clippy::disallowed_methods, reason = "the test drives the real binary")]
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chaos"));
-    command
-        .args(args)
-        .env_remove("CI")
-        .output()
-        .expect("chaos runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod common;
+use common::{chaos, text};
 
 #[test]
 fn list_json_has_exactly_the_235_catalog_ids_with_all_fields() {

@@ -4,37 +4,22 @@
 //! sweep can be judged instead of a local sweep, and files of another sweep are refused;
 //! `repro` replays a run from a sweep file bit for bit.
 
-use reports::gate::{Baseline, Expected};
-use reports::sweep_file::SweepFile;
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+use common::{command, read, stdout, write};
 
+/// `chaos ARGS`, as GitHub Actions would run it when `github`.
 fn chaos(args: &[&str], github: bool) -> Output {
-    #[allow(clippy::disallowed_methods, reason = "the test drives the real binary")]
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chaos"));
-    command
-        .args(args)
-        .env_remove("CI")
-        .env_remove("GITHUB_ACTIONS");
+    let mut command = command(args);
     if github {
         command.env("GITHUB_ACTIONS", "true");
     }
     command.output().expect("chaos runs")
 }
 
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-#[allow(clippy::disallowed_methods, reason = "test files")]
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap()
-}
-
-#[allow(clippy::disallowed_methods, reason = "test files")]
-fn write(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-}
+use reports::gate::{Baseline, Expected};
+use reports::sweep_file::SweepFile;
+use std::path::Path;
+use std::process::Output;
 
 fn sweep(file: &Path, seeds: &str, shard: &str) {
     let out = chaos(

@@ -3,32 +3,11 @@
 //! (the JUnit XML with one case per scenario run set), and bad input gets a clear error
 //! with exit status 2.
 
+mod common;
+use common::{chaos, read, text, write};
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn chaos(args: &[&str]) -> Output {
-    #[allow(clippy::disallowed_methods, reason = "the test drives the real binary")]
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chaos"));
-    command
-        .args(args)
-        .env_remove("CI")
-        .output()
-        .expect("chaos runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-#[allow(clippy::disallowed_methods, reason = "reading the CLI's output files")]
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-#[allow(clippy::disallowed_methods, reason = "writing test input files")]
-fn write(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-}
+use std::process::Output;
 
 /// Runs `chaos sweep --prefix sim. --seeds 3` (plus `extra`) into `file`.
 fn sweep(file: &Path, extra: &[&str]) -> Output {

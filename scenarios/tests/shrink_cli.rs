@@ -3,39 +3,17 @@
 //! that fails on main shrinks to fewer faults, is saved, and replays identically; a
 //! hand-made record of a passing plan round-trips through `repro`; bad files are exit 2.
 
+mod common;
+use common::{chaos, read, stderr, stdout, write};
+
 use scenarios::registry;
 use scenarios::runner::run_scenario_with_plan;
 use scenarios::shrink::{SHRUNK_SCHEMA, ShrunkRecord};
 use sim::FaultPlan;
 use sim::faults::Fault;
 use std::path::Path;
-use std::process::{Command, Output};
 
 const MANY: &str = "sim.net.many-faults-exactly-once";
-
-fn chaos(args: &[&str]) -> Output {
-    #[allow(clippy::disallowed_methods, reason = "the test drives the real binary")]
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chaos"));
-    command.args(args).output().expect("chaos runs")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[allow(clippy::disallowed_methods, reason = "test files")]
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap()
-}
-
-#[allow(clippy::disallowed_methods, reason = "test files")]
-fn write(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-}
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
