@@ -109,42 +109,37 @@ pub(crate) async fn exchange(
 /// Files under `dir` larger than `bytes`, by path.
 pub(crate) fn files_over(disk: &dyn Disk, dir: &str, bytes: u64) -> Vec<LargeFile> {
     let mut found = Vec::new();
-    collect_over(disk, dir, bytes, &mut found);
+    for_each_file(disk, dir, &mut |path, len| {
+        if len > bytes {
+            found.push(LargeFile {
+                path: path.to_string(),
+                bytes: len,
+            });
+        }
+    });
     found.sort_by(|a, b| a.path.cmp(&b.path));
     found
 }
 
-fn collect_over(disk: &dyn Disk, dir: &str, bytes: u64, found: &mut Vec<LargeFile>) {
+/// Bytes held by the files under `dir` (0 if it does not exist).
+pub(crate) fn dir_bytes(disk: &dyn Disk, dir: &str) -> u64 {
+    let mut total = 0;
+    for_each_file(disk, dir, &mut |_, len| total += len);
+    total
+}
+
+/// Calls `visit(path, length)` for every file under `dir`, subdirectories included;
+/// what cannot be listed or read is skipped (it holds nothing we can count).
+fn for_each_file(disk: &dyn Disk, dir: &str, visit: &mut dyn FnMut(&str, u64)) {
     let Ok(names) = disk.list(dir) else {
         return;
     };
     for n in names {
         let path = format!("{dir}/{n}");
         match disk.metadata(&path) {
-            Ok(meta) if meta.is_dir => collect_over(disk, &path, bytes, found),
-            Ok(meta) if meta.len > bytes => found.push(LargeFile {
-                path,
-                bytes: meta.len,
-            }),
-            _ => {}
+            Ok(meta) if meta.is_dir => for_each_file(disk, &path, visit),
+            Ok(meta) => visit(&path, meta.len),
+            Err(_) => {}
         }
     }
-}
-
-/// Bytes held by the files under `dir` (0 if it does not exist).
-pub(crate) fn dir_bytes(disk: &dyn Disk, dir: &str) -> u64 {
-    let Ok(names) = disk.list(dir) else {
-        return 0;
-    };
-    names
-        .iter()
-        .map(|n| {
-            let path = format!("{dir}/{n}");
-            match disk.metadata(&path) {
-                Ok(meta) if meta.is_dir => dir_bytes(disk, &path),
-                Ok(meta) => meta.len,
-                Err(_) => 0,
-            }
-        })
-        .sum()
 }
