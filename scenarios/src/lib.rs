@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod fuzzing;
 pub mod real;
 pub mod record;
 pub mod registry;

@@ -52,46 +52,63 @@ fn many_faults_plan(seed: u64) -> FaultPlan {
         actions: vec![],
         swarm: SwarmPlan::draw(seed, &[SwarmKind::NetReset]),
     };
-    let pair = || (CLIENT.to_string(), SERVER.to_string());
     for (slot, episode) in episodes.into_iter().enumerate() {
         let at = 500 + slot as u64 * 3_000 + rng.below(800);
         let until = at + 300 + rng.below(1_500);
-        let (a, b) = pair();
-        let cut = |mode, one_way, a: String, b: String| Fault::Partition {
-            a,
-            b,
-            mode,
-            one_way,
-        };
-        plan = match episode {
-            0 => plan
-                .at(at, cut(PartitionMode::Hold, false, a.clone(), b.clone()))
-                .at(until, Fault::Heal { a, b }),
-            1 => {
-                let (from, to) = if rng.below(2) == 0 { (a, b) } else { (b, a) };
-                plan.at(at, cut(PartitionMode::Hold, true, from.clone(), to.clone()))
-                    .at(until, Fault::Heal { a: from, b: to })
-            }
-            2 => plan
-                .at(at, cut(PartitionMode::Drop, false, a.clone(), b.clone()))
-                .at(until, Fault::Heal { a, b }),
-            3 => plan.at(at, Fault::ResetConnections { a, b }),
-            _ => plan
-                .at(
-                    at,
-                    Fault::PauseHost {
-                        host: SERVER.into(),
-                    },
-                )
-                .at(
-                    until,
-                    Fault::ResumeHost {
-                        host: SERVER.into(),
-                    },
-                ),
-        };
+        let reversed = episode == 1 && rng.below(2) != 0;
+        plan = episode_actions(plan, episode, at, until, reversed);
     }
     plan
+}
+
+/// Kinds of [`episode_actions`] (`kind` is taken modulo this).
+pub(crate) const EPISODE_KINDS: u8 = 5;
+
+/// One episode between `at` and `until` (ms): 0 a two-way holding partition, 1 a one-way
+/// one (server to client when `reversed`), 2 a dropping partition, 3 a reset of the
+/// connections, 4 a pause of the server; each with its heal. The fuzzers build plans
+/// from the same vocabulary.
+pub(crate) fn episode_actions(
+    plan: FaultPlan,
+    kind: u8,
+    at: u64,
+    until: u64,
+    reversed: bool,
+) -> FaultPlan {
+    let (a, b) = (CLIENT.to_string(), SERVER.to_string());
+    let cut = |mode, one_way, a: String, b: String| Fault::Partition {
+        a,
+        b,
+        mode,
+        one_way,
+    };
+    match kind % EPISODE_KINDS {
+        0 => plan
+            .at(at, cut(PartitionMode::Hold, false, a.clone(), b.clone()))
+            .at(until, Fault::Heal { a, b }),
+        1 => {
+            let (from, to) = if reversed { (b, a) } else { (a, b) };
+            plan.at(at, cut(PartitionMode::Hold, true, from.clone(), to.clone()))
+                .at(until, Fault::Heal { a: from, b: to })
+        }
+        2 => plan
+            .at(at, cut(PartitionMode::Drop, false, a.clone(), b.clone()))
+            .at(until, Fault::Heal { a, b }),
+        3 => plan.at(at, Fault::ResetConnections { a, b }),
+        _ => plan
+            .at(
+                at,
+                Fault::PauseHost {
+                    host: SERVER.into(),
+                },
+            )
+            .at(
+                until,
+                Fault::ResumeHost {
+                    host: SERVER.into(),
+                },
+            ),
+    }
 }
 
 /// The server's state, kept across its restarts (it stands for the persisted log).

@@ -5,7 +5,7 @@
 mod clock;
 mod disk;
 mod host;
-mod many;
+pub(crate) mod many;
 mod net;
 mod procs;
 

@@ -6,6 +6,7 @@
 //! devices (spawn failures, slow starts, crashes, hangs, OOM kills, full disks…), never
 //! from calls into the supervisor's internals.
 
+pub mod any_plan;
 mod common;
 mod crash;
 mod disk;
@@ -29,5 +30,6 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(disk::all());
     all.extend(security::all());
     all.extend(pool::all());
+    all.push(&any_plan::ANY_FAULT_PLAN);
     all
 }

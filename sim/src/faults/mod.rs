@@ -7,4 +7,4 @@ mod swarm;
 
 pub use counters::FaultCounters;
 pub use plan::{Fault, FaultAction, FaultPlan, PartitionMode, SignalName, format_ms};
-pub use swarm::{SwarmKind, SwarmPlan};
+pub use swarm::{LADDER, SwarmKind, SwarmPlan};

@@ -131,6 +131,12 @@ impl SimProcs {
         }
     }
 
+    /// Drops the planned spawn failures not yet consumed (a plan's heal phase: a failure
+    /// planned inside a fault window must not outlive it).
+    pub fn clear_planned_spawn_failures(&self) {
+        self.lock().spawn_fails.clear();
+    }
+
     /// Sends `signal` to a running child from outside (the OOM killer, an operator, a
     /// crash): returns false if no such child is running. Counted as `proc.crash_segv`
     /// for SIGSEGV, `proc.kill` for any other signal.

@@ -1,0 +1,41 @@
+//! Fuzz targets as plain functions: the cargo-fuzz binaries in `fuzz/` call them with
+//! libFuzzer's bytes, and `cargo test` (`scenarios/tests/fuzz_replay.rs`) calls them with
+//! every committed corpus seed and regression, on stable, without cargo-fuzz.
+//!
+//! A target panics when it finds a bug: a parser that panics or breaks its own contract
+//! (a decoded message that does not encode back to itself, an error without a message),
+//! or a simulated world whose oracle fails. Bad input that is refused with a clear error
+//! is the expected outcome, not a finding.
+//!
+//! | target | input | checks |
+//! |---|---|---|
+//! | `worker_protocol` | bytes of a worker stream, either direction | line reader bounds; decode → encode → decode is identity |
+//! | `catalog` | catalog TOML | parse never panics; accepted catalogs round-trip and stay valid |
+//! | `config` | worker arguments, shard specs, gate baselines | parse never panics; accepted values satisfy their own checks |
+//! | `fault_plan` | fault plans, shrunk records, sweep files | parse never panics; accepted records round-trip |
+//! | `simulation` | a whole world's fault plan (via `arbitrary`) | the world's oracles hold |
+
+mod catalog;
+mod config;
+mod poll;
+mod protocol;
+mod records;
+pub mod simulation;
+
+pub use catalog::catalog;
+pub use config::config;
+pub use protocol::worker_protocol;
+pub use records::fault_plan;
+pub use simulation::simulation;
+
+/// A fuzz target: bytes in, a panic when it finds a bug.
+pub type Target = fn(&[u8]);
+
+/// Every target by name, as `fuzz/` names them (the replay test walks this list).
+pub const TARGETS: [(&str, Target); 5] = [
+    ("worker_protocol", worker_protocol),
+    ("catalog", catalog),
+    ("config", config),
+    ("fault_plan", fault_plan),
+    ("simulation", simulation),
+];
