@@ -1,10 +1,11 @@
 //! Which cache files exist, how large they are and when each was last used: the
 //! bookkeeping behind the cache cap (evict the least recently used file first).
 //!
-//! Pure data, so eviction choices are unit-tested without a disk. Recency is a counter
-//! bumped on every use, never a clock, so it is deterministic; files found on disk at
-//! start-up (a previous incarnation's) count as used in name order, before any use of
-//! this incarnation.
+//! Pure data, so eviction choices are tested without a disk: unit tests here and a
+//! model-based property test in `engine/tests/props` (the reason this module is public).
+//! Recency is a counter bumped on every use, never a clock, so it is deterministic; files
+//! found on disk at start-up (a previous incarnation's) count as used in name order,
+//! before any use of this incarnation.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +16,7 @@ struct Entry {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct CacheIndex {
+pub struct CacheIndex {
     files: BTreeMap<String, Entry>,
     clock: u64,
     total: u64,
@@ -23,7 +24,6 @@ pub(super) struct CacheIndex {
 
 impl CacheIndex {
     /// Bytes held by all cache files.
-    #[cfg(test)]
     pub fn total(&self) -> u64 {
         self.total
     }

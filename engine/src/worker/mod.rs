@@ -11,7 +11,7 @@
 
 pub mod args;
 mod cache;
-mod cache_index;
+pub mod cache_index;
 mod errors;
 mod handle;
 pub mod lines;
