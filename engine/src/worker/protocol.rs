@@ -221,6 +221,8 @@ pub fn decode_reply(line: &[u8]) -> Result<Reply, ProtocolError> {
 
 /// Longest piece of peer input quoted back in an error message.
 const QUOTE_CHARS_MAX: usize = 64;
+/// Longest decoder detail in an error message (it may quote peer input).
+const DETAIL_CHARS_MAX: usize = 256;
 
 fn decode<T: DeserializeOwned>(line: &[u8], what: &str) -> Result<T, ProtocolError> {
     // Tolerate the line ending if a caller passes it along (and a CRLF peer).
@@ -255,7 +257,8 @@ fn decode<T: DeserializeOwned>(line: &[u8], what: &str) -> Result<T, ProtocolErr
         }
     };
     T::deserialize(value).map_err(|e| {
-        let detail = e.to_string();
+        // serde quotes the offending field or value whole; the peer chose it, so cut it.
+        let detail = cut(&e.to_string(), DETAIL_CHARS_MAX);
         if detail.starts_with("unknown variant") {
             ProtocolError::new(format!("unknown {what} type {kind}"))
         } else {
@@ -266,11 +269,16 @@ fn decode<T: DeserializeOwned>(line: &[u8], what: &str) -> Result<T, ProtocolErr
 
 /// `text` quoted for an error message, cut to [`QUOTE_CHARS_MAX`] characters.
 fn quote(text: &str) -> String {
-    let mut cut: String = text.chars().take(QUOTE_CHARS_MAX).collect();
+    format!("{:?}", cut(text, QUOTE_CHARS_MAX))
+}
+
+/// `text` cut to `chars_max` characters, with `…` when something was cut.
+fn cut(text: &str, chars_max: usize) -> String {
+    let mut cut: String = text.chars().take(chars_max).collect();
     if cut.len() < text.len() {
         cut.push('…');
     }
-    format!("{cut:?}")
+    cut
 }
 
 #[cfg(test)]
@@ -441,5 +449,16 @@ mod tests {
         let message = request_error(line.as_bytes());
         assert!(message.len() < 200, "{message}");
         assert!(message.contains('…'));
+    }
+
+    #[test]
+    fn a_long_unknown_field_is_cut_short_too() {
+        // Found by the worker_protocol fuzz target: serde's "unknown field" detail
+        // quoted the peer's field name whole, so one line could log 64 KiB.
+        let field = "x".repeat(10_000);
+        let line = format!("{{\"type\":\"ping\",\"{field}\":1}}");
+        let message = request_error(line.as_bytes());
+        assert!(message.len() < 400, "{} bytes: {message}", message.len());
+        assert!(message.contains("unknown field") && message.contains('…'));
     }
 }

@@ -135,15 +135,17 @@ pub fn simulation(data: &[u8]) {
     }
 }
 
-/// Where failing plans are saved: `$CHAOS_FAILURES_DIR`, else `target/chaos-failures`.
-fn failures_dir() -> PathBuf {
+/// Where failing plans are saved: `$CHAOS_FAILURES_DIR`, else `target/chaos-failures`
+/// of this workspace (found from this crate's source, so any working directory will do).
+pub fn failures_dir() -> PathBuf {
     #[allow(
         clippy::disallowed_methods,
         reason = "a harness setting read once per failure, never by the simulated world"
     )]
     let dir = std::env::var_os("CHAOS_FAILURES_DIR");
-    dir.map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/chaos-failures"))
+    dir.map(PathBuf::from).unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/chaos-failures")
+    })
 }
 
 /// The failure, its plan, and the commands that replay and shrink it. The plan is saved
