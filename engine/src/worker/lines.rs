@@ -37,10 +37,22 @@ pub struct LineReader<R: AsyncRead + Unpin> {
     /// Skipping the rest of a too-long line, up to and including its newline.
     discarding: bool,
     eof: bool,
+    /// The longest line handed out ([`LINE_BYTES_MAX`] but in fuzzing, which scales the
+    /// limit down so short inputs reach the too-long paths).
+    line_bytes_max: usize,
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
     pub fn new(inner: R) -> Self {
+        Self::with_limit(inner, LINE_BYTES_MAX)
+    }
+
+    /// A reader whose lines may be at most `line_bytes_max` bytes (1..=[`LINE_BYTES_MAX`]).
+    pub fn with_limit(inner: R, line_bytes_max: usize) -> Self {
+        assert!(
+            (1..=LINE_BYTES_MAX).contains(&line_bytes_max),
+            "line limit {line_bytes_max} outside 1..={LINE_BYTES_MAX}"
+        );
         LineReader {
             inner,
             buf: Vec::new(),
@@ -49,6 +61,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             scanned: 0,
             discarding: false,
             eof: false,
+            line_bytes_max,
         }
     }
 
@@ -105,7 +118,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                         self.discarding = false;
                         continue;
                     }
-                    if end - line_start > LINE_BYTES_MAX {
+                    if end - line_start > self.line_bytes_max {
                         return Some(Line::TooLong);
                     }
                     return Some(Line::Text(self.buf[line_start..end].to_vec()));
@@ -116,7 +129,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                         self.drop_consumed_all();
                         return None;
                     }
-                    if self.buf.len() - self.start > LINE_BYTES_MAX {
+                    if self.buf.len() - self.start > self.line_bytes_max {
                         self.drop_consumed_all();
                         self.discarding = true;
                         return Some(Line::TooLong);

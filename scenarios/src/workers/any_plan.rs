@@ -326,12 +326,16 @@ impl Client {
                 let _ = converge("a user's start", START_BOUND, self.worker.start()).await?;
             } else {
                 let request = self.request(id);
-                let result = converge(
-                    &format!("request {id} to {:?}", self.worker.name()),
-                    REQUEST_BOUND,
-                    self.worker.request(request.clone()),
-                )
-                .await?;
+                let result =
+                    tokio::time::timeout(REQUEST_BOUND, self.worker.request(request.clone()))
+                        .await
+                        .map_err(|_| {
+                            Failure::liveness(format!(
+                                "request {id} to {:?} got neither replies nor an error within {} s",
+                                self.worker.name(),
+                                REQUEST_BOUND.as_secs()
+                            ))
+                        })?;
                 self.judge(&request, result)?;
             }
             let pause = 20 + self.rng.below(200);
