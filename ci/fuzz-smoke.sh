@@ -7,6 +7,8 @@
 #
 #   FUZZ_SECONDS=60 bash ci/fuzz-smoke.sh            every target, one minute each
 #   FUZZ_TARGETS="simulation" bash ci/fuzz-smoke.sh  only some targets
+#   FUZZ_SEED=0 bash ci/fuzz-smoke.sh                libFuzzer picks its own seed (default: 1, so
+#                                                    a smoke run explores the same way each time)
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds="${FUZZ_SECONDS:-15}"
@@ -31,7 +33,7 @@ for target in $targets; do
     log="$(mktemp)"
     # corpus/<target> (ignored by git) collects new inputs; seeds/<target> is read only.
     if ! cargo fuzz run "${flags[@]}" "$target" "corpus/$target" "seeds/$target" -- \
-        -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1; then
+        -max_total_time="$seconds" -seed="${FUZZ_SEED:-1}" -print_final_stats=1 >"$log" 2>&1; then
         tail -n 60 "$log"
         echo "FAIL fuzz target $target found a crash (input saved under fuzz/artifacts/$target/)"
         exit 1
