@@ -57,6 +57,16 @@ fn config() -> Config {
     }
 }
 
+/// Runs the input's world; its oracles must hold, and the world must be `id`.
+fn world_holds(input: SimulationInput, id: &str) -> Result<(), TestCaseError> {
+    let case = input.case();
+    prop_assert_eq!(case.scenario.id, id);
+    if let Err(report) = run_case(&case) {
+        prop_assert!(false, "{}", report);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(config())]
 
@@ -64,20 +74,12 @@ proptest! {
     /// after the heal, no process left behind.
     #[test]
     fn workers_world_holds_its_oracles_under_any_plan(input in world_input(0)) {
-        let case = input.case();
-        prop_assert_eq!(case.scenario.id, "sim.workers.any-fault-plan");
-        if let Err(report) = run_case(&case) {
-            prop_assert!(false, "{}", report);
-        }
+        world_holds(input, "sim.workers.any-fault-plan")?;
     }
 
     /// Records over a faulty network: each applied exactly once, in order.
     #[test]
     fn network_world_holds_its_oracles_under_any_plan(input in world_input(1)) {
-        let case = input.case();
-        prop_assert_eq!(case.scenario.id, "sim.net.many-faults-exactly-once");
-        if let Err(report) = run_case(&case) {
-            prop_assert!(false, "{}", report);
-        }
+        world_holds(input, "sim.net.many-faults-exactly-once")?;
     }
 }
