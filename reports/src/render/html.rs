@@ -7,7 +7,7 @@
 
 use super::RenderError;
 use super::svg::{self, Bar, Chart, Scale, Segment};
-use super::text::{BLOCKERS_UNFOLDED_MAX, blocker_groups, seconds, verdict_word};
+use super::text::{BLOCKERS_UNFOLDED_MAX, blocker_groups, failing_seeds, seconds, verdict_word};
 use crate::readiness::{CoverageRow, Outcome, Readiness};
 use minijinja::value::{Serde, Value};
 use minijinja::{Environment, UndefinedBehavior, context};
@@ -55,19 +55,7 @@ pub fn html(r: &Readiness) -> Result<String, RenderError> {
         .scenarios
         .iter()
         .filter(|s| s.outcome == Outcome::Failed)
-        .map(|s| {
-            let seeds: Vec<String> = r
-                .failures
-                .iter()
-                .filter(|f| f.id == s.id)
-                .map(|f| f.seed.to_string())
-                .collect();
-            let mut listed = seeds[..seeds.len().min(SEEDS_LISTED_MAX)].join(", ");
-            if seeds.len() > SEEDS_LISTED_MAX {
-                listed += &format!(" … and {} more", seeds.len() - SEEDS_LISTED_MAX);
-            }
-            (s.id.as_str(), listed)
-        })
+        .map(|s| (s.id.as_str(), failing_seeds(r, &s.id, SEEDS_LISTED_MAX)))
         .collect();
     let blockers: Vec<Value> = blocker_groups(r)
         .into_iter()

@@ -1,8 +1,8 @@
 //! The Markdown rendering, for a pull request or a release page.
 
 use super::text::{
-    BLOCKERS_UNFOLDED_MAX, blocker_groups, failure_line, faults_line, md_code, md_code_cell,
-    md_inline, percent, seconds, verdict_word,
+    BLOCKERS_UNFOLDED_MAX, blocker_groups, failing_seeds, failure_line, faults_line, md_code,
+    md_code_cell, md_inline, percent, seconds, verdict_word,
 };
 use crate::readiness::{CoverageRow, Outcome, Readiness, ScenarioReport};
 use std::fmt::Write as _;
@@ -183,17 +183,7 @@ fn failures(o: &mut String, r: &Readiness) {
             let _ = writeln!(o, "- first failure: {}", md_inline(&failure_line(f)));
             let _ = writeln!(o, "- reproduce: {}", md_code(&f.repro));
         }
-        let seeds: Vec<String> = r
-            .failures
-            .iter()
-            .filter(|f| f.id == s.id)
-            .map(|f| f.seed.to_string())
-            .collect();
-        let more = seeds.len().saturating_sub(SEEDS_LISTED_MAX);
-        let mut listed = seeds[..seeds.len().min(SEEDS_LISTED_MAX)].join(", ");
-        if more > 0 {
-            let _ = write!(listed, " … and {more} more");
-        }
+        let listed = failing_seeds(r, &s.id, SEEDS_LISTED_MAX);
         let _ = writeln!(o, "- failing seeds: {listed}\n");
     }
 }

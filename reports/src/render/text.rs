@@ -15,6 +15,22 @@ pub fn percent(part: u64, whole: u64) -> String {
         .map_or_else(|| "–".to_string(), |p| format!("{p} %"))
 }
 
+/// The failing seeds of scenario `id`, the first `listed_max` of them, then `… and N
+/// more` when there are more.
+pub fn failing_seeds(report: &Readiness, id: &str, listed_max: usize) -> String {
+    let seeds: Vec<String> = report
+        .failures
+        .iter()
+        .filter(|f| f.id == id)
+        .map(|f| f.seed.to_string())
+        .collect();
+    let mut listed = seeds[..seeds.len().min(listed_max)].join(", ");
+    if seeds.len() > listed_max {
+        listed += &format!(" … and {} more", seeds.len() - listed_max);
+    }
+    listed
+}
+
 /// `kind=n kind=n`, or `none`.
 pub fn faults_line(faults: &BTreeMap<String, u64>) -> String {
     let fired: Vec<String> = faults
