@@ -8,6 +8,7 @@ pub mod record;
 pub mod registry;
 pub mod runner;
 pub mod scenario;
+pub mod sessions;
 pub mod shrink;
 pub mod stage;
 mod substrate;

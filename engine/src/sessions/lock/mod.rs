@@ -1,0 +1,21 @@
+//! The distributed session lock (api.SCALE-001): one small lock service that many engine
+//! instances share, and the client each instance uses to take a session's lock.
+//!
+//! - [`backoff`]: the pure core: exponential delays between tries, optional symmetric
+//!   jitter drawn from a raw `u64`, and a schedule that ends at the acquire timeout.
+//! - [`protocol`]: the line protocol (`ACQUIRE key owner ttl_ms` → `OK`/`BUSY`,
+//!   `RELEASE key owner` → `OK`/`NOT_OWNER`, anything malformed → `ERR reason`).
+//! - [`server`]: [`LockServer`], the service on its own host, over the environment's
+//!   network, with leases that expire in `tokio::time` (virtual in a world); its table
+//!   ([`LockTable`]) is a pure core that takes `now`.
+//! - [`client`]: [`SessionLock`], which retries `BUSY` on the backoff schedule.
+
+pub mod backoff;
+pub mod client;
+pub mod protocol;
+pub mod server;
+
+pub use backoff::{AcquireSchedule, LockBackoff, NextTry};
+pub use client::{Held, LockError, SessionLock, SessionLockConfig};
+pub use protocol::{LockCommand, LockReply};
+pub use server::{LockServer, LockStats, LockTable};

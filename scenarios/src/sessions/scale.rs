@@ -1,0 +1,511 @@
+//! api.SCALE-001: the distributed session lock limits horizontal scaling.
+//!
+//! One lock-service host (the engine's `LockServer`) and, phase after phase, a fresh
+//! group of N engine hosts (N = 1, 2, 3, 5, 10), each running one session loop: take
+//! the lock of one of a few shared session keys (the engine's `SessionLock`), hold it
+//! for 10 ms of work, release it, then work 20–40 ms outside the lock. All instances of a
+//! phase start at the same instant (a burst after a deploy). The ten phases run once
+//! with the seed document's backoff as written (no jitter) and once with its fix (±10 %).
+//!
+//! Measured per phase: lock wait (mean, p99, max), throughput in operations per virtual
+//! second, efficiency against N × the one-instance throughput, and the thundering herd:
+//! the most retries that reached the lock service within one millisecond. The table goes
+//! to the trace (`chaos run api.SCALE-001 --seed 1 --trace`).
+//!
+//! The network is a same-datacenter one (0.2–1 ms per hop, so every message arrives at
+//! the next 1 ms tick): clients refused at the same instant stay synchronised exactly as
+//! long as their schedules are identical, which is what jitter is there to break.
+
+use crate::ensure;
+use crate::scenario::{BodyFuture, Failure, Outcome, Scenario, converge};
+use engine::env::Env;
+use engine::sessions::lock::{
+    Held, LockBackoff, LockError, LockServer, LockStats, SessionLock, SessionLockConfig,
+};
+use sim::{FaultCounters, SimRng, World};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub static SCALE: Scenario = Scenario {
+    id: "api.SCALE-001",
+    title: "Distributed session lock contention caps horizontal scaling",
+    proves: "Groups of 1, 2, 3, 5 and 10 engine instances hammer a few shared session keys \
+             through the real lock service and client (10 ms critical sections, exponential \
+             backoff 10 ms..500 ms, 5 s acquire timeout), once without jitter and once with \
+             +/-10 %. The lock service must never grant a key to two owners at once (an \
+             independent holder count), no acquire may wait past the timeout plus one delay, \
+             server and clients must agree on every grant and refusal, lock wait must grow \
+             with the number of instances, efficiency at 10 instances must stay well below \
+             linear (the gains flatten), jitter must shrink the largest burst of retries \
+             reaching the service within one millisecond, and once the load stops a lone \
+             acquire must succeed at its first try.",
+    faults_expected: &["lock.contention"],
+    sim_time_max: Duration::from_secs(300),
+    body: scale,
+    real: None,
+    plan: None,
+};
+
+/// Instances per phase, in order.
+const GROUPS: [usize; 5] = [1, 2, 3, 5, 10];
+/// The session keys every instance draws from.
+const KEYS: [&str; 1] = ["session-a"];
+/// Work inside the lock.
+const HOLD: Duration = Duration::from_millis(10);
+/// Work outside the lock, drawn per operation.
+const OUTSIDE_MS: (u64, u64) = (20, 40);
+/// Instances start operations for this long; throughput counts what ends within it.
+const PHASE: Duration = Duration::from_secs(3);
+const PORT_BASE: u16 = 7_100;
+/// A phase's instances must all stop within this after the phase ends (an acquire
+/// started at the last instant may take the whole timeout).
+const DRAIN_BOUND: Duration = Duration::from_secs(10);
+/// Mean wait at 10 instances must exceed this multiple of the wait at 1.
+const WAIT_GROWTH_MIN: f64 = 10.0;
+/// Efficiency at 10 instances must stay below this (linear scaling is 1).
+const EFFICIENCY_AT_10_MAX: f64 = 0.4;
+/// Throughput at 10 instances must stay below this multiple of the throughput at 5.
+const FLATTEN_MAX: f64 = 1.5;
+/// Retry crowding at 10 instances with jitter must stay below this multiple of the
+/// crowding without it.
+const CROWDING_RATIO_MAX: f64 = 0.85;
+
+/// The two backoffs compared: the seed's code (no jitter) and its fix.
+fn modes() -> [(&'static str, LockBackoff); 2] {
+    let standard = LockBackoff::standard();
+    [
+        ("fixed", standard.clone().with_jitter(None)),
+        ("jitter", standard.with_jitter(Some(0.1))),
+    ]
+}
+
+/// Who holds which key, counted by the instances themselves (not by the server).
+#[derive(Default)]
+struct Holders {
+    by_key: BTreeMap<String, Vec<String>>,
+    violations: Vec<String>,
+}
+
+impl Holders {
+    fn enter(&mut self, key: &str, token: &str, at: Duration) {
+        let holders = self.by_key.entry(key.to_string()).or_default();
+        if !holders.is_empty() && self.violations.len() < 5 {
+            self.violations.push(format!(
+                "at {} ms {token} was granted {key} while {holders:?} held it",
+                at.as_millis()
+            ));
+        }
+        holders.push(token.to_string());
+    }
+
+    fn leave(&mut self, key: &str, token: &str) {
+        if let Some(holders) = self.by_key.get_mut(key) {
+            holders.retain(|t| t != token);
+        }
+    }
+
+    fn held(&self) -> usize {
+        self.by_key.values().map(Vec::len).sum()
+    }
+}
+
+/// One acquire as an instance saw it.
+#[derive(Clone, Debug)]
+struct Op {
+    /// From the call to the grant (or the give-up).
+    wait: Duration,
+    granted: bool,
+    busy: u32,
+    /// When the operation ended (released, or gave up), since the phase started.
+    ended: Duration,
+}
+
+/// What one instance did in a phase, or the first thing that went wrong.
+type InstanceResult = Result<Vec<Op>, Failure>;
+
+/// One phase's measurements.
+#[derive(Clone, Debug)]
+struct Row {
+    mode: &'static str,
+    instances: usize,
+    ops: usize,
+    completed_in_phase: usize,
+    throughput: f64,
+    efficiency: f64,
+    wait_mean: Duration,
+    wait_p99: Duration,
+    wait_max: Duration,
+    contended: usize,
+    timeouts: usize,
+    herd: u32,
+    crowding: f64,
+    retries: u64,
+}
+
+fn ms_f(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    // Nearest rank.
+    let rank = (sorted.len() * p).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
+struct Instance {
+    env: Env,
+    lock: SessionLock,
+    rng: SimRng,
+    faults: FaultCounters,
+    holders: Arc<Mutex<Holders>>,
+    phase_start: Instant,
+}
+
+impl Instance {
+    async fn run(mut self) -> InstanceResult {
+        let phase_end = self.phase_start + PHASE;
+        let mut ops = Vec::new();
+        while Instant::now() < phase_end {
+            let key = KEYS[self.rng.below(KEYS.len() as u64) as usize];
+            let asked = Instant::now();
+            match self.lock.acquire(key).await {
+                Ok(held) => {
+                    let wait = asked.elapsed();
+                    if held.busy > 0 {
+                        self.contention(&held.token, key, held.busy, wait, "granted");
+                    }
+                    self.critical_section(held, wait, &mut ops).await?;
+                }
+                Err(LockError::Timeout { busy, waited, .. }) => {
+                    let wait = asked.elapsed();
+                    self.contention("-", key, busy, waited, "timed out");
+                    ops.push(Op {
+                        wait,
+                        granted: false,
+                        busy,
+                        ended: Instant::now() - self.phase_start,
+                    });
+                }
+                Err(e) => {
+                    return Err(Failure::correctness(format!(
+                        "{}: acquire of {key} failed: {e}",
+                        self.env.host()
+                    )));
+                }
+            }
+            let outside = self.rng.between(OUTSIDE_MS.0, OUTSIDE_MS.1);
+            tokio::time::sleep(Duration::from_millis(outside)).await;
+        }
+        Ok(ops)
+    }
+
+    fn contention(&self, token: &str, key: &str, busy: u32, waited: Duration, how: &str) {
+        self.faults.fire(
+            "lock.contention",
+            &format!(
+                "{token} {how} {key} after {busy} BUSY in {} ms",
+                waited.as_millis()
+            ),
+        );
+    }
+
+    async fn critical_section(&self, held: Held, wait: Duration, ops: &mut Vec<Op>) -> Outcome {
+        let since = |at: Instant| at - self.phase_start;
+        let (key, token, busy) = (held.key.clone(), held.token.clone(), held.busy);
+        self.holders
+            .lock()
+            .expect("holders poisoned")
+            .enter(&key, &token, since(Instant::now()));
+        tokio::time::sleep(HOLD).await;
+        self.holders
+            .lock()
+            .expect("holders poisoned")
+            .leave(&key, &token);
+        self.lock.release(held).await.map_err(|e| {
+            Failure::correctness(format!("{}: release of {key} failed: {e}", self.env.host()))
+        })?;
+        ops.push(Op {
+            wait,
+            granted: true,
+            busy,
+            ended: since(Instant::now()),
+        });
+        Ok(())
+    }
+}
+
+/// Runs N instances against a fresh lock server; returns their operations and the
+/// server's counts.
+async fn phase(
+    world: &World,
+    lock_env: &Env,
+    port: u16,
+    mode: &'static str,
+    backoff: &LockBackoff,
+    instances: usize,
+) -> Result<(Vec<Op>, LockStats), Failure> {
+    let server = LockServer::start(lock_env, port)
+        .await
+        .map_err(|e| Failure::correctness(format!("lock server on port {port}: {e}")))?;
+    let holders = Arc::new(Mutex::new(Holders::default()));
+    let config = SessionLockConfig {
+        backoff: backoff.clone(),
+        ..SessionLockConfig::standard()
+    };
+    let phase_start = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..instances {
+        let name = format!("{mode}-n{instances}-e{i}");
+        let host = world.add_host(&name);
+        let env = host.env();
+        let instance = Instance {
+            lock: SessionLock::new(env.clone(), server.addr().clone(), &name, config.clone()),
+            rng: world.rng(&format!("workload/{name}")),
+            faults: world.faults().for_host(&name),
+            holders: holders.clone(),
+            phase_start,
+            env: env.clone(),
+        };
+        tasks.push((name, env.spawn("session-loop", instance.run())));
+    }
+    let mut ops = Vec::new();
+    for (name, task) in tasks {
+        let done = converge(&format!("instance {name}"), PHASE + DRAIN_BOUND, task).await?;
+        let done = done.map_err(|e| Failure::correctness(format!("instance {name}: {e}")))?;
+        ops.extend(done?);
+    }
+    let holders = holders.lock().expect("holders poisoned");
+    if let Some(first) = holders.violations.first() {
+        return Err(Failure::correctness(format!(
+            "mutual exclusion broken ({mode}, {instances} instances): {first} \
+             ({} violations shown of the first 5)",
+            holders.violations.len()
+        )));
+    }
+    ensure!(
+        holders.held() == 0,
+        "{} locks still counted as held after every instance stopped",
+        holders.held()
+    );
+    let stats = server.stats();
+    server.stop();
+    Ok((ops, stats))
+}
+
+fn row(
+    mode: &'static str,
+    instances: usize,
+    ops: &[Op],
+    stats: &LockStats,
+    single: Option<f64>,
+) -> Row {
+    let mut waits: Vec<Duration> = ops.iter().map(|o| o.wait).collect();
+    waits.sort_unstable();
+    let completed_in_phase = ops.iter().filter(|o| o.granted && o.ended <= PHASE).count();
+    let throughput = completed_in_phase as f64 / PHASE.as_secs_f64();
+    let single = single.unwrap_or(throughput);
+    Row {
+        mode,
+        instances,
+        ops: ops.len(),
+        completed_in_phase,
+        throughput,
+        efficiency: if single > 0.0 {
+            throughput / (instances as f64 * single)
+        } else {
+            0.0
+        },
+        wait_mean: if waits.is_empty() {
+            Duration::ZERO
+        } else {
+            waits.iter().sum::<Duration>() / waits.len() as u32
+        },
+        wait_p99: percentile(&waits, 99),
+        wait_max: waits.last().copied().unwrap_or_default(),
+        contended: ops.iter().filter(|o| o.busy > 0).count(),
+        timeouts: ops.iter().filter(|o| !o.granted).count(),
+        herd: stats.retry_burst_max,
+        crowding: stats.retry_crowding(),
+        retries: stats.retries,
+    }
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "mode    N   ops  ops/s   eff   wait mean    p99      max   contended timeouts retries peak/ms crowding\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<6} {:>3} {:>5} {:>6.1} {:>5.2} {:>8.1}ms {:>6.0}ms {:>6.0}ms {:>7.0}% {:>8} {:>7} {:>7} {:>8.2}",
+            r.mode,
+            r.instances,
+            r.ops,
+            r.throughput,
+            r.efficiency,
+            ms_f(r.wait_mean),
+            ms_f(r.wait_p99),
+            ms_f(r.wait_max),
+            if r.ops == 0 {
+                0.0
+            } else {
+                100.0 * r.contended as f64 / r.ops as f64
+            },
+            r.timeouts,
+            r.retries,
+            r.herd,
+            r.crowding
+        );
+    }
+    out
+}
+
+fn scale(world: World) -> BodyFuture {
+    Box::pin(async move {
+        // A same-datacenter network: every hop arrives at the next 1 ms tick.
+        let mut net = world.net().options();
+        net.latency_min = Duration::from_micros(200);
+        net.latency_max = Duration::from_millis(1);
+        world.net().set_options(net);
+        let lock_env = world.add_host("lock").env();
+        let mut rows: Vec<Row> = Vec::new();
+        let mut port = PORT_BASE;
+        for (mode, backoff) in modes() {
+            let bound = backoff.acquire_timeout + backoff.delay_max();
+            let mut single = None;
+            for instances in GROUPS {
+                let (ops, stats) =
+                    phase(&world, &lock_env, port, mode, &backoff, instances).await?;
+                port += 1;
+                // Server and clients agree on every grant and every refusal.
+                let granted = ops.iter().filter(|o| o.granted).count() as u64;
+                let busy: u64 = ops.iter().map(|o| u64::from(o.busy)).sum();
+                ensure!(
+                    stats.grants == granted && stats.busy == busy && stats.releases == granted,
+                    "{mode}, {instances} instances: the server counted {} grants, {} BUSY and \
+                     {} releases; the instances saw {granted} grants (each released) and {busy} BUSY",
+                    stats.grants,
+                    stats.busy,
+                    stats.releases
+                );
+                ensure!(
+                    stats.errors == 0 && stats.not_owner == 0 && stats.expired == 0,
+                    "{mode}, {instances} instances: server saw {} bad lines, {} releases by \
+                     non-owners, {} expired leases",
+                    stats.errors,
+                    stats.not_owner,
+                    stats.expired
+                );
+                if let Some(op) = ops.iter().find(|o| o.wait > bound) {
+                    return Err(Failure::correctness(format!(
+                        "{mode}, {instances} instances: an acquire waited {} ms, past the \
+                         {} ms timeout plus one delay ({} ms)",
+                        op.wait.as_millis(),
+                        backoff.acquire_timeout.as_millis(),
+                        bound.as_millis()
+                    )));
+                }
+                let r = row(mode, instances, &ops, &stats, single);
+                single.get_or_insert(r.throughput);
+                tracing::info!(
+                    target: "scenarios",
+                    "{mode} N={instances}: {} ops, {:.1} ops/s, efficiency {:.2}, wait mean {:.1} ms \
+                     p99 {:.0} ms, {} timeouts, retries: peak {} per ms, crowding {:.2}",
+                    r.ops,
+                    r.throughput,
+                    r.efficiency,
+                    ms_f(r.wait_mean),
+                    ms_f(r.wait_p99),
+                    r.timeouts,
+                    r.herd,
+                    r.crowding
+                );
+                ensure!(
+                    r.completed_in_phase > 0,
+                    "{mode}, {instances} instances: no operation completed in {} s",
+                    PHASE.as_secs()
+                );
+                rows.push(r);
+            }
+        }
+        let text = table(&rows);
+        for line in text.lines() {
+            tracing::info!(target: "scenarios", "{line}");
+        }
+
+        let of = |mode: &str, n: usize| {
+            rows.iter()
+                .find(|r| r.mode == mode && r.instances == n)
+                .expect("every group ran")
+        };
+        for (mode, _) in modes() {
+            let (one, five, ten) = (of(mode, 1), of(mode, 5), of(mode, 10));
+            ensure!(
+                ms_f(ten.wait_mean) > WAIT_GROWTH_MIN * ms_f(one.wait_mean),
+                "{mode}: mean lock wait grew from {:.1} ms at 1 instance to only {:.1} ms at 10 \
+                 (expected more than {WAIT_GROWTH_MIN}x)\n{text}",
+                ms_f(one.wait_mean),
+                ms_f(ten.wait_mean)
+            );
+            ensure!(
+                ten.efficiency < EFFICIENCY_AT_10_MAX,
+                "{mode}: 10 instances ran at {:.2} of linear scaling; the lock should cap it \
+                 below {EFFICIENCY_AT_10_MAX}\n{text}",
+                ten.efficiency
+            );
+            ensure!(
+                ten.throughput < FLATTEN_MAX * five.throughput,
+                "{mode}: going from 5 to 10 instances took throughput from {:.1} to {:.1} ops/s; \
+                 the lock should flatten it (less than {FLATTEN_MAX}x)\n{text}",
+                five.throughput,
+                ten.throughput
+            );
+        }
+        let (fixed, jitter) = (of("fixed", 10), of("jitter", 10));
+        ensure!(
+            jitter.crowding < CROWDING_RATIO_MAX * fixed.crowding,
+            "jitter did not break up the herd at 10 instances: retries arrive {:.2} to a \
+             millisecond with jitter, {:.2} without (expected below {CROWDING_RATIO_MAX}x; \
+             peak {} vs {} in one millisecond)\n{text}",
+            jitter.crowding,
+            fixed.crowding,
+            jitter.herd,
+            fixed.herd
+        );
+
+        // Liveness: with the load gone, a lone acquire gets the lock at its first try.
+        let server = LockServer::start(&lock_env, port)
+            .await
+            .map_err(|e| Failure::correctness(format!("lock server on port {port}: {e}")))?;
+        let alone = world.add_host("after-load").env();
+        let lock = SessionLock::new(
+            alone,
+            server.addr().clone(),
+            "after-load",
+            SessionLockConfig::standard(),
+        );
+        let held = converge(
+            "a lone acquire",
+            Duration::from_secs(1),
+            lock.acquire(KEYS[0]),
+        )
+        .await?
+        .map_err(|e| Failure::liveness(format!("a lone acquire after the load: {e}")))?;
+        ensure!(
+            held.attempts == 1 && held.busy == 0,
+            "a lone acquire took {} tries ({} BUSY)",
+            held.attempts,
+            held.busy
+        );
+        lock.release(held)
+            .await
+            .map_err(|e| Failure::correctness(format!("a lone release: {e}")))?;
+        Ok(())
+    })
+}
