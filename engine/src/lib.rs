@@ -6,5 +6,7 @@
 //! on a deterministic simulated world. `engine` never depends on `sim`.
 
 pub mod env;
+pub mod gateway;
+pub mod sessions;
 pub mod worker;
 pub mod workers;

@@ -5,7 +5,9 @@ use crate::scenario::Scenario;
 
 /// Scenarios for catalog entries, subsystem by subsystem.
 fn catalog_scenarios() -> Vec<&'static Scenario> {
-    crate::workers::all()
+    let mut all = crate::workers::all();
+    all.extend(crate::channel::all());
+    all
 }
 
 /// Every scenario: catalog ones first, then the substrate self-checks.
