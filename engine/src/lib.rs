@@ -6,5 +6,6 @@
 //! on a deterministic simulated world. `engine` never depends on `sim`.
 
 pub mod env;
+pub mod store;
 pub mod worker;
 pub mod workers;
