@@ -8,5 +8,6 @@
 pub mod env;
 pub mod gateway;
 pub mod sessions;
+pub mod store;
 pub mod worker;
 pub mod workers;
