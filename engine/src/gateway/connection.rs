@@ -60,11 +60,7 @@ pub(crate) async fn run_socket(
         notice,
         last_seq: attachment.server_last_seq,
     });
-    if conn
-        .write(&mut socket, welcome.encode())
-        .await
-        .is_err()
-    {
+    if conn.write(&mut socket, welcome.encode()).await.is_err() {
         return conn.detach();
     }
     if let Some((from, to)) = attachment.gap {
