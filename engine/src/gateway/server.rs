@@ -255,23 +255,39 @@ fn create_error(e: CreateError) -> Response {
     }
 }
 
+/// The ingress checks of the session routes: a valid token, then the per-address rate
+/// limit (in that order: a bad token is a 401 whatever the rate).
+#[allow(
+    clippy::result_large_err,
+    reason = "the error is the HTTP response itself, built once on a refused request"
+)]
+fn admit(
+    gw: &Gateway,
+    peer: &Peer,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<Claims, Response> {
+    let claims = authenticate(gw, headers, query_token)?;
+    if let Err(wait) = gw.admit_address(&client_address(gw, peer, headers)) {
+        return Err(busy_response(
+            wait,
+            ErrorCode::RateLimited,
+            "too many requests from this address",
+        ));
+    }
+    Ok(claims)
+}
+
 async fn create_session(
     State(gw): State<Arc<Gateway>>,
     axum::Extension(peer): axum::Extension<Peer>,
     Query(q): Query<CreateQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let claims = match authenticate(&gw, &headers, None) {
+    let claims = match admit(&gw, &peer, &headers, None) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(wait) = gw.admit_address(&client_address(&gw, &peer, &headers)) {
-        return busy_response(
-            wait,
-            ErrorCode::RateLimited,
-            "too many requests from this address",
-        );
-    }
     match gw.sessions.create(&claims.sub, &claims.role, q.ticket) {
         Ok(s) => (
             StatusCode::CREATED,
@@ -334,17 +350,10 @@ async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let claims = match authenticate(&gw, &headers, q.token.as_deref()) {
+    let claims = match admit(&gw, &peer, &headers, q.token.as_deref()) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(wait) = gw.admit_address(&client_address(&gw, &peer, &headers)) {
-        return busy_response(
-            wait,
-            ErrorCode::RateLimited,
-            "too many requests from this address",
-        );
-    }
     if gw.sessions.is_draining() {
         return busy_response(
             Duration::from_secs(30),

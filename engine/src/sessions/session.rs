@@ -67,6 +67,15 @@ pub struct SessionCore {
     pub stats: SessionStats,
 }
 
+impl SessionCore {
+    /// Messages the attached connection has not been sent yet (0 when none is attached).
+    fn behind(&self) -> u64 {
+        self.attached
+            .as_ref()
+            .map_or(0, |a| self.log.last_seq() - a.sent_through)
+    }
+}
+
 pub struct Session {
     pub id: String,
     pub user: String,
@@ -158,10 +167,7 @@ impl Session {
 
     /// Messages waiting for the attached connection now.
     pub fn outbound_len(&self) -> usize {
-        let c = self.core();
-        c.attached
-            .as_ref()
-            .map_or(0, |a| (c.log.last_seq() - a.sent_through) as usize)
+        self.core().behind() as usize
     }
 
     pub fn outbound_max(&self) -> usize {
@@ -215,26 +221,10 @@ impl Session {
             space.as_mut().enable();
             {
                 let mut c = self.core();
-                let behind = c
-                    .attached
-                    .as_ref()
-                    .map_or(0, |a| c.log.last_seq() - a.sent_through);
+                let behind = c.behind();
                 if (behind as usize) < self.outbound_max {
                     let event = event.take().expect("published once");
-                    let appended = c
-                        .log
-                        .append(now, |seq| ServerMessage::sequenced(seq, event).encode());
-                    let Ok((seq, _)) = appended else {
-                        tracing::error!(session = %self.id, "sequence numbers exhausted: the stream ends");
-                        return None;
-                    };
-                    let log_bytes = c.log.bytes();
-                    let s = &mut c.stats;
-                    s.outbound_peak = s.outbound_peak.max(behind as usize + 1);
-                    s.log_bytes_peak = s.log_bytes_peak.max(log_bytes);
-                    drop(c);
-                    self.out_ready.notify_one();
-                    return Some(seq);
+                    return self.append(c, now, behind, event);
                 }
                 c.stats.backpressure_waits += 1;
             }
@@ -249,24 +239,38 @@ impl Session {
         now: Duration,
         event: ServerEvent,
     ) -> Result<Option<u64>, ServerEvent> {
-        let mut c = self.core();
-        let behind = c
-            .attached
-            .as_ref()
-            .map_or(0, |a| c.log.last_seq() - a.sent_through);
+        let c = self.core();
+        let behind = c.behind();
         if behind as usize >= self.outbound_max {
             return Err(event);
         }
+        Ok(self.append(c, now, behind, event))
+    }
+
+    /// Appends under the held lock (the caller checked there is room), records the
+    /// peaks and wakes the connection. `None`: the sequence space is used up, which ends
+    /// the stream.
+    fn append(
+        &self,
+        mut c: MutexGuard<'_, SessionCore>,
+        now: Duration,
+        behind: u64,
+        event: ServerEvent,
+    ) -> Option<u64> {
         let appended = c
             .log
             .append(now, |seq| ServerMessage::sequenced(seq, event).encode());
+        let Ok((seq, _)) = appended else {
+            tracing::error!(session = %self.id, "sequence numbers exhausted: the stream ends");
+            return None;
+        };
         let log_bytes = c.log.bytes();
         let s = &mut c.stats;
         s.outbound_peak = s.outbound_peak.max(behind as usize + 1);
         s.log_bytes_peak = s.log_bytes_peak.max(log_bytes);
         drop(c);
         self.out_ready.notify_one();
-        Ok(appended.ok().map(|(seq, _)| seq))
+        Some(seq)
     }
 
     /// Attaches a new connection. `last_seq`: the client's last message (a reconnect).
