@@ -173,6 +173,14 @@ impl ReplayLog {
         }
     }
 
+    /// When the oldest entry passes the age bound (`None`: the log is empty). An idle
+    /// session's driver sleeps until then, so an abandoned log empties by itself.
+    pub fn next_expiry(&self) -> Option<Duration> {
+        self.entries
+            .front()
+            .map(|e| e.at + self.limits.age + Duration::from_nanos(1))
+    }
+
     /// Every message after `last_seq`, in order: what a client that saw `last_seq`
     /// missed.
     pub fn replay_after(&self, last_seq: u64) -> Result<Vec<(u64, Arc<str>)>, ReplayError> {

@@ -60,10 +60,16 @@ pub(crate) async fn drive(shared: Arc<Shared>, session: Arc<Session>, worker: Op
         }
         let wake = session.work.notified();
         let (deadline, action) = session.core().limit.next(false);
+        let expiry = session.core().log.next_expiry();
         tokio::select! {
             biased;
             _ = wake => {}
             _ = shared.sleep_until(deadline) => apply_limit(&shared, &session, action).await,
+            _ = shared.sleep_until(expiry.unwrap_or(Duration::MAX)), if expiry.is_some() => {
+                // Nobody came back for these: the age bound frees them now, not at
+                // the next append.
+                session.core().log.expire(shared.now());
+            }
             _ = tokio::time::sleep(MEMORY_POLL), if shared.config.worker.memory.is_some() => {}
         }
     }

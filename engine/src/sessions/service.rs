@@ -222,7 +222,15 @@ impl Sessions {
 
     /// Why a session that is gone ended, while it is remembered.
     pub fn tombstone(&self, id: &str) -> Option<Tombstone> {
-        self.shared.table().tombstones.get(id).cloned()
+        // Pruned only when another session ends: an old one must not answer past its
+        // time just because nothing ended since.
+        let (now, ttl) = (self.now(), self.config().tombstone_ttl);
+        self.shared
+            .table()
+            .tombstones
+            .get(id)
+            .filter(|t| now.saturating_sub(t.at) <= ttl)
+            .cloned()
     }
 
     pub fn is_draining(&self) -> bool {

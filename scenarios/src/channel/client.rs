@@ -249,6 +249,12 @@ impl SimClient {
         self.send_text(&frame).await
     }
 
+    /// Tells the server everything up to `seq` arrived (it may trim its replay log).
+    pub async fn ack(&mut self, seq: u64) -> Result<(), Failure> {
+        self.send_text(&serde_json::json!({ "type": "ack", "seq": seq }).to_string())
+            .await
+    }
+
     /// Drops the connection without a close frame (a tab closed, a network gone).
     pub fn drop_abruptly(self) {
         drop(self);

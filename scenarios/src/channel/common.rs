@@ -84,3 +84,52 @@ pub fn words(n: usize, prefix: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+pub fn is_delta(m: &ServerMessage) -> bool {
+    matches!(m.event, ServerEvent::Delta { .. })
+}
+
+/// Reads `n` deltas.
+pub async fn deltas(client: &mut SimClient, n: usize) -> Result<(), Failure> {
+    for _ in 0..n {
+        client.until("a delta", secs(30), is_delta).await?;
+    }
+    Ok(())
+}
+
+/// Fails unless query `query`'s streamed parts and result are exactly `expected`, each
+/// part once.
+pub fn answer_is(client: &SimClient, query: u64, expected: &str) -> Result<(), Failure> {
+    let (parts, result) = answer_of(client, query);
+    let joined = parts.join(" ");
+    if joined != expected || result.as_deref() != Some(expected) {
+        return Err(Failure::correctness(format!(
+            "answer {query} disturbed: {} parts {joined:?}, result {result:?}, expected {expected:?}",
+            parts.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The refusal a connect ended with, as an error code.
+pub fn refusal_code(e: &super::client::ConnectError) -> Option<ErrorCode> {
+    match e {
+        super::client::ConnectError::Closed(m) => match &m.event {
+            ServerEvent::Error { code, .. } => Some(*code),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The text of a refusal (`Closed` message or HTTP body).
+pub fn refusal_text(e: &super::client::ConnectError) -> String {
+    match e {
+        super::client::ConnectError::Closed(m) => match &m.event {
+            ServerEvent::Error { message, .. } => message.clone(),
+            other => format!("{other:?}"),
+        },
+        super::client::ConnectError::Refused(r) => r.body.clone(),
+        super::client::ConnectError::Io(e) => e.clone(),
+    }
+}

@@ -5,6 +5,7 @@
 pub mod client;
 mod common;
 mod frames;
+mod reconnect;
 pub mod stage;
 
 use crate::scenario::Scenario;
@@ -12,5 +13,6 @@ use crate::scenario::Scenario;
 pub fn all() -> Vec<&'static Scenario> {
     let mut all = Vec::new();
     all.extend(frames::all());
+    all.extend(reconnect::all());
     all
 }

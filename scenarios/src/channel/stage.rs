@@ -135,6 +135,36 @@ impl ChannelStage {
             .map_err(|e| Failure::correctness(format!("connect {query:?}: {e}")))
     }
 
+    /// Reconnects client host `n` to `session` from where `delivery` is (`last_seq`).
+    pub async fn reconnect(
+        &mut self,
+        n: usize,
+        token: &str,
+        session: &str,
+        delivery: &SharedDelivery,
+    ) -> Result<SimClient, ConnectError> {
+        let last = delivery.lock().expect("delivery poisoned").last_seq();
+        let query = format!("token={token}&session={session}&last_seq={last}");
+        self.connect(n, &query, delivery).await
+    }
+
+    /// The live session `id`, failing the run when it is gone.
+    pub fn session(&self, id: &str) -> Result<Arc<engine::sessions::Session>, Failure> {
+        self.sessions
+            .get(id)
+            .ok_or_else(|| Failure::correctness(format!("session {id} is not live")))
+    }
+
+    /// Waits until `check` holds, looking every 10 ms of simulated time.
+    pub async fn eventually(
+        &self,
+        what: &str,
+        bound: Duration,
+        check: impl FnMut() -> bool,
+    ) -> Result<(), Failure> {
+        crate::workers::stage::eventually(what, bound, Duration::from_millis(10), check).await
+    }
+
     pub async fn http(
         &mut self,
         n: usize,
