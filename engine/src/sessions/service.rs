@@ -382,11 +382,24 @@ impl Sessions {
     /// Starts draining: no new sessions or messages; warm workers are destroyed.
     /// Returns how many warm workers went.
     pub async fn drain(&self) -> usize {
+        // The flag goes up before anyone is told: a message racing the announcement
+        // is refused, never half accepted (core.EC-047).
         let warm = {
             let mut t = self.shared.table();
             t.draining = true;
             t.pool.drain()
         };
+        let grace = self.shared.config.limits.grace;
+        for s in self.live() {
+            s.publish(
+                self.now(),
+                ServerEvent::SessionEnding {
+                    remaining_ms: grace.as_millis() as u64,
+                    reason: "the server is shutting down".to_string(),
+                },
+            )
+            .await;
+        }
         for name in &warm {
             self.shared.dispose(name).await;
         }

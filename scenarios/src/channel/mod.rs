@@ -5,6 +5,7 @@
 pub mod client;
 mod common;
 mod frames;
+mod ingress;
 mod reconnect;
 pub mod stage;
 
@@ -14,5 +15,6 @@ pub fn all() -> Vec<&'static Scenario> {
     let mut all = Vec::new();
     all.extend(frames::all());
     all.extend(reconnect::all());
+    all.extend(ingress::all());
     all
 }

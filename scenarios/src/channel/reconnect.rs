@@ -46,7 +46,10 @@ async fn missed_messages(world: World) -> Outcome {
     c.query(&answer).await?;
     deltas(&mut c, cut_after).await?;
     let resets = world.net().reset_between("client-0", ENGINE_HOST);
-    ensure!(resets == 1, "{resets} connections reset, expected the client's one");
+    ensure!(
+        resets == 1,
+        "{resets} connections reset, expected the client's one"
+    );
     let (d, id) = (c.delivery.clone(), c.session_id.clone());
     c.drop_abruptly();
     let s = st.session(&id)?;
@@ -61,7 +64,10 @@ async fn missed_messages(world: World) -> Outcome {
         "the answer stopped while the client was away"
     );
     let missed = s.last_seq() - d.lock().expect("delivery").last_seq();
-    let mut c = st.reconnect(0, &token, &id, &d).await.map_err(connect_failed)?;
+    let mut c = st
+        .reconnect(0, &token, &id, &d)
+        .await
+        .map_err(connect_failed)?;
     c.until("the result", secs(30), is_result).await?;
     c.until("idle", secs(10), is_status("idle")).await?;
     answer_is(&c, 1, &answer)?;
@@ -105,10 +111,16 @@ async fn drop_during_tool(world: World) -> Outcome {
         s.state() == engine::sessions::SessionState::Idle && s.stats().queries == 1
     })
     .await?;
-    ensure!(!s.is_attached(), "a connection was attached during the drop");
+    ensure!(
+        !s.is_attached(),
+        "a connection was attached during the drop"
+    );
     tokio::time::sleep(secs(5 + st.rng.below(20))).await;
     world.net().heal("client-0", ENGINE_HOST);
-    let mut c = st.reconnect(0, &token, &id, &d).await.map_err(connect_failed)?;
+    let mut c = st
+        .reconnect(0, &token, &id, &d)
+        .await
+        .map_err(connect_failed)?;
     c.until("the result", secs(30), is_result).await?;
     answer_is(&c, 1, &answer)?;
     st.check_global()
@@ -151,7 +163,10 @@ async fn proxy_idle_close(world: World) -> Outcome {
         s.last_seq() > before,
         "nothing was buffered while the client was away"
     );
-    let mut c = st.reconnect(0, &token, &id, &d).await.map_err(connect_failed)?;
+    let mut c = st
+        .reconnect(0, &token, &id, &d)
+        .await
+        .map_err(connect_failed)?;
     c.until("the result", secs(60), is_result).await?;
     answer_is(&c, 1, &answer)?;
     st.check_global()
@@ -191,10 +206,11 @@ async fn network_switch(world: World) -> Outcome {
         gap >= 10,
         "only {gap} messages in the gap: the switch did not cost several seconds"
     );
-    let mut cellular = st.reconnect(1, &token, &id, &d).await.map_err(connect_failed)?;
-    cellular
-        .until("the result", secs(60), is_result)
-        .await?;
+    let mut cellular = st
+        .reconnect(1, &token, &id, &d)
+        .await
+        .map_err(connect_failed)?;
+    cellular.until("the result", secs(60), is_result).await?;
     answer_is(&cellular, 1, &answer)?;
     ensure!(
         s.stats().replaced == 1,
@@ -283,8 +299,10 @@ async fn session_gone(world: World) -> Outcome {
     })
     .await?;
     tokio::time::sleep(secs(st.rng.below(30))).await;
-    st.faults
-        .fire("client.reconnect_after_end", "reconnect within the tombstone");
+    st.faults.fire(
+        "client.reconnect_after_end",
+        "reconnect within the tombstone",
+    );
     match st.reconnect(0, &token, &id, &d).await {
         Err(e) if refusal_code(&e) == Some(ErrorCode::SessionNotFound) => ensure!(
             refusal_text(&e).contains("ended") && refusal_text(&e).contains("new session"),
@@ -352,7 +370,10 @@ async fn never_returns(world: World) -> Outcome {
         s.log_usage() == (0, 0)
     })
     .await?;
-    let mut late = st.reconnect(0, &token, &id, &d).await.map_err(connect_failed)?;
+    let mut late = st
+        .reconnect(0, &token, &id, &d)
+        .await
+        .map_err(connect_failed)?;
     let gap = late
         .until("replay_gap", secs(10), is_error(ErrorCode::ReplayGap))
         .await?;
@@ -385,7 +406,10 @@ async fn multi_part_resume(world: World) -> Outcome {
         world.net().reset_between("client-0", ENGINE_HOST);
         c.drop_abruptly();
         tokio::time::sleep(ms(st.rng.below(800))).await;
-        c = st.reconnect(0, &token, &id, &d).await.map_err(connect_failed)?;
+        c = st
+            .reconnect(0, &token, &id, &d)
+            .await
+            .map_err(connect_failed)?;
     }
     c.until("the result", secs(60), is_result).await?;
     answer_is(&c, 1, &answer)?;
@@ -410,7 +434,10 @@ scenario!(
 async fn tab_closed(world: World) -> Outcome {
     let (mut st, mut c, token) = one_client(&world, |s, _| s.answer_pace = Some(secs(1))).await?;
     let timeout = st.sessions.config().detached_query_timeout;
-    ensure!(timeout == secs(60), "the detached-query timeout is not 60 s");
+    ensure!(
+        timeout == secs(60),
+        "the detached-query timeout is not 60 s"
+    );
     // First close: back after a while, within the timeout.
     let answer = words(40, "q");
     c.query(&answer).await?;
@@ -421,7 +448,10 @@ async fn tab_closed(world: World) -> Outcome {
     tokio::time::sleep(secs(10 + st.rng.below(40))).await;
     let s = st.session(&id)?;
     ensure!(s.stats().interrupts == 0, "interrupted before the timeout");
-    let mut c = st.reconnect(0, &token, &id, &d).await.map_err(connect_failed)?;
+    let mut c = st
+        .reconnect(0, &token, &id, &d)
+        .await
+        .map_err(connect_failed)?;
     c.until("the result", secs(60), is_result).await?;
     answer_is(&c, 1, &answer)?;
     // Second close: nobody comes back.
