@@ -58,7 +58,7 @@ pub(crate) async fn run_socket(
         session_id: conn.session.id.clone(),
         resumed: last_seq.is_some(),
         notice,
-        last_seq: attachment.server_last_seq,
+        last_seq: attachment.start_after,
     });
     if conn.write(&mut socket, welcome.encode()).await.is_err() {
         return conn.detach();
@@ -256,6 +256,23 @@ impl Conn {
                 self.session.interrupt();
                 Ok(())
             }
+            ClientMessage::Extend { .. } => match self.session.extend(self.gw.sessions.now()) {
+                Some((remaining, extensions_left)) => {
+                    let remaining_ms = remaining.as_millis() as u64;
+                    self.publish(
+                        socket,
+                        ServerEvent::SessionExtended {
+                            remaining_ms,
+                            extensions_left,
+                        },
+                    )
+                    .await
+                }
+                None => {
+                    let m = "no extension is left for this session".to_string();
+                    self.reply(socket, ErrorCode::ExtensionRefused, m).await
+                }
+            },
             ClientMessage::Ack { seq, .. } => {
                 self.session.ack(seq);
                 Ok(())

@@ -38,15 +38,22 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         v: Option<u32>,
     },
+    /// More time for the session (answer to `session_ending`), a limited number of
+    /// times.
+    Extend {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        v: Option<u32>,
+    },
 }
 
 impl ClientMessage {
-    const TYPES: [&'static str; 4] = ["query", "interrupt", "refresh_token", "ack"];
+    const TYPES: [&'static str; 5] = ["query", "interrupt", "refresh_token", "ack", "extend"];
 
     fn version(&self) -> Option<u32> {
         match self {
             ClientMessage::Query { v, .. }
             | ClientMessage::Interrupt { v }
+            | ClientMessage::Extend { v }
             | ClientMessage::RefreshToken { v, .. }
             | ClientMessage::Ack { v, .. } => *v,
         }
@@ -75,6 +82,7 @@ pub enum ErrorCode {
     ToolDenied,
     SessionEnded,
     WorkerUnavailable,
+    ExtensionRefused,
 }
 
 /// A decoding failure: its code and a short detail (at most [`DETAIL_CHARS_MAX`]).
@@ -138,7 +146,10 @@ pub enum ServerEvent {
         /// Why the session is not the one asked for (missing, corrupted…).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         notice: Option<String>,
-        /// The server's last sequence number at connect time.
+        /// This connection's stream continues after this number: 0 for the first
+        /// connection of a new session, the server's last number for another tab
+        /// joining a live one, the client's `last_seq` (or the end of a gap) for a
+        /// reconnect.
         last_seq: u64,
     },
     /// The session's lifecycle state changed (`idle`, `processing`, `restarting`).
@@ -185,6 +196,11 @@ pub enum ServerEvent {
     },
     SessionEnded {
         reason: String,
+    },
+    /// An extension was granted: the session now ends in `remaining_ms`.
+    SessionExtended {
+        remaining_ms: u64,
+        extensions_left: u32,
     },
     /// The user's role changed: these tools are no longer allowed.
     PermissionsChanged {

@@ -40,6 +40,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, session: Arc<Session>, worker: Op
         }
     };
     loop {
+        session.core().worker = Some(worker.name().to_string());
         if session.end_reason().is_some() {
             return end(&shared, &session, Some(worker)).await;
         }

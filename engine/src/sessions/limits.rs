@@ -13,15 +13,22 @@ pub struct SessionLimits {
     pub first_message_timeout: Duration,
     /// A session with no message for this long is reclaimed.
     pub idle_timeout: Duration,
+    /// What one extension asked for by the user adds to the duration.
+    pub extension: Duration,
+    /// How many extensions a session may have.
+    pub extensions_max: u32,
 }
 
 impl SessionLimits {
-    /// 4 hours, 30 s of grace, 5 minutes to a first message, 30 minutes idle.
+    /// 4 hours, 30 s of grace, 5 minutes to a first message, 30 minutes idle, and at
+    /// most two extensions of an hour.
     pub const DEFAULT: SessionLimits = SessionLimits {
         duration: Duration::from_secs(4 * 3600),
         grace: Duration::from_secs(30),
         first_message_timeout: Duration::from_secs(300),
         idle_timeout: Duration::from_secs(1800),
+        extension: Duration::from_secs(3600),
+        extensions_max: 2,
     };
 
     pub fn check(&self) {
@@ -38,6 +45,11 @@ impl SessionLimits {
     /// The warning goes out at 90% of the duration.
     pub fn warn_at(&self) -> Duration {
         self.duration / 10 * 9
+    }
+
+    /// The duration after `extensions` extensions.
+    pub fn extended(&self, extensions: u32) -> Duration {
+        self.duration + self.extension * extensions
     }
 }
 
@@ -57,6 +69,7 @@ pub struct LimitClock {
     created: Duration,
     last_message: Option<Duration>,
     warned: bool,
+    extensions: u32,
 }
 
 impl LimitClock {
@@ -67,11 +80,28 @@ impl LimitClock {
             created,
             last_message: None,
             warned: false,
+            extensions: 0,
         }
     }
 
     pub fn limits(&self) -> &SessionLimits {
         &self.limits
+    }
+
+    /// The user asked for more time: the end moves by one extension and a new warning
+    /// goes out at 90% of the longer duration. `None`: no extension is left.
+    pub fn extend(&mut self, now: Duration) -> Option<Duration> {
+        if self.extensions >= self.limits.extensions_max {
+            return None;
+        }
+        self.extensions += 1;
+        self.warned = false;
+        let end = self.created + self.limits.extended(self.extensions);
+        Some(end.saturating_sub(now))
+    }
+
+    pub fn extensions(&self) -> u32 {
+        self.extensions
     }
 
     pub fn on_message(&mut self, now: Duration) {
@@ -82,12 +112,14 @@ impl LimitClock {
     /// the grace period past the duration, and idle timeouts do not apply).
     pub fn next(&self, processing: bool) -> (Duration, LimitAction) {
         let l = &self.limits;
-        let end = self.created + l.duration;
+        let duration = l.extended(self.extensions);
+        let end = self.created + duration;
+        let warn_at = duration / 10 * 9;
         let mut due = if !self.warned {
             (
-                self.created + l.warn_at(),
+                self.created + warn_at,
                 LimitAction::Warn {
-                    remaining: l.duration - l.warn_at(),
+                    remaining: duration - warn_at,
                 },
             )
         } else if processing {
@@ -140,6 +172,8 @@ mod tests {
             grace: S(30),
             first_message_timeout: S(50),
             idle_timeout: S(200),
+            extension: S(500),
+            extensions_max: 2,
         }
     }
 
@@ -174,5 +208,23 @@ mod tests {
         c.applied(&warn);
         assert_eq!(c.next(false).0, S(1000));
         assert_eq!(c.next(true).0, S(1030), "a running query gets the grace");
+    }
+
+    #[test]
+    fn extensions_move_the_end_and_warn_again_at_most_twice() {
+        let mut c = LimitClock::new(limits(), S(0));
+        c.on_message(S(850));
+        let (_, warn) = c.next(false);
+        c.applied(&warn);
+        assert_eq!(c.extend(S(950)), Some(S(550)), "end moves to 1500");
+        c.on_message(S(1340));
+        assert_eq!(
+            c.next(false),
+            (S(1350), LimitAction::Warn { remaining: S(150) }),
+            "a new warning at 90% of 1500"
+        );
+        assert_eq!(c.extend(S(960)), Some(S(1040)));
+        assert_eq!(c.extend(S(970)), None, "two extensions at most");
+        assert_eq!(c.extensions(), 2);
     }
 }

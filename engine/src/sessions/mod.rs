@@ -15,5 +15,7 @@ pub mod session;
 pub use admission::AdmissionMode;
 pub use config::{QueryMode, SessionsConfig};
 pub use lifecycle::SessionState;
+pub use limits::SessionLimits;
+pub use prewarm::PrewarmPolicy;
 pub use service::{CreateError, ForkError, Resumed, Sessions, Tombstone};
 pub use session::{Session, SessionStats};

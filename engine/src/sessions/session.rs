@@ -64,6 +64,8 @@ pub struct SessionCore {
     /// The session's history (query texts and answers): what a fork copies.
     pub transcript: Vec<String>,
     pub(crate) end_reason: Option<String>,
+    /// The worker serving the session now (`None` until one is bound).
+    pub worker: Option<String>,
     pub stats: SessionStats,
 }
 
@@ -95,7 +97,8 @@ pub struct Session {
 pub struct Attachment {
     pub generation: u64,
     pub displaced: watch::Receiver<Option<String>>,
-    pub server_last_seq: u64,
+    /// The connection's stream continues after this number.
+    pub start_after: u64,
     /// Messages a bound pushed out before the client got them, if any.
     pub gap: Option<(u64, u64)>,
 }
@@ -134,6 +137,7 @@ impl Session {
                 detached_since: Some(now),
                 transcript: Vec::new(),
                 end_reason: None,
+                worker: None,
                 stats: SessionStats::default(),
             }),
             outbound_max,
@@ -284,6 +288,11 @@ impl Session {
         c.log.expire(now);
         let server_last = c.log.last_seq();
         let (start, gap) = match last_seq {
+            // The first connection of a session gets its stream from the start (what
+            // was said while it was being prepared); a new tab joins at the end.
+            None if c.stats.connections == 0 => {
+                (c.log.first_held().map_or(server_last, |f| f - 1), None)
+            }
             None => (server_last, None),
             Some(l) => match c.log.replay_after(l) {
                 Ok(_) => (l, None),
@@ -314,7 +323,7 @@ impl Session {
         Ok(Attachment {
             generation,
             displaced: rx,
-            server_last_seq: server_last,
+            start_after: start,
             gap,
         })
     }
@@ -403,12 +412,29 @@ impl Session {
         true
     }
 
+    /// Extends the session's duration; returns the new time left and extensions left,
+    /// or `None` when none is left.
+    pub(crate) fn extend(&self, now: Duration) -> Option<(Duration, u32)> {
+        let mut c = self.core();
+        let remaining = c.limit.extend(now)?;
+        let left = c.limit.limits().extensions_max - c.limit.extensions();
+        drop(c);
+        // The driver sleeps until the old deadline: wake it to look again.
+        self.work.notify_one();
+        Some((remaining, left))
+    }
+
     /// Asks the driver to end the session.
     pub(crate) fn request_end(&self, reason: &str) {
         let mut c = self.core();
         c.end_reason.get_or_insert_with(|| reason.to_string());
         drop(c);
         self.work.notify_one();
+    }
+
+    /// The name of the worker serving the session now.
+    pub fn worker(&self) -> Option<String> {
+        self.core().worker.clone()
     }
 
     pub fn end_reason(&self) -> Option<String> {

@@ -6,6 +6,7 @@ pub mod client;
 mod common;
 mod frames;
 mod ingress;
+mod lifecycle;
 mod reconnect;
 pub mod stage;
 
@@ -16,5 +17,6 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(frames::all());
     all.extend(reconnect::all());
     all.extend(ingress::all());
+    all.extend(lifecycle::all());
     all
 }

@@ -23,6 +23,7 @@ pub struct ChannelStage {
     pub engine: Host,
     pub env: Env,
     pub sessions: Sessions,
+    pub manager: Arc<WorkerManager>,
     pub gateway: Arc<Gateway>,
     pub keys: TokenKeys,
     pub addr: NetAddr,
@@ -58,7 +59,7 @@ impl ChannelStage {
         let (mut sessions_config, mut gateway_config) = default_configs(&keys);
         tweak(&mut sessions_config, &mut gateway_config);
         let manager = Arc::new(WorkerManager::new(env.clone(), PortRange::DEFAULT));
-        let sessions = Sessions::new(env.clone(), manager, sessions_config);
+        let sessions = Sessions::new(env.clone(), manager.clone(), sessions_config);
         sessions.start_prewarm();
         let keys = gateway_config.keys.clone();
         let gateway = Gateway::new(sessions.clone(), gateway_config);
@@ -73,6 +74,7 @@ impl ChannelStage {
             engine,
             env,
             sessions,
+            manager,
             gateway,
             keys,
             addr: NetAddr::new(ENGINE_HOST, PORT),
