@@ -7,6 +7,7 @@ mod common;
 mod frames;
 mod ingress;
 mod lifecycle;
+mod memory;
 mod reconnect;
 pub mod stage;
 
@@ -18,5 +19,6 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(reconnect::all());
     all.extend(ingress::all());
     all.extend(lifecycle::all());
+    all.extend(memory::all());
     all
 }
