@@ -203,7 +203,17 @@ impl Conn {
                 let m = "binary frames are not supported: send JSON text frames".to_string();
                 return self.reply(socket, ErrorCode::BinaryNotSupported, m).await;
             }
-            Message::Close(_) => return Err(Gone),
+            Message::Close(_) => {
+                // Complete the closing handshake (RFC 6455 §5.5.1: the peer's Close is
+                // answered with a Close): the reply tungstenite queued goes out on this
+                // flush, which then ends the connection.
+                let _ = tokio::time::timeout(
+                    self.gw.config.write_timeout,
+                    futures_util::SinkExt::close(socket),
+                )
+                .await;
+                return Err(Gone);
+            }
             Message::Ping(_) | Message::Pong(_) => return Ok(()),
         };
         let now_s = self.gw.now_unix_s();
