@@ -75,10 +75,20 @@ pub(crate) async fn run_socket(
     }
     let mut displaced = attachment.displaced;
     loop {
+        let ready = conn.session.out_ready.notified();
         if conn.flush(&mut socket).await.is_err() {
             return conn.detach();
         }
-        let ready = conn.session.out_ready.notified();
+        if conn.session.finished_for(conn.generation) {
+            // The session ended and the client has its last word: close, so nothing
+            // sent later is left hanging on a dead session.
+            let _ = tokio::time::timeout(
+                conn.gw.config.write_timeout,
+                futures_util::SinkExt::close(&mut socket),
+            )
+            .await;
+            return conn.detach();
+        }
         let refresh_at = conn.refresh_due_in();
         tokio::select! {
             biased;

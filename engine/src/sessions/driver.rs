@@ -303,7 +303,7 @@ async fn restart(shared: &Shared, session: &Session, old: Arc<Worker>) -> Arc<Wo
 
 async fn end(shared: &Shared, session: &Session, worker: Option<Arc<Worker>>) {
     let reason = session.end_reason().unwrap_or_else(|| "ended".to_string());
-    session
+    let last = session
         .publish(
             shared.now(),
             ServerEvent::SessionEnded {
@@ -311,6 +311,9 @@ async fn end(shared: &Shared, session: &Session, worker: Option<Arc<Worker>>) {
             },
         )
         .await;
+    // The connection closes once it has written this one.
+    session.core().final_seq = Some(last.unwrap_or(u64::MAX));
+    session.out_ready.notify_one();
     session
         .transition(shared.now(), SessionEvent::Terminate)
         .await;

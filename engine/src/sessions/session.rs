@@ -66,6 +66,8 @@ pub struct SessionCore {
     pub(crate) end_reason: Option<String>,
     /// The worker serving the session now (`None` until one is bound).
     pub worker: Option<String>,
+    /// The number of the stream's last message (`session_ended`), once it is published.
+    pub(crate) final_seq: Option<u64>,
     pub stats: SessionStats,
 }
 
@@ -138,6 +140,7 @@ impl Session {
                 transcript: Vec::new(),
                 end_reason: None,
                 worker: None,
+                final_seq: None,
                 stats: SessionStats::default(),
             }),
             outbound_max,
@@ -365,6 +368,18 @@ impl Session {
             }
             Err(ReplayError::Ahead { .. }) => Some(Vec::new()),
         }
+    }
+
+    /// Whether the stream is over and connection `generation` wrote all of it (time to
+    /// close the socket).
+    pub(crate) fn finished_for(&self, generation: u64) -> bool {
+        let c = self.core();
+        let Some(last) = c.final_seq else {
+            return false;
+        };
+        c.attached.as_ref().is_none_or(|a| {
+            a.generation != generation || a.sent_through >= last.min(c.log.last_seq())
+        })
     }
 
     /// Connection `generation` wrote everything up to `seq`.

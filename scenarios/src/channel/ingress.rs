@@ -120,7 +120,7 @@ async fn expiry_on_open_socket(world: World) -> Outcome {
         unreachable!("matched above")
     };
     ensure!(
-        expires_in_ms <= 60_000 && expires_in_ms >= 59_000,
+        (59_000..=60_000).contains(&expires_in_ms),
         "refresh_required {expires_in_ms} ms before expiry, lead is 60 s"
     );
     let fresh = st.token("ana", "member", secs(3600));

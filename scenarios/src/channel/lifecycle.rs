@@ -328,7 +328,7 @@ scenario!(
     NEVER_FIRST_MESSAGE,
     "core.EC-021",
     "Session created but no first message",
-    "A session whose user never writes is reclaimed at the first-message timeout, shorter than the idle timeout, and its slot is freed; a session that did get a message lives on past it.",
+    "A session whose user never writes is reclaimed at the first-message timeout, shorter than the idle timeout: the client is told, its socket closed and the slot freed; a session that did get a message lives on past it.",
     ["client.silent"],
     300,
     never_first_message
@@ -354,6 +354,10 @@ async fn never_first_message(world: World) -> Outcome {
             matches!(&m.event, ServerEvent::SessionEnded { reason } if reason.contains("first"))
         })
         .await?;
+    ensure!(
+        silent.next(secs(5)).await.is_none() && silent.closed,
+        "the socket of the ended session stayed open"
+    );
     let at = st.sessions.now() - opened;
     ensure!(
         at + secs(1) >= first && at <= first + secs(1),
