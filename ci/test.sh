@@ -22,3 +22,6 @@ cargo build --locked -p engine --bin worker
 echo "== cargo test"
 # --lib --bins --tests: every test target (the bench is harness-less; no doc tests).
 cargo test --workspace --locked --lib --bins --tests
+
+echo "== real client (Python websockets against engine serve)"
+bash ci/real-client.sh

@@ -6,6 +6,8 @@
 //! on a deterministic simulated world. `engine` never depends on `sim`.
 
 pub mod env;
+pub mod gateway;
 pub mod sessions;
+pub mod store;
 pub mod worker;
 pub mod workers;

@@ -159,6 +159,7 @@ async fn requests_over_stdin_are_answered_and_shutdown_exits_zero() {
     w.send(&Request::Run {
         id: 2,
         input: " alpha beta\tgamma ".to_string(),
+        pace_ms: None,
     })
     .await;
     for (seq, word) in [(1, "alpha"), (2, "beta"), (3, "gamma")] {
@@ -490,6 +491,7 @@ async fn a_checkpoint_persists_the_session_with_the_runs_since_its_snapshot() {
         w.send(&Request::Run {
             id,
             input: input.to_string(),
+            pace_ms: None,
         })
         .await;
         while w.next().await != (Reply::Done { id }) {}

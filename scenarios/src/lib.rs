@@ -1,6 +1,7 @@
 //! The catalog, the scenarios that prove it, the runner, and the `chaos` CLI's guts.
 
 pub mod catalog;
+pub mod channel;
 pub mod cli;
 pub mod fuzzing;
 pub mod real;

@@ -157,6 +157,7 @@ async fn exchange(world: World) -> (Vec<u64>, Vec<u32>) {
     w.send(&Request::Run {
         id: 2,
         input: "alpha beta gamma".to_string(),
+        pace_ms: None,
     })
     .await;
     for (seq, word) in [(1, "alpha"), (2, "beta"), (3, "gamma")] {

@@ -147,9 +147,13 @@ async fn answer<W: AsyncWrite + Unpin + ?Sized>(
 ) -> io::Result<Next> {
     match request {
         Request::Ping { id } => send(out, &Reply::Pong { id }).await?,
-        Request::Run { id, input } => {
+        Request::Run { id, input, pace_ms } => {
             shared.remember_input(&input);
             for (seq, word) in (1..).zip(input.split_whitespace()) {
+                if let Some(ms) = pace_ms.filter(|ms| *ms > 0) {
+                    out.flush().await?;
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                }
                 let event = Reply::Event {
                     id,
                     seq,

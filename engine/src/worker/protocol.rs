@@ -28,6 +28,10 @@ pub enum Request {
     Run {
         id: u64,
         input: String,
+        /// Milliseconds to wait before each event: the pace of a streamed answer (a
+        /// model emitting tokens), so a query has a duration the session can observe.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pace_ms: Option<u64>,
     },
     /// Writes a file of `bytes` bytes named `name` inside the cache directory; replies
     /// `Done` or `Error`.
@@ -291,6 +295,7 @@ mod tests {
             Request::Run {
                 id: 2,
                 input: "a b  c\n\"quoted\" ünïcode".to_string(),
+                pace_ms: None,
             },
             Request::WriteCache {
                 id: 3,

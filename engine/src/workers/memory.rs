@@ -19,6 +19,10 @@ pub struct MemoryPolicy {
     pub horizon: Duration,
     /// Samples kept to estimate the growth rate.
     pub samples_kept: usize,
+    /// The owner restarts, not the supervisor: a restart verdict only raises
+    /// `WorkerStats::memory_restart_due`, and the owner (a session) restarts the worker
+    /// once the answer in flight is finished.
+    pub owner_restarts: bool,
 }
 
 impl MemoryPolicy {
@@ -30,6 +34,7 @@ impl MemoryPolicy {
             critical_percent: 95,
             horizon: Duration::from_secs(5),
             samples_kept: 5,
+            owner_restarts: false,
         }
     }
 

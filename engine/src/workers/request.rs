@@ -30,6 +30,39 @@ pub(crate) async fn exchange(
     port: u16,
     request: Request,
 ) -> Result<Vec<Reply>, WorkerError> {
+    let mut replies = Vec::new();
+    exchange_into(shared, port, request, &mut replies).await?;
+    Ok(replies)
+}
+
+/// Where an exchange puts the replies it reads.
+pub(crate) trait ReplySink {
+    /// Takes one reply; `false`: the taker is gone, stop reading.
+    async fn put(&mut self, reply: Reply) -> bool;
+}
+
+impl ReplySink for Vec<Reply> {
+    async fn put(&mut self, reply: Reply) -> bool {
+        self.push(reply);
+        true
+    }
+}
+
+/// A bounded channel: a taker that does not keep up stops the reading, so the worker's
+/// writes back up (back-pressure reaches the producer instead of a growing buffer).
+impl ReplySink for tokio::sync::mpsc::Sender<Reply> {
+    async fn put(&mut self, reply: Reply) -> bool {
+        self.send(reply).await.is_ok()
+    }
+}
+
+/// Reads the replies to `request` into `sink` as they arrive, the ending one included.
+pub(crate) async fn exchange_into(
+    shared: &WorkerShared,
+    port: u16,
+    request: Request,
+    sink: &mut impl ReplySink,
+) -> Result<(), WorkerError> {
     let name = &shared.name;
     let protocol = |detail: String| WorkerError::Protocol {
         name: name.clone(),
@@ -48,7 +81,7 @@ pub(crate) async fn exchange(
         .map_err(|e| protocol(format!("send: {e}")))?;
     let id = request_id(&request);
     let mut lines = LineReader::new(stream);
-    let mut replies = Vec::new();
+    let mut received = 0usize;
     loop {
         let line = lines
             .next_line()
@@ -59,8 +92,7 @@ pub(crate) async fn exchange(
             Line::TooLong => return Err(protocol("reply line too long".into())),
             Line::Eof => {
                 return Err(protocol(format!(
-                    "connection closed after {} replies",
-                    replies.len()
+                    "connection closed after {received} replies"
                 )));
             }
         };
@@ -94,14 +126,14 @@ pub(crate) async fn exchange(
                 },
             });
         }
-        if replies.len() == REPLIES_MAX {
+        if received == REPLIES_MAX {
             return Err(protocol(format!(
                 "more than {REPLIES_MAX} replies to one request"
             )));
         }
-        replies.push(reply);
-        if ends {
-            return Ok(replies);
+        received += 1;
+        if !sink.put(reply).await || ends {
+            return Ok(());
         }
     }
 }

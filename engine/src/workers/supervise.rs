@@ -178,11 +178,19 @@ pub(crate) async fn supervise(
                 if let (Some(watch), Some(child)) = (memory.as_mut(), run.child.as_ref()) {
                     timers.memory = Some(Instant::now() + watch.policy().sample_interval);
                     if let Ok(bytes) = child.resident_bytes() {
+                        shared.stats().resident_bytes = Some(bytes);
                         match watch.sample(shared.elapsed(), bytes) {
                             MemoryVerdict::Normal => {}
                             MemoryVerdict::Warn { percent } => {
                                 shared.stats().memory_warnings += 1;
                                 tracing::warn!(worker = %shared.name, bytes, percent, "memory above the warning threshold");
+                            }
+                            MemoryVerdict::Restart {
+                                percent,
+                                growth_bytes_per_s,
+                            } if watch.policy().owner_restarts => {
+                                shared.stats().memory_restart_due = true;
+                                tracing::warn!(worker = %shared.name, bytes, percent, growth_bytes_per_s, "memory growing into the limit: restart due, the owner decides when");
                             }
                             MemoryVerdict::Restart {
                                 percent,

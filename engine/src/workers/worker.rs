@@ -23,6 +23,10 @@ pub struct WorkerStats {
     pub hangs_detected: u64,
     pub memory_warnings: u64,
     pub memory_restarts: u64,
+    /// The latest resident-memory sample, in bytes.
+    pub resident_bytes: Option<u64>,
+    /// A restart verdict is waiting for the owner (`MemoryPolicy::owner_restarts`).
+    pub memory_restart_due: bool,
     /// Checkpoints taken (and failed or timed out) before a memory stop.
     pub checkpoints: u64,
     pub checkpoint_failures: u64,
@@ -316,6 +320,24 @@ impl Worker {
             });
         };
         super::request::exchange(&self.shared, port, request).await
+    }
+
+    /// Sends one request and passes each reply into `replies` as it arrives (a session
+    /// streaming a query's events to its client). The channel is bounded: a slow taker
+    /// slows the reading, and so the worker. Ends early if the taker drops the channel.
+    pub async fn request_streaming(
+        &self,
+        request: Request,
+        mut replies: mpsc::Sender<Reply>,
+    ) -> Result<(), WorkerError> {
+        let status = self.status();
+        let WorkerStatus::Ready { port, .. } = status else {
+            return Err(WorkerError::NotRunning {
+                name: self.shared.name.clone(),
+                status,
+            });
+        };
+        super::request::exchange_into(&self.shared, port, request, &mut replies).await
     }
 
     /// Bytes the worker's directory holds on the host's disk.

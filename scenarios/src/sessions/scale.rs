@@ -1,16 +1,21 @@
 //! api.SCALE-001: the distributed session lock limits horizontal scaling.
 //!
 //! One lock-service host (the engine's `LockServer`) and, phase after phase, a fresh
-//! group of N engine hosts (N = 1, 2, 3, 5, 10), each running one session loop: take
+//! group of N engine hosts (N = 1, 2, …, 10), each running one session loop: take
 //! the lock of one of a few shared session keys (the engine's `SessionLock`), hold it
 //! for 10 ms of work, release it, then work 20–40 ms outside the lock. All instances of a
 //! phase start at the same instant (a burst after a deploy). The ten phases run once
 //! with the seed document's backoff as written (no jitter) and once with its fix (±10 %).
 //!
-//! Measured per phase: lock wait (mean, p99, max), throughput in operations per virtual
-//! second, efficiency against N × the one-instance throughput, and the thundering herd:
-//! the most retries that reached the lock service within one millisecond. The table goes
-//! to the trace (`chaos run api.SCALE-001 --seed 1 --trace`).
+//! Measured per phase: lock wait (mean, p95, p99, max), throughput in operations per
+//! virtual second, efficiency against N × the one-instance throughput, and the thundering
+//! herd: how many retries reach the lock service in the same millisecond as a retry, on
+//! average ("crowding", the herd metric the oracle compares) and at the peak. The table
+//! goes to the trace (`chaos run api.SCALE-001 --seed 1 --trace`).
+//!
+//! Then the acquire timeout is probed on its own, in both modes: a key held by a squatter
+//! with a long lease must make an acquire give up with `LockError::Timeout` at 5 s (plus
+//! the last try's round trip), never hang and never succeed.
 //!
 //! The network is a same-datacenter one (0.2–1 ms per hop, so every message arrives at
 //! the next 1 ms tick): clients refused at the same instant stay synchronised exactly as
@@ -32,16 +37,18 @@ use tokio::time::Instant;
 pub static SCALE: Scenario = Scenario {
     id: "api.SCALE-001",
     title: "Distributed session lock contention caps horizontal scaling",
-    proves: "Groups of 1, 2, 3, 5 and 10 engine instances hammer a few shared session keys \
+    proves: "Groups of 1 to 10 engine instances hammer a few shared session keys \
              through the real lock service and client (10 ms critical sections, exponential \
              backoff 10 ms..500 ms, 5 s acquire timeout), once without jitter and once with \
              +/-10 %. The lock service must never grant a key to two owners at once (an \
-             independent holder count), no acquire may wait past the timeout plus one delay, \
-             server and clients must agree on every grant and refusal, lock wait must grow \
-             with the number of instances, efficiency at 10 instances must stay well below \
-             linear (the gains flatten), jitter must shrink the largest burst of retries \
-             reaching the service within one millisecond, and once the load stops a lone \
-             acquire must succeed at its first try.",
+             independent holder count), no acquire may wait past the 5 s timeout plus one round \
+             trip, an acquire of a key that stays held must end in a Timeout error at 5 s \
+             (not hang, not succeed), server and clients must agree on every grant and \
+             refusal, lock wait must grow with the number of instances, efficiency at 10 \
+             instances must stay well below linear (the gains flatten), jitter must cut how \
+             crowded retries reach the service within one millisecond (the thundering herd) \
+             below 0.85 of the crowding without it, and once the load stops a lone acquire \
+             must succeed at its first try.",
     faults_expected: &["lock.contention"],
     sim_time_max: Duration::from_secs(300),
     body: scale,
@@ -50,7 +57,7 @@ pub static SCALE: Scenario = Scenario {
 };
 
 /// Instances per phase, in order.
-const GROUPS: [usize; 5] = [1, 2, 3, 5, 10];
+const GROUPS: [usize; 10] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
 /// The session keys every instance draws from.
 const KEYS: [&str; 1] = ["session-a"];
 /// Work inside the lock.
@@ -63,14 +70,27 @@ const PORT_BASE: u16 = 7_100;
 /// A phase's instances must all stop within this after the phase ends (an acquire
 /// started at the last instant may take the whole timeout).
 const DRAIN_BOUND: Duration = Duration::from_secs(10);
-/// Mean wait at 10 instances must exceed this multiple of the wait at 1.
+/// No acquire may end later than the acquire timeout plus this (the last try starts at
+/// the timeout; its round trip on this network is at most a few milliseconds).
+const TIMEOUT_SLACK: Duration = Duration::from_millis(50);
+/// The key the timeout probe's squatter holds, and the squatter's lease.
+const SQUATTED: &str = "session-squatted";
+const SQUAT_TTL: Duration = Duration::from_secs(60);
+/// Mean and p95 wait at 10 instances must exceed this multiple of the wait at 1 (200
+/// seeds: at least 63x for the mean, 39x for the p95).
 const WAIT_GROWTH_MIN: f64 = 10.0;
-/// Efficiency at 10 instances must stay below this (linear scaling is 1).
+/// Mean wait must rise strictly along these group sizes (200 seeds: each step at least
+/// 1.65x).
+const WAIT_TREND: [usize; 4] = [1, 2, 5, 10];
+/// Efficiency at 10 instances must stay below this (linear scaling is 1; 200 seeds:
+/// 0.22..0.27).
 const EFFICIENCY_AT_10_MAX: f64 = 0.4;
-/// Throughput at 10 instances must stay below this multiple of the throughput at 5.
+/// Throughput at 10 instances must stay below this multiple of the throughput at 5 (200
+/// seeds: at most 1.22x).
 const FLATTEN_MAX: f64 = 1.5;
 /// Retry crowding at 10 instances with jitter must stay below this multiple of the
-/// crowding without it.
+/// crowding without it (200 seeds: 1.90..4.69 without, 1.16..1.37 with; ratio at most
+/// 0.70).
 const CROWDING_RATIO_MAX: f64 = 0.85;
 
 /// The two backoffs compared: the seed's code (no jitter) and its fix.
@@ -136,6 +156,7 @@ struct Row {
     throughput: f64,
     efficiency: f64,
     wait_mean: Duration,
+    wait_p95: Duration,
     wait_p99: Duration,
     wait_max: Duration,
     contended: usize,
@@ -227,8 +248,17 @@ impl Instance {
             .lock()
             .expect("holders poisoned")
             .leave(&key, &token);
-        self.lock.release(held).await.map_err(|e| {
-            Failure::correctness(format!("{}: release of {key} failed: {e}", self.env.host()))
+        let ttl = self.lock.config().ttl;
+        self.lock.release(held).await.map_err(|e| match e {
+            // A 10 ms hold cannot outlive a 30 s lease: the service gave the key away.
+            LockError::NotOwner { .. } => Failure::correctness(format!(
+                "mutual exclusion broken: {} held {key} for {} ms of its {} s lease, yet at \
+                 release the service no longer had {token} as its holder ({e})",
+                self.env.host(),
+                HOLD.as_millis(),
+                ttl.as_secs()
+            )),
+            e => Failure::correctness(format!("{}: release of {key} failed: {e}", self.env.host())),
         })?;
         ops.push(Op {
             wait,
@@ -275,10 +305,21 @@ async fn phase(
         tasks.push((name, env.spawn("session-loop", instance.run())));
     }
     let mut ops = Vec::new();
+    // An instance's own failure (say, a release refused because someone else took the
+    // key) is reported after the mutual-exclusion oracle, which names the cause.
+    let mut instance_failure = None;
     for (name, task) in tasks {
         let done = converge(&format!("instance {name}"), PHASE + DRAIN_BOUND, task).await?;
-        let done = done.map_err(|e| Failure::correctness(format!("instance {name}: {e}")))?;
-        ops.extend(done?);
+        match done {
+            Ok(Ok(done)) => ops.extend(done),
+            Ok(Err(failure)) => {
+                instance_failure.get_or_insert(failure);
+            }
+            Err(e) => {
+                instance_failure
+                    .get_or_insert(Failure::correctness(format!("instance {name}: {e}")));
+            }
+        }
     }
     let holders = holders.lock().expect("holders poisoned");
     if let Some(first) = holders.violations.first() {
@@ -287,6 +328,9 @@ async fn phase(
              ({} violations shown of the first 5)",
             holders.violations.len()
         )));
+    }
+    if let Some(failure) = instance_failure {
+        return Err(failure);
     }
     ensure!(
         holders.held() == 0,
@@ -326,6 +370,7 @@ fn row(
         } else {
             waits.iter().sum::<Duration>() / waits.len() as u32
         },
+        wait_p95: percentile(&waits, 95),
         wait_p99: percentile(&waits, 99),
         wait_max: waits.last().copied().unwrap_or_default(),
         contended: ops.iter().filter(|o| o.busy > 0).count(),
@@ -338,18 +383,19 @@ fn row(
 
 fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "mode    N   ops  ops/s   eff   wait mean    p99      max   contended timeouts retries peak/ms crowding\n",
+        "mode    N   ops  ops/s   eff   wait mean    p95      p99      max   contended timeouts retries peak/ms crowding\n",
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<6} {:>3} {:>5} {:>6.1} {:>5.2} {:>8.1}ms {:>6.0}ms {:>6.0}ms {:>7.0}% {:>8} {:>7} {:>7} {:>8.2}",
+            "{:<6} {:>3} {:>5} {:>6.1} {:>5.2} {:>8.1}ms {:>6.0}ms {:>6.0}ms {:>6.0}ms {:>7.0}% {:>8} {:>7} {:>7} {:>8.2}",
             r.mode,
             r.instances,
             r.ops,
             r.throughput,
             r.efficiency,
             ms_f(r.wait_mean),
+            ms_f(r.wait_p95),
             ms_f(r.wait_p99),
             ms_f(r.wait_max),
             if r.ops == 0 {
@@ -366,6 +412,119 @@ fn table(rows: &[Row]) -> String {
     out
 }
 
+/// A squatter takes `SQUATTED` with a long lease and keeps it; another instance's acquire
+/// must give up with `LockError::Timeout` at the acquire timeout (plus one round trip),
+/// having been refused at every try, and the squatter must still hold the key.
+async fn timeout_probe(
+    world: &World,
+    lock_env: &Env,
+    port: u16,
+    mode: &'static str,
+    backoff: &LockBackoff,
+) -> Outcome {
+    let server = LockServer::start(lock_env, port)
+        .await
+        .map_err(|e| Failure::correctness(format!("lock server on port {port}: {e}")))?;
+    let config = SessionLockConfig {
+        backoff: backoff.clone(),
+        ..SessionLockConfig::standard()
+    };
+    let name = format!("{mode}-squatter");
+    let squatter = SessionLock::new(
+        world.add_host(&name).env(),
+        server.addr().clone(),
+        &name,
+        SessionLockConfig {
+            ttl: SQUAT_TTL,
+            ..config.clone()
+        },
+    );
+    let squat = converge("the squatter's acquire", Duration::from_secs(1), async {
+        squatter.acquire(SQUATTED).await
+    })
+    .await?
+    .map_err(|e| Failure::correctness(format!("{mode}: the squatter's acquire: {e}")))?;
+    let name = format!("{mode}-prober");
+    let prober = SessionLock::new(
+        world.add_host(&name).env(),
+        server.addr().clone(),
+        &name,
+        config,
+    );
+    let limit = backoff.acquire_timeout + TIMEOUT_SLACK;
+    let asked = Instant::now();
+    // Twice the bound: an acquire that hangs fails here as a liveness failure.
+    let result = converge(
+        &format!("{mode}: an acquire of a held key"),
+        2 * limit,
+        prober.acquire(SQUATTED),
+    )
+    .await?;
+    let elapsed = asked.elapsed();
+    match result {
+        Err(LockError::Timeout {
+            waited,
+            attempts,
+            busy,
+            ..
+        }) => {
+            world.faults().for_host(&name).fire(
+                "lock.contention",
+                &format!(
+                    "{name} timed out on {SQUATTED} after {busy} BUSY in {} ms",
+                    waited.as_millis()
+                ),
+            );
+            tracing::info!(
+                target: "scenarios",
+                "{mode}: acquire of a held key timed out after {:.1} ms ({attempts} tries, {busy} BUSY)",
+                ms_f(elapsed)
+            );
+            ensure!(
+                waited >= backoff.acquire_timeout && elapsed <= limit,
+                "{mode}: an acquire of a held key gave up after {} ms (reported {} ms); the \
+                 acquire timeout is {} ms (+{} ms for the last round trip)",
+                elapsed.as_millis(),
+                waited.as_millis(),
+                backoff.acquire_timeout.as_millis(),
+                TIMEOUT_SLACK.as_millis()
+            );
+            ensure!(
+                attempts >= 2 && busy == attempts,
+                "{mode}: an acquire of a held key made {attempts} tries, {busy} refused: \
+                 it should retry, and every try should be refused"
+            );
+        }
+        Ok(held) => {
+            return Err(Failure::correctness(format!(
+                "mutual exclusion broken ({mode}): {} was granted {SQUATTED} after {} ms \
+                 while {} held it with a {} s lease",
+                held.token,
+                held.waited.as_millis(),
+                squat.token,
+                SQUAT_TTL.as_secs()
+            )));
+        }
+        Err(e) => {
+            return Err(Failure::correctness(format!(
+                "{mode}: an acquire of a held key should time out, but: {e}"
+            )));
+        }
+    }
+    ensure!(
+        server.holder(SQUATTED).as_deref() == Some(squat.token.as_str()),
+        "{mode}: after the timed-out acquire, {SQUATTED} is held by {:?}, not the squatter {}",
+        server.holder(SQUATTED),
+        squat.token
+    );
+    squatter
+        .release(squat)
+        .await
+        .map_err(|e| Failure::correctness(format!("{mode}: the squatter's release: {e}")))?;
+    server.stop();
+    Ok(())
+}
+
 fn scale(world: World) -> BodyFuture {
     Box::pin(async move {
         // A same-datacenter network: every hop arrives at the next 1 ms tick.
@@ -377,7 +536,7 @@ fn scale(world: World) -> BodyFuture {
         let mut rows: Vec<Row> = Vec::new();
         let mut port = PORT_BASE;
         for (mode, backoff) in modes() {
-            let bound = backoff.acquire_timeout + backoff.delay_max();
+            let bound = backoff.acquire_timeout + TIMEOUT_SLACK;
             let mut single = None;
             for instances in GROUPS {
                 let (ops, stats) =
@@ -405,10 +564,10 @@ fn scale(world: World) -> BodyFuture {
                 if let Some(op) = ops.iter().find(|o| o.wait > bound) {
                     return Err(Failure::correctness(format!(
                         "{mode}, {instances} instances: an acquire waited {} ms, past the \
-                         {} ms timeout plus one delay ({} ms)",
+                         {} ms acquire timeout plus {} ms for the last try's round trip",
                         op.wait.as_millis(),
                         backoff.acquire_timeout.as_millis(),
-                        bound.as_millis()
+                        TIMEOUT_SLACK.as_millis()
                     )));
                 }
                 let r = row(mode, instances, &ops, &stats, single);
@@ -446,21 +605,45 @@ fn scale(world: World) -> BodyFuture {
         };
         for (mode, _) in modes() {
             let (one, five, ten) = (of(mode, 1), of(mode, 5), of(mode, 10));
+            // f64 comparison: bound first (`ensure!` negates its condition).
+            let mean_grew = ms_f(ten.wait_mean) > WAIT_GROWTH_MIN * ms_f(one.wait_mean);
             ensure!(
-                ms_f(ten.wait_mean) > WAIT_GROWTH_MIN * ms_f(one.wait_mean),
+                mean_grew,
                 "{mode}: mean lock wait grew from {:.1} ms at 1 instance to only {:.1} ms at 10 \
                  (expected more than {WAIT_GROWTH_MIN}x)\n{text}",
                 ms_f(one.wait_mean),
                 ms_f(ten.wait_mean)
             );
+            let p95_grew = ms_f(ten.wait_p95) > WAIT_GROWTH_MIN * ms_f(one.wait_p95);
             ensure!(
-                ten.efficiency < EFFICIENCY_AT_10_MAX,
+                p95_grew,
+                "{mode}: p95 lock wait grew from {:.1} ms at 1 instance to only {:.1} ms at 10 \
+                 (expected more than {WAIT_GROWTH_MIN}x)\n{text}",
+                ms_f(one.wait_p95),
+                ms_f(ten.wait_p95)
+            );
+            for pair in WAIT_TREND.windows(2) {
+                let (fewer, more) = (of(mode, pair[0]), of(mode, pair[1]));
+                ensure!(
+                    more.wait_mean > fewer.wait_mean,
+                    "{mode}: mean lock wait did not grow from {} instances ({:.1} ms) to {} \
+                     ({:.1} ms)\n{text}",
+                    fewer.instances,
+                    ms_f(fewer.wait_mean),
+                    more.instances,
+                    ms_f(more.wait_mean)
+                );
+            }
+            let capped = ten.efficiency < EFFICIENCY_AT_10_MAX;
+            ensure!(
+                capped,
                 "{mode}: 10 instances ran at {:.2} of linear scaling; the lock should cap it \
                  below {EFFICIENCY_AT_10_MAX}\n{text}",
                 ten.efficiency
             );
+            let flat = ten.throughput < FLATTEN_MAX * five.throughput;
             ensure!(
-                ten.throughput < FLATTEN_MAX * five.throughput,
+                flat,
                 "{mode}: going from 5 to 10 instances took throughput from {:.1} to {:.1} ops/s; \
                  the lock should flatten it (less than {FLATTEN_MAX}x)\n{text}",
                 five.throughput,
@@ -468,8 +651,9 @@ fn scale(world: World) -> BodyFuture {
             );
         }
         let (fixed, jitter) = (of("fixed", 10), of("jitter", 10));
+        let herd_broken = jitter.crowding < CROWDING_RATIO_MAX * fixed.crowding;
         ensure!(
-            jitter.crowding < CROWDING_RATIO_MAX * fixed.crowding,
+            herd_broken,
             "jitter did not break up the herd at 10 instances: retries arrive {:.2} to a \
              millisecond with jitter, {:.2} without (expected below {CROWDING_RATIO_MAX}x; \
              peak {} vs {} in one millisecond)\n{text}",
@@ -478,6 +662,12 @@ fn scale(world: World) -> BodyFuture {
             jitter.herd,
             fixed.herd
         );
+
+        // The acquire timeout, on its own: a key that stays held ends in a Timeout error.
+        for (mode, backoff) in modes() {
+            timeout_probe(&world, &lock_env, port, mode, &backoff).await?;
+            port += 1;
+        }
 
         // Liveness: with the load gone, a lone acquire gets the lock at its first try.
         let server = LockServer::start(&lock_env, port)

@@ -351,6 +351,7 @@ impl Client {
             1 => Request::Run {
                 id,
                 input: format!("w{id} x{} y", self.rng.below(100)),
+                pace_ms: None,
             },
             2 => Request::WriteCache {
                 id,

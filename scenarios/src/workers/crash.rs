@@ -1231,6 +1231,7 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
         // Thresholds only: no early restart on the growth rate.
         horizon: Duration::ZERO,
         samples_kept: 5,
+        owner_restarts: false,
     });
     config.grace = grace;
     config.args = vec!["--snapshot=session.snap".to_string()];
@@ -1272,6 +1273,7 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
                 Request::Run {
                     id: 11 + i,
                     input: input.clone(),
+                    pace_ms: None,
                 },
             )
             .await?;

@@ -7,6 +7,7 @@ use crate::faults::FaultCounters;
 use crate::seed::SimRng;
 use engine::env::{Env, Signal, Spawner};
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The first pid of every host; pids then increase and are never reused in a run.
@@ -97,6 +98,7 @@ impl SimProcs {
     pub fn set_options(&self, options: ProcsOptions) {
         options.check();
         let limit = options.memory_limit_bytes;
+        let (crash_off, hang_off) = (options.crash_rate.is_zero(), options.hang_rate.is_zero());
         let running: Vec<Arc<ProcShared>> = {
             let mut st = self.lock();
             st.options = options;
@@ -104,6 +106,12 @@ impl SimProcs {
         };
         for proc in running {
             proc.set_memory_limit(limit);
+            if crash_off {
+                proc.swarm_crash_off.store(true, Ordering::Relaxed);
+            }
+            if hang_off {
+                proc.swarm_hang_off.store(true, Ordering::Relaxed);
+            }
         }
     }
 

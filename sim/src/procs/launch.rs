@@ -13,6 +13,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant};
@@ -219,13 +220,17 @@ async fn run(
 /// once the process is dead.
 async fn watchdog(proc: &ProcShared, plan: &ChildPlan) {
     let spawned = Instant::now();
-    let crash_at = plan.crash_after.map(|d| spawned + d);
+    let mut crash_at = plan.crash_after.map(|d| spawned + d);
     let mut hang_at = plan.hang_after.map(|d| spawned + d);
     loop {
         let oom_at = proc.oom_deadline();
         tokio::select! {
             biased;
             () = sleep_until(crash_at) => {
+                crash_at = None;
+                if proc.swarm_crash_off.load(Ordering::Relaxed) {
+                    continue;
+                }
                 let detail = format!("pid {} ({}) SIGSEGV (swarm)", proc.pid, proc.program);
                 if proc.terminate(ExitStatus::from_signal(Signal::Segv.number())) {
                     proc.faults.fire("proc.crash_segv", &detail);
@@ -234,7 +239,7 @@ async fn watchdog(proc: &ProcShared, plan: &ChildPlan) {
             }
             () = sleep_until(hang_at) => {
                 hang_at = None;
-                if proc.hang() {
+                if !proc.swarm_hang_off.load(Ordering::Relaxed) && proc.hang() {
                     let detail = format!("pid {} ({}) hangs (swarm)", proc.pid, proc.program);
                     proc.faults.fire("proc.hang", &detail);
                 }

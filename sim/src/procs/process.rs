@@ -6,7 +6,7 @@ use super::pipe::Pipe;
 use crate::faults::FaultCounters;
 use engine::env::{ExitStatus, Signal};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -86,6 +86,10 @@ pub(crate) struct ProcShared {
     memory_limit_bytes: AtomicU64,
     /// Wakes the child's watchdog when memory or its limit changed.
     pub(crate) memory_changed: Notify,
+    /// A swarm crash or hang drawn at spawn is called off when the host's options turn
+    /// that kind off later (a heal): "quiet" means no swarm fault fires after it.
+    pub(crate) swarm_crash_off: AtomicBool,
+    pub(crate) swarm_hang_off: AtomicBool,
 }
 
 impl ProcShared {
@@ -118,6 +122,8 @@ impl ProcShared {
             faults,
             memory_limit_bytes: AtomicU64::new(memory_limit_bytes),
             memory_changed: Notify::new(),
+            swarm_crash_off: AtomicBool::new(false),
+            swarm_hang_off: AtomicBool::new(false),
         }
     }
 

@@ -84,12 +84,15 @@ impl LockBackoff {
     /// The nominal delay after the `retry`-th `BUSY` (1-based; 0 counts as 1):
     /// `first × factor^(retry−1)`, at most `cap`.
     pub fn nominal(&self, retry: u32) -> Duration {
+        // At most ~64 doublings reach any cap; a factor of 1 stops at once (the loop
+        // must not run `retry` times: retry numbers are unbounded).
         let mut delay = self.first;
         for _ in 1..retry.max(1) {
-            if delay >= self.cap {
+            let next = delay.saturating_mul(self.factor);
+            if delay >= self.cap || next == delay {
                 break;
             }
-            delay = delay.saturating_mul(self.factor);
+            delay = next;
         }
         delay.min(self.cap)
     }
@@ -268,6 +271,55 @@ mod tests {
         // Full jitter reaches 0 and twice the nominal value.
         assert_eq!(jitter_symmetric(ms(10), PPM, 0), Duration::ZERO);
         assert_eq!(jitter_symmetric(ms(10), PPM, 20_000_000), ms(20));
+    }
+
+    #[test]
+    fn the_same_draws_give_the_same_schedule_and_other_draws_another() {
+        let b = LockBackoff::standard();
+        let start = Duration::from_secs(7);
+        let (first, waited) = refused_throughout(&b, start);
+        let (again, waited_again) = refused_throughout(&b, start);
+        assert_eq!(first, again, "a seeded acquire must replay exactly");
+        assert_eq!(waited, waited_again);
+        // Shifted draws (another client's stream): the same band, other instants.
+        let mut schedule = AcquireSchedule::new(b.clone(), start);
+        let mut now = start;
+        let mut other = Vec::new();
+        for draw in draws(10_000).skip(1) {
+            match schedule.on_refused(now, draw) {
+                NextTry::After(d) => {
+                    other.push(d);
+                    now += d;
+                }
+                NextTry::GiveUp { .. } => break,
+            }
+        }
+        assert_ne!(
+            first[..6],
+            other[..6],
+            "jitter must decorrelate two clients"
+        );
+        for (retry, (x, y)) in (1..).zip(first.iter().zip(&other)).take(6) {
+            let nominal = b.nominal(retry);
+            assert!(x.abs_diff(nominal) <= nominal / 10 && y.abs_diff(nominal) <= nominal / 10);
+        }
+    }
+
+    #[test]
+    fn the_cap_holds_with_jitter_and_any_factor() {
+        for factor in [1, 2, 3, 10, u32::MAX] {
+            let b = LockBackoff {
+                factor,
+                ..LockBackoff::standard()
+            };
+            for retry in [1, 2, 5, 20, 64, u32::MAX] {
+                assert!(b.nominal(retry) <= b.cap, "factor {factor}, retry {retry}");
+                for draw in draws(50) {
+                    assert!(b.delay(retry, draw) <= b.delay_max());
+                }
+            }
+        }
+        assert_eq!(LockBackoff::standard().delay_max(), ms(550));
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl SessionLockConfig {
         self.backoff.check();
         let ttl_ms = self.ttl.as_millis();
         assert!(
-            self.ttl.subsec_nanos() % 1_000_000 == 0
+            self.ttl.subsec_nanos().is_multiple_of(1_000_000)
                 && (1..=u128::from(super::protocol::TTL_MS_MAX)).contains(&ttl_ms),
             "ttl {:?} must be whole milliseconds within 1 ms..=1 h",
             self.ttl

@@ -138,7 +138,7 @@ impl LockTable {
             }
             lease.expires = expires;
         } else {
-            if self.leases.len() >= SWEEP_EVERY && self.leases.len() % SWEEP_EVERY == 0 {
+            if self.leases.len() >= SWEEP_EVERY && self.leases.len().is_multiple_of(SWEEP_EVERY) {
                 self.leases.retain(|_, l| l.expires > now);
             }
             self.leases.insert(

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The real-client check: `engine serve` (real loopback TCP, real worker processes) driven
+# by Python's `websockets` package, a WebSocket client nobody on this project wrote.
+# See ci/real-client/test_channel.py for what it checks. Needs python3 with venv; the
+# venv lives in the target directory and is reused while its pin matches.
+#
+#   bash ci/real-client.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+target="${CARGO_TARGET_DIR:-target}"
+venv="$target/real-client-venv"
+websockets_version="15.0.1"
+
+if ! "$venv/bin/python" -c "import sys, websockets; sys.exit(websockets.__version__ != '$websockets_version')" 2>/dev/null; then
+    echo "== python venv $venv with websockets==$websockets_version"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "websockets==$websockets_version"
+fi
+
+echo "== cargo build: engine and worker binaries"
+cargo build --locked -p engine --bin engine --bin worker
+
+echo "== real client: websockets against engine serve"
+"$venv/bin/python" ci/real-client/test_channel.py --engine "$target/debug/engine" --worker "$target/debug/worker"

@@ -1,0 +1,315 @@
+//! The `engine` binary: `engine serve` runs the engine for real on loopback (the real
+//! environment, real worker child processes, the gateway over real TCP), and
+//! `engine token` mints a client token for it.
+//!
+//! This is a real environment's entry point, like the worker binary: the few places
+//! that reach the OS directly (the runtime, the wall clock for a token's expiry, the
+//! data directory, signals) say so with a narrow `#[allow]`. Everything else goes
+//! through `engine::env::real`.
+//!
+//! Bad input (a bad flag, a missing secret, no worker binary) is a clear message and
+//! exit status 2, never a panic.
+
+use clap::builder::NonEmptyStringValueParser;
+use clap::{Args, Parser, Subcommand};
+use engine::env::real::{RealEnvOptions, real_env};
+use engine::gateway::{Claims, Gateway, GatewayConfig, TokenKeys};
+use engine::sessions::{QueryMode, Sessions, SessionsConfig};
+use engine::workers::{PortRange, WorkerConfig, WorkerManager};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Exit status for bad input (as `chaos`).
+const EXIT_USAGE: u8 = 2;
+/// Exit status when the server could not start or stop cleanly.
+const EXIT_FAILED: u8 = 1;
+/// Accepted clock difference between a token's issuer and this server.
+const TOKEN_SKEW: Duration = Duration::from_secs(30);
+/// How long a shutdown waits for live sessions to end before stopping their workers
+/// anyway.
+const SHUTDOWN_SESSIONS_MAX: Duration = Duration::from_secs(15);
+
+/// The agent platform engine, for real on this machine.
+#[derive(Parser, Debug)]
+#[command(name = "engine", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the gateway (HTTP and WebSocket) on loopback, with real worker processes.
+    Serve(ServeArgs),
+    /// Print a client token (an HS256 JWT) the server started with the same secret accepts.
+    Token(TokenArgs),
+}
+
+#[derive(Args, Debug)]
+struct SecretArg {
+    /// The shared secret tokens are signed with.
+    #[arg(
+        long,
+        env = "ENGINE_TOKEN_SECRET",
+        hide_env_values = true,
+        value_parser = NonEmptyStringValueParser::new()
+    )]
+    token_secret: String,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Loopback port to listen on (0 picks a free one; the `listening on` line says which).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Directory for the workers' files (created if missing).
+    #[arg(long, default_value = "results/engine-data")]
+    data_dir: PathBuf,
+    /// The worker binary [default: `worker` next to this executable].
+    #[arg(long)]
+    worker_bin: Option<PathBuf>,
+    #[command(flatten)]
+    secret: SecretArg,
+    /// Live sessions at most.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    session_limit: u64,
+    /// Pre-warmed workers the pool keeps ready (0: every session cold-starts; `/ready`
+    /// then never answers 200).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=64))]
+    prewarm: u64,
+    /// Pause before each streamed part of an answer, in milliseconds (a model's token
+    /// rate; 0: as fast as the worker can).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    answer_pace_ms: u64,
+    /// A query sent while one runs waits behind it (`queue`) or is refused with
+    /// `query_in_progress` (`reject`).
+    #[arg(long, default_value = "reject", value_parser = ["queue", "reject"])]
+    queries: String,
+}
+
+#[derive(Args, Debug)]
+struct TokenArgs {
+    /// The user.
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    sub: String,
+    /// The user's role (`admin`, `member`, `viewer`).
+    #[arg(long, default_value = "member", value_parser = NonEmptyStringValueParser::new())]
+    role: String,
+    /// Validity from now, in seconds.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=10 * 365 * 24 * 3600))]
+    ttl_secs: u64,
+    #[command(flatten)]
+    secret: SecretArg,
+}
+
+/// A failure of the command: printed as `engine: …`, with the exit status.
+struct Failed {
+    message: String,
+    code: u8,
+}
+
+impl Failed {
+    fn usage(message: impl Into<String>) -> Self {
+        Failed {
+            message: message.into(),
+            code: EXIT_USAGE,
+        }
+    }
+
+    fn runtime(message: impl Into<String>) -> Self {
+        Failed {
+            message: message.into(),
+            code: EXIT_FAILED,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and errors to stderr (exit 2).
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Token(args) => token(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("engine: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a token minted outside any engine is stamped with the machine's wall clock"
+)]
+fn unix_now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn token(args: TokenArgs) -> Result<(), Failed> {
+    let keys = TokenKeys::new(args.secret.token_secret.as_bytes(), TOKEN_SKEW);
+    let token = keys.issue(&Claims {
+        sub: args.sub,
+        role: args.role,
+        exp: unix_now_s().saturating_add(args.ttl_secs),
+    });
+    println!("{token}");
+    Ok(())
+}
+
+/// Where the worker binary is: the flag, else `worker` next to this executable (cargo
+/// builds both into `target/<profile>/`). Absolute, because workers run in their own
+/// directories.
+fn worker_program(flag: Option<PathBuf>) -> Result<PathBuf, Failed> {
+    let path = match flag {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.join("worker")))
+            .ok_or_else(|| Failed::usage("cannot locate this executable: pass --worker-bin"))?,
+    };
+    if !path.is_file() {
+        return Err(Failed::usage(format!(
+            "the worker binary is not at {}: build it with `cargo build -p engine --bin worker` or pass --worker-bin",
+            path.display()
+        )));
+    }
+    std::fs::canonicalize(&path)
+        .map_err(|e| Failed::usage(format!("worker binary {}: {e}", path.display())))
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the real environment needs its root directory to exist before it is built"
+)]
+fn data_dir(dir: &Path) -> Result<PathBuf, Failed> {
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::canonicalize(dir))
+        .map_err(|e| Failed::usage(format!("data directory {}: {e}", dir.display())))
+}
+
+fn serve(args: ServeArgs) -> Result<(), Failed> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .init();
+    let program = worker_program(args.worker_bin.clone())?;
+    let dir = data_dir(&args.data_dir)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failed::runtime(format!("cannot start the runtime: {e}")))?;
+    let result = runtime.block_on(run(args, program, dir));
+    // The accept loop and any connection still open are tasks that never end by
+    // themselves: do not wait for them.
+    runtime.shutdown_background();
+    result
+}
+
+fn configs(args: &ServeArgs, program: &Path) -> (SessionsConfig, GatewayConfig) {
+    let worker = WorkerConfig::new(program.to_string_lossy().into_owned(), "sessions");
+    let mut sessions = SessionsConfig::new(worker);
+    sessions.session_limit = usize::try_from(args.session_limit).unwrap_or(usize::MAX);
+    let prewarm = usize::try_from(args.prewarm).unwrap_or(usize::MAX);
+    sessions.prewarm.target = prewarm;
+    sessions.prewarm.refill_below = sessions.prewarm.refill_below.min(prewarm);
+    sessions.answer_pace =
+        (args.answer_pace_ms > 0).then(|| Duration::from_millis(args.answer_pace_ms));
+    sessions.queries = if args.queries == "queue" {
+        QueryMode::Queue
+    } else {
+        QueryMode::Reject
+    };
+    let keys = TokenKeys::new(args.secret.token_secret.as_bytes(), TOKEN_SKEW);
+    (sessions, GatewayConfig::new(keys))
+}
+
+/// Wires the engine as `scenarios::channel::stage::ChannelStage::start` does, on the
+/// real environment; serves until SIGINT or SIGTERM, then drains.
+async fn run(args: ServeArgs, program: PathBuf, dir: PathBuf) -> Result<(), Failed> {
+    let stop = stop_signal().map_err(|e| Failed::runtime(format!("cannot handle signals: {e}")))?;
+    let env = real_env(RealEnvOptions::loopback(dir.clone()));
+    let (sessions_config, gateway_config) = configs(&args, &program);
+    let manager = Arc::new(WorkerManager::new(env.clone(), PortRange::DEFAULT));
+    manager.start_watchdog(Duration::from_secs(5));
+    let listener = env
+        .net()
+        .bind(args.port)
+        .await
+        .map_err(|e| Failed::runtime(format!("cannot listen on port {}: {e}", args.port)))?;
+    let addr = listener.local_addr();
+    let sessions = Sessions::new(env.clone(), manager.clone(), sessions_config);
+    sessions.start_prewarm();
+    let gateway = Gateway::new(sessions.clone(), gateway_config);
+    let serving = env.spawn("gateway", engine::gateway::serve(gateway, listener));
+    tracing::info!(
+        %addr,
+        worker = %program.display(),
+        data_dir = %dir.display(),
+        "serving"
+    );
+    {
+        let mut out = std::io::stdout().lock();
+        let printed = writeln!(out, "listening on {addr}").and_then(|()| out.flush());
+        if let Err(e) = printed {
+            tracing::warn!("cannot print the listening line: {e}");
+        }
+    }
+    stop.await;
+    tracing::info!("stop requested: draining");
+    // No new sessions, messages or connections; warm workers go.
+    sessions.drain().await;
+    let live = sessions.live();
+    for s in &live {
+        sessions.end(&s.id, "server shutting down");
+    }
+    let ended = tokio::time::timeout(SHUTDOWN_SESSIONS_MAX, async {
+        while sessions.live_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    if ended.is_err() {
+        tracing::warn!(
+            left = sessions.live_count(),
+            "sessions did not end in time: stopping their workers"
+        );
+    }
+    serving.abort();
+    manager.stop_all().await;
+    tracing::info!(sessions = live.len(), "stopped");
+    Ok(())
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM. The handlers are installed before
+/// the server listens, so a caller that saw `listening on` may rely on a graceful stop.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            biased;
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}

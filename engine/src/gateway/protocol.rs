@@ -1,0 +1,320 @@
+//! The client channel's messages: JSON text frames over a WebSocket, tagged by `"type"`,
+//! carrying the protocol version `v`.
+//!
+//! Decoding is forgiving where forward compatibility needs it (an unknown `type` is a
+//! typed, non-fatal error) and strict elsewhere (a known type with bad fields is
+//! `invalid_message`). Every failure is an [`ErrorCode`] the client can act on; nothing
+//! a client sends can make the server panic.
+
+use serde::{Deserialize, Serialize};
+
+/// Carried in every server message; a client may send it too (another value is refused).
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Client → server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// A user message: starts a query (or queues it, or is refused while one runs).
+    Query {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        v: Option<u32>,
+    },
+    /// Stops the running query; a no-op when none runs.
+    Interrupt {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        v: Option<u32>,
+    },
+    /// A fresh token over the open socket (answer to `refresh_required`).
+    RefreshToken {
+        token: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        v: Option<u32>,
+    },
+    /// Everything up to `seq` was received: the server may trim its replay log there.
+    Ack {
+        seq: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        v: Option<u32>,
+    },
+    /// More time for the session (answer to `session_ending`), a limited number of
+    /// times.
+    Extend {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        v: Option<u32>,
+    },
+}
+
+impl ClientMessage {
+    const TYPES: [&'static str; 5] = ["query", "interrupt", "refresh_token", "ack", "extend"];
+
+    fn version(&self) -> Option<u32> {
+        match self {
+            ClientMessage::Query { v, .. }
+            | ClientMessage::Interrupt { v }
+            | ClientMessage::Extend { v }
+            | ClientMessage::RefreshToken { v, .. }
+            | ClientMessage::Ack { v, .. } => *v,
+        }
+    }
+}
+
+/// Why a client frame was not acted on (the `code` of an `error` message).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidJson,
+    UnknownMessageType,
+    InvalidMessage,
+    UnsupportedVersion,
+    BinaryNotSupported,
+    MessageTooLarge,
+    QueryInProgress,
+    TokenExpired,
+    Unauthorized,
+    RateLimited,
+    ServerShuttingDown,
+    InvalidSequence,
+    SessionNotFound,
+    SessionAlreadyActive,
+    ReplayGap,
+    ToolDenied,
+    SessionEnded,
+    WorkerUnavailable,
+    ExtensionRefused,
+}
+
+/// A decoding failure: its code and a short detail (at most [`DETAIL_CHARS_MAX`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FrameError {
+    pub code: ErrorCode,
+    pub detail: String,
+}
+
+/// Error details quote client input; this bounds what one frame can make us log or send.
+pub const DETAIL_CHARS_MAX: usize = 200;
+
+fn frame_error(code: ErrorCode, detail: impl AsRef<str>) -> FrameError {
+    let detail: String = detail.as_ref().chars().take(DETAIL_CHARS_MAX).collect();
+    FrameError { code, detail }
+}
+
+/// Decodes one text frame of at most `chars_max` characters (the limit is inclusive).
+pub fn decode_client(text: &str, chars_max: usize) -> Result<ClientMessage, FrameError> {
+    // Bytes bound characters from above: only long frames pay for counting.
+    if text.len() > chars_max && text.chars().count() > chars_max {
+        return Err(frame_error(
+            ErrorCode::MessageTooLarge,
+            format!("frames are limited to {chars_max} characters"),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| frame_error(ErrorCode::InvalidJson, e.to_string()))?;
+    let kind = value.get("type").and_then(|t| t.as_str()).ok_or_else(|| {
+        frame_error(
+            ErrorCode::InvalidMessage,
+            "a message needs a string \"type\"",
+        )
+    })?;
+    if !ClientMessage::TYPES.contains(&kind) {
+        return Err(frame_error(
+            ErrorCode::UnknownMessageType,
+            format!("unknown message type {kind:?} (ignored)"),
+        ));
+    }
+    let message: ClientMessage = serde_json::from_value(value)
+        .map_err(|e| frame_error(ErrorCode::InvalidMessage, e.to_string()))?;
+    match message.version() {
+        Some(v) if v != PROTOCOL_VERSION => Err(frame_error(
+            ErrorCode::UnsupportedVersion,
+            format!("protocol version {v}; this server speaks {PROTOCOL_VERSION}"),
+        )),
+        _ => Ok(message),
+    }
+}
+
+/// Server → client: what happened. Wrapped in a [`ServerMessage`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerEvent {
+    /// The first message of every connection.
+    Welcome {
+        session_id: String,
+        /// The connection resumed an existing stream (`last_seq` given).
+        resumed: bool,
+        /// Why the session is not the one asked for (missing, corrupted…).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notice: Option<String>,
+        /// This connection's stream continues after this number: 0 for the first
+        /// connection of a new session, the server's last number for another tab
+        /// joining a live one, the client's `last_seq` (or the end of a gap) for a
+        /// reconnect.
+        last_seq: u64,
+    },
+    /// The session's lifecycle state changed (`idle`, `processing`, `restarting`).
+    Status {
+        state: String,
+    },
+    /// The message was queued behind the running query, at this position.
+    Queued {
+        query: u64,
+        position: u32,
+    },
+    /// One streamed part of a query's answer.
+    Delta {
+        query: u64,
+        text: String,
+    },
+    /// A query's final answer. `truncated`: `text` is a prefix; the whole answer is at
+    /// `GET /sessions/{session}/results/{query}`.
+    Result {
+        query: u64,
+        text: String,
+        truncated: bool,
+        bytes: u64,
+    },
+    /// The running query was interrupted.
+    Interrupted {
+        query: u64,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    /// The token expires soon: send `refresh_token` over this socket.
+    RefreshRequired {
+        expires_in_ms: u64,
+    },
+    TokenRefreshed {
+        expires_unix_s: u64,
+    },
+    /// The session ends in `remaining_ms` (duration limit, shutdown).
+    SessionEnding {
+        remaining_ms: u64,
+        reason: String,
+    },
+    SessionEnded {
+        reason: String,
+    },
+    /// An extension was granted: the session now ends in `remaining_ms`.
+    SessionExtended {
+        remaining_ms: u64,
+        extensions_left: u32,
+    },
+    /// The user's role changed: these tools are no longer allowed.
+    PermissionsChanged {
+        role: String,
+        removed_tools: Vec<String>,
+    },
+    /// This connection was replaced by a newer one for the same session.
+    Replaced {
+        reason: String,
+    },
+}
+
+/// One server message: version, sequence number and event. `seq` is present on every
+/// message of a session's stream (gap-free from 1, replayable); it is absent only on the
+/// last message of a connection that is being refused or displaced (`replaced`,
+/// `invalid_sequence`, `session_not_found`), which belongs to no session stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerMessage {
+    pub v: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    #[serde(flatten)]
+    pub event: ServerEvent,
+}
+
+impl ServerMessage {
+    pub fn sequenced(seq: u64, event: ServerEvent) -> Self {
+        ServerMessage {
+            v: PROTOCOL_VERSION,
+            seq: Some(seq),
+            event,
+        }
+    }
+
+    pub fn control(event: ServerEvent) -> Self {
+        ServerMessage {
+            v: PROTOCOL_VERSION,
+            seq: None,
+            event,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).expect("server messages always serialize")
+    }
+
+    pub fn decode(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| format!("bad server message: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_decode_with_typed_errors() {
+        assert_eq!(
+            decode_client(r#"{"type":"query","text":"hi"}"#, 100),
+            Ok(ClientMessage::Query {
+                text: "hi".into(),
+                v: None
+            })
+        );
+        let code = |t: &str| decode_client(t, 100).unwrap_err().code;
+        assert_eq!(code("{not json"), ErrorCode::InvalidJson);
+        assert_eq!(code(r#"{"type":"dance"}"#), ErrorCode::UnknownMessageType);
+        assert_eq!(code(r#"{"text":"x"}"#), ErrorCode::InvalidMessage);
+        assert_eq!(code(r#"{"type":"query"}"#), ErrorCode::InvalidMessage);
+        assert_eq!(
+            code(r#"{"type":"interrupt","v":2}"#),
+            ErrorCode::UnsupportedVersion
+        );
+        assert_eq!(code("[1,2]"), ErrorCode::InvalidMessage);
+    }
+
+    #[test]
+    fn the_size_limit_is_inclusive_and_counts_characters() {
+        let frame = |n: usize| format!(r#"{{"type":"query","text":"{}"}}"#, "é".repeat(n));
+        let exact = frame(10);
+        let limit = exact.chars().count();
+        assert!(
+            exact.len() > limit,
+            "multi-byte characters make bytes exceed chars"
+        );
+        assert!(decode_client(&exact, limit).is_ok());
+        assert_eq!(
+            decode_client(&frame(11), limit).unwrap_err().code,
+            ErrorCode::MessageTooLarge
+        );
+    }
+
+    #[test]
+    fn details_are_bounded() {
+        let long_type = format!(r#"{{"type":"{}"}}"#, "x".repeat(10_000));
+        let e = decode_client(&long_type, 1_000_000).unwrap_err();
+        assert!(e.detail.chars().count() <= DETAIL_CHARS_MAX);
+    }
+
+    #[test]
+    fn server_messages_round_trip_with_version_and_seq() {
+        let m = ServerMessage::sequenced(
+            7,
+            ServerEvent::Result {
+                query: 1,
+                text: "x".into(),
+                truncated: true,
+                bytes: 10,
+            },
+        );
+        let text = m.encode();
+        assert!(text.contains(r#""v":1"#) && text.contains(r#""seq":7"#));
+        assert_eq!(ServerMessage::decode(&text), Ok(m));
+        let c = ServerMessage::control(ServerEvent::Replaced { reason: "x".into() });
+        assert!(!c.encode().contains("seq"));
+    }
+}

@@ -1,0 +1,95 @@
+//! Everything a deployment sets about sessions. Limits are configuration, so a 4-hour
+//! session limit is a few simulated seconds in a scenario.
+
+use super::admission::AdmissionMode;
+use super::limits::SessionLimits;
+use super::prewarm::PrewarmPolicy;
+use crate::gateway::ReplayLimits;
+use crate::workers::WorkerConfig;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A second query while one runs: wait behind it, or be refused with
+/// `query_in_progress`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueryMode {
+    Queue,
+    Reject,
+}
+
+#[derive(Clone, Debug)]
+pub struct SessionsConfig {
+    /// The worker every session runs on; each gets `dir/<worker name>`.
+    pub worker: WorkerConfig,
+    pub session_limit: usize,
+    pub admission: AdmissionMode,
+    pub limits: SessionLimits,
+    pub prewarm: PrewarmPolicy,
+    /// Version of the plugin set and configuration the pool's workers are built with.
+    pub plugin_version: u64,
+    pub replay: ReplayLimits,
+    /// Messages of a session's stream not yet written to its connection, at most: a
+    /// slow client makes the producer wait here (the bounded outbound queue).
+    pub outbound_max: usize,
+    /// Answers longer than this are sent truncated (the whole is fetchable over HTTP).
+    pub result_bytes_max: usize,
+    pub queries: QueryMode,
+    /// Pace of a worker's streamed answer, per part (a model's token rate).
+    pub answer_pace: Option<Duration>,
+    /// A query left running by a client that went away is interrupted when no
+    /// connection returns within this.
+    pub detached_query_timeout: Duration,
+    /// How long a terminated session is remembered, so a late reconnect gets a precise
+    /// `session_not_found`.
+    pub tombstone_ttl: Duration,
+    /// Tools each role may call.
+    pub role_tools: BTreeMap<String, Vec<String>>,
+}
+
+impl SessionsConfig {
+    pub fn new(worker: WorkerConfig) -> Self {
+        let tools = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        SessionsConfig {
+            worker,
+            session_limit: 100,
+            admission: AdmissionMode::Refuse {
+                retry_after: Duration::from_secs(60),
+            },
+            limits: SessionLimits::DEFAULT,
+            prewarm: PrewarmPolicy::DEFAULT,
+            plugin_version: 1,
+            replay: ReplayLimits::DEFAULT,
+            outbound_max: 100,
+            result_bytes_max: 1024 * 1024,
+            queries: QueryMode::Reject,
+            answer_pace: None,
+            detached_query_timeout: Duration::from_secs(60),
+            tombstone_ttl: Duration::from_secs(300),
+            role_tools: BTreeMap::from([
+                ("admin".to_string(), tools(&["read", "write", "shell"])),
+                ("member".to_string(), tools(&["read", "write"])),
+                ("viewer".to_string(), tools(&["read"])),
+            ]),
+        }
+    }
+
+    pub fn check(&self) {
+        assert!(self.session_limit > 0, "session_limit must be positive");
+        assert!(self.outbound_max > 0, "outbound_max must be positive");
+        assert!(
+            self.outbound_max <= self.replay.count,
+            "the outbound queue must fit in the replay log, or a connected client could miss messages"
+        );
+        assert!(
+            self.result_bytes_max > 0,
+            "result_bytes_max must be positive"
+        );
+        self.limits.check();
+        self.prewarm.check();
+        self.replay.check();
+    }
+
+    pub fn tools_of(&self, role: &str) -> Vec<String> {
+        self.role_tools.get(role).cloned().unwrap_or_default()
+    }
+}

@@ -1,0 +1,468 @@
+//! The session table: admission, the pre-warm pool, creation, resume and fork, role
+//! changes, drain. One `Sessions` per engine instance.
+
+use super::admission::{Admission, AdmissionControl};
+use super::config::SessionsConfig;
+use super::driver::drive;
+use super::limits::LimitClock;
+use super::prewarm::{PrewarmPool, Warm};
+use super::session::Session;
+use crate::env::Env;
+use crate::gateway::{ReplayLog, ServerEvent};
+use crate::workers::{Worker, WorkerError, WorkerManager};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Why a session was not created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CreateError {
+    /// At the limit: try again after this (HTTP 503 with `Retry-After`).
+    Full { retry_after: Duration },
+    /// Waiting in the creation queue.
+    Queued { ticket: u64, position: usize },
+    /// The server is shutting down.
+    Draining,
+}
+
+/// How a resume was answered.
+pub enum Resumed {
+    /// The session is live: attach to it.
+    Live(Arc<Session>),
+    /// It is not: a new session, and the notice the client gets.
+    Fresh {
+        session: Arc<Session>,
+        notice: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tombstone {
+    pub at: Duration,
+    pub reason: String,
+}
+
+pub(crate) struct Table {
+    pub(crate) live: BTreeMap<String, Arc<Session>>,
+    pub(crate) tombstones: BTreeMap<String, Tombstone>,
+    admission: AdmissionControl,
+    pub(crate) pool: PrewarmPool,
+    draining: bool,
+    next_session: u64,
+    next_worker: u64,
+    pub(crate) live_peak: usize,
+}
+
+pub(crate) struct Shared {
+    pub(crate) env: Env,
+    pub(crate) config: SessionsConfig,
+    pub(crate) manager: Arc<WorkerManager>,
+    origin: Instant,
+    table: Mutex<Table>,
+    pool_wake: Notify,
+}
+
+impl Shared {
+    /// Monotonic time since the table was built (virtual in a simulated world).
+    pub(crate) fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    pub(crate) async fn sleep_until(&self, at: Duration) {
+        match self.origin.checked_add(at) {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    pub(crate) fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().expect("session table poisoned")
+    }
+
+    fn worker_name(&self, prefix: &str) -> String {
+        let mut t = self.table();
+        t.next_worker += 1;
+        format!("{prefix}-{}", t.next_worker)
+    }
+
+    /// Registers and starts a new worker.
+    async fn start_worker(&self, name: &str) -> Result<Arc<Worker>, WorkerError> {
+        let mut config = self.config.worker.clone();
+        config.dir = format!("{}/{name}", config.dir);
+        config.config_version = self.table().pool.version();
+        self.manager.register(name, config).await?;
+        if let Err(e) = self.manager.start(name).await {
+            let _ = self.manager.unregister(name).await;
+            return Err(e);
+        }
+        self.manager.worker(name).await
+    }
+
+    /// A worker for a session: a warm one, else a cold start.
+    pub(crate) async fn acquire_worker(&self) -> Result<Arc<Worker>, WorkerError> {
+        let warm = self.table().pool.take();
+        self.pool_wake.notify_one();
+        match warm {
+            Some(w) => self.manager.worker(&w.name).await,
+            None => self.cold_start().await,
+        }
+    }
+
+    pub(crate) async fn cold_start(&self) -> Result<Arc<Worker>, WorkerError> {
+        tracing::warn!("pre-warm pool drained: cold start");
+        let name = self.worker_name("cold");
+        self.start_worker(&name).await
+    }
+
+    pub(crate) async fn dispose(&self, name: &str) {
+        let _ = self.manager.stop(name).await;
+        let _ = self.manager.unregister(name).await;
+    }
+
+    /// A session ended: free its slot, remember it briefly.
+    pub(crate) fn forget(&self, session: &Session, reason: &str) {
+        let mut t = self.table();
+        if t.live.remove(&session.id).is_some() {
+            t.admission.release();
+        }
+        let at = self.now();
+        t.tombstones.insert(
+            session.id.clone(),
+            Tombstone {
+                at,
+                reason: reason.to_string(),
+            },
+        );
+        let ttl = self.config.tombstone_ttl;
+        t.tombstones.retain(|_, s| at.saturating_sub(s.at) <= ttl);
+    }
+}
+
+/// One engine instance's sessions. Cheap to clone.
+#[derive(Clone)]
+pub struct Sessions {
+    shared: Arc<Shared>,
+}
+
+impl Sessions {
+    pub fn new(env: Env, manager: Arc<WorkerManager>, config: SessionsConfig) -> Self {
+        config.check();
+        let table = Table {
+            live: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
+            admission: AdmissionControl::new(config.session_limit, config.admission),
+            pool: PrewarmPool::new(config.prewarm.clone(), config.plugin_version),
+            draining: false,
+            next_session: 0,
+            next_worker: 0,
+            live_peak: 0,
+        };
+        Sessions {
+            shared: Arc::new(Shared {
+                env,
+                config,
+                manager,
+                origin: Instant::now(),
+                table: Mutex::new(table),
+                pool_wake: Notify::new(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &SessionsConfig {
+        &self.shared.config
+    }
+
+    pub fn env(&self) -> &Env {
+        &self.shared.env
+    }
+
+    pub fn now(&self) -> Duration {
+        self.shared.now()
+    }
+
+    /// Starts the pre-warm pool's keeper.
+    pub fn start_prewarm(&self) {
+        let shared = self.shared.clone();
+        self.shared.env.spawn("prewarm", keep_pool(shared));
+    }
+
+    /// Readiness: at least one pre-warm succeeded.
+    pub fn is_ready(&self) -> bool {
+        self.shared.table().pool.is_ready()
+    }
+
+    pub fn pool_depth(&self) -> usize {
+        self.shared.table().pool.depth()
+    }
+
+    /// (times drained, workers invalidated, pre-warm failures).
+    pub fn pool_counters(&self) -> (u64, u64, u64) {
+        let t = self.shared.table();
+        (t.pool.drained, t.pool.invalidated, t.pool.failures)
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.shared.table().live.len()
+    }
+
+    pub fn live_peak(&self) -> usize {
+        self.shared.table().live_peak
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+        self.shared.table().live.get(id).cloned()
+    }
+
+    pub fn live(&self) -> Vec<Arc<Session>> {
+        self.shared.table().live.values().cloned().collect()
+    }
+
+    /// Why a session that is gone ended, while it is remembered.
+    pub fn tombstone(&self, id: &str) -> Option<Tombstone> {
+        // Pruned only when another session ends: an old one must not answer past its
+        // time just because nothing ended since.
+        let (now, ttl) = (self.now(), self.config().tombstone_ttl);
+        self.shared
+            .table()
+            .tombstones
+            .get(id)
+            .filter(|t| now.saturating_sub(t.at) <= ttl)
+            .cloned()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.shared.table().draining
+    }
+
+    /// Admits a new session for `user`, or says why not. `ticket`: a queued creator
+    /// asking again.
+    pub fn create(
+        &self,
+        user: &str,
+        role: &str,
+        ticket: Option<u64>,
+    ) -> Result<Arc<Session>, CreateError> {
+        self.create_with(user, role, ticket, None, Vec::new())
+    }
+
+    fn create_with(
+        &self,
+        user: &str,
+        role: &str,
+        ticket: Option<u64>,
+        parent: Option<String>,
+        transcript: Vec<String>,
+    ) -> Result<Arc<Session>, CreateError> {
+        let shared = &self.shared;
+        let now = shared.now();
+        let (session, warm) = {
+            let mut t = shared.table();
+            if t.draining {
+                return Err(CreateError::Draining);
+            }
+            let admitted = match ticket {
+                Some(ticket) if t.admission.try_admit(ticket) => true,
+                Some(ticket) => match t.admission.position(ticket) {
+                    Some(position) => return Err(CreateError::Queued { ticket, position }),
+                    None => false,
+                },
+                None => false,
+            };
+            if !admitted {
+                match t.admission.request() {
+                    Admission::Admitted => {}
+                    Admission::Queued { ticket, position } => {
+                        return Err(CreateError::Queued { ticket, position });
+                    }
+                    Admission::Refused { retry_after } => {
+                        return Err(CreateError::Full { retry_after });
+                    }
+                }
+            }
+            t.next_session += 1;
+            let id = format!("s{:06}", t.next_session);
+            let session = Arc::new(Session::new(
+                id.clone(),
+                user.to_string(),
+                role.to_string(),
+                parent,
+                ReplayLog::new(shared.config.replay),
+                LimitClock::new(shared.config.limits.clone(), now),
+                shared.config.outbound_max,
+                now,
+            ));
+            session.core().transcript = transcript;
+            t.live.insert(id, session.clone());
+            t.live_peak = t.live_peak.max(t.live.len());
+            assert!(
+                t.live.len() <= shared.config.session_limit,
+                "admission let the session count exceed its limit"
+            );
+            (session, t.pool.take())
+        };
+        shared.pool_wake.notify_one();
+        let driver_shared = shared.clone();
+        let driven = session.clone();
+        shared.env.spawn("session", async move {
+            let worker = match warm {
+                Some(w) => driver_shared.manager.worker(&w.name).await.ok(),
+                None => None,
+            };
+            drive(driver_shared, driven, worker).await;
+        });
+        Ok(session)
+    }
+
+    /// Resume `id`: the live session, or a fresh one with a notice saying why.
+    pub fn resume(&self, id: &str, user: &str, role: &str) -> Result<Resumed, CreateError> {
+        if let Some(s) = self.get(id) {
+            return Ok(Resumed::Live(s));
+        }
+        let notice = match self.tombstone(id) {
+            Some(t) => format!(
+                "session {id} ended ({}); a new session was started",
+                t.reason
+            ),
+            None => format!("session {id} was not found; a new session was started"),
+        };
+        tracing::info!(
+            session = id,
+            "resume of a session that is not live: {notice}"
+        );
+        let session = self.create(user, role, None)?;
+        Ok(Resumed::Fresh { session, notice })
+    }
+
+    /// A new session with a copy of `id`'s history as of now; the two then diverge.
+    pub fn fork(&self, id: &str, user: &str, role: &str) -> Result<Arc<Session>, ForkError> {
+        let parent = self.get(id).ok_or(ForkError::NotFound)?;
+        let transcript = parent.core().transcript.clone();
+        self.create_with(user, role, None, Some(id.to_string()), transcript)
+            .map_err(ForkError::Create)
+    }
+
+    /// The user's role changed: every live session of theirs applies it to its next
+    /// tool call and is told which tools it lost.
+    pub async fn set_role(&self, user: &str, role: &str) {
+        let now = self.now();
+        let new_tools = self.shared.config.tools_of(role);
+        for s in self.live().into_iter().filter(|s| s.user == user) {
+            let old = std::mem::replace(&mut s.core().role, role.to_string());
+            let removed: Vec<String> = self
+                .shared
+                .config
+                .tools_of(&old)
+                .into_iter()
+                .filter(|t| !new_tools.contains(t))
+                .collect();
+            s.publish(
+                now,
+                ServerEvent::PermissionsChanged {
+                    role: role.to_string(),
+                    removed_tools: removed,
+                },
+            )
+            .await;
+        }
+    }
+
+    /// The plugin set or configuration changed: warm workers are stale.
+    pub async fn invalidate_pool(&self, version: u64) -> usize {
+        let stale = self.shared.table().pool.invalidate(version);
+        for name in &stale {
+            self.shared.dispose(name).await;
+        }
+        self.shared.pool_wake.notify_one();
+        stale.len()
+    }
+
+    /// Starts draining: no new sessions or messages; warm workers are destroyed.
+    /// Returns how many warm workers went.
+    pub async fn drain(&self) -> usize {
+        // The flag goes up before anyone is told: a message racing the announcement
+        // is refused, never half accepted (core.EC-047).
+        let warm = {
+            let mut t = self.shared.table();
+            t.draining = true;
+            t.pool.drain()
+        };
+        let grace = self.shared.config.limits.grace;
+        for s in self.live() {
+            s.publish(
+                self.now(),
+                ServerEvent::SessionEnding {
+                    remaining_ms: grace.as_millis() as u64,
+                    reason: "the server is shutting down".to_string(),
+                },
+            )
+            .await;
+        }
+        for name in &warm {
+            self.shared.dispose(name).await;
+        }
+        tracing::info!(
+            destroyed = warm.len(),
+            "draining: unclaimed pre-warmed workers destroyed"
+        );
+        warm.len()
+    }
+
+    /// Ends session `id` (operator action, shutdown).
+    pub fn end(&self, id: &str, reason: &str) {
+        if let Some(s) = self.get(id) {
+            s.request_end(reason);
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ForkError {
+    NotFound,
+    Create(CreateError),
+}
+
+/// Keeps the pre-warm pool at its target, pausing while the upstream rate-limits.
+async fn keep_pool(shared: Arc<Shared>) {
+    loop {
+        let wake = shared.pool_wake.notified();
+        let (due, paused_until) = {
+            let mut t = shared.table();
+            if t.draining {
+                return;
+            }
+            let now = shared.now();
+            (t.pool.starts_due(now), t.pool.paused_until())
+        };
+        for _ in 0..due {
+            let shared = shared.clone();
+            let task_shared = shared.clone();
+            shared.env.spawn("prewarm-start", async move {
+                let s = task_shared;
+                let name = s.worker_name("warm");
+                let version = s.table().pool.version();
+                match s.start_worker(&name).await {
+                    Ok(_) => {
+                        let stale = s.table().pool.started(Warm { name, version });
+                        if let Some(stale) = stale {
+                            s.dispose(&stale).await;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(worker = %name, "pre-warm failed: {e}");
+                        s.table().pool.start_failed(s.now(), false);
+                    }
+                }
+                s.pool_wake.notify_one();
+            });
+        }
+        let until = paused_until.unwrap_or(Duration::MAX);
+        tokio::select! {
+            biased;
+            _ = wake => {}
+            _ = shared.sleep_until(until), if paused_until.is_some() => {}
+        }
+    }
+}

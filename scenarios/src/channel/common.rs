@@ -1,0 +1,135 @@
+//! Helpers the channel scenarios share.
+
+use super::client::SimClient;
+use super::stage::ChannelStage;
+use crate::scenario::Failure;
+use engine::gateway::{ErrorCode, ServerEvent, ServerMessage};
+use std::time::Duration;
+
+pub fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+pub fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Declares a scenario whose body is an async fn over the world.
+macro_rules! scenario {
+    ($static:ident, $id:literal, $title:literal, $proves:literal, [$($fault:literal),*], $sim_secs:expr, $body:ident) => {
+        pub static $static: crate::scenario::Scenario = crate::scenario::Scenario {
+            id: $id,
+            title: $title,
+            proves: $proves,
+            faults_expected: &[$($fault),*],
+            sim_time_max: std::time::Duration::from_secs($sim_secs),
+            body: {
+                fn body(world: sim::World) -> crate::scenario::BodyFuture {
+                    Box::pin($body(world))
+                }
+                body
+            },
+            real: None,
+            plan: None,
+        };
+    };
+}
+pub(crate) use scenario;
+
+pub fn is_result(m: &ServerMessage) -> bool {
+    matches!(m.event, ServerEvent::Result { .. })
+}
+
+pub fn is_error(code: ErrorCode) -> impl Fn(&ServerMessage) -> bool {
+    move |m| matches!(&m.event, ServerEvent::Error { code: c, .. } if *c == code)
+}
+
+pub fn is_status(state: &'static str) -> impl Fn(&ServerMessage) -> bool {
+    move |m| matches!(&m.event, ServerEvent::Status { state: s } if s == state)
+}
+
+/// A stage with a warm pool and one connected client of user `ana`.
+pub async fn one_client(
+    world: &sim::World,
+    tweak: impl FnOnce(&mut engine::sessions::SessionsConfig, &mut engine::gateway::GatewayConfig),
+) -> Result<(ChannelStage, SimClient, String), Failure> {
+    let mut st = ChannelStage::start(world, tweak).await?;
+    st.ready(secs(60)).await?;
+    let token = st.token("ana", "member", secs(3600));
+    let d = st.new_delivery();
+    let client = st.open(0, &format!("token={token}"), &d).await?;
+    Ok((st, client, token))
+}
+
+/// Every `Delta` text of query `query` the client saw, in order, and its result text.
+pub fn answer_of(client: &SimClient, query: u64) -> (Vec<String>, Option<String>) {
+    let d = client.delivery.lock().expect("delivery poisoned");
+    let mut deltas = Vec::new();
+    let mut result = None;
+    for m in &d.messages {
+        match &m.event {
+            ServerEvent::Delta { query: q, text } if *q == query => deltas.push(text.clone()),
+            ServerEvent::Result { query: q, text, .. } if *q == query => {
+                result = Some(text.clone())
+            }
+            _ => {}
+        }
+    }
+    (deltas, result)
+}
+
+pub fn words(n: usize, prefix: &str) -> String {
+    (1..=n)
+        .map(|i| format!("{prefix}{i}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn is_delta(m: &ServerMessage) -> bool {
+    matches!(m.event, ServerEvent::Delta { .. })
+}
+
+/// Reads `n` deltas.
+pub async fn deltas(client: &mut SimClient, n: usize) -> Result<(), Failure> {
+    for _ in 0..n {
+        client.until("a delta", secs(30), is_delta).await?;
+    }
+    Ok(())
+}
+
+/// Fails unless query `query`'s streamed parts and result are exactly `expected`, each
+/// part once.
+pub fn answer_is(client: &SimClient, query: u64, expected: &str) -> Result<(), Failure> {
+    let (parts, result) = answer_of(client, query);
+    let joined = parts.join(" ");
+    if joined != expected || result.as_deref() != Some(expected) {
+        return Err(Failure::correctness(format!(
+            "answer {query} disturbed: {} parts {joined:?}, result {result:?}, expected {expected:?}",
+            parts.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The refusal a connect ended with, as an error code.
+pub fn refusal_code(e: &super::client::ConnectError) -> Option<ErrorCode> {
+    match e {
+        super::client::ConnectError::Closed(m) => match &m.event {
+            ServerEvent::Error { code, .. } => Some(*code),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The text of a refusal (`Closed` message or HTTP body).
+pub fn refusal_text(e: &super::client::ConnectError) -> String {
+    match e {
+        super::client::ConnectError::Closed(m) => match &m.event {
+            ServerEvent::Error { message, .. } => message.clone(),
+            other => format!("{other:?}"),
+        },
+        super::client::ConnectError::Refused(r) => r.body.clone(),
+        super::client::ConnectError::Io(e) => e.clone(),
+    }
+}

@@ -1,0 +1,237 @@
+//! The stage of the session and channel scenarios: an engine host `engine-0` serving
+//! the real gateway (axum over hyper) on port 8080 of the simulated network, with
+//! sessions backed by the real worker program as simulated processes, and client hosts
+//! that open WebSockets to it. The global oracles of every such run live here.
+
+use super::client::{ConnectError, Delivery, SharedDelivery, SimClient, http};
+use crate::scenario::Failure;
+use engine::env::{Env, NetAddr};
+use engine::gateway::{Claims, Gateway, GatewayConfig, TokenKeys};
+use engine::sessions::{Sessions, SessionsConfig};
+use engine::workers::{PortRange, WorkerConfig, WorkerManager};
+use sim::{FaultCounters, Host, SimRng, World};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const ENGINE_HOST: &str = "engine-0";
+pub const PORT: u16 = 8080;
+const WORKER_PROGRAM: &str = "/usr/bin/worker";
+const SECRET: &[u8] = b"scenario-secret";
+
+pub struct ChannelStage {
+    pub world: World,
+    pub engine: Host,
+    pub env: Env,
+    pub sessions: Sessions,
+    pub manager: Arc<WorkerManager>,
+    pub gateway: Arc<Gateway>,
+    pub keys: TokenKeys,
+    pub addr: NetAddr,
+    pub faults: FaultCounters,
+    pub rng: SimRng,
+    clients: Vec<Host>,
+    /// Every delivery record handed out, for the global oracle.
+    deliveries: Mutex<Vec<SharedDelivery>>,
+}
+
+/// Defaults tuned for scenarios: small pool, fast pre-warm.
+pub fn default_configs(keys: &TokenKeys) -> (SessionsConfig, GatewayConfig) {
+    let mut worker = WorkerConfig::new(WORKER_PROGRAM, "sessions");
+    worker.init_timeout = Duration::from_secs(10);
+    let mut sessions = SessionsConfig::new(worker);
+    sessions.prewarm.target = 2;
+    sessions.prewarm.refill_below = 1;
+    sessions.session_limit = 8;
+    let gateway = GatewayConfig::new(keys.clone());
+    (sessions, gateway)
+}
+
+impl ChannelStage {
+    /// Builds the stage; `tweak` adjusts the configuration first.
+    pub async fn start(
+        world: &World,
+        tweak: impl FnOnce(&mut SessionsConfig, &mut GatewayConfig),
+    ) -> Result<ChannelStage, Failure> {
+        let engine = world.add_host(ENGINE_HOST);
+        crate::stage::install_worker(engine.procs(), WORKER_PROGRAM);
+        let env = engine.env();
+        let keys = TokenKeys::new(SECRET, Duration::from_secs(30));
+        let (mut sessions_config, mut gateway_config) = default_configs(&keys);
+        tweak(&mut sessions_config, &mut gateway_config);
+        let manager = Arc::new(WorkerManager::new(env.clone(), PortRange::DEFAULT));
+        let sessions = Sessions::new(env.clone(), manager.clone(), sessions_config);
+        sessions.start_prewarm();
+        let keys = gateway_config.keys.clone();
+        let gateway = Gateway::new(sessions.clone(), gateway_config);
+        let listener = env
+            .net()
+            .bind(PORT)
+            .await
+            .map_err(|e| Failure::correctness(format!("bind {PORT}: {e}")))?;
+        env.spawn("gateway", engine::gateway::serve(gateway.clone(), listener));
+        Ok(ChannelStage {
+            world: world.clone(),
+            engine,
+            env,
+            sessions,
+            manager,
+            gateway,
+            keys,
+            addr: NetAddr::new(ENGINE_HOST, PORT),
+            faults: world.faults().clone(),
+            rng: world.rng("scenario"),
+            clients: Vec::new(),
+            deliveries: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A client host (`client-N`), created on first use.
+    pub fn client_host(&mut self, n: usize) -> Host {
+        while self.clients.len() <= n {
+            let name = format!("client-{}", self.clients.len());
+            self.clients.push(self.world.add_host(&name));
+        }
+        self.clients[n].clone()
+    }
+
+    /// A token for `user` with `role`, valid for `valid_for` from the engine's clock.
+    pub fn token(&self, user: &str, role: &str, valid_for: Duration) -> String {
+        let exp = (self.env.wall_unix_ms() / 1000) + valid_for.as_secs();
+        self.keys.issue(&Claims {
+            sub: user.to_string(),
+            role: role.to_string(),
+            exp,
+        })
+    }
+
+    pub fn new_delivery(&self) -> SharedDelivery {
+        let d: SharedDelivery = Arc::new(Mutex::new(Delivery::default()));
+        self.deliveries
+            .lock()
+            .expect("deliveries poisoned")
+            .push(d.clone());
+        d
+    }
+
+    /// Opens a socket from client host `n` with `query` (`token=…&session=…`).
+    pub async fn connect(
+        &mut self,
+        n: usize,
+        query: &str,
+        delivery: &SharedDelivery,
+    ) -> Result<SimClient, ConnectError> {
+        let host = self.client_host(n);
+        let env = host.env();
+        SimClient::connect(env.net(), &self.addr, query, delivery.clone()).await
+    }
+
+    /// Like `connect`, failing the run on an error.
+    pub async fn open(
+        &mut self,
+        n: usize,
+        query: &str,
+        delivery: &SharedDelivery,
+    ) -> Result<SimClient, Failure> {
+        self.connect(n, query, delivery)
+            .await
+            .map_err(|e| Failure::correctness(format!("connect {query:?}: {e}")))
+    }
+
+    /// Reconnects client host `n` to `session` from where `delivery` is (`last_seq`).
+    pub async fn reconnect(
+        &mut self,
+        n: usize,
+        token: &str,
+        session: &str,
+        delivery: &SharedDelivery,
+    ) -> Result<SimClient, ConnectError> {
+        let last = delivery.lock().expect("delivery poisoned").last_seq();
+        let query = format!("token={token}&session={session}&last_seq={last}");
+        self.connect(n, &query, delivery).await
+    }
+
+    /// The live session `id`, failing the run when it is gone.
+    pub fn session(&self, id: &str) -> Result<Arc<engine::sessions::Session>, Failure> {
+        self.sessions
+            .get(id)
+            .ok_or_else(|| Failure::correctness(format!("session {id} is not live")))
+    }
+
+    /// Waits until `check` holds, looking every 10 ms of simulated time.
+    pub async fn eventually(
+        &self,
+        what: &str,
+        bound: Duration,
+        check: impl FnMut() -> bool,
+    ) -> Result<(), Failure> {
+        crate::workers::stage::eventually(what, bound, Duration::from_millis(10), check).await
+    }
+
+    pub async fn http(
+        &mut self,
+        n: usize,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, String, String), Failure> {
+        let host = self.client_host(n);
+        let env = host.env();
+        http(env.net(), &self.addr, method, path, headers).await
+    }
+
+    /// Waits until the pool has a warm worker (readiness).
+    pub async fn ready(&self, bound: Duration) -> Result<(), Failure> {
+        crate::workers::stage::eventually(
+            "pre-warm readiness",
+            bound,
+            Duration::from_millis(50),
+            || self.sessions.is_ready(),
+        )
+        .await
+    }
+
+    /// The oracles every run of these scenarios must satisfy.
+    pub fn check_global(&self) -> Result<(), Failure> {
+        for d in self.deliveries.lock().expect("deliveries poisoned").iter() {
+            d.lock().expect("delivery poisoned").check()?;
+        }
+        let config = self.sessions.config();
+        let peak = self.sessions.live_peak();
+        if peak > config.session_limit {
+            return Err(Failure::correctness(format!(
+                "{peak} live sessions at once, above the limit of {}",
+                config.session_limit
+            )));
+        }
+        for s in self.sessions.live() {
+            let st = s.stats();
+            let attached = st.connections as i64 - st.replaced as i64 - st.detaches as i64;
+            if attached > 1 || attached != i64::from(s.is_attached()) {
+                return Err(Failure::correctness(format!(
+                    "session {}: {attached} connections attached at once ({st:?})",
+                    s.id
+                )));
+            }
+            if st.log_bytes_peak > config.replay.bytes {
+                return Err(Failure::correctness(format!(
+                    "session {}: replay log held {} bytes, above its bound {}",
+                    s.id, st.log_bytes_peak, config.replay.bytes
+                )));
+            }
+            if st.outbound_peak > config.outbound_max {
+                return Err(Failure::correctness(format!(
+                    "session {}: {} messages waited for the connection, above the bound {}",
+                    s.id, st.outbound_peak, config.outbound_max
+                )));
+            }
+            let (_, entries) = s.log_usage();
+            if entries > config.replay.count {
+                return Err(Failure::correctness(format!(
+                    "session {}: replay log holds {entries} messages, above its bound {}",
+                    s.id, config.replay.count
+                )));
+            }
+        }
+        Ok(())
+    }
+}
