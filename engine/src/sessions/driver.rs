@@ -131,6 +131,7 @@ async fn run_query(shared: &Shared, session: &Session, worker: &Worker, query: u
     tokio::pin!(request);
     let mut request_result = None;
     let mut answer: Vec<String> = Vec::new();
+    let mut streamed = 0usize;
     let outcome = loop {
         let wake = session.work.notified();
         let (deadline, action) = session.core().limit.next(true);
@@ -161,7 +162,12 @@ async fn run_query(shared: &Shared, session: &Session, worker: &Worker, query: u
             }
             reply = rx.recv() => match reply {
                 Some(Reply::Event { data, .. }) => {
-                    session.publish(shared.now(), ServerEvent::Delta { query, text: data.clone() }).await;
+                    // Past the result bound the parts are only kept (for the HTTP
+                    // fetch): the socket carries at most that much of one answer.
+                    streamed += data.len();
+                    if streamed <= shared.config.result_bytes_max {
+                        session.publish(shared.now(), ServerEvent::Delta { query, text: data.clone() }).await;
+                    }
                     answer.push(data);
                 }
                 Some(Reply::Done { .. }) => break Outcome::Done,

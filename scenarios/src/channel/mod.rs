@@ -10,6 +10,7 @@ mod lifecycle;
 mod memory;
 mod reconnect;
 pub mod stage;
+mod stream;
 
 use crate::scenario::Scenario;
 
@@ -20,5 +21,6 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(ingress::all());
     all.extend(lifecycle::all());
     all.extend(memory::all());
+    all.extend(stream::all());
     all
 }
