@@ -19,6 +19,9 @@ pub enum QueryMode {
 
 #[derive(Clone, Debug)]
 pub struct SessionsConfig {
+    /// This engine instance's name: it prefixes session ids (empty: none) and names
+    /// the instance in store claims.
+    pub instance: String,
     /// The worker every session runs on; each gets `dir/<worker name>`.
     pub worker: WorkerConfig,
     pub session_limit: usize,
@@ -50,6 +53,7 @@ impl SessionsConfig {
     pub fn new(worker: WorkerConfig) -> Self {
         let tools = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         SessionsConfig {
+            instance: String::new(),
             worker,
             session_limit: 100,
             admission: AdmissionMode::Refuse {

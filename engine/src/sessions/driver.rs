@@ -95,6 +95,9 @@ async fn apply_limit(shared: &Shared, session: &Session, action: LimitAction) {
 }
 
 async fn run_query(shared: &Shared, session: &Session, worker: &Worker, query: u64, text: String) {
+    // The state before the query is durable: a resume elsewhere starts from here.
+    shared.env.disk_pace().await;
+    shared.persist(session);
     if !session
         .transition(shared.now(), SessionEvent::QueryStarted)
         .await

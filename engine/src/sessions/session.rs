@@ -68,6 +68,8 @@ pub struct SessionCore {
     pub worker: Option<String>,
     /// The number of the stream's last message (`session_ended`), once it is published.
     pub(crate) final_seq: Option<u64>,
+    /// Ending here hands the session over (its record stays, unclaimed).
+    pub(crate) handed_off: bool,
     pub stats: SessionStats,
 }
 
@@ -141,6 +143,7 @@ impl Session {
                 end_reason: None,
                 worker: None,
                 final_seq: None,
+                handed_off: false,
                 stats: SessionStats::default(),
             }),
             outbound_max,

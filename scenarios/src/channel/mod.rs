@@ -4,6 +4,7 @@
 
 pub mod client;
 mod common;
+mod durable;
 mod frames;
 mod ingress;
 mod lifecycle;
@@ -22,5 +23,6 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(lifecycle::all());
     all.extend(memory::all());
     all.extend(stream::all());
+    all.extend(durable::all());
     all
 }
