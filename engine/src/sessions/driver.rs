@@ -320,8 +320,18 @@ async fn end(shared: &Shared, session: &Session, worker: Option<Arc<Worker>>) {
             },
         )
         .await;
-    // The connection closes once it has written this one.
-    session.core().final_seq = Some(last.unwrap_or(u64::MAX));
+    // The connection closes once it has written this one (or, with no number left,
+    // everything numbered, then the unnumbered notice).
+    {
+        let mut c = session.core();
+        match last {
+            Some(seq) => c.final_seq = Some(seq),
+            None => {
+                c.final_seq = Some(c.log.last_seq());
+                c.end_unsequenced = Some(reason.clone());
+            }
+        }
+    }
     session.out_ready.notify_one();
     session
         .transition(shared.now(), SessionEvent::Terminate)

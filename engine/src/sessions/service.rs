@@ -372,7 +372,7 @@ impl Sessions {
                 user.to_string(),
                 role.to_string(),
                 parent,
-                ReplayLog::new(shared.config.replay),
+                ReplayLog::starting_after(shared.config.replay, shared.config.first_seq_after),
                 LimitClock::new(shared.config.limits.clone(), now),
                 shared.config.outbound_max,
                 now,

@@ -165,6 +165,12 @@ pub fn expand_word(word: &str) -> Vec<String> {
         .collect()
 }
 
+/// `cache:NAME:BYTES`: write a cache file of BYTES bytes named NAME.
+fn cache_word(word: &str) -> Option<(&str, u64)> {
+    let (name, bytes) = word.strip_prefix("cache:")?.rsplit_once(':')?;
+    Some((name, bytes.parse().ok()?))
+}
+
 async fn answer<W: AsyncWrite + Unpin + ?Sized>(
     shared: &Shared,
     request: Request,
@@ -175,14 +181,27 @@ async fn answer<W: AsyncWrite + Unpin + ?Sized>(
         Request::Ping { id } => send(out, &Reply::Pong { id }).await?,
         Request::Run { id, input, pace_ms } => {
             shared.remember_input(&input);
-            let parts = input.split_whitespace().flat_map(expand_word);
-            for (seq, data) in (1..).zip(parts) {
-                if let Some(ms) = pace_ms.filter(|ms| *ms > 0) {
-                    out.flush().await?;
-                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            let mut seq = 0;
+            for word in input.split_whitespace() {
+                let parts = match cache_word(word) {
+                    // A tool that leaves a file behind (a shell snapshot): it goes
+                    // through the cache, so the quota and eviction apply.
+                    Some((name, bytes)) => {
+                        vec![match shared.cache.write(&shared.env, name, bytes).await {
+                            Ok(()) => format!("cached:{name}"),
+                            Err((code, _)) => format!("cache_refused:{name}:{code:?}"),
+                        }]
+                    }
+                    None => expand_word(word),
+                };
+                for data in parts {
+                    seq += 1;
+                    if let Some(ms) = pace_ms.filter(|ms| *ms > 0) {
+                        out.flush().await?;
+                        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    }
+                    send(out, &Reply::Event { id, seq, data }).await?;
                 }
-                let event = Reply::Event { id, seq, data };
-                send(out, &event).await?;
             }
             send(out, &Reply::Done { id }).await?;
         }

@@ -5,6 +5,7 @@
 pub mod client;
 mod common;
 mod durable;
+mod edges;
 mod frames;
 mod ingress;
 mod lifecycle;
@@ -24,5 +25,6 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(memory::all());
     all.extend(stream::all());
     all.extend(durable::all());
+    all.extend(edges::all());
     all
 }
