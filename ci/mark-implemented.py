@@ -12,9 +12,13 @@ import re
 root = pathlib.Path(__file__).resolve().parent.parent
 ids = set()
 for path in (root / "scenarios" / "src").rglob("*.rs"):
-    for match in re.finditer(r'^\s*id: "([^"]+)",', path.read_text(), re.M):
-        if not match.group(1).startswith("sim."):
-            ids.add(match.group(1))
+    text = path.read_text()
+    # Scenarios written out as structs, and those declared with the `scenario!` macro.
+    found = re.findall(r'^\s*id: "([^"]+)",', text, re.M)
+    found += re.findall(r'scenario!\(\s*\w+,\s*"([^"]+)",', text)
+    for scenario_id in found:
+        if not scenario_id.startswith("sim."):
+            ids.add(scenario_id)
 catalog = root / "scenarios" / "catalog.toml"
 text = catalog.read_text()
 out, current, changed = [], None, 0

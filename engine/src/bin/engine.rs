@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use engine::env::real::{RealEnvOptions, real_env};
 use engine::gateway::{Claims, Gateway, GatewayConfig, TokenKeys};
 use engine::sessions::{QueryMode, Sessions, SessionsConfig};
+use engine::store::SessionStore;
 use engine::workers::{PortRange, WorkerConfig, WorkerManager};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -256,7 +257,26 @@ async fn run(args: ServeArgs, program: PathBuf, dir: PathBuf) -> Result<(), Fail
         .await
         .map_err(|e| Failed::runtime(format!("cannot listen on port {}: {e}", args.port)))?;
     let addr = listener.local_addr();
-    let sessions = Sessions::new(env.clone(), manager.clone(), sessions_config);
+    // Session metadata in redb on the data directory; a store that cannot be opened or
+    // checked (corrupt, another version) stops the start with its reason.
+    let store = SessionStore::open(env.disk_handle(), "store/sessions.redb")
+        .map_err(|e| Failed::runtime(format!("session store: {e}")))?;
+    let sessions = Sessions::with_store(
+        env.clone(),
+        manager.clone(),
+        sessions_config,
+        Arc::new(store),
+    );
+    if let Some(checked) = sessions.check_store() {
+        let report = checked.map_err(|e| Failed::runtime(format!("session store check: {e}")))?;
+        tracing::info!(
+            checked = report.checked,
+            orphans = report.orphans.len(),
+            corrupt = report.corrupt.len(),
+            claims_cleared = report.claims_cleared.len(),
+            "session store checked"
+        );
+    }
     sessions.start_prewarm();
     let gateway = Gateway::new(sessions.clone(), gateway_config);
     let serving = env.spawn("gateway", engine::gateway::serve(gateway, listener));

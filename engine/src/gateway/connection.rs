@@ -80,6 +80,10 @@ pub(crate) async fn run_socket(
             return conn.detach();
         }
         if conn.session.finished_for(conn.generation) {
+            if let Some(reason) = conn.session.end_unsequenced() {
+                let m = ServerMessage::control(ServerEvent::SessionEnded { reason });
+                let _ = conn.write(&mut socket, m.encode()).await;
+            }
             // The session ended and the client has its last word: close, so nothing
             // sent later is left hanging on a dead session.
             let _ = tokio::time::timeout(

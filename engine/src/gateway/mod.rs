@@ -13,8 +13,8 @@ mod server;
 
 pub use auth::{AuthError, Claims, TokenKeys};
 pub use protocol::{
-    ClientMessage, ErrorCode, FrameError, PROTOCOL_VERSION, ServerEvent, ServerMessage,
-    decode_client,
+    ClientMessage, DETAIL_CHARS_MAX, ErrorCode, FrameError, PROTOCOL_VERSION, ServerEvent,
+    ServerMessage, decode_client,
 };
 pub use rate::{RateLimit, RateLimiter};
 pub use replay::{ReplayError, ReplayLimits, ReplayLog};

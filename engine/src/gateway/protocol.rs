@@ -216,7 +216,8 @@ pub enum ServerEvent {
 /// One server message: version, sequence number and event. `seq` is present on every
 /// message of a session's stream (gap-free from 1, replayable); it is absent only on the
 /// last message of a connection that is being refused or displaced (`replaced`,
-/// `invalid_sequence`, `session_not_found`), which belongs to no session stream.
+/// `invalid_sequence`, `session_not_found`), which belongs to no session stream, and on
+/// the `session_ended` of a stream whose 64-bit numbers ran out.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerMessage {
     pub v: u32,

@@ -411,6 +411,12 @@ async fn upgrade(
                 code: ErrorCode::SessionAlreadyActive,
                 message: format!("session {id} belongs to another user"),
             })),
+            Ok(Resumed::Busy { by }) => {
+                Opening::Refuse(ServerMessage::control(ServerEvent::Error {
+                    code: ErrorCode::SessionAlreadyActive,
+                    message: format!("session {id} is active elsewhere ({by}); fork it instead"),
+                }))
+            }
             Ok(Resumed::Fresh { session, notice }) => Opening::Attach {
                 session,
                 last_seq: None,

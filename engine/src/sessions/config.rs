@@ -19,6 +19,9 @@ pub enum QueryMode {
 
 #[derive(Clone, Debug)]
 pub struct SessionsConfig {
+    /// This engine instance's name: it prefixes session ids (empty: none) and names
+    /// the instance in store claims.
+    pub instance: String,
     /// The worker every session runs on; each gets `dir/<worker name>`.
     pub worker: WorkerConfig,
     pub session_limit: usize,
@@ -28,6 +31,9 @@ pub struct SessionsConfig {
     /// Version of the plugin set and configuration the pool's workers are built with.
     pub plugin_version: u64,
     pub replay: ReplayLimits,
+    /// A new session's first message gets this plus one (0 normally). The sequence
+    /// space is 64 bits; a test starts near its end to see it run out.
+    pub first_seq_after: u64,
     /// Messages of a session's stream not yet written to its connection, at most: a
     /// slow client makes the producer wait here (the bounded outbound queue).
     pub outbound_max: usize,
@@ -50,6 +56,7 @@ impl SessionsConfig {
     pub fn new(worker: WorkerConfig) -> Self {
         let tools = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         SessionsConfig {
+            instance: String::new(),
             worker,
             session_limit: 100,
             admission: AdmissionMode::Refuse {
@@ -59,6 +66,7 @@ impl SessionsConfig {
             prewarm: PrewarmPolicy::DEFAULT,
             plugin_version: 1,
             replay: ReplayLimits::DEFAULT,
+            first_seq_after: 0,
             outbound_max: 100,
             result_bytes_max: 1024 * 1024,
             queries: QueryMode::Reject,

@@ -95,6 +95,9 @@ async fn apply_limit(shared: &Shared, session: &Session, action: LimitAction) {
 }
 
 async fn run_query(shared: &Shared, session: &Session, worker: &Worker, query: u64, text: String) {
+    // The state before the query is durable: a resume elsewhere starts from here.
+    shared.env.disk_pace().await;
+    shared.persist(session);
     if !session
         .transition(shared.now(), SessionEvent::QueryStarted)
         .await
@@ -131,6 +134,7 @@ async fn run_query(shared: &Shared, session: &Session, worker: &Worker, query: u
     tokio::pin!(request);
     let mut request_result = None;
     let mut answer: Vec<String> = Vec::new();
+    let mut streamed = 0usize;
     let outcome = loop {
         let wake = session.work.notified();
         let (deadline, action) = session.core().limit.next(true);
@@ -161,7 +165,12 @@ async fn run_query(shared: &Shared, session: &Session, worker: &Worker, query: u
             }
             reply = rx.recv() => match reply {
                 Some(Reply::Event { data, .. }) => {
-                    session.publish(shared.now(), ServerEvent::Delta { query, text: data.clone() }).await;
+                    // Past the result bound the parts are only kept (for the HTTP
+                    // fetch): the socket carries at most that much of one answer.
+                    streamed += data.len();
+                    if streamed <= shared.config.result_bytes_max {
+                        session.publish(shared.now(), ServerEvent::Delta { query, text: data.clone() }).await;
+                    }
                     answer.push(data);
                 }
                 Some(Reply::Done { .. }) => break Outcome::Done,
@@ -311,8 +320,18 @@ async fn end(shared: &Shared, session: &Session, worker: Option<Arc<Worker>>) {
             },
         )
         .await;
-    // The connection closes once it has written this one.
-    session.core().final_seq = Some(last.unwrap_or(u64::MAX));
+    // The connection closes once it has written this one (or, with no number left,
+    // everything numbered, then the unnumbered notice).
+    {
+        let mut c = session.core();
+        match last {
+            Some(seq) => c.final_seq = Some(seq),
+            None => {
+                c.final_seq = Some(c.log.last_seq());
+                c.end_unsequenced = Some(reason.clone());
+            }
+        }
+    }
     session.out_ready.notify_one();
     session
         .transition(shared.now(), SessionEvent::Terminate)

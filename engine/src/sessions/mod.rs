@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod config;
 mod driver;
+mod durable;
 pub mod lifecycle;
 pub mod limits;
 pub mod lock;

@@ -4,11 +4,13 @@
 use super::admission::{Admission, AdmissionControl};
 use super::config::SessionsConfig;
 use super::driver::drive;
+use super::durable::{Durable, Stored};
 use super::limits::LimitClock;
 use super::prewarm::{PrewarmPool, Warm};
 use super::session::Session;
 use crate::env::Env;
 use crate::gateway::{ReplayLog, ServerEvent};
+use crate::store::{SessionStore, StartupReport, StoreError};
 use crate::workers::{Worker, WorkerError, WorkerManager};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,6 +38,8 @@ pub enum Resumed {
         session: Arc<Session>,
         notice: String,
     },
+    /// It is stored and claimed elsewhere (another instance or connection won).
+    Busy { by: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +61,8 @@ pub(crate) struct Table {
 
 pub(crate) struct Shared {
     pub(crate) env: Env,
+    /// The store sessions are kept in, when the deployment has one.
+    pub(crate) durable: Option<Durable>,
     pub(crate) config: SessionsConfig,
     pub(crate) manager: Arc<WorkerManager>,
     origin: Instant,
@@ -121,8 +127,36 @@ impl Shared {
         let _ = self.manager.unregister(name).await;
     }
 
+    /// Writes the session's history and record to the store, if there is one (before
+    /// each query, so a resume elsewhere starts from the last question asked).
+    pub(crate) fn persist(&self, session: &Session) {
+        let Some(d) = &self.durable else {
+            return;
+        };
+        let transcript = session.core().transcript.clone();
+        let saved = d.save(
+            &self.env,
+            &session.id,
+            &session.user,
+            session.parent.as_deref(),
+            &transcript,
+        );
+        if let Err(e) = saved {
+            tracing::warn!(session = %session.id, "session state not persisted: {e}");
+        }
+    }
+
     /// A session ended: free its slot, remember it briefly.
     pub(crate) fn forget(&self, session: &Session, reason: &str) {
+        if let Some(d) = &self.durable {
+            if session.core().handed_off {
+                // Kept for another instance: the final history, then the claim goes.
+                self.persist(session);
+                d.release(&session.id);
+            } else {
+                d.forget(&self.env, &session.id);
+            }
+        }
         let mut t = self.table();
         if t.live.remove(&session.id).is_some() {
             t.admission.release();
@@ -148,6 +182,48 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(env: Env, manager: Arc<WorkerManager>, config: SessionsConfig) -> Self {
+        Self::build(env, manager, config, None)
+    }
+
+    /// Sessions kept in `store` (records claimed by `config.instance`, history files
+    /// under `session-data/`), resumable by any instance sharing the store. Call
+    /// [`Sessions::check_store`] once per deployment start, before serving.
+    pub fn with_store(
+        env: Env,
+        manager: Arc<WorkerManager>,
+        config: SessionsConfig,
+        store: Arc<SessionStore>,
+    ) -> Self {
+        let instance = if config.instance.is_empty() {
+            "engine".to_string()
+        } else {
+            config.instance.clone()
+        };
+        let durable = Durable {
+            store,
+            instance,
+            dir: "session-data".to_string(),
+        };
+        Self::build(env, manager, config, Some(durable))
+    }
+
+    /// The store's start-up check: records whose files are gone are purged, corrupt
+    /// ones archived, stale claims cleared. `None` without a store.
+    pub fn check_store(&self) -> Option<Result<StartupReport, StoreError>> {
+        let d = self.shared.durable.as_ref()?;
+        let disk = self.shared.env.disk();
+        Some(
+            d.store
+                .startup_check(|r| disk.metadata(&r.data_path).is_ok()),
+        )
+    }
+
+    fn build(
+        env: Env,
+        manager: Arc<WorkerManager>,
+        config: SessionsConfig,
+        durable: Option<Durable>,
+    ) -> Self {
         config.check();
         let table = Table {
             live: BTreeMap::new(),
@@ -162,6 +238,7 @@ impl Sessions {
         Sessions {
             shared: Arc::new(Shared {
                 env,
+                durable,
                 config,
                 manager,
                 origin: Instant::now(),
@@ -245,7 +322,7 @@ impl Sessions {
         role: &str,
         ticket: Option<u64>,
     ) -> Result<Arc<Session>, CreateError> {
-        self.create_with(user, role, ticket, None, Vec::new())
+        self.create_with(user, role, ticket, None, Vec::new(), None)
     }
 
     fn create_with(
@@ -255,6 +332,7 @@ impl Sessions {
         ticket: Option<u64>,
         parent: Option<String>,
         transcript: Vec<String>,
+        restored_id: Option<String>,
     ) -> Result<Arc<Session>, CreateError> {
         let shared = &self.shared;
         let now = shared.now();
@@ -282,14 +360,19 @@ impl Sessions {
                     }
                 }
             }
-            t.next_session += 1;
-            let id = format!("s{:06}", t.next_session);
+            let id = restored_id.unwrap_or_else(|| {
+                t.next_session += 1;
+                match shared.config.instance.as_str() {
+                    "" => format!("s{:06}", t.next_session),
+                    instance => format!("{instance}-s{:06}", t.next_session),
+                }
+            });
             let session = Arc::new(Session::new(
                 id.clone(),
                 user.to_string(),
                 role.to_string(),
                 parent,
-                ReplayLog::new(shared.config.replay),
+                ReplayLog::starting_after(shared.config.replay, shared.config.first_seq_after),
                 LimitClock::new(shared.config.limits.clone(), now),
                 shared.config.outbound_max,
                 now,
@@ -304,6 +387,7 @@ impl Sessions {
             (session, t.pool.take())
         };
         shared.pool_wake.notify_one();
+        shared.persist(&session);
         let driver_shared = shared.clone();
         let driven = session.clone();
         shared.env.spawn("session", async move {
@@ -320,6 +404,29 @@ impl Sessions {
     pub fn resume(&self, id: &str, user: &str, role: &str) -> Result<Resumed, CreateError> {
         if let Some(s) = self.get(id) {
             return Ok(Resumed::Live(s));
+        }
+        let stored = self
+            .shared
+            .durable
+            .as_ref()
+            .map(|d| d.resume(&self.shared.env, id, user));
+        match stored {
+            None | Some(Stored::Absent) => {}
+            Some(Stored::Claimed { by }) => return Ok(Resumed::Busy { by }),
+            Some(Stored::Damaged { notice }) => {
+                let session = self.create(user, role, None)?;
+                return Ok(Resumed::Fresh { session, notice });
+            }
+            Some(Stored::Restored { transcript }) => {
+                let restored =
+                    self.create_with(user, role, None, None, transcript, Some(id.to_string()));
+                if restored.is_err()
+                    && let Some(d) = &self.shared.durable
+                {
+                    d.release(id);
+                }
+                return restored.map(Resumed::Live);
+            }
         }
         let notice = match self.tombstone(id) {
             Some(t) => format!(
@@ -340,7 +447,7 @@ impl Sessions {
     pub fn fork(&self, id: &str, user: &str, role: &str) -> Result<Arc<Session>, ForkError> {
         let parent = self.get(id).ok_or(ForkError::NotFound)?;
         let transcript = parent.core().transcript.clone();
-        self.create_with(user, role, None, Some(id.to_string()), transcript)
+        self.create_with(user, role, None, Some(id.to_string()), transcript, None)
             .map_err(ForkError::Create)
     }
 
@@ -408,6 +515,22 @@ impl Sessions {
             "draining: unclaimed pre-warmed workers destroyed"
         );
         warm.len()
+    }
+
+    /// Hands every live session over to the other instances sharing the store (a
+    /// rolling restart): each ends here with its history saved and its claim released,
+    /// so its client can resume it elsewhere. Returns how many. Without a store,
+    /// nothing can be handed over: 0.
+    pub fn hand_off(&self) -> usize {
+        if self.shared.durable.is_none() {
+            return 0;
+        }
+        let live = self.live();
+        for s in &live {
+            s.core().handed_off = true;
+            s.request_end("moved to another instance: resume it to continue");
+        }
+        live.len()
     }
 
     /// Ends session `id` (operator action, shutdown).

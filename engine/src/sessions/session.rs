@@ -46,6 +46,9 @@ pub(crate) struct Attached {
     pub(crate) displaced: watch::Sender<Option<String>>,
 }
 
+/// Why a session whose sequence numbers ran out ended.
+pub const SEQUENCE_EXHAUSTED: &str = "sequence numbers exhausted";
+
 pub struct SessionCore {
     pub state: SessionState,
     pub(crate) log: ReplayLog,
@@ -68,6 +71,11 @@ pub struct SessionCore {
     pub worker: Option<String>,
     /// The number of the stream's last message (`session_ended`), once it is published.
     pub(crate) final_seq: Option<u64>,
+    /// The stream had no number left for `session_ended`: the connection sends it
+    /// unnumbered before closing.
+    pub(crate) end_unsequenced: Option<String>,
+    /// Ending here hands the session over (its record stays, unclaimed).
+    pub(crate) handed_off: bool,
     pub stats: SessionStats,
 }
 
@@ -141,6 +149,8 @@ impl Session {
                 end_reason: None,
                 worker: None,
                 final_seq: None,
+                handed_off: false,
+                end_unsequenced: None,
                 stats: SessionStats::default(),
             }),
             outbound_max,
@@ -268,7 +278,14 @@ impl Session {
             .log
             .append(now, |seq| ServerMessage::sequenced(seq, event).encode());
         let Ok((seq, _)) = appended else {
-            tracing::error!(session = %self.id, "sequence numbers exhausted: the stream ends");
+            // Numbers never wrap: the session ends instead (its client is told
+            // without a number, see `end_unsequenced`).
+            if c.end_reason.is_none() {
+                tracing::error!(session = %self.id, "sequence numbers exhausted: the session ends");
+                c.end_reason = Some(SEQUENCE_EXHAUSTED.to_string());
+            }
+            drop(c);
+            self.work.notify_one();
             return None;
         };
         let log_bytes = c.log.bytes();
@@ -368,6 +385,11 @@ impl Session {
             }
             Err(ReplayError::Ahead { .. }) => Some(Vec::new()),
         }
+    }
+
+    /// The reason the stream ended without a number for `session_ended`, if it did.
+    pub(crate) fn end_unsequenced(&self) -> Option<String> {
+        self.core().end_unsequenced.clone()
     }
 
     /// Whether the stream is over and connection `generation` wrote all of it (time to

@@ -139,6 +139,38 @@ pub(super) async fn handle_line<W: AsyncWrite + Unpin + ?Sized>(
     Ok(next)
 }
 
+/// Largest payload a `payload:N` word may ask for.
+pub const PAYLOAD_BYTES_MAX: usize = 64 << 20;
+/// A payload is streamed in parts of this size (well within a protocol line).
+pub const PAYLOAD_PART_BYTES: usize = 16 << 10;
+
+/// One word of a `run` input as the parts of the answer: the word itself, or for
+/// `payload:N` (a tool that returns a big result) N bytes of generated text in parts
+/// of [`PAYLOAD_PART_BYTES`].
+pub fn expand_word(word: &str) -> Vec<String> {
+    let size = word
+        .strip_prefix("payload:")
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| (1..=PAYLOAD_BYTES_MAX).contains(n));
+    let Some(size) = size else {
+        return vec![word.to_string()];
+    };
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let text: String = (0..size)
+        .map(|i| ALPHABET[i % ALPHABET.len()] as char)
+        .collect();
+    text.as_bytes()
+        .chunks(PAYLOAD_PART_BYTES)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect()
+}
+
+/// `cache:NAME:BYTES`: write a cache file of BYTES bytes named NAME.
+fn cache_word(word: &str) -> Option<(&str, u64)> {
+    let (name, bytes) = word.strip_prefix("cache:")?.rsplit_once(':')?;
+    Some((name, bytes.parse().ok()?))
+}
+
 async fn answer<W: AsyncWrite + Unpin + ?Sized>(
     shared: &Shared,
     request: Request,
@@ -149,17 +181,27 @@ async fn answer<W: AsyncWrite + Unpin + ?Sized>(
         Request::Ping { id } => send(out, &Reply::Pong { id }).await?,
         Request::Run { id, input, pace_ms } => {
             shared.remember_input(&input);
-            for (seq, word) in (1..).zip(input.split_whitespace()) {
-                if let Some(ms) = pace_ms.filter(|ms| *ms > 0) {
-                    out.flush().await?;
-                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                }
-                let event = Reply::Event {
-                    id,
-                    seq,
-                    data: word.to_string(),
+            let mut seq = 0;
+            for word in input.split_whitespace() {
+                let parts = match cache_word(word) {
+                    // A tool that leaves a file behind (a shell snapshot): it goes
+                    // through the cache, so the quota and eviction apply.
+                    Some((name, bytes)) => {
+                        vec![match shared.cache.write(&shared.env, name, bytes).await {
+                            Ok(()) => format!("cached:{name}"),
+                            Err((code, _)) => format!("cache_refused:{name}:{code:?}"),
+                        }]
+                    }
+                    None => expand_word(word),
                 };
-                send(out, &event).await?;
+                for data in parts {
+                    seq += 1;
+                    if let Some(ms) = pace_ms.filter(|ms| *ms > 0) {
+                        out.flush().await?;
+                        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    }
+                    send(out, &Reply::Event { id, seq, data }).await?;
+                }
             }
             send(out, &Reply::Done { id }).await?;
         }

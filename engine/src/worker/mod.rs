@@ -14,6 +14,7 @@ mod cache;
 pub mod cache_index;
 mod errors;
 mod handle;
+pub use handle::{PAYLOAD_PART_BYTES, expand_word};
 pub mod lines;
 mod program;
 pub mod protocol;

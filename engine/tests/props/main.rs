@@ -15,6 +15,7 @@ mod disk_watch;
 mod lifecycle;
 mod memory_watch;
 mod reference;
+mod replay;
 mod retry;
 
 use proptest::test_runner::{Config, FileFailurePersistence};

@@ -4,12 +4,15 @@
 
 pub mod client;
 mod common;
+mod durable;
+mod edges;
 mod frames;
 mod ingress;
 mod lifecycle;
 mod memory;
 mod reconnect;
 pub mod stage;
+mod stream;
 
 use crate::scenario::Scenario;
 
@@ -20,5 +23,8 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(ingress::all());
     all.extend(lifecycle::all());
     all.extend(memory::all());
+    all.extend(stream::all());
+    all.extend(durable::all());
+    all.extend(edges::all());
     all
 }

@@ -8,6 +8,7 @@ use crate::scenario::Failure;
 use engine::env::{Env, NetAddr};
 use engine::gateway::{Claims, Gateway, GatewayConfig, TokenKeys};
 use engine::sessions::{Sessions, SessionsConfig};
+use engine::store::SessionStore;
 use engine::workers::{PortRange, WorkerConfig, WorkerManager};
 use sim::{FaultCounters, Host, SimRng, World};
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ pub const ENGINE_HOST: &str = "engine-0";
 pub const PORT: u16 = 8080;
 const WORKER_PROGRAM: &str = "/usr/bin/worker";
 const SECRET: &[u8] = b"scenario-secret";
+pub const STORE_PATH: &str = "store/sessions.redb";
 
 pub struct ChannelStage {
     pub world: World,
@@ -24,6 +26,8 @@ pub struct ChannelStage {
     pub env: Env,
     pub sessions: Sessions,
     pub manager: Arc<WorkerManager>,
+    /// The session store (redb on the engine host's simulated disk).
+    pub store: Arc<SessionStore>,
     pub gateway: Arc<Gateway>,
     pub keys: TokenKeys,
     pub addr: NetAddr,
@@ -59,7 +63,14 @@ impl ChannelStage {
         let (mut sessions_config, mut gateway_config) = default_configs(&keys);
         tweak(&mut sessions_config, &mut gateway_config);
         let manager = Arc::new(WorkerManager::new(env.clone(), PortRange::DEFAULT));
-        let sessions = Sessions::new(env.clone(), manager.clone(), sessions_config);
+        let store = SessionStore::open(env.disk_handle(), STORE_PATH)
+            .map(Arc::new)
+            .map_err(|e| Failure::correctness(format!("open the session store: {e}")))?;
+        let sessions =
+            Sessions::with_store(env.clone(), manager.clone(), sessions_config, store.clone());
+        if let Some(Err(e)) = sessions.check_store() {
+            return Err(Failure::correctness(format!("store start-up check: {e}")));
+        }
         sessions.start_prewarm();
         let keys = gateway_config.keys.clone();
         let gateway = Gateway::new(sessions.clone(), gateway_config);
@@ -75,6 +86,7 @@ impl ChannelStage {
             env,
             sessions,
             manager,
+            store,
             gateway,
             keys,
             addr: NetAddr::new(ENGINE_HOST, PORT),
@@ -83,6 +95,39 @@ impl ChannelStage {
             clients: Vec::new(),
             deliveries: Mutex::new(Vec::new()),
         })
+    }
+
+    /// A second engine instance on the engine host, serving on `port` and sharing the
+    /// session store (two instances behind one load balancer).
+    pub async fn instance(
+        &self,
+        name: &str,
+        port: u16,
+    ) -> Result<(Sessions, Arc<Gateway>, NetAddr), Failure> {
+        let (mut config, gateway_config) = default_configs(&self.keys);
+        config.instance = name.to_string();
+        config.worker.dir = format!("{}-{name}", config.worker.dir);
+        let manager = Arc::new(WorkerManager::new(
+            self.env.clone(),
+            // Each instance's workers get ports of their own (20000 + 1000 per port
+            // above the first instance's).
+            PortRange {
+                first: 20_000 + 1_000 * port.saturating_sub(PORT),
+                last: 20_999 + 1_000 * port.saturating_sub(PORT),
+            },
+        ));
+        let sessions = Sessions::with_store(self.env.clone(), manager, config, self.store.clone());
+        sessions.start_prewarm();
+        let gateway = Gateway::new(sessions.clone(), gateway_config);
+        let listener = self
+            .env
+            .net()
+            .bind(port)
+            .await
+            .map_err(|e| Failure::correctness(format!("bind {port}: {e}")))?;
+        self.env
+            .spawn("gateway", engine::gateway::serve(gateway.clone(), listener));
+        Ok((sessions, gateway, NetAddr::new(ENGINE_HOST, port)))
     }
 
     /// A client host (`client-N`), created on first use.

@@ -14,8 +14,10 @@
 //! | `config` | worker arguments, shard specs, gate baselines | parse never panics; accepted values satisfy their own checks |
 //! | `fault_plan` | fault plans, shrunk records, sweep files | parse never panics; accepted records round-trip |
 //! | `simulation` | a whole world's fault plan (via `arbitrary`) | the world's oracles hold |
+//! | `client_frame` | a client's WebSocket text frame | decoding never panics; the size limit holds; decoded frames round-trip |
 
 mod catalog;
+mod client_frame;
 mod config;
 mod poll;
 mod protocol;
@@ -23,6 +25,7 @@ mod records;
 pub mod simulation;
 
 pub use catalog::catalog;
+pub use client_frame::client_frame;
 pub use config::config;
 pub use protocol::worker_protocol;
 pub use records::fault_plan;
@@ -32,10 +35,11 @@ pub use simulation::simulation;
 pub type Target = fn(&[u8]);
 
 /// Every target by name, as `fuzz/` names them (the replay test walks this list).
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("worker_protocol", worker_protocol),
     ("catalog", catalog),
     ("config", config),
     ("fault_plan", fault_plan),
     ("simulation", simulation),
+    ("client_frame", client_frame),
 ];

@@ -1,0 +1,163 @@
+//! Sessions made durable: each live session has a record in the [`SessionStore`]
+//! (claimed by the instance serving it) and a data file with its history, rewritten
+//! before each query. A session that is not live here but has a record (another
+//! instance's, or one left by a previous run) can be resumed: its data is checked
+//! first (present, checksum matches), then claimed atomically, then restored.
+//!
+//! Disk and store calls are synchronous (redb's backend is); callers charge the
+//! simulated disk's latency with `env.disk_pace()` first.
+
+use crate::env::{Env, OpenMode};
+use crate::store::{ClaimOutcome, SessionRecord, SessionStore, StoreError, checksum};
+use std::io;
+use std::sync::Arc;
+
+/// The store and where this instance keeps session data.
+pub(crate) struct Durable {
+    pub(crate) store: Arc<SessionStore>,
+    /// Names this instance in claims.
+    pub(crate) instance: String,
+    /// Directory of the data files (`<dir>/<id>.json`).
+    pub(crate) dir: String,
+}
+
+/// What a resume found in the store.
+pub(crate) enum Stored {
+    /// No record: the id is unknown here.
+    Absent,
+    /// Another instance or connection holds it.
+    Claimed { by: String },
+    /// The record or its data is unusable: it was archived (or removed) and why.
+    Damaged { notice: String },
+    /// Claimed for this instance; the history to restore.
+    Restored { transcript: Vec<String> },
+}
+
+impl Durable {
+    fn data_path(&self, id: &str) -> String {
+        format!("{}/{id}.json", self.dir)
+    }
+
+    /// Writes the session's history and its record (claimed by this instance). The
+    /// data goes to a new file renamed over the old, so a crash leaves one or the other.
+    pub(crate) fn save(
+        &self,
+        env: &Env,
+        id: &str,
+        user: &str,
+        parent: Option<&str>,
+        transcript: &[String],
+    ) -> Result<(), String> {
+        let bytes = serde_json::to_vec(transcript).map_err(|e| e.to_string())?;
+        let path = self.data_path(id);
+        let write = || -> io::Result<()> {
+            let disk = env.disk();
+            disk.create_dir_all(&self.dir)?;
+            let tmp = format!("{path}.tmp");
+            let file = disk.open(&tmp, OpenMode::Truncate)?;
+            file.write_at(&bytes, 0)?;
+            file.sync_data()?;
+            disk.rename(&tmp, &path)?;
+            disk.sync_dir(&self.dir)
+        };
+        write().map_err(|e| format!("writing {path}: {e}"))?;
+        let now = env.wall_unix_ms();
+        let created = match self.store.get(id) {
+            Ok(Some(r)) => r.created_unix_ms,
+            _ => now,
+        };
+        let mut record = SessionRecord::new(id, user, path, created);
+        record.updated_unix_ms = now;
+        record.state = "live".to_string();
+        record.claimed_by = Some(self.instance.clone());
+        record.checksum = checksum(&bytes);
+        record.parent = parent.map(str::to_string);
+        self.store.put(&record).map_err(|e| e.to_string())
+    }
+
+    /// The session is over: its record and data go.
+    pub(crate) fn forget(&self, env: &Env, id: &str) {
+        if let Err(e) = self.store.remove(id) {
+            tracing::warn!(session = id, "could not remove the session's record: {e}");
+        }
+        let _ = env.disk().remove(&self.data_path(id));
+    }
+
+    /// Checks, claims and loads a stored session for `user`.
+    pub(crate) fn resume(&self, env: &Env, id: &str, user: &str) -> Stored {
+        let record = match self.store.get(id) {
+            Ok(Some(r)) if r.user == user => r,
+            Ok(_) => return Stored::Absent,
+            Err(StoreError::CorruptRecord { detail, .. }) => {
+                return self.archive(id, &format!("its record is corrupted ({detail})"));
+            }
+            Err(e) => {
+                return Stored::Damaged {
+                    notice: format!(
+                        "session {id} could not be read ({e}); a new session was started"
+                    ),
+                };
+            }
+        };
+        let bytes = match read_all(env, &record.data_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let _ = self.store.remove(id);
+                tracing::warn!(session = id, "session files are gone: record purged");
+                return Stored::Damaged {
+                    notice: format!("session {id}'s files are gone; a new session was started"),
+                };
+            }
+            Err(e) => return self.archive(id, &format!("its data could not be read ({e})")),
+        };
+        if checksum(&bytes) != record.checksum {
+            return self.archive(id, "its data does not match its checksum");
+        }
+        let Ok(transcript) = serde_json::from_slice::<Vec<String>>(&bytes) else {
+            return self.archive(id, "its data does not decode");
+        };
+        match self.store.claim(id, &self.instance, env.wall_unix_ms()) {
+            Ok(ClaimOutcome::Claimed) => Stored::Restored { transcript },
+            Ok(ClaimOutcome::AlreadyClaimed { by }) => Stored::Claimed { by },
+            Ok(ClaimOutcome::Missing) => Stored::Absent,
+            Err(e) => Stored::Damaged {
+                notice: format!(
+                    "session {id} could not be claimed ({e}); a new session was started"
+                ),
+            },
+        }
+    }
+
+    /// Gives up this instance's claim (a restore that could not be served).
+    pub(crate) fn release(&self, id: &str) {
+        let _ = self.store.release(id, &self.instance);
+    }
+
+    fn archive(&self, id: &str, why: &str) -> Stored {
+        match self.store.archive(id, why) {
+            Ok(_) => tracing::warn!(session = id, "session archived: {why}"),
+            Err(e) => tracing::error!(session = id, "archiving failed ({e}); {why}"),
+        }
+        Stored::Damaged {
+            notice: format!(
+                "session {id} could not be resumed: {why}; it was archived and a new session was started"
+            ),
+        }
+    }
+}
+
+fn read_all(env: &Env, path: &str) -> io::Result<Vec<u8>> {
+    let file = env.disk().open(path, OpenMode::Read)?;
+    let len = file.len()? as usize;
+    let mut buf = vec![0u8; len];
+    let mut at = 0;
+    while at < len {
+        let n = file.read_at(&mut buf[at..], at as u64)?;
+        if n == 0 {
+            buf.truncate(at);
+            break;
+        }
+        at += n;
+    }
+    Ok(buf)
+}

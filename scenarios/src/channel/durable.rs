@@ -1,0 +1,257 @@
+//! Sessions kept in the store and resumed on another engine instance: two resumes at
+//! once (core.EC-008), damaged data (EC-007) and missing files (EC-019). Every one
+//! starts from a session handed over by instance A (a rolling restart: history saved,
+//! claim released) and resumed through instances B and C sharing A's store.
+
+use super::client::{ConnectError, SimClient};
+use super::common::*;
+use super::stage::ChannelStage;
+use crate::ensure;
+use crate::scenario::{Failure, Outcome, Scenario};
+use engine::env::{NetAddr, OpenMode};
+use engine::gateway::{ErrorCode, ServerEvent};
+use engine::sessions::Sessions;
+use sim::World;
+
+pub fn all() -> Vec<&'static Scenario> {
+    vec![&CORRUPTED, &CONCURRENT_RESUME, &FILES_GONE]
+}
+
+/// A session of `ana` on instance A with one question in its history, handed over:
+/// its record stays in the store, unclaimed. Returns the stage, the token, the id.
+async fn handed_over(world: &World) -> Result<(ChannelStage, String, String), Failure> {
+    let (st, mut c, token) = one_client(world, |_, _| {}).await?;
+    c.query("remember blue").await?;
+    c.until("a result", secs(30), is_result).await?;
+    let id = c.session_id.clone();
+    let moved = st.sessions.hand_off();
+    ensure!(moved == 1, "{moved} sessions handed over");
+    c.until(
+        "session_ended",
+        secs(10),
+        |m| matches!(&m.event, ServerEvent::SessionEnded { reason } if reason.contains("resume")),
+    )
+    .await?;
+    st.eventually("the claim is released", secs(10), || {
+        st.store
+            .get(&id)
+            .is_ok_and(|r| r.is_some_and(|r| r.claimed_by.is_none()))
+    })
+    .await?;
+    Ok((st, token, id))
+}
+
+async fn ready_instance(
+    st: &ChannelStage,
+    name: &str,
+    port: u16,
+) -> Result<(Sessions, NetAddr), Failure> {
+    let (sessions, _, addr) = st.instance(name, port).await?;
+    st.eventually(&format!("instance {name} ready"), secs(60), || {
+        sessions.is_ready()
+    })
+    .await?;
+    Ok((sessions, addr))
+}
+
+fn data_path(id: &str) -> String {
+    format!("session-data/{id}.json")
+}
+
+fn notice_of(c: &SimClient) -> String {
+    match &c.welcome.event {
+        ServerEvent::Welcome { notice, .. } => notice.clone().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+scenario!(
+    CONCURRENT_RESUME,
+    "core.EC-008",
+    "Two resumes of one session at the same moment",
+    "Two clients resume the same stored session at once through two engine instances: the store's atomic claim lets exactly one win (it gets the session with its history); the other gets session_already_active suggesting a fork, and its fork on the winner's instance works. The session is never live on two instances.",
+    ["sessions.concurrent_resume"],
+    180,
+    concurrent_resume
+);
+async fn concurrent_resume(world: World) -> Outcome {
+    let (mut st, token, id) = handed_over(&world).await?;
+    let (b, addr_b) = ready_instance(&st, "b", 8081).await?;
+    let (c, addr_c) = ready_instance(&st, "c", 8082).await?;
+    let (h0, h1) = (st.client_host(0), st.client_host(1));
+    let (e0, e1) = (h0.env(), h1.env());
+    let (d0, d1) = (st.new_delivery(), st.new_delivery());
+    let query = format!("token={token}&session={id}");
+    st.faults
+        .fire("sessions.concurrent_resume", &format!("{id} via b and c"));
+    let (r0, r1) = tokio::join!(
+        SimClient::connect(e0.net(), &addr_b, &query, d0),
+        SimClient::connect(e1.net(), &addr_c, &query, d1),
+    );
+    let live_on = [b.get(&id).is_some(), c.get(&id).is_some()];
+    ensure!(
+        live_on.iter().filter(|l| **l).count() == 1,
+        "session {id} live on {live_on:?} (b, c): the claim let two instances in"
+    );
+    let (winner, loser, winner_addr) = match (r0, r1) {
+        (Ok(w), Err(l)) => (w, l, addr_b),
+        (Err(l), Ok(w)) => (w, l, addr_c),
+        (Ok(_), Ok(_)) => return Err(Failure::correctness("both resumes won")),
+        (Err(a), Err(b)) => {
+            return Err(Failure::correctness(format!(
+                "both resumes lost: {a} / {b}"
+            )));
+        }
+    };
+    ensure!(
+        winner.session_id == id,
+        "the winner got {}",
+        winner.session_id
+    );
+    ensure!(
+        refusal_code(&loser) == Some(ErrorCode::SessionAlreadyActive)
+            && refusal_text(&loser).contains("fork"),
+        "the loser was told: {loser}"
+    );
+    let restored = if live_on[0] { b.get(&id) } else { c.get(&id) };
+    let history = restored
+        .map(|s| s.core().transcript.clone())
+        .unwrap_or_default();
+    ensure!(
+        history.iter().any(|l| l == "> remember blue"),
+        "the resumed session lost its history: {history:?}"
+    );
+    let d = st.new_delivery();
+    let e2 = st.client_host(2).env();
+    let fork = SimClient::connect(
+        e2.net(),
+        &winner_addr,
+        &format!("token={token}&fork={id}"),
+        d,
+    )
+    .await
+    .map_err(|e: ConnectError| Failure::correctness(format!("fork after losing: {e}")))?;
+    ensure!(fork.session_id != id, "the fork took the parent's id");
+    drop(winner);
+    st.check_global()
+}
+
+scenario!(
+    CORRUPTED,
+    "core.EC-007",
+    "Resume of a session whose stored data is corrupted",
+    "A stored session's data file is damaged on disk; its resume checks the data against the record's checksum first, archives the session, starts a new one and tells the user why.",
+    ["disk.corrupt_data"],
+    180,
+    corrupted
+);
+async fn corrupted(world: World) -> Outcome {
+    let (mut st, token, id) = handed_over(&world).await?;
+    let path = data_path(&id);
+    {
+        let file = st
+            .env
+            .disk()
+            .open(&path, OpenMode::ReadWrite)
+            .map_err(|e| Failure::correctness(format!("open {path}: {e}")))?;
+        let len = file.len().unwrap_or(0);
+        ensure!(len > 0, "{path} is empty");
+        let at = st.rng.below(len);
+        let mut byte = [0u8];
+        file.read_at(&mut byte, at)
+            .map_err(|e| Failure::correctness(format!("read {path}: {e}")))?;
+        byte[0] ^= 1 << st.rng.below(8);
+        file.write_at(&byte, at)
+            .map_err(|e| Failure::correctness(format!("write {path}: {e}")))?;
+        st.faults
+            .fire("disk.corrupt_data", &format!("{path}: bit flipped at {at}"));
+    }
+    let (_, addr_b) = ready_instance(&st, "b", 8081).await?;
+    let e0 = st.client_host(0).env();
+    let d = st.new_delivery();
+    let mut c = SimClient::connect(e0.net(), &addr_b, &format!("token={token}&session={id}"), d)
+        .await
+        .map_err(|e| Failure::correctness(format!("resume: {e}")))?;
+    let notice = notice_of(&c);
+    ensure!(
+        c.session_id != id && notice.contains("archived") && notice.contains("new session"),
+        "resume of a damaged session: id {}, notice {notice:?}",
+        c.session_id
+    );
+    let archived = st
+        .store
+        .archived()
+        .map_err(|e| Failure::correctness(format!("archive: {e}")))?;
+    ensure!(
+        archived.iter().any(|a| a.id == id),
+        "the damaged session was not archived"
+    );
+    ensure!(
+        st.store.get(&id).is_ok_and(|r| r.is_none()),
+        "the damaged record is still live in the store"
+    );
+    c.query("fresh start").await?;
+    c.until("a result", secs(30), is_result).await?;
+    st.check_global()
+}
+
+scenario!(
+    FILES_GONE,
+    "core.EC-019",
+    "Session metadata present but its files gone",
+    "A stored session whose data file vanished: its resume finds the files missing before anything else, purges the record and starts a new session with a notice; a deployment's start-up check purges the other orphaned records.",
+    ["disk.files_lost"],
+    180,
+    files_gone
+);
+async fn files_gone(world: World) -> Outcome {
+    let (mut st, token, id) = handed_over(&world).await?;
+    // A second stored session, never resumed, loses its files too.
+    let d = st.new_delivery();
+    let mut other = st.open(1, &format!("token={token}"), &d).await?;
+    other.query("second").await?;
+    other.until("a result", secs(30), is_result).await?;
+    let orphan = other.session_id.clone();
+    st.sessions.hand_off();
+    st.eventually("the second claim is released", secs(10), || {
+        st.store
+            .get(&orphan)
+            .is_ok_and(|r| r.is_some_and(|r| r.claimed_by.is_none()))
+    })
+    .await?;
+    for lost in [&id, &orphan] {
+        st.env
+            .disk()
+            .remove(&data_path(lost))
+            .map_err(|e| Failure::correctness(format!("remove: {e}")))?;
+        st.faults.fire("disk.files_lost", lost);
+    }
+    let (b, addr_b) = ready_instance(&st, "b", 8081).await?;
+    let e0 = st.client_host(0).env();
+    let d = st.new_delivery();
+    let mut c = SimClient::connect(e0.net(), &addr_b, &format!("token={token}&session={id}"), d)
+        .await
+        .map_err(|e| Failure::correctness(format!("resume: {e}")))?;
+    let notice = notice_of(&c);
+    ensure!(
+        c.session_id != id && notice.contains("files are gone"),
+        "resume without files: id {}, notice {notice:?}",
+        c.session_id
+    );
+    ensure!(
+        st.store.get(&id).is_ok_and(|r| r.is_none()),
+        "the record without files was kept"
+    );
+    c.query("fresh start").await?;
+    c.until("a result", secs(30), is_result).await?;
+    let report = b
+        .check_store()
+        .ok_or_else(|| Failure::correctness("no store"))?
+        .map_err(|e| Failure::correctness(format!("start-up check: {e}")))?;
+    ensure!(
+        report.orphans == vec![orphan.clone()],
+        "start-up check purged {:?}, expected [{orphan}]",
+        report.orphans
+    );
+    st.check_global()
+}

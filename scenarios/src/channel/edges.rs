@@ -1,0 +1,182 @@
+//! Edges of a session's resources: a fork whose worker cannot start (core.EC-013), a
+//! session's files outgrowing their quota (EC-023), the sequence space running out
+//! (EC-045).
+
+use super::common::*;
+use crate::ensure;
+use crate::scenario::{Failure, Outcome, Scenario};
+use engine::gateway::ServerEvent;
+use engine::workers::disk::DiskPolicy;
+use sim::{Ratio, World};
+
+pub fn all() -> Vec<&'static Scenario> {
+    vec![&FORK_FAILS, &DISK_QUOTA, &SEQ_EXHAUSTED]
+}
+
+scenario!(
+    FORK_FAILS,
+    "core.EC-013",
+    "Fork fails partway through",
+    "A fork is created but its worker cannot start (every spawn fails, no warm worker left): the fork's client is told the fork failed and its socket closes, the failure is logged, and the source session carries on unchanged, answering as before.",
+    ["proc.spawn_fail"],
+    180,
+    fork_fails
+);
+async fn fork_fails(world: World) -> Outcome {
+    let (mut st, mut parent, token) = one_client(&world, |_, _| {}).await?;
+    parent.query("before the fork").await?;
+    parent.until("a result", secs(30), is_result).await?;
+    let pid = parent.session_id.clone();
+    let before = st.session(&pid)?.core().transcript.clone();
+    let mut options = st.engine.procs().options();
+    options.spawn_fail_rate = Ratio::ONE;
+    st.engine.procs().set_options(options);
+    st.sessions.invalidate_pool(2).await;
+    let d = st.new_delivery();
+    let mut fork = st.open(1, &format!("token={token}&fork={pid}"), &d).await?;
+    let ended = fork
+        .until("the fork's end", secs(120), |m| {
+            matches!(m.event, ServerEvent::SessionEnded { .. })
+        })
+        .await?;
+    ensure!(
+        matches!(&ended.event, ServerEvent::SessionEnded { reason } if reason.contains("no worker")),
+        "the fork's client was not told why: {ended:?}"
+    );
+    ensure!(
+        fork.next(secs(5)).await.is_none() && fork.closed,
+        "the failed fork's socket stayed open"
+    );
+    let s = st.session(&pid)?;
+    ensure!(
+        s.core().transcript == before,
+        "the failed fork changed its source"
+    );
+    parent.query("after the failed fork").await?;
+    parent
+        .until("the source's result", secs(30), is_result)
+        .await?;
+    ensure!(
+        s.stats().replaced == 0 && s.is_attached(),
+        "the source's connection was disturbed"
+    );
+    st.check_global()
+}
+
+scenario!(
+    DISK_QUOTA,
+    "core.EC-023",
+    "Session files outgrow their disk quota",
+    "A session whose tools keep leaving snapshots behind (twice its quota in all, on a host disk that could not hold them all) never runs out of space: old snapshots are evicted to keep its directory under its cap, every tool call succeeds, and the worker never crashes.",
+    ["disk.session_growth"],
+    300,
+    disk_quota
+);
+async fn disk_quota(world: World) -> Outcome {
+    let quota: u64 = 1 << 20;
+    let cap: u64 = 512 << 10;
+    let (mut st, mut c, _) = one_client(&world, |s, _| {
+        let mut policy = DiskPolicy::with_quota(quota);
+        policy.cache_cap_bytes = Some(cap);
+        s.worker.disk = Some(policy);
+    })
+    .await?;
+    let used = st.engine.disk().used_bytes();
+    st.engine.disk().set_capacity(used + 3 * quota / 2);
+    let snapshots = 20;
+    let size = 2 * quota / snapshots;
+    st.faults.fire(
+        "disk.session_growth",
+        &format!("{snapshots} snapshots of {size} bytes, quota {quota}"),
+    );
+    for n in 0..snapshots {
+        let jitter = st.rng.below(1_000);
+        c.query(&format!("cache:snap{n}:{}", size - jitter)).await?;
+        let m = c
+            .until("the snapshot's result", secs(30), is_result)
+            .await?;
+        ensure!(
+            matches!(&m.event, ServerEvent::Result { text, .. } if text.starts_with("cached:")),
+            "snapshot {n} was refused: {m:?}"
+        );
+    }
+    let s = st.session(&c.session_id)?;
+    let worker = s
+        .worker()
+        .ok_or_else(|| Failure::correctness("no worker"))?;
+    let dir = format!("sessions/{worker}");
+    let held = dir_bytes(&st.env, &dir);
+    ensure!(
+        held <= cap + size,
+        "the session's directory holds {held} bytes, cap {cap}"
+    );
+    ensure!(
+        s.stats().restarts == 0 && st.faults.count("proc.crash_signal") == 0,
+        "the worker restarted or crashed"
+    );
+    st.check_global()
+}
+
+/// Bytes of the files under `dir`, recursively.
+fn dir_bytes(env: &engine::env::Env, dir: &str) -> u64 {
+    let disk = env.disk();
+    let Ok(names) = disk.list(dir) else {
+        return 0;
+    };
+    names
+        .iter()
+        .map(|n| {
+            let path = format!("{dir}/{n}");
+            match disk.metadata(&path) {
+                Ok(m) if m.is_dir => dir_bytes(env, &path),
+                Ok(m) => m.len,
+                Err(_) => 0,
+            }
+        })
+        .sum()
+}
+
+scenario!(
+    SEQ_EXHAUSTED,
+    "core.EC-045",
+    "Message sequence counter runs out",
+    "Numbers are 64-bit and never wrap: a session started a few dozen numbers before the end of the space streams up to the very last number, then ends, telling its client why in an unnumbered final message and closing; no number is ever repeated.",
+    ["sessions.seq_exhausted"],
+    120,
+    seq_exhausted
+);
+async fn seq_exhausted(world: World) -> Outcome {
+    let room = 20 + world.rng("room").below(20);
+    let (st, mut c, _) = one_client(&world, |s, _| {
+        s.first_seq_after = u64::MAX - room;
+    })
+    .await?;
+    st.faults
+        .fire("sessions.seq_exhausted", &format!("{room} numbers left"));
+    c.query(&words(2 * room as usize, "z")).await?;
+    let ended = c
+        .until("the unnumbered end", secs(60), |m| {
+            matches!(m.event, ServerEvent::SessionEnded { .. })
+        })
+        .await?;
+    ensure!(
+        ended.seq.is_none()
+            && matches!(&ended.event, ServerEvent::SessionEnded { reason } if reason.contains("exhausted")),
+        "the end was not told as expected: {ended:?}"
+    );
+    ensure!(
+        c.next(secs(5)).await.is_none() && c.closed,
+        "the socket stayed open"
+    );
+    let last = c.delivery.lock().expect("delivery").last_seq();
+    ensure!(
+        last == u64::MAX,
+        "the stream stopped at {last}, not at the last number"
+    );
+    let id = c.session_id.clone();
+    st.eventually("the session is gone", secs(10), || {
+        st.sessions.get(&id).is_none()
+    })
+    .await?;
+    st.check_global()
+}

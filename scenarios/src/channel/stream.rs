@@ -1,0 +1,267 @@
+//! The outbound stream under size and speed: messages bigger than a 64 KB frame
+//! (core.EC-026), fast token rates (EC-028), a client busy for a while (EC-051), huge
+//! tool results (EC-050) and slow clients (api.PERF-004).
+
+use super::common::*;
+use crate::ensure;
+use crate::scenario::{Failure, Outcome, Scenario};
+use engine::gateway::ServerEvent;
+use engine::worker::expand_word;
+use sim::World;
+
+pub fn all() -> Vec<&'static Scenario> {
+    vec![
+        &LARGE_MESSAGE,
+        &FAST_TOKENS,
+        &HUGE_TOOL_RESULT,
+        &BUSY_CLIENT,
+        &SLOW_CLIENT,
+    ]
+}
+
+/// What the worker answers to `input`: its parts joined by spaces.
+fn expected_answer(input: &str) -> String {
+    input
+        .split_whitespace()
+        .flat_map(expand_word)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn result_of(c: &super::client::SimClient, query: u64) -> Option<(String, bool, u64)> {
+    let d = c.delivery.lock().expect("delivery");
+    d.messages.iter().find_map(|m| match &m.event {
+        ServerEvent::Result {
+            query: q,
+            text,
+            truncated,
+            bytes,
+        } if *q == query => Some((text.clone(), *truncated, *bytes)),
+        _ => None,
+    })
+}
+
+scenario!(
+    LARGE_MESSAGE,
+    "core.EC-026",
+    "Outbound message larger than a 64 KB frame",
+    "A result of 100 to 900 KB (above a typical 64 KB frame, below the documented 1 MiB result bound) crosses a network that moves 16 KiB at a time and arrives whole, byte for byte, in one message.",
+    ["client.large_message"],
+    120,
+    large_message
+);
+async fn large_message(world: World) -> Outcome {
+    let (mut st, mut c, _) = one_client(&world, |_, _| {}).await?;
+    ensure!(
+        st.sessions.config().result_bytes_max == 1 << 20,
+        "the documented result bound is 1 MiB"
+    );
+    let mut net = world.net().options();
+    net.in_flight_bytes_max = 16 << 10;
+    world.net().set_options(net);
+    let size = 100_000 + st.rng.below(800_000);
+    let input = format!("payload:{size}");
+    st.faults
+        .fire("client.large_message", &format!("{size} byte result"));
+    c.query(&input).await?;
+    c.until("the large result", secs(60), is_result).await?;
+    let (text, truncated, bytes) =
+        result_of(&c, 1).ok_or_else(|| Failure::correctness("no result"))?;
+    let expected = expected_answer(&input);
+    ensure!(
+        !truncated && bytes == expected.len() as u64 && text == expected,
+        "the {}-byte result arrived as {} bytes (truncated {truncated})",
+        expected.len(),
+        text.len()
+    );
+    c.query("after").await?;
+    c.until("a later result", secs(30), is_result).await?;
+    st.check_global()
+}
+
+scenario!(
+    FAST_TOKENS,
+    "core.EC-028",
+    "Very fast token stream (50 or more per second)",
+    "At 100 to 200 tokens a second the stream keeps up: every token arrives once and in order, the answer ends within half a second of the model finishing, and the outbound queue never builds up (the bounded queue, not batching, is the design's answer to a backlog).",
+    ["upstream.fast_tokens"],
+    120,
+    fast_tokens
+);
+async fn fast_tokens(world: World) -> Outcome {
+    let pace = ms(5 + world.rng("pace").below(6));
+    let (st, mut c, _) = one_client(&world, |s, _| s.answer_pace = Some(pace)).await?;
+    let n = 400;
+    let answer = words(n, "t");
+    st.faults.fire(
+        "upstream.fast_tokens",
+        &format!("{} tokens/s", 1000 / pace.as_millis()),
+    );
+    let started = st.sessions.now();
+    c.query(&answer).await?;
+    c.until("the result", secs(60), is_result).await?;
+    let took = st.sessions.now() - started;
+    let model = pace * n as u32;
+    ensure!(
+        took <= model + ms(500),
+        "{} ms for a {} ms stream: the channel fell behind",
+        took.as_millis(),
+        model.as_millis()
+    );
+    answer_is(&c, 1, &answer)?;
+    let s = st.session(&c.session_id)?;
+    let peak = s.stats().outbound_peak;
+    ensure!(peak <= 10, "{peak} messages queued for a reading client");
+    st.check_global()
+}
+
+scenario!(
+    HUGE_TOOL_RESULT,
+    "core.EC-050",
+    "Very large tool result (10 MB)",
+    "A 10 MB tool result is cut at the 1 MiB result bound: the socket carries at most that much of it, the result is flagged truncated with the full size, the session keeps the whole and serves it over HTTP byte for byte, and the connection stays up.",
+    ["upstream.large_tool_result"],
+    300,
+    huge_tool_result
+);
+async fn huge_tool_result(world: World) -> Outcome {
+    let (st, mut c, token) = one_client(&world, |_, _| {}).await?;
+    let limit = st.sessions.config().result_bytes_max;
+    ensure!(limit == 1 << 20, "the result bound is not 1 MiB");
+    let size = 10 << 20;
+    let input = format!("tool:read payload:{size}");
+    st.faults
+        .fire("upstream.large_tool_result", "10 MiB tool result");
+    c.query(&input).await?;
+    c.until("the truncated result", secs(120), is_result)
+        .await?;
+    let expected = expected_answer(&input);
+    let (text, truncated, bytes) =
+        result_of(&c, 1).ok_or_else(|| Failure::correctness("no result"))?;
+    ensure!(
+        truncated && bytes == expected.len() as u64,
+        "result flagged truncated={truncated} with {bytes} bytes, expected {}",
+        expected.len()
+    );
+    ensure!(
+        text.len() <= limit && expected.starts_with(&text),
+        "the truncated text is {} bytes and not a prefix",
+        text.len()
+    );
+    let (parts, _) = answer_of(&c, 1);
+    let streamed: usize = parts.iter().map(String::len).sum();
+    ensure!(
+        streamed <= limit,
+        "{streamed} bytes of parts streamed past the {limit}-byte bound"
+    );
+    let path = format!("/sessions/{}/results/1", c.session_id);
+    let auth = format!("Bearer {token}");
+    let mut st = st;
+    let (status, _, body) = st
+        .http(1, "GET", &path, &[("authorization", auth.as_str())])
+        .await?;
+    ensure!(
+        status == 200 && body == expected,
+        "fetch of the full result: HTTP {status}, {} bytes of {}",
+        body.len(),
+        expected.len()
+    );
+    ensure!(!c.closed, "the socket was dropped");
+    c.query("still connected").await?;
+    c.until("a later result", secs(30), is_result).await?;
+    st.check_global()
+}
+
+scenario!(
+    BUSY_CLIENT,
+    "core.EC-051",
+    "Stream events arrive while the client is busy",
+    "A client that stops reading for 2 to 5 s while parts arrive every 20 ms finds them all waiting in order when it reads again: nothing lost, nothing doubled, and the connection is kept.",
+    ["client.busy"],
+    120,
+    busy_client
+);
+async fn busy_client(world: World) -> Outcome {
+    let (mut st, mut c, _) = one_client(&world, |s, _| s.answer_pace = Some(ms(20))).await?;
+    let answer = words(300, "e");
+    c.query(&answer).await?;
+    deltas(&mut c, 3).await?;
+    let busy = ms(2_000 + st.rng.below(3_000));
+    st.faults.fire(
+        "client.busy",
+        &format!("not reading for {} ms", busy.as_millis()),
+    );
+    tokio::time::sleep(busy).await;
+    c.until("the result", secs(60), is_result).await?;
+    answer_is(&c, 1, &answer)?;
+    let s = st.session(&c.session_id)?;
+    ensure!(
+        s.stats().connections == 1 && s.stats().detaches == 0,
+        "the busy client lost its connection: {:?}",
+        s.stats()
+    );
+    st.check_global()
+}
+
+scenario!(
+    SLOW_CLIENT,
+    "api.PERF-004",
+    "Slow client back-pressures the stream",
+    "A client reading one message every 30 ms while the model produces one every millisecond: the outbound queue stays within its bound of 100 and the producer waits instead (back-pressure counted); ending the session cancels the producer mid-answer.",
+    ["client.slow_reader"],
+    300,
+    slow_client
+);
+async fn slow_client(world: World) -> Outcome {
+    let (mut st, mut c, _) = one_client(&world, |s, _| s.answer_pace = Some(ms(1))).await?;
+    ensure!(
+        st.sessions.config().outbound_max == 100,
+        "the outbound bound is not the documented 100"
+    );
+    let mut net = world.net().options();
+    net.in_flight_bytes_max = 2 << 10;
+    world.net().set_options(net);
+    let n = 2_000;
+    c.query(&words(n, "s")).await?;
+    let s = st.session(&c.session_id)?;
+    st.faults
+        .fire("client.slow_reader", "one message per 30 ms");
+    let reads = 150 + st.rng.below(100);
+    for _ in 0..reads {
+        c.next(secs(10)).await;
+        tokio::time::sleep(ms(30)).await;
+    }
+    let stats = s.stats();
+    ensure!(
+        stats.backpressure_waits > 0,
+        "the producer never waited: {stats:?}"
+    );
+    ensure!(
+        stats.outbound_peak == 100,
+        "the queue peaked at {} (bound 100): no back-pressure reached",
+        stats.outbound_peak
+    );
+    let (parts, _) = answer_of(&c, 1);
+    ensure!(
+        parts.len() < n / 2,
+        "{} parts already read: the producer ran ahead",
+        parts.len()
+    );
+    st.sessions.end(&c.session_id, "the client went away");
+    loop {
+        if c.next(secs(10)).await.is_none() {
+            break;
+        }
+    }
+    ensure!(
+        answer_of(&c, 1).1.is_none(),
+        "the cancelled answer still completed"
+    );
+    let d = c.delivery.lock().expect("delivery").messages.clone();
+    ensure!(
+        d.iter()
+            .any(|m| matches!(m.event, ServerEvent::Interrupted { query: 1 })),
+        "the producer was not cancelled"
+    );
+    st.check_global()
+}
