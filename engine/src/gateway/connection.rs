@@ -86,11 +86,7 @@ pub(crate) async fn run_socket(
             }
             // The session ended and the client has its last word: close, so nothing
             // sent later is left hanging on a dead session.
-            let _ = tokio::time::timeout(
-                conn.gw.config.write_timeout,
-                futures_util::SinkExt::close(&mut socket),
-            )
-            .await;
+            conn.close(&mut socket).await;
             return conn.detach();
         }
         let refresh_at = conn.refresh_due_in();
@@ -149,6 +145,16 @@ impl Conn {
         let due_ms = self.claims.exp.saturating_mul(1000).saturating_sub(lead_ms);
         let now_ms = self.gw.sessions.env().wall_unix_ms();
         Some(Duration::from_millis(due_ms.saturating_sub(now_ms)))
+    }
+
+    /// Sends our Close (or the reply to the client's) and flushes it, within the write
+    /// timeout; the connection ends either way.
+    async fn close(&self, socket: &mut WebSocket) {
+        let _ = tokio::time::timeout(
+            self.gw.config.write_timeout,
+            futures_util::SinkExt::close(socket),
+        )
+        .await;
     }
 
     async fn write(&self, socket: &mut WebSocket, text: String) -> Result<(), Gone> {
@@ -221,11 +227,7 @@ impl Conn {
                 // Complete the closing handshake (RFC 6455 §5.5.1: the peer's Close is
                 // answered with a Close): the reply tungstenite queued goes out on this
                 // flush, which then ends the connection.
-                let _ = tokio::time::timeout(
-                    self.gw.config.write_timeout,
-                    futures_util::SinkExt::close(socket),
-                )
-                .await;
+                self.close(socket).await;
                 return Err(Gone);
             }
             Message::Ping(_) | Message::Pong(_) => return Ok(()),

@@ -38,8 +38,9 @@ impl Durable {
         format!("{}/{id}.json", self.dir)
     }
 
-    /// Writes the session's history and its record (claimed by this instance). The
-    /// data goes to a new file renamed over the old, so a crash leaves one or the other.
+    /// Writes the session's history and its record, claimed by this instance or (a
+    /// session handed over) by nobody. The data goes to a new file renamed over the
+    /// old, so a crash leaves one or the other.
     pub(crate) fn save(
         &self,
         env: &Env,
@@ -47,6 +48,7 @@ impl Durable {
         user: &str,
         parent: Option<&str>,
         transcript: &[String],
+        claimed: bool,
     ) -> Result<(), String> {
         let bytes = serde_json::to_vec(transcript).map_err(|e| e.to_string())?;
         let path = self.data_path(id);
@@ -69,7 +71,7 @@ impl Durable {
         let mut record = SessionRecord::new(id, user, path, created);
         record.updated_unix_ms = now;
         record.state = "live".to_string();
-        record.claimed_by = Some(self.instance.clone());
+        record.claimed_by = claimed.then(|| self.instance.clone());
         record.checksum = checksum(&bytes);
         record.parent = parent.map(str::to_string);
         self.store.put(&record).map_err(|e| e.to_string())

@@ -42,9 +42,9 @@ impl SessionLimits {
         );
     }
 
-    /// The warning goes out at 90% of the duration.
-    pub fn warn_at(&self) -> Duration {
-        self.duration / 10 * 9
+    /// The warning goes out at 90% of the duration (after `extensions` extensions).
+    pub fn warn_at(&self, extensions: u32) -> Duration {
+        self.extended(extensions) / 10 * 9
     }
 
     /// The duration after `extensions` extensions.
@@ -114,7 +114,7 @@ impl LimitClock {
         let l = &self.limits;
         let duration = l.extended(self.extensions);
         let end = self.created + duration;
-        let warn_at = duration / 10 * 9;
+        let warn_at = l.warn_at(self.extensions);
         let mut due = if !self.warned {
             (
                 self.created + warn_at,

@@ -128,18 +128,23 @@ impl Shared {
     }
 
     /// Writes the session's history and record to the store, if there is one (before
-    /// each query, so a resume elsewhere starts from the last question asked).
+    /// each query, so a resume elsewhere starts from the last question asked; at the end
+    /// of a session handed over, unclaimed, so another instance can take it).
     pub(crate) fn persist(&self, session: &Session) {
         let Some(d) = &self.durable else {
             return;
         };
-        let transcript = session.core().transcript.clone();
+        let (transcript, handed_off) = {
+            let c = session.core();
+            (c.transcript.clone(), c.handed_off)
+        };
         let saved = d.save(
             &self.env,
             &session.id,
             &session.user,
             session.parent.as_deref(),
             &transcript,
+            !handed_off,
         );
         if let Err(e) = saved {
             tracing::warn!(session = %session.id, "session state not persisted: {e}");
@@ -150,9 +155,8 @@ impl Shared {
     pub(crate) fn forget(&self, session: &Session, reason: &str) {
         if let Some(d) = &self.durable {
             if session.core().handed_off {
-                // Kept for another instance: the final history, then the claim goes.
+                // Kept for another instance: the final history, claimed by nobody.
                 self.persist(session);
-                d.release(&session.id);
             } else {
                 d.forget(&self.env, &session.id);
             }

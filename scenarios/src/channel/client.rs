@@ -230,6 +230,16 @@ impl SimClient {
         }
     }
 
+    /// Reads (and records) until the server is silent for `quiet` or closes.
+    pub async fn until_silent(&mut self, quiet: Duration) {
+        while self.next(quiet).await.is_some() {}
+    }
+
+    /// Whether the server closes this connection within `bound`, with nothing more sent.
+    pub async fn closes_within(&mut self, bound: Duration) -> bool {
+        self.next(bound).await.is_none() && self.closed
+    }
+
     pub async fn send_text(&mut self, text: &str) -> Result<(), Failure> {
         self.ws
             .send(Message::Text(text.to_string().into()))

@@ -3,7 +3,7 @@
 //! starts from a session handed over by instance A (a rolling restart: history saved,
 //! claim released) and resumed through instances B and C sharing A's store.
 
-use super::client::{ConnectError, SimClient};
+use super::client::SimClient;
 use super::common::*;
 use super::stage::ChannelStage;
 use crate::ensure;
@@ -32,13 +32,18 @@ async fn handed_over(world: &World) -> Result<(ChannelStage, String, String), Fa
         |m| matches!(&m.event, ServerEvent::SessionEnded { reason } if reason.contains("resume")),
     )
     .await?;
-    st.eventually("the claim is released", secs(10), || {
+    released(&st, &id).await?;
+    Ok((st, token, id))
+}
+
+/// Waits until session `id`'s record is in the store, claimed by nobody.
+async fn released(st: &ChannelStage, id: &str) -> Result<(), Failure> {
+    st.eventually(&format!("{id}'s claim is released"), secs(10), || {
         st.store
-            .get(&id)
+            .get(id)
             .is_ok_and(|r| r.is_some_and(|r| r.claimed_by.is_none()))
     })
-    .await?;
-    Ok((st, token, id))
+    .await
 }
 
 async fn ready_instance(
@@ -122,15 +127,9 @@ async fn concurrent_resume(world: World) -> Outcome {
         "the resumed session lost its history: {history:?}"
     );
     let d = st.new_delivery();
-    let e2 = st.client_host(2).env();
-    let fork = SimClient::connect(
-        e2.net(),
-        &winner_addr,
-        &format!("token={token}&fork={id}"),
-        d,
-    )
-    .await
-    .map_err(|e: ConnectError| Failure::correctness(format!("fork after losing: {e}")))?;
+    let fork = st
+        .open_at(2, &winner_addr, &format!("token={token}&fork={id}"), &d)
+        .await?;
     ensure!(fork.session_id != id, "the fork took the parent's id");
     drop(winner);
     st.check_global()
@@ -167,11 +166,10 @@ async fn corrupted(world: World) -> Outcome {
             .fire("disk.corrupt_data", &format!("{path}: bit flipped at {at}"));
     }
     let (_, addr_b) = ready_instance(&st, "b", 8081).await?;
-    let e0 = st.client_host(0).env();
     let d = st.new_delivery();
-    let mut c = SimClient::connect(e0.net(), &addr_b, &format!("token={token}&session={id}"), d)
-        .await
-        .map_err(|e| Failure::correctness(format!("resume: {e}")))?;
+    let mut c = st
+        .open_at(0, &addr_b, &format!("token={token}&session={id}"), &d)
+        .await?;
     let notice = notice_of(&c);
     ensure!(
         c.session_id != id && notice.contains("archived") && notice.contains("new session"),
@@ -213,12 +211,7 @@ async fn files_gone(world: World) -> Outcome {
     other.until("a result", secs(30), is_result).await?;
     let orphan = other.session_id.clone();
     st.sessions.hand_off();
-    st.eventually("the second claim is released", secs(10), || {
-        st.store
-            .get(&orphan)
-            .is_ok_and(|r| r.is_some_and(|r| r.claimed_by.is_none()))
-    })
-    .await?;
+    released(&st, &orphan).await?;
     for lost in [&id, &orphan] {
         st.env
             .disk()
@@ -227,11 +220,10 @@ async fn files_gone(world: World) -> Outcome {
         st.faults.fire("disk.files_lost", lost);
     }
     let (b, addr_b) = ready_instance(&st, "b", 8081).await?;
-    let e0 = st.client_host(0).env();
     let d = st.new_delivery();
-    let mut c = SimClient::connect(e0.net(), &addr_b, &format!("token={token}&session={id}"), d)
-        .await
-        .map_err(|e| Failure::correctness(format!("resume: {e}")))?;
+    let mut c = st
+        .open_at(0, &addr_b, &format!("token={token}&session={id}"), &d)
+        .await?;
     let notice = notice_of(&c);
     ensure!(
         c.session_id != id && notice.contains("files are gone"),

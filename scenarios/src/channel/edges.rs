@@ -44,7 +44,7 @@ async fn fork_fails(world: World) -> Outcome {
         "the fork's client was not told why: {ended:?}"
     );
     ensure!(
-        fork.next(secs(5)).await.is_none() && fork.closed,
+        fork.closes_within(secs(5)).await,
         "the failed fork's socket stayed open"
     );
     let s = st.session(&pid)?;
@@ -164,10 +164,7 @@ async fn seq_exhausted(world: World) -> Outcome {
             && matches!(&ended.event, ServerEvent::SessionEnded { reason } if reason.contains("exhausted")),
         "the end was not told as expected: {ended:?}"
     );
-    ensure!(
-        c.next(secs(5)).await.is_none() && c.closed,
-        "the socket stayed open"
-    );
+    ensure!(c.closes_within(secs(5)).await, "the socket stayed open");
     let last = c.delivery.lock().expect("delivery").last_seq();
     ensure!(
         last == u64::MAX,

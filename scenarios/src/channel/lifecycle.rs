@@ -27,10 +27,6 @@ pub fn all() -> Vec<&'static Scenario> {
     ]
 }
 
-fn event_pos(m: &[ServerMessage], pred: impl Fn(&ServerMessage) -> bool) -> Option<usize> {
-    m.iter().position(pred)
-}
-
 scenario!(
     COLD_START,
     "core.EC-001",
@@ -89,8 +85,8 @@ async fn cold_start(world: World) -> Outcome {
         waited.as_millis()
     );
     let msgs = d.lock().expect("delivery").messages.clone();
-    let preparing = event_pos(&msgs, is_status("preparing"));
-    let result = event_pos(&msgs, is_result);
+    let preparing = msgs.iter().position(is_status("preparing"));
+    let result = msgs.iter().position(is_result);
     ensure!(
         preparing.is_some() && preparing < result,
         "the user was not told the session is being prepared"
@@ -355,7 +351,7 @@ async fn never_first_message(world: World) -> Outcome {
         })
         .await?;
     ensure!(
-        silent.next(secs(5)).await.is_none() && silent.closed,
+        silent.closes_within(secs(5)).await,
         "the socket of the ended session stayed open"
     );
     let at = st.sessions.now() - opened;
@@ -493,7 +489,7 @@ async fn tabs(world: World) -> Outcome {
             "the replaced notice took a sequence number"
         );
         ensure!(
-            older.next(secs(5)).await.is_none() && older.closed,
+            older.closes_within(secs(5)).await,
             "the replaced tab stayed open"
         );
         older = newer;

@@ -3,13 +3,16 @@
 //! tab closed for good (EC-009), a client that never returns (EC-044), and reconnects
 //! the server must refuse (EC-037, EC-038).
 
+use super::client::{SharedDelivery, SimClient};
 use super::common::*;
-use super::stage::ENGINE_HOST;
+use super::stage::{ChannelStage, ENGINE_HOST};
 use crate::ensure;
 use crate::scenario::{Failure, Outcome, Scenario};
 use engine::gateway::{ErrorCode, ReplayLimits, ServerEvent};
+use engine::sessions::Session;
 use sim::World;
 use sim::net::PartitionMode;
+use std::sync::Arc;
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![
@@ -23,6 +26,29 @@ pub fn all() -> Vec<&'static Scenario> {
         &MULTI_PART_RESUME,
         &TAB_CLOSED,
     ]
+}
+
+/// Resets client 0's connection (a proxy closing it, a network gone), drops the
+/// client and waits until the server notices. Returns the client's delivery record,
+/// its session's id and the session.
+async fn reset_and_leave(
+    world: &World,
+    st: &ChannelStage,
+    c: SimClient,
+) -> Result<(SharedDelivery, String, Arc<Session>), Failure> {
+    let resets = world.net().reset_between("client-0", ENGINE_HOST);
+    ensure!(
+        resets == 1,
+        "{resets} connections reset, expected the client's one"
+    );
+    let (d, id) = (c.delivery.clone(), c.session_id.clone());
+    c.drop_abruptly();
+    let s = st.session(&id)?;
+    st.eventually("the server notices the reset", secs(10), || {
+        !s.is_attached()
+    })
+    .await?;
+    Ok((d, id, s))
 }
 
 fn connect_failed(e: super::client::ConnectError) -> Failure {
@@ -45,18 +71,7 @@ async fn missed_messages(world: World) -> Outcome {
     let answer = words(n, "w");
     c.query(&answer).await?;
     deltas(&mut c, cut_after).await?;
-    let resets = world.net().reset_between("client-0", ENGINE_HOST);
-    ensure!(
-        resets == 1,
-        "{resets} connections reset, expected the client's one"
-    );
-    let (d, id) = (c.delivery.clone(), c.session_id.clone());
-    c.drop_abruptly();
-    let s = st.session(&id)?;
-    st.eventually("the server notices the reset", secs(10), || {
-        !s.is_attached()
-    })
-    .await?;
+    let (d, id, s) = reset_and_leave(&world, &st, c).await?;
     let at_detach = s.last_seq();
     tokio::time::sleep(ms(500)).await;
     ensure!(
@@ -142,21 +157,9 @@ async fn proxy_idle_close(world: World) -> Outcome {
     let answer = words(8, "slow");
     c.query(&answer).await?;
     c.until("the first part", secs(10), is_delta).await?;
-    loop {
-        if c.next(proxy_idle).await.is_none() {
-            break;
-        }
-    }
+    c.until_silent(proxy_idle).await;
     ensure!(!c.closed, "the server closed the socket itself");
-    let resets = world.net().reset_between("client-0", ENGINE_HOST);
-    ensure!(resets == 1, "the proxy found {resets} sockets to close");
-    let (d, id) = (c.delivery.clone(), c.session_id.clone());
-    c.drop_abruptly();
-    let s = st.session(&id)?;
-    st.eventually("the server notices the close", secs(10), || {
-        !s.is_attached()
-    })
-    .await?;
+    let (d, id, s) = reset_and_leave(&world, &st, c).await?;
     let before = s.last_seq();
     tokio::time::sleep(secs(4 + st.rng.below(6))).await;
     ensure!(
@@ -192,11 +195,7 @@ async fn network_switch(world: World) -> Outcome {
     // The client's own liveness check: parts come every 150 ms, so 2 s of silence means
     // the network is gone.
     let silence = secs(2);
-    loop {
-        if c.next(silence).await.is_none() {
-            break;
-        }
-    }
+    c.until_silent(silence).await;
     let extra = st.rng.below(3_000);
     tokio::time::sleep(ms(extra)).await;
     let (d, id) = (c.delivery.clone(), c.session_id.clone());

@@ -165,9 +165,20 @@ impl ChannelStage {
         query: &str,
         delivery: &SharedDelivery,
     ) -> Result<SimClient, ConnectError> {
-        let host = self.client_host(n);
-        let env = host.env();
-        SimClient::connect(env.net(), &self.addr, query, delivery.clone()).await
+        let addr = self.addr.clone();
+        self.connect_to(n, &addr, query, delivery).await
+    }
+
+    /// Like `connect`, to the instance at `addr` (see `instance`).
+    pub async fn connect_to(
+        &mut self,
+        n: usize,
+        addr: &NetAddr,
+        query: &str,
+        delivery: &SharedDelivery,
+    ) -> Result<SimClient, ConnectError> {
+        let env = self.client_host(n).env();
+        SimClient::connect(env.net(), addr, query, delivery.clone()).await
     }
 
     /// Like `connect`, failing the run on an error.
@@ -177,9 +188,21 @@ impl ChannelStage {
         query: &str,
         delivery: &SharedDelivery,
     ) -> Result<SimClient, Failure> {
-        self.connect(n, query, delivery)
+        let addr = self.addr.clone();
+        self.open_at(n, &addr, query, delivery).await
+    }
+
+    /// Like `connect_to`, failing the run on an error.
+    pub async fn open_at(
+        &mut self,
+        n: usize,
+        addr: &NetAddr,
+        query: &str,
+        delivery: &SharedDelivery,
+    ) -> Result<SimClient, Failure> {
+        self.connect_to(n, addr, query, delivery)
             .await
-            .map_err(|e| Failure::correctness(format!("connect {query:?}: {e}")))
+            .map_err(|e| Failure::correctness(format!("connect {query:?} to {addr}: {e}")))
     }
 
     /// Reconnects client host `n` to `session` from where `delivery` is (`last_seq`).

@@ -248,11 +248,7 @@ async fn slow_client(world: World) -> Outcome {
         parts.len()
     );
     st.sessions.end(&c.session_id, "the client went away");
-    loop {
-        if c.next(secs(10)).await.is_none() {
-            break;
-        }
-    }
+    c.until_silent(secs(10)).await;
     ensure!(
         answer_of(&c, 1).1.is_none(),
         "the cancelled answer still completed"
