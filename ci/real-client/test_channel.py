@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The client channel against a real, independent WebSocket client.
 
-Starts `engine serve` (real loopback TCP, real worker processes, real time) on a free
-port, mints a token with `engine token`, and talks to the gateway with Python's
+Starts `engine upstream` (the local model API) and `engine serve` (real loopback TCP,
+real worker processes, real time, every query sent to that model API first) on free
+ports, mints a token with `engine token`, and talks to the gateway with Python's
 `websockets` package, a client nobody on this project wrote:
 
   * bad command lines exit 2 with a message; a bad token is refused with HTTP 401;
@@ -14,7 +15,8 @@ port, mints a token with `engine token`, and talks to the gateway with Python's
   * across all connections every sequenced message arrives exactly once, the numbers
     are gap-free, the deltas are the answer's words in order and the result arrives;
   * SIGTERM while a query streams drains the server: the query is interrupted, the
-    session ends (`session_ended`), the server exits 0 and leaves no worker behind.
+    session ends (`session_ended`), the server exits 0 and leaves no worker behind;
+  * the model API was called for the queries, and stops cleanly on SIGTERM.
 
 Usage: test_channel.py [--engine PATH] [--worker PATH]
   (or ENGINE_BIN / WORKER_BIN; default target/debug/engine and the worker beside it).
@@ -45,6 +47,7 @@ MESSAGE_BOUND = 60
 STOP_BOUND = 60
 
 SECRET = "real-client-secret"
+UPSTREAM_KEY = "real-client-api-key"
 USER = "alice"
 # The long answer: one delta per word, paced by the server (--answer-pace-ms).
 LONG_WORDS = [f"w{i:03d}" for i in range(1, 151)]
@@ -90,24 +93,13 @@ def http(method, url, token=None):
         return e.code, e.read().decode()
 
 
-class Server:
-    """`engine serve` as a child process; stdout lines arrive on a queue."""
+class Child:
+    """An `engine` subcommand as a child process; stdout lines arrive on a queue."""
 
-    def __init__(self, engine, worker, tmp):
-        self.data_dir = os.path.join(tmp, "data")
-        self.stderr_path = os.path.join(tmp, "engine-serve.log")
+    def __init__(self, command, env, stderr_path, shown_env):
+        self.stderr_path = stderr_path
         self.stderr = open(self.stderr_path, "w")
-        env = dict(os.environ, ENGINE_TOKEN_SECRET=SECRET)
-        command = [
-            engine, "serve",
-            "--port", "0",
-            "--data-dir", self.data_dir,
-            "--worker-bin", worker,
-            "--prewarm", "1",
-            "--session-limit", "4",
-            "--answer-pace-ms", str(PACE_MS),
-        ]
-        log("$ " + " ".join(command) + "   (ENGINE_TOKEN_SECRET set)")
+        log("$ " + " ".join(command) + f"   ({shown_env} set)")
         self.proc = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=self.stderr, text=True
         )
@@ -131,7 +123,7 @@ class Server:
                 continue
             if line is None:
                 raise TestFailure(
-                    f"engine serve exited ({self.proc.wait()}) before listening; log:\n{self.log_tail()}"
+                    f"{self.proc.args[1]} exited ({self.proc.wait()}) before listening; log:\n{self.log_tail()}"
                 )
             if line.startswith("listening on "):
                 return line[len("listening on "):].strip()
@@ -152,6 +144,35 @@ class Server:
         self.stderr.flush()
         with open(self.stderr_path) as f:
             return "".join(f.readlines()[-lines:])
+
+
+class Upstream(Child):
+    """`engine upstream`: the local model API (an echo model)."""
+
+    def __init__(self, engine, tmp):
+        env = dict(os.environ, ENGINE_UPSTREAM_KEY=UPSTREAM_KEY)
+        command = [engine, "upstream", "--port", "0"]
+        super().__init__(command, env, os.path.join(tmp, "engine-upstream.log"), "ENGINE_UPSTREAM_KEY")
+
+
+class Server(Child):
+    """`engine serve`, sending each query to the model API at `upstream`."""
+
+    def __init__(self, engine, worker, tmp, upstream):
+        self.data_dir = os.path.join(tmp, "data")
+        env = dict(os.environ, ENGINE_TOKEN_SECRET=SECRET, ENGINE_UPSTREAM_KEY=UPSTREAM_KEY)
+        command = [
+            engine, "serve",
+            "--port", "0",
+            "--data-dir", self.data_dir,
+            "--worker-bin", worker,
+            "--prewarm", "1",
+            "--session-limit", "4",
+            "--answer-pace-ms", str(PACE_MS),
+            "--upstream", upstream,
+        ]
+        super().__init__(command, env, os.path.join(tmp, "engine-serve.log"),
+                         "ENGINE_TOKEN_SECRET, ENGINE_UPSTREAM_KEY")
 
 
 class Stream:
@@ -263,13 +284,16 @@ def worker_processes_under(path):
 
 
 def bad_command_lines(engine):
-    env = {k: v for k, v in os.environ.items() if k != "ENGINE_TOKEN_SECRET"}
+    env = {k: v for k, v in os.environ.items() if k not in ("ENGINE_TOKEN_SECRET", "ENGINE_UPSTREAM_KEY")}
     for args, what in [
         (["serve"], "serve without a token secret"),
         (["serve", "--token-secret", "s", "--port", "http"], "serve with a non-numeric port"),
         (["serve", "--token-secret", "s", "--session-limit", "0"], "serve with a zero session limit"),
         (["serve", "--token-secret", "s", "--worker-bin", "/nonexistent/worker"], "serve with a missing worker binary"),
         (["token", "--sub", "x"], "token without a secret"),
+        (["upstream"], "upstream without an API key"),
+        (["serve", "--token-secret", "s", "--upstream", "nowhere"], "serve with an upstream address without a port"),
+        (["serve", "--token-secret", "s", "--upstream", "127.0.0.1:1"], "serve with an upstream but no key"),
     ]:
         r = subprocess.run([engine] + args, env=env, capture_output=True, text=True, timeout=START_BOUND)
         check(
@@ -280,7 +304,25 @@ def bad_command_lines(engine):
 
 def scenario(engine, worker, tmp):
     bad_command_lines(engine)
-    server = Server(engine, worker, tmp)
+    upstream = Upstream(engine, tmp)
+    try:
+        upstream_addr = upstream.wait_listening()
+        check(upstream_addr.startswith("127.0.0.1:"), f"engine upstream is listening on {upstream_addr}")
+        scenario_served(engine, worker, tmp, upstream_addr)
+    except TestFailure:
+        log("--- engine upstream log (tail) ---")
+        log(upstream.log_tail())
+        raise
+    finally:
+        code = upstream.stop(signal.SIGTERM)
+    check(code == 0, f"SIGTERM: engine upstream exited 0 (got {code})")
+    calls = [l for l in upstream.log_tail(1000).splitlines() if "stopped" in l and "calls=" in l]
+    count = int(calls[-1].rsplit("calls=", 1)[1].split()[0]) if calls else 0
+    check(count >= 3, f"the model API was called for the pre-warm and the queries ({count} calls)")
+
+
+def scenario_served(engine, worker, tmp, upstream_addr):
+    server = Server(engine, worker, tmp, upstream_addr)
     try:
         addr = server.wait_listening()
         check(addr.startswith("127.0.0.1:"), f"engine serve is listening on {addr}")

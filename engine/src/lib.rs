@@ -9,5 +9,6 @@ pub mod env;
 pub mod gateway;
 pub mod sessions;
 pub mod store;
+pub mod upstream;
 pub mod worker;
 pub mod workers;

@@ -1,6 +1,7 @@
 //! The `engine` binary: `engine serve` runs the engine for real on loopback (the real
 //! environment, real worker child processes, the gateway over real TCP), and
-//! `engine token` mints a client token for it.
+//! `engine token` mints a client token for it, and `engine upstream` serves the local
+//! model API (an echo model) that `engine serve --upstream` sends each query to.
 //!
 //! This is a real environment's entry point, like the worker binary: the few places
 //! that reach the OS directly (the runtime, the wall clock for a token's expiry, the
@@ -16,6 +17,7 @@ use engine::env::real::{RealEnvOptions, real_env};
 use engine::gateway::{Claims, Gateway, GatewayConfig, TokenKeys};
 use engine::sessions::{QueryMode, Sessions, SessionsConfig};
 use engine::store::SessionStore;
+use engine::upstream::{LocalUpstream, UpstreamConfig};
 use engine::workers::{PortRange, WorkerConfig, WorkerManager};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -47,6 +49,23 @@ enum Command {
     Serve(ServeArgs),
     /// Print a client token (an HS256 JWT) the server started with the same secret accepts.
     Token(TokenArgs),
+    /// Serve the local model API (an echo model) on loopback, for `serve --upstream`.
+    Upstream(UpstreamArgs),
+}
+
+#[derive(Args, Debug)]
+struct UpstreamArgs {
+    /// Loopback port to listen on (0 picks a free one; the `listening on` line says which).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// The key callers must send as `x-api-key`.
+    #[arg(
+        long,
+        env = "ENGINE_UPSTREAM_KEY",
+        hide_env_values = true,
+        value_parser = NonEmptyStringValueParser::new()
+    )]
+    api_key: String,
 }
 
 #[derive(Args, Debug)]
@@ -89,6 +108,18 @@ struct ServeArgs {
     /// `query_in_progress` (`reject`).
     #[arg(long, default_value = "reject", value_parser = ["queue", "reject"])]
     queries: String,
+    /// The model API each query goes to first, as HOST:PORT (see `engine upstream`);
+    /// without it the worker gets each query as it is.
+    #[arg(long)]
+    upstream: Option<engine::env::NetAddr>,
+    /// The key sent to the model API as `x-api-key`.
+    #[arg(
+        long,
+        env = "ENGINE_UPSTREAM_KEY",
+        hide_env_values = true,
+        value_parser = NonEmptyStringValueParser::new()
+    )]
+    upstream_key: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -144,6 +175,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Token(args) => token(args),
+        Command::Upstream(args) => upstream(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -225,7 +257,7 @@ fn serve(args: ServeArgs) -> Result<(), Failed> {
     result
 }
 
-fn configs(args: &ServeArgs, program: &Path) -> (SessionsConfig, GatewayConfig) {
+fn configs(args: &ServeArgs, program: &Path) -> Result<(SessionsConfig, GatewayConfig), Failed> {
     let worker = WorkerConfig::new(program.to_string_lossy().into_owned(), "sessions");
     let mut sessions = SessionsConfig::new(worker);
     sessions.session_limit = usize::try_from(args.session_limit).unwrap_or(usize::MAX);
@@ -239,8 +271,14 @@ fn configs(args: &ServeArgs, program: &Path) -> (SessionsConfig, GatewayConfig) 
     } else {
         QueryMode::Reject
     };
+    if let Some(addr) = &args.upstream {
+        let key = args.upstream_key.clone().ok_or_else(|| {
+            Failed::usage("--upstream needs --upstream-key (or ENGINE_UPSTREAM_KEY)")
+        })?;
+        sessions.upstream = Some(UpstreamConfig::new(addr.clone(), key));
+    }
     let keys = TokenKeys::new(args.secret.token_secret.as_bytes(), TOKEN_SKEW);
-    (sessions, GatewayConfig::new(keys))
+    Ok((sessions, GatewayConfig::new(keys)))
 }
 
 /// Wires the engine as `scenarios::channel::stage::ChannelStage::start` does, on the
@@ -248,7 +286,7 @@ fn configs(args: &ServeArgs, program: &Path) -> (SessionsConfig, GatewayConfig) 
 async fn run(args: ServeArgs, program: PathBuf, dir: PathBuf) -> Result<(), Failed> {
     let stop = stop_signal().map_err(|e| Failed::runtime(format!("cannot handle signals: {e}")))?;
     let env = real_env(RealEnvOptions::loopback(dir.clone()));
-    let (sessions_config, gateway_config) = configs(&args, &program);
+    let (sessions_config, gateway_config) = configs(&args, &program)?;
     let manager = Arc::new(WorkerManager::new(env.clone(), PortRange::DEFAULT));
     manager.start_watchdog(Duration::from_secs(5));
     let listener = env
@@ -332,4 +370,40 @@ fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
             _ = terminate.recv() => {}
         }
     })
+}
+
+fn upstream(args: UpstreamArgs) -> Result<(), Failed> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .init();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failed::runtime(format!("cannot start the runtime: {e}")))?;
+    let result = runtime.block_on(async {
+        let stop =
+            stop_signal().map_err(|e| Failed::runtime(format!("cannot handle signals: {e}")))?;
+        // The model server keeps nothing on disk; the environment wants a directory.
+        let env = real_env(RealEnvOptions::loopback(std::env::temp_dir()));
+        let listener =
+            env.net().bind(args.port).await.map_err(|e| {
+                Failed::runtime(format!("cannot listen on port {}: {e}", args.port))
+            })?;
+        let addr = listener.local_addr();
+        let model = LocalUpstream::new(args.api_key, None);
+        let router = model.router();
+        let serving = env.spawn(
+            "upstream",
+            engine::gateway::serve_router(env.clone(), router, listener),
+        );
+        println!("listening on {addr}");
+        stop.await;
+        serving.abort();
+        tracing::info!(calls = model.requests().len(), "stopped");
+        Ok(())
+    });
+    runtime.shutdown_background();
+    result
 }

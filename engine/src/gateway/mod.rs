@@ -18,4 +18,4 @@ pub use protocol::{
 };
 pub use rate::{RateLimit, RateLimiter};
 pub use replay::{ReplayError, ReplayLimits, ReplayLog};
-pub use server::{Gateway, GatewayConfig, GatewayStats, serve};
+pub use server::{Gateway, GatewayConfig, GatewayStats, serve, serve_router};

@@ -83,6 +83,11 @@ pub enum ErrorCode {
     SessionEnded,
     WorkerUnavailable,
     ExtensionRefused,
+    /// The model API is rate limiting: the query failed, the session is kept.
+    UpstreamRateLimited,
+    /// The model API cannot be reached: the query failed, the session is kept, and a
+    /// status `upstream_available` follows when it is back.
+    UpstreamUnavailable,
 }
 
 /// A decoding failure: its code and a short detail (at most [`DETAIL_CHARS_MAX`]).

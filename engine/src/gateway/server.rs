@@ -8,7 +8,7 @@ use super::connection::run_socket;
 use super::forwarded::client_addr;
 use super::protocol::{ErrorCode, ServerEvent, ServerMessage};
 use super::rate::{RateLimit, RateLimiter};
-use crate::env::{NetAddr, NetListener};
+use crate::env::{Env, NetAddr, NetListener};
 use crate::sessions::{CreateError, Resumed, Session, Sessions};
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -136,9 +136,14 @@ struct Peer(NetAddr);
 
 /// Accepts connections on `listener` until it fails for good, serving each on a task
 /// of the host.
-pub async fn serve(gateway: Arc<Gateway>, mut listener: Box<dyn NetListener>) {
-    let router = gateway.router();
+pub async fn serve(gateway: Arc<Gateway>, listener: Box<dyn NetListener>) {
     let env = gateway.sessions.env().clone();
+    serve_router(env, gateway.router(), listener).await;
+}
+
+/// Serves `router` on `listener` (each connection on a task of `env`'s host, with its
+/// direct peer as an extension): the gateway, and the local upstream.
+pub async fn serve_router(env: Env, router: Router, mut listener: Box<dyn NetListener>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,

@@ -5,6 +5,7 @@ use super::admission::AdmissionMode;
 use super::limits::SessionLimits;
 use super::prewarm::PrewarmPolicy;
 use crate::gateway::ReplayLimits;
+use crate::upstream::UpstreamConfig;
 use crate::workers::WorkerConfig;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -50,6 +51,9 @@ pub struct SessionsConfig {
     pub tombstone_ttl: Duration,
     /// Tools each role may call.
     pub role_tools: BTreeMap<String, Vec<String>>,
+    /// The model API each query goes to first (its answer is what the worker carries
+    /// out); `None`: the worker gets the query's text as it is.
+    pub upstream: Option<UpstreamConfig>,
 }
 
 impl SessionsConfig {
@@ -78,6 +82,7 @@ impl SessionsConfig {
                 ("member".to_string(), tools(&["read", "write"])),
                 ("viewer".to_string(), tools(&["read"])),
             ]),
+            upstream: None,
         }
     }
 
@@ -94,6 +99,9 @@ impl SessionsConfig {
         );
         self.limits.check();
         self.prewarm.check();
+        if let Some(u) = &self.upstream {
+            u.check();
+        }
         self.replay.check();
     }
 

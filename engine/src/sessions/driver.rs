@@ -6,9 +6,11 @@ use super::lifecycle::{SessionEvent, SessionState};
 use super::limits::LimitAction;
 use super::service::Shared;
 use super::session::Session;
+use super::upstream::ask_model;
 use crate::gateway::{ErrorCode, ServerEvent};
 use crate::worker::protocol::{Reply, Request};
 use crate::workers::Worker;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -122,11 +124,92 @@ async fn run_query(shared: &Shared, session: &Session, worker: &Worker, query: u
             .await;
         return finish(shared, session, query).await;
     }
+    // The model answers first (when there is one); an interrupt or the session's end
+    // does not wait for it.
+    let asked = ask_model(shared, session, &text);
+    let (outcome, answer) = match stopped_or(session, asked).await {
+        Err(stopped) => (stopped, Vec::new()),
+        Ok(None) => return finish(shared, session, query).await,
+        Ok(Some(input)) => stream_answer(shared, session, worker, query, input).await,
+    };
+    let now = shared.now();
+    match outcome {
+        Outcome::Done => {
+            let full = answer.join(" ");
+            let bytes = full.len();
+            let limit = shared.config.result_bytes_max;
+            let truncated = bytes > limit;
+            let shown = if truncated {
+                let mut cut = limit;
+                while !full.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                full[..cut].to_string()
+            } else {
+                full.clone()
+            };
+            {
+                let mut c = session.core();
+                c.transcript.push(format!("> {text}"));
+                c.transcript.push(full.clone());
+                if truncated {
+                    c.results.insert(query, full);
+                    c.stats.truncated_results += 1;
+                }
+            }
+            session
+                .publish(
+                    now,
+                    ServerEvent::Result {
+                        query,
+                        text: shown,
+                        truncated,
+                        bytes: bytes as u64,
+                    },
+                )
+                .await;
+        }
+        Outcome::Interrupted => {
+            session.core().stats.interrupts += 1;
+            session
+                .publish(now, ServerEvent::Interrupted { query })
+                .await;
+        }
+        Outcome::Ended(reason) => {
+            session
+                .publish(now, ServerEvent::Interrupted { query })
+                .await;
+            session.request_end(&reason);
+        }
+        Outcome::Failed(detail) => {
+            session
+                .publish(
+                    now,
+                    ServerEvent::Error {
+                        code: ErrorCode::WorkerUnavailable,
+                        message: format!("the query failed: {detail}"),
+                    },
+                )
+                .await;
+        }
+    }
+    finish(shared, session, query).await;
+}
+
+/// Runs the worker on the model's answer `input`, streaming its parts to the client;
+/// how it ended, and the parts.
+async fn stream_answer(
+    shared: &Shared,
+    session: &Session,
+    worker: &Worker,
+    query: u64,
+    input: String,
+) -> (Outcome, Vec<String>) {
     let (tx, mut rx) = mpsc::channel(8);
     let request = worker.request_streaming(
         Request::Run {
             id: query,
-            input: text.clone(),
+            input,
             pace_ms: shared.config.answer_pace.map(|p| p.as_millis() as u64),
         },
         tx,
@@ -192,68 +275,28 @@ async fn run_query(shared: &Shared, session: &Session, worker: &Worker, query: u
             }
         }
     };
-    let now = shared.now();
-    match outcome {
-        Outcome::Done => {
-            let full = answer.join(" ");
-            let bytes = full.len();
-            let limit = shared.config.result_bytes_max;
-            let truncated = bytes > limit;
-            let shown = if truncated {
-                let mut cut = limit;
-                while !full.is_char_boundary(cut) {
-                    cut -= 1;
+    (outcome, answer)
+}
+
+/// `work`'s result, unless the client interrupts or the session is ended first.
+async fn stopped_or<T>(session: &Session, work: impl Future<Output = T>) -> Result<T, Outcome> {
+    tokio::pin!(work);
+    loop {
+        let wake = session.work.notified();
+        tokio::select! {
+            biased;
+            _ = wake => {
+                let c = session.core();
+                if c.interrupt_requested {
+                    return Err(Outcome::Interrupted);
                 }
-                full[..cut].to_string()
-            } else {
-                full.clone()
-            };
-            {
-                let mut c = session.core();
-                c.transcript.push(format!("> {text}"));
-                c.transcript.push(full.clone());
-                if truncated {
-                    c.results.insert(query, full);
-                    c.stats.truncated_results += 1;
+                if let Some(reason) = c.end_reason.clone() {
+                    return Err(Outcome::Ended(reason));
                 }
             }
-            session
-                .publish(
-                    now,
-                    ServerEvent::Result {
-                        query,
-                        text: shown,
-                        truncated,
-                        bytes: bytes as u64,
-                    },
-                )
-                .await;
-        }
-        Outcome::Interrupted => {
-            session.core().stats.interrupts += 1;
-            session
-                .publish(now, ServerEvent::Interrupted { query })
-                .await;
-        }
-        Outcome::Ended(reason) => {
-            session
-                .publish(now, ServerEvent::Interrupted { query })
-                .await;
-            session.request_end(&reason);
-        }
-        Outcome::Failed(detail) => {
-            session
-                .publish(
-                    now,
-                    ServerEvent::Error {
-                        code: ErrorCode::WorkerUnavailable,
-                        message: format!("the query failed: {detail}"),
-                    },
-                )
-                .await;
+            done = &mut work => return Ok(done),
         }
     }
-    finish(shared, session, query).await;
 }
 
 enum Outcome {

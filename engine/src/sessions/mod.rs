@@ -13,6 +13,7 @@ pub mod lock;
 pub mod prewarm;
 mod service;
 pub mod session;
+mod upstream;
 
 pub use admission::AdmissionMode;
 pub use config::{QueryMode, SessionsConfig};

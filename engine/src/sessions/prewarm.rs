@@ -51,7 +51,14 @@ pub struct PrewarmPool {
     pub drained: u64,
     pub invalidated: u64,
     pub failures: u64,
+    /// Starts refused because the upstream was rate limiting them.
+    pub rate_limited: u64,
+    /// The latest such workers' names (at most `REFUSED_KEPT`).
+    pub refused: VecDeque<String>,
 }
+
+/// How many refused workers' names the pool remembers.
+const REFUSED_KEPT: usize = 32;
 
 impl PrewarmPool {
     pub fn new(policy: PrewarmPolicy, version: u64) -> Self {
@@ -67,6 +74,8 @@ impl PrewarmPool {
             drained: 0,
             invalidated: 0,
             failures: 0,
+            rate_limited: 0,
+            refused: VecDeque::new(),
         }
     }
 
@@ -129,6 +138,17 @@ impl PrewarmPool {
         };
         let until = now + pause;
         self.paused_until = Some(self.paused_until.map_or(until, |t| t.max(until)));
+    }
+
+    /// Worker `name` started, but the upstream rate limits it: it is not kept (the
+    /// caller disposes of it) and pre-warming pauses.
+    pub fn start_rate_limited(&mut self, now: Duration, name: String) {
+        self.start_failed(now, true);
+        self.rate_limited += 1;
+        if self.refused.len() == REFUSED_KEPT {
+            self.refused.pop_front();
+        }
+        self.refused.push_back(name);
     }
 
     /// A warm worker for a new session, or `None` (a cold start; counted as drained).

@@ -8,9 +8,11 @@ use super::durable::{Durable, Stored};
 use super::limits::LimitClock;
 use super::prewarm::{PrewarmPool, Warm};
 use super::session::Session;
+use super::upstream::{prewarm_check, watch_upstream};
 use crate::env::Env;
 use crate::gateway::{ReplayLog, ServerEvent};
 use crate::store::{SessionStore, StartupReport, StoreError};
+use crate::upstream::UpstreamClient;
 use crate::workers::{Worker, WorkerError, WorkerManager};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -65,6 +67,8 @@ pub(crate) struct Shared {
     pub(crate) durable: Option<Durable>,
     pub(crate) config: SessionsConfig,
     pub(crate) manager: Arc<WorkerManager>,
+    /// The model API client all sessions share, when one is configured.
+    pub(crate) upstream: Option<Arc<UpstreamClient>>,
     origin: Instant,
     table: Mutex<Table>,
     pool_wake: Notify,
@@ -239,8 +243,13 @@ impl Sessions {
             next_worker: 0,
             live_peak: 0,
         };
+        let upstream = config
+            .upstream
+            .clone()
+            .map(|c| UpstreamClient::new(env.clone(), c));
         Sessions {
             shared: Arc::new(Shared {
+                upstream,
                 env,
                 durable,
                 config,
@@ -264,10 +273,30 @@ impl Sessions {
         self.shared.now()
     }
 
-    /// Starts the pre-warm pool's keeper.
+    /// Starts the pre-warm pool's keeper (and, with a model API, the watch that tells
+    /// sessions when it is back after an outage).
     pub fn start_prewarm(&self) {
         let shared = self.shared.clone();
         self.shared.env.spawn("prewarm", keep_pool(shared));
+        if let Some(up) = &self.shared.upstream {
+            let watch = watch_upstream(self.shared.clone(), up.clone());
+            self.shared.env.spawn("upstream-watch", watch);
+        }
+    }
+
+    /// The model API client, when one is configured.
+    pub fn upstream(&self) -> Option<&Arc<UpstreamClient>> {
+        self.shared.upstream.as_ref()
+    }
+
+    /// Pre-warms refused because the model API was rate limiting: how many, and the
+    /// names of the latest such workers (disposed, never handed to a session).
+    pub fn prewarm_rate_limited(&self) -> (u64, Vec<String>) {
+        let t = self.shared.table();
+        (
+            t.pool.rate_limited,
+            t.pool.refused.iter().cloned().collect(),
+        )
     }
 
     /// Readiness: at least one pre-warm succeeded.
@@ -571,12 +600,14 @@ async fn keep_pool(shared: Arc<Shared>) {
                 let name = s.worker_name("warm");
                 let version = s.table().pool.version();
                 match s.start_worker(&name).await {
-                    Ok(_) => {
+                    // Kept only if the model API answers for it.
+                    Ok(_) if prewarm_check(&s, &name).await => {
                         let stale = s.table().pool.started(Warm { name, version });
                         if let Some(stale) = stale {
                             s.dispose(&stale).await;
                         }
                     }
+                    Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(worker = %name, "pre-warm failed: {e}");
                         s.table().pool.start_failed(s.now(), false);

@@ -76,6 +76,8 @@ pub struct SessionCore {
     pub(crate) end_unsequenced: Option<String>,
     /// Ending here hands the session over (its record stays, unclaimed).
     pub(crate) handed_off: bool,
+    /// The client was told the model API is unavailable: it is told again when it is back.
+    pub(crate) upstream_lost: bool,
     pub stats: SessionStats,
 }
 
@@ -150,6 +152,7 @@ impl Session {
                 worker: None,
                 final_seq: None,
                 handed_off: false,
+                upstream_lost: false,
                 end_unsequenced: None,
                 stats: SessionStats::default(),
             }),

@@ -1,6 +1,7 @@
 //! Property tests of the engine's pure cores: the worker lifecycle, the restart breaker,
-//! the retry schedule, the disk and memory watches and the cache index. Each core takes
-//! time and randomness as arguments, so proptest drives it directly, step by step,
+//! the retry schedule, the disk and memory watches, the cache index, the replay log and
+//! the upstream breaker. Each core takes time and randomness as arguments, so proptest
+//! drives it directly, step by step,
 //! beside a reference model (`proptest-state-machine`) or against its documented
 //! properties.
 //!
@@ -17,6 +18,7 @@ mod memory_watch;
 mod reference;
 mod replay;
 mod retry;
+mod upstream_breaker;
 
 use proptest::test_runner::{Config, FileFailurePersistence};
 

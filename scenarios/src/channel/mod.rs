@@ -13,6 +13,7 @@ mod memory;
 mod reconnect;
 pub mod stage;
 mod stream;
+mod upstream;
 
 use crate::scenario::Scenario;
 
@@ -26,5 +27,6 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(stream::all());
     all.extend(durable::all());
     all.extend(edges::all());
+    all.extend(upstream::all());
     all
 }

@@ -9,6 +9,7 @@ use engine::env::{Env, NetAddr};
 use engine::gateway::{Claims, Gateway, GatewayConfig, TokenKeys};
 use engine::sessions::{Sessions, SessionsConfig};
 use engine::store::SessionStore;
+use engine::upstream::{LocalUpstream, UpstreamConfig};
 use engine::workers::{PortRange, WorkerConfig, WorkerManager};
 use sim::{FaultCounters, Host, SimRng, World};
 use std::sync::{Arc, Mutex};
@@ -19,6 +20,15 @@ pub const PORT: u16 = 8080;
 const WORKER_PROGRAM: &str = "/usr/bin/worker";
 const SECRET: &[u8] = b"scenario-secret";
 pub const STORE_PATH: &str = "store/sessions.redb";
+pub const UPSTREAM_HOST: &str = "upstream-0";
+const UPSTREAM_PORT: u16 = 443;
+const UPSTREAM_KEY: &str = "scenario-api-key";
+
+/// Sends every query to the model API on `upstream-0` first (the stage hosts it).
+pub fn with_upstream(sessions: &mut SessionsConfig) {
+    let addr = NetAddr::new(UPSTREAM_HOST, UPSTREAM_PORT);
+    sessions.upstream = Some(UpstreamConfig::new(addr, UPSTREAM_KEY));
+}
 
 pub struct ChannelStage {
     pub world: World,
@@ -33,6 +43,9 @@ pub struct ChannelStage {
     pub addr: NetAddr,
     pub faults: FaultCounters,
     pub rng: SimRng,
+    /// The model API on `upstream-0`, when the configuration has one (`with_upstream`);
+    /// each refusal its mode causes counts as an `upstream.*` fault.
+    pub upstream: Option<Arc<LocalUpstream>>,
     clients: Vec<Host>,
     /// Every delivery record handed out, for the global oracle.
     deliveries: Mutex<Vec<SharedDelivery>>,
@@ -62,6 +75,10 @@ impl ChannelStage {
         let keys = TokenKeys::new(SECRET, Duration::from_secs(30));
         let (mut sessions_config, mut gateway_config) = default_configs(&keys);
         tweak(&mut sessions_config, &mut gateway_config);
+        let upstream = match &sessions_config.upstream {
+            Some(_) => Some(host_upstream(world).await?),
+            None => None,
+        };
         let manager = Arc::new(WorkerManager::new(env.clone(), PortRange::DEFAULT));
         let store = SessionStore::open(env.disk_handle(), STORE_PATH)
             .map(Arc::new)
@@ -92,6 +109,7 @@ impl ChannelStage {
             addr: NetAddr::new(ENGINE_HOST, PORT),
             faults: world.faults().clone(),
             rng: world.rng("scenario"),
+            upstream,
             clients: Vec::new(),
             deliveries: Mutex::new(Vec::new()),
         })
@@ -302,4 +320,25 @@ impl ChannelStage {
         }
         Ok(())
     }
+}
+
+/// Serves the local model API on its own host, its refusals counted as faults.
+async fn host_upstream(world: &World) -> Result<Arc<LocalUpstream>, Failure> {
+    let host = world.add_host(UPSTREAM_HOST);
+    let faults = world.faults().clone();
+    let upstream = LocalUpstream::new(
+        UPSTREAM_KEY,
+        Some(Arc::new(move |kind, detail: String| {
+            faults.fire(kind, &detail)
+        })),
+    );
+    let env = host.env();
+    let listener = env
+        .net()
+        .bind(UPSTREAM_PORT)
+        .await
+        .map_err(|e| Failure::correctness(format!("bind the upstream's port: {e}")))?;
+    let served = engine::gateway::serve_router(env.clone(), upstream.router(), listener);
+    env.spawn("upstream", served);
+    Ok(upstream)
 }

@@ -1,0 +1,96 @@
+//! Sessions and the model API: a pre-warmed worker is kept only if the upstream answers
+//! its check (a rate-limited one is disposed and pre-warming pauses); each query asks
+//! the model first, and a failure there fails the query but keeps the session; after
+//! an outage the sessions that were told are told again when the upstream is back.
+
+use super::service::Shared;
+use super::session::Session;
+use crate::gateway::{ErrorCode, ServerEvent};
+use crate::upstream::{UpstreamClient, UpstreamError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Checks the upstream for the freshly started warm worker `name`; false when it is
+/// not kept (already disposed, and the pool told).
+pub(crate) async fn prewarm_check(shared: &Arc<Shared>, name: &str) -> bool {
+    let Some(up) = &shared.upstream else {
+        return true;
+    };
+    let Err(e) = up.probe().await else {
+        return true;
+    };
+    tracing::warn!(worker = %name, "pre-warm not kept: {e}");
+    shared.dispose(name).await;
+    let now = shared.now();
+    let mut t = shared.table();
+    match e {
+        UpstreamError::RateLimited { .. } => t.pool.start_rate_limited(now, name.to_string()),
+        _ => t.pool.start_failed(now, false),
+    }
+    false
+}
+
+/// The model's answer to a query's text (what the worker then carries out), or `None`
+/// when there is none: the client has been told why.
+pub(crate) async fn ask_model(shared: &Shared, session: &Session, text: &str) -> Option<String> {
+    let Some(up) = &shared.upstream else {
+        return Some(text.to_string());
+    };
+    let e = match up.complete(text).await {
+        Ok(answer) => return Some(answer),
+        Err(e) => e,
+    };
+    let (code, next) = match e {
+        UpstreamError::RateLimited { .. } => (
+            ErrorCode::UpstreamRateLimited,
+            "your session is kept: send it again then",
+        ),
+        UpstreamError::Malformed { .. } => (
+            ErrorCode::UpstreamUnavailable,
+            "your session is kept: send it again",
+        ),
+        UpstreamError::Unavailable { .. } | UpstreamError::CircuitOpen { .. } => {
+            session.core().upstream_lost = true;
+            (
+                ErrorCode::UpstreamUnavailable,
+                "your session is kept and you will be told when the model API is back",
+            )
+        }
+    };
+    session
+        .publish(
+            shared.now(),
+            ServerEvent::Error {
+                code,
+                message: format!("the query failed: {e}; {next}"),
+            },
+        )
+        .await;
+    None
+}
+
+/// Each time the breaker opens: probe when it allows, until the upstream answers, then
+/// tell every live session that was told it was unavailable.
+pub(crate) async fn watch_upstream(shared: Arc<Shared>, up: Arc<UpstreamClient>) {
+    loop {
+        up.wait_opened().await;
+        loop {
+            tokio::time::sleep(up.retry_in().max(Duration::from_millis(100))).await;
+            match up.probe().await {
+                Ok(()) | Err(UpstreamError::RateLimited { .. }) => break,
+                Err(UpstreamError::Malformed { .. }) => break,
+                Err(_) => {}
+            }
+        }
+        let live: Vec<Arc<Session>> = shared.table().live.values().cloned().collect();
+        for s in live {
+            let told = std::mem::take(&mut s.core().upstream_lost);
+            if told {
+                let status = ServerEvent::Status {
+                    state: "upstream_available".to_string(),
+                };
+                s.publish(shared.now(), status).await;
+            }
+        }
+    }
+}

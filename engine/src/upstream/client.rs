@@ -1,0 +1,235 @@
+//! The upstream client every session of an instance shares: one breaker and one
+//! rate-limit window for all of them, so a failing or limiting upstream is not hammered
+//! by each session in turn.
+
+use super::breaker::Breaker;
+use super::config::UpstreamConfig;
+use super::error::UpstreamError;
+use super::http::{Answer, Call, exchange};
+use super::{MESSAGES_PATH, MODELS_PATH};
+use crate::env::Env;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// What the client has seen, for operators and oracles.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamStats {
+    /// Calls that went out on the network.
+    pub requests: u64,
+    pub answered: u64,
+    /// 429s received.
+    pub rate_limited: u64,
+    /// Calls held back inside a rate-limit window, without a request.
+    pub held_back: u64,
+    /// Not reached, timed out, or 5xx.
+    pub unavailable: u64,
+    /// Calls refused because the breaker was open.
+    pub refused_open: u64,
+    pub breaker_opened: u64,
+    pub breaker_closed: u64,
+}
+
+struct State {
+    breaker: Breaker,
+    limited_until: Option<Duration>,
+    stats: UpstreamStats,
+}
+
+pub struct UpstreamClient {
+    env: Env,
+    config: UpstreamConfig,
+    origin: Instant,
+    state: Mutex<State>,
+    /// Woken when the breaker opens (whoever watches for the upstream's return).
+    opened: Notify,
+}
+
+#[derive(serde::Serialize)]
+struct MessagesRequest<'a> {
+    model: &'a str,
+    input: &'a str,
+}
+
+#[derive(serde::Deserialize)]
+struct MessagesAnswer {
+    output: String,
+}
+
+impl UpstreamClient {
+    pub fn new(env: Env, config: UpstreamConfig) -> Arc<Self> {
+        config.check();
+        Arc::new(UpstreamClient {
+            env,
+            state: Mutex::new(State {
+                breaker: Breaker::new(config.breaker.clone()),
+                limited_until: None,
+                stats: UpstreamStats::default(),
+            }),
+            config,
+            origin: Instant::now(),
+            opened: Notify::new(),
+        })
+    }
+
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.config
+    }
+
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("upstream state poisoned")
+    }
+
+    pub fn stats(&self) -> UpstreamStats {
+        let s = self.state();
+        let mut stats = s.stats.clone();
+        stats.breaker_opened = s.breaker.opened;
+        stats.breaker_closed = s.breaker.closed;
+        stats
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.state().breaker.is_open()
+    }
+
+    /// How long until the breaker lets a call through (zero when closed).
+    pub fn retry_in(&self) -> Duration {
+        self.state().breaker.retry_in(self.now())
+    }
+
+    /// Waits until the breaker opens (returns at once if it opened since the last wait).
+    pub async fn wait_opened(&self) {
+        self.opened.notified().await;
+    }
+
+    /// The cheap call a pre-warm makes: is the upstream answering, and not limiting us?
+    pub async fn probe(&self) -> Result<(), UpstreamError> {
+        self.call(hyper::Method::GET, MODELS_PATH, None).await?;
+        Ok(())
+    }
+
+    /// Sends a query's input to the model; its answer comes back.
+    pub async fn complete(&self, input: &str) -> Result<String, UpstreamError> {
+        let body = serde_json::to_vec(&MessagesRequest {
+            model: &self.config.model,
+            input,
+        })
+        .map_err(|e| UpstreamError::Malformed {
+            detail: e.to_string(),
+        })?;
+        let answer = self
+            .call(hyper::Method::POST, MESSAGES_PATH, Some(body))
+            .await?;
+        serde_json::from_slice::<MessagesAnswer>(&answer)
+            .map(|a| a.output)
+            .map_err(|e| UpstreamError::Malformed {
+                detail: format!("answer is not a messages answer: {e}"),
+            })
+    }
+
+    fn admit(&self) -> Result<(), UpstreamError> {
+        let now = self.now();
+        let mut s = self.state();
+        if let Some(until) = s.limited_until.filter(|&u| now < u) {
+            s.stats.held_back += 1;
+            return Err(UpstreamError::RateLimited {
+                retry_after: until - now,
+            });
+        }
+        if let Err(retry_in) = s.breaker.admit(now) {
+            s.stats.refused_open += 1;
+            return Err(UpstreamError::CircuitOpen { retry_in });
+        }
+        s.stats.requests += 1;
+        Ok(())
+    }
+
+    async fn call(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        self.admit()?;
+        let call = Call {
+            method,
+            path,
+            api_key: &self.config.api_key,
+            body,
+            body_max: self.config.answer_bytes_max,
+        };
+        let result = tokio::time::timeout(
+            self.config.request_timeout,
+            exchange(&self.env, &self.config.addr, call),
+        )
+        .await;
+        let outcome = match result {
+            Err(_) => Err(UpstreamError::Unavailable {
+                detail: format!(
+                    "no answer within {} s",
+                    self.config.request_timeout.as_secs()
+                ),
+            }),
+            Ok(Err(e)) => Err(UpstreamError::Unavailable {
+                detail: e.to_string(),
+            }),
+            Ok(Ok(answer)) => self.classify(answer),
+        };
+        self.record(&outcome);
+        outcome
+    }
+
+    fn classify(&self, answer: Answer) -> Result<Vec<u8>, UpstreamError> {
+        match answer.status {
+            200..=299 => Ok(answer.body),
+            429 => Err(UpstreamError::RateLimited {
+                retry_after: answer.retry_after.unwrap_or(self.config.rate_limit_default),
+            }),
+            500..=599 => Err(UpstreamError::Unavailable {
+                detail: format!("HTTP {}", answer.status),
+            }),
+            status => Err(UpstreamError::Malformed {
+                detail: format!(
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)])
+                ),
+            }),
+        }
+    }
+
+    fn record(&self, outcome: &Result<Vec<u8>, UpstreamError>) {
+        let now = self.now();
+        let mut s = self.state();
+        match outcome {
+            Ok(_) | Err(UpstreamError::Malformed { .. }) => {
+                // It answered: the upstream is reachable.
+                s.stats.answered += 1;
+                s.breaker.succeeded();
+            }
+            Err(UpstreamError::RateLimited { retry_after }) => {
+                // Limiting is an answer too; the window holds every session back.
+                s.stats.answered += 1;
+                s.stats.rate_limited += 1;
+                s.breaker.succeeded();
+                let until = now + *retry_after;
+                s.limited_until = Some(s.limited_until.map_or(until, |t| t.max(until)));
+            }
+            Err(UpstreamError::Unavailable { .. }) => {
+                s.stats.unavailable += 1;
+                if s.breaker.failed(now) {
+                    tracing::warn!(
+                        "model API unavailable: circuit breaker open for {:?}",
+                        self.config.breaker.open_for
+                    );
+                    self.opened.notify_one();
+                }
+            }
+            Err(UpstreamError::CircuitOpen { .. }) => {}
+        }
+    }
+}

@@ -1,0 +1,46 @@
+use super::breaker::BreakerPolicy;
+use crate::env::NetAddr;
+use std::time::Duration;
+
+/// How the engine reaches its upstream model API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    pub addr: NetAddr,
+    /// Sent as `x-api-key`.
+    pub api_key: String,
+    pub model: String,
+    /// One request, connect to last body byte: past this the upstream counts as
+    /// unreachable.
+    pub request_timeout: Duration,
+    /// Answers longer than this are refused as malformed (the engine's memory bound).
+    pub answer_bytes_max: usize,
+    pub breaker: BreakerPolicy,
+    /// A 429 without `Retry-After` holds requests back this long.
+    pub rate_limit_default: Duration,
+}
+
+impl UpstreamConfig {
+    pub fn new(addr: NetAddr, api_key: impl Into<String>) -> Self {
+        UpstreamConfig {
+            addr,
+            api_key: api_key.into(),
+            model: "local-echo-1".to_string(),
+            request_timeout: Duration::from_secs(30),
+            answer_bytes_max: 4 * 1024 * 1024,
+            breaker: BreakerPolicy::DEFAULT,
+            rate_limit_default: Duration::from_secs(60),
+        }
+    }
+
+    pub fn check(&self) {
+        assert!(
+            !self.request_timeout.is_zero(),
+            "request_timeout must be positive"
+        );
+        assert!(
+            self.answer_bytes_max > 0,
+            "answer_bytes_max must be positive"
+        );
+        self.breaker.check();
+    }
+}

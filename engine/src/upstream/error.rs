@@ -1,0 +1,51 @@
+use std::fmt;
+use std::time::Duration;
+
+/// Why an upstream call gave no answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// 429, or a call held back inside the rate-limit window a 429 opened.
+    RateLimited { retry_after: Duration },
+    /// Not reached, no answer within the timeout, or a 5xx.
+    Unavailable { detail: String },
+    /// The breaker is open: not even tried.
+    CircuitOpen { retry_in: Duration },
+    /// An answer we cannot use (bad status, bad JSON, too large).
+    Malformed { detail: String },
+}
+
+impl UpstreamError {
+    /// When trying again makes sense, if the error says.
+    pub fn retry_in(&self) -> Option<Duration> {
+        match self {
+            UpstreamError::RateLimited { retry_after } => Some(*retry_after),
+            UpstreamError::CircuitOpen { retry_in } => Some(*retry_in),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpstreamError::RateLimited { retry_after } => write!(
+                f,
+                "the model API is rate limiting: retry in {} s",
+                retry_after.as_secs().max(1)
+            ),
+            UpstreamError::Unavailable { detail } => {
+                write!(f, "the model API is unavailable: {detail}")
+            }
+            UpstreamError::CircuitOpen { retry_in } => write!(
+                f,
+                "the model API is unavailable (circuit open, next try in {} s)",
+                retry_in.as_secs().max(1)
+            ),
+            UpstreamError::Malformed { detail } => {
+                write!(f, "the model API gave an unusable answer: {detail}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for UpstreamError {}

@@ -1,0 +1,73 @@
+//! One HTTP/1.1 exchange with the upstream over the environment's network (hyper's
+//! client connection; one connection per call, so a dead connection is never reused).
+
+use crate::env::{Env, NetAddr};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper::header;
+use hyper_util::rt::TokioIo;
+use std::io;
+use std::time::Duration;
+
+pub(crate) struct Answer {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: Vec<u8>,
+}
+
+pub(crate) struct Call<'a> {
+    pub method: hyper::Method,
+    pub path: &'a str,
+    pub api_key: &'a str,
+    pub body: Option<Vec<u8>>,
+    pub body_max: usize,
+}
+
+fn other(what: &str, e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("{what}: {e}"))
+}
+
+pub(crate) async fn exchange(env: &Env, addr: &NetAddr, call: Call<'_>) -> io::Result<Answer> {
+    let stream = env.net().connect(addr).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| other("handshake", e))?;
+    env.spawn("upstream-connection", async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("upstream connection ended: {e}");
+        }
+    });
+    let mut request = hyper::Request::builder()
+        .method(call.method)
+        .uri(call.path)
+        .header(header::HOST, addr.to_string())
+        .header("x-api-key", call.api_key);
+    if call.body.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/json");
+    }
+    let request = request
+        .body(Full::<Bytes>::from(call.body.unwrap_or_default()))
+        .map_err(|e| other("request", e))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| other("send", e))?;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = Limited::new(response.into_body(), call.body_max)
+        .collect()
+        .await
+        .map_err(|e| other("body", e))?
+        .to_bytes()
+        .to_vec();
+    Ok(Answer {
+        status,
+        retry_after,
+        body,
+    })
+}

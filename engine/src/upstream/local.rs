@@ -1,0 +1,168 @@
+//! A local model server speaking the upstream API: an echo model (its answer is the
+//! input it was sent) whose operator can make it rate limit or fail. `engine upstream`
+//! serves it for real on loopback; scenarios host it on a simulated host and drive
+//! its mode as a fault.
+
+use super::{MESSAGES_PATH, MODELS_PATH};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How the server answers right now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum LocalUpstreamMode {
+    #[default]
+    Serving,
+    /// Every call gets 429 with this `Retry-After`.
+    RateLimited { retry_after: Duration },
+    /// Every call gets 503.
+    Failing,
+}
+
+/// One call the server saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamRequest {
+    pub at: Instant,
+    pub path: String,
+    pub status: u16,
+}
+
+/// Called for each refusal the mode caused (kind, detail): a scenario counts them as
+/// fault activations.
+pub type RefusalHook = Arc<dyn Fn(&'static str, String) + Send + Sync>;
+
+pub struct LocalUpstream {
+    api_key: String,
+    state: Mutex<LocalState>,
+    on_refusal: Option<RefusalHook>,
+}
+
+struct LocalState {
+    mode: LocalUpstreamMode,
+    requests: Vec<UpstreamRequest>,
+}
+
+/// The log keeps this many calls (oldest dropped): a long local run stays bounded.
+const LOG_MAX: usize = 10_000;
+
+#[derive(serde::Deserialize)]
+struct MessagesRequest {
+    input: String,
+}
+
+impl LocalUpstream {
+    pub fn new(api_key: impl Into<String>, on_refusal: Option<RefusalHook>) -> Arc<Self> {
+        Arc::new(LocalUpstream {
+            api_key: api_key.into(),
+            state: Mutex::new(LocalState {
+                mode: LocalUpstreamMode::Serving,
+                requests: Vec::new(),
+            }),
+            on_refusal,
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, LocalState> {
+        self.state.lock().expect("local upstream poisoned")
+    }
+
+    pub fn set_mode(&self, mode: LocalUpstreamMode) {
+        self.state().mode = mode;
+    }
+
+    pub fn requests(&self) -> Vec<UpstreamRequest> {
+        self.state().requests.clone()
+    }
+
+    pub fn router(self: &Arc<Self>) -> axum::Router {
+        axum::Router::new()
+            .route(MODELS_PATH, get(models))
+            .route(MESSAGES_PATH, post(messages))
+            .with_state(self.clone())
+    }
+
+    /// Checks the key and the mode: the refusal to send, if any. Logs the call.
+    fn refusal(&self, path: &str, headers: &HeaderMap) -> Option<Response> {
+        let key_ok = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|k| k == self.api_key);
+        let mode = self.state().mode.clone();
+        let refusal = if !key_ok {
+            Some((StatusCode::UNAUTHORIZED, None, "invalid x-api-key"))
+        } else {
+            match mode {
+                LocalUpstreamMode::Serving => None,
+                LocalUpstreamMode::RateLimited { retry_after } => Some((
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Some(retry_after),
+                    "rate limited",
+                )),
+                LocalUpstreamMode::Failing => {
+                    Some((StatusCode::SERVICE_UNAVAILABLE, None, "overloaded"))
+                }
+            }
+        };
+        let status = refusal.as_ref().map_or(200, |r| r.0.as_u16());
+        {
+            let mut s = self.state();
+            if s.requests.len() == LOG_MAX {
+                s.requests.remove(0);
+            }
+            s.requests.push(UpstreamRequest {
+                at: Instant::now(),
+                path: path.to_string(),
+                status,
+            });
+        }
+        let (code, retry_after, message) = refusal?;
+        if let Some(hook) = &self.on_refusal {
+            let kind = if code == StatusCode::TOO_MANY_REQUESTS {
+                "upstream.rate_limited"
+            } else if code == StatusCode::SERVICE_UNAVAILABLE {
+                "upstream.failing"
+            } else {
+                "upstream.unauthorized"
+            };
+            hook(kind, format!("{path} answered {}", code.as_u16()));
+        }
+        let body = axum::Json(serde_json::json!({ "error": message }));
+        let mut response = (code, body).into_response();
+        if let Some(after) = retry_after {
+            let secs = after.as_secs().max(1).to_string();
+            if let Ok(v) = secs.parse() {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        Some(response)
+    }
+}
+
+async fn models(State(up): State<Arc<LocalUpstream>>, headers: HeaderMap) -> Response {
+    if let Some(refused) = up.refusal(MODELS_PATH, &headers) {
+        return refused;
+    }
+    axum::Json(serde_json::json!({ "models": ["local-echo-1"] })).into_response()
+}
+
+async fn messages(
+    State(up): State<Arc<LocalUpstream>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(refused) = up.refusal(MESSAGES_PATH, &headers) {
+        return refused;
+    }
+    match serde_json::from_slice::<MessagesRequest>(&body) {
+        Ok(request) => axum::Json(serde_json::json!({ "output": request.input })).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({ "error": format!("bad request: {e}") })),
+        )
+            .into_response(),
+    }
+}

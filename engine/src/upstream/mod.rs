@@ -1,0 +1,23 @@
+//! The upstream model API: the client the engine calls for every query (and to check a
+//! pre-warmed worker is not already rate limited), with one circuit breaker and one
+//! rate-limit window shared by every session of the instance, and a local model server
+//! that speaks the same API (the real one for local runs, hosted on a simulated host in
+//! scenarios).
+
+mod breaker;
+mod client;
+mod config;
+mod error;
+mod http;
+mod local;
+
+pub use breaker::{Breaker, BreakerPolicy};
+pub use client::{UpstreamClient, UpstreamStats};
+pub use config::UpstreamConfig;
+pub use error::UpstreamError;
+pub use local::{LocalUpstream, LocalUpstreamMode, RefusalHook, UpstreamRequest};
+
+/// Where the model list is read: the cheap call a pre-warm makes.
+pub const MODELS_PATH: &str = "/v1/models";
+/// Where a query's input is sent and the model's answer comes back.
+pub const MESSAGES_PATH: &str = "/v1/messages";
