@@ -100,3 +100,19 @@ async fn nothing_listening_is_unavailable() {
         Err(UpstreamError::Unavailable { .. })
     ));
 }
+
+#[tokio::test]
+async fn an_answer_past_the_bound_is_unusable_not_an_outage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = real_env(RealEnvOptions::loopback(dir.path()));
+    let (_upstream, addr) = serve(&env).await;
+    let mut config = UpstreamConfig::new(addr, "key-1");
+    config.answer_bytes_max = 64;
+    let c = UpstreamClient::new(env.clone(), config);
+    assert!(matches!(
+        c.complete(&"w ".repeat(100)).await,
+        Err(UpstreamError::Malformed { detail }) if detail.contains("longer than 64 bytes")
+    ));
+    assert_eq!(c.complete("short").await.expect("a short answer"), "short");
+    assert!(!c.is_open());
+}

@@ -5,7 +5,7 @@
 use super::breaker::Breaker;
 use super::config::UpstreamConfig;
 use super::error::UpstreamError;
-use super::http::{Answer, Call, exchange};
+use super::http::{Answer, Call, ExchangeError, exchange};
 use super::{MESSAGES_PATH, MODELS_PATH};
 use crate::env::Env;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -175,8 +175,11 @@ impl UpstreamClient {
                     self.config.request_timeout.as_secs()
                 ),
             }),
-            Ok(Err(e)) => Err(UpstreamError::Unavailable {
+            Ok(Err(ExchangeError::Unreached(e))) => Err(UpstreamError::Unavailable {
                 detail: e.to_string(),
+            }),
+            Ok(Err(ExchangeError::TooLarge(max))) => Err(UpstreamError::Malformed {
+                detail: format!("answer longer than {max} bytes"),
             }),
             Ok(Ok(answer)) => self.classify(answer),
         };

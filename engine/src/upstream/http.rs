@@ -9,6 +9,14 @@ use hyper_util::rt::TokioIo;
 use std::io;
 use std::time::Duration;
 
+/// Why an exchange gave no usable answer.
+pub(crate) enum ExchangeError {
+    /// Not reached, or the connection failed: the upstream counts as unavailable.
+    Unreached(io::Error),
+    /// It answered, but the body is past the bound.
+    TooLarge(usize),
+}
+
 pub(crate) struct Answer {
     pub status: u16,
     pub retry_after: Option<Duration>,
@@ -23,12 +31,20 @@ pub(crate) struct Call<'a> {
     pub body_max: usize,
 }
 
-fn other(what: &str, e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(format!("{what}: {e}"))
+fn other(what: &str, e: impl std::fmt::Display) -> ExchangeError {
+    ExchangeError::Unreached(io::Error::other(format!("{what}: {e}")))
 }
 
-pub(crate) async fn exchange(env: &Env, addr: &NetAddr, call: Call<'_>) -> io::Result<Answer> {
-    let stream = env.net().connect(addr).await?;
+pub(crate) async fn exchange(
+    env: &Env,
+    addr: &NetAddr,
+    call: Call<'_>,
+) -> Result<Answer, ExchangeError> {
+    let stream = env
+        .net()
+        .connect(addr)
+        .await
+        .map_err(ExchangeError::Unreached)?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| other("handshake", e))?;
@@ -62,7 +78,13 @@ pub(crate) async fn exchange(env: &Env, addr: &NetAddr, call: Call<'_>) -> io::R
     let body = Limited::new(response.into_body(), call.body_max)
         .collect()
         .await
-        .map_err(|e| other("body", e))?
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                ExchangeError::TooLarge(call.body_max)
+            } else {
+                other("body", e)
+            }
+        })?
         .to_bytes()
         .to_vec();
     Ok(Answer {

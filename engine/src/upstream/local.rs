@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -43,7 +44,7 @@ pub struct LocalUpstream {
 
 struct LocalState {
     mode: LocalUpstreamMode,
-    requests: Vec<UpstreamRequest>,
+    requests: VecDeque<UpstreamRequest>,
 }
 
 /// The log keeps this many calls (oldest dropped): a long local run stays bounded.
@@ -60,7 +61,7 @@ impl LocalUpstream {
             api_key: api_key.into(),
             state: Mutex::new(LocalState {
                 mode: LocalUpstreamMode::Serving,
-                requests: Vec::new(),
+                requests: VecDeque::new(),
             }),
             on_refusal,
         })
@@ -75,7 +76,7 @@ impl LocalUpstream {
     }
 
     pub fn requests(&self) -> Vec<UpstreamRequest> {
-        self.state().requests.clone()
+        self.state().requests.iter().cloned().collect()
     }
 
     pub fn router(self: &Arc<Self>) -> axum::Router {
@@ -111,9 +112,9 @@ impl LocalUpstream {
         {
             let mut s = self.state();
             if s.requests.len() == LOG_MAX {
-                s.requests.remove(0);
+                s.requests.pop_front();
             }
-            s.requests.push(UpstreamRequest {
+            s.requests.push_back(UpstreamRequest {
                 at: Instant::now(),
                 path: path.to_string(),
                 status,
