@@ -44,8 +44,10 @@ pub static SCALE: Scenario = Scenario {
              independent holder count), no acquire may wait past the 5 s timeout plus one round \
              trip, an acquire of a key that stays held must end in a Timeout error at 5 s \
              (not hang, not succeed), server and clients must agree on every grant and \
-             refusal, lock wait must grow with the number of instances, efficiency at 10 \
-             instances must stay well below linear (the gains flatten), jitter must cut how \
+             refusal, lock wait must grow with the number of instances (from at most 10 ms \
+             alone to a mean of at least 100 ms at 10 instances, the slowest past the 500 ms \
+             backoff cap), efficiency at 10 instances must stay well below linear (the gains \
+             flatten), jitter must cut how \
              crowded retries reach the service within one millisecond (the thundering herd) \
              below 0.85 of the crowding without it, and once the load stops a lone acquire \
              must succeed at its first try.",
@@ -79,6 +81,12 @@ const SQUAT_TTL: Duration = Duration::from_secs(60);
 /// Mean and p95 wait at 10 instances must exceed this multiple of the wait at 1 (200
 /// seeds: at least 63x for the mean, 39x for the p95).
 const WAIT_GROWTH_MIN: f64 = 10.0;
+/// The catalog's "about 10 ms toward 500 ms": an uncontended acquire (1 instance) waits
+/// at most `WAIT_ALONE_MAX` on average; at 10 instances the mean wait is at least
+/// `WAIT_AT_10_MEAN_MIN` and the slowest acquire waits past the 500 ms backoff cap (200
+/// seeds: 2.0 ms alone; at 10, mean 126.7..209.8 ms, slowest 1624..5002 ms).
+const WAIT_ALONE_MAX: Duration = Duration::from_millis(10);
+const WAIT_AT_10_MEAN_MIN: Duration = Duration::from_millis(100);
 /// Mean wait must rise strictly along these group sizes (200 seeds: each step at least
 /// 1.65x).
 const WAIT_TREND: [usize; 4] = [1, 2, 5, 10];
@@ -603,8 +611,9 @@ fn scale(world: World) -> BodyFuture {
                 .find(|r| r.mode == mode && r.instances == n)
                 .expect("every group ran")
         };
-        for (mode, _) in modes() {
+        for (mode, backoff) in modes() {
             let (one, five, ten) = (of(mode, 1), of(mode, 5), of(mode, 10));
+            let backoff_cap = backoff.cap;
             // f64 comparison: bound first (`ensure!` negates its condition).
             let mean_grew = ms_f(ten.wait_mean) > WAIT_GROWTH_MIN * ms_f(one.wait_mean);
             ensure!(
@@ -621,6 +630,20 @@ fn scale(world: World) -> BodyFuture {
                  (expected more than {WAIT_GROWTH_MIN}x)\n{text}",
                 ms_f(one.wait_p95),
                 ms_f(ten.wait_p95)
+            );
+            ensure!(
+                one.wait_mean <= WAIT_ALONE_MAX
+                    && ten.wait_mean >= WAIT_AT_10_MEAN_MIN
+                    && ten.wait_max > backoff_cap,
+                "{mode}: lock wait went from a mean of {:.1} ms alone (expected at most {} ms) \
+                 to a mean of {:.1} ms and a slowest {:.0} ms at 10 instances (expected at least \
+                 {} ms, and past the {} ms backoff cap)\n{text}",
+                ms_f(one.wait_mean),
+                WAIT_ALONE_MAX.as_millis(),
+                ms_f(ten.wait_mean),
+                ms_f(ten.wait_max),
+                WAIT_AT_10_MEAN_MIN.as_millis(),
+                backoff_cap.as_millis()
             );
             for pair in WAIT_TREND.windows(2) {
                 let (fewer, more) = (of(mode, pair[0]), of(mode, pair[1]));
