@@ -239,22 +239,41 @@ fn data_dir(dir: &Path) -> Result<PathBuf, Failed> {
 }
 
 fn serve(args: ServeArgs) -> Result<(), Failed> {
+    init_logging();
+    let program = worker_program(args.worker_bin.clone())?;
+    let dir = data_dir(&args.data_dir)?;
+    run_to_end(run(args, program, dir))
+}
+
+/// Logs go to stderr (stdout carries only the `listening on` line).
+fn init_logging() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(tracing::Level::INFO)
         .with_ansi(false)
         .init();
-    let program = worker_program(args.worker_bin.clone())?;
-    let dir = data_dir(&args.data_dir)?;
+}
+
+/// Runs `work` on a current-thread runtime until it returns.
+fn run_to_end(work: impl std::future::Future<Output = Result<(), Failed>>) -> Result<(), Failed> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failed::runtime(format!("cannot start the runtime: {e}")))?;
-    let result = runtime.block_on(run(args, program, dir));
+    let result = runtime.block_on(work);
     // The accept loop and any connection still open are tasks that never end by
     // themselves: do not wait for them.
     runtime.shutdown_background();
     result
+}
+
+/// Prints `listening on ADDR` for whoever started us; a closed stdout is only logged.
+fn print_listening(addr: &engine::env::NetAddr) {
+    let mut out = std::io::stdout().lock();
+    let printed = writeln!(out, "listening on {addr}").and_then(|()| out.flush());
+    if let Err(e) = printed {
+        tracing::warn!("cannot print the listening line: {e}");
+    }
 }
 
 fn configs(args: &ServeArgs, program: &Path) -> Result<(SessionsConfig, GatewayConfig), Failed> {
@@ -324,13 +343,7 @@ async fn run(args: ServeArgs, program: PathBuf, dir: PathBuf) -> Result<(), Fail
         data_dir = %dir.display(),
         "serving"
     );
-    {
-        let mut out = std::io::stdout().lock();
-        let printed = writeln!(out, "listening on {addr}").and_then(|()| out.flush());
-        if let Err(e) = printed {
-            tracing::warn!("cannot print the listening line: {e}");
-        }
-    }
+    print_listening(&addr);
     stop.await;
     tracing::info!("stop requested: draining");
     // No new sessions, messages or connections; warm workers go.
@@ -373,16 +386,8 @@ fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 }
 
 fn upstream(args: UpstreamArgs) -> Result<(), Failed> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .init();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failed::runtime(format!("cannot start the runtime: {e}")))?;
-    let result = runtime.block_on(async {
+    init_logging();
+    run_to_end(async {
         let stop =
             stop_signal().map_err(|e| Failed::runtime(format!("cannot handle signals: {e}")))?;
         // The model server keeps nothing on disk; the environment wants a directory.
@@ -398,12 +403,10 @@ fn upstream(args: UpstreamArgs) -> Result<(), Failed> {
             "upstream",
             engine::gateway::serve_router(env.clone(), router, listener),
         );
-        println!("listening on {addr}");
+        print_listening(&addr);
         stop.await;
         serving.abort();
-        tracing::info!(calls = model.requests().len(), "stopped");
+        tracing::info!(calls = model.calls(), "stopped");
         Ok(())
-    });
-    runtime.shutdown_background();
-    result
+    })
 }

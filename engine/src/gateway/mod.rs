@@ -18,4 +18,5 @@ pub use protocol::{
 };
 pub use rate::{RateLimit, RateLimiter};
 pub use replay::{ReplayError, ReplayLimits, ReplayLog};
+pub(crate) use server::set_retry_after;
 pub use server::{Gateway, GatewayConfig, GatewayStats, serve, serve_router};

@@ -175,12 +175,17 @@ fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Respons
 
 fn busy_response(retry_after: Duration, code: ErrorCode, message: &str) -> Response {
     let mut r = error_response(StatusCode::SERVICE_UNAVAILABLE, code, message);
-    let secs = retry_after.as_secs().max(1).to_string();
-    r.headers_mut().insert(
-        header::RETRY_AFTER,
-        secs.parse().expect("digits are a valid header value"),
-    );
+    set_retry_after(&mut r, retry_after);
     r
+}
+
+/// Sets `Retry-After` in whole seconds, at least 1 (the gateway's 503s and the local
+/// upstream's 429s).
+pub(crate) fn set_retry_after(response: &mut Response, after: Duration) {
+    let secs = after.as_secs().max(1);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
 }
 
 fn bearer(headers: &HeaderMap, query_token: Option<&str>) -> Option<String> {

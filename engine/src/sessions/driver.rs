@@ -228,12 +228,8 @@ async fn stream_answer(
         tokio::select! {
             biased;
             _ = wake => {
-                let c = session.core();
-                if c.interrupt_requested {
-                    break Outcome::Interrupted;
-                }
-                if let Some(reason) = c.end_reason.clone() {
-                    break Outcome::Ended(reason);
+                if let Some(stopped) = stop_requested(session) {
+                    break stopped;
                 }
             }
             _ = shared.sleep_until(deadline) => {
@@ -286,17 +282,23 @@ async fn stopped_or<T>(session: &Session, work: impl Future<Output = T>) -> Resu
         tokio::select! {
             biased;
             _ = wake => {
-                let c = session.core();
-                if c.interrupt_requested {
-                    return Err(Outcome::Interrupted);
-                }
-                if let Some(reason) = c.end_reason.clone() {
-                    return Err(Outcome::Ended(reason));
+                if let Some(stopped) = stop_requested(session) {
+                    return Err(stopped);
                 }
             }
             done = &mut work => return Ok(done),
         }
     }
+}
+
+/// How the running query must stop, if the client interrupted it or the session is
+/// being ended.
+fn stop_requested(session: &Session) -> Option<Outcome> {
+    let c = session.core();
+    if c.interrupt_requested {
+        return Some(Outcome::Interrupted);
+    }
+    c.end_reason.clone().map(Outcome::Ended)
 }
 
 enum Outcome {

@@ -600,14 +600,16 @@ async fn keep_pool(shared: Arc<Shared>) {
                 let name = s.worker_name("warm");
                 let version = s.table().pool.version();
                 match s.start_worker(&name).await {
-                    // Kept only if the model API answers for it.
-                    Ok(_) if prewarm_check(&s, &name).await => {
-                        let stale = s.table().pool.started(Warm { name, version });
-                        if let Some(stale) = stale {
-                            s.dispose(&stale).await;
+                    Ok(_) => {
+                        // Kept only if the model API answers for it (a refused one is
+                        // already disposed of and the pool told).
+                        if prewarm_check(&s, &name).await {
+                            let stale = s.table().pool.started(Warm { name, version });
+                            if let Some(stale) = stale {
+                                s.dispose(&stale).await;
+                            }
                         }
                     }
-                    Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(worker = %name, "pre-warm failed: {e}");
                         s.table().pool.start_failed(s.now(), false);

@@ -69,18 +69,15 @@ pub(crate) async fn ask_model(shared: &Shared, session: &Session, text: &str) ->
     None
 }
 
-/// Each time the breaker opens: probe when it allows, until the upstream answers, then
-/// tell every live session that was told it was unavailable.
+/// Each time the breaker opens: probe when it allows, until the breaker is closed
+/// again, then tell every live session that was told it was unavailable.
 pub(crate) async fn watch_upstream(shared: Arc<Shared>, up: Arc<UpstreamClient>) {
     loop {
         up.wait_opened().await;
-        loop {
+        // A probe's answer (or a query's) closes the breaker; its result is not needed.
+        while up.is_open() {
             tokio::time::sleep(up.retry_in().max(Duration::from_millis(100))).await;
-            match up.probe().await {
-                Ok(()) | Err(UpstreamError::RateLimited { .. }) => break,
-                Err(UpstreamError::Malformed { .. }) => break,
-                Err(_) => {}
-            }
+            let _ = up.probe().await;
         }
         let live: Vec<Arc<Session>> = shared.table().live.values().cloned().collect();
         for s in live {

@@ -4,8 +4,9 @@
 //! its mode as a fault.
 
 use super::{MESSAGES_PATH, MODELS_PATH};
+use crate::gateway::set_retry_after;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::collections::VecDeque;
@@ -45,6 +46,16 @@ pub struct LocalUpstream {
 struct LocalState {
     mode: LocalUpstreamMode,
     requests: VecDeque<UpstreamRequest>,
+    /// Every call since the start (the log keeps only the latest).
+    calls: u64,
+}
+
+/// A refusal: its status, `Retry-After`, message, and the fault kind it counts as.
+struct Refusal {
+    code: StatusCode,
+    retry_after: Option<Duration>,
+    message: &'static str,
+    kind: &'static str,
 }
 
 /// The log keeps this many calls (oldest dropped): a long local run stays bounded.
@@ -62,6 +73,7 @@ impl LocalUpstream {
             state: Mutex::new(LocalState {
                 mode: LocalUpstreamMode::Serving,
                 requests: VecDeque::new(),
+                calls: 0,
             }),
             on_refusal,
         })
@@ -75,8 +87,14 @@ impl LocalUpstream {
         self.state().mode = mode;
     }
 
+    /// The latest calls (at most `LOG_MAX`), oldest first.
     pub fn requests(&self) -> Vec<UpstreamRequest> {
         self.state().requests.iter().cloned().collect()
+    }
+
+    /// How many calls it has answered since it started.
+    pub fn calls(&self) -> u64 {
+        self.state().calls
     }
 
     pub fn router(self: &Arc<Self>) -> axum::Router {
@@ -94,23 +112,33 @@ impl LocalUpstream {
             .is_some_and(|k| k == self.api_key);
         let mode = self.state().mode.clone();
         let refusal = if !key_ok {
-            Some((StatusCode::UNAUTHORIZED, None, "invalid x-api-key"))
+            Some(Refusal {
+                code: StatusCode::UNAUTHORIZED,
+                retry_after: None,
+                message: "invalid x-api-key",
+                kind: "upstream.unauthorized",
+            })
         } else {
             match mode {
                 LocalUpstreamMode::Serving => None,
-                LocalUpstreamMode::RateLimited { retry_after } => Some((
-                    StatusCode::TOO_MANY_REQUESTS,
-                    Some(retry_after),
-                    "rate limited",
-                )),
-                LocalUpstreamMode::Failing => {
-                    Some((StatusCode::SERVICE_UNAVAILABLE, None, "overloaded"))
-                }
+                LocalUpstreamMode::RateLimited { retry_after } => Some(Refusal {
+                    code: StatusCode::TOO_MANY_REQUESTS,
+                    retry_after: Some(retry_after),
+                    message: "rate limited",
+                    kind: "upstream.rate_limited",
+                }),
+                LocalUpstreamMode::Failing => Some(Refusal {
+                    code: StatusCode::SERVICE_UNAVAILABLE,
+                    retry_after: None,
+                    message: "overloaded",
+                    kind: "upstream.failing",
+                }),
             }
         };
-        let status = refusal.as_ref().map_or(200, |r| r.0.as_u16());
+        let status = refusal.as_ref().map_or(200, |r| r.code.as_u16());
         {
             let mut s = self.state();
+            s.calls += 1;
             if s.requests.len() == LOG_MAX {
                 s.requests.pop_front();
             }
@@ -120,24 +148,15 @@ impl LocalUpstream {
                 status,
             });
         }
-        let (code, retry_after, message) = refusal?;
+        let refusal = refusal?;
         if let Some(hook) = &self.on_refusal {
-            let kind = if code == StatusCode::TOO_MANY_REQUESTS {
-                "upstream.rate_limited"
-            } else if code == StatusCode::SERVICE_UNAVAILABLE {
-                "upstream.failing"
-            } else {
-                "upstream.unauthorized"
-            };
-            hook(kind, format!("{path} answered {}", code.as_u16()));
+            let detail = format!("{path} answered {}", refusal.code.as_u16());
+            hook(refusal.kind, detail);
         }
-        let body = axum::Json(serde_json::json!({ "error": message }));
-        let mut response = (code, body).into_response();
-        if let Some(after) = retry_after {
-            let secs = after.as_secs().max(1).to_string();
-            if let Ok(v) = secs.parse() {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        let body = axum::Json(serde_json::json!({ "error": refusal.message }));
+        let mut response = (refusal.code, body).into_response();
+        if let Some(after) = refusal.retry_after {
+            set_retry_after(&mut response, after);
         }
         Some(response)
     }

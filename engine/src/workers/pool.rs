@@ -88,15 +88,7 @@ impl Backoff {
         if failures == 0 {
             return Duration::ZERO;
         }
-        let mut delay = self.delay_first;
-        // Bounded: the delay stops growing at the cap.
-        for _ in 1..failures {
-            if delay >= self.delay_max {
-                break;
-            }
-            delay = delay.saturating_mul(self.factor);
-        }
-        delay.min(self.delay_max)
+        super::retry::exponential_delay(self.delay_first, self.factor, self.delay_max, failures)
     }
 }
 

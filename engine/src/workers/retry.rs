@@ -68,12 +68,29 @@ impl RetryPolicy {
         if attempt == 0 || attempt > self.attempts_max {
             return None;
         }
-        let mut delay = self.delay_first;
-        for _ in 1..attempt {
-            delay = delay.saturating_mul(self.factor).min(self.delay_max);
-        }
-        Some(delay.min(self.delay_max))
+        Some(exponential_delay(
+            self.delay_first,
+            self.factor,
+            self.delay_max,
+            attempt,
+        ))
     }
+}
+
+/// `first × factor^(n−1)` (`n` counted from 1; 0 counts as 1), at most `cap`: the
+/// nominal delay of every exponential backoff here (endpoint retries, pre-warm
+/// failures, the session lock). It stops multiplying at the cap (or when the delay no
+/// longer grows), so `n` may be any number.
+pub fn exponential_delay(first: Duration, factor: u32, cap: Duration, n: u32) -> Duration {
+    let mut delay = first;
+    for _ in 1..n.max(1) {
+        let next = delay.saturating_mul(factor);
+        if delay >= cap || next == delay {
+            break;
+        }
+        delay = next;
+    }
+    delay.min(cap)
 }
 
 /// Where one retried operation stands: attempts made and time spent waiting.

@@ -10,6 +10,7 @@
 //! every time (the thundering herd of api.SCALE-001); `jitter: Some(0.1)` spreads each
 //! delay uniformly over ±10 % of its nominal value.
 
+use crate::workers::retry::exponential_delay;
 use std::time::Duration;
 
 /// How a session lock's acquire backs off while the lock is busy.
@@ -84,17 +85,7 @@ impl LockBackoff {
     /// The nominal delay after the `retry`-th `BUSY` (1-based; 0 counts as 1):
     /// `first × factor^(retry−1)`, at most `cap`.
     pub fn nominal(&self, retry: u32) -> Duration {
-        // At most ~64 doublings reach any cap; a factor of 1 stops at once (the loop
-        // must not run `retry` times: retry numbers are unbounded).
-        let mut delay = self.first;
-        for _ in 1..retry.max(1) {
-            let next = delay.saturating_mul(self.factor);
-            if delay >= self.cap || next == delay {
-                break;
-            }
-            delay = next;
-        }
-        delay.min(self.cap)
+        exponential_delay(self.first, self.factor, self.cap, retry)
     }
 
     /// The delay after the `retry`-th `BUSY`, jittered by `draw` when jitter is on.
