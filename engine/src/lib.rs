@@ -7,8 +7,9 @@
 
 pub mod env;
 pub mod gateway;
+mod http;
+pub mod protocol;
 pub mod sessions;
 pub mod store;
 pub mod upstream;
-pub mod worker;
 pub mod workers;

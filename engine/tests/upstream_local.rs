@@ -14,10 +14,10 @@ async fn serve(env: &Env) -> (Arc<LocalUpstream>, NetAddr) {
     let upstream = LocalUpstream::new("key-1", None);
     let listener = env.net().bind(0).await.expect("bind loopback");
     let addr = NetAddr::new("127.0.0.1", listener.local_addr().port);
-    env.spawn(
-        "upstream",
-        engine::gateway::serve_router(env.clone(), upstream.router(), listener),
-    );
+    let (served, serve_env) = (upstream.clone(), env.clone());
+    env.spawn("upstream", async move {
+        served.serve(serve_env, listener).await
+    });
     (upstream, addr)
 }
 

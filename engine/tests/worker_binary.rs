@@ -3,8 +3,8 @@
 
 use engine::env::real::{RealEnvOptions, real_env};
 use engine::env::{ChildProc, Env, NetAddr, OpenMode, ProcSpec, Signal};
-use engine::worker::snapshot;
-use engine::worker::{
+use engine::workers::program::snapshot;
+use engine::workers::program::{
     ErrorCode, LINE_BYTES_MAX, Line, LineReader, PROTOCOL_VERSION, Reply, Request, SnapshotState,
     decode_reply, encode_line,
 };

@@ -1,9 +1,10 @@
 //! The catalog, the scenarios that prove it, the runner, and the `chaos` CLI's guts.
 
 pub mod catalog;
-pub mod channel;
 pub mod cli;
 pub mod fuzzing;
+pub mod gateway;
+pub mod kit;
 pub mod real;
 pub mod record;
 pub mod registry;

@@ -6,7 +6,7 @@ use crate::scenario::Scenario;
 /// Scenarios for catalog entries, subsystem by subsystem.
 fn catalog_scenarios() -> Vec<&'static Scenario> {
     let mut all = crate::workers::all();
-    all.extend(crate::channel::all());
+    all.extend(crate::gateway::all());
     all.extend(crate::sessions::all());
     all
 }

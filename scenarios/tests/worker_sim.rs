@@ -2,8 +2,8 @@
 //! (engine/tests/worker_binary.rs), in a world, and the same trace for the same seed.
 
 use engine::env::{ChildProc, Disk, Env, NetAddr, OpenMode, ProcSpec, Signal};
-use engine::worker::snapshot;
-use engine::worker::{
+use engine::workers::program::snapshot;
+use engine::workers::program::{
     ErrorCode, LINE_BYTES_MAX, Line, LineReader, PROTOCOL_VERSION, Reply, Request, SnapshotState,
     decode_reply, encode_line,
 };
@@ -367,7 +367,7 @@ fn the_simulated_worker_speaks_the_protocol() {
         .trace
         .lines
         .iter()
-        .filter(|e| e.target.starts_with("engine::worker") && e.host == "node")
+        .filter(|e| e.target.starts_with("engine::workers::program") && e.host == "node")
         .map(|e| e.to_string())
         .collect();
     for expected in [

@@ -398,11 +398,11 @@ fn upstream(args: UpstreamArgs) -> Result<(), Failed> {
             })?;
         let addr = listener.local_addr();
         let model = LocalUpstream::new(args.api_key, None);
-        let router = model.router();
-        let serving = env.spawn(
-            "upstream",
-            engine::gateway::serve_router(env.clone(), router, listener),
-        );
+        let served = model.clone();
+        let serve_env = env.clone();
+        let serving = env.spawn("upstream", async move {
+            served.serve(serve_env, listener).await;
+        });
         print_listening(&addr);
         stop.await;
         serving.abort();

@@ -1,4 +1,4 @@
-//! The worker binary: the real process behind one session (see `engine::worker`).
+//! The worker binary: the real process behind one session (see `engine::workers::program`).
 //!
 //! Disk paths are relative to the working directory the parent started it in; the
 //! endpoint listens on loopback. Logs go to stderr (INFO and above).
@@ -9,7 +9,7 @@
 )]
 
 use engine::env::real::{RealEnvOptions, real_env};
-use engine::worker::{WorkerIo, run_worker};
+use engine::workers::program::{WorkerIo, run_worker};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Exit code when the process cannot even start its runtime.

@@ -3,8 +3,8 @@
 //! own output: a reply it must publish waits for room by writing first.
 
 use super::auth::Claims;
-use super::protocol::{ClientMessage, ErrorCode, ServerEvent, ServerMessage, decode_client};
 use super::server::{Gateway, Opening};
+use crate::protocol::{ClientMessage, ErrorCode, ServerEvent, ServerMessage, decode_client};
 use crate::sessions::{QueryMode, Session};
 use axum::extract::ws::{Message, WebSocket};
 use std::sync::Arc;

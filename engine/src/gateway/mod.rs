@@ -6,17 +6,9 @@
 pub mod auth;
 mod connection;
 pub mod forwarded;
-pub mod protocol;
 pub mod rate;
-pub mod replay;
 mod server;
 
 pub use auth::{AuthError, Claims, TokenKeys};
-pub use protocol::{
-    ClientMessage, DETAIL_CHARS_MAX, ErrorCode, FrameError, PROTOCOL_VERSION, ServerEvent,
-    ServerMessage, decode_client,
-};
 pub use rate::{RateLimit, RateLimiter};
-pub use replay::{ReplayError, ReplayLimits, ReplayLog};
-pub(crate) use server::set_retry_after;
-pub use server::{Gateway, GatewayConfig, GatewayStats, serve, serve_router};
+pub use server::{Gateway, GatewayConfig, GatewayStats, serve};

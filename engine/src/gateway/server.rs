@@ -6,9 +6,10 @@
 use super::auth::{AuthError, Claims, TokenKeys};
 use super::connection::run_socket;
 use super::forwarded::client_addr;
-use super::protocol::{ErrorCode, ServerEvent, ServerMessage};
 use super::rate::{RateLimit, RateLimiter};
-use crate::env::{Env, NetAddr, NetListener};
+use crate::env::NetListener;
+use crate::http::Peer;
+use crate::protocol::{ErrorCode, ServerEvent, ServerMessage};
 use crate::sessions::{CreateError, Resumed, Session, Sessions};
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -16,8 +17,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -130,62 +129,22 @@ impl Gateway {
     }
 }
 
-/// The direct peer of an HTTP connection.
-#[derive(Clone, Debug)]
-struct Peer(NetAddr);
-
 /// Accepts connections on `listener` until it fails for good, serving each on a task
 /// of the host.
 pub async fn serve(gateway: Arc<Gateway>, listener: Box<dyn NetListener>) {
     let env = gateway.sessions.env().clone();
-    serve_router(env, gateway.router(), listener).await;
-}
-
-/// Serves `router` on `listener` (each connection on a task of `env`'s host, with its
-/// direct peer as an extension): the gateway, and the local upstream.
-pub async fn serve_router(env: Env, router: Router, mut listener: Box<dyn NetListener>) {
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let app = router.clone().layer(axum::Extension(Peer(peer)));
-        env.spawn("http-connection", async move {
-            let served = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
-                .with_upgrades()
-                .await;
-            if let Err(e) = served {
-                tracing::debug!("http connection ended: {e}");
-            }
-        });
-    }
+    crate::http::serve_router(env, gateway.router(), listener).await;
 }
 
 fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    let body =
-        serde_json::json!({ "v": super::PROTOCOL_VERSION, "error": code, "message": message });
+    let body = serde_json::json!({ "v": crate::protocol::PROTOCOL_VERSION, "error": code, "message": message });
     (status, axum::Json(body)).into_response()
 }
 
 fn busy_response(retry_after: Duration, code: ErrorCode, message: &str) -> Response {
     let mut r = error_response(StatusCode::SERVICE_UNAVAILABLE, code, message);
-    set_retry_after(&mut r, retry_after);
+    crate::http::set_retry_after(&mut r, retry_after);
     r
-}
-
-/// Sets `Retry-After` in whole seconds, at least 1 (the gateway's 503s and the local
-/// upstream's 429s).
-pub(crate) fn set_retry_after(response: &mut Response, after: Duration) {
-    let secs = after.as_secs().max(1);
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
 }
 
 fn bearer(headers: &HeaderMap, query_token: Option<&str>) -> Option<String> {
@@ -254,7 +213,7 @@ fn create_error(e: CreateError) -> Response {
         ),
         CreateError::Queued { ticket, position } => (
             StatusCode::ACCEPTED,
-            axum::Json(serde_json::json!({ "v": super::PROTOCOL_VERSION, "ticket": ticket, "position": position })),
+            axum::Json(serde_json::json!({ "v": crate::protocol::PROTOCOL_VERSION, "ticket": ticket, "position": position })),
         )
             .into_response(),
         CreateError::Draining => busy_response(
@@ -301,7 +260,9 @@ async fn create_session(
     match gw.sessions.create(&claims.sub, &claims.role, q.ticket) {
         Ok(s) => (
             StatusCode::CREATED,
-            axum::Json(serde_json::json!({ "v": super::PROTOCOL_VERSION, "session_id": s.id })),
+            axum::Json(
+                serde_json::json!({ "v": crate::protocol::PROTOCOL_VERSION, "session_id": s.id }),
+            ),
         )
             .into_response(),
         Err(e) => create_error(e),

@@ -4,7 +4,7 @@
 use super::admission::AdmissionMode;
 use super::limits::SessionLimits;
 use super::prewarm::PrewarmPolicy;
-use crate::gateway::ReplayLimits;
+use super::replay::ReplayLimits;
 use crate::upstream::UpstreamConfig;
 use crate::workers::WorkerConfig;
 use std::collections::BTreeMap;

@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod lock;
 pub mod prewarm;
+pub mod replay;
 mod service;
 pub mod session;
 mod upstream;

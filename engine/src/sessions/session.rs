@@ -10,7 +10,8 @@
 
 use super::lifecycle::{self, SessionEvent, SessionState};
 use super::limits::LimitClock;
-use crate::gateway::{ReplayError, ReplayLog, ServerEvent, ServerMessage};
+use super::replay::{ReplayError, ReplayLog};
+use crate::protocol::{ServerEvent, ServerMessage};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

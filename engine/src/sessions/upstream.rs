@@ -5,7 +5,7 @@
 
 use super::service::Shared;
 use super::session::Session;
-use crate::gateway::{ErrorCode, ServerEvent};
+use crate::protocol::{ErrorCode, ServerEvent};
 use crate::upstream::{UpstreamClient, UpstreamError};
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! its mode as a fault.
 
 use super::{MESSAGES_PATH, MODELS_PATH};
-use crate::gateway::set_retry_after;
+use crate::http::set_retry_after;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -97,7 +97,17 @@ impl LocalUpstream {
         self.state().calls
     }
 
-    pub fn router(self: &Arc<Self>) -> axum::Router {
+    /// Serves the model API on `listener`, each connection a task of `env`'s host,
+    /// until the task is aborted.
+    pub async fn serve(
+        self: &Arc<Self>,
+        env: crate::env::Env,
+        listener: Box<dyn crate::env::NetListener>,
+    ) {
+        crate::http::serve_router(env, self.router(), listener).await;
+    }
+
+    fn router(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
             .route(MODELS_PATH, get(models))
             .route(MESSAGES_PATH, post(messages))

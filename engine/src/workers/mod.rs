@@ -18,6 +18,7 @@ pub mod name;
 pub mod oversight;
 pub mod pool;
 pub mod ports;
+pub mod program;
 pub mod reaper;
 mod request;
 pub mod retry;

@@ -4,8 +4,8 @@ use super::WorkerError;
 use super::oversight::LargeFile;
 use super::worker::WorkerShared;
 use crate::env::{Disk, NetAddr};
-use crate::worker::lines::{Line, LineReader};
-use crate::worker::protocol::{ErrorCode, Reply, Request, decode_reply, encode_line};
+use crate::workers::program::lines::{Line, LineReader};
+use crate::workers::program::protocol::{ErrorCode, Reply, Request, decode_reply, encode_line};
 use tokio::io::AsyncWriteExt;
 
 /// Replies collected for one request at most (a bound against a runaway stream).

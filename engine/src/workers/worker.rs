@@ -8,7 +8,7 @@ use super::ports::PortAllocator;
 use super::reaper::Reaper;
 use super::supervise::{Command, supervise};
 use crate::env::{Env, NetAddr, Task};
-use crate::worker::protocol::{Reply, Request};
+use crate::workers::program::protocol::{Reply, Request};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 

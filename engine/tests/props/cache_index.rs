@@ -6,7 +6,7 @@
 //!
 //! A write is carried out the way `worker::cache` does it: victims, forget each, record.
 
-use engine::worker::cache_index::CacheIndex;
+use engine::workers::program::cache_index::CacheIndex;
 use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 

@@ -5,7 +5,7 @@
 //! all, `Gap` naming exactly the missing range when it does not, and `Ahead` beyond the
 //! last number. This is the core of the channel's exactly-once promise.
 
-use engine::gateway::{ReplayError, ReplayLimits, ReplayLog};
+use engine::sessions::replay::{ReplayError, ReplayLimits, ReplayLog};
 use proptest::prelude::*;
 use std::collections::VecDeque;
 use std::time::Duration;

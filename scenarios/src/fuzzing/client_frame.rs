@@ -7,7 +7,7 @@
 //! an error's detail stays within `DETAIL_CHARS_MAX`; a decoded message encodes and
 //! decodes back to itself and carries no version but ours.
 
-use engine::gateway::{
+use engine::protocol::{
     ClientMessage, DETAIL_CHARS_MAX, ErrorCode, PROTOCOL_VERSION, decode_client,
 };
 

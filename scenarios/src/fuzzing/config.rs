@@ -1,7 +1,7 @@
 //! Configuration from outside: the worker program's command line, `--shard i/n`, and
 //! the gate's baseline file.
 
-use engine::worker::args;
+use engine::workers::program::args;
 use reports::gate::Baseline;
 use reports::shard::Shard;
 

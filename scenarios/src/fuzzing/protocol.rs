@@ -3,8 +3,10 @@
 //! bounded reader the engine uses.
 
 use super::poll::ready;
-use engine::worker::protocol::{LINE_BYTES_MAX, decode_reply, decode_request, encode_line};
-use engine::worker::{Line, LineReader};
+use engine::workers::program::protocol::{
+    LINE_BYTES_MAX, decode_reply, decode_request, encode_line,
+};
+use engine::workers::program::{Line, LineReader};
 use serde::Serialize;
 use std::fmt::Debug;
 use std::io;

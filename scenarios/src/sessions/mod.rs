@@ -1,10 +1,25 @@
-//! Scenarios for the `sessions` subsystem. So far: the distributed session lock under
-//! contention (api.SCALE-001), against the engine's real lock service and client.
+//! Scenarios of the `sessions` subsystem: lifecycle, admission, limits, resume and
+//! fork, the pre-warm pool (`lifecycle`), memory restarts of live sessions (`memory`),
+//! sessions kept in the store across instances (`durable`), the edges of the sequence
+//! space and the disk quota (`edges`), the model API under live sessions (`upstream`),
+//! and the distributed session lock under contention (`scale`, api.SCALE-001).
 
+mod durable;
+mod edges;
+mod lifecycle;
+mod memory;
 mod scale;
+mod upstream;
 
 use crate::scenario::Scenario;
 
 pub fn all() -> Vec<&'static Scenario> {
-    vec![&scale::SCALE]
+    let mut all = Vec::new();
+    all.extend(lifecycle::all());
+    all.extend(memory::all());
+    all.extend(durable::all());
+    all.extend(edges::all());
+    all.extend(upstream::all());
+    all.push(&scale::SCALE);
+    all
 }

@@ -1,8 +1,8 @@
-//! The worker as a simulated program: the very same `engine::worker::run_worker` the
+//! The worker as a simulated program: the very same `engine::workers::program::run_worker` the
 //! real binary runs, over a simulated process's stdio, signals and host environment.
 
 use engine::env::{BoxFuture, Env, ScopedDisk, Signal};
-use engine::worker::{WorkerIo, run_worker};
+use engine::workers::program::{WorkerIo, run_worker};
 use sim::procs::{ProgramCtx, Signals, SimProcs};
 use std::sync::Arc;
 

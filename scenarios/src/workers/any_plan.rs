@@ -8,13 +8,13 @@
 //! restore), and swarm process and disk faults. An episode's heal is part of it, so a
 //! generated or shrunk plan can never leave the host paused for good.
 
-use super::common::{live_pids, unexpected, zombie_pids};
 use super::crash::START_BOUND;
-use super::stage::{Stage, WATCHDOG_INTERVAL};
 use crate::ensure;
+use crate::kit::workers::{live_pids, unexpected, zombie_pids};
 use crate::scenario::{BodyFuture, Failure, Outcome, Scenario, converge};
-use engine::worker::{Reply, Request};
+use crate::stage::workers::{Stage, WATCHDOG_INTERVAL};
 use engine::workers::breaker::RestartPolicy;
+use engine::workers::program::{Reply, Request};
 use engine::workers::{Worker, WorkerError, WorkerStatus};
 use sim::faults::{Fault, FaultPlan, SignalName, SwarmKind, SwarmPlan};
 use sim::{SimRng, World};

@@ -9,14 +9,14 @@
 //!
 //! The helpers at the top are shared with `resources.rs`.
 
-use super::common::{bodies, live_pids, slow_starts, unexpected, zombie_pids};
-use super::stage::{Stage, WATCHDOG_INTERVAL};
 use crate::ensure;
+use crate::kit::workers::{bodies, live_pids, slow_starts, unexpected, zombie_pids};
 use crate::scenario::{BodyFuture, Failure, Outcome, Scenario};
+use crate::stage::workers::{Stage, WATCHDOG_INTERVAL};
 use engine::env::{Env, OpenMode, Signal, Task};
-use engine::worker::{Reply, Request};
 use engine::workers::breaker::RestartPolicy;
 use engine::workers::memory::MemoryPolicy;
+use engine::workers::program::{Reply, Request};
 use engine::workers::{
     OversightRequest, PortRange, Worker, WorkerConfig, WorkerError, WorkerManager, WorkerStats,
     WorkerStatus,
@@ -552,7 +552,7 @@ fn read_whole(env: &Env, path: &str) -> Result<Vec<u8>, Failure> {
 /// The state in the snapshot file of a worker's directory.
 fn snapshot_state(env: &Env, dir: &str) -> Result<String, Failure> {
     let bytes = read_whole(env, &format!("{dir}/{SNAPSHOT_FILE}"))?;
-    engine::worker::snapshot::decode(&bytes)
+    engine::workers::program::snapshot::decode(&bytes)
         .map_err(|e| Failure::correctness(format!("the snapshot in {dir} is damaged: {e}")))
 }
 
@@ -576,7 +576,7 @@ fn data_bytes(files: &[(String, u64)], state: &str) -> u64 {
     let snapshot = if state.is_empty() {
         0
     } else {
-        engine::worker::snapshot::encode(state).len() as u64
+        engine::workers::program::snapshot::encode(state).len() as u64
     };
     files.iter().map(|f| f.1).sum::<u64>() + snapshot
 }
@@ -1437,7 +1437,8 @@ fn read_snapshot(env: &Env, path: &str) -> Result<String, Failure> {
         .read_at(&mut bytes, 0)
         .map_err(|e| unexpected("read the snapshot", e))?;
     bytes.truncate(n);
-    engine::worker::snapshot::decode(&bytes).map_err(|e| unexpected("decode the snapshot", e))
+    engine::workers::program::snapshot::decode(&bytes)
+        .map_err(|e| unexpected("decode the snapshot", e))
 }
 
 #[cfg(test)]

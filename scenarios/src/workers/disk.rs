@@ -2,14 +2,14 @@
 //! cache cap with LRU eviction and the 80 % alert) and enable.1.1.3 (a sandbox filling
 //! its ephemeral storage: alert, cleanup proposal, read-only mode).
 
-use super::common::unexpected;
 use super::crash::{MIB, ensure_clean, percent_of, ping, ready_pid, start_worker};
 use super::resources::write_cache;
-use super::stage::Stage;
 use crate::ensure;
+use crate::kit::workers::unexpected;
 use crate::scenario::{BodyFuture, Outcome, Scenario};
-use engine::worker::{Reply, Request};
+use crate::stage::workers::Stage;
 use engine::workers::disk::DiskPolicy;
+use engine::workers::program::{Reply, Request};
 use engine::workers::{LargeFile, OversightRequest, Worker, WorkerError};
 use sim::World;
 use std::time::Duration;

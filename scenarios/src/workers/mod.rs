@@ -7,17 +7,15 @@
 //! from calls into the supervisor's internals.
 
 pub mod any_plan;
-mod common;
 mod crash;
 mod disk;
 mod pool;
 mod registry;
 mod resources;
 mod security;
-pub mod stage;
 mod startup;
 
-pub use stage::Stage;
+pub use crate::stage::workers::Stage;
 
 use crate::scenario::Scenario;
 

@@ -6,14 +6,14 @@
 //! on its disk, statuses the supervisor published) beside what the pool reports, and
 //! checks virtual times to the millisecond where the pool's contract fixes them.
 
-use super::common::{live_pids, slow_starts, unexpected, zombie_pids};
 use super::security::read_file;
-use super::stage::{Stage, eventually};
 use crate::ensure;
+use crate::kit::workers::{live_pids, slow_starts, unexpected, zombie_pids};
 use crate::scenario::{BodyFuture, Failure, Outcome, Scenario};
+use crate::stage::workers::{Stage, eventually};
 use engine::env::Task;
-use engine::worker::snapshot;
 use engine::workers::pool::{AttemptOutcome, Backoff, Freshness, MemberState, PrewarmAttempt};
+use engine::workers::program::snapshot;
 use engine::workers::retry::RetryPolicy;
 use engine::workers::{
     Claim, ClaimPath, Priority, WarmPool, WarmPoolConfig, WorkerError, WorkerStatus,
@@ -364,7 +364,7 @@ fn prewarm_init_timeout(world: World) -> BodyFuture {
             !live_pids(&stage).contains(&first),
             "pid {first} still runs after its init timeout"
         );
-        let reaper_interval = super::stage::WATCHDOG_INTERVAL;
+        let reaper_interval = crate::stage::workers::WATCHDOG_INTERVAL;
         eventually(
             "the watchdog reaping the killed worker",
             reaper_interval + ms(100),

@@ -5,10 +5,10 @@
 //! (`proc.slow_start`) or fail to spawn, so a registry that blocked on another worker's
 //! start, or leaked a process, would show.
 
-use super::common::{bodies, live_pids, slow_starts, unexpected};
-use super::stage::Stage;
 use crate::ensure;
+use crate::kit::workers::{bodies, live_pids, slow_starts, unexpected};
 use crate::scenario::{BodyFuture, Outcome, Scenario};
+use crate::stage::workers::Stage;
 use engine::workers::{WorkerError, WorkerManager, WorkerStatus};
 use sim::World;
 use std::sync::Arc;
@@ -642,9 +642,9 @@ async fn duplicate_name(stage: Stage) -> Outcome {
         "after the second registration get returns {info:?}"
     );
     let host = stage.host()?;
-    super::stage::eventually(
+    crate::stage::workers::eventually(
         "the replaced worker's process being killed and reaped",
-        super::stage::WATCHDOG_INTERVAL + Duration::from_secs(1),
+        crate::stage::workers::WATCHDOG_INTERVAL + Duration::from_secs(1),
         Duration::from_millis(100),
         || {
             !host.procs().live_pids().contains(&old_pid)
@@ -847,7 +847,7 @@ pub static METADATA: Scenario = Scenario {
 bodies!(metadata, metadata_sim, metadata_real);
 
 async fn metadata(stage: Stage) -> Outcome {
-    use engine::worker::{Line, LineReader, Reply, Request, decode_reply, encode_line};
+    use engine::workers::program::{Line, LineReader, Reply, Request, decode_reply, encode_line};
     use tokio::io::AsyncWriteExt;
     slow_starts(&stage, SLOW_MIN, SLOW_MAX);
     register(&stage, "meta").await?;

@@ -2,18 +2,18 @@
 //! stop that outlasts the grace period), pattern.7.3 (ports taken), 7.5 (memory
 //! growing). Disks filling up are in `disk`.
 
-use super::common::{live_pids, unexpected};
 use super::crash::{
     MIB, Probe, START_BOUND, StatusLog, TICK, ensure_clean, percent_of, ping, ready_pid,
     spawned_at, start_ready, start_worker, time_to_reach,
 };
-use super::stage::{Stage, WATCHDOG_INTERVAL};
 use crate::ensure;
+use crate::kit::workers::{live_pids, unexpected};
 use crate::scenario::{BodyFuture, Failure, Outcome, Scenario};
+use crate::stage::workers::{Stage, WATCHDOG_INTERVAL};
 use engine::env::Signal;
-use engine::worker::{Reply, Request};
 use engine::workers::breaker::RestartPolicy;
 use engine::workers::memory::MemoryPolicy;
+use engine::workers::program::{Reply, Request};
 use engine::workers::{PortRange, Worker, WorkerError, WorkerManager, WorkerStatus};
 use sim::World;
 use std::collections::BTreeMap;

@@ -8,14 +8,14 @@
 //! to the system; the oracles then check what the simulated process really received
 //! and what really is on the simulated disk.
 
-use super::common::unexpected;
-use super::stage::{Stage, WATCHDOG_INTERVAL};
 use crate::ensure;
+use crate::kit::workers::unexpected;
 use crate::scenario::{BodyFuture, Failure, Outcome, Scenario};
+use crate::stage::workers::{Stage, WATCHDOG_INTERVAL};
 use engine::env::{BoxFuture, Disk, OpenMode, ProcSpec, ScopedDisk, Signal, Task};
-use engine::worker::protocol::{Reply, Request, SnapshotState, decode_reply};
-use engine::worker::snapshot;
-use engine::worker::{Line, LineReader, WorkerIo, run_worker};
+use engine::workers::program::protocol::{Reply, Request, SnapshotState, decode_reply};
+use engine::workers::program::snapshot;
+use engine::workers::program::{Line, LineReader, WorkerIo, run_worker};
 use engine::workers::sanitize::{BLOCKED_NAMES, BLOCKED_PREFIXES};
 use engine::workers::{PortRange, WorkerConfig, WorkerError, WorkerManager, WorkerStatus};
 use sim::procs::{ProgramCtx, SimProcs};
@@ -370,7 +370,7 @@ fn malicious_env(world: World) -> BodyFuture {
             .and_then(|i| i.pid)
             .ok_or_else(|| Failure::correctness("the started worker has no pid".to_string()))?;
         ensure!(stage.kill(pid, Signal::Kill), "could not kill pid {pid}");
-        super::stage::eventually(
+        crate::stage::workers::eventually(
             "the restart after the kill",
             secs(30),
             ms(10),
@@ -525,7 +525,7 @@ fn path_escape(world: World) -> BodyFuture {
             matches!(status, Some(WorkerStatus::Failed { .. })),
             "the escaping worker's status is {status:?}"
         );
-        super::stage::eventually(
+        crate::stage::workers::eventually(
             "the refused worker's process being reaped",
             WATCHDOG_INTERVAL + ms(500),
             ms(50),

@@ -2,10 +2,10 @@
 //! checks (pattern.2.2), slow startups and their timeout (pattern.7.4), and a stop that
 //! arrives during initialisation (core.EC-118).
 
-use super::common::{live_pids, slow_starts, unexpected, zombie_pids};
-use super::stage::{Stage, WATCHDOG_INTERVAL, eventually};
 use crate::ensure;
+use crate::kit::workers::{live_pids, slow_starts, unexpected, zombie_pids};
 use crate::scenario::{BodyFuture, Scenario};
+use crate::stage::workers::{Stage, WATCHDOG_INTERVAL, eventually};
 use engine::workers::retry::RetryPolicy;
 use engine::workers::{WorkerError, WorkerStatus};
 use sim::World;

@@ -9,7 +9,7 @@
 use super::backoff::{AcquireSchedule, LockBackoff, NextTry};
 use super::protocol::{LockCommand, LockReply, check_token};
 use crate::env::{Env, NetAddr, NetStream};
-use crate::worker::lines::{Line, LineReader};
+use crate::workers::program::lines::{Line, LineReader};
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

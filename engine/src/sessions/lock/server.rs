@@ -9,7 +9,7 @@
 
 use super::protocol::{LINE_BYTES_MAX, LockCommand, LockReply};
 use crate::env::{Env, NetAddr, NetStream, Task};
-use crate::worker::lines::{Line, LineReader};
+use crate::workers::program::lines::{Line, LineReader};
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex};

@@ -8,8 +8,8 @@
 use super::decisions::{ClaimDecision, Fill, Handoff, PoolCore, ReleaseDecision, WaitExpiry};
 use super::{Freshness, MemberInfo, PoolStats, Priority, WarmPoolConfig};
 use crate::env::Task;
-use crate::worker::protocol::Request;
 use crate::workers::name::shorten;
+use crate::workers::program::protocol::Request;
 use crate::workers::{Worker, WorkerError, WorkerManager, WorkerStatus};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};

@@ -1,7 +1,7 @@
 //! Small helpers the worker scenarios share.
 
-use super::stage::Stage;
 use crate::scenario::Failure;
+use crate::stage::workers::Stage;
 use std::fmt::Display;
 use std::time::Duration;
 

@@ -2,12 +2,12 @@
 //! flight (core.EC-004), messages sent during it are held and run after (EC-012), and
 //! the old worker serves until its replacement is ready (EC-025).
 
-use super::client::SimClient;
-use super::common::*;
-use super::stage::ChannelStage;
 use crate::ensure;
+use crate::kit::channel::*;
 use crate::scenario::{Failure, Outcome, Scenario};
-use engine::gateway::{ServerEvent, ServerMessage};
+use crate::stage::channel::ChannelStage;
+use crate::stage::client::SimClient;
+use engine::protocol::{ServerEvent, ServerMessage};
 use engine::sessions::PrewarmPolicy;
 use engine::workers::WorkerStatus;
 use engine::workers::memory::MemoryPolicy;

@@ -3,13 +3,14 @@
 //! tab closed for good (EC-009), a client that never returns (EC-044), and reconnects
 //! the server must refuse (EC-037, EC-038).
 
-use super::client::{SharedDelivery, SimClient};
-use super::common::*;
-use super::stage::{ChannelStage, ENGINE_HOST};
 use crate::ensure;
+use crate::kit::channel::*;
 use crate::scenario::{Failure, Outcome, Scenario};
-use engine::gateway::{ErrorCode, ReplayLimits, ServerEvent};
+use crate::stage::channel::{ChannelStage, ENGINE_HOST};
+use crate::stage::client::{SharedDelivery, SimClient};
+use engine::protocol::{ErrorCode, ServerEvent};
 use engine::sessions::Session;
+use engine::sessions::replay::ReplayLimits;
 use sim::World;
 use sim::net::PartitionMode;
 use std::sync::Arc;
@@ -51,7 +52,7 @@ async fn reset_and_leave(
     Ok((d, id, s))
 }
 
-fn connect_failed(e: super::client::ConnectError) -> Failure {
+fn connect_failed(e: crate::stage::client::ConnectError) -> Failure {
     Failure::correctness(format!("reconnect: {e}"))
 }
 

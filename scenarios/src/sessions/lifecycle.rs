@@ -2,11 +2,11 @@
 //! (EC-003, EC-011, EC-021), resume and fork (EC-005, EC-006), tabs (EC-010, EC-033),
 //! and the pre-warm pool (EC-018, EC-022, EC-024).
 
-use super::common::*;
-use super::stage::ChannelStage;
 use crate::ensure;
+use crate::kit::channel::*;
 use crate::scenario::{Failure, Outcome, Scenario};
-use engine::gateway::{ErrorCode, ServerEvent, ServerMessage};
+use crate::stage::channel::ChannelStage;
+use engine::protocol::{ErrorCode, ServerEvent, ServerMessage};
 use engine::sessions::{AdmissionMode, PrewarmPolicy};
 use sim::{Ratio, World};
 

@@ -2,11 +2,11 @@
 //! (core.EC-026), fast token rates (EC-028), a client busy for a while (EC-051), huge
 //! tool results (EC-050) and slow clients (api.PERF-004).
 
-use super::common::*;
 use crate::ensure;
+use crate::kit::channel::*;
 use crate::scenario::{Failure, Outcome, Scenario};
-use engine::gateway::ServerEvent;
-use engine::worker::expand_word;
+use engine::protocol::ServerEvent;
+use engine::workers::program::expand_word;
 use sim::World;
 
 pub fn all() -> Vec<&'static Scenario> {
@@ -28,7 +28,7 @@ fn expected_answer(input: &str) -> String {
         .join(" ")
 }
 
-fn result_of(c: &super::client::SimClient, query: u64) -> Option<(String, bool, u64)> {
+fn result_of(c: &crate::stage::client::SimClient, query: u64) -> Option<(String, bool, u64)> {
     let d = c.delivery.lock().expect("delivery");
     d.messages.iter().find_map(|m| match &m.event {
         ServerEvent::Result {

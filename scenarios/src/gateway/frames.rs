@@ -2,10 +2,10 @@
 //! frames (EC-031), a frame at exactly the size limit (EC-027), a second query while
 //! one runs (EC-032, EC-020), interrupts with nothing running (EC-034).
 
-use super::common::*;
 use crate::ensure;
+use crate::kit::channel::*;
 use crate::scenario::{Outcome, Scenario};
-use engine::gateway::{ErrorCode, ServerEvent};
+use engine::protocol::{ErrorCode, ServerEvent};
 use engine::sessions::QueryMode;
 use sim::World;
 

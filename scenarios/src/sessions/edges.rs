@@ -2,10 +2,10 @@
 //! session's files outgrowing their quota (EC-023), the sequence space running out
 //! (EC-045).
 
-use super::common::*;
 use crate::ensure;
+use crate::kit::channel::*;
 use crate::scenario::{Failure, Outcome, Scenario};
-use engine::gateway::ServerEvent;
+use engine::protocol::ServerEvent;
 use engine::workers::disk::DiskPolicy;
 use sim::{Ratio, World};
 

@@ -3,12 +3,12 @@
 //! upstream is the local model server on host `upstream-0`; its refusals and the
 //! network's partition are the faults.
 
-use super::common::*;
-use super::stage::{ChannelStage, ENGINE_HOST, UPSTREAM_HOST, with_upstream};
 use crate::ensure;
+use crate::kit::channel::*;
 use crate::scenario::{Failure, Outcome, Scenario};
+use crate::stage::channel::{ChannelStage, ENGINE_HOST, UPSTREAM_HOST, with_upstream};
 use engine::env::OpenMode;
-use engine::gateway::{ErrorCode, ServerEvent};
+use engine::protocol::{ErrorCode, ServerEvent};
 use engine::sessions::PrewarmPolicy;
 use engine::upstream::{LocalUpstream, LocalUpstreamMode, MODELS_PATH};
 use sim::World;
@@ -282,7 +282,7 @@ fn refused_never_bound(st: &ChannelStage) -> Result<(), Failure> {
 
 /// Waits for query `query`'s result and returns its deltas and text.
 async fn wait_answer(
-    client: &mut super::client::SimClient,
+    client: &mut crate::stage::client::SimClient,
     query: u64,
 ) -> Result<(Vec<String>, String), Failure> {
     client

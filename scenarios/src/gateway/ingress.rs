@@ -3,11 +3,12 @@
 //! limits (EC-049), forwarded-for trust (api.CONFIG-001), handshakes cut short
 //! (EC-039) and messages racing a shutdown (EC-047).
 
-use super::common::*;
-use super::stage::ENGINE_HOST;
 use crate::ensure;
+use crate::kit::channel::*;
 use crate::scenario::{Failure, Outcome, Scenario};
-use engine::gateway::{Claims, ErrorCode, GatewayConfig, RateLimit, ServerEvent, TokenKeys};
+use crate::stage::channel::ENGINE_HOST;
+use engine::gateway::{Claims, GatewayConfig, RateLimit, TokenKeys};
+use engine::protocol::{ErrorCode, ServerEvent};
 use engine::sessions::QueryMode;
 use sim::World;
 use std::sync::atomic::Ordering;
@@ -36,7 +37,7 @@ scenario!(
     bad_token
 );
 async fn bad_token(world: World) -> Outcome {
-    let mut st = super::stage::ChannelStage::start(&world, |_, _| {}).await?;
+    let mut st = crate::stage::channel::ChannelStage::start(&world, |_, _| {}).await?;
     st.ready(secs(60)).await?;
     let skew = st.keys.skew.as_secs();
     let now_s = st.env.wall_unix_ms() / 1000;
@@ -59,7 +60,7 @@ async fn bad_token(world: World) -> Outcome {
     ] {
         st.faults.fire("client.bad_token", what);
         match st.connect(0, &query, &d).await {
-            Err(super::client::ConnectError::Refused(r)) => {
+            Err(crate::stage::client::ConnectError::Refused(r)) => {
                 ensure!(r.status == 401, "{what}: HTTP {} instead of 401", r.status)
             }
             Err(e) => return Err(Failure::correctness(format!("{what}: {e}"))),
@@ -93,7 +94,7 @@ scenario!(
     expiry_on_open_socket
 );
 async fn expiry_on_open_socket(world: World) -> Outcome {
-    let mut st = super::stage::ChannelStage::start(&world, |_, g| {
+    let mut st = crate::stage::channel::ChannelStage::start(&world, |_, g| {
         g.refresh_lead = secs(60);
     })
     .await?;
@@ -144,7 +145,7 @@ async fn expiry_on_open_socket(world: World) -> Outcome {
     b.until("token_expired", secs(10), is_error(ErrorCode::TokenExpired))
         .await?;
     ensure!(
-        super::common::answer_of(&b, 1).1.is_none(),
+        crate::kit::channel::answer_of(&b, 1).1.is_none(),
         "an expired token's query ran"
     );
     st.check_global()
@@ -160,7 +161,7 @@ scenario!(
     expired_before_first_message
 );
 async fn expired_before_first_message(world: World) -> Outcome {
-    let mut st = super::stage::ChannelStage::start(&world, |_, _| {}).await?;
+    let mut st = crate::stage::channel::ChannelStage::start(&world, |_, _| {}).await?;
     st.ready(secs(60)).await?;
     let life = secs(5 + st.rng.below(20));
     let token = st.token("ana", "member", life);
@@ -299,7 +300,7 @@ async fn forwarded_for(world: World) -> Outcome {
     );
     let proxy = world.add_host("proxy-0");
     let proxy_ip = proxy.ip().to_string();
-    let mut st = super::stage::ChannelStage::start(&world, |s, g| {
+    let mut st = crate::stage::channel::ChannelStage::start(&world, |s, g| {
         s.session_limit = 30;
         g.address_rate = RateLimit {
             burst: 3,
@@ -331,7 +332,8 @@ async fn forwarded_for(world: World) -> Outcome {
             }
         }
         let (status, _, body) =
-            super::client::http(proxy.env().net(), &st.addr, "POST", "/sessions", &headers).await?;
+            crate::stage::client::http(proxy.env().net(), &st.addr, "POST", "/sessions", &headers)
+                .await?;
         match status {
             201 => proxied_ok += 1,
             other => {
@@ -363,7 +365,7 @@ scenario!(
     handshake_cut
 );
 async fn handshake_cut(world: World) -> Outcome {
-    let mut st = super::stage::ChannelStage::start(&world, |_, _| {}).await?;
+    let mut st = crate::stage::channel::ChannelStage::start(&world, |_, _| {}).await?;
     st.ready(secs(60)).await?;
     let token = st.token("ana", "member", secs(3600));
     let cuts = 1 + st.rng.below(3);
@@ -437,7 +439,7 @@ async fn shutdown_race(world: World) -> Outcome {
             is_result(m) || is_error(ErrorCode::ServerShuttingDown)(m)
         })
         .await?;
-    let announcement = |m: &engine::gateway::ServerMessage| matches!(&m.event, ServerEvent::SessionEnding { reason, .. } if reason.contains("shutting down"));
+    let announcement = |m: &engine::protocol::ServerMessage| matches!(&m.event, ServerEvent::SessionEnding { reason, .. } if reason.contains("shutting down"));
     let announced = c
         .delivery
         .lock()
@@ -467,7 +469,7 @@ async fn shutdown_race(world: World) -> Outcome {
     ensure!(answer_of(&c, 3).1.is_none(), "a message after the flag ran");
     let d = st.new_delivery();
     match st.connect(1, &format!("token={token}"), &d).await {
-        Err(super::client::ConnectError::Refused(r)) if r.status == 503 => {}
+        Err(crate::stage::client::ConnectError::Refused(r)) if r.status == 503 => {}
         other => {
             return Err(Failure::correctness(format!(
                 "a new socket while draining: {:?}",

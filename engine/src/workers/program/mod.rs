@@ -16,16 +16,16 @@ mod errors;
 mod handle;
 pub use handle::{PAYLOAD_PART_BYTES, expand_word};
 pub mod lines;
-mod program;
 pub mod protocol;
+mod run;
 pub mod scrub;
 pub mod snapshot;
 
 pub use args::WorkerArgs;
 pub use lines::{Line, LineReader};
-pub use program::{EXIT_BIND, EXIT_OK, EXIT_USAGE, WorkerIo, run_worker};
 pub use protocol::{
     ErrorCode, LINE_BYTES_MAX, PROTOCOL_VERSION, ProtocolError, Reply, Request, SnapshotState,
     decode_reply, decode_request, encode_line,
 };
+pub use run::{EXIT_BIND, EXIT_OK, EXIT_USAGE, WorkerIo, run_worker};
 pub use scrub::scrub_secrets;

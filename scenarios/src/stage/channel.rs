@@ -3,8 +3,8 @@
 //! sessions backed by the real worker program as simulated processes, and client hosts
 //! that open WebSockets to it. The global oracles of every such run live here.
 
-use super::client::{ConnectError, Delivery, SharedDelivery, SimClient, http};
 use crate::scenario::Failure;
+use crate::stage::client::{ConnectError, Delivery, SharedDelivery, SimClient, http};
 use engine::env::{Env, NetAddr};
 use engine::gateway::{Claims, Gateway, GatewayConfig, TokenKeys};
 use engine::sessions::{Sessions, SessionsConfig};
@@ -250,7 +250,7 @@ impl ChannelStage {
         bound: Duration,
         check: impl FnMut() -> bool,
     ) -> Result<(), Failure> {
-        crate::workers::stage::eventually(what, bound, Duration::from_millis(10), check).await
+        crate::stage::workers::eventually(what, bound, Duration::from_millis(10), check).await
     }
 
     pub async fn http(
@@ -267,7 +267,7 @@ impl ChannelStage {
 
     /// Waits until the pool has a warm worker (readiness).
     pub async fn ready(&self, bound: Duration) -> Result<(), Failure> {
-        crate::workers::stage::eventually(
+        crate::stage::workers::eventually(
             "pre-warm readiness",
             bound,
             Duration::from_millis(50),
@@ -338,7 +338,10 @@ async fn host_upstream(world: &World) -> Result<Arc<LocalUpstream>, Failure> {
         .bind(UPSTREAM_PORT)
         .await
         .map_err(|e| Failure::correctness(format!("bind the upstream's port: {e}")))?;
-    let served = engine::gateway::serve_router(env.clone(), upstream.router(), listener);
-    env.spawn("upstream", served);
+    let served = upstream.clone();
+    let serve_env = env.clone();
+    env.spawn("upstream", async move {
+        served.serve(serve_env, listener).await
+    });
     Ok(upstream)
 }

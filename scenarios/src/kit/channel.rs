@@ -1,9 +1,9 @@
 //! Helpers the channel scenarios share.
 
-use super::client::SimClient;
-use super::stage::ChannelStage;
 use crate::scenario::Failure;
-use engine::gateway::{ErrorCode, ServerEvent, ServerMessage};
+use crate::stage::channel::ChannelStage;
+use crate::stage::client::SimClient;
+use engine::protocol::{ErrorCode, ServerEvent, ServerMessage};
 use std::time::Duration;
 
 pub fn secs(n: u64) -> Duration {
@@ -112,9 +112,9 @@ pub fn answer_is(client: &SimClient, query: u64, expected: &str) -> Result<(), F
 }
 
 /// The refusal a connect ended with, as an error code.
-pub fn refusal_code(e: &super::client::ConnectError) -> Option<ErrorCode> {
+pub fn refusal_code(e: &crate::stage::client::ConnectError) -> Option<ErrorCode> {
     match e {
-        super::client::ConnectError::Closed(m) => match &m.event {
+        crate::stage::client::ConnectError::Closed(m) => match &m.event {
             ServerEvent::Error { code, .. } => Some(*code),
             _ => None,
         },
@@ -123,13 +123,13 @@ pub fn refusal_code(e: &super::client::ConnectError) -> Option<ErrorCode> {
 }
 
 /// The text of a refusal (`Closed` message or HTTP body).
-pub fn refusal_text(e: &super::client::ConnectError) -> String {
+pub fn refusal_text(e: &crate::stage::client::ConnectError) -> String {
     match e {
-        super::client::ConnectError::Closed(m) => match &m.event {
+        crate::stage::client::ConnectError::Closed(m) => match &m.event {
             ServerEvent::Error { message, .. } => message.clone(),
             other => format!("{other:?}"),
         },
-        super::client::ConnectError::Refused(r) => r.body.clone(),
-        super::client::ConnectError::Io(e) => e.clone(),
+        crate::stage::client::ConnectError::Refused(r) => r.body.clone(),
+        crate::stage::client::ConnectError::Io(e) => e.clone(),
     }
 }

@@ -3,13 +3,13 @@
 //! starts from a session handed over by instance A (a rolling restart: history saved,
 //! claim released) and resumed through instances B and C sharing A's store.
 
-use super::client::SimClient;
-use super::common::*;
-use super::stage::ChannelStage;
 use crate::ensure;
+use crate::kit::channel::*;
 use crate::scenario::{Failure, Outcome, Scenario};
+use crate::stage::channel::ChannelStage;
+use crate::stage::client::SimClient;
 use engine::env::{NetAddr, OpenMode};
-use engine::gateway::{ErrorCode, ServerEvent};
+use engine::protocol::{ErrorCode, ServerEvent};
 use engine::sessions::Sessions;
 use sim::World;
 

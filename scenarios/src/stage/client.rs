@@ -5,7 +5,7 @@
 
 use crate::scenario::Failure;
 use engine::env::{NetAddr, NetStream};
-use engine::gateway::{ErrorCode, ServerEvent, ServerMessage};
+use engine::protocol::{ErrorCode, ServerEvent, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

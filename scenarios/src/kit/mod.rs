@@ -1,0 +1,4 @@
+//! Helpers scenarios share, by the stage they play on (never inside scenario files).
+
+pub mod channel;
+pub mod workers;
