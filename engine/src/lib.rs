@@ -9,7 +9,10 @@ pub mod env;
 pub mod gateway;
 mod http;
 pub mod protocol;
+mod root;
 pub mod sessions;
 pub mod store;
 pub mod upstream;
 pub mod workers;
+
+pub use root::{DrainReport, Engine, EngineConfig, EngineError, STORE_PATH, StoreChoice};

@@ -52,7 +52,10 @@ pub fn run_real(
     let program = program.to_string_lossy().into_owned();
     let (outcome, faults) = runtime.block_on(async {
         let env = real_env(RealEnvOptions::loopback(&dir));
-        let stage = Stage::real(env, program, seed);
+        let stage = match Stage::real(env, program, seed).await {
+            Ok(stage) => stage,
+            Err(failure) => return (Ok(Err(failure)), Default::default()),
+        };
         let faults = stage.faults.clone();
         let outcome = tokio::time::timeout(REAL_TIME_MAX, body(stage)).await;
         (outcome, faults.snapshot())

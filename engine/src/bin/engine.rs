@@ -14,15 +14,13 @@
 use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Parser, Subcommand};
 use engine::env::real::{RealEnvOptions, real_env};
-use engine::gateway::{Claims, Gateway, GatewayConfig, TokenKeys};
-use engine::sessions::{QueryMode, Sessions, SessionsConfig};
-use engine::store::SessionStore;
+use engine::gateway::{Claims, TokenKeys};
+use engine::sessions::QueryMode;
 use engine::upstream::{LocalUpstream, UpstreamConfig};
-use engine::workers::{PortRange, WorkerConfig, WorkerManager};
+use engine::{Engine, EngineConfig};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Exit status for bad input (as `chaos`).
@@ -276,9 +274,12 @@ fn print_listening(addr: &engine::env::NetAddr) {
     }
 }
 
-fn configs(args: &ServeArgs, program: &Path) -> Result<(SessionsConfig, GatewayConfig), Failed> {
-    let worker = WorkerConfig::new(program.to_string_lossy().into_owned(), "sessions");
-    let mut sessions = SessionsConfig::new(worker);
+/// The production profile with this command line's choices.
+fn config(args: &ServeArgs, program: &Path) -> Result<EngineConfig, Failed> {
+    let keys = TokenKeys::new(args.secret.token_secret.as_bytes(), TOKEN_SKEW);
+    let mut config = EngineConfig::production(program.to_string_lossy().into_owned(), keys);
+    config.port = args.port;
+    let sessions = &mut config.sessions;
     sessions.session_limit = usize::try_from(args.session_limit).unwrap_or(usize::MAX);
     let prewarm = usize::try_from(args.prewarm).unwrap_or(usize::MAX);
     sessions.prewarm.target = prewarm;
@@ -296,47 +297,19 @@ fn configs(args: &ServeArgs, program: &Path) -> Result<(SessionsConfig, GatewayC
         })?;
         sessions.upstream = Some(UpstreamConfig::new(addr.clone(), key));
     }
-    let keys = TokenKeys::new(args.secret.token_secret.as_bytes(), TOKEN_SKEW);
-    Ok((sessions, GatewayConfig::new(keys)))
+    Ok(config)
 }
 
-/// Wires the engine as `scenarios::channel::stage::ChannelStage::start` does, on the
-/// real environment; serves until SIGINT or SIGTERM, then drains.
+/// Starts the engine (`Engine::start`, the one composition root) on the real
+/// environment; serves until SIGINT or SIGTERM, then drains and stops.
 async fn run(args: ServeArgs, program: PathBuf, dir: PathBuf) -> Result<(), Failed> {
     let stop = stop_signal().map_err(|e| Failed::runtime(format!("cannot handle signals: {e}")))?;
     let env = real_env(RealEnvOptions::loopback(dir.clone()));
-    let (sessions_config, gateway_config) = configs(&args, &program)?;
-    let manager = Arc::new(WorkerManager::new(env.clone(), PortRange::DEFAULT));
-    manager.start_watchdog(Duration::from_secs(5));
-    let listener = env
-        .net()
-        .bind(args.port)
+    let config = config(&args, &program)?;
+    let engine = Engine::start(env, config)
         .await
-        .map_err(|e| Failed::runtime(format!("cannot listen on port {}: {e}", args.port)))?;
-    let addr = listener.local_addr();
-    // Session metadata in redb on the data directory; a store that cannot be opened or
-    // checked (corrupt, another version) stops the start with its reason.
-    let store = SessionStore::open(env.disk_handle(), "store/sessions.redb")
-        .map_err(|e| Failed::runtime(format!("session store: {e}")))?;
-    let sessions = Sessions::with_store(
-        env.clone(),
-        manager.clone(),
-        sessions_config,
-        Arc::new(store),
-    );
-    if let Some(checked) = sessions.check_store() {
-        let report = checked.map_err(|e| Failed::runtime(format!("session store check: {e}")))?;
-        tracing::info!(
-            checked = report.checked,
-            orphans = report.orphans.len(),
-            corrupt = report.corrupt.len(),
-            claims_cleared = report.claims_cleared.len(),
-            "session store checked"
-        );
-    }
-    sessions.start_prewarm();
-    let gateway = Gateway::new(sessions.clone(), gateway_config);
-    let serving = env.spawn("gateway", engine::gateway::serve(gateway, listener));
+        .map_err(|e| Failed::runtime(e.to_string()))?;
+    let addr = engine.addr().clone();
     tracing::info!(
         %addr,
         worker = %program.display(),
@@ -346,27 +319,13 @@ async fn run(args: ServeArgs, program: PathBuf, dir: PathBuf) -> Result<(), Fail
     print_listening(&addr);
     stop.await;
     tracing::info!("stop requested: draining");
-    // No new sessions, messages or connections; warm workers go.
-    sessions.drain().await;
-    let live = sessions.live();
-    for s in &live {
-        sessions.end(&s.id, "server shutting down");
-    }
-    let ended = tokio::time::timeout(SHUTDOWN_SESSIONS_MAX, async {
-        while sessions.live_count() > 0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    if ended.is_err() {
-        tracing::warn!(
-            left = sessions.live_count(),
-            "sessions did not end in time: stopping their workers"
-        );
-    }
-    serving.abort();
-    manager.stop_all().await;
-    tracing::info!(sessions = live.len(), "stopped");
+    let drained = engine.drain(SHUTDOWN_SESSIONS_MAX).await;
+    engine.stop().await;
+    tracing::info!(
+        sessions = drained.sessions_ended,
+        warm_destroyed = drained.warm_destroyed,
+        "stopped"
+    );
     Ok(())
 }
 

@@ -41,7 +41,7 @@ pub fn zombie_pids(stage: &Stage) -> Vec<u32> {
 macro_rules! bodies {
     ($logic:ident, $sim:ident, $real:ident) => {
         fn $sim(world: World) -> BodyFuture {
-            Box::pin(async move { $logic(Stage::sim(&world)).await })
+            Box::pin(async move { $logic(Stage::sim(&world).await?).await })
         }
         fn $real(stage: Stage) -> BodyFuture {
             Box::pin($logic(stage))

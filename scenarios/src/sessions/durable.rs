@@ -51,7 +51,8 @@ async fn ready_instance(
     name: &str,
     port: u16,
 ) -> Result<(Sessions, NetAddr), Failure> {
-    let (sessions, _, addr) = st.instance(name, port).await?;
+    let instance = st.instance(name, port).await?;
+    let (sessions, addr) = (instance.sessions().clone(), instance.addr().clone());
     st.eventually(&format!("instance {name} ready"), secs(60), || {
         sessions.is_ready()
     })

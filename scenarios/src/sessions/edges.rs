@@ -28,9 +28,9 @@ async fn fork_fails(world: World) -> Outcome {
     parent.until("a result", secs(30), is_result).await?;
     let pid = parent.session_id.clone();
     let before = st.session(&pid)?.core().transcript.clone();
-    let mut options = st.engine.procs().options();
+    let mut options = st.host.procs().options();
     options.spawn_fail_rate = Ratio::ONE;
-    st.engine.procs().set_options(options);
+    st.host.procs().set_options(options);
     st.sessions.invalidate_pool(2).await;
     let d = st.new_delivery();
     let mut fork = st.open(1, &format!("token={token}&fork={pid}"), &d).await?;
@@ -81,8 +81,8 @@ async fn disk_quota(world: World) -> Outcome {
         s.worker.disk = Some(policy);
     })
     .await?;
-    let used = st.engine.disk().used_bytes();
-    st.engine.disk().set_capacity(used + 3 * quota / 2);
+    let used = st.host.disk().used_bytes();
+    st.host.disk().set_capacity(used + 3 * quota / 2);
     let snapshots = 20;
     let size = 2 * quota / snapshots;
     st.faults.fire(

@@ -51,10 +51,10 @@ async fn cold_start(world: World) -> Outcome {
         };
     })
     .await?;
-    let mut options = st.engine.procs().options();
+    let mut options = st.host.procs().options();
     options.start_delay_min = secs(20);
     options.start_delay_max = secs(30);
-    st.engine.procs().set_options(options);
+    st.host.procs().set_options(options);
     st.ready(secs(120)).await?;
     st.eventually("two warm workers", secs(120), || {
         st.sessions.pool_depth() == 2
@@ -620,10 +620,10 @@ scenario!(
 );
 async fn prewarm_all_fail(world: World) -> Outcome {
     let mut st = ChannelStage::start(&world, |_, _| {}).await?;
-    let mut options = st.engine.procs().options();
+    let mut options = st.host.procs().options();
     let healthy = options.clone();
     options.spawn_fail_rate = Ratio::ONE;
-    st.engine.procs().set_options(options);
+    st.host.procs().set_options(options);
     let outage = secs(60 + st.rng.below(60));
     tokio::time::sleep(outage).await;
     let (status, _, body) = st.http(0, "GET", "/ready", &[]).await?;
@@ -639,7 +639,7 @@ async fn prewarm_all_fail(world: World) -> Outcome {
         "{failures} attempts in {} s: no backoff",
         outage.as_secs()
     );
-    st.engine.procs().set_options(healthy);
+    st.host.procs().set_options(healthy);
     st.ready(secs(120)).await?;
     let (status, _, _) = st.http(0, "GET", "/ready", &[]).await?;
     ensure!(status == 200, "/ready after recovery: HTTP {status}");

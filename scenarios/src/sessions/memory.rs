@@ -45,10 +45,10 @@ async fn leaky_stage(world: &World) -> Result<(ChannelStage, SimClient, String),
     })
     .await?;
     // Slow starts from the first: a restart cannot find a replacement ready at once.
-    let mut options = st.engine.procs().options();
+    let mut options = st.host.procs().options();
     options.start_delay_min = secs(3);
     options.start_delay_max = secs(6);
-    st.engine.procs().set_options(options);
+    st.host.procs().set_options(options);
     st.ready(secs(60)).await?;
     let token = st.token("ana", "member", secs(3600));
     let d = st.new_delivery();
@@ -72,7 +72,7 @@ async fn leak(st: &mut ChannelStage, session: &str) -> Result<(String, u32), Fai
         .ok_or_else(|| Failure::correctness(format!("worker {name} has no pid")))?;
     let rate = LIMIT / (150 + st.rng.below(100));
     ensure!(
-        st.engine.procs().leak(pid, rate),
+        st.host.procs().leak(pid, rate),
         "could not make pid {pid} leak"
     );
     Ok((name, pid))
@@ -117,7 +117,7 @@ async fn restart_after_answer(world: World) -> Outcome {
         result < restarting,
         "the restart began before the answer was finished"
     );
-    let resident = st.engine.procs().resident_bytes(pid).unwrap_or(0);
+    let resident = st.host.procs().resident_bytes(pid).unwrap_or(0);
     ensure!(
         resident < LIMIT / 2,
         "restarted only at {resident} bytes of {LIMIT}: no early prediction"

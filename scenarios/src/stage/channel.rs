@@ -10,7 +10,8 @@ use engine::gateway::{Claims, Gateway, GatewayConfig, TokenKeys};
 use engine::sessions::{Sessions, SessionsConfig};
 use engine::store::SessionStore;
 use engine::upstream::{LocalUpstream, UpstreamConfig};
-use engine::workers::{PortRange, WorkerConfig, WorkerManager};
+use engine::workers::{PortRange, WorkerManager};
+use engine::{Engine, EngineConfig, StoreChoice};
 use sim::{FaultCounters, Host, SimRng, World};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +20,7 @@ pub const ENGINE_HOST: &str = "engine-0";
 pub const PORT: u16 = 8080;
 const WORKER_PROGRAM: &str = "/usr/bin/worker";
 const SECRET: &[u8] = b"scenario-secret";
-pub const STORE_PATH: &str = "store/sessions.redb";
+pub const STORE_PATH: &str = engine::STORE_PATH;
 pub const UPSTREAM_HOST: &str = "upstream-0";
 const UPSTREAM_PORT: u16 = 443;
 const UPSTREAM_KEY: &str = "scenario-api-key";
@@ -32,7 +33,10 @@ pub fn with_upstream(sessions: &mut SessionsConfig) {
 
 pub struct ChannelStage {
     pub world: World,
-    pub engine: Host,
+    /// The simulated engine host.
+    pub host: Host,
+    /// The engine instance on it, built by the composition root.
+    pub engine: Engine,
     pub env: Env,
     pub sessions: Sessions,
     pub manager: Arc<WorkerManager>,
@@ -51,16 +55,11 @@ pub struct ChannelStage {
     deliveries: Mutex<Vec<SharedDelivery>>,
 }
 
-/// Defaults tuned for scenarios: small pool, fast pre-warm.
-pub fn default_configs(keys: &TokenKeys) -> (SessionsConfig, GatewayConfig) {
-    let mut worker = WorkerConfig::new(WORKER_PROGRAM, "sessions");
-    worker.init_timeout = Duration::from_secs(10);
-    let mut sessions = SessionsConfig::new(worker);
-    sessions.prewarm.target = 2;
-    sessions.prewarm.refill_below = 1;
-    sessions.session_limit = 8;
-    let gateway = GatewayConfig::new(keys.clone());
-    (sessions, gateway)
+/// The simulation profile on port 8080 with the scenarios' token keys.
+pub fn stage_config(keys: &TokenKeys) -> EngineConfig {
+    let mut config = EngineConfig::simulation(WORKER_PROGRAM, keys.clone());
+    config.port = PORT;
+    config
 }
 
 impl ChannelStage {
@@ -69,44 +68,35 @@ impl ChannelStage {
         world: &World,
         tweak: impl FnOnce(&mut SessionsConfig, &mut GatewayConfig),
     ) -> Result<ChannelStage, Failure> {
-        let engine = world.add_host(ENGINE_HOST);
-        crate::stage::install_worker(engine.procs(), WORKER_PROGRAM);
-        let env = engine.env();
+        let host = world.add_host(ENGINE_HOST);
+        crate::stage::install_worker(host.procs(), WORKER_PROGRAM);
+        let env = host.env();
         let keys = TokenKeys::new(SECRET, Duration::from_secs(30));
-        let (mut sessions_config, mut gateway_config) = default_configs(&keys);
-        tweak(&mut sessions_config, &mut gateway_config);
-        let upstream = match &sessions_config.upstream {
+        let mut config = stage_config(&keys);
+        tweak(&mut config.sessions, &mut config.gateway);
+        let upstream = match &config.sessions.upstream {
             Some(_) => Some(host_upstream(world).await?),
             None => None,
         };
-        let manager = Arc::new(WorkerManager::new(env.clone(), PortRange::DEFAULT));
-        let store = SessionStore::open(env.disk_handle(), STORE_PATH)
-            .map(Arc::new)
-            .map_err(|e| Failure::correctness(format!("open the session store: {e}")))?;
-        let sessions =
-            Sessions::with_store(env.clone(), manager.clone(), sessions_config, store.clone());
-        if let Some(Err(e)) = sessions.check_store() {
-            return Err(Failure::correctness(format!("store start-up check: {e}")));
-        }
-        sessions.start_prewarm();
-        let keys = gateway_config.keys.clone();
-        let gateway = Gateway::new(sessions.clone(), gateway_config);
-        let listener = env
-            .net()
-            .bind(PORT)
+        let keys = config.gateway.keys.clone();
+        let engine = Engine::start(env.clone(), config)
             .await
-            .map_err(|e| Failure::correctness(format!("bind {PORT}: {e}")))?;
-        env.spawn("gateway", engine::gateway::serve(gateway.clone(), listener));
+            .map_err(|e| Failure::correctness(format!("start the engine: {e}")))?;
+        let store = engine
+            .store()
+            .cloned()
+            .ok_or_else(|| Failure::correctness("the engine has no session store"))?;
         Ok(ChannelStage {
             world: world.clone(),
-            engine,
+            host,
             env,
-            sessions,
-            manager,
+            sessions: engine.sessions().clone(),
+            manager: engine.workers().clone(),
             store,
-            gateway,
+            gateway: engine.gateway().clone(),
             keys,
-            addr: NetAddr::new(ENGINE_HOST, PORT),
+            addr: engine.addr().clone(),
+            engine,
             faults: world.faults().clone(),
             rng: world.rng("scenario"),
             upstream,
@@ -117,35 +107,21 @@ impl ChannelStage {
 
     /// A second engine instance on the engine host, serving on `port` and sharing the
     /// session store (two instances behind one load balancer).
-    pub async fn instance(
-        &self,
-        name: &str,
-        port: u16,
-    ) -> Result<(Sessions, Arc<Gateway>, NetAddr), Failure> {
-        let (mut config, gateway_config) = default_configs(&self.keys);
-        config.instance = name.to_string();
-        config.worker.dir = format!("{}-{name}", config.worker.dir);
-        let manager = Arc::new(WorkerManager::new(
-            self.env.clone(),
-            // Each instance's workers get ports of their own (20000 + 1000 per port
-            // above the first instance's).
-            PortRange {
-                first: 20_000 + 1_000 * port.saturating_sub(PORT),
-                last: 20_999 + 1_000 * port.saturating_sub(PORT),
-            },
-        ));
-        let sessions = Sessions::with_store(self.env.clone(), manager, config, self.store.clone());
-        sessions.start_prewarm();
-        let gateway = Gateway::new(sessions.clone(), gateway_config);
-        let listener = self
-            .env
-            .net()
-            .bind(port)
+    pub async fn instance(&self, name: &str, port: u16) -> Result<Engine, Failure> {
+        let mut config = stage_config(&self.keys);
+        config.port = port;
+        config.sessions.instance = name.to_string();
+        config.sessions.worker.dir = format!("{}-{name}", config.sessions.worker.dir);
+        // Each instance's workers get ports of their own (20000 + 1000 per port above
+        // the first instance's).
+        config.worker_ports = PortRange {
+            first: 20_000 + 1_000 * port.saturating_sub(PORT),
+            last: 20_999 + 1_000 * port.saturating_sub(PORT),
+        };
+        config.store = StoreChoice::Shared(self.store.clone());
+        Engine::start(self.env.clone(), config)
             .await
-            .map_err(|e| Failure::correctness(format!("bind {port}: {e}")))?;
-        self.env
-            .spawn("gateway", engine::gateway::serve(gateway.clone(), listener));
-        Ok((sessions, gateway, NetAddr::new(ENGINE_HOST, port)))
+            .map_err(|e| Failure::correctness(format!("start instance {name}: {e}")))
     }
 
     /// A client host (`client-N`), created on first use.

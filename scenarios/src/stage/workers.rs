@@ -5,7 +5,9 @@
 
 use crate::scenario::Failure;
 use engine::env::{Env, Signal};
+use engine::gateway::TokenKeys;
 use engine::workers::{PortRange, WorkerConfig, WorkerManager};
+use engine::{Engine, EngineConfig, StoreChoice};
 use sim::{FaultCounters, Host, SimRng, World};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,9 @@ pub const WATCHDOG_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct Stage {
     pub env: Env,
+    /// The engine on the host, built by the composition root (no store, no pre-warm:
+    /// these scenarios drive its workers directly).
+    pub engine: Engine,
     pub manager: Arc<WorkerManager>,
     /// The worker program to run.
     pub program: String,
@@ -27,42 +32,75 @@ pub struct Stage {
     host: Option<Host>,
 }
 
+/// The token secret of the stage's gateway (nothing connects to it here).
+const SECRET: &[u8] = b"workers-stage-secret";
+
+/// The simulation profile for a workers stage: worker endpoints in `ports`, the
+/// gateway on any free port, no session store and no pre-warm (the scenarios start
+/// the workers they need).
+pub fn workers_config(program: &str, ports: PortRange) -> EngineConfig {
+    let keys = TokenKeys::new(SECRET, Duration::from_secs(30));
+    let mut config = EngineConfig::simulation(program, keys);
+    config.worker_ports = ports;
+    config.watchdog_interval = WATCHDOG_INTERVAL;
+    config.store = StoreChoice::None;
+    config.sessions.prewarm.target = 0;
+    config.sessions.prewarm.refill_below = 0;
+    config
+}
+
+/// Starts an engine for a workers stage (also after a host restart, on the new
+/// incarnation's environment).
+pub async fn start_engine(env: Env, config: EngineConfig) -> Result<Engine, Failure> {
+    Engine::start(env, config)
+        .await
+        .map_err(|e| Failure::correctness(format!("start the engine: {e}")))
+}
+
 impl Stage {
     /// A simulated engine host `engine-0` with the worker installed.
-    pub fn sim(world: &World) -> Stage {
+    pub async fn sim(world: &World) -> Result<Stage, Failure> {
         let host = world.add_host("engine-0");
         crate::stage::install_worker(host.procs(), WORKER_PROGRAM_SIM);
         let env = host.env();
-        let manager = Arc::new(WorkerManager::new(env.clone(), PortRange::DEFAULT));
-        manager.start_watchdog(WATCHDOG_INTERVAL);
-        Stage {
+        let config = workers_config(WORKER_PROGRAM_SIM, PortRange::DEFAULT);
+        let engine = start_engine(env.clone(), config).await?;
+        Ok(Stage {
             env,
-            manager,
+            manager: engine.workers().clone(),
+            engine,
             program: WORKER_PROGRAM_SIM.to_string(),
             faults: world.faults().clone(),
             rng: world.rng("scenario"),
             host: Some(host),
-        }
+        })
     }
 
     /// This machine: the real environment and the real worker binary.
-    pub fn real(env: Env, program: String, seed: u64) -> Stage {
-        let manager = Arc::new(WorkerManager::new(
-            env.clone(),
-            PortRange {
-                first: 41_000,
-                last: 41_999,
-            },
-        ));
-        manager.start_watchdog(WATCHDOG_INTERVAL);
-        Stage {
+    pub async fn real(env: Env, program: String, seed: u64) -> Result<Stage, Failure> {
+        let ports = PortRange {
+            first: 41_000,
+            last: 41_999,
+        };
+        let engine = start_engine(env.clone(), workers_config(&program, ports)).await?;
+        Ok(Stage {
             env,
-            manager,
+            manager: engine.workers().clone(),
+            engine,
             program,
             faults: FaultCounters::default(),
             rng: SimRng::new(seed, "scenario"),
             host: None,
-        }
+        })
+    }
+
+    /// After the simulated host restarted: the old engine died with it; a new one takes
+    /// over on the new incarnation.
+    pub async fn restart_engine(&mut self) -> Result<(), Failure> {
+        let config = workers_config(&self.program, PortRange::DEFAULT);
+        self.engine = start_engine(self.env.clone(), config).await?;
+        self.manager = self.engine.workers().clone();
+        Ok(())
     }
 
     pub fn is_real(&self) -> bool {

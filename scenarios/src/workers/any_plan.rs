@@ -185,7 +185,7 @@ struct Tally {
 
 fn any_fault_plan(world: World) -> BodyFuture {
     Box::pin(async move {
-        let stage = Stage::sim(&world);
+        let stage = Stage::sim(&world).await?;
         let mut workers = Vec::new();
         for name in WORKERS {
             let mut config = stage.config(name);

@@ -12,7 +12,7 @@
 use crate::ensure;
 use crate::kit::workers::{bodies, live_pids, slow_starts, unexpected, zombie_pids};
 use crate::scenario::{BodyFuture, Failure, Outcome, Scenario};
-use crate::stage::workers::{Stage, WATCHDOG_INTERVAL};
+use crate::stage::workers::{Stage, start_engine, workers_config};
 use engine::env::{Env, OpenMode, Signal, Task};
 use engine::workers::breaker::RestartPolicy;
 use engine::workers::memory::MemoryPolicy;
@@ -646,7 +646,7 @@ pub static GRACEFUL_RESTART: Scenario = Scenario {
 };
 
 fn graceful_restart_sim(world: World) -> BodyFuture {
-    Box::pin(async move { graceful_restart(Stage::sim(&world)).await })
+    Box::pin(async move { graceful_restart(Stage::sim(&world).await?).await })
 }
 
 async fn graceful_restart(mut stage: Stage) -> Outcome {
@@ -747,7 +747,7 @@ pub static OOM_KILL: Scenario = Scenario {
 };
 
 fn oom_kill_sim(world: World) -> BodyFuture {
-    Box::pin(async move { oom_kill(Stage::sim(&world)).await })
+    Box::pin(async move { oom_kill(Stage::sim(&world).await?).await })
 }
 
 async fn oom_kill(mut stage: Stage) -> Outcome {
@@ -1017,7 +1017,7 @@ pub static CONTAINER_RESTART: Scenario = Scenario {
 };
 
 fn container_restart_sim(world: World) -> BodyFuture {
-    Box::pin(async move { container_restart(Stage::sim(&world)).await })
+    Box::pin(async move { container_restart(Stage::sim(&world).await?).await })
 }
 
 type Managers = Arc<Mutex<Vec<Arc<WorkerManager>>>>;
@@ -1077,12 +1077,22 @@ async fn container_restart(mut stage: Stage) -> Outcome {
         .collect();
     let slot: Managers = Arc::new(Mutex::new(Vec::new()));
     let boot_slot = slot.clone();
+    let program = stage.program.clone();
     host.set_boot(Arc::new(move |env: Env| {
         let slot = boot_slot.clone();
         let configs = configs.clone();
+        let config = workers_config(&program, PortRange::DEFAULT);
         Box::pin(async move {
-            let manager = Arc::new(WorkerManager::new(env, PortRange::DEFAULT));
-            manager.start_watchdog(WATCHDOG_INTERVAL);
+            // The container's entry point: an engine, which then starts its sessions'
+            // workers again.
+            let engine = match start_engine(env, config).await {
+                Ok(engine) => engine,
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "boot: the engine did not start");
+                    return;
+                }
+            };
+            let manager = engine.workers().clone();
             slot.lock()
                 .expect("managers poisoned")
                 .push(manager.clone());
@@ -1211,7 +1221,7 @@ pub static SANDBOX_MEMORY: Scenario = Scenario {
 };
 
 fn sandbox_memory_sim(world: World) -> BodyFuture {
-    Box::pin(async move { sandbox_memory(Stage::sim(&world)).await })
+    Box::pin(async move { sandbox_memory(Stage::sim(&world).await?).await })
 }
 
 async fn sandbox_memory(mut stage: Stage) -> Outcome {

@@ -75,7 +75,7 @@ pub static DISK_FULL: Scenario = Scenario {
 };
 
 fn disk_full_sim(world: World) -> BodyFuture {
-    Box::pin(async move { disk_full(Stage::sim(&world)).await })
+    Box::pin(async move { disk_full(Stage::sim(&world).await?).await })
 }
 
 fn says_no_space(e: &WorkerError) -> bool {
@@ -264,7 +264,7 @@ pub static EPHEMERAL_STORAGE: Scenario = Scenario {
 };
 
 fn ephemeral_storage_sim(world: World) -> BodyFuture {
-    Box::pin(async move { ephemeral_storage(Stage::sim(&world)).await })
+    Box::pin(async move { ephemeral_storage(Stage::sim(&world).await?).await })
 }
 
 const LARGE_BYTES: u64 = 10 * MIB;

@@ -166,7 +166,7 @@ impl Starts {
 
 fn staggered_prewarm(world: World) -> BodyFuture {
     Box::pin(async move {
-        let mut stage = Stage::sim(&world);
+        let mut stage = Stage::sim(&world).await?;
         let size = 3 + stage.rng.below(4) as usize;
         let delay_max = ms(100 + stage.rng.below(7_900));
         let failures = stage.rng.below(6) as u32;
@@ -308,7 +308,7 @@ pub static PREWARM_INIT_TIMEOUT: Scenario = Scenario {
 
 fn prewarm_init_timeout(world: World) -> BodyFuture {
     Box::pin(async move {
-        let mut stage = Stage::sim(&world);
+        let mut stage = Stage::sim(&world).await?;
         let size = 1 + stage.rng.below(3) as usize;
         let hang = stage.rng.below(2) == 0;
         let first_delay = if hang {
@@ -446,7 +446,7 @@ enum Step {
 
 fn pool_exhausted(world: World) -> BodyFuture {
     Box::pin(async move {
-        let mut stage = Stage::sim(&world);
+        let mut stage = Stage::sim(&world).await?;
         let size = 2 + stage.rng.below(3) as usize;
         let extra = 1 + stage.rng.below(3) as usize;
         let releases = stage.rng.below((size - 1).min(3) as u64 + 1) as usize;
@@ -802,7 +802,7 @@ fn stale_members(pool: &WarmPool, version: u64) -> Vec<String> {
 
 fn stale_warm_worker(world: World) -> BodyFuture {
     Box::pin(async move {
-        let mut stage = Stage::sim(&world);
+        let mut stage = Stage::sim(&world).await?;
         // At least 3, so that at least 2 idle workers go stale at once.
         let size = 3 + stage.rng.below(3) as usize;
         let max_age = secs(300 + stage.rng.below(900));

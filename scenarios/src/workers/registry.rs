@@ -299,7 +299,7 @@ pub static REPEATED_STARTS: Scenario = Scenario {
 };
 
 fn repeated_starts_sim(world: World) -> BodyFuture {
-    Box::pin(async move { repeated_starts(Stage::sim(&world)).await })
+    Box::pin(async move { repeated_starts(Stage::sim(&world).await?).await })
 }
 
 async fn repeated_starts(mut stage: Stage) -> Outcome {
@@ -501,7 +501,7 @@ pub static CONCURRENT_STARTS: Scenario = Scenario {
 };
 
 fn concurrent_starts_sim(world: World) -> BodyFuture {
-    Box::pin(async move { concurrent_starts(Stage::sim(&world)).await })
+    Box::pin(async move { concurrent_starts(Stage::sim(&world).await?).await })
 }
 
 async fn concurrent_starts(mut stage: Stage) -> Outcome {
@@ -616,7 +616,7 @@ pub static DUPLICATE_NAME: Scenario = Scenario {
 };
 
 fn duplicate_name_sim(world: World) -> BodyFuture {
-    Box::pin(async move { duplicate_name(Stage::sim(&world)).await })
+    Box::pin(async move { duplicate_name(Stage::sim(&world).await?).await })
 }
 
 async fn duplicate_name(stage: Stage) -> Outcome {

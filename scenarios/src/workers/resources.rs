@@ -9,12 +9,12 @@ use super::crash::{
 use crate::ensure;
 use crate::kit::workers::{live_pids, unexpected};
 use crate::scenario::{BodyFuture, Failure, Outcome, Scenario};
-use crate::stage::workers::{Stage, WATCHDOG_INTERVAL};
+use crate::stage::workers::{Stage, WATCHDOG_INTERVAL, start_engine, workers_config};
 use engine::env::Signal;
 use engine::workers::breaker::RestartPolicy;
 use engine::workers::memory::MemoryPolicy;
 use engine::workers::program::{Reply, Request};
-use engine::workers::{PortRange, Worker, WorkerError, WorkerManager, WorkerStatus};
+use engine::workers::{PortRange, Worker, WorkerError, WorkerStatus};
 use sim::World;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -80,7 +80,7 @@ pub static FD_EXHAUSTED: Scenario = Scenario {
 };
 
 fn fd_exhausted_sim(world: World) -> BodyFuture {
-    Box::pin(async move { fd_exhausted(Stage::sim(&world)).await })
+    Box::pin(async move { fd_exhausted(Stage::sim(&world).await?).await })
 }
 
 fn says_emfile(e: &WorkerError) -> bool {
@@ -243,7 +243,7 @@ pub static ZOMBIES: Scenario = Scenario {
 };
 
 fn zombies_sim(world: World) -> BodyFuture {
-    Box::pin(async move { zombies(Stage::sim(&world)).await })
+    Box::pin(async move { zombies(Stage::sim(&world).await?).await })
 }
 
 /// Zombie pids of the host with the instant each was first and last seen.
@@ -381,7 +381,7 @@ pub static SLOW_CLEANUP: Scenario = Scenario {
 };
 
 fn slow_cleanup_sim(world: World) -> BodyFuture {
-    Box::pin(async move { slow_cleanup(Stage::sim(&world)).await })
+    Box::pin(async move { slow_cleanup(Stage::sim(&world).await?).await })
 }
 
 async fn slow_cleanup(mut stage: Stage) -> Outcome {
@@ -458,7 +458,7 @@ pub static PORT_TAKEN: Scenario = Scenario {
 };
 
 fn port_taken_sim(world: World) -> BodyFuture {
-    Box::pin(async move { port_taken(Stage::sim(&world)).await })
+    Box::pin(async move { port_taken(Stage::sim(&world).await?).await })
 }
 
 fn endpoint_port(worker: &Worker) -> Result<u16, Failure> {
@@ -535,7 +535,9 @@ async fn port_taken(mut stage: Stage) -> Outcome {
             .map_err(|e| unexpected("hold a port", e))?;
         held.insert(port, listener);
     }
-    let tiny = WorkerManager::new(stage.env.clone(), range);
+    let tiny_engine =
+        start_engine(stage.env.clone(), workers_config(&stage.program, range)).await?;
+    let tiny = tiny_engine.workers();
     tiny.register("tiny", stage.config("tiny"))
         .await
         .map_err(|e| unexpected("register", e))?;
@@ -616,7 +618,7 @@ pub static MEMORY_GROWTH: Scenario = Scenario {
 };
 
 fn memory_growth_sim(world: World) -> BodyFuture {
-    Box::pin(async move { memory_growth(Stage::sim(&world)).await })
+    Box::pin(async move { memory_growth(Stage::sim(&world).await?).await })
 }
 
 async fn memory_growth(mut stage: Stage) -> Outcome {

@@ -17,7 +17,7 @@ use engine::workers::program::protocol::{Reply, Request, SnapshotState, decode_r
 use engine::workers::program::snapshot;
 use engine::workers::program::{Line, LineReader, WorkerIo, run_worker};
 use engine::workers::sanitize::{BLOCKED_NAMES, BLOCKED_PREFIXES};
-use engine::workers::{PortRange, WorkerConfig, WorkerError, WorkerManager, WorkerStatus};
+use engine::workers::{WorkerConfig, WorkerError, WorkerStatus};
 use sim::procs::{ProgramCtx, SimProcs};
 use sim::{Ratio, SimRng, World};
 use std::sync::{Arc, Mutex};
@@ -290,7 +290,7 @@ fn shuffled<T>(rng: &mut SimRng, mut items: Vec<T>) -> Vec<T> {
 
 fn malicious_env(world: World) -> BodyFuture {
     Box::pin(async move {
-        let mut stage = Stage::sim(&world);
+        let mut stage = Stage::sim(&world).await?;
         let log: EnvLog = Arc::default();
         install_env_probe(stage.host()?.procs(), ENV_PROBE, log.clone());
 
@@ -428,7 +428,7 @@ const ESCAPING_ARGS: &[&[&str]] = &[
 
 fn path_escape(world: World) -> BodyFuture {
     Box::pin(async move {
-        let mut stage = Stage::sim(&world);
+        let mut stage = Stage::sim(&world).await?;
         let config = stage.config("sandboxed");
         let dir = config.dir.clone();
         start_worker(&stage, "sandboxed", config).await?;
@@ -644,7 +644,7 @@ async fn save_snapshot(stage: &Stage, name: &str, id: u64, state: &str) -> Outco
 
 fn corrupt_snapshot(world: World) -> BodyFuture {
     Box::pin(async move {
-        let mut stage = Stage::sim(&world);
+        let mut stage = Stage::sim(&world).await?;
         let words = 100 + stage.rng.below(400) as usize;
         let first = session_body(&mut stage.rng, words)?;
         let mut config = stage.config("shell");
@@ -697,8 +697,7 @@ fn corrupt_snapshot(world: World) -> BodyFuture {
             tokio::time::sleep(secs(1)).await;
             host.restart();
             // The old supervisor died with the host; a new one takes over.
-            stage.manager = Arc::new(WorkerManager::new(stage.env.clone(), PortRange::DEFAULT));
-            stage.manager.start_watchdog(WATCHDOG_INTERVAL);
+            stage.restart_engine().await?;
             let durable = read_file(stage.env.disk(), &file)
                 .map_err(|e| unexpected("reading the torn snapshot", e))?;
             if snapshot::decode(&durable).is_ok() {
@@ -866,7 +865,7 @@ fn session_with_secrets(rng: &mut SimRng) -> (String, String, Vec<String>) {
 
 fn secrets_in_snapshot(world: World) -> BodyFuture {
     Box::pin(async move {
-        let mut stage = Stage::sim(&world);
+        let mut stage = Stage::sim(&world).await?;
         let host = stage.host()?.clone();
         let mut options = host.disk().options();
         options.latency_min = ms(1);
@@ -939,8 +938,7 @@ fn secrets_in_snapshot(world: World) -> BodyFuture {
         ensure!(first != first_scrubbed, "the first state had no secret");
 
         // A later resume restores the scrubbed state.
-        stage.manager = Arc::new(WorkerManager::new(stage.env.clone(), PortRange::DEFAULT));
-        stage.manager.start_watchdog(WATCHDOG_INTERVAL);
+        stage.restart_engine().await?;
         let state = snapshot_state_at_start(&stage, &dir, SNAPSHOT_PATH).await?;
         ensure!(
             state == SnapshotState::Restored,

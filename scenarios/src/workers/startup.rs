@@ -57,7 +57,7 @@ pub static ENDPOINT_NOT_READY: Scenario = Scenario {
 
 fn endpoint_not_ready(world: World) -> BodyFuture {
     Box::pin(async move {
-        let mut stage = Stage::sim(&world);
+        let mut stage = Stage::sim(&world).await?;
         // Attempt instants after spawn, from the documented schedule.
         let attempts_at = [600u64, 800, 1_200, 2_000, 3_600];
         let mut delay = 50 + stage.rng.below(4_500);
@@ -146,7 +146,7 @@ pub static HEALTH_BOUNDED: Scenario = Scenario {
 
 fn health_bounded(world: World) -> BodyFuture {
     Box::pin(async move {
-        let mut stage = Stage::sim(&world);
+        let mut stage = Stage::sim(&world).await?;
         stage
             .manager
             .register("w", stage.config("w"))
@@ -236,7 +236,7 @@ pub static SLOW_STARTUP: Scenario = Scenario {
 
 fn slow_startup(world: World) -> BodyFuture {
     Box::pin(async move {
-        let mut stage = Stage::sim(&world);
+        let mut stage = Stage::sim(&world).await?;
         let timeout = ms([4_000, 6_000, 8_000][stage.rng.below(3) as usize]);
         let mut delay = ms(10 + stage.rng.below(9_000));
         // Clear of the timeout and of the warning threshold, where a tick decides.
@@ -317,7 +317,7 @@ pub static STOP_DURING_INIT: Scenario = Scenario {
 
 fn stop_during_init(world: World) -> BodyFuture {
     Box::pin(async move {
-        let mut stage = Stage::sim(&world);
+        let mut stage = Stage::sim(&world).await?;
         let delay = ms(500 + stage.rng.below(2_900));
         start_delay(&stage, delay);
         stage

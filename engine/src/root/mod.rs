@@ -1,0 +1,193 @@
+//! The composition root: the one place an engine instance is assembled.
+//!
+//! [`Engine::start`] builds the workers' manager (with its zombie watchdog), the
+//! session store, the sessions (their pre-warm pool, the model API client) and the
+//! gateway serving on the environment's network; [`Engine::drain`] and
+//! [`Engine::stop`] take it down. `engine serve` calls it on the real environment,
+//! every scenario stage on a simulated host: the same wiring, two sets of arguments.
+//!
+//! **Architecture invariant:** nothing else wires these parts together. A component a
+//! scenario proves is one an engine built here runs.
+
+mod config;
+
+pub use config::{EngineConfig, STORE_PATH, StoreChoice};
+
+use crate::env::{Env, NetAddr, Task};
+use crate::gateway::Gateway;
+use crate::sessions::Sessions;
+use crate::store::{SessionStore, StoreError};
+use crate::workers::WorkerManager;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why an engine did not start.
+#[derive(Debug)]
+pub enum EngineError {
+    /// The session store could not be opened.
+    Store(StoreError),
+    /// The store opened but its start-up check failed (another version, I/O).
+    StoreCheck(StoreError),
+    /// The gateway's port could not be bound.
+    Bind { port: u16, source: std::io::Error },
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Store(e) => write!(f, "session store: {e}"),
+            EngineError::StoreCheck(e) => write!(f, "session store check: {e}"),
+            EngineError::Bind { port, source } => {
+                write!(f, "cannot listen on port {port}: {source}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+/// What a drain did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Unclaimed warm workers destroyed.
+    pub warm_destroyed: usize,
+    /// Live sessions told to end.
+    pub sessions_ended: usize,
+    /// Sessions still live when the deadline passed (their workers are stopped by
+    /// [`Engine::stop`] anyway).
+    pub sessions_left: usize,
+}
+
+/// One running engine instance.
+pub struct Engine {
+    env: Env,
+    manager: Arc<WorkerManager>,
+    sessions: Sessions,
+    gateway: Arc<Gateway>,
+    store: Option<Arc<SessionStore>>,
+    addr: NetAddr,
+    serving: Task<()>,
+}
+
+/// How often a drain looks whether the live sessions have ended.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+
+impl Engine {
+    /// Assembles and starts an instance on `env`: workers, store (opened and checked,
+    /// or shared), sessions with their pre-warm pool, and the gateway listening on
+    /// `config.port`.
+    pub async fn start(env: Env, config: EngineConfig) -> Result<Engine, EngineError> {
+        config.check();
+        let manager = Arc::new(WorkerManager::new(env.clone(), config.worker_ports));
+        manager.start_watchdog(config.watchdog_interval);
+        let (store, check) = match config.store {
+            StoreChoice::None => (None, false),
+            StoreChoice::Open { path } => {
+                let store =
+                    SessionStore::open(env.disk_handle(), &path).map_err(EngineError::Store)?;
+                (Some(Arc::new(store)), true)
+            }
+            StoreChoice::Shared(store) => (Some(store), false),
+        };
+        let sessions = match &store {
+            Some(store) => {
+                Sessions::with_store(env.clone(), manager.clone(), config.sessions, store.clone())
+            }
+            None => Sessions::new(env.clone(), manager.clone(), config.sessions),
+        };
+        if check && let Some(checked) = sessions.check_store() {
+            let report = checked.map_err(EngineError::StoreCheck)?;
+            tracing::info!(
+                checked = report.checked,
+                orphans = report.orphans.len(),
+                corrupt = report.corrupt.len(),
+                claims_cleared = report.claims_cleared.len(),
+                "session store checked"
+            );
+        }
+        sessions.start_prewarm();
+        let gateway = Gateway::new(sessions.clone(), config.gateway);
+        let listener = env
+            .net()
+            .bind(config.port)
+            .await
+            .map_err(|source| EngineError::Bind {
+                port: config.port,
+                source,
+            })?;
+        let addr = listener.local_addr();
+        let serving = env.spawn("gateway", crate::gateway::serve(gateway.clone(), listener));
+        tracing::info!(%addr, "engine started");
+        Ok(Engine {
+            env,
+            manager,
+            sessions,
+            gateway,
+            store,
+            addr,
+            serving,
+        })
+    }
+
+    /// Drains: no new sessions, messages or connections; unclaimed warm workers go;
+    /// every live session is told and ended; waits up to `deadline` for them to end.
+    pub async fn drain(&self, deadline: Duration) -> DrainReport {
+        let warm_destroyed = self.sessions.drain().await;
+        let live = self.sessions.live();
+        for s in &live {
+            self.sessions.end(&s.id, "server shutting down");
+        }
+        let ended = tokio::time::timeout(deadline, async {
+            while self.sessions.live_count() > 0 {
+                tokio::time::sleep(DRAIN_POLL).await;
+            }
+        })
+        .await;
+        let sessions_left = self.sessions.live_count();
+        if ended.is_err() {
+            tracing::warn!(
+                left = sessions_left,
+                "sessions did not end in time: their workers will be stopped"
+            );
+        }
+        DrainReport {
+            warm_destroyed,
+            sessions_ended: live.len(),
+            sessions_left,
+        }
+    }
+
+    /// Stops serving and stops every worker.
+    pub async fn stop(self) {
+        self.serving.abort();
+        self.manager.stop_all().await;
+        tracing::info!(addr = %self.addr, "engine stopped");
+    }
+
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// Where the gateway listens.
+    pub fn addr(&self) -> &NetAddr {
+        &self.addr
+    }
+
+    pub fn workers(&self) -> &Arc<WorkerManager> {
+        &self.manager
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// The session store, when the instance has one.
+    pub fn store(&self) -> Option<&Arc<SessionStore>> {
+        self.store.as_ref()
+    }
+}
