@@ -281,9 +281,7 @@ fn config(args: &ServeArgs, program: &Path) -> Result<EngineConfig, Failed> {
     config.port = args.port;
     let sessions = &mut config.sessions;
     sessions.session_limit = usize::try_from(args.session_limit).unwrap_or(usize::MAX);
-    let prewarm = usize::try_from(args.prewarm).unwrap_or(usize::MAX);
-    sessions.prewarm.target = prewarm;
-    sessions.prewarm.refill_below = sessions.prewarm.refill_below.min(prewarm);
+    sessions.pool.size_target = usize::try_from(args.prewarm).unwrap_or(usize::MAX);
     sessions.answer_pace =
         (args.answer_pace_ms > 0).then(|| Duration::from_millis(args.answer_pace_ms));
     sessions.queries = if args.queries == "queue" {

@@ -68,14 +68,13 @@ impl EngineConfig {
         }
     }
 
-    /// A small instance for scenarios: 8 sessions, 2 warm workers refilled below 1, a
+    /// A small instance for scenarios: 8 sessions, 2 warm workers, a
     /// 10 s worker init timeout, sessions in a redb store on the host's disk.
     pub fn simulation(program: impl Into<String>, keys: TokenKeys) -> Self {
         let mut worker = WorkerConfig::new(program, "sessions");
         worker.init_timeout = Duration::from_secs(10);
         let mut sessions = SessionsConfig::new(worker);
-        sessions.prewarm.target = 2;
-        sessions.prewarm.refill_below = 1;
+        sessions.pool.size_target = 2;
         sessions.session_limit = 8;
         EngineConfig {
             port: 0,

@@ -1,7 +1,8 @@
 //! The composition root: the one place an engine instance is assembled.
 //!
 //! [`Engine::start`] builds the workers' manager (with its zombie watchdog), the
-//! session store, the sessions (their pre-warm pool, the model API client) and the
+//! session store, the model API client, the pre-warm pool (checking each pre-warm
+//! against the model API), the sessions that take their workers from it, and the
 //! gateway serving on the environment's network; [`Engine::drain`] and
 //! [`Engine::stop`] take it down. `engine serve` calls it on the real environment,
 //! every scenario stage on a simulated host: the same wiring, two sets of arguments.
@@ -15,9 +16,10 @@ pub use config::{EngineConfig, STORE_PATH, StoreChoice};
 
 use crate::env::{Env, NetAddr, Task};
 use crate::gateway::Gateway;
-use crate::sessions::Sessions;
+use crate::sessions::{Sessions, SessionsParts, UpstreamCheck, check_store};
 use crate::store::{SessionStore, StoreError};
-use crate::workers::WorkerManager;
+use crate::upstream::UpstreamClient;
+use crate::workers::{WarmCheck, WarmPool, WorkerManager};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,32 +83,41 @@ impl Engine {
         config.check();
         let manager = Arc::new(WorkerManager::new(env.clone(), config.worker_ports));
         manager.start_watchdog(config.watchdog_interval);
-        let (store, check) = match config.store {
-            StoreChoice::None => (None, false),
+        let store = match config.store {
+            StoreChoice::None => None,
             StoreChoice::Open { path } => {
                 let store =
                     SessionStore::open(env.disk_handle(), &path).map_err(EngineError::Store)?;
-                (Some(Arc::new(store)), true)
+                // Once per deployment start, before anything is served.
+                let report = check_store(&env, &store).map_err(EngineError::StoreCheck)?;
+                tracing::info!(
+                    checked = report.checked,
+                    orphans = report.orphans.len(),
+                    corrupt = report.corrupt.len(),
+                    claims_cleared = report.claims_cleared.len(),
+                    "session store checked"
+                );
+                Some(Arc::new(store))
             }
-            StoreChoice::Shared(store) => (Some(store), false),
+            StoreChoice::Shared(store) => Some(store),
         };
-        let sessions = match &store {
-            Some(store) => {
-                Sessions::with_store(env.clone(), manager.clone(), config.sessions, store.clone())
-            }
-            None => Sessions::new(env.clone(), manager.clone(), config.sessions),
+        let upstream = config
+            .sessions
+            .upstream
+            .clone()
+            .map(|c| UpstreamClient::new(env.clone(), c));
+        // A pre-warm is kept only if the model API answers for it.
+        let check = upstream
+            .clone()
+            .map(|client| Arc::new(UpstreamCheck(client)) as Arc<dyn WarmCheck>);
+        let pool = WarmPool::start_checked(manager.clone(), config.sessions.pool.clone(), check);
+        let parts = SessionsParts {
+            pool,
+            store: store.clone(),
+            upstream,
         };
-        if check && let Some(checked) = sessions.check_store() {
-            let report = checked.map_err(EngineError::StoreCheck)?;
-            tracing::info!(
-                checked = report.checked,
-                orphans = report.orphans.len(),
-                corrupt = report.corrupt.len(),
-                claims_cleared = report.claims_cleared.len(),
-                "session store checked"
-            );
-        }
-        sessions.start_prewarm();
+        let sessions = Sessions::new(env.clone(), config.sessions, parts);
+        sessions.start();
         let gateway = Gateway::new(sessions.clone(), config.gateway);
         let listener = env
             .net()
@@ -176,6 +187,11 @@ impl Engine {
 
     pub fn workers(&self) -> &Arc<WorkerManager> {
         &self.manager
+    }
+
+    /// The pre-warm pool the sessions take their workers from.
+    pub fn pool(&self) -> &Arc<WarmPool> {
+        self.sessions.pool()
     }
 
     pub fn sessions(&self) -> &Sessions {

@@ -3,10 +3,9 @@
 
 use super::admission::AdmissionMode;
 use super::limits::SessionLimits;
-use super::prewarm::PrewarmPolicy;
 use super::replay::ReplayLimits;
 use crate::upstream::UpstreamConfig;
-use crate::workers::WorkerConfig;
+use crate::workers::{WarmPoolConfig, WorkerConfig};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -23,14 +22,13 @@ pub struct SessionsConfig {
     /// This engine instance's name: it prefixes session ids (empty: none) and names
     /// the instance in store claims.
     pub instance: String,
-    /// The worker every session runs on; each gets `dir/<worker name>`.
-    pub worker: WorkerConfig,
+    /// The pre-warm pool sessions take their workers from: its `template` is the
+    /// worker every session runs on (each gets `dir/<worker name>`), its
+    /// `config_version` the plugin set and configuration workers are built with.
+    pub pool: WarmPoolConfig,
     pub session_limit: usize,
     pub admission: AdmissionMode,
     pub limits: SessionLimits,
-    pub prewarm: PrewarmPolicy,
-    /// Version of the plugin set and configuration the pool's workers are built with.
-    pub plugin_version: u64,
     pub replay: ReplayLimits,
     /// A new session's first message gets this plus one (0 normally). The sequence
     /// space is 64 bits; a test starts near its end to see it run out.
@@ -57,18 +55,20 @@ pub struct SessionsConfig {
 }
 
 impl SessionsConfig {
+    /// 100 sessions, 3 warm workers (the pool's defaults otherwise: staggered 5 s, 30 min
+    /// maximum age), sessions running `worker`.
     pub fn new(worker: WorkerConfig) -> Self {
         let tools = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut pool = WarmPoolConfig::new("warm", worker);
+        pool.size_target = 3;
         SessionsConfig {
             instance: String::new(),
-            worker,
+            pool,
             session_limit: 100,
             admission: AdmissionMode::Refuse {
                 retry_after: Duration::from_secs(60),
             },
             limits: SessionLimits::DEFAULT,
-            prewarm: PrewarmPolicy::DEFAULT,
-            plugin_version: 1,
             replay: ReplayLimits::DEFAULT,
             first_seq_after: 0,
             outbound_max: 100,
@@ -98,7 +98,7 @@ impl SessionsConfig {
             "result_bytes_max must be positive"
         );
         self.limits.check();
-        self.prewarm.check();
+        self.pool.check();
         if let Some(u) = &self.upstream {
             u.check();
         }

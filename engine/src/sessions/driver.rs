@@ -8,8 +8,8 @@ use super::service::Shared;
 use super::session::Session;
 use super::upstream::ask_model;
 use crate::protocol::{ErrorCode, ServerEvent};
-use crate::workers::Worker;
 use crate::workers::program::protocol::{Reply, Request};
+use crate::workers::{Claim, Priority, Worker};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +18,9 @@ use tokio::sync::mpsc;
 /// How often an idle session looks at its worker's memory verdict.
 const MEMORY_POLL: Duration = Duration::from_secs(1);
 
-pub(crate) async fn drive(shared: Arc<Shared>, session: Arc<Session>, worker: Option<Arc<Worker>>) {
-    let mut worker = match worker {
-        Some(w) => w,
+pub(crate) async fn drive(shared: Arc<Shared>, session: Arc<Session>) {
+    let mut worker = match shared.pool.try_claim(Priority::Normal).await {
+        Some(claim) => claim,
         None => {
             // Cold start: the pool was empty. Tell the user, then wait for a worker.
             let now = shared.now();
@@ -42,7 +42,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, session: Arc<Session>, worker: Op
         }
     };
     loop {
-        session.core().worker = Some(worker.name().to_string());
+        session.core().worker = Some(worker.worker().name().to_string());
         if session.end_reason().is_some() {
             return end(&shared, &session, Some(worker)).await;
         }
@@ -50,7 +50,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, session: Arc<Session>, worker: Op
             let c = session.core();
             (c.state, c.pending.front().cloned())
         };
-        if state == SessionState::Idle && worker.stats().memory_restart_due {
+        if state == SessionState::Idle && worker.worker().stats().memory_restart_due {
             worker = restart(&shared, &session, worker).await;
             continue;
         }
@@ -58,7 +58,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, session: Arc<Session>, worker: Op
             && let Some((query, text)) = next_query
         {
             session.core().pending.pop_front();
-            run_query(&shared, &session, &worker, query, text).await;
+            run_query(&shared, &session, worker.worker(), query, text).await;
             continue;
         }
         let wake = session.work.notified();
@@ -73,7 +73,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, session: Arc<Session>, worker: Op
                 // the next append.
                 session.core().log.expire(shared.now());
             }
-            _ = tokio::time::sleep(MEMORY_POLL), if shared.config.worker.memory.is_some() => {}
+            _ = tokio::time::sleep(MEMORY_POLL), if shared.config.pool.template.memory.is_some() => {}
         }
     }
 }
@@ -331,7 +331,7 @@ fn denied_tool(shared: &Shared, session: &Session, text: &str) -> Option<String>
 }
 
 /// Replaces the worker between queries; the old one serves until the new one is ready.
-async fn restart(shared: &Shared, session: &Session, old: Arc<Worker>) -> Arc<Worker> {
+async fn restart(shared: &Shared, session: &Session, old: Claim) -> Claim {
     if !session
         .transition(shared.now(), SessionEvent::RestartBegun)
         .await
@@ -340,7 +340,7 @@ async fn restart(shared: &Shared, session: &Session, old: Arc<Worker>) -> Arc<Wo
     }
     let worker = match shared.acquire_worker().await {
         Ok(new) => {
-            shared.dispose(old.name()).await;
+            old.retire().await;
             session.core().stats.restarts += 1;
             new
         }
@@ -355,7 +355,7 @@ async fn restart(shared: &Shared, session: &Session, old: Arc<Worker>) -> Arc<Wo
     worker
 }
 
-async fn end(shared: &Shared, session: &Session, worker: Option<Arc<Worker>>) {
+async fn end(shared: &Shared, session: &Session, worker: Option<Claim>) {
     let reason = session.end_reason().unwrap_or_else(|| "ended".to_string());
     let last = session
         .publish(
@@ -381,8 +381,8 @@ async fn end(shared: &Shared, session: &Session, worker: Option<Arc<Worker>>) {
     session
         .transition(shared.now(), SessionEvent::Terminate)
         .await;
-    if let Some(w) = worker {
-        shared.dispose(w.name()).await;
+    if let Some(claim) = worker {
+        claim.retire().await;
     }
     shared.forget(session, &reason);
 }

@@ -8,7 +8,9 @@
 //! simulated disk's latency with `env.disk_pace()` first.
 
 use crate::env::{Env, OpenMode};
-use crate::store::{ClaimOutcome, SessionRecord, SessionStore, StoreError, checksum};
+use crate::store::{
+    ClaimOutcome, SessionRecord, SessionStore, StartupReport, StoreError, checksum,
+};
 use std::io;
 use std::sync::Arc;
 
@@ -146,6 +148,13 @@ impl Durable {
             ),
         }
     }
+}
+
+/// The store's start-up check, once per deployment start: records whose files are gone
+/// are purged, corrupt ones archived, stale claims cleared.
+pub(crate) fn check_store(env: &Env, store: &SessionStore) -> Result<StartupReport, StoreError> {
+    let disk = env.disk();
+    store.startup_check(|r| disk.metadata(&r.data_path).is_ok())
 }
 
 fn read_all(env: &Env, path: &str) -> io::Result<Vec<u8>> {

@@ -6,19 +6,17 @@ use super::config::SessionsConfig;
 use super::driver::drive;
 use super::durable::{Durable, Stored};
 use super::limits::LimitClock;
-use super::prewarm::{PrewarmPool, Warm};
 use super::replay::ReplayLog;
 use super::session::Session;
-use super::upstream::{prewarm_check, watch_upstream};
+use super::upstream::watch_upstream;
 use crate::env::Env;
 use crate::protocol::ServerEvent;
 use crate::store::{SessionStore, StartupReport, StoreError};
 use crate::upstream::UpstreamClient;
-use crate::workers::{Worker, WorkerError, WorkerManager};
+use crate::workers::{Claim, Priority, WarmPool, WorkerError};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Why a session was not created.
@@ -55,10 +53,8 @@ pub(crate) struct Table {
     pub(crate) live: BTreeMap<String, Arc<Session>>,
     pub(crate) tombstones: BTreeMap<String, Tombstone>,
     admission: AdmissionControl,
-    pub(crate) pool: PrewarmPool,
     draining: bool,
     next_session: u64,
-    next_worker: u64,
     pub(crate) live_peak: usize,
 }
 
@@ -67,12 +63,12 @@ pub(crate) struct Shared {
     /// The store sessions are kept in, when the deployment has one.
     pub(crate) durable: Option<Durable>,
     pub(crate) config: SessionsConfig,
-    pub(crate) manager: Arc<WorkerManager>,
+    /// The pre-warm pool: sessions take their workers from it.
+    pub(crate) pool: Arc<WarmPool>,
     /// The model API client all sessions share, when one is configured.
     pub(crate) upstream: Option<Arc<UpstreamClient>>,
     origin: Instant,
     table: Mutex<Table>,
-    pool_wake: Notify,
 }
 
 impl Shared {
@@ -92,44 +88,17 @@ impl Shared {
         self.table.lock().expect("session table poisoned")
     }
 
-    fn worker_name(&self, prefix: &str) -> String {
-        let mut t = self.table();
-        t.next_worker += 1;
-        format!("{prefix}-{}", t.next_worker)
-    }
-
-    /// Registers and starts a new worker.
-    async fn start_worker(&self, name: &str) -> Result<Arc<Worker>, WorkerError> {
-        let mut config = self.config.worker.clone();
-        config.dir = format!("{}/{name}", config.dir);
-        config.config_version = self.table().pool.version();
-        self.manager.register(name, config).await?;
-        if let Err(e) = self.manager.start(name).await {
-            let _ = self.manager.unregister(name).await;
-            return Err(e);
-        }
-        self.manager.worker(name).await
-    }
-
     /// A worker for a session: a warm one, else a cold start.
-    pub(crate) async fn acquire_worker(&self) -> Result<Arc<Worker>, WorkerError> {
-        let warm = self.table().pool.take();
-        self.pool_wake.notify_one();
-        match warm {
-            Some(w) => self.manager.worker(&w.name).await,
+    pub(crate) async fn acquire_worker(&self) -> Result<Claim, WorkerError> {
+        match self.pool.try_claim(Priority::Normal).await {
+            Some(claim) => Ok(claim),
             None => self.cold_start().await,
         }
     }
 
-    pub(crate) async fn cold_start(&self) -> Result<Arc<Worker>, WorkerError> {
+    pub(crate) async fn cold_start(&self) -> Result<Claim, WorkerError> {
         tracing::warn!("pre-warm pool drained: cold start");
-        let name = self.worker_name("cold");
-        self.start_worker(&name).await
-    }
-
-    pub(crate) async fn dispose(&self, name: &str) {
-        let _ = self.manager.stop(name).await;
-        let _ = self.manager.unregister(name).await;
+        self.pool.claim_cold(Priority::Normal).await
     }
 
     /// Writes the session's history and record to the store, if there is one (before
@@ -189,77 +158,55 @@ pub struct Sessions {
     shared: Arc<Shared>,
 }
 
-impl Sessions {
-    pub fn new(env: Env, manager: Arc<WorkerManager>, config: SessionsConfig) -> Self {
-        Self::build(env, manager, config, None)
-    }
+/// What an engine instance gives its sessions (see `Engine::start`).
+pub struct SessionsParts {
+    pub pool: Arc<WarmPool>,
+    /// Sessions are kept in this store (records claimed by `config.instance`, history
+    /// files under `session-data/`), resumable by any instance sharing it.
+    pub store: Option<Arc<SessionStore>>,
+    pub upstream: Option<Arc<UpstreamClient>>,
+}
 
-    /// Sessions kept in `store` (records claimed by `config.instance`, history files
-    /// under `session-data/`), resumable by any instance sharing the store. Call
-    /// [`Sessions::check_store`] once per deployment start, before serving.
-    pub fn with_store(
-        env: Env,
-        manager: Arc<WorkerManager>,
-        config: SessionsConfig,
-        store: Arc<SessionStore>,
-    ) -> Self {
-        let instance = if config.instance.is_empty() {
-            "engine".to_string()
-        } else {
-            config.instance.clone()
-        };
-        let durable = Durable {
+impl Sessions {
+    /// The session table of one instance. With a store, call [`Sessions::check_store`]
+    /// once per deployment start, before serving.
+    pub fn new(env: Env, config: SessionsConfig, parts: SessionsParts) -> Self {
+        config.check();
+        let durable = parts.store.map(|store| Durable {
             store,
-            instance,
+            instance: if config.instance.is_empty() {
+                "engine".to_string()
+            } else {
+                config.instance.clone()
+            },
             dir: "session-data".to_string(),
+        });
+        let table = Table {
+            live: BTreeMap::new(),
+            tombstones: BTreeMap::new(),
+            admission: AdmissionControl::new(config.session_limit, config.admission),
+            draining: false,
+            next_session: 0,
+            live_peak: 0,
         };
-        Self::build(env, manager, config, Some(durable))
+        Sessions {
+            shared: Arc::new(Shared {
+                upstream: parts.upstream,
+                env,
+                durable,
+                config,
+                pool: parts.pool,
+                origin: Instant::now(),
+                table: Mutex::new(table),
+            }),
+        }
     }
 
     /// The store's start-up check: records whose files are gone are purged, corrupt
     /// ones archived, stale claims cleared. `None` without a store.
     pub fn check_store(&self) -> Option<Result<StartupReport, StoreError>> {
         let d = self.shared.durable.as_ref()?;
-        let disk = self.shared.env.disk();
-        Some(
-            d.store
-                .startup_check(|r| disk.metadata(&r.data_path).is_ok()),
-        )
-    }
-
-    fn build(
-        env: Env,
-        manager: Arc<WorkerManager>,
-        config: SessionsConfig,
-        durable: Option<Durable>,
-    ) -> Self {
-        config.check();
-        let table = Table {
-            live: BTreeMap::new(),
-            tombstones: BTreeMap::new(),
-            admission: AdmissionControl::new(config.session_limit, config.admission),
-            pool: PrewarmPool::new(config.prewarm.clone(), config.plugin_version),
-            draining: false,
-            next_session: 0,
-            next_worker: 0,
-            live_peak: 0,
-        };
-        let upstream = config
-            .upstream
-            .clone()
-            .map(|c| UpstreamClient::new(env.clone(), c));
-        Sessions {
-            shared: Arc::new(Shared {
-                upstream,
-                env,
-                durable,
-                config,
-                manager,
-                origin: Instant::now(),
-                table: Mutex::new(table),
-                pool_wake: Notify::new(),
-            }),
-        }
+        Some(super::durable::check_store(&self.shared.env, &d.store))
     }
 
     pub fn config(&self) -> &SessionsConfig {
@@ -274,15 +221,18 @@ impl Sessions {
         self.shared.now()
     }
 
-    /// Starts the pre-warm pool's keeper (and, with a model API, the watch that tells
-    /// sessions when it is back after an outage).
-    pub fn start_prewarm(&self) {
-        let shared = self.shared.clone();
-        self.shared.env.spawn("prewarm", keep_pool(shared));
+    /// Starts the sessions' background work: with a model API, the watch that tells
+    /// sessions when it is back after an outage.
+    pub fn start(&self) {
         if let Some(up) = &self.shared.upstream {
             let watch = watch_upstream(self.shared.clone(), up.clone());
             self.shared.env.spawn("upstream-watch", watch);
         }
+    }
+
+    /// The pre-warm pool sessions take their workers from.
+    pub fn pool(&self) -> &Arc<WarmPool> {
+        &self.shared.pool
     }
 
     /// The model API client, when one is configured.
@@ -293,26 +243,23 @@ impl Sessions {
     /// Pre-warms refused because the model API was rate limiting: how many, and the
     /// names of the latest such workers (disposed, never handed to a session).
     pub fn prewarm_rate_limited(&self) -> (u64, Vec<String>) {
-        let t = self.shared.table();
-        (
-            t.pool.rate_limited,
-            t.pool.refused.iter().cloned().collect(),
-        )
+        let stats = self.shared.pool.stats();
+        (stats.rate_limited, stats.refused)
     }
 
     /// Readiness: at least one pre-warm succeeded.
     pub fn is_ready(&self) -> bool {
-        self.shared.table().pool.is_ready()
+        self.shared.pool.is_ready()
     }
 
     pub fn pool_depth(&self) -> usize {
-        self.shared.table().pool.depth()
+        self.shared.pool.depth()
     }
 
     /// (times drained, workers invalidated, pre-warm failures).
     pub fn pool_counters(&self) -> (u64, u64, u64) {
-        let t = self.shared.table();
-        (t.pool.drained, t.pool.invalidated, t.pool.failures)
+        let stats = self.shared.pool.stats();
+        (stats.drained, stats.invalidated, stats.prewarm_failed)
     }
 
     pub fn live_count(&self) -> usize {
@@ -370,7 +317,7 @@ impl Sessions {
     ) -> Result<Arc<Session>, CreateError> {
         let shared = &self.shared;
         let now = shared.now();
-        let (session, warm) = {
+        let session = {
             let mut t = shared.table();
             if t.draining {
                 return Err(CreateError::Draining);
@@ -418,19 +365,12 @@ impl Sessions {
                 t.live.len() <= shared.config.session_limit,
                 "admission let the session count exceed its limit"
             );
-            (session, t.pool.take())
+            session
         };
-        shared.pool_wake.notify_one();
         shared.persist(&session);
         let driver_shared = shared.clone();
         let driven = session.clone();
-        shared.env.spawn("session", async move {
-            let worker = match warm {
-                Some(w) => driver_shared.manager.worker(&w.name).await.ok(),
-                None => None,
-            };
-            drive(driver_shared, driven, worker).await;
-        });
+        shared.env.spawn("session", drive(driver_shared, driven));
         Ok(session)
     }
 
@@ -512,12 +452,7 @@ impl Sessions {
 
     /// The plugin set or configuration changed: warm workers are stale.
     pub async fn invalidate_pool(&self, version: u64) -> usize {
-        let stale = self.shared.table().pool.invalidate(version);
-        for name in &stale {
-            self.shared.dispose(name).await;
-        }
-        self.shared.pool_wake.notify_one();
-        stale.len()
+        self.shared.pool.invalidate(version).await
     }
 
     /// Starts draining: no new sessions or messages; warm workers are destroyed.
@@ -525,11 +460,8 @@ impl Sessions {
     pub async fn drain(&self) -> usize {
         // The flag goes up before anyone is told: a message racing the announcement
         // is refused, never half accepted (core.EC-047).
-        let warm = {
-            let mut t = self.shared.table();
-            t.draining = true;
-            t.pool.drain()
-        };
+        self.shared.table().draining = true;
+        let warm_retired = self.shared.pool.drain();
         let grace = self.shared.config.limits.grace;
         for s in self.live() {
             s.publish(
@@ -541,14 +473,12 @@ impl Sessions {
             )
             .await;
         }
-        for name in &warm {
-            self.shared.dispose(name).await;
-        }
+        let destroyed = warm_retired.await;
         tracing::info!(
-            destroyed = warm.len(),
+            destroyed,
             "draining: unclaimed pre-warmed workers destroyed"
         );
-        warm.len()
+        destroyed
     }
 
     /// Hands every live session over to the other instances sharing the store (a
@@ -579,51 +509,4 @@ impl Sessions {
 pub enum ForkError {
     NotFound,
     Create(CreateError),
-}
-
-/// Keeps the pre-warm pool at its target, pausing while the upstream rate-limits.
-async fn keep_pool(shared: Arc<Shared>) {
-    loop {
-        let wake = shared.pool_wake.notified();
-        let (due, paused_until) = {
-            let mut t = shared.table();
-            if t.draining {
-                return;
-            }
-            let now = shared.now();
-            (t.pool.starts_due(now), t.pool.paused_until())
-        };
-        for _ in 0..due {
-            let shared = shared.clone();
-            let task_shared = shared.clone();
-            shared.env.spawn("prewarm-start", async move {
-                let s = task_shared;
-                let name = s.worker_name("warm");
-                let version = s.table().pool.version();
-                match s.start_worker(&name).await {
-                    Ok(_) => {
-                        // Kept only if the model API answers for it (a refused one is
-                        // already disposed of and the pool told).
-                        if prewarm_check(&s, &name).await {
-                            let stale = s.table().pool.started(Warm { name, version });
-                            if let Some(stale) = stale {
-                                s.dispose(&stale).await;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(worker = %name, "pre-warm failed: {e}");
-                        s.table().pool.start_failed(s.now(), false);
-                    }
-                }
-                s.pool_wake.notify_one();
-            });
-        }
-        let until = paused_until.unwrap_or(Duration::MAX);
-        tokio::select! {
-            biased;
-            _ = wake => {}
-            _ = shared.sleep_until(until), if paused_until.is_some() => {}
-        }
-    }
 }

@@ -5,29 +5,30 @@
 
 use super::service::Shared;
 use super::session::Session;
+use crate::env::BoxFuture;
 use crate::protocol::{ErrorCode, ServerEvent};
 use crate::upstream::{UpstreamClient, UpstreamError};
+use crate::workers::{CheckRefusal, WarmCheck};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Checks the upstream for the freshly started warm worker `name`; false when it is
-/// not kept (already disposed, and the pool told).
-pub(crate) async fn prewarm_check(shared: &Arc<Shared>, name: &str) -> bool {
-    let Some(up) = &shared.upstream else {
-        return true;
-    };
-    let Err(e) = up.probe().await else {
-        return true;
-    };
-    tracing::warn!(worker = %name, "pre-warm not kept: {e}");
-    shared.dispose(name).await;
-    let now = shared.now();
-    let mut t = shared.table();
-    match e {
-        UpstreamError::RateLimited { .. } => t.pool.start_rate_limited(now, name.to_string()),
-        _ => t.pool.start_failed(now, false),
+/// The pre-warm pool's check: a freshly started warm worker is kept only if the model
+/// API answers (a rate-limited refusal pauses pre-warming; see the pool).
+pub struct UpstreamCheck(pub Arc<UpstreamClient>);
+
+impl WarmCheck for UpstreamCheck {
+    fn check<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), CheckRefusal>> {
+        Box::pin(async move {
+            let Err(e) = self.0.probe().await else {
+                return Ok(());
+            };
+            tracing::warn!(worker = %name, "pre-warm not kept: {e}");
+            Err(CheckRefusal {
+                rate_limited: matches!(e, UpstreamError::RateLimited { .. }),
+                reason: e.to_string(),
+            })
+        })
     }
-    false
 }
 
 /// The model's answer to a query's text (what the worker then carries out), or `None`

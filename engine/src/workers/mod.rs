@@ -31,5 +31,5 @@ pub use error::WorkerError;
 pub use lifecycle::WorkerStatus;
 pub use manager::WorkerManager;
 pub use oversight::{LargeFile, OversightRequest};
-pub use pool::{Claim, ClaimPath, Priority, WarmPool, WarmPoolConfig};
+pub use pool::{CheckRefusal, Claim, ClaimPath, Priority, WarmCheck, WarmPool, WarmPoolConfig};
 pub use worker::{Health, Worker, WorkerInfo, WorkerStats};

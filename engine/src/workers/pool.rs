@@ -22,6 +22,16 @@
 //!   `wait_positions` (3) of the queue waits up to `wait_max` (30 s) for a release or a
 //!   newly warmed worker; the others, and a wait that times out, cold-start a worker of
 //!   their own and emit an SLA warning.
+//! - **Sessions** take a worker with [`WarmPool::try_claim`] (a fresh idle one or none,
+//!   counted as the pool running dry) and otherwise [`WarmPool::claim_cold`]; their
+//!   worker never comes back to the pool ([`Claim::retire`]: it holds their state).
+//! - **A check before keeping a pre-warm** ([`WarmCheck`], the engine's: the model API
+//!   answers): a refused pre-warm is discarded like a failed one; refused because the
+//!   upstream rate limits, pre-warming pauses for `rate_limit_pause` (5 min).
+//! - **Invalidation** ([`WarmPool::invalidate`], a plugin set changed): every idle worker
+//!   of an older version is retired at once, not on the rolling refresh. **Drain**
+//!   ([`WarmPool::drain`], shutdown): nothing more starts, every idle worker goes.
+//! - Readiness ([`WarmPool::is_ready`]): at least one pre-warm ever succeeded.
 //!
 //! The decisions are a plain core ([`PoolCore`]: `now` and inputs in, decisions out, no
 //! I/O, unit-tested without a runtime); [`WarmPool`] is the thin async shell that
@@ -34,9 +44,9 @@ mod tests;
 
 pub use decisions::{
     AttemptOutcome, ClaimDecision, Fill, Freshness, Handoff, MemberInfo, MemberState, PoolCore,
-    PoolStats, PrewarmAttempt, ReleaseDecision, RetireReason, WaitExpiry,
+    PoolStats, PrewarmAttempt, REFUSED_KEPT, ReleaseDecision, RetireReason, WaitExpiry,
 };
-pub use shell::{Claim, ClaimPath, Revocation, WarmPool};
+pub use shell::{CheckRefusal, Claim, ClaimPath, Revocation, WarmCheck, WarmPool};
 
 #[cfg(doc)]
 use super::WorkerManager;
@@ -114,6 +124,9 @@ pub struct WarmPoolConfig {
     /// Longest a pre-empted worker may take to checkpoint its session (10 s); past it the
     /// pre-emption is abandoned and the claim proceeds as if there were no victim.
     pub checkpoint_timeout: Duration,
+    /// After a pre-warm's check is refused because the upstream rate limits, no
+    /// pre-warm starts for this long (5 min), however soon the upstream recovers.
+    pub rate_limit_pause: Duration,
     /// What every worker runs. Each worker gets its own directory under `template.dir`
     /// (`{template.dir}/{name}`) and the pool's config version.
     pub template: WorkerConfig,
@@ -133,6 +146,7 @@ impl WarmPoolConfig {
             wait_positions: 3,
             prewarm_backoff: Backoff::prewarm(),
             checkpoint_timeout: Duration::from_secs(10),
+            rate_limit_pause: Duration::from_secs(300),
             template,
         }
     }

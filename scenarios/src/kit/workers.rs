@@ -14,11 +14,16 @@ pub fn unexpected(what: &str, e: impl Display) -> Failure {
 /// `min` and `max` (counted as `proc.slow_start`). No-op on a real run.
 pub fn slow_starts(stage: &Stage, min: Duration, max: Duration) {
     if let Ok(host) = stage.host() {
-        let mut options = host.procs().options();
-        options.start_delay_min = min;
-        options.start_delay_max = max;
-        host.procs().set_options(options);
+        slow_starts_on(host, min, max);
     }
+}
+
+/// [`slow_starts`] on a simulated host (before its engine starts, say).
+pub fn slow_starts_on(host: &sim::Host, min: Duration, max: Duration) {
+    let mut options = host.procs().options();
+    options.start_delay_min = min;
+    options.start_delay_max = max;
+    host.procs().set_options(options);
 }
 
 /// Live children of the simulated host (none known on a real run).

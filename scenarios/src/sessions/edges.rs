@@ -78,7 +78,7 @@ async fn disk_quota(world: World) -> Outcome {
     let (mut st, mut c, _) = one_client(&world, |s, _| {
         let mut policy = DiskPolicy::with_quota(quota);
         policy.cache_cap_bytes = Some(cap);
-        s.worker.disk = Some(policy);
+        s.pool.template.disk = Some(policy);
     })
     .await?;
     let used = st.host.disk().used_bytes();

@@ -7,7 +7,7 @@ use crate::kit::channel::*;
 use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::ChannelStage;
 use engine::protocol::{ErrorCode, ServerEvent, ServerMessage};
-use engine::sessions::{AdmissionMode, PrewarmPolicy};
+use engine::sessions::AdmissionMode;
 use sim::{Ratio, World};
 
 pub fn all() -> Vec<&'static Scenario> {
@@ -39,16 +39,12 @@ scenario!(
 async fn cold_start(world: World) -> Outcome {
     let mut st = ChannelStage::start(&world, |s, _| {
         // A 20-30 s start-up needs a connection schedule that waits that long.
-        s.worker.init_timeout = secs(60);
-        s.worker.connect.initial_wait = secs(15);
-        s.worker.connect.attempts_max = 20;
-        s.worker.connect.delay_max = secs(2);
-        s.worker.connect.total_max = secs(55);
-        s.prewarm = PrewarmPolicy {
-            target: 2,
-            refill_below: 2,
-            ..PrewarmPolicy::DEFAULT
-        };
+        s.pool.template.init_timeout = secs(60);
+        s.pool.template.connect.initial_wait = secs(15);
+        s.pool.template.connect.attempts_max = 20;
+        s.pool.template.connect.delay_max = secs(2);
+        s.pool.template.connect.total_max = secs(55);
+        s.pool.size_target = 2;
     })
     .await?;
     let mut options = st.host.procs().options();
@@ -558,11 +554,7 @@ scenario!(
 );
 async fn stale_pool(world: World) -> Outcome {
     let mut st = ChannelStage::start(&world, |s, _| {
-        s.prewarm = PrewarmPolicy {
-            target: 3,
-            refill_below: 2,
-            ..PrewarmPolicy::DEFAULT
-        };
+        s.pool.size_target = 3;
     })
     .await?;
     st.ready(secs(60)).await?;
@@ -658,11 +650,7 @@ scenario!(
 async fn shutdown_pool(world: World) -> Outcome {
     let target = 2 + world.rng("target").below(3) as usize;
     let (st, c, _) = one_client(&world, |s, _| {
-        s.prewarm = PrewarmPolicy {
-            target,
-            refill_below: target,
-            ..PrewarmPolicy::DEFAULT
-        };
+        s.pool.size_target = target;
     })
     .await?;
     st.eventually("a full pool", secs(60), || {

@@ -8,7 +8,6 @@ use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::ChannelStage;
 use crate::stage::client::SimClient;
 use engine::protocol::{ServerEvent, ServerMessage};
-use engine::sessions::PrewarmPolicy;
 use engine::workers::WorkerStatus;
 use engine::workers::memory::MemoryPolicy;
 use sim::World;
@@ -30,17 +29,13 @@ async fn leaky_stage(world: &World) -> Result<(ChannelStage, SimClient, String),
         let mut policy = MemoryPolicy::with_limit(LIMIT);
         policy.horizon = secs(300);
         policy.owner_restarts = true;
-        s.worker.memory = Some(policy);
-        s.worker.init_timeout = secs(30);
-        s.worker.connect.initial_wait = secs(2);
-        s.worker.connect.attempts_max = 30;
-        s.worker.connect.delay_max = secs(1);
-        s.worker.connect.total_max = secs(28);
-        s.prewarm = PrewarmPolicy {
-            target: 1,
-            refill_below: 1,
-            ..PrewarmPolicy::DEFAULT
-        };
+        s.pool.template.memory = Some(policy);
+        s.pool.template.init_timeout = secs(30);
+        s.pool.template.connect.initial_wait = secs(2);
+        s.pool.template.connect.attempts_max = 30;
+        s.pool.template.connect.delay_max = secs(1);
+        s.pool.template.connect.total_max = secs(28);
+        s.pool.size_target = 1;
         s.answer_pace = Some(ms(500));
     })
     .await?;

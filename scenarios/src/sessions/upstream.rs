@@ -9,7 +9,6 @@ use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::{ChannelStage, ENGINE_HOST, UPSTREAM_HOST, with_upstream};
 use engine::env::OpenMode;
 use engine::protocol::{ErrorCode, ServerEvent};
-use engine::sessions::PrewarmPolicy;
 use engine::upstream::{LocalUpstream, LocalUpstreamMode, MODELS_PATH};
 use sim::World;
 use sim::net::PartitionMode;
@@ -32,11 +31,7 @@ scenario!(
 async fn rate_limited_create(world: World) -> Outcome {
     let mut st = ChannelStage::start(&world, |s, _| {
         with_upstream(s);
-        s.prewarm = PrewarmPolicy {
-            target: 2,
-            refill_below: 2,
-            ..PrewarmPolicy::DEFAULT
-        };
+        s.pool.size_target = 2;
     })
     .await?;
     st.ready(secs(60)).await?;

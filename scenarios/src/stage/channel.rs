@@ -111,7 +111,7 @@ impl ChannelStage {
         let mut config = stage_config(&self.keys);
         config.port = port;
         config.sessions.instance = name.to_string();
-        config.sessions.worker.dir = format!("{}-{name}", config.sessions.worker.dir);
+        config.sessions.pool.template.dir = format!("{}-{name}", config.sessions.pool.template.dir);
         // Each instance's workers get ports of their own (20000 + 1000 per port above
         // the first instance's).
         config.worker_ports = PortRange {

@@ -44,8 +44,7 @@ pub fn workers_config(program: &str, ports: PortRange) -> EngineConfig {
     config.worker_ports = ports;
     config.watchdog_interval = WATCHDOG_INTERVAL;
     config.store = StoreChoice::None;
-    config.sessions.prewarm.target = 0;
-    config.sessions.prewarm.refill_below = 0;
+    config.sessions.pool.size_target = 0;
     config
 }
 
@@ -60,20 +59,34 @@ pub async fn start_engine(env: Env, config: EngineConfig) -> Result<Engine, Fail
 impl Stage {
     /// A simulated engine host `engine-0` with the worker installed.
     pub async fn sim(world: &World) -> Result<Stage, Failure> {
+        Ok(Self::sim_with(world, |_, _, _| ()).await?.0)
+    }
+
+    /// Like [`Stage::sim`], with `prepare` run first: on the host before its engine
+    /// starts (faults that must be in place from the first spawn), with the scenario's
+    /// random stream, on the engine's configuration (a pool to warm, say). Returns what
+    /// `prepare` returns beside the stage.
+    pub async fn sim_with<R>(
+        world: &World,
+        prepare: impl FnOnce(&Host, &mut SimRng, &mut EngineConfig) -> R,
+    ) -> Result<(Stage, R), Failure> {
         let host = world.add_host("engine-0");
         crate::stage::install_worker(host.procs(), WORKER_PROGRAM_SIM);
         let env = host.env();
-        let config = workers_config(WORKER_PROGRAM_SIM, PortRange::DEFAULT);
+        let mut rng = world.rng("scenario");
+        let mut config = workers_config(WORKER_PROGRAM_SIM, PortRange::DEFAULT);
+        let prepared = prepare(&host, &mut rng, &mut config);
         let engine = start_engine(env.clone(), config).await?;
-        Ok(Stage {
+        let stage = Stage {
             env,
             manager: engine.workers().clone(),
             engine,
             program: WORKER_PROGRAM_SIM.to_string(),
             faults: world.faults().clone(),
-            rng: world.rng("scenario"),
+            rng,
             host: Some(host),
-        })
+        };
+        Ok((stage, prepared))
     }
 
     /// This machine: the real environment and the real worker binary.
@@ -116,9 +129,7 @@ impl Stage {
 
     /// A worker configuration running the stage's worker program in its own directory.
     pub fn config(&self, name: &str) -> WorkerConfig {
-        let mut hash = sim::seed::Fnv::default();
-        hash.bytes(name.as_bytes());
-        WorkerConfig::new(self.program.clone(), format!("workers/w{:016x}", hash.0))
+        worker_config(&self.program, name)
     }
 
     /// Sends `signal` to process `pid` from outside, as the kernel or an operator
@@ -150,6 +161,13 @@ fn real_kill(faults: &FaultCounters, pid: u32, signal: Signal) -> bool {
         faults.fire(kind, &format!("pid {pid}: {}", signal.name()));
     }
     sent
+}
+
+/// A worker configuration running `program` in a directory of its own for `name`.
+pub fn worker_config(program: &str, name: &str) -> WorkerConfig {
+    let mut hash = sim::seed::Fnv::default();
+    hash.bytes(name.as_bytes());
+    WorkerConfig::new(program, format!("workers/w{:016x}", hash.0))
 }
 
 /// Waits until `check` holds, polling every `step` of (virtual) time, for at most

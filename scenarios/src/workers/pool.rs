@@ -8,9 +8,9 @@
 
 use super::security::read_file;
 use crate::ensure;
-use crate::kit::workers::{live_pids, slow_starts, unexpected, zombie_pids};
+use crate::kit::workers::{live_pids, slow_starts, slow_starts_on, unexpected, zombie_pids};
 use crate::scenario::{BodyFuture, Failure, Outcome, Scenario};
-use crate::stage::workers::{Stage, eventually};
+use crate::stage::workers::{Stage, WORKER_PROGRAM_SIM, eventually, worker_config};
 use engine::env::Task;
 use engine::workers::pool::{AttemptOutcome, Backoff, Freshness, MemberState, PrewarmAttempt};
 use engine::workers::program::snapshot;
@@ -51,8 +51,8 @@ fn secs(n: u64) -> Duration {
 }
 
 /// A pool of `size` workers running the stage's worker program with a snapshot file.
-fn pool_config(stage: &Stage, size: usize) -> WarmPoolConfig {
-    let mut template = stage.config("pool");
+fn pool_config(size: usize) -> WarmPoolConfig {
+    let mut template = worker_config(WORKER_PROGRAM_SIM, "pool");
     template.args = vec!["--snapshot".to_string(), SNAPSHOT_FILE.to_string()];
     // A pre-warm may start slowly: poll the endpoint for the whole init timeout (the
     // default schedule gives up after 3.6 s), so only the init timeout ends a slow start.
@@ -166,17 +166,19 @@ impl Starts {
 
 fn staggered_prewarm(world: World) -> BodyFuture {
     Box::pin(async move {
-        let mut stage = Stage::sim(&world).await?;
-        let size = 3 + stage.rng.below(4) as usize;
-        let delay_max = ms(100 + stage.rng.below(7_900));
-        let failures = stage.rng.below(6) as u32;
-        slow_starts(&stage, ms(100), delay_max);
-        if failures > 0 {
-            stage.host()?.procs().fail_next_spawn(11, failures);
-        }
-        let config = pool_config(&stage, size);
-        let backoff = config.prewarm_backoff.clone();
-        let pool = WarmPool::start(stage.manager.clone(), config);
+        let (stage, (size, failures, backoff)) = Stage::sim_with(&world, |host, rng, config| {
+            let size = 3 + rng.below(4) as usize;
+            let delay_max = ms(100 + rng.below(7_900));
+            let failures = rng.below(6) as u32;
+            slow_starts_on(host, ms(100), delay_max);
+            if failures > 0 {
+                host.procs().fail_next_spawn(11, failures);
+            }
+            config.sessions.pool = pool_config(size);
+            (size, failures, config.sessions.pool.prewarm_backoff.clone())
+        })
+        .await?;
+        let pool = stage.engine.pool().clone();
 
         // Watch the process table and the supervisor's statuses while it warms up.
         let mut watch = Starts::default();
@@ -308,22 +310,26 @@ pub static PREWARM_INIT_TIMEOUT: Scenario = Scenario {
 
 fn prewarm_init_timeout(world: World) -> BodyFuture {
     Box::pin(async move {
-        let mut stage = Stage::sim(&world).await?;
-        let size = 1 + stage.rng.below(3) as usize;
-        let hang = stage.rng.below(2) == 0;
-        let first_delay = if hang {
-            ms(1_000 + stage.rng.below(29_000))
-        } else {
-            ms(61_000 + stage.rng.below(539_000))
-        };
-        slow_starts(&stage, first_delay, first_delay);
-        let config = pool_config(&stage, size);
-        let init_timeout = config.template.init_timeout;
+        let (stage, (size, hang, first_delay, init_timeout)) =
+            Stage::sim_with(&world, |host, rng, config| {
+                let size = 1 + rng.below(3) as usize;
+                let hang = rng.below(2) == 0;
+                let first_delay = if hang {
+                    ms(1_000 + rng.below(29_000))
+                } else {
+                    ms(61_000 + rng.below(539_000))
+                };
+                slow_starts_on(host, first_delay, first_delay);
+                config.sessions.pool = pool_config(size);
+                let init_timeout = config.sessions.pool.template.init_timeout;
+                (size, hang, first_delay, init_timeout)
+            })
+            .await?;
         ensure!(
             init_timeout == secs(60),
             "the default init timeout is {init_timeout:?}, not 60 s"
         );
-        let pool = WarmPool::start(stage.manager.clone(), config);
+        let pool = stage.engine.pool().clone();
         eventually("the first pre-warm's spawn", secs(1), ms(1), || {
             !live_pids(&stage).is_empty()
         })
@@ -446,15 +452,19 @@ enum Step {
 
 fn pool_exhausted(world: World) -> BodyFuture {
     Box::pin(async move {
-        let mut stage = Stage::sim(&world).await?;
-        let size = 2 + stage.rng.below(3) as usize;
-        let extra = 1 + stage.rng.below(3) as usize;
-        let releases = stage.rng.below((size - 1).min(3) as u64 + 1) as usize;
-        let start_delay = ms(35_000 + stage.rng.below(15_000));
-        let config = pool_config(&stage, size);
-        let wait_max = config.wait_max;
-        let template_dir = config.template.dir.clone();
-        let pool = WarmPool::start(stage.manager.clone(), config);
+        let (mut stage, (size, extra, releases, start_delay)) =
+            Stage::sim_with(&world, |_, rng, config| {
+                let size = 2 + rng.below(3) as usize;
+                let extra = 1 + rng.below(3) as usize;
+                let releases = rng.below((size - 1).min(3) as u64 + 1) as usize;
+                let start_delay = ms(35_000 + rng.below(15_000));
+                config.sessions.pool = pool_config(size);
+                (size, extra, releases, start_delay)
+            })
+            .await?;
+        let pool = stage.engine.pool().clone();
+        let wait_max = pool.config().wait_max;
+        let template_dir = pool.config().template.dir.clone();
         warmed(&pool, size as u64, secs(size as u64 * 10 + 20)).await?;
         tokio::time::sleep(STAGGER).await;
         // From now on every process takes `start_delay` to begin.
@@ -802,14 +812,17 @@ fn stale_members(pool: &WarmPool, version: u64) -> Vec<String> {
 
 fn stale_warm_worker(world: World) -> BodyFuture {
     Box::pin(async move {
-        let mut stage = Stage::sim(&world).await?;
-        // At least 3, so that at least 2 idle workers go stale at once.
-        let size = 3 + stage.rng.below(3) as usize;
-        let max_age = secs(300 + stage.rng.below(900));
-        slow_starts(&stage, ms(100), ms(2_000));
-        let mut config = pool_config(&stage, size);
-        config.max_age = max_age;
-        let pool = WarmPool::start(stage.manager.clone(), config);
+        let (mut stage, (size, max_age)) = Stage::sim_with(&world, |host, rng, config| {
+            // At least 3, so that at least 2 idle workers go stale at once.
+            let size = 3 + rng.below(3) as usize;
+            let max_age = secs(300 + rng.below(900));
+            slow_starts_on(host, ms(100), ms(2_000));
+            config.sessions.pool = pool_config(size);
+            config.sessions.pool.max_age = max_age;
+            (size, max_age)
+        })
+        .await?;
+        let pool = stage.engine.pool().clone();
         let mut seen = Seen::default();
         let warm_bound = secs(size as u64 * 10 + 20);
         seen.until(&stage, &pool, "the warm-up", warm_bound, |p| {

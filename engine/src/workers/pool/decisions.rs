@@ -3,6 +3,8 @@
 //! No I/O, no clock, no randomness: unit tests drive it directly.
 
 use super::{Backoff, Priority, WarmPoolConfig};
+
+mod claims;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -107,7 +109,19 @@ pub struct PoolStats {
     pub surplus_retired: u64,
     /// Members found not ready when about to be handed out (crashed while idle).
     pub members_lost: u64,
+    /// Claims that asked only for a warm worker and found none (each an operator alert:
+    /// the pool ran dry).
+    pub drained: u64,
+    /// Idle workers retired at once because their version was invalidated.
+    pub invalidated: u64,
+    /// Pre-warms refused by the check because the upstream was rate limiting.
+    pub rate_limited: u64,
+    /// The latest refused pre-warms' names (at most [`REFUSED_KEPT`]), never handed out.
+    pub refused: Vec<String>,
 }
+
+/// How many refused pre-warms' names [`PoolStats::refused`] keeps.
+pub const REFUSED_KEPT: usize = 32;
 
 /// Pre-warm attempts kept in [`PoolStats::prewarm_attempts`]; older ones are dropped.
 pub const ATTEMPTS_KEPT_MAX: usize = 4096;
@@ -211,6 +225,10 @@ pub struct PoolCore {
     /// Queued claims, highest priority first, then by arrival.
     waiting: Vec<Waiter>,
     claim_next: u64,
+    /// After a rate-limited check, pre-warming pauses this long.
+    rate_limit_pause: Duration,
+    /// Shutting down: nothing starts, every idle member goes.
+    draining: bool,
     stats: PoolStats,
 }
 
@@ -232,6 +250,8 @@ impl PoolCore {
             replacement_owed: false,
             waiting: Vec::new(),
             claim_next: 1,
+            rate_limit_pause: config.rate_limit_pause,
+            draining: false,
             stats: PoolStats::default(),
         }
     }
@@ -341,7 +361,7 @@ impl PoolCore {
     /// start only when no attempt is in progress and the pause since the last attempt
     /// (stagger, or backoff after failures) is over.
     pub fn next_fill(&mut self, now: Duration) -> Fill {
-        if self.prewarm.is_some() {
+        if self.prewarm.is_some() || self.draining {
             return Fill::Idle;
         }
         let due = now >= self.prewarm_next_at;
@@ -461,6 +481,83 @@ impl PoolCore {
         );
     }
 
+    /// The pre-warm of `name` started, but its check refused it (the shell unregistered
+    /// it): a failure like any other, except that a refusal because the upstream is rate
+    /// limiting pauses pre-warming for `rate_limit_pause` (however soon it recovers), and
+    /// the name is remembered.
+    pub fn prewarm_refused(&mut self, now: Duration, name: &str, reason: &str, rate_limited: bool) {
+        self.prewarm_failed(now, name, reason);
+        if rate_limited {
+            self.prewarm_next_at = self.prewarm_next_at.max(now + self.rate_limit_pause);
+            self.stats.rate_limited += 1;
+            if self.stats.refused.len() == REFUSED_KEPT {
+                self.stats.refused.remove(0);
+            }
+            self.stats.refused.push(name.to_string());
+        }
+    }
+
+    /// Whether a pre-warm may be called ready: pre-warming has succeeded at least once.
+    pub fn is_ready(&self) -> bool {
+        self.stats.prewarm_ready > 0
+    }
+
+    /// Fresh idle workers now.
+    pub fn depth(&self, now: Duration) -> usize {
+        self.idle_fresh(now).count()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining
+    }
+
+    /// Shutdown: nothing more starts, and every idle member is retired now. Returns
+    /// their names (the shell unregisters each, then reports `retired`).
+    pub fn drain(&mut self) -> Vec<String> {
+        self.draining = true;
+        let mut names = Vec::new();
+        for member in self.members.values_mut() {
+            if member.state == MemberState::Idle {
+                member.state = MemberState::Retiring;
+                names.push(member.name.clone());
+            }
+        }
+        names
+    }
+
+    /// The version changed in a way that makes every older worker unusable at once (a
+    /// plugin set changed): idle members of another version are retired now, not on
+    /// the rolling refresh. Returns their names; claimed ones go when released, starts
+    /// in flight when they are ready (as in a rolling refresh).
+    pub fn invalidate(&mut self, version: u64) -> Vec<String> {
+        self.version = version;
+        let mut names = Vec::new();
+        for member in self.members.values_mut() {
+            if member.state == MemberState::Idle && member.version != version {
+                member.state = MemberState::Retiring;
+                names.push(member.name.clone());
+            }
+        }
+        self.stats.invalidated += names.len() as u64;
+        names
+    }
+
+    /// A pre-warm became ready while the pool drains: it is retired, not kept. Returns
+    /// whether it was.
+    pub fn retire_if_draining(&mut self, name: &str) -> bool {
+        if !self.draining {
+            return false;
+        }
+        if let Some(ordinal) = self.find(name) {
+            if self.prewarm == Some(ordinal) {
+                self.prewarm = None;
+            }
+            let member = self.members.get_mut(&ordinal).expect("member");
+            member.state = MemberState::Retiring;
+        }
+        true
+    }
+
     /// The pause after the latest attempt ends at this time.
     pub fn prewarm_next_at(&self) -> Duration {
         self.prewarm_next_at
@@ -502,236 +599,5 @@ impl PoolCore {
             claim: waiter.claim,
             name: member.name.clone(),
         })
-    }
-
-    // ---- claims ----
-
-    /// Claim `id` of `priority` arrives.
-    pub fn claim(&mut self, now: Duration, id: u64, priority: Priority) -> ClaimDecision {
-        if let Some(grant) = self.grant_idle(now, id, priority) {
-            return grant;
-        }
-        if priority == Priority::High
-            && let Some(decision) = self.preempt(now, id)
-        {
-            return decision;
-        }
-        self.queue_or_cold(id, priority)
-    }
-
-    fn grant_idle(&mut self, now: Duration, id: u64, priority: Priority) -> Option<ClaimDecision> {
-        let ordinal = self.best_idle(now)?;
-        let member = self.members.get_mut(&ordinal).expect("member");
-        member.state = MemberState::Claimed {
-            claim: id,
-            priority,
-        };
-        self.stats.claims_warm += 1;
-        Some(ClaimDecision::Grant {
-            name: member.name.clone(),
-        })
-    }
-
-    /// The victim: a fresh worker held by the lowest-priority claim below High, the most
-    /// recent such claim first (it has the least work to lose).
-    fn preempt(&mut self, now: Duration, id: u64) -> Option<ClaimDecision> {
-        let (ordinal, victim, victim_priority) = self
-            .members
-            .iter()
-            .filter(|(_, m)| self.freshness_of(m, now).is_fresh())
-            .filter_map(|(o, m)| match m.state {
-                MemberState::Claimed { claim, priority } if priority < Priority::High => {
-                    Some((*o, claim, priority))
-                }
-                _ => None,
-            })
-            .min_by_key(|(_, claim, priority)| (*priority, std::cmp::Reverse(*claim)))?;
-        let member = self.members.get_mut(&ordinal).expect("member");
-        member.state = MemberState::Preempting {
-            victim,
-            victim_priority,
-            by: id,
-            victim_released: false,
-        };
-        Some(ClaimDecision::Preempt {
-            name: member.name.clone(),
-            victim,
-        })
-    }
-
-    fn queue_or_cold(&mut self, id: u64, priority: Priority) -> ClaimDecision {
-        let position = self
-            .waiting
-            .iter()
-            .take_while(|w| w.priority >= priority)
-            .count();
-        if position < self.wait_positions {
-            self.waiting.insert(
-                position,
-                Waiter {
-                    claim: id,
-                    priority,
-                },
-            );
-            return ClaimDecision::Wait { position };
-        }
-        ClaimDecision::ColdStart {
-            name: self.cold_member(),
-        }
-    }
-
-    fn cold_member(&mut self) -> String {
-        self.stats.cold_starts += 1;
-        self.stats.sla_warnings += 1;
-        self.new_member(true)
-    }
-
-    /// The pre-empted worker checkpointed its session: it now belongs to claim `id`.
-    /// Returns the claim to revoke (`None` if the victim released it meanwhile).
-    pub fn preempt_done(&mut self, name: &str, id: u64) -> Option<u64> {
-        let ordinal = self.find(name)?;
-        let member = self.members.get_mut(&ordinal).expect("member");
-        let MemberState::Preempting {
-            victim,
-            by,
-            victim_released,
-            ..
-        } = member.state
-        else {
-            return None;
-        };
-        debug_assert_eq!(by, id);
-        member.state = MemberState::Claimed {
-            claim: id,
-            priority: Priority::High,
-        };
-        self.stats.preemptions += 1;
-        (!victim_released).then_some(victim)
-    }
-
-    /// The checkpoint failed: the victim keeps its worker, and claim `id` is decided
-    /// again without pre-emption.
-    pub fn preempt_failed(
-        &mut self,
-        now: Duration,
-        name: &str,
-        id: u64,
-        priority: Priority,
-    ) -> ClaimDecision {
-        self.stats.preemptions_abandoned += 1;
-        if let Some(ordinal) = self.find(name) {
-            let member = self.members.get_mut(&ordinal).expect("member");
-            if let MemberState::Preempting {
-                victim,
-                victim_priority,
-                victim_released,
-                ..
-            } = member.state
-            {
-                member.state = if victim_released {
-                    MemberState::Idle
-                } else {
-                    MemberState::Claimed {
-                        claim: victim,
-                        priority: victim_priority,
-                    }
-                };
-            }
-        }
-        if let Some(grant) = self.grant_idle(now, id, priority) {
-            return grant;
-        }
-        self.queue_or_cold(id, priority)
-    }
-
-    /// The wait of queued claim `id` ran out.
-    pub fn wait_expired(&mut self, id: u64) -> WaitExpiry {
-        let Some(index) = self.waiting.iter().position(|w| w.claim == id) else {
-            return WaitExpiry::AlreadyServed;
-        };
-        self.waiting.remove(index);
-        self.stats.wait_timeouts += 1;
-        WaitExpiry::ColdStart {
-            name: self.cold_member(),
-        }
-    }
-
-    /// Queued claim `id` gave up (its caller went away).
-    pub fn cancel_wait(&mut self, id: u64) {
-        self.waiting.retain(|w| w.claim != id);
-    }
-
-    /// The cold start `name` for claim `id` is ready: the claim holds it.
-    pub fn cold_ready(&mut self, now: Duration, name: &str, id: u64, priority: Priority) {
-        if let Some(ordinal) = self.find(name) {
-            let member = self.members.get_mut(&ordinal).expect("member");
-            member.ready_at = Some(now);
-            member.state = MemberState::Claimed {
-                claim: id,
-                priority,
-            };
-        }
-    }
-
-    /// The cold start `name` failed (the shell unregistered it).
-    pub fn cold_failed(&mut self, name: &str) {
-        if let Some(ordinal) = self.find(name) {
-            self.members.remove(&ordinal);
-        }
-        self.stats.cold_start_failures += 1;
-    }
-
-    /// Claim `id` gives its worker back.
-    pub fn release(&mut self, now: Duration, id: u64) -> ReleaseDecision {
-        let Some((ordinal, state)) = self
-            .members
-            .iter()
-            .find(|(_, m)| match m.state {
-                MemberState::Claimed { claim, .. } => claim == id,
-                MemberState::Preempting { victim, .. } => victim == id,
-                _ => false,
-            })
-            .map(|(o, m)| (*o, m.state))
-        else {
-            return ReleaseDecision::Ignored;
-        };
-        let member = self.members.get(&ordinal).expect("member");
-        if let MemberState::Preempting {
-            victim,
-            victim_priority,
-            by,
-            ..
-        } = state
-        {
-            // The pre-emption goes on; the victim simply has nothing left to lose.
-            let member = self.members.get_mut(&ordinal).expect("member");
-            member.state = MemberState::Preempting {
-                victim,
-                victim_priority,
-                by,
-                victim_released: true,
-            };
-            return ReleaseDecision::Ignored;
-        }
-        let freshness = self.freshness_of(member, now);
-        let member = self.members.get_mut(&ordinal).expect("member");
-        if !freshness.is_fresh() {
-            member.state = MemberState::Retiring;
-            self.stats.stale_retired += 1;
-            return ReleaseDecision::Retire {
-                name: member.name.clone(),
-                freshness,
-            };
-        }
-        member.state = MemberState::Idle;
-        match self.serve_queue(now, ordinal) {
-            Some(handoff) => ReleaseDecision::HandOver(handoff),
-            None => ReleaseDecision::Idle,
-        }
-    }
-
-    /// From now on only workers started with `version` are fresh.
-    pub fn set_config_version(&mut self, version: u64) {
-        self.version = version;
     }
 }

@@ -7,11 +7,12 @@
 
 use super::decisions::{ClaimDecision, Fill, Handoff, PoolCore, ReleaseDecision, WaitExpiry};
 use super::{Freshness, MemberInfo, PoolStats, Priority, WarmPoolConfig};
-use crate::env::Task;
+use crate::env::{BoxFuture, Task};
 use crate::workers::name::shorten;
 use crate::workers::program::protocol::Request;
 use crate::workers::{Worker, WorkerError, WorkerManager, WorkerStatus};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::{Notify, oneshot, watch};
@@ -39,6 +40,20 @@ pub struct Revocation {
     pub at: Duration,
     /// The session was checkpointed (the worker's snapshot) before it was taken.
     pub checkpointed: bool,
+}
+
+/// Why a pre-warmed worker was not kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRefusal {
+    pub reason: String,
+    /// The upstream is rate limiting: pre-warming pauses for `rate_limit_pause`.
+    pub rate_limited: bool,
+}
+
+/// Asked about each freshly started pre-warm before the pool keeps it (the engine asks
+/// the model API whether it answers). A refusal discards the worker.
+pub trait WarmCheck: Send + Sync {
+    fn check<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), CheckRefusal>>;
 }
 
 /// A worker lent to one claim. Dropping it (or [`WarmPool::release`]) gives it back.
@@ -96,6 +111,26 @@ impl Claim {
         self.revoked.clone()
     }
 
+    /// Ends the claim with its worker: stopped and unregistered, never handed out again
+    /// (a session's worker holds that session's state).
+    pub async fn retire(mut self) {
+        let Some(pool) = std::mem::take(&mut self.pool).upgrade() else {
+            return;
+        };
+        let name = {
+            let mut state = pool.lock();
+            state.claims.remove(&self.id);
+            state.core.retire_claim(self.id)
+        };
+        if let Some(name) = name {
+            if let Err(e) = pool.manager.unregister(&name).await {
+                tracing::warn!(worker = %shorten(&name), error = %e, "retiring a claimed worker failed");
+            }
+            pool.lock().core.retired(&name);
+        }
+        pool.wake.notify_one();
+    }
+
     /// The session state saved (as the worker's snapshot) if this claim is pre-empted.
     pub fn set_checkpoint_state(&self, state: impl Into<String>) {
         *self.checkpoint.lock().expect("checkpoint poisoned") = state.into();
@@ -137,6 +172,7 @@ struct PoolState {
 struct PoolInner {
     manager: Arc<WorkerManager>,
     config: WarmPoolConfig,
+    check: Option<Arc<dyn WarmCheck>>,
     origin: Instant,
     state: Mutex<PoolState>,
     /// Wakes the filler (a claim, a release, a config change). `notify_one` keeps a
@@ -154,6 +190,15 @@ pub struct WarmPool {
 impl WarmPool {
     /// Starts the pool: its filler begins warming workers at once.
     pub fn start(manager: Arc<WorkerManager>, config: WarmPoolConfig) -> Arc<WarmPool> {
+        Self::start_checked(manager, config, None)
+    }
+
+    /// Starts the pool with a check each pre-warm must pass before it is kept.
+    pub fn start_checked(
+        manager: Arc<WorkerManager>,
+        config: WarmPoolConfig,
+        check: Option<Arc<dyn WarmCheck>>,
+    ) -> Arc<WarmPool> {
         config.check();
         let inner = Arc::new(PoolInner {
             state: Mutex::new(PoolState {
@@ -163,6 +208,7 @@ impl WarmPool {
             }),
             manager,
             config,
+            check,
             origin: Instant::now(),
             wake: Notify::new(),
         });
@@ -241,6 +287,93 @@ impl WarmPool {
     /// Gives the claim's worker back (the same as dropping the claim).
     pub fn release(&self, claim: Claim) {
         drop(claim);
+    }
+
+    /// A fresh idle worker for a claim of `priority`, or `None` at once (counted as the
+    /// pool running dry): never waits, never starts one.
+    pub async fn try_claim(&self, priority: Priority) -> Option<Claim> {
+        // Bounded: each pass either returns or loses one member that was not ready.
+        loop {
+            let requested_at = self.now();
+            let (id, name) = {
+                let mut state = self.inner.lock();
+                let id = state.core.next_claim_id();
+                (id, state.core.try_claim(requested_at, id, priority))
+            };
+            self.inner.wake.notify_one();
+            let name = name?;
+            if let Some(claim) = self
+                .inner
+                .hand_out(id, priority, &name, ClaimPath::Warm, requested_at)
+                .await
+            {
+                return Some(claim);
+            }
+        }
+    }
+
+    /// A worker started for a claim of `priority` (a cold start, with an SLA warning).
+    pub async fn claim_cold(&self, priority: Priority) -> Result<Claim, WorkerError> {
+        let requested_at = self.now();
+        let (id, name) = {
+            let mut state = self.inner.lock();
+            let id = state.core.next_claim_id();
+            (id, state.core.cold_claim())
+        };
+        tracing::warn!(pool = %self.inner.prefix(), claim = id, ?priority, worker = %name, "SLA warning: no warm worker for the claim; cold start");
+        self.inner.cold_start(id, priority, &name).await?;
+        let path = ClaimPath::Cold { after_wait: false };
+        match self
+            .inner
+            .hand_out(id, priority, &name, path, requested_at)
+            .await
+        {
+            Some(claim) => Ok(claim),
+            None => Err(WorkerError::NotRegistered { name }),
+        }
+    }
+
+    /// Whether at least one pre-warm ever succeeded (the engine's readiness).
+    pub fn is_ready(&self) -> bool {
+        self.inner.lock().core.is_ready()
+    }
+
+    /// Fresh idle workers now.
+    pub fn depth(&self) -> usize {
+        let now = self.now();
+        self.inner.lock().core.depth(now)
+    }
+
+    /// A plugin set changed: from now on only workers of `version` are fresh, and every
+    /// idle older one is stopped now. Returns how many.
+    pub async fn invalidate(&self, version: u64) -> usize {
+        let names = self.inner.lock().core.invalidate(version);
+        tracing::info!(pool = %self.inner.prefix(), version, stale = names.len(), "pool invalidated: stale idle workers retired");
+        self.retire_all(&names).await;
+        self.inner.wake.notify_one();
+        names.len()
+    }
+
+    /// Shutdown: nothing more is started and every idle worker is stopped now (claimed
+    /// ones keep serving). Returns how many went.
+    ///
+    /// The pool stops filling when this is called; the returned future stops the idle
+    /// workers (so a caller can announce the drain before waiting for them).
+    pub fn drain(&self) -> impl Future<Output = usize> + Send + '_ {
+        let names = self.inner.lock().core.drain();
+        async move {
+            self.retire_all(&names).await;
+            names.len()
+        }
+    }
+
+    async fn retire_all(&self, names: &[String]) {
+        for name in names {
+            if let Err(e) = self.inner.manager.unregister(name).await {
+                tracing::warn!(worker = %shorten(name), error = %e, "retiring a pool worker failed");
+            }
+            self.inner.lock().core.retired(name);
+        }
     }
 
     /// Stops the filler and every member (claims still held keep their handles, but
@@ -629,8 +762,32 @@ async fn fill(inner: Arc<PoolInner>) {
             } => {
                 tracing::info!(pool = %inner.prefix(), worker = %name, config_version, "pre-warming a worker");
                 let result = inner.start_worker(&name, config_version).await;
+                let refused = match (&result, &inner.check) {
+                    (Ok(()), Some(check)) => check.check(&name).await.err(),
+                    _ => None,
+                };
                 let now = inner.now();
                 match result {
+                    Ok(()) if refused.is_some() => {
+                        let refusal = refused.expect("checked above");
+                        inner.discard(&name).await;
+                        let mut state = inner.lock();
+                        state.core.prewarm_refused(
+                            now,
+                            &name,
+                            &refusal.reason,
+                            refusal.rate_limited,
+                        );
+                        let retry_in = state.core.prewarm_next_at().saturating_sub(now);
+                        tracing::warn!(pool = %inner.prefix(), worker = %name, reason = %refusal.reason, rate_limited = refusal.rate_limited, retry_in_ms = retry_in.as_millis() as u64, "pre-warm not kept: its check was refused");
+                    }
+                    Ok(()) if inner.lock().core.retire_if_draining(&name) => {
+                        tracing::info!(pool = %inner.prefix(), worker = %name, "pre-warm ready while draining: retired");
+                        if let Err(e) = inner.manager.unregister(&name).await {
+                            tracing::warn!(worker = %shorten(&name), error = %e, "retiring a pool worker failed");
+                        }
+                        inner.lock().core.retired(&name);
+                    }
                     Ok(()) => {
                         tracing::info!(pool = %inner.prefix(), worker = %name, "pre-warmed worker ready");
                         let mut state = inner.lock();

@@ -377,3 +377,77 @@ fn backoff_delays_double_to_the_cap() {
     assert_eq!(delays, vec![0, 1, 2, 4, 8, 16, 32, 60, 60]);
     assert_eq!(backoff.delay(u32::MAX), s(60));
 }
+
+#[test]
+fn sessions_take_warm_workers_or_none_and_retire_them() {
+    let mut core = PoolCore::new(&config(1));
+    let now = warm(&mut core, 1, s(0), s(1));
+    assert!(core.is_ready());
+    assert_eq!(core.depth(now), 1);
+    let first = core.next_claim_id();
+    assert_eq!(
+        core.try_claim(now, first, Priority::Normal),
+        Some("p-1".to_string())
+    );
+    // Dry: no wait and no start behind the caller's back, only the count.
+    let second = core.next_claim_id();
+    assert_eq!(core.try_claim(now, second, Priority::Normal), None);
+    assert_eq!(core.stats().drained, 1);
+    assert!(core.waiting().is_empty());
+    assert_eq!(core.cold_claim(), "p-2");
+    assert_eq!(
+        (core.stats().cold_starts, core.stats().sla_warnings),
+        (1, 1)
+    );
+    // A session's worker leaves the pool for good.
+    assert_eq!(core.retire_claim(first), Some("p-1".to_string()));
+    assert_eq!(core.retire_claim(first), None, "retired once");
+    core.retired("p-1");
+    assert!(core.members(now).iter().all(|m| m.name != "p-1"));
+}
+
+#[test]
+fn a_rate_limited_check_pauses_prewarming_for_the_whole_pause() {
+    let mut config = config(2);
+    config.rate_limit_pause = s(300);
+    let mut core = PoolCore::new(&config);
+    let name = start(&mut core, s(0));
+    core.prewarm_refused(s(1), &name, "429", true);
+    assert_eq!(core.next_fill(s(2)), Fill::WaitUntil(s(301)));
+    assert_eq!(core.stats().rate_limited, 1);
+    assert_eq!(core.stats().refused, vec![name]);
+    assert!(!core.is_ready(), "a refused pre-warm is not a success");
+    // A refusal for another reason only backs off.
+    let name = start(&mut core, s(301));
+    core.prewarm_refused(s(302), &name, "503", false);
+    assert_eq!(core.next_fill(s(302)), Fill::WaitUntil(s(307)));
+    assert_eq!(core.stats().rate_limited, 1);
+    assert_eq!(core.stats().prewarm_failed, 2);
+}
+
+#[test]
+fn invalidation_retires_idle_workers_at_once_and_drain_stops_everything() {
+    let mut core = PoolCore::new(&config(3));
+    let now = warm(&mut core, 3, s(0), s(1));
+    let claim = core.next_claim_id();
+    core.try_claim(now, claim, Priority::Normal);
+    let stale = core.invalidate(2);
+    assert_eq!(stale.len(), 2, "the two idle ones, not the claimed one");
+    assert_eq!(core.stats().invalidated, 2);
+    assert_eq!(core.depth(now), 0);
+    for name in &stale {
+        core.retired(name);
+    }
+    // Refilled with the new version.
+    match core.next_fill(now + s(10)) {
+        Fill::Start { config_version, .. } => assert_eq!(config_version, 2),
+        other => panic!("expected a start, got {other:?}"),
+    }
+    let mut core = PoolCore::new(&config(2));
+    let now = warm(&mut core, 1, s(0), s(1));
+    let starting = start(&mut core, now + s(5));
+    assert_eq!(core.drain(), vec!["p-1".to_string()]);
+    assert_eq!(core.next_fill(now + s(100)), Fill::Idle, "nothing starts");
+    assert!(core.retire_if_draining(&starting));
+    assert_eq!(core.next_fill(now + s(200)), Fill::Idle);
+}
