@@ -10,6 +10,7 @@ pub mod protocol;
 pub mod rate;
 pub mod replay;
 mod server;
+mod upgrade;
 
 pub use auth::{AuthError, Claims, TokenKeys};
 pub use protocol::{

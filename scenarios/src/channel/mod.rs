@@ -1,12 +1,15 @@
 //! Scenarios of the client channel and its sessions (core.EC-001..051, api.PERF-004,
 //! api.CONFIG-001): the real gateway on a simulated engine host, real WebSocket clients
 //! on client hosts, faults from the network, the clocks and the clients themselves.
+//! `gate.rs` is a self-check outside the catalog (`sim.gateway.*`): the socket task
+//! under the host gate.
 
 pub mod client;
 mod common;
 mod durable;
 mod edges;
 mod frames;
+mod gate;
 mod ingress;
 mod lifecycle;
 mod memory;
@@ -28,5 +31,6 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(durable::all());
     all.extend(edges::all());
     all.extend(upstream::all());
+    all.extend(gate::all());
     all
 }
