@@ -4,12 +4,14 @@
 
 use super::auth::Claims;
 use super::server::{Gateway, Opening};
+use super::upgrade::WebSocket;
 use crate::protocol::{ClientMessage, ErrorCode, ServerEvent, ServerMessage, decode_client};
 use crate::sessions::{QueryMode, Session};
-use axum::extract::ws::{Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
 
 pub(crate) async fn run_socket(
     gw: Arc<Gateway>,
@@ -107,7 +109,7 @@ pub(crate) async fn run_socket(
                     return conn.detach();
                 }
             }
-            frame = socket.recv() => {
+            frame = socket.next() => {
                 let Some(Ok(frame)) = frame else {
                     return conn.detach();
                 };
@@ -230,7 +232,7 @@ impl Conn {
                 self.close(socket).await;
                 return Err(Gone);
             }
-            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Ok(()),
         };
         let now_s = self.gw.now_unix_s();
         let skew = self.gw.config.keys.skew.as_secs();

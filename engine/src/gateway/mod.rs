@@ -8,6 +8,7 @@ mod connection;
 pub mod forwarded;
 pub mod rate;
 mod server;
+mod upgrade;
 
 pub use auth::{AuthError, Claims, TokenKeys};
 pub use rate::{RateLimit, RateLimiter};

@@ -7,19 +7,20 @@ use super::auth::{AuthError, Claims, TokenKeys};
 use super::connection::run_socket;
 use super::forwarded::client_addr;
 use super::rate::{RateLimit, RateLimiter};
+use super::upgrade;
 use crate::env::NetListener;
 use crate::http::Peer;
 use crate::protocol::{ErrorCode, ServerEvent, ServerMessage};
 use crate::sessions::{CreateError, Resumed, Session, Sessions};
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 #[derive(Clone)]
 pub struct GatewayConfig {
@@ -67,6 +68,12 @@ pub struct GatewayStats {
     pub rate_limited: AtomicU64,
     pub address_limited: AtomicU64,
     pub sockets: AtomicU64,
+    /// Socket tasks that exist at this moment (a gauge: up at an accepted handshake,
+    /// down when the task is gone, however it ended).
+    pub sockets_live: AtomicU64,
+    /// Socket tasks dropped before they finished: their host crashed (or the runtime
+    /// shut down) while they ran.
+    pub sockets_aborted: AtomicU64,
     /// Sockets attached to a session at this moment, per session, at most (an oracle:
     /// never above one).
     pub write_timeouts: AtomicU64,
@@ -136,7 +143,7 @@ pub async fn serve(gateway: Arc<Gateway>, listener: Box<dyn NetListener>) {
     crate::http::serve_router(env, gateway.router(), listener).await;
 }
 
-fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+pub(super) fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
     let body = serde_json::json!({ "v": crate::protocol::PROTOCOL_VERSION, "error": code, "message": message });
     (status, axum::Json(body)).into_response()
 }
@@ -319,8 +326,14 @@ async fn upgrade(
     axum::Extension(peer): axum::Extension<Peer>,
     Query(q): Query<SocketQuery>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    mut request: Request,
 ) -> Response {
+    // The handshake is checked first, as axum's extractor did: a request that is not a
+    // WebSocket handshake is refused before any token or rate check.
+    let handshake = match upgrade::handshake(&mut request) {
+        Ok(h) => h,
+        Err(refusal) => return refusal,
+    };
     let claims = match admit(&gw, &peer, &headers, q.token.as_deref()) {
         Ok(c) => c,
         Err(r) => return r,
@@ -397,12 +410,16 @@ async fn upgrade(
         },
     };
     gw.stats.sockets.fetch_add(1, Ordering::Relaxed);
+    // Room for a frame of `message_chars_max` characters (at most 4 UTF-8 bytes each)
+    // and its JSON envelope.
+    let max_message = gw
+        .config
+        .message_chars_max
+        .saturating_mul(4)
+        .saturating_add(1024);
+    let config = WebSocketConfig::default().max_message_size(Some(max_message));
     let gw2 = gw.clone();
-    ws.max_message_size(
-        gw.config
-            .message_chars_max
-            .saturating_mul(4)
-            .saturating_add(1024),
-    )
-    .on_upgrade(move |socket| run_socket(gw2, socket, claims, opening))
+    handshake.accept(&gw, config, move |socket| {
+        run_socket(gw2, socket, claims, opening)
+    })
 }
