@@ -1,14 +1,15 @@
-//! The async shell around one worker's lifecycle core: it owns the child process,
-//! feeds the core events (exits, lines, timers, commands) and carries out its actions.
+//! The async shell around one worker's lifecycle core: it owns the child process, feeds
+//! the core what happened (commands, exits, heartbeats, measurements, the time) and
+//! carries out its actions. Deadlines and decisions are the core's: the shell sleeps
+//! until `poll_timeout()` (time since the worker's origin), measures what it is asked
+//! to, and counts what its own I/O did.
 //!
 //! One task per worker, alive as long as the worker's handle: it waits for commands
 //! when idle. Every `select!` only produces a wake-up value; the work happens after it,
 //! so no future borrowing the child is alive while the child is signalled.
 
 use super::WorkerError;
-use super::disk::{DiskVerdict, DiskWatch};
-use super::lifecycle::{Action, Event, WorkerStatus, describe_exit};
-use super::memory::{MemoryVerdict, MemoryWatch};
+use super::lifecycle::{Action, Event, Note, describe_exit};
 use super::oversight::OversightRequest;
 use super::sanitize::sanitize_env;
 use super::worker::WorkerShared;
@@ -37,24 +38,23 @@ struct Running {
     _stdin: Option<ChildStdin>,
 }
 
-#[derive(Default)]
-struct Timers {
-    grace: Option<Instant>,
-    restart: Option<Instant>,
-    heartbeat: Option<Instant>,
-    memory: Option<Instant>,
-    disk: Option<Instant>,
+/// What the shell hands the core, one at a time and in order: an action's result is
+/// fed in before anything that happened after it.
+enum Input {
+    Event(Event),
+    /// The core's `poll_timeout()` has passed.
+    Timeout,
+    MemorySample(u64),
+    CheckpointDone,
+    DiskSample(u64),
+    ReadOnlyFailed(bool),
 }
 
 enum Wake {
     Command(Option<Command>),
     Exited(io::Result<ExitStatus>),
     Line(io::Result<Line>),
-    Grace,
-    Restart,
-    HeartbeatLost,
-    MemorySample,
-    DiskSample,
+    Timeout,
 }
 
 async fn sleep_opt(at: Option<Instant>) {
@@ -83,45 +83,25 @@ pub(crate) async fn supervise(
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut run = Running::default();
-    let mut timers = Timers::default();
-    let mut memory = shared.config.memory.clone().map(MemoryWatch::new);
-    let mut disk = shared.config.disk.clone().map(DiskWatch::new);
-    let mut queue: VecDeque<Event> = VecDeque::new();
+    let mut inputs: VecDeque<Input> = VecDeque::new();
     loop {
-        while let Some(event) = queue.pop_front() {
-            let now = shared.elapsed();
-            let random = shared.env.random().next_u64();
-            let actions = shared
-                .core
-                .lock()
-                .expect("core poisoned")
-                .on(now, event, random);
-            for action in actions {
-                execute(
-                    &shared,
-                    action,
-                    &mut run,
-                    &mut timers,
-                    &mut queue,
-                    memory.as_mut(),
-                    disk.as_mut(),
-                )
-                .await;
+        while let Some(input) = inputs.pop_front() {
+            for action in feed(&shared, input) {
+                execute(&shared, action, &mut run, &mut inputs).await;
             }
         }
+        // The core counts time from the worker's origin (tokio's clock: virtual in a
+        // simulated world).
+        let deadline = shared.core().poll_timeout().map(|at| shared.origin + at);
         let wake = tokio::select! {
             biased;
             command = commands.recv() => Wake::Command(command),
             status = wait_opt(&mut run.child) => Wake::Exited(status),
             line = line_opt(&mut run.lines) => Wake::Line(line),
-            _ = sleep_opt(timers.grace) => Wake::Grace,
-            _ = sleep_opt(timers.restart) => Wake::Restart,
-            _ = sleep_opt(timers.heartbeat) => Wake::HeartbeatLost,
-            _ = sleep_opt(timers.memory) => Wake::MemorySample,
-            _ = sleep_opt(timers.disk) => Wake::DiskSample,
+            _ = sleep_opt(deadline) => Wake::Timeout,
         };
         match wake {
-            Wake::Command(Some(Command::Event(event))) => queue.push_back(event),
+            Wake::Command(Some(Command::Event(event))) => inputs.push_back(Input::Event(event)),
             Wake::Command(None) => {
                 // The handle is gone (unregistered or replaced): nobody will ask for a
                 // graceful stop, so the process is killed and reaped in the background.
@@ -140,87 +120,41 @@ pub(crate) async fn supervise(
                         ExitStatus::from_signal(9)
                     }
                 };
-                {
-                    let mut stats = shared.stats();
-                    stats.last_exit = Some(describe_exit(status));
-                    if matches!(*shared.status.borrow(), WorkerStatus::Ready { .. }) {
-                        stats.crashes += 1;
-                    }
-                }
+                shared.stats().last_exit = Some(describe_exit(status));
                 tracing::info!(worker = %shared.name, code = ?status.code(), signal = ?status.signal(), "worker process exited");
-                queue.push_back(Event::Exited { status });
+                inputs.push_back(Input::Event(Event::Exited { status }));
             }
-            Wake::Line(line) => on_line(&shared, line, &mut run, &mut timers),
-            Wake::Grace => {
-                timers.grace = None;
-                shared.stats().forced_kills += 1;
-                queue.push_back(Event::GraceElapsed);
-            }
-            Wake::Restart => {
-                timers.restart = None;
-                shared.stats().restarts += 1;
-                queue.push_back(Event::RestartDue);
-            }
-            Wake::HeartbeatLost => {
-                timers.heartbeat = None;
-                shared.stats().hangs_detected += 1;
-                queue.push_back(Event::HeartbeatLost);
-            }
-            Wake::DiskSample => {
-                timers.disk = None;
-                if let Some(watch) = disk.as_mut() {
-                    timers.disk = Some(Instant::now() + watch.policy().sample_interval);
-                    sample_disk(&shared, watch).await;
-                }
-            }
-            Wake::MemorySample => {
-                timers.memory = None;
-                if let (Some(watch), Some(child)) = (memory.as_mut(), run.child.as_ref()) {
-                    timers.memory = Some(Instant::now() + watch.policy().sample_interval);
-                    if let Ok(bytes) = child.resident_bytes() {
-                        shared.stats().resident_bytes = Some(bytes);
-                        match watch.sample(shared.elapsed(), bytes) {
-                            MemoryVerdict::Normal => {}
-                            MemoryVerdict::Warn { percent } => {
-                                shared.stats().memory_warnings += 1;
-                                tracing::warn!(worker = %shared.name, bytes, percent, "memory above the warning threshold");
-                            }
-                            MemoryVerdict::Restart {
-                                percent,
-                                growth_bytes_per_s,
-                            } if watch.policy().owner_restarts => {
-                                shared.stats().memory_restart_due = true;
-                                tracing::warn!(worker = %shared.name, bytes, percent, growth_bytes_per_s, "memory growing into the limit: restart due, the owner decides when");
-                            }
-                            MemoryVerdict::Restart {
-                                percent,
-                                growth_bytes_per_s,
-                            } => {
-                                shared.stats().memory_restarts += 1;
-                                tracing::warn!(worker = %shared.name, bytes, percent, growth_bytes_per_s, "memory growing into the limit: checkpoint, then restart");
-                                timers.memory = None;
-                                let limit = watch.policy().limit_bytes;
-                                checkpoint(&shared).await;
-                                shared.file_oversight(OversightRequest::RaiseMemoryLimit {
-                                    current_bytes: limit,
-                                    proposed_bytes: limit.saturating_mul(2),
-                                });
-                                queue.push_back(Event::MemoryRestart);
-                            }
-                        }
-                    }
-                }
-            }
+            Wake::Line(line) => on_line(&shared, line, &mut run),
+            Wake::Timeout => inputs.push_back(Input::Timeout),
+        }
+    }
+}
+
+/// Hands one input to the core, at the current time.
+fn feed(shared: &WorkerShared, input: Input) -> Vec<Action> {
+    let now = shared.elapsed();
+    let mut core = shared.core();
+    match input {
+        Input::Event(event) => {
+            // Only an event can fail a start, so only events take a draw (a restart's
+            // jitter).
+            let random = shared.env.random().next_u64();
+            core.handle_event(now, event, random)
+        }
+        Input::Timeout => core.handle_timeout(now),
+        Input::MemorySample(bytes) => core.handle_memory_sample(now, bytes),
+        Input::CheckpointDone => core.handle_checkpoint_done(now),
+        Input::DiskSample(used_bytes) => core.handle_disk_sample(used_bytes),
+        Input::ReadOnlyFailed(on) => {
+            core.handle_read_only_failed(on);
+            Vec::new()
         }
     }
 }
 
 /// Asks the worker to persist its session before the memory watch stops it, waiting
 /// `checkpoint_timeout` at most (a worker stuck in its allocation loop never answers).
-async fn checkpoint(shared: &WorkerShared) {
-    let WorkerStatus::Ready { port, .. } = *shared.status.borrow() else {
-        return;
-    };
+async fn checkpoint(shared: &WorkerShared, port: u16) {
     let bound = shared.config.checkpoint_timeout;
     let request = super::request::exchange(shared, port, Request::Checkpoint { id: 0 });
     match tokio::time::timeout(bound, request).await {
@@ -239,37 +173,15 @@ async fn checkpoint(shared: &WorkerShared) {
     }
 }
 
-/// Measures the worker's directory and acts on the disk watch's verdict.
-async fn sample_disk(shared: &WorkerShared, watch: &mut DiskWatch) {
-    let policy = watch.policy().clone();
-    let dir = &shared.config.dir;
-    let used = super::request::dir_bytes(shared.env.disk(), dir);
-    let (alert, mode) = match watch.sample(used) {
-        DiskVerdict::Normal => (false, None),
-        DiskVerdict::Alert { .. } => (true, None),
-        DiskVerdict::ReadOnly { alert, .. } => (alert, Some(true)),
-        DiskVerdict::Writable { .. } => (false, Some(false)),
-    };
-    let percent = watch.percent(used);
-    if alert {
-        shared.stats().disk_alerts += 1;
-        tracing::warn!(worker = %shared.name, used, quota = policy.quota_bytes, percent, "disk use above the alert threshold");
-        let files = super::request::files_over(shared.env.disk(), dir, policy.large_file_bytes);
-        if !files.is_empty() {
-            shared.file_oversight(OversightRequest::ApproveCleanup {
-                used_bytes: used,
-                quota_bytes: policy.quota_bytes,
-                files,
-            });
-        }
-    }
-    let Some(on) = mode else {
-        return;
-    };
-    let WorkerStatus::Ready { port, .. } = *shared.status.borrow() else {
-        watch.undo_mode_change();
-        return;
-    };
+/// Tells the worker to enter or leave read-only mode, within the health bound; whether
+/// it took the change.
+async fn set_read_only(
+    shared: &WorkerShared,
+    port: u16,
+    on: bool,
+    used: u64,
+    percent: u64,
+) -> bool {
     let request = super::request::exchange(shared, port, Request::ReadOnly { id: 0, on });
     match tokio::time::timeout(shared.config.health_timeout, request).await {
         Ok(Ok(_)) => {
@@ -281,16 +193,57 @@ async fn sample_disk(shared: &WorkerShared, watch: &mut DiskWatch) {
             }
             drop(stats);
             tracing::warn!(worker = %shared.name, used, percent, on, "read-only mode");
+            true
         }
         failed => {
-            // Asked again at the next sample.
-            watch.undo_mode_change();
             tracing::warn!(worker = %shared.name, on, ?failed, "could not change read-only mode");
+            false
         }
     }
 }
 
-fn on_line(shared: &WorkerShared, line: io::Result<Line>, run: &mut Running, timers: &mut Timers) {
+/// Counts a decision of the core, and logs the ones that carry figures.
+fn record(shared: &WorkerShared, note: Note) {
+    let name = &shared.name;
+    let mut stats = shared.stats();
+    match note {
+        Note::Crash => stats.crashes += 1,
+        Note::SlowStartup => stats.slow_startups += 1,
+        Note::ForcedKill => stats.forced_kills += 1,
+        Note::Restart => stats.restarts += 1,
+        Note::HangDetected => stats.hangs_detected += 1,
+        Note::MemoryWarning { bytes, percent } => {
+            stats.memory_warnings += 1;
+            tracing::warn!(worker = %name, bytes, percent, "memory above the warning threshold");
+        }
+        Note::MemoryRestartDue {
+            bytes,
+            percent,
+            growth_bytes_per_s,
+        } => {
+            stats.memory_restart_due = true;
+            tracing::warn!(worker = %name, bytes, percent, growth_bytes_per_s, "memory growing into the limit: restart due, the owner decides when");
+        }
+        Note::MemoryRestart {
+            bytes,
+            percent,
+            growth_bytes_per_s,
+        } => {
+            stats.memory_restarts += 1;
+            tracing::warn!(worker = %name, bytes, percent, growth_bytes_per_s, "memory growing into the limit: checkpoint, then restart");
+        }
+        Note::DiskAlert {
+            used_bytes,
+            quota_bytes,
+            percent,
+        } => {
+            stats.disk_alerts += 1;
+            tracing::warn!(worker = %name, used = used_bytes, quota = quota_bytes, percent, "disk use above the alert threshold");
+        }
+    }
+}
+
+fn on_line(shared: &WorkerShared, line: io::Result<Line>, run: &mut Running) {
     let bytes = match line {
         Ok(Line::Text(bytes)) => bytes,
         Ok(Line::TooLong) => {
@@ -307,11 +260,7 @@ fn on_line(shared: &WorkerShared, line: io::Result<Line>, run: &mut Running, tim
         }
     };
     match decode_reply(&bytes) {
-        Ok(Reply::Heartbeat { .. }) => {
-            if timers.heartbeat.is_some() {
-                timers.heartbeat = Some(Instant::now() + shared.config.heartbeat_timeout);
-            }
-        }
+        Ok(Reply::Heartbeat { .. }) => shared.core().handle_heartbeat(shared.elapsed()),
         Ok(Reply::Error { code, message, .. }) => {
             tracing::warn!(worker = %shared.name, ?code, %message, "worker reported an error");
         }
@@ -327,24 +276,11 @@ async fn execute(
     shared: &WorkerShared,
     action: Action,
     run: &mut Running,
-    timers: &mut Timers,
-    queue: &mut VecDeque<Event>,
-    memory: Option<&mut MemoryWatch>,
-    disk: Option<&mut DiskWatch>,
+    inputs: &mut VecDeque<Input>,
 ) {
     let name = &shared.name;
     match action {
-        Action::Spawn => {
-            if let Some(watch) = memory {
-                watch.reset();
-            }
-            if let Some(watch) = disk {
-                watch.reset();
-            }
-            start_process(shared, run, queue).await;
-        }
-        // The init timeout is enforced around the init sequence in `start_process`.
-        Action::ArmInitTimer(_) => {}
+        Action::Spawn => start_process(shared, run, inputs).await,
         Action::Signal(signal) => {
             if let Some(child) = run.child.as_ref() {
                 tracing::info!(worker = %name, pid = child.pid(), signal = signal.name(), "signalling worker");
@@ -353,8 +289,6 @@ async fn execute(
                 }
             }
         }
-        Action::ArmGraceTimer(d) => timers.grace = Some(Instant::now() + d),
-        Action::ArmRestartTimer(d) => timers.restart = Some(Instant::now() + d),
         Action::Abandon => {
             if let Some(child) = run.child.take() {
                 shared.reaper.adopt(name, child);
@@ -363,34 +297,59 @@ async fn execute(
         }
         Action::Publish(status) => {
             tracing::info!(worker = %name, %status, "status");
-            let ready = matches!(status, WorkerStatus::Ready { .. });
-            timers.heartbeat = (ready && !shared.config.heartbeat_interval.is_zero())
-                .then(|| Instant::now() + shared.config.heartbeat_timeout);
-            timers.memory = match (&shared.config.memory, ready) {
-                (Some(policy), true) => Some(Instant::now() + policy.sample_interval),
-                _ => None,
-            };
-            timers.disk = match (&shared.config.disk, ready) {
-                (Some(policy), true) => Some(Instant::now() + policy.sample_interval),
-                _ => None,
-            };
-            if status != WorkerStatus::Stopping {
-                timers.grace = None;
-            }
             shared.status.send_replace(status);
         }
-        Action::Warn(message) => {
-            if message.starts_with("slow startup") {
-                shared.stats().slow_startups += 1;
+        Action::SampleMemory => {
+            // Unreadable (or no process): no sample; the core asks again at the next.
+            if let Some(child) = run.child.as_ref()
+                && let Ok(bytes) = child.resident_bytes()
+            {
+                shared.stats().resident_bytes = Some(bytes);
+                inputs.push_back(Input::MemorySample(bytes));
             }
-            tracing::warn!(worker = %name, "{message}");
         }
+        Action::SampleDisk => {
+            let used = super::request::dir_bytes(shared.env.disk(), &shared.config.dir);
+            inputs.push_back(Input::DiskSample(used));
+        }
+        Action::Checkpoint { port } => {
+            checkpoint(shared, port).await;
+            inputs.push_back(Input::CheckpointDone);
+        }
+        Action::SetReadOnly {
+            port,
+            on,
+            used_bytes,
+            percent,
+        } => {
+            if !set_read_only(shared, port, on, used_bytes, percent).await {
+                inputs.push_back(Input::ReadOnlyFailed(on));
+            }
+        }
+        Action::ProposeCleanup {
+            used_bytes,
+            quota_bytes,
+            large_file_bytes,
+        } => {
+            let dir = &shared.config.dir;
+            let files = super::request::files_over(shared.env.disk(), dir, large_file_bytes);
+            if !files.is_empty() {
+                shared.file_oversight(OversightRequest::ApproveCleanup {
+                    used_bytes,
+                    quota_bytes,
+                    files,
+                });
+            }
+        }
+        Action::FileOversight(request) => shared.file_oversight(request),
+        Action::Note(note) => record(shared, note),
+        Action::Warn(message) => tracing::warn!(worker = %name, "{message}"),
         Action::Info(message) => tracing::info!(worker = %name, "{message}"),
     }
 }
 
 /// Spawns the worker and runs its init sequence; queues what happened for the core.
-async fn start_process(shared: &WorkerShared, run: &mut Running, queue: &mut VecDeque<Event>) {
+async fn start_process(shared: &WorkerShared, run: &mut Running, queue: &mut VecDeque<Input>) {
     let spawned_at = Instant::now();
     let (mut child, port) = match spawn(shared).await {
         Ok(spawned) => spawned,
@@ -398,12 +357,12 @@ async fn start_process(shared: &WorkerShared, run: &mut Running, queue: &mut Vec
             shared.stats().spawn_failures += 1;
             let reason = error.to_string();
             *shared.last_error.lock().expect("poisoned") = Some(error);
-            queue.push_back(Event::StartFailed { reason });
+            queue.push_back(Input::Event(Event::StartFailed { reason }));
             return;
         }
     };
     shared.stats().spawns += 1;
-    queue.push_back(Event::Spawned { pid: child.pid() });
+    queue.push_back(Input::Event(Event::Spawned { pid: child.pid() }));
     let mut lines = child.take_stdout().map(LineReader::new);
     let stdin = child.take_stdin();
     if let Some(stderr) = child.take_stderr() {
@@ -420,7 +379,7 @@ async fn start_process(shared: &WorkerShared, run: &mut Running, queue: &mut Vec
                 lines,
                 _stdin: stdin,
             };
-            queue.push_back(Event::Connected { port, startup });
+            queue.push_back(Input::Event(Event::Connected { port, startup }));
         }
         Ok(Err(InitFailure::Exited(status))) => {
             let error = WorkerError::ExitedDuringInit {
@@ -428,7 +387,7 @@ async fn start_process(shared: &WorkerShared, run: &mut Running, queue: &mut Vec
                 status: describe_exit(status),
             };
             *shared.last_error.lock().expect("poisoned") = Some(error);
-            queue.push_back(Event::Exited { status });
+            queue.push_back(Input::Event(Event::Exited { status }));
         }
         Ok(Err(InitFailure::Error(error))) => {
             let reason = error.to_string();
@@ -438,7 +397,7 @@ async fn start_process(shared: &WorkerShared, run: &mut Running, queue: &mut Vec
                 lines: None,
                 _stdin: stdin,
             };
-            queue.push_back(Event::StartFailed { reason });
+            queue.push_back(Input::Event(Event::StartFailed { reason }));
         }
         Err(_) => {
             *shared.last_error.lock().expect("poisoned") = Some(WorkerError::InitTimeout {
@@ -450,7 +409,7 @@ async fn start_process(shared: &WorkerShared, run: &mut Running, queue: &mut Vec
                 lines: None,
                 _stdin: stdin,
             };
-            queue.push_back(Event::InitTimedOut);
+            queue.push_back(Input::Event(Event::InitTimedOut));
         }
     }
 }

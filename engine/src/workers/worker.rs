@@ -91,6 +91,12 @@ impl WorkerShared {
         self.origin.elapsed()
     }
 
+    /// The lifecycle core; only the supervision task drives it, so the lock is never
+    /// contended.
+    pub(crate) fn core(&self) -> std::sync::MutexGuard<'_, Lifecycle> {
+        self.core.lock().expect("core poisoned")
+    }
+
     pub(crate) fn stats(&self) -> std::sync::MutexGuard<'_, WorkerStats> {
         self.stats.lock().expect("worker stats poisoned")
     }
@@ -123,6 +129,11 @@ impl Worker {
             startup_warn_after: config.startup_warn_after,
             grace: config.grace,
             restart: config.restart.clone(),
+            // A worker told to send no heartbeats (interval 0) is not watched for them.
+            heartbeat_timeout: (!config.heartbeat_interval.is_zero())
+                .then_some(config.heartbeat_timeout),
+            memory: config.memory.clone(),
+            disk: config.disk.clone(),
         });
         Worker {
             shared: Arc::new(WorkerShared {

@@ -9,42 +9,16 @@
 //! line; an excursion (the samples between two under the alert line) alerts at most
 //! once, and its first sample at or above the alert line is the one that alerts.
 
+use crate::reference::{ReferenceDiskWatch, Zone};
 use engine::workers::disk::{DiskPolicy, DiskVerdict, DiskWatch};
 use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Zone {
-    UnderAlert,
-    Between,
-    Critical,
-}
-
 #[derive(Clone, Debug)]
 pub struct Model {
-    policy: DiskPolicy,
-    read_only: bool,
-    alerted: bool,
+    watch: ReferenceDiskWatch,
     /// The verdict the last sample called for.
     expected: Option<DiskVerdict>,
-}
-
-impl Model {
-    fn zone(&self, used: u64) -> Zone {
-        let scaled = u128::from(used) * 100;
-        let line = |percent: u64| u128::from(percent) * u128::from(self.policy.quota_bytes);
-        if scaled >= line(self.policy.critical_percent) {
-            Zone::Critical
-        } else if scaled >= line(self.policy.alert_percent) {
-            Zone::Between
-        } else {
-            Zone::UnderAlert
-        }
-    }
-
-    fn percent(&self, used: u64) -> u64 {
-        (u128::from(used) * 100 / u128::from(self.policy.quota_bytes)) as u64
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -58,7 +32,7 @@ pub enum Step {
 
 pub struct DiskMachine;
 
-fn disk_policy() -> impl Strategy<Value = DiskPolicy> {
+pub fn disk_policy() -> impl Strategy<Value = DiskPolicy> {
     (1..=10_000u64, 0..=100u64, 0..=100u64).prop_map(|(quota, a, b)| DiskPolicy {
         alert_percent: a.min(b),
         critical_percent: a.max(b),
@@ -77,23 +51,22 @@ impl ReferenceStateMachine for DiskMachine {
             disk_policy(),
         ]
         .prop_map(|policy| Model {
-            policy,
-            read_only: false,
-            alerted: false,
+            watch: ReferenceDiskWatch::new(policy),
             expected: None,
         })
         .boxed()
     }
 
     fn transitions(model: &Model) -> BoxedStrategy<Step> {
-        let quota = model.policy.quota_bytes;
+        let policy = &model.watch.policy;
+        let quota = policy.quota_bytes;
         let at = |percent: u64| quota * percent / 100;
         // Samples cluster around the two lines, where off-by-one mistakes live.
         let near = |line: u64| (line.saturating_sub(2)..=line + 2).prop_map(Step::Sample);
         let sample = prop_oneof![
             2 => (0..=quota * 2).prop_map(Step::Sample),
-            2 => near(at(model.policy.alert_percent)),
-            2 => near(at(model.policy.critical_percent)),
+            2 => near(at(policy.alert_percent)),
+            2 => near(at(policy.critical_percent)),
             1 => Just(Step::Sample(0)),
         ];
         if matches!(
@@ -119,39 +92,13 @@ impl ReferenceStateMachine for DiskMachine {
 
     fn apply(mut model: Model, step: &Step) -> Model {
         match step {
-            Step::Sample(used) => {
-                let percent = model.percent(*used);
-                let zone = model.zone(*used);
-                let verdict = match zone {
-                    Zone::Critical if !model.read_only => {
-                        let alert = !model.alerted;
-                        model.read_only = true;
-                        model.alerted = true;
-                        DiskVerdict::ReadOnly { percent, alert }
-                    }
-                    Zone::UnderAlert => {
-                        model.alerted = false;
-                        if std::mem::take(&mut model.read_only) {
-                            DiskVerdict::Writable { percent }
-                        } else {
-                            DiskVerdict::Normal
-                        }
-                    }
-                    Zone::Between | Zone::Critical if !model.alerted => {
-                        model.alerted = true;
-                        DiskVerdict::Alert { percent }
-                    }
-                    Zone::Between | Zone::Critical => DiskVerdict::Normal,
-                };
-                model.expected = Some(verdict);
-            }
+            Step::Sample(used) => model.expected = Some(model.watch.sample(*used)),
             Step::UndoModeChange => {
-                model.read_only = !model.read_only;
+                model.watch.undo();
                 model.expected = None;
             }
             Step::Reset => {
-                model.read_only = false;
-                model.alerted = false;
+                model.watch.reset();
                 model.expected = None;
             }
         }
@@ -182,7 +129,7 @@ impl StateMachineTest for DiskMachine {
 
     fn init_test(model: &Model) -> Sut {
         Sut {
-            watch: DiskWatch::new(model.policy.clone()),
+            watch: DiskWatch::new(model.watch.policy.clone()),
             alerts_this_excursion: 0,
             excursion_started: false,
         }
@@ -193,7 +140,7 @@ impl StateMachineTest for DiskMachine {
             Step::Sample(used) => {
                 let was_read_only = sut.watch.read_only();
                 let verdict = sut.watch.sample(used);
-                let zone = model.zone(used);
+                let zone = model.watch.zone(used);
                 assert_eq!(Some(verdict), model.expected, "sample of {used} bytes");
                 match verdict {
                     DiskVerdict::ReadOnly { .. } => assert!(
@@ -236,7 +183,7 @@ impl StateMachineTest for DiskMachine {
     }
 
     fn check_invariants(sut: &Sut, model: &Model) {
-        assert_eq!(sut.watch.read_only(), model.read_only, "read_only");
+        assert_eq!(sut.watch.read_only(), model.watch.read_only, "read_only");
     }
 }
 

@@ -9,67 +9,18 @@
 //! line restarts (so none reaches the limit unnoticed), a restart reports the watch's
 //! growth rate, and an excursion above the warning line warns at most once.
 
-use crate::reference::ms;
+use crate::reference::{ReferenceMemoryWatch, ms};
 use engine::workers::memory::{MemoryPolicy, MemoryVerdict, MemoryWatch};
 use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 use std::time::Duration;
 
-const NANOS_PER_S: u128 = 1_000_000_000;
-
 #[derive(Clone, Debug)]
 pub struct Model {
-    policy: MemoryPolicy,
+    watch: ReferenceMemoryWatch,
     now: Duration,
-    /// Every sample since the last reset, oldest first.
-    samples: Vec<(Duration, u64)>,
-    warned: bool,
     /// The verdict the last sample called for.
     expected: Option<MemoryVerdict>,
-}
-
-impl Model {
-    fn at_or_above(&self, bytes: u64, percent: u64) -> bool {
-        u128::from(bytes) * 100 >= u128::from(percent) * u128::from(self.policy.limit_bytes)
-    }
-
-    /// Whole bytes per second from the oldest to the newest of the samples kept.
-    fn growth(&self) -> u64 {
-        let kept = &self.samples[self.samples.len().saturating_sub(self.policy.samples_kept)..];
-        let (Some(first), Some(last)) = (kept.first(), kept.last()) else {
-            return 0;
-        };
-        let span = (last.0 - first.0).as_nanos();
-        if span == 0 || last.1 <= first.1 {
-            return 0;
-        }
-        (u128::from(last.1 - first.1) * NANOS_PER_S / span) as u64
-    }
-
-    fn judge(&mut self, bytes: u64) -> MemoryVerdict {
-        let percent = (u128::from(bytes) * 100 / u128::from(self.policy.limit_bytes)) as u64;
-        let growth = self.growth();
-        let room = self.policy.limit_bytes.saturating_sub(bytes);
-        // growth * horizon >= room, in nanoseconds so nothing is rounded away.
-        let reaches_the_limit = growth > 0
-            && u128::from(growth) * self.policy.horizon.as_nanos()
-                >= u128::from(room) * NANOS_PER_S;
-        if self.at_or_above(bytes, self.policy.critical_percent) || reaches_the_limit {
-            return MemoryVerdict::Restart {
-                percent,
-                growth_bytes_per_s: growth,
-            };
-        }
-        if !self.at_or_above(bytes, self.policy.warn_percent) {
-            self.warned = false;
-            return MemoryVerdict::Normal;
-        }
-        if std::mem::replace(&mut self.warned, true) {
-            MemoryVerdict::Normal
-        } else {
-            MemoryVerdict::Warn { percent }
-        }
-    }
 }
 
 #[derive(Clone, Debug)]
@@ -82,7 +33,7 @@ pub enum Step {
 
 pub struct MemoryMachine;
 
-fn memory_policy() -> impl Strategy<Value = MemoryPolicy> {
+pub fn memory_policy() -> impl Strategy<Value = MemoryPolicy> {
     (
         1..=1_000_000u64,
         0..=100u64,
@@ -110,18 +61,17 @@ impl ReferenceStateMachine for MemoryMachine {
             memory_policy(),
         ]
         .prop_map(|policy| Model {
-            policy,
+            watch: ReferenceMemoryWatch::new(policy),
             now: Duration::ZERO,
-            samples: Vec::new(),
-            warned: false,
             expected: None,
         })
         .boxed()
     }
 
     fn transitions(model: &Model) -> BoxedStrategy<Step> {
-        let limit = model.policy.limit_bytes;
-        let last = model.samples.last().map_or(limit / 2, |s| s.1);
+        let policy = &model.watch.policy;
+        let limit = policy.limit_bytes;
+        let last = model.watch.last().unwrap_or(limit / 2);
         let line = |percent: u64| limit * percent / 100;
         let near = |bytes: u64| bytes.saturating_sub(2)..=bytes + 2;
         // Flat, growing and jumping memory, and samples right at the two lines.
@@ -129,8 +79,8 @@ impl ReferenceStateMachine for MemoryMachine {
             2 => 0..=limit + limit / 5,
             2 => Just(last),
             3 => (0..=limit / 10).prop_map(move |step| last.saturating_add(step)),
-            1 => near(line(model.policy.warn_percent)),
-            1 => near(line(model.policy.critical_percent)),
+            1 => near(line(policy.warn_percent)),
+            1 => near(line(policy.critical_percent)),
         ];
         let after = prop_oneof![Just(0u64), Just(1_000), 0..=3_000u64].prop_map(ms);
         prop_oneof![
@@ -144,12 +94,10 @@ impl ReferenceStateMachine for MemoryMachine {
         match step {
             Step::Sample { after, bytes } => {
                 model.now += *after;
-                model.samples.push((model.now, *bytes));
-                model.expected = Some(model.judge(*bytes));
+                model.expected = Some(model.watch.sample(model.now, *bytes));
             }
             Step::Reset => {
-                model.samples.clear();
-                model.warned = false;
+                model.watch.reset();
                 model.expected = None;
             }
         }
@@ -171,7 +119,7 @@ impl StateMachineTest for MemoryMachine {
 
     fn init_test(model: &Model) -> Sut {
         Sut {
-            watch: MemoryWatch::new(model.policy.clone()),
+            watch: MemoryWatch::new(model.watch.policy.clone()),
             now: Duration::ZERO,
             warnings_this_excursion: 0,
         }
@@ -188,7 +136,10 @@ impl StateMachineTest for MemoryMachine {
                     "{bytes} bytes at {:?}",
                     sut.now
                 );
-                if model.at_or_above(bytes, model.policy.critical_percent) {
+                if model
+                    .watch
+                    .at_or_above(bytes, model.watch.policy.critical_percent)
+                {
                     assert!(
                         matches!(verdict, MemoryVerdict::Restart { .. }),
                         "{bytes} bytes is at or above the critical line: {verdict:?}"
@@ -200,7 +151,10 @@ impl StateMachineTest for MemoryMachine {
                 {
                     assert_eq!(growth_bytes_per_s, sut.watch.growth_bytes_per_s());
                 }
-                if !model.at_or_above(bytes, model.policy.warn_percent) {
+                if !model
+                    .watch
+                    .at_or_above(bytes, model.watch.policy.warn_percent)
+                {
                     sut.warnings_this_excursion = 0;
                 }
                 if matches!(verdict, MemoryVerdict::Warn { .. }) {
@@ -220,7 +174,11 @@ impl StateMachineTest for MemoryMachine {
     }
 
     fn check_invariants(sut: &Sut, model: &Model) {
-        assert_eq!(sut.watch.growth_bytes_per_s(), model.growth(), "growth");
+        assert_eq!(
+            sut.watch.growth_bytes_per_s(),
+            model.watch.growth(),
+            "growth"
+        );
     }
 }
 
