@@ -1,12 +1,16 @@
-//! One WebSocket: it attaches to its session, writes the session's stream from where
-//! the client is, and turns client frames into session actions. It never blocks on its
-//! own output: a reply it must publish waits for room by writing first.
+//! One WebSocket, the shell around two cores: its inbound frames are decided by
+//! [`Inbound`] (token, draining, decoding, rate), what they ask of the session by the
+//! session's core. It attaches to its session, writes the session's stream from where
+//! the client is, and carries out those decisions. It never blocks on its own output: a
+//! reply it must publish waits for room by writing first.
 
 use super::auth::Claims;
+use super::inbound::{Frame, FrameContext, Inbound, InboundAction};
 use super::server::{Gateway, Opening};
 use super::upgrade::WebSocket;
-use crate::protocol::{ClientMessage, ErrorCode, ServerEvent, ServerMessage, decode_client};
-use crate::sessions::{QueryMode, Session};
+use crate::protocol::{ErrorCode, ServerEvent, ServerMessage};
+use crate::sessions::Session;
+use crate::sessions::core::InputOutcome;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -49,12 +53,12 @@ pub(crate) async fn run_socket(
             return;
         }
     };
+    let inbound = Inbound::new(claims, gw.config.refresh_lead);
     let mut conn = Conn {
         gw,
         session,
         generation: attachment.generation,
-        claims,
-        refresh_sent_for: None,
+        inbound,
     };
     let welcome = ServerMessage::control(ServerEvent::Welcome {
         session_id: conn.session.id.clone(),
@@ -91,7 +95,7 @@ pub(crate) async fn run_socket(
             conn.close(&mut socket).await;
             return conn.detach();
         }
-        let refresh_at = conn.refresh_due_in();
+        let refresh_at = conn.inbound.poll_refresh(conn.now_unix_ms());
         tokio::select! {
             biased;
             _ = displaced.changed() => {
@@ -103,9 +107,8 @@ pub(crate) async fn run_socket(
             }
             _ = ready => {}
             _ = tokio::time::sleep(refresh_at.unwrap_or(Duration::MAX)), if refresh_at.is_some() => {
-                conn.refresh_sent_for = Some(conn.claims.exp);
-                let expires_in_ms = conn.claims.exp.saturating_mul(1000).saturating_sub(conn.gw.sessions.env().wall_unix_ms());
-                if conn.publish(&mut socket, ServerEvent::RefreshRequired { expires_in_ms }).await.is_err() {
+                let refresh = conn.inbound.handle_refresh_due(conn.now_unix_ms());
+                if conn.publish(&mut socket, refresh).await.is_err() {
                     return conn.detach();
                 }
             }
@@ -128,9 +131,7 @@ struct Conn {
     gw: Arc<Gateway>,
     session: Arc<Session>,
     generation: u64,
-    claims: Claims,
-    /// The expiry a `refresh_required` was already sent for.
-    refresh_sent_for: Option<u64>,
+    inbound: Inbound,
 }
 
 impl Conn {
@@ -138,15 +139,8 @@ impl Conn {
         self.session.detach(self.gw.sessions.now(), self.generation);
     }
 
-    /// Time until `refresh_required` is due, if it is still to be sent.
-    fn refresh_due_in(&self) -> Option<Duration> {
-        if self.refresh_sent_for == Some(self.claims.exp) {
-            return None;
-        }
-        let lead_ms = self.gw.config.refresh_lead.as_millis() as u64;
-        let due_ms = self.claims.exp.saturating_mul(1000).saturating_sub(lead_ms);
-        let now_ms = self.gw.sessions.env().wall_unix_ms();
-        Some(Duration::from_millis(due_ms.saturating_sub(now_ms)))
+    fn now_unix_ms(&self) -> u64 {
+        self.gw.sessions.env().wall_unix_ms()
     }
 
     /// Sends our Close (or the reply to the client's) and flushes it, within the write
@@ -218,109 +212,49 @@ impl Conn {
             .await
     }
 
+    /// Carries out what the cores decide about `frame`.
     async fn on_frame(&mut self, socket: &mut WebSocket, frame: Message) -> Result<(), Gone> {
-        let text = match frame {
-            Message::Text(t) => t,
-            Message::Binary(_) => {
-                let m = "binary frames are not supported: send JSON text frames".to_string();
-                return self.reply(socket, ErrorCode::BinaryNotSupported, m).await;
-            }
-            Message::Close(_) => {
+        let frame = match &frame {
+            Message::Text(t) => Frame::Text(t.as_str()),
+            Message::Binary(_) => Frame::Binary,
+            Message::Close(_) => Frame::Close,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Frame::Control,
+        };
+        let ctx = FrameContext {
+            now_unix_ms: self.now_unix_ms(),
+            draining: self.gw.sessions.is_draining(),
+            chars_max: self.gw.config.message_chars_max,
+            keys: &self.gw.config.keys,
+        };
+        let gw = &self.gw;
+        let action = self
+            .inbound
+            .handle_frame(frame, &ctx, |user| gw.admit_message(user));
+        match action {
+            InboundAction::Ignore => Ok(()),
+            InboundAction::Close => {
                 // Complete the closing handshake (RFC 6455 §5.5.1: the peer's Close is
                 // answered with a Close): the reply tungstenite queued goes out on this
                 // flush, which then ends the connection.
                 self.close(socket).await;
-                return Err(Gone);
+                Err(Gone)
             }
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Ok(()),
-        };
-        let now_s = self.gw.now_unix_s();
-        let skew = self.gw.config.keys.skew.as_secs();
-        if now_s >= self.claims.exp.saturating_add(skew) && !text.contains("\"refresh_token\"") {
-            let m =
-                "the token expired: send refresh_token or reconnect with a new token".to_string();
-            return self.reply(socket, ErrorCode::TokenExpired, m).await;
-        }
-        if self.gw.sessions.is_draining() {
-            let m = "the server is shutting down: no new messages are accepted".to_string();
-            return self.reply(socket, ErrorCode::ServerShuttingDown, m).await;
-        }
-        let message = match decode_client(&text, self.gw.config.message_chars_max) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(session = %self.session.id, code = ?e.code, "client frame refused: {}", e.detail);
-                return self.reply(socket, e.code, e.detail).await;
-            }
-        };
-        match message {
-            ClientMessage::Query { text, .. } => {
-                if let Err(wait) = self.gw.admit_message(&self.claims.sub) {
+            InboundAction::Refuse { code, message } => {
+                if code == ErrorCode::RateLimited {
                     self.gw.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                    let m = format!("rate limited: retry in {} ms", wait.as_millis());
-                    return self.reply(socket, ErrorCode::RateLimited, m).await;
                 }
-                let queue = self.gw.sessions.config().queries == QueryMode::Queue;
-                match self.session.enqueue(text, queue, self.gw.sessions.now()) {
-                    None => {
-                        let m =
-                            "a query is running: wait for its result or interrupt it".to_string();
-                        self.reply(socket, ErrorCode::QueryInProgress, m).await
+                self.reply(socket, code, message).await
+            }
+            InboundAction::Publish(event) => self.publish(socket, event).await,
+            InboundAction::Session(input) => {
+                match self.session.input(self.gw.sessions.now(), input) {
+                    InputOutcome::None => Ok(()),
+                    InputOutcome::Publish(event) => self.publish(socket, event).await,
+                    InputOutcome::Refuse { code, message } => {
+                        self.reply(socket, code, message).await
                     }
-                    Some((query, position)) if position > 0 => {
-                        self.publish(
-                            socket,
-                            ServerEvent::Queued {
-                                query,
-                                position: position as u32,
-                            },
-                        )
-                        .await
-                    }
-                    Some(_) => Ok(()),
                 }
             }
-            ClientMessage::Interrupt { .. } => {
-                // Idempotent: nothing running is not an error.
-                self.session.interrupt();
-                Ok(())
-            }
-            ClientMessage::Extend { .. } => match self.session.extend(self.gw.sessions.now()) {
-                Some((remaining, extensions_left)) => {
-                    let remaining_ms = remaining.as_millis() as u64;
-                    self.publish(
-                        socket,
-                        ServerEvent::SessionExtended {
-                            remaining_ms,
-                            extensions_left,
-                        },
-                    )
-                    .await
-                }
-                None => {
-                    let m = "no extension is left for this session".to_string();
-                    self.reply(socket, ErrorCode::ExtensionRefused, m).await
-                }
-            },
-            ClientMessage::Ack { seq, .. } => {
-                self.session.ack(seq);
-                Ok(())
-            }
-            ClientMessage::RefreshToken { token, .. } => match self.gw.verify(&token) {
-                Ok(claims) if claims.sub == self.claims.sub => {
-                    let expires_unix_s = claims.exp;
-                    self.claims = claims;
-                    self.publish(socket, ServerEvent::TokenRefreshed { expires_unix_s })
-                        .await
-                }
-                Ok(_) => {
-                    let m = "the new token is for another user".to_string();
-                    self.reply(socket, ErrorCode::Unauthorized, m).await
-                }
-                Err(e) => {
-                    self.reply(socket, ErrorCode::Unauthorized, e.to_string())
-                        .await
-                }
-            },
         }
     }
 }

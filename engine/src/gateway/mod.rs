@@ -6,6 +6,7 @@
 pub mod auth;
 mod connection;
 pub mod forwarded;
+mod inbound;
 pub mod rate;
 mod server;
 mod upgrade;

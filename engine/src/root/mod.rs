@@ -16,7 +16,7 @@ pub use config::{EngineConfig, STORE_PATH, StoreChoice};
 
 use crate::env::{Env, NetAddr, Task};
 use crate::gateway::Gateway;
-use crate::sessions::{Sessions, SessionsParts, UpstreamCheck, check_store};
+use crate::sessions::{RoleTools, Sessions, SessionsParts, ToolGate, UpstreamCheck, check_store};
 use crate::store::{SessionStore, StoreError};
 use crate::upstream::UpstreamClient;
 use crate::workers::{WarmCheck, WarmPool, WorkerManager};
@@ -111,10 +111,15 @@ impl Engine {
             .clone()
             .map(|client| Arc::new(UpstreamCheck(client)) as Arc<dyn WarmCheck>);
         let pool = WarmPool::start_checked(manager.clone(), config.sessions.pool.clone(), check);
+        // The tool gate's policies: for now the tools each role may call.
+        let gate = ToolGate::open().with(Arc::new(RoleTools {
+            role_tools: config.sessions.role_tools.clone(),
+        }));
         let parts = SessionsParts {
             pool,
             store: store.clone(),
             upstream,
+            gate,
         };
         let sessions = Sessions::new(env.clone(), config.sessions, parts);
         sessions.start();

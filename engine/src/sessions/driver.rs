@@ -1,9 +1,13 @@
-//! The task behind each session: it binds a worker, runs queries one at a time,
-//! applies limits, restarts the worker between queries when memory asks for it, and
-//! ends the session. Everything the client sees goes through `Session::publish`.
+//! The task behind each session: the shell that carries out its core's steps. It binds
+//! a worker from the pool, runs the query the core hands it (asking the tool gate, then
+//! the model, then streaming the worker's answer), sleeps until the core's next
+//! deadline, replaces the worker between queries when memory asks for it, and ends the
+//! session. Every decision is the core's or the gate's; everything the client sees goes
+//! through `Session::publish`.
 
-use super::lifecycle::{SessionEvent, SessionState};
-use super::limits::LimitAction;
+use super::core::{Phase, QueryEnd, Step, Stop};
+use super::gate::{GateCall, GateDecision};
+use super::lifecycle::SessionEvent;
 use super::service::Shared;
 use super::session::Session;
 use super::upstream::ask_model;
@@ -23,15 +27,10 @@ pub(crate) async fn drive(shared: Arc<Shared>, session: Arc<Session>) {
         Some(claim) => claim,
         None => {
             // Cold start: the pool was empty. Tell the user, then wait for a worker.
-            let now = shared.now();
-            session
-                .publish(
-                    now,
-                    ServerEvent::Status {
-                        state: "preparing".to_string(),
-                    },
-                )
-                .await;
+            let preparing = ServerEvent::Status {
+                state: "preparing".to_string(),
+            };
+            session.publish(shared.now(), preparing).await;
             match shared.cold_start().await {
                 Ok(w) => w,
                 Err(e) => {
@@ -42,169 +41,90 @@ pub(crate) async fn drive(shared: Arc<Shared>, session: Arc<Session>) {
         }
     };
     loop {
-        session.core().worker = Some(worker.worker().name().to_string());
-        if session.end_reason().is_some() {
-            return end(&shared, &session, Some(worker)).await;
-        }
-        let (state, next_query) = {
-            let c = session.core();
-            (c.state, c.pending.front().cloned())
-        };
-        if state == SessionState::Idle && worker.worker().stats().memory_restart_due {
-            worker = restart(&shared, &session, worker).await;
-            continue;
-        }
-        if state == SessionState::Idle
-            && let Some((query, text)) = next_query
-        {
-            session.core().pending.pop_front();
-            run_query(&shared, &session, worker.worker(), query, text).await;
-            continue;
+        let name = worker.worker().name().to_string();
+        let restart_due = worker.worker().stats().memory_restart_due;
+        let step = session.with_core(|c| {
+            c.handle_worker_bound(&name);
+            c.poll_step(restart_due)
+        });
+        match step {
+            Step::End { .. } => return end(&shared, &session, Some(worker)).await,
+            Step::Restart => {
+                worker = restart(&shared, &session, worker).await;
+                continue;
+            }
+            Step::Run { query, text } => {
+                run_query(&shared, &session, worker.worker(), query, text).await;
+                continue;
+            }
+            Step::Wait => {}
         }
         let wake = session.work.notified();
-        let (deadline, action) = session.core().limit.next(false);
-        let expiry = session.core().log.next_expiry();
+        let deadline = session.with_core(|c| c.poll_timeout(Phase::Idle));
         tokio::select! {
             biased;
             _ = wake => {}
-            _ = shared.sleep_until(deadline) => apply_limit(&shared, &session, action).await,
-            _ = shared.sleep_until(expiry.unwrap_or(Duration::MAX)), if expiry.is_some() => {
-                // Nobody came back for these: the age bound frees them now, not at
-                // the next append.
-                session.core().log.expire(shared.now());
+            _ = shared.sleep_until(deadline.unwrap_or(Duration::MAX)), if deadline.is_some() => {
+                let now = shared.now();
+                let warning = session.with_core(|c| c.handle_timeout(now, Phase::Idle));
+                session.publish_opt(now, warning).await;
             }
             _ = tokio::time::sleep(MEMORY_POLL), if shared.config.pool.template.memory.is_some() => {}
         }
     }
 }
 
-async fn apply_limit(shared: &Shared, session: &Session, action: LimitAction) {
-    match &action {
-        LimitAction::Warn { remaining } => {
-            session
-                .publish(
-                    shared.now(),
-                    ServerEvent::SessionEnding {
-                        remaining_ms: remaining.as_millis() as u64,
-                        reason: "session duration limit".to_string(),
-                    },
-                )
-                .await;
-        }
-        LimitAction::End { reason } => session.request_end(reason),
-    }
-    session.core().limit.applied(&action);
-}
-
 async fn run_query(shared: &Shared, session: &Session, worker: &Worker, query: u64, text: String) {
     // The state before the query is durable: a resume elsewhere starts from here.
     shared.env.disk_pace().await;
     shared.persist(session);
-    if !session
-        .transition(shared.now(), SessionEvent::QueryStarted)
-        .await
-    {
-        return;
+    match session.with_core(|c| c.handle_query_started(query, &text)) {
+        Ok(status) => session.publish_opt(shared.now(), status).await,
+        Err(e) => {
+            tracing::warn!(session = %session.id, "{e}");
+            return;
+        }
     }
-    {
-        let mut c = session.core();
-        c.running = Some(query);
-        c.interrupt_requested = false;
-        c.stats.queries += 1;
-    }
-    if let Some(denied) = denied_tool(shared, session, &text) {
-        session
-            .publish(
-                shared.now(),
-                ServerEvent::Error {
-                    code: ErrorCode::ToolDenied,
-                    message: denied,
-                },
-            )
-            .await;
-        return finish(shared, session, query).await;
+    // The gate is asked before the tool the query names, then before the model call.
+    let tool = text
+        .strip_prefix("tool:")
+        .and_then(|rest| rest.split_whitespace().next());
+    let calls = tool
+        .map(|name| GateCall::Tool { name })
+        .into_iter()
+        .chain([GateCall::Model { text: &text }]);
+    for call in calls {
+        if let GateDecision::Deny { reason } = shared.gate.check(&session.gate_context(), &call) {
+            let denied = ServerEvent::Error {
+                code: ErrorCode::ToolDenied,
+                message: reason,
+            };
+            session.publish(shared.now(), denied).await;
+            return finish(shared, session, query).await;
+        }
     }
     // The model answers first (when there is one); an interrupt or the session's end
     // does not wait for it.
     let asked = ask_model(shared, session, &text);
-    let (outcome, answer) = match stopped_or(session, asked).await {
-        Err(stopped) => (stopped, Vec::new()),
+    let end = match stopped_or(session, asked).await {
+        Err(stopped) => stopped,
         Ok(None) => return finish(shared, session, query).await,
         Ok(Some(input)) => stream_answer(shared, session, worker, query, input).await,
     };
-    let now = shared.now();
-    match outcome {
-        Outcome::Done => {
-            let full = answer.join(" ");
-            let bytes = full.len();
-            let limit = shared.config.result_bytes_max;
-            let truncated = bytes > limit;
-            let shown = if truncated {
-                let mut cut = limit;
-                while !full.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                full[..cut].to_string()
-            } else {
-                full.clone()
-            };
-            {
-                let mut c = session.core();
-                c.transcript.push(format!("> {text}"));
-                c.transcript.push(full.clone());
-                if truncated {
-                    c.results.insert(query, full);
-                    c.stats.truncated_results += 1;
-                }
-            }
-            session
-                .publish(
-                    now,
-                    ServerEvent::Result {
-                        query,
-                        text: shown,
-                        truncated,
-                        bytes: bytes as u64,
-                    },
-                )
-                .await;
-        }
-        Outcome::Interrupted => {
-            session.core().stats.interrupts += 1;
-            session
-                .publish(now, ServerEvent::Interrupted { query })
-                .await;
-        }
-        Outcome::Ended(reason) => {
-            session
-                .publish(now, ServerEvent::Interrupted { query })
-                .await;
-            session.request_end(&reason);
-        }
-        Outcome::Failed(detail) => {
-            session
-                .publish(
-                    now,
-                    ServerEvent::Error {
-                        code: ErrorCode::WorkerUnavailable,
-                        message: format!("the query failed: {detail}"),
-                    },
-                )
-                .await;
-        }
-    }
+    let told = session.with_core(|c| c.handle_query_end(end));
+    session.publish_opt(shared.now(), told).await;
     finish(shared, session, query).await;
 }
 
 /// Runs the worker on the model's answer `input`, streaming its parts to the client;
-/// how it ended, and the parts.
+/// how it ended.
 async fn stream_answer(
     shared: &Shared,
     session: &Session,
     worker: &Worker,
     query: u64,
     input: String,
-) -> (Outcome, Vec<String>) {
+) -> QueryEnd {
     let (tx, mut rx) = mpsc::channel(8);
     let request = worker.request_streaming(
         Request::Run {
@@ -216,43 +136,30 @@ async fn stream_answer(
     );
     tokio::pin!(request);
     let mut request_result = None;
-    let mut answer: Vec<String> = Vec::new();
-    let mut streamed = 0usize;
-    let outcome = loop {
+    loop {
         let wake = session.work.notified();
-        let (deadline, action) = session.core().limit.next(true);
-        let detached_deadline = session
-            .core()
-            .detached_since
-            .map(|t| t + shared.config.detached_query_timeout);
+        let deadline = session.with_core(|c| c.poll_timeout(Phase::Streaming));
         tokio::select! {
             biased;
             _ = wake => {
-                if let Some(stopped) = stop_requested(session) {
-                    break stopped;
+                if let Some(stopped) = session.with_core(|c| c.poll_stop()) {
+                    return stopped.into();
                 }
             }
-            _ = shared.sleep_until(deadline) => {
-                if let LimitAction::End { reason } = &action {
-                    break Outcome::Ended(reason.to_string());
+            _ = shared.sleep_until(deadline.unwrap_or(Duration::MAX)), if deadline.is_some() => {
+                let now = shared.now();
+                let warning = session.with_core(|c| c.handle_timeout(now, Phase::Streaming));
+                session.publish_opt(now, warning).await;
+                if let Some(stopped) = session.with_core(|c| c.poll_stop()) {
+                    return stopped.into();
                 }
-                apply_limit(shared, session, action).await;
-            }
-            _ = shared.sleep_until(detached_deadline.unwrap_or(Duration::MAX)), if detached_deadline.is_some() => {
-                tracing::info!(session = %session.id, query, "no client came back: the query is interrupted");
-                break Outcome::Interrupted;
             }
             reply = rx.recv() => match reply {
                 Some(Reply::Event { data, .. }) => {
-                    // Past the result bound the parts are only kept (for the HTTP
-                    // fetch): the socket carries at most that much of one answer.
-                    streamed += data.len();
-                    if streamed <= shared.config.result_bytes_max {
-                        session.publish(shared.now(), ServerEvent::Delta { query, text: data.clone() }).await;
-                    }
-                    answer.push(data);
+                    let delta = session.with_core(|c| c.handle_delta(data));
+                    session.publish_opt(shared.now(), delta).await;
                 }
-                Some(Reply::Done { .. }) => break Outcome::Done,
+                Some(Reply::Done { .. }) => return QueryEnd::Done,
                 Some(_) => {}
                 None => {
                     // The request ended; its result says how.
@@ -260,9 +167,9 @@ async fn stream_answer(
                         Some(r) => r,
                         None => (&mut request).await,
                     };
-                    break match r {
-                        Ok(()) => Outcome::Done,
-                        Err(e) => Outcome::Failed(e.to_string()),
+                    return match r {
+                        Ok(()) => QueryEnd::Done,
+                        Err(e) => QueryEnd::Failed(e.to_string()),
                     };
                 }
             },
@@ -270,20 +177,28 @@ async fn stream_answer(
                 request_result = Some(r);
             }
         }
-    };
-    (outcome, answer)
+    }
+}
+
+impl From<Stop> for QueryEnd {
+    fn from(stop: Stop) -> Self {
+        match stop {
+            Stop::Interrupted => QueryEnd::Interrupted,
+            Stop::Ended(reason) => QueryEnd::Ended(reason),
+        }
+    }
 }
 
 /// `work`'s result, unless the client interrupts or the session is ended first.
-async fn stopped_or<T>(session: &Session, work: impl Future<Output = T>) -> Result<T, Outcome> {
+async fn stopped_or<T>(session: &Session, work: impl Future<Output = T>) -> Result<T, QueryEnd> {
     tokio::pin!(work);
     loop {
         let wake = session.work.notified();
         tokio::select! {
             biased;
             _ = wake => {
-                if let Some(stopped) = stop_requested(session) {
-                    return Err(stopped);
+                if let Some(stopped) = session.with_core(|c| c.poll_stop()) {
+                    return Err(stopped.into());
                 }
             }
             done = &mut work => return Ok(done),
@@ -291,43 +206,11 @@ async fn stopped_or<T>(session: &Session, work: impl Future<Output = T>) -> Resu
     }
 }
 
-/// How the running query must stop, if the client interrupted it or the session is
-/// being ended.
-fn stop_requested(session: &Session) -> Option<Outcome> {
-    let c = session.core();
-    if c.interrupt_requested {
-        return Some(Outcome::Interrupted);
-    }
-    c.end_reason.clone().map(Outcome::Ended)
-}
-
-enum Outcome {
-    Done,
-    Interrupted,
-    Ended(String),
-    Failed(String),
-}
-
 async fn finish(shared: &Shared, session: &Session, query: u64) {
-    {
-        let mut c = session.core();
-        debug_assert_eq!(c.running, Some(query));
-        c.running = None;
-        c.interrupt_requested = false;
+    match session.with_core(|c| c.handle_query_finished(query)) {
+        Ok(status) => session.publish_opt(shared.now(), status).await,
+        Err(e) => tracing::warn!(session = %session.id, "{e}"),
     }
-    session
-        .transition(shared.now(), SessionEvent::QueryFinished)
-        .await;
-}
-
-/// `tool:NAME …` asks for a tool; the role at this moment decides.
-fn denied_tool(shared: &Shared, session: &Session, text: &str) -> Option<String> {
-    let tool = text.strip_prefix("tool:")?.split_whitespace().next()?;
-    let role = session.core().role.clone();
-    if shared.config.tools_of(&role).iter().any(|t| t == tool) {
-        return None;
-    }
-    Some(format!("tool {tool:?} is not allowed for role {role:?}"))
 }
 
 /// Replaces the worker between queries; the old one serves until the new one is ready.
@@ -341,7 +224,7 @@ async fn restart(shared: &Shared, session: &Session, old: Claim) -> Claim {
     let worker = match shared.acquire_worker().await {
         Ok(new) => {
             old.retire().await;
-            session.core().stats.restarts += 1;
+            session.with_core(|c| c.handle_restarted());
             new
         }
         Err(e) => {
@@ -356,27 +239,11 @@ async fn restart(shared: &Shared, session: &Session, old: Claim) -> Claim {
 }
 
 async fn end(shared: &Shared, session: &Session, worker: Option<Claim>) {
-    let reason = session.end_reason().unwrap_or_else(|| "ended".to_string());
-    let last = session
-        .publish(
-            shared.now(),
-            ServerEvent::SessionEnded {
-                reason: reason.clone(),
-            },
-        )
-        .await;
+    let (reason, ended) = session.with_core(|c| c.poll_ending());
+    let last = session.publish(shared.now(), ended).await;
     // The connection closes once it has written this one (or, with no number left,
     // everything numbered, then the unnumbered notice).
-    {
-        let mut c = session.core();
-        match last {
-            Some(seq) => c.final_seq = Some(seq),
-            None => {
-                c.final_seq = Some(c.log.last_seq());
-                c.end_unsequenced = Some(reason.clone());
-            }
-        }
-    }
+    session.with_core(|c| c.handle_final(last, &reason));
     session.out_ready.notify_one();
     session
         .transition(shared.now(), SessionEvent::Terminate)

@@ -1,12 +1,19 @@
-//! Sessions: a table of live sessions, each backed by a worker, with a lifecycle state
-//! machine, a pre-warm pool, admission at the limit, time and memory limits, resume and
-//! fork. The intricate parts are pure cores (`lifecycle`, `limits`, `prewarm`,
-//! `admission`); `service` and `driver` are the async shell around them.
+//! Sessions: a table of live sessions, each backed by a worker from the pre-warm pool,
+//! with admission at the limit, time and memory limits, resume and fork.
+//!
+//! Decisions live in pure cores: [`core`] (one session, sans-IO: its stream, queries,
+//! lifecycle and limits, `handle_*` / `poll_*` / `poll_timeout`), [`lifecycle`],
+//! [`limits`], [`admission`], [`replay`] (the replay log) and [`gate`] (the tool gate
+//! asked before each tool and model call). The shells are thin: `session.rs` holds a
+//! core and wakes tasks, `driver.rs` carries out a session's steps, `service.rs` is the
+//! table, `durable.rs` the store, `upstream.rs` the model API glue.
 
 pub mod admission;
 pub mod config;
+pub mod core;
 mod driver;
 mod durable;
+pub mod gate;
 pub mod lifecycle;
 pub mod limits;
 pub mod lock;
@@ -17,9 +24,11 @@ mod upstream;
 
 pub use admission::AdmissionMode;
 pub use config::{QueryMode, SessionsConfig};
+pub use core::{SessionCore, SessionSettings, SessionStats};
 pub(crate) use durable::check_store;
+pub use gate::{GateCall, GateContext, GateDecision, GatePolicy, RoleTools, ToolGate};
 pub use lifecycle::SessionState;
 pub use limits::SessionLimits;
 pub use service::{CreateError, ForkError, Resumed, Sessions, SessionsParts, Tombstone};
-pub use session::{Session, SessionStats};
+pub use session::Session;
 pub use upstream::UpstreamCheck;

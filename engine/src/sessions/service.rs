@@ -3,11 +3,11 @@
 
 use super::admission::{Admission, AdmissionControl};
 use super::config::SessionsConfig;
+use super::core::SessionCore;
 use super::driver::drive;
 use super::durable::{Durable, Stored};
-use super::limits::LimitClock;
-use super::replay::ReplayLog;
-use super::session::Session;
+use super::gate::ToolGate;
+use super::session::{Session, settings_of};
 use super::upstream::watch_upstream;
 use crate::env::Env;
 use crate::protocol::ServerEvent;
@@ -67,6 +67,8 @@ pub(crate) struct Shared {
     pub(crate) pool: Arc<WarmPool>,
     /// The model API client all sessions share, when one is configured.
     pub(crate) upstream: Option<Arc<UpstreamClient>>,
+    /// Asked before each tool call and each model call.
+    pub(crate) gate: ToolGate,
     origin: Instant,
     table: Mutex<Table>,
 }
@@ -108,10 +110,8 @@ impl Shared {
         let Some(d) = &self.durable else {
             return;
         };
-        let (transcript, handed_off) = {
-            let c = session.core();
-            (c.transcript.clone(), c.handed_off)
-        };
+        let (transcript, handed_off) =
+            session.with_core(|c| (c.transcript().to_vec(), c.is_handed_off()));
         let saved = d.save(
             &self.env,
             &session.id,
@@ -128,7 +128,7 @@ impl Shared {
     /// A session ended: free its slot, remember it briefly.
     pub(crate) fn forget(&self, session: &Session, reason: &str) {
         if let Some(d) = &self.durable {
-            if session.core().handed_off {
+            if session.with_core(|c| c.is_handed_off()) {
                 // Kept for another instance: the final history, claimed by nobody.
                 self.persist(session);
             } else {
@@ -165,6 +165,8 @@ pub struct SessionsParts {
     /// files under `session-data/`), resumable by any instance sharing it.
     pub store: Option<Arc<SessionStore>>,
     pub upstream: Option<Arc<UpstreamClient>>,
+    /// The tool gate each query's calls pass.
+    pub gate: ToolGate,
 }
 
 impl Sessions {
@@ -192,6 +194,7 @@ impl Sessions {
         Sessions {
             shared: Arc::new(Shared {
                 upstream: parts.upstream,
+                gate: parts.gate,
                 env,
                 durable,
                 config,
@@ -348,17 +351,13 @@ impl Sessions {
                     instance => format!("{instance}-s{:06}", t.next_session),
                 }
             });
-            let session = Arc::new(Session::new(
-                id.clone(),
-                user.to_string(),
+            let core = SessionCore::new(
+                settings_of(&shared.config),
                 role.to_string(),
-                parent,
-                ReplayLog::starting_after(shared.config.replay, shared.config.first_seq_after),
-                LimitClock::new(shared.config.limits.clone(), now),
-                shared.config.outbound_max,
+                transcript,
                 now,
-            ));
-            session.core().transcript = transcript;
+            );
+            let session = Arc::new(Session::new(id.clone(), user.to_string(), parent, core));
             t.live.insert(id, session.clone());
             t.live_peak = t.live_peak.max(t.live.len());
             assert!(
@@ -420,7 +419,7 @@ impl Sessions {
     /// A new session with a copy of `id`'s history as of now; the two then diverge.
     pub fn fork(&self, id: &str, user: &str, role: &str) -> Result<Arc<Session>, ForkError> {
         let parent = self.get(id).ok_or(ForkError::NotFound)?;
-        let transcript = parent.core().transcript.clone();
+        let transcript = parent.transcript();
         self.create_with(user, role, None, Some(id.to_string()), transcript, None)
             .map_err(ForkError::Create)
     }
@@ -431,7 +430,7 @@ impl Sessions {
         let now = self.now();
         let new_tools = self.shared.config.tools_of(role);
         for s in self.live().into_iter().filter(|s| s.user == user) {
-            let old = std::mem::replace(&mut s.core().role, role.to_string());
+            let old = s.with_core(|c| c.handle_role_changed(role));
             let removed: Vec<String> = self
                 .shared
                 .config
@@ -491,7 +490,7 @@ impl Sessions {
         }
         let live = self.live();
         for s in &live {
-            s.core().handed_off = true;
+            s.with_core(|c| c.handle_handed_off());
             s.request_end("moved to another instance: resume it to continue");
         }
         live.len()

@@ -51,7 +51,7 @@ pub(crate) async fn ask_model(shared: &Shared, session: &Session, text: &str) ->
             "your session is kept: send it again",
         ),
         UpstreamError::Unavailable { .. } | UpstreamError::CircuitOpen { .. } => {
-            session.core().upstream_lost = true;
+            session.with_core(|c| c.handle_upstream_lost());
             (
                 ErrorCode::UpstreamUnavailable,
                 "your session is kept and you will be told when the model API is back",
@@ -82,7 +82,7 @@ pub(crate) async fn watch_upstream(shared: Arc<Shared>, up: Arc<UpstreamClient>)
         }
         let live: Vec<Arc<Session>> = shared.table().live.values().cloned().collect();
         for s in live {
-            let told = std::mem::take(&mut s.core().upstream_lost);
+            let told = s.with_core(|c| c.poll_upstream_back());
             if told {
                 let status = ServerEvent::Status {
                     state: "upstream_available".to_string(),

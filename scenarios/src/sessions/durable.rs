@@ -120,9 +120,7 @@ async fn concurrent_resume(world: World) -> Outcome {
         "the loser was told: {loser}"
     );
     let restored = if live_on[0] { b.get(&id) } else { c.get(&id) };
-    let history = restored
-        .map(|s| s.core().transcript.clone())
-        .unwrap_or_default();
+    let history = restored.map(|s| s.transcript()).unwrap_or_default();
     ensure!(
         history.iter().any(|l| l == "> remember blue"),
         "the resumed session lost its history: {history:?}"

@@ -27,7 +27,7 @@ async fn fork_fails(world: World) -> Outcome {
     parent.query("before the fork").await?;
     parent.until("a result", secs(30), is_result).await?;
     let pid = parent.session_id.clone();
-    let before = st.session(&pid)?.core().transcript.clone();
+    let before = st.session(&pid)?.transcript();
     let mut options = st.host.procs().options();
     options.spawn_fail_rate = Ratio::ONE;
     st.host.procs().set_options(options);
@@ -49,7 +49,7 @@ async fn fork_fails(world: World) -> Outcome {
     );
     let s = st.session(&pid)?;
     ensure!(
-        s.core().transcript == before,
+        s.transcript() == before,
         "the failed fork changed its source"
     );
     parent.query("after the failed fork").await?;

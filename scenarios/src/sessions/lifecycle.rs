@@ -442,7 +442,7 @@ async fn fork_live(world: World) -> Outcome {
     fork.query("fork only").await?;
     parent.until("parent's result", secs(30), is_result).await?;
     fork.until("fork's result", secs(30), is_result).await?;
-    let (pt, ft) = (ps.core().transcript.clone(), fs.core().transcript.clone());
+    let (pt, ft) = (ps.transcript(), fs.transcript());
     let has = |t: &[String], q: &str| t.iter().any(|l| l == &format!("> {q}"));
     ensure!(
         has(&pt, "shared past") && has(&ft, "shared past"),
@@ -529,7 +529,7 @@ async fn two_tabs_send(world: World) -> Outcome {
         two.until("tab two's result", secs(30), is_result).await?;
     }
     let s = st.session(&id)?;
-    let transcript = s.core().transcript.clone();
+    let transcript = s.transcript();
     ensure!(
         !transcript.iter().any(|l| l.contains("intruder")),
         "a replaced tab drove the session: {transcript:?}"
