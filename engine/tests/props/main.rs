@@ -18,6 +18,7 @@ mod memory_watch;
 mod reference;
 mod replay;
 mod retry;
+mod session;
 mod upstream_breaker;
 
 use proptest::test_runner::{Config, FileFailurePersistence};
