@@ -16,6 +16,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tokio::select! must be biased (BRIEF §3 rule 3)"
 bash ci/check-select-biased.sh
 
+echo "== no islands: every engine module is reachable from Engine::start or the binaries"
+python3 ci/check-no-islands.py
+
+echo "== ARCHITECTURE.md: at most 300 lines, every path it names exists"
+python3 ci/check-architecture.py
+
 echo "== worker binary (the reality checks run it as a real child process)"
 cargo build --locked -p engine --bin worker
 
