@@ -17,7 +17,7 @@ pub(crate) struct Peer(pub(crate) NetAddr);
 
 /// Serves `router` on `listener` (each connection on a task of `env`'s host, with its
 /// direct peer as an extension): the gateway, and the local upstream.
-pub async fn serve_router(env: Env, router: Router, mut listener: Box<dyn NetListener>) {
+pub(crate) async fn serve_router(env: Env, router: Router, mut listener: Box<dyn NetListener>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,

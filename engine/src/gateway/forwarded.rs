@@ -4,7 +4,7 @@
 
 /// The client's address: the peer's, or, when the peer is a trusted proxy, the
 /// right-most address in `forwarded_for` that is not itself a trusted proxy.
-pub fn client_addr(peer: &str, forwarded_for: Option<&str>, trusted: &[String]) -> String {
+pub(super) fn client_addr(peer: &str, forwarded_for: Option<&str>, trusted: &[String]) -> String {
     let is_trusted = |addr: &str| trusted.iter().any(|t| t == addr);
     if !is_trusted(peer) {
         return peer.to_string();

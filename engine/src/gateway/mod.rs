@@ -3,11 +3,11 @@
 //! sequence numbers with a bounded replay log, one connection per session, per-user
 //! rate limits, draining.
 
-pub mod auth;
+mod auth;
 mod connection;
-pub mod forwarded;
+mod forwarded;
 mod inbound;
-pub mod rate;
+mod rate;
 mod server;
 mod upgrade;
 

@@ -13,7 +13,7 @@ pub enum AdmissionMode {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Admission {
+pub(super) enum Admission {
     Admitted,
     /// Queued as ticket `ticket` at `position` (1 = next).
     Queued {
@@ -26,7 +26,7 @@ pub enum Admission {
 }
 
 #[derive(Clone, Debug)]
-pub struct AdmissionControl {
+pub(super) struct AdmissionControl {
     limit: usize,
     mode: AdmissionMode,
     live: usize,
@@ -35,7 +35,7 @@ pub struct AdmissionControl {
 }
 
 impl AdmissionControl {
-    pub fn new(limit: usize, mode: AdmissionMode) -> Self {
+    pub(super) fn new(limit: usize, mode: AdmissionMode) -> Self {
         assert!(limit > 0, "the session limit must be positive");
         AdmissionControl {
             limit,
@@ -46,15 +46,12 @@ impl AdmissionControl {
         }
     }
 
-    pub fn live(&self) -> usize {
+    #[cfg(test)]
+    fn live(&self) -> usize {
         self.live
     }
 
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
-    pub fn request(&mut self) -> Admission {
+    pub(super) fn request(&mut self) -> Admission {
         if self.live < self.limit && self.queue.is_empty() {
             self.live += 1;
             return Admission::Admitted;
@@ -77,12 +74,12 @@ impl AdmissionControl {
     }
 
     /// A queued ticket's position (1 = next), or `None` if it is no longer queued.
-    pub fn position(&self, ticket: u64) -> Option<usize> {
+    pub(super) fn position(&self, ticket: u64) -> Option<usize> {
         self.queue.iter().position(|t| *t == ticket).map(|i| i + 1)
     }
 
     /// Admits `ticket` if it is at the head and a slot is free.
-    pub fn try_admit(&mut self, ticket: u64) -> bool {
+    pub(super) fn try_admit(&mut self, ticket: u64) -> bool {
         if self.live < self.limit && self.queue.front() == Some(&ticket) {
             self.queue.pop_front();
             self.live += 1;
@@ -91,13 +88,8 @@ impl AdmissionControl {
         false
     }
 
-    /// A queued creator gave up.
-    pub fn abandon(&mut self, ticket: u64) {
-        self.queue.retain(|t| *t != ticket);
-    }
-
     /// A session ended: its slot is free.
-    pub fn release(&mut self) {
+    pub(super) fn release(&mut self) {
         assert!(self.live > 0, "released a session slot that was not held");
         self.live -= 1;
     }

@@ -54,7 +54,10 @@ impl fmt::Display for IllegalTransition {
 }
 
 /// The state after `event`, or why it is not allowed.
-pub fn next(from: SessionState, event: SessionEvent) -> Result<SessionState, IllegalTransition> {
+pub(super) fn next(
+    from: SessionState,
+    event: SessionEvent,
+) -> Result<SessionState, IllegalTransition> {
     use SessionEvent as E;
     use SessionState as S;
     match (from, event) {

@@ -55,7 +55,7 @@ impl SessionLimits {
 
 /// What a limit asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LimitAction {
+pub(super) enum LimitAction {
     /// Tell the client the session ends in `remaining`.
     Warn { remaining: Duration },
     /// The session ends now, for `reason`.
@@ -64,7 +64,7 @@ pub enum LimitAction {
 
 /// One session's limit bookkeeping; times are since an arbitrary monotonic origin.
 #[derive(Clone, Debug)]
-pub struct LimitClock {
+pub(super) struct LimitClock {
     limits: SessionLimits,
     created: Duration,
     last_message: Option<Duration>,
@@ -73,7 +73,7 @@ pub struct LimitClock {
 }
 
 impl LimitClock {
-    pub fn new(limits: SessionLimits, created: Duration) -> Self {
+    pub(super) fn new(limits: SessionLimits, created: Duration) -> Self {
         limits.check();
         LimitClock {
             limits,
@@ -84,13 +84,13 @@ impl LimitClock {
         }
     }
 
-    pub fn limits(&self) -> &SessionLimits {
+    pub(super) fn limits(&self) -> &SessionLimits {
         &self.limits
     }
 
     /// The user asked for more time: the end moves by one extension and a new warning
     /// goes out at 90% of the longer duration. `None`: no extension is left.
-    pub fn extend(&mut self, now: Duration) -> Option<Duration> {
+    pub(super) fn extend(&mut self, now: Duration) -> Option<Duration> {
         if self.extensions >= self.limits.extensions_max {
             return None;
         }
@@ -100,17 +100,17 @@ impl LimitClock {
         Some(end.saturating_sub(now))
     }
 
-    pub fn extensions(&self) -> u32 {
+    pub(super) fn extensions(&self) -> u32 {
         self.extensions
     }
 
-    pub fn on_message(&mut self, now: Duration) {
+    pub(super) fn on_message(&mut self, now: Duration) {
         self.last_message = Some(now);
     }
 
     /// The next action and when it is due. `processing`: a query is in flight (it gets
     /// the grace period past the duration, and idle timeouts do not apply).
-    pub fn next(&self, processing: bool) -> (Duration, LimitAction) {
+    pub(super) fn next(&self, processing: bool) -> (Duration, LimitAction) {
         let l = &self.limits;
         let duration = l.extended(self.extensions);
         let end = self.created + duration;
@@ -153,7 +153,7 @@ impl LimitClock {
     }
 
     /// Records that the action due at `now` was applied.
-    pub fn applied(&mut self, action: &LimitAction) {
+    pub(super) fn applied(&mut self, action: &LimitAction) {
         if let LimitAction::Warn { .. } = action {
             self.warned = true;
         }

@@ -8,18 +8,18 @@
 //! core and wakes tasks, `driver.rs` carries out a session's steps, `service.rs` is the
 //! table, `durable.rs` the store, `upstream.rs` the model API glue.
 
-pub mod admission;
-pub mod config;
+mod admission;
+mod config;
 pub mod core;
 mod driver;
 mod durable;
 pub mod gate;
-pub mod lifecycle;
-pub mod limits;
+mod lifecycle;
+mod limits;
 pub mod lock;
 pub mod replay;
 mod service;
-pub mod session;
+mod session;
 mod upstream;
 
 pub use admission::AdmissionMode;
@@ -27,7 +27,7 @@ pub use config::{QueryMode, SessionsConfig};
 pub use core::{SessionCore, SessionSettings, SessionStats};
 pub(crate) use durable::check_store;
 pub use gate::{GateCall, GateContext, GateDecision, GatePolicy, RoleTools, ToolGate};
-pub use lifecycle::SessionState;
+pub use lifecycle::{IllegalTransition, SessionEvent, SessionState};
 pub use limits::SessionLimits;
 pub use service::{CreateError, ForkError, Resumed, Sessions, SessionsParts, Tombstone};
 pub use session::Session;

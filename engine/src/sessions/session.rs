@@ -34,7 +34,7 @@ pub struct Session {
 }
 
 /// What attaching a connection gives it.
-pub struct Attachment {
+pub(crate) struct Attachment {
     pub generation: u64,
     pub displaced: watch::Receiver<Option<String>>,
     /// The connection's stream continues after this number.

@@ -8,18 +8,18 @@
 //! process; [`manager`] is the registry of named workers.
 
 pub mod breaker;
-pub mod config;
+mod config;
 pub mod disk;
 mod error;
 pub mod lifecycle;
 mod manager;
 pub mod memory;
-pub mod name;
-pub mod oversight;
+mod name;
+mod oversight;
 pub mod pool;
-pub mod ports;
+mod ports;
 pub mod program;
-pub mod reaper;
+mod reaper;
 mod request;
 pub mod retry;
 pub mod sanitize;
@@ -30,6 +30,7 @@ pub use config::{PortRange, WorkerConfig};
 pub use error::WorkerError;
 pub use lifecycle::WorkerStatus;
 pub use manager::WorkerManager;
+pub use name::NAME_BYTES_MAX;
 pub use oversight::{LargeFile, OversightRequest};
 pub use pool::{CheckRefusal, Claim, ClaimPath, Priority, WarmCheck, WarmPool, WarmPoolConfig};
 pub use worker::{Health, Worker, WorkerInfo, WorkerStats};

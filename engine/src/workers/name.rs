@@ -13,7 +13,7 @@ use super::WorkerError;
 /// Longest accepted name, in bytes.
 pub const NAME_BYTES_MAX: usize = 4096;
 
-pub fn validate_name(name: &str) -> Result<(), WorkerError> {
+pub(super) fn validate_name(name: &str) -> Result<(), WorkerError> {
     if name.len() > NAME_BYTES_MAX {
         return Err(WorkerError::InvalidName {
             name: shorten(name),
@@ -30,7 +30,7 @@ pub fn validate_name(name: &str) -> Result<(), WorkerError> {
 }
 
 /// A name fit for an error message: escaped and cut to 64 characters.
-pub fn shorten(name: &str) -> String {
+pub(super) fn shorten(name: &str) -> String {
     let escaped: String = name.escape_debug().collect();
     if escaped.chars().count() <= 64 {
         return escaped;

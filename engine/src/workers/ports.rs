@@ -12,15 +12,15 @@ use std::io;
 use std::sync::Mutex;
 
 /// Most ports tried for one allocation.
-pub const PORT_TRIES_MAX: u32 = 64;
+pub(super) const PORT_TRIES_MAX: u32 = 64;
 
-pub struct PortAllocator {
+pub(crate) struct PortAllocator {
     range: PortRange,
     cursor: Mutex<u16>,
 }
 
 impl PortAllocator {
-    pub fn new(range: PortRange) -> Self {
+    pub(crate) fn new(range: PortRange) -> Self {
         assert!(
             range.first > 0 && range.first <= range.last,
             "bad port range {range:?}"
@@ -29,10 +29,6 @@ impl PortAllocator {
             range,
             cursor: Mutex::new(range.first),
         }
-    }
-
-    pub fn range(&self) -> PortRange {
-        self.range
     }
 
     fn next_candidate(&self) -> u16 {
@@ -47,7 +43,7 @@ impl PortAllocator {
     }
 
     /// A port that was free a moment ago, for `worker`.
-    pub async fn allocate(&self, env: &Env, worker: &str) -> Result<u16, WorkerError> {
+    pub(crate) async fn allocate(&self, env: &Env, worker: &str) -> Result<u16, WorkerError> {
         let size = u32::from(self.range.last - self.range.first) + 1;
         let tries = size.min(PORT_TRIES_MAX);
         for _ in 0..tries {

@@ -9,7 +9,7 @@ use crate::workers::program::protocol::{ErrorCode, Reply, Request, decode_reply,
 use tokio::io::AsyncWriteExt;
 
 /// Replies collected for one request at most (a bound against a runaway stream).
-pub const REPLIES_MAX: usize = 100_000;
+pub(super) const REPLIES_MAX: usize = 100_000;
 
 fn request_id(request: &Request) -> Option<u64> {
     match request {

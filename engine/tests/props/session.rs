@@ -11,14 +11,11 @@
 mod model;
 
 use engine::protocol::ServerEvent;
-use engine::sessions::SessionState;
-use engine::sessions::config::QueryMode;
 use engine::sessions::core::{
     ClientInput, InputOutcome, Published, QueryEnd, SessionCore, SessionSettings, Step,
 };
-use engine::sessions::lifecycle::SessionEvent;
-use engine::sessions::limits::SessionLimits;
 use engine::sessions::replay::ReplayLimits;
+use engine::sessions::{QueryMode, SessionEvent, SessionLimits, SessionState};
 use model::{Model, Predicted};
 use proptest::prelude::*;
 use std::time::Duration;

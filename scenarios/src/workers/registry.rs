@@ -689,7 +689,7 @@ async fn long_name(mut stage: Stage) -> Outcome {
         .map(|_| alphabet[stage.rng.below(alphabet.len() as u64) as usize])
         .collect();
     full_cycle(&stage, &name).await?;
-    let too_long = "x".repeat(engine::workers::name::NAME_BYTES_MAX + 1);
+    let too_long = "x".repeat(engine::workers::NAME_BYTES_MAX + 1);
     let refused = stage.manager.register(&too_long, stage.config("x")).await;
     ensure!(
         matches!(&refused, Err(e @ WorkerError::InvalidName { .. }) if e.to_string().len() < 200),

@@ -124,7 +124,7 @@ pub struct PoolStats {
 pub const REFUSED_KEPT: usize = 32;
 
 /// Pre-warm attempts kept in [`PoolStats::prewarm_attempts`]; older ones are dropped.
-pub const ATTEMPTS_KEPT_MAX: usize = 4096;
+pub(super) const ATTEMPTS_KEPT_MAX: usize = 4096;
 
 /// What the filler does next.
 #[derive(Clone, Debug, PartialEq, Eq)]

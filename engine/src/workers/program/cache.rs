@@ -39,7 +39,7 @@ pub(super) struct Cache {
 
 impl Cache {
     /// The cache over `dir`, indexing the files a previous incarnation left there.
-    pub fn open(
+    pub(super) fn open(
         env: &Env,
         dir: &str,
         cap: Option<u64>,
@@ -69,20 +69,20 @@ impl Cache {
         }
     }
 
-    pub fn set_read_only(&self, on: bool) {
+    pub(super) fn set_read_only(&self, on: bool) {
         let was = self.read_only.swap(on, Ordering::Relaxed);
         if was != on {
             tracing::warn!(on, "read-only mode");
         }
     }
 
-    pub fn evictions(&self) -> u64 {
+    pub(super) fn evictions(&self) -> u64 {
         self.evictions.load(Ordering::Relaxed)
     }
 
     /// Writes `bytes` bytes to `name` and makes them durable (data and name), evicting
     /// least recently used files first if the cap needs it.
-    pub async fn write(&self, env: &Env, name: &str, bytes: u64) -> Result<(), CacheError> {
+    pub(super) async fn write(&self, env: &Env, name: &str, bytes: u64) -> Result<(), CacheError> {
         check_name(name)?;
         if self.read_only.load(Ordering::Relaxed) {
             return Err((
@@ -161,7 +161,7 @@ impl Cache {
     }
 
     /// Reads `name` back in full (a use, for the eviction order).
-    pub async fn read(&self, env: &Env, name: &str) -> Result<u64, CacheError> {
+    pub(super) async fn read(&self, env: &Env, name: &str) -> Result<u64, CacheError> {
         check_name(name)?;
         let mut index = self.index.lock().await;
         if !index.touch(name) {

@@ -33,7 +33,7 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub fn new(env: Env, args: WorkerArgs, restored: Option<String>) -> Self {
+    pub(super) fn new(env: Env, args: WorkerArgs, restored: Option<String>) -> Self {
         let cache = Cache::open(
             &env,
             &args.cache_dir,
@@ -140,7 +140,7 @@ pub(super) async fn handle_line<W: AsyncWrite + Unpin + ?Sized>(
 }
 
 /// Largest payload a `payload:N` word may ask for.
-pub const PAYLOAD_BYTES_MAX: usize = 64 << 20;
+pub(super) const PAYLOAD_BYTES_MAX: usize = 64 << 20;
 /// A payload is streamed in parts of this size (well within a protocol line).
 pub const PAYLOAD_PART_BYTES: usize = 16 << 10;
 
