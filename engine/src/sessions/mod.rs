@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod lock;
 pub mod replay;
+mod resume_lock;
 mod service;
 pub mod session;
 mod upstream;
