@@ -31,4 +31,6 @@ pub mod store;
 pub mod upstream;
 pub mod workers;
 
-pub use root::{DrainReport, Engine, EngineConfig, EngineError, STORE_PATH, StoreChoice};
+pub use root::{
+    DrainReport, Engine, EngineConfig, EngineError, LockChoice, STORE_PATH, StoreChoice,
+};

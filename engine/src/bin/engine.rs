@@ -16,8 +16,9 @@ use clap::{Args, Parser, Subcommand};
 use engine::env::real::{RealEnvOptions, real_env};
 use engine::gateway::{Claims, TokenKeys};
 use engine::sessions::QueryMode;
+use engine::sessions::lock::SessionLockConfig;
 use engine::upstream::{LocalUpstream, UpstreamConfig};
-use engine::{Engine, EngineConfig};
+use engine::{Engine, EngineConfig, LockChoice};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -118,6 +119,14 @@ struct ServeArgs {
         value_parser = NonEmptyStringValueParser::new()
     )]
     upstream_key: Option<String>,
+    /// Take a stored session's lock at this lock service (HOST:PORT, hosted by another
+    /// `engine serve --serve-lock`) before resuming it.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "serve_lock")]
+    lock_service: Option<engine::env::NetAddr>,
+    /// Host the session lock service on this loopback port and take a stored session's
+    /// lock there before resuming it (other instances use it with `--lock-service`).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    serve_lock: Option<u16>,
 }
 
 #[derive(Args, Debug)]
@@ -295,6 +304,22 @@ fn config(args: &ServeArgs, program: &Path) -> Result<EngineConfig, Failed> {
         })?;
         sessions.upstream = Some(UpstreamConfig::new(addr.clone(), key));
     }
+    config.lock = match (&args.lock_service, args.serve_lock) {
+        (Some(service), _) if service.port == 0 => {
+            return Err(Failed::usage(format!(
+                "--lock-service {service}: the port must be 1..=65535"
+            )));
+        }
+        (Some(service), _) => LockChoice::Use {
+            service: service.clone(),
+            config: SessionLockConfig::standard(),
+        },
+        (None, Some(port)) => LockChoice::Serve {
+            port,
+            config: SessionLockConfig::standard(),
+        },
+        (None, None) => LockChoice::None,
+    };
     Ok(config)
 }
 
@@ -308,6 +333,9 @@ async fn run(args: ServeArgs, program: PathBuf, dir: PathBuf) -> Result<(), Fail
         .await
         .map_err(|e| Failed::runtime(e.to_string()))?;
     let addr = engine.addr().clone();
+    if let Some(service) = engine.lock_service() {
+        tracing::info!(addr = %service.addr(), "session lock service listening");
+    }
     tracing::info!(
         %addr,
         worker = %program.display(),

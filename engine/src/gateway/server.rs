@@ -385,7 +385,7 @@ async fn upgrade(
                 }))
             }
         },
-        (Some(id), None, None) => match gw.sessions.resume(id, &claims.sub, &claims.role) {
+        (Some(id), None, None) => match gw.sessions.resume(id, &claims.sub, &claims.role).await {
             Ok(Resumed::Live(session)) if session.user == claims.sub => Opening::Attach {
                 session,
                 last_seq: None,

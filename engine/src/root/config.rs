@@ -4,6 +4,7 @@
 //! small pool, short init timeouts). Limits are configuration, so a 4-hour session
 //! limit is a few simulated seconds in a scenario.
 
+use super::LockChoice;
 use crate::gateway::{GatewayConfig, TokenKeys};
 use crate::sessions::SessionsConfig;
 use crate::store::SessionStore;
@@ -46,6 +47,8 @@ pub struct EngineConfig {
     pub sessions: SessionsConfig,
     pub gateway: GatewayConfig,
     pub store: StoreChoice,
+    /// The distributed session lock a resume from the store takes first.
+    pub lock: LockChoice,
 }
 
 /// Where the instance's store lives on its disk.
@@ -53,7 +56,8 @@ pub const STORE_PATH: &str = "store/sessions.redb";
 
 impl EngineConfig {
     /// The engine as `engine serve` runs it: 100 sessions, 3 warm workers, sessions in
-    /// a redb store, the worker binary at `program`.
+    /// a redb store, no session lock (`engine serve --serve-lock` / `--lock-service`
+    /// choose one), the worker binary at `program`.
     pub fn production(program: impl Into<String>, keys: TokenKeys) -> Self {
         let worker = WorkerConfig::new(program, "sessions");
         EngineConfig {
@@ -65,11 +69,13 @@ impl EngineConfig {
             store: StoreChoice::Open {
                 path: STORE_PATH.to_string(),
             },
+            lock: LockChoice::None,
         }
     }
 
     /// A small instance for scenarios: 8 sessions, 2 warm workers, a
-    /// 10 s worker init timeout, sessions in a redb store on the host's disk.
+    /// 10 s worker init timeout, sessions in a redb store on the host's disk, no
+    /// session lock.
     pub fn simulation(program: impl Into<String>, keys: TokenKeys) -> Self {
         let mut worker = WorkerConfig::new(program, "sessions");
         worker.init_timeout = Duration::from_secs(10);
@@ -85,6 +91,7 @@ impl EngineConfig {
             store: StoreChoice::Open {
                 path: STORE_PATH.to_string(),
             },
+            lock: LockChoice::None,
         }
     }
 
@@ -99,5 +106,6 @@ impl EngineConfig {
             "worker_ports is empty"
         );
         self.sessions.check();
+        self.lock.check();
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! [`Engine::start`] builds the workers' manager (with its zombie watchdog), the
 //! session store, the model API client, the pre-warm pool (checking each pre-warm
-//! against the model API), the sessions that take their workers from it, and the
-//! gateway serving on the environment's network; [`Engine::drain`] and
+//! against the model API), the distributed session lock (its service, when this
+//! instance hosts it, and its client), the sessions that take their workers from the
+//! pool and the lock before a resume, and the gateway serving on the environment's
+//! network; [`Engine::drain`] and
 //! [`Engine::stop`] take it down. `engine serve` calls it on the real environment,
 //! every scenario stage on a simulated host: the same wiring, two sets of arguments.
 //!
@@ -11,11 +13,14 @@
 //! scenario proves is one an engine built here runs.
 
 mod config;
+mod lock;
 
 pub use config::{EngineConfig, STORE_PATH, StoreChoice};
+pub use lock::LockChoice;
 
 use crate::env::{Env, NetAddr, Task};
 use crate::gateway::Gateway;
+use crate::sessions::lock::{LockServer, SessionLock};
 use crate::sessions::{RoleTools, Sessions, SessionsParts, ToolGate, UpstreamCheck, check_store};
 use crate::store::{SessionStore, StoreError};
 use crate::upstream::UpstreamClient;
@@ -33,6 +38,8 @@ pub enum EngineError {
     StoreCheck(StoreError),
     /// The gateway's port could not be bound.
     Bind { port: u16, source: std::io::Error },
+    /// The lock service this instance hosts could not bind its port.
+    LockBind { port: u16, source: std::io::Error },
 }
 
 impl fmt::Display for EngineError {
@@ -42,6 +49,12 @@ impl fmt::Display for EngineError {
             EngineError::StoreCheck(e) => write!(f, "session store check: {e}"),
             EngineError::Bind { port, source } => {
                 write!(f, "cannot listen on port {port}: {source}")
+            }
+            EngineError::LockBind { port, source } => {
+                write!(
+                    f,
+                    "session lock service: cannot listen on port {port}: {source}"
+                )
             }
         }
     }
@@ -68,6 +81,8 @@ pub struct Engine {
     sessions: Sessions,
     gateway: Arc<Gateway>,
     store: Option<Arc<SessionStore>>,
+    /// The lock service, when this instance hosts it.
+    lock_service: Option<LockServer>,
     addr: NetAddr,
     serving: Task<()>,
 }
@@ -77,8 +92,8 @@ const DRAIN_POLL: Duration = Duration::from_millis(50);
 
 impl Engine {
     /// Assembles and starts an instance on `env`: workers, store (opened and checked,
-    /// or shared), sessions with their pre-warm pool, and the gateway listening on
-    /// `config.port`.
+    /// or shared), the session lock (its service too, when asked), sessions with their
+    /// pre-warm pool, and the gateway listening on `config.port`.
     pub async fn start(env: Env, config: EngineConfig) -> Result<Engine, EngineError> {
         config.check();
         let manager = Arc::new(WorkerManager::new(env.clone(), config.worker_ports));
@@ -110,6 +125,9 @@ impl Engine {
         let check = upstream
             .clone()
             .map(|client| Arc::new(UpstreamCheck(client)) as Arc<dyn WarmCheck>);
+        // Before the pool starts: a lock port that cannot be bound stops the start
+        // with nothing else running yet.
+        let lock = lock::start_lock(&env, config.lock, &config.sessions.instance).await?;
         let pool = WarmPool::start_checked(manager.clone(), config.sessions.pool.clone(), check);
         // The tool gate's policies: for now the tools each role may call.
         let gate = ToolGate::open().with(Arc::new(RoleTools {
@@ -120,6 +138,7 @@ impl Engine {
             store: store.clone(),
             upstream,
             gate,
+            lock: lock.client,
         };
         let sessions = Sessions::new(env.clone(), config.sessions, parts);
         sessions.start();
@@ -141,6 +160,7 @@ impl Engine {
             sessions,
             gateway,
             store,
+            lock_service: lock.service,
             addr,
             serving,
         })
@@ -174,9 +194,13 @@ impl Engine {
         }
     }
 
-    /// Stops serving and stops every worker.
+    /// Stops serving (the gateway, and the lock service when hosted here) and stops
+    /// every worker.
     pub async fn stop(self) {
         self.serving.abort();
+        if let Some(service) = self.lock_service {
+            service.stop();
+        }
         self.manager.stop_all().await;
         tracing::info!(addr = %self.addr, "engine stopped");
     }
@@ -210,5 +234,15 @@ impl Engine {
     /// The session store, when the instance has one.
     pub fn store(&self) -> Option<&Arc<SessionStore>> {
         self.store.as_ref()
+    }
+
+    /// The session lock client a resume takes its lock with, when one is configured.
+    pub fn session_lock(&self) -> Option<&Arc<SessionLock>> {
+        self.sessions.lock()
+    }
+
+    /// The lock service, when this instance hosts it (`LockChoice::Serve`).
+    pub fn lock_service(&self) -> Option<&LockServer> {
+        self.lock_service.as_ref()
     }
 }

@@ -18,6 +18,7 @@ mod lifecycle;
 mod limits;
 pub mod lock;
 pub mod replay;
+mod resume_lock;
 mod service;
 mod session;
 mod upstream;

@@ -7,6 +7,7 @@ use super::core::SessionCore;
 use super::driver::drive;
 use super::durable::{Durable, Stored};
 use super::gate::ToolGate;
+use super::lock::SessionLock;
 use super::session::{Session, settings_of};
 use super::upstream::watch_upstream;
 use crate::env::Env;
@@ -69,6 +70,8 @@ pub(crate) struct Shared {
     pub(crate) upstream: Option<Arc<UpstreamClient>>,
     /// Asked before each tool call and each model call.
     pub(crate) gate: ToolGate,
+    /// The distributed session lock a resume from the store takes, when configured.
+    lock: Option<Arc<SessionLock>>,
     origin: Instant,
     table: Mutex<Table>,
 }
@@ -167,6 +170,8 @@ pub struct SessionsParts {
     pub upstream: Option<Arc<UpstreamClient>>,
     /// The tool gate each query's calls pass.
     pub gate: ToolGate,
+    /// A resume from the store takes the session's lock here first (see `resume`).
+    pub lock: Option<Arc<SessionLock>>,
 }
 
 impl Sessions {
@@ -195,6 +200,7 @@ impl Sessions {
             shared: Arc::new(Shared {
                 upstream: parts.upstream,
                 gate: parts.gate,
+                lock: parts.lock,
                 env,
                 durable,
                 config,
@@ -241,6 +247,11 @@ impl Sessions {
     /// The model API client, when one is configured.
     pub fn upstream(&self) -> Option<&Arc<UpstreamClient>> {
         self.shared.upstream.as_ref()
+    }
+
+    /// The session lock client, when one is configured.
+    pub fn lock(&self) -> Option<&Arc<SessionLock>> {
+        self.shared.lock.as_ref()
     }
 
     /// Pre-warms refused because the model API was rate limiting: how many, and the
@@ -373,8 +384,25 @@ impl Sessions {
         Ok(session)
     }
 
-    /// Resume `id`: the live session, or a fresh one with a notice saying why.
-    pub fn resume(&self, id: &str, user: &str, role: &str) -> Result<Resumed, CreateError> {
+    /// Resume `id`: the live session, or a fresh one with a notice saying why. With a
+    /// store and a session lock, a session not live here is looked up, checked and
+    /// claimed under its lock (`resume_lock`); a lock not taken in time is `Busy`.
+    pub async fn resume(&self, id: &str, user: &str, role: &str) -> Result<Resumed, CreateError> {
+        match (&self.shared.durable, &self.shared.lock) {
+            (Some(_), Some(lock)) if self.get(id).is_none() => {
+                super::resume_lock::resume(self.clone(), lock.clone(), id, user, role).await
+            }
+            _ => self.resume_now(id, user, role),
+        }
+    }
+
+    /// The resume itself, in one synchronous step (`resume_lock` runs it under the lock).
+    pub(super) fn resume_now(
+        &self,
+        id: &str,
+        user: &str,
+        role: &str,
+    ) -> Result<Resumed, CreateError> {
         if let Some(s) = self.get(id) {
             return Ok(Resumed::Live(s));
         }

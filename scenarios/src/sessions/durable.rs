@@ -19,7 +19,7 @@ pub fn all() -> Vec<&'static Scenario> {
 
 /// A session of `ana` on instance A with one question in its history, handed over:
 /// its record stays in the store, unclaimed. Returns the stage, the token, the id.
-async fn handed_over(world: &World) -> Result<(ChannelStage, String, String), Failure> {
+pub(super) async fn handed_over(world: &World) -> Result<(ChannelStage, String, String), Failure> {
     let (st, mut c, token) = one_client(world, |_, _| {}).await?;
     c.query("remember blue").await?;
     c.until("a result", secs(30), is_result).await?;
@@ -37,7 +37,7 @@ async fn handed_over(world: &World) -> Result<(ChannelStage, String, String), Fa
 }
 
 /// Waits until session `id`'s record is in the store, claimed by nobody.
-async fn released(st: &ChannelStage, id: &str) -> Result<(), Failure> {
+pub(super) async fn released(st: &ChannelStage, id: &str) -> Result<(), Failure> {
     st.eventually(&format!("{id}'s claim is released"), secs(10), || {
         st.store
             .get(id)

@@ -3,11 +3,14 @@
 //! sessions kept in the store across instances (`durable`), the edges of the sequence
 //! space and the disk quota (`edges`), the model API under live sessions (`upstream`),
 //! and the distributed session lock under contention (`scale`, api.SCALE-001).
+//! `resume_lock` is a self-check outside the catalog (`sim.sessions.*`): a resume from
+//! the store takes that lock.
 
 mod durable;
 mod edges;
 mod lifecycle;
 mod memory;
+mod resume_lock;
 mod scale;
 mod upstream;
 
@@ -21,5 +24,6 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(edges::all());
     all.extend(upstream::all());
     all.push(&scale::SCALE);
+    all.extend(resume_lock::all());
     all
 }

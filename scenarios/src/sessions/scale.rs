@@ -1,9 +1,13 @@
 //! api.SCALE-001: the distributed session lock limits horizontal scaling.
 //!
-//! One lock-service host (the engine's `LockServer`) and, phase after phase, a fresh
-//! group of N engine hosts (N = 1, 2, …, 10), each running one session loop: take
-//! the lock of one of a few shared session keys (the engine's `SessionLock`), hold it
-//! for 10 ms of work, release it, then work 20–40 ms outside the lock. All instances of a
+//! Every party is an engine built by the composition root (`Engine::start`, the
+//! workers-stage profile: no store, no pre-warm). Per phase, the lock host is a fresh
+//! engine on host `lock` hosting the lock service (`LockChoice::Serve`, on the next
+//! port), and a fresh group of N engine hosts (N = 1, 2, …, 10) use it
+//! (`LockChoice::Use`), each running one session loop on `engine.session_lock()`, the
+//! client its resume path takes a stored session's lock with: take the lock of one of
+//! a few shared session keys, hold it for 10 ms of work, release it, then work 20–40 ms
+//! outside the lock. All instances of a
 //! phase start at the same instant (a burst after a deploy). The ten phases run once
 //! with the seed document's backoff as written (no jitter) and once with its fix (±10 %).
 //!
@@ -23,10 +27,13 @@
 
 use crate::ensure;
 use crate::scenario::{BodyFuture, Failure, Outcome, Scenario, converge};
-use engine::env::Env;
+use crate::stage::workers::{WORKER_PROGRAM_SIM, start_engine, workers_config};
+use engine::env::{Env, NetAddr};
 use engine::sessions::lock::{
     Held, LockBackoff, LockError, LockServer, LockStats, SessionLock, SessionLockConfig,
 };
+use engine::workers::PortRange;
+use engine::{Engine, LockChoice};
 use sim::{FaultCounters, SimRng, World};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -187,9 +194,50 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[rank - 1]
 }
 
+/// An engine on `env` in the workers-stage profile (no store, no pre-warm, the gateway
+/// on any free port) with the session lock `lock`.
+async fn engine_on(env: Env, lock: LockChoice) -> Result<Engine, Failure> {
+    let mut config = workers_config(WORKER_PROGRAM_SIM, PortRange::DEFAULT);
+    config.lock = lock;
+    start_engine(env, config).await
+}
+
+/// The lock host of one phase: an engine on `lock_env` hosting the lock service on
+/// `port`.
+async fn lock_host(lock_env: &Env, port: u16) -> Result<Engine, Failure> {
+    let config = SessionLockConfig::standard();
+    engine_on(lock_env.clone(), LockChoice::Serve { port, config }).await
+}
+
+fn service(engine: &Engine) -> Result<&LockServer, Failure> {
+    engine
+        .lock_service()
+        .ok_or_else(|| Failure::correctness("the lock host's engine hosts no lock service"))
+}
+
+/// The engine's own session lock client.
+fn client(engine: &Engine) -> Result<Arc<SessionLock>, Failure> {
+    engine
+        .session_lock()
+        .cloned()
+        .ok_or_else(|| Failure::correctness("an engine started with a lock has no lock client"))
+}
+
+/// An engine instance on a new host `name`, using the lock service at `service`.
+async fn instance_engine(
+    world: &World,
+    name: &str,
+    service: &NetAddr,
+    config: SessionLockConfig,
+) -> Result<Engine, Failure> {
+    let env = world.add_host(name).env();
+    let service = service.clone();
+    engine_on(env, LockChoice::Use { service, config }).await
+}
+
 struct Instance {
     env: Env,
-    lock: SessionLock,
+    lock: Arc<SessionLock>,
     rng: SimRng,
     faults: FaultCounters,
     holders: Arc<Mutex<Holders>>,
@@ -278,8 +326,8 @@ impl Instance {
     }
 }
 
-/// Runs N instances against a fresh lock server; returns their operations and the
-/// server's counts.
+/// Runs N instances against a fresh lock host; returns their operations and the
+/// service's counts.
 async fn phase(
     world: &World,
     lock_env: &Env,
@@ -288,29 +336,33 @@ async fn phase(
     backoff: &LockBackoff,
     instances: usize,
 ) -> Result<(Vec<Op>, LockStats), Failure> {
-    let server = LockServer::start(lock_env, port)
-        .await
-        .map_err(|e| Failure::correctness(format!("lock server on port {port}: {e}")))?;
+    let lock_engine = lock_host(lock_env, port).await?;
+    let server = service(&lock_engine)?;
     let holders = Arc::new(Mutex::new(Holders::default()));
     let config = SessionLockConfig {
         backoff: backoff.clone(),
         ..SessionLockConfig::standard()
     };
-    let phase_start = Instant::now();
-    let mut tasks = Vec::new();
+    let mut engines = Vec::new();
     for i in 0..instances {
         let name = format!("{mode}-n{instances}-e{i}");
-        let host = world.add_host(&name);
-        let env = host.env();
+        let engine = instance_engine(world, &name, server.addr(), config.clone()).await?;
+        engines.push((name, engine));
+    }
+    // Every instance is up before any loop starts: they all start at one instant.
+    let phase_start = Instant::now();
+    let mut tasks = Vec::new();
+    for (name, engine) in &engines {
+        let env = engine.env().clone();
         let instance = Instance {
-            lock: SessionLock::new(env.clone(), server.addr().clone(), &name, config.clone()),
+            lock: client(engine)?,
             rng: world.rng(&format!("workload/{name}")),
-            faults: world.faults().for_host(&name),
+            faults: world.faults().for_host(name),
             holders: holders.clone(),
             phase_start,
             env: env.clone(),
         };
-        tasks.push((name, env.spawn("session-loop", instance.run())));
+        tasks.push((name.clone(), env.spawn("session-loop", instance.run())));
     }
     let mut ops = Vec::new();
     // An instance's own failure (say, a release refused because someone else took the
@@ -329,24 +381,30 @@ async fn phase(
             }
         }
     }
-    let holders = holders.lock().expect("holders poisoned");
-    if let Some(first) = holders.violations.first() {
-        return Err(Failure::correctness(format!(
-            "mutual exclusion broken ({mode}, {instances} instances): {first} \
-             ({} violations shown of the first 5)",
-            holders.violations.len()
-        )));
+    // A scope, not a `drop`: clippy sees the guard end before the stops below.
+    {
+        let holders = holders.lock().expect("holders poisoned");
+        if let Some(first) = holders.violations.first() {
+            return Err(Failure::correctness(format!(
+                "mutual exclusion broken ({mode}, {instances} instances): {first} \
+                 ({} violations shown of the first 5)",
+                holders.violations.len()
+            )));
+        }
+        if let Some(failure) = instance_failure {
+            return Err(failure);
+        }
+        ensure!(
+            holders.held() == 0,
+            "{} locks still counted as held after every instance stopped",
+            holders.held()
+        );
     }
-    if let Some(failure) = instance_failure {
-        return Err(failure);
-    }
-    ensure!(
-        holders.held() == 0,
-        "{} locks still counted as held after every instance stopped",
-        holders.held()
-    );
     let stats = server.stats();
-    server.stop();
+    lock_engine.stop().await;
+    for (_, engine) in engines {
+        engine.stop().await;
+    }
     Ok((ops, stats))
 }
 
@@ -430,35 +488,27 @@ async fn timeout_probe(
     mode: &'static str,
     backoff: &LockBackoff,
 ) -> Outcome {
-    let server = LockServer::start(lock_env, port)
-        .await
-        .map_err(|e| Failure::correctness(format!("lock server on port {port}: {e}")))?;
+    let lock_engine = lock_host(lock_env, port).await?;
+    let server = service(&lock_engine)?;
     let config = SessionLockConfig {
         backoff: backoff.clone(),
         ..SessionLockConfig::standard()
     };
     let name = format!("{mode}-squatter");
-    let squatter = SessionLock::new(
-        world.add_host(&name).env(),
-        server.addr().clone(),
-        &name,
-        SessionLockConfig {
-            ttl: SQUAT_TTL,
-            ..config.clone()
-        },
-    );
+    let squatting = SessionLockConfig {
+        ttl: SQUAT_TTL,
+        ..config.clone()
+    };
+    let squatter_engine = instance_engine(world, &name, server.addr(), squatting).await?;
+    let squatter = client(&squatter_engine)?;
     let squat = converge("the squatter's acquire", Duration::from_secs(1), async {
         squatter.acquire(SQUATTED).await
     })
     .await?
     .map_err(|e| Failure::correctness(format!("{mode}: the squatter's acquire: {e}")))?;
     let name = format!("{mode}-prober");
-    let prober = SessionLock::new(
-        world.add_host(&name).env(),
-        server.addr().clone(),
-        &name,
-        config,
-    );
+    let prober_engine = instance_engine(world, &name, server.addr(), config).await?;
+    let prober = client(&prober_engine)?;
     let limit = backoff.acquire_timeout + TIMEOUT_SLACK;
     let asked = Instant::now();
     // Twice the bound: an acquire that hangs fails here as a liveness failure.
@@ -529,7 +579,9 @@ async fn timeout_probe(
         .release(squat)
         .await
         .map_err(|e| Failure::correctness(format!("{mode}: the squatter's release: {e}")))?;
-    server.stop();
+    lock_engine.stop().await;
+    squatter_engine.stop().await;
+    prober_engine.stop().await;
     Ok(())
 }
 
@@ -691,16 +743,11 @@ fn scale(world: World) -> BodyFuture {
         }
 
         // Liveness: with the load gone, a lone acquire gets the lock at its first try.
-        let server = LockServer::start(&lock_env, port)
-            .await
-            .map_err(|e| Failure::correctness(format!("lock server on port {port}: {e}")))?;
-        let alone = world.add_host("after-load").env();
-        let lock = SessionLock::new(
-            alone,
-            server.addr().clone(),
-            "after-load",
-            SessionLockConfig::standard(),
-        );
+        let lock_engine = lock_host(&lock_env, port).await?;
+        let server = service(&lock_engine)?;
+        let config = SessionLockConfig::standard();
+        let alone = instance_engine(&world, "after-load", server.addr(), config).await?;
+        let lock = client(&alone)?;
         let held = converge(
             "a lone acquire",
             Duration::from_secs(1),
@@ -717,6 +764,8 @@ fn scale(world: World) -> BodyFuture {
         lock.release(held)
             .await
             .map_err(|e| Failure::correctness(format!("a lone release: {e}")))?;
+        lock_engine.stop().await;
+        alone.stop().await;
         Ok(())
     })
 }

@@ -11,7 +11,7 @@ use engine::sessions::{Sessions, SessionsConfig};
 use engine::store::SessionStore;
 use engine::upstream::{LocalUpstream, UpstreamConfig};
 use engine::workers::{PortRange, WorkerManager};
-use engine::{Engine, EngineConfig, StoreChoice};
+use engine::{Engine, EngineConfig, LockChoice, StoreChoice};
 use sim::{FaultCounters, Host, SimRng, World};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -108,7 +108,19 @@ impl ChannelStage {
     /// A second engine instance on the engine host, serving on `port` and sharing the
     /// session store (two instances behind one load balancer).
     pub async fn instance(&self, name: &str, port: u16) -> Result<Engine, Failure> {
+        self.instance_with(name, port, LockChoice::None).await
+    }
+
+    /// Like `instance`, with the session lock `lock` (hosting the lock service, or
+    /// using one).
+    pub async fn instance_with(
+        &self,
+        name: &str,
+        port: u16,
+        lock: LockChoice,
+    ) -> Result<Engine, Failure> {
         let mut config = stage_config(&self.keys);
+        config.lock = lock;
         config.port = port;
         config.sessions.instance = name.to_string();
         config.sessions.pool.template.dir = format!("{}-{name}", config.sessions.pool.template.dir);

@@ -9,13 +9,19 @@
 //!   network, with leases that expire in `tokio::time` (virtual in a world); its table
 //!   ([`LockTable`]) is a pure core that takes `now`.
 //! - [`client`]: [`SessionLock`], which retries `BUSY` on the backoff schedule.
+//! - [`key`]: [`session_key`], the key a resume of a stored session locks.
+//!
+//! An engine gets them from `Engine::start` (`EngineConfig::lock`): it may host the
+//! service, and its sessions take the lock around a resume's check and claim.
 
 pub mod backoff;
 pub mod client;
+pub mod key;
 pub mod protocol;
 pub mod server;
 
 pub use backoff::{AcquireSchedule, LockBackoff, NextTry};
 pub use client::{Held, LockError, SessionLock, SessionLockConfig};
+pub use key::session_key;
 pub use protocol::{LockCommand, LockReply};
 pub use server::{LockServer, LockStats, LockTable};
