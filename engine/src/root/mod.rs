@@ -196,9 +196,9 @@ impl Engine {
 
     /// Stops serving (the gateway, and the lock service when hosted here) and stops
     /// every worker.
-    pub async fn stop(self) {
+    pub async fn stop(&self) {
         self.serving.abort();
-        if let Some(service) = self.lock_service {
+        if let Some(service) = &self.lock_service {
             service.stop();
         }
         self.manager.stop_all().await;

@@ -12,6 +12,7 @@ mod lifecycle;
 mod memory;
 mod resume_lock;
 mod scale;
+mod shutdown;
 mod upstream;
 
 use crate::scenario::Scenario;
@@ -23,6 +24,7 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(durable::all());
     all.extend(edges::all());
     all.extend(upstream::all());
+    all.extend(shutdown::all());
     all.push(&scale::SCALE);
     all.extend(resume_lock::all());
     all

@@ -282,12 +282,8 @@ impl LockServer {
         table.holder(key, now).map(str::to_string)
     }
 
-    /// Stops accepting and closes every connection.
-    pub fn stop(self) {}
-}
-
-impl Drop for LockServer {
-    fn drop(&mut self) {
+    /// Stops accepting and closes every connection (again: nothing).
+    pub fn stop(&self) {
         self.accept.abort();
         let connections = std::mem::take(
             &mut *self
@@ -299,6 +295,12 @@ impl Drop for LockServer {
         for task in connections {
             task.abort();
         }
+    }
+}
+
+impl Drop for LockServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
