@@ -89,4 +89,97 @@ mod tests {
             assert!(s.proves.len() > 80, "{} does not say what it proves", s.id);
         }
     }
+
+    /// What is wrong with `s.cores`, given the workspace root: each problem names the
+    /// scenario and the path.
+    fn core_problems(s: &Scenario, root: &std::path::Path) -> Vec<String> {
+        let mut problems = Vec::new();
+        if s.cores.is_empty() {
+            problems.push(format!("{} names no engine file it proves (cores)", s.id));
+        }
+        if !is_substrate(s.id) && !s.cores.iter().any(|c| c.starts_with("engine/src/")) {
+            problems.push(format!(
+                "{} is a catalog scenario but names no engine/src/ file among its cores {:?}",
+                s.id, s.cores
+            ));
+        }
+        for (i, core) in s.cores.iter().enumerate() {
+            if s.cores[..i].contains(core) {
+                problems.push(format!("{} names {core} twice in its cores", s.id));
+            }
+            let shaped = (core.starts_with("engine/src/") || core.starts_with("sim/src/"))
+                && core.ends_with(".rs")
+                && !core
+                    .split('/')
+                    .any(|part| part == ".." || part == "." || part.is_empty());
+            if !shaped {
+                problems.push(format!(
+                    "{}: core {core:?} is not a workspace-relative engine/src/… or sim/src/… .rs path",
+                    s.id
+                ));
+            } else if !root.join(core).is_file() {
+                problems.push(format!(
+                    "{}: core {core} does not exist (renamed or moved? name the file that now holds that behaviour)",
+                    s.id
+                ));
+            }
+        }
+        problems
+    }
+
+    #[test]
+    fn every_scenario_names_the_engine_files_it_proves_and_they_exist() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let problems: Vec<String> = all().iter().flat_map(|s| core_problems(s, &root)).collect();
+        assert!(
+            problems.is_empty(),
+            "{} problem(s) with scenarios' cores:\n{}",
+            problems.len(),
+            problems.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_cores_check_names_the_scenario_and_the_path() {
+        fn body(_: sim::World) -> crate::scenario::BodyFuture {
+            Box::pin(async { Ok(()) })
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let with = |cores: &'static [&'static str]| Scenario {
+            id: "core.EC-000",
+            title: "t",
+            proves: "p",
+            faults_expected: &[],
+            cores,
+            sim_time_max: std::time::Duration::from_secs(1),
+            body,
+            real: None,
+            plan: None,
+        };
+        let problems = core_problems(
+            &with(&[
+                "engine/src/gone.rs",
+                "engine/src/lib.rs",
+                "engine/src/lib.rs",
+                "../engine/src/lib.rs",
+            ]),
+            &root,
+        );
+        assert_eq!(
+            problems,
+            [
+                "core.EC-000: core engine/src/gone.rs does not exist (renamed or moved? name the file that now holds that behaviour)",
+                "core.EC-000 names engine/src/lib.rs twice in its cores",
+                "core.EC-000: core \"../engine/src/lib.rs\" is not a workspace-relative engine/src/… or sim/src/… .rs path",
+            ]
+        );
+        let only_sim = core_problems(&with(&["sim/src/clock.rs"]), &root);
+        assert!(
+            only_sim.len() == 1 && only_sim[0].contains("names no engine/src/ file"),
+            "{only_sim:?}"
+        );
+        let none = core_problems(&with(&[]), &root);
+        assert!(none[0].contains("names no engine file"), "{none:?}");
+        assert!(core_problems(&with(&["engine/src/lib.rs", "sim/src/lib.rs"]), &root).is_empty());
+    }
 }

@@ -54,6 +54,12 @@ pub struct Scenario {
     /// Fault kinds this scenario exists to exercise. A run in which none of them fired
     /// tested nothing; a scenario none of whose runs fired one is inert.
     pub faults_expected: &'static [&'static str],
+    /// The source files whose behaviour this scenario proves: the cores that decide what
+    /// its oracles judge (a shell where the behaviour lives there), as workspace-relative
+    /// paths (`engine/src/sessions/core/queries.rs`; a `sim.*` self-check names
+    /// `sim/src/…` files). The one hop from a scenario to the code it proves; the
+    /// registry test checks that each path exists.
+    pub cores: &'static [&'static str],
     /// Virtual-time budget of one run.
     pub sim_time_max: Duration,
     pub body: fn(World) -> BodyFuture,

@@ -27,6 +27,21 @@ fn list_json_has_exactly_the_235_catalog_ids_with_all_fields() {
             );
         }
     }
+    for e in &entries {
+        let cores = e["cores"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{e} lacks cores"));
+        if e["status"] == "implemented" {
+            assert!(
+                cores
+                    .iter()
+                    .any(|c| c.as_str().is_some_and(|c| c.starts_with("engine/src/"))),
+                "{e}: an implemented entry names the engine files its scenario proves"
+            );
+        } else {
+            assert!(cores.is_empty(), "{e}: cores without a scenario");
+        }
+    }
     let ids: std::collections::BTreeSet<&str> =
         entries.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 235, "ids are unique");
@@ -46,6 +61,20 @@ fn list_filters_by_status_and_prefix() {
         entries
             .iter()
             .all(|e| e["status"] == "not-applicable" && e["reason"] != "")
+    );
+    let out = chaos(&["list", "--substrate", "--json"]);
+    let scenarios: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!scenarios.is_empty());
+    assert!(
+        scenarios
+            .iter()
+            .all(|s| s["cores"].as_array().is_some_and(|c| !c.is_empty())),
+        "every self-check names the files it proves"
+    );
+    let table = text(&chaos(&["list", "--prefix", "core.EC-032"]).stdout);
+    assert!(
+        table.contains("cores: engine/src/sessions/core/queries.rs"),
+        "{table}"
     );
 }
 
@@ -92,6 +121,10 @@ fn run_with_trace_prints_simulated_time_and_the_repro_line() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("proc.oom_kill"), "{stdout}");
     assert!(stdout.contains("verdict:     PASS"), "{stdout}");
+    assert!(
+        stdout.contains("cores:       sim/src/procs/launch.rs, sim/src/procs/process.rs"),
+        "{stdout}"
+    );
     assert!(
         stdout
             .lines()

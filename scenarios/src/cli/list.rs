@@ -33,6 +33,8 @@ struct ListedEntry<'a> {
     reason: &'a str,
     /// Whether `chaos run ID --real` can run it against this machine.
     real: bool,
+    /// The engine files its scenario proves (`Scenario::cores`); empty without a scenario.
+    cores: &'static [&'static str],
 }
 
 #[derive(Serialize)]
@@ -43,6 +45,8 @@ struct ListedScenario<'a> {
     faults_expected: &'a [&'a str],
     /// Whether it declares its fault plan (so `chaos shrink` applies to it).
     plan: bool,
+    /// The files it proves (`Scenario::cores`).
+    cores: &'static [&'static str],
 }
 
 pub fn list(args: ListArgs) -> Result<ExitCode, CliError> {
@@ -76,6 +80,7 @@ pub fn list(args: ListArgs) -> Result<ExitCode, CliError> {
             status: e.status.name(),
             reason: &e.reason,
             real: crate::registry::find(&e.id).is_some_and(|s| s.real.is_some()),
+            cores: crate::registry::find(&e.id).map_or(&[], |s| s.cores),
         })
         .collect();
     if args.json {
@@ -105,6 +110,9 @@ pub fn list(args: ListArgs) -> Result<ExitCode, CliError> {
             "{:<16} {:<14} {:<6} {:<11} {}",
             e.id, e.status, e.risk, e.subsystem, e.title
         );
+        if !e.cores.is_empty() {
+            println!("{:<16} cores: {}", "", e.cores.join(", "));
+        }
     }
     let implemented = entries.iter().filter(|e| e.status == "implemented").count();
     let planned = entries.iter().filter(|e| e.status == "planned").count();
@@ -132,6 +140,7 @@ fn list_substrate(args: &ListArgs) -> Result<ExitCode, CliError> {
             proves: s.proves,
             faults_expected: s.faults_expected,
             plan: s.plan.is_some(),
+            cores: s.cores,
         })
         .collect();
     if args.json {
@@ -143,6 +152,7 @@ fn list_substrate(args: &ListArgs) -> Result<ExitCode, CliError> {
         for s in &scenarios {
             let plan = if s.plan { "[plan]" } else { "" };
             println!("{:<40} {plan:<6} {}", s.id, s.title);
+            println!("{:<40} cores: {}", "", s.cores.join(", "));
         }
         println!("\n[plan]: declares its fault plan, so `chaos shrink` can reduce a failing run");
     }

@@ -100,6 +100,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
             let _ = writeln!(out);
         }
         let _ = writeln!(out, "scenario:    {} (seed {})", record.id, record.seed);
+        let _ = writeln!(out, "cores:       {}", scenario.cores.join(", "));
         match (&record.failure_class, &record.message) {
             (Some(class), Some(message)) => {
                 let _ = writeln!(out, "verdict:     FAIL ({class}): {message}");
@@ -169,6 +170,7 @@ fn run_real(scenario: &'static Scenario, args: &RunArgs) -> Result<ExitCode, Cli
             "scenario:    {} (seed {}, real environment)",
             record.id, record.seed
         );
+        let _ = writeln!(out, "cores:       {}", scenario.cores.join(", "));
         let _ = writeln!(out, "verdict:     {:?}", record.verdict);
         if let Some(message) = &record.message {
             let _ = writeln!(out, "failure:     {message}");

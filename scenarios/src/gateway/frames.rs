@@ -27,6 +27,7 @@ scenario!(
     "Inbound message exactly at the length limit",
     "A query frame of exactly the configured maximum number of characters (multi-byte characters included) is accepted and answered; one character more is refused with message_too_large and the session carries on.",
     ["client.frame_at_limit"],
+    cores: ["engine/src/protocol.rs", "engine/src/gateway/inbound.rs"],
     120,
     exact_limit
 );
@@ -66,6 +67,7 @@ scenario!(
     "Client sends malformed JSON",
     "Malformed JSON gets an error with code invalid_json on the stream; the connection and session stay usable.",
     ["client.malformed_json"],
+    cores: ["engine/src/protocol.rs", "engine/src/gateway/inbound.rs"],
     120,
     malformed_json
 );
@@ -94,6 +96,11 @@ scenario!(
     "Client sends an unknown message type",
     "An unknown message type is not acted on: the client gets a non-fatal unknown_message_type error (logged as a warning on the server) and the session continues.",
     ["client.unknown_type"],
+    cores: [
+        "engine/src/protocol.rs",
+        "engine/src/gateway/inbound.rs",
+        "engine/src/gateway/connection.rs",
+    ],
     120,
     unknown_type
 );
@@ -128,6 +135,7 @@ scenario!(
     "Client sends a binary frame",
     "A binary frame is refused with binary_not_supported telling the client to send text; the connection stays open and text frames keep working.",
     ["client.binary_frame"],
+    cores: ["engine/src/gateway/inbound.rs"],
     120,
     binary_frame
 );
@@ -157,6 +165,7 @@ scenario!(
     "Second user message while a query runs",
     "With rejection configured, a second query while one runs gets query_in_progress and does not disturb the running query, whose answer arrives complete.",
     ["client.concurrent_query"],
+    cores: ["engine/src/sessions/core/queries.rs"],
     120,
     second_query_rejected
 );
@@ -196,6 +205,7 @@ scenario!(
     "New message before the previous query finished",
     "With queueing configured, a message sent during a query is queued (the client is told its position) and runs only after the first query's final result: answers never interleave.",
     ["client.concurrent_query"],
+    cores: ["engine/src/sessions/core/queries.rs"],
     120,
     second_query_queued
 );
@@ -238,6 +248,7 @@ scenario!(
     "Interrupt with no active query",
     "An interrupt with nothing running is ignored without an error; repeated interrupts during a query stop it once; the session keeps working.",
     ["client.idle_interrupt"],
+    cores: ["engine/src/sessions/core/queries.rs"],
     120,
     idle_interrupt
 );

@@ -31,6 +31,7 @@ scenario!(
     "The WebSocket task stops with its host: paused, then crashed mid-stream",
     "A client receives a streamed answer. The engine host is paused for 0.5 to 2 s: a frame the client sends meanwhile is answered only after the resume, and nothing else arrives during the pause (the socket task is not polled). The stream then goes on; the host crashes mid-stream: at the crash instant, before virtual time moves, the socket task is gone and was dropped unfinished (the crash aborted it; it did not run on to end on its reset connection), no engine code ran for the crashed host (its session was not detached), and the client's connection is reset.",
     ["host.pause", "host.crash"],
+    cores: ["engine/src/gateway/upgrade.rs", "sim/src/world/host.rs"],
     120,
     crash_stops_socket_task
 );

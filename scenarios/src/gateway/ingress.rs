@@ -33,6 +33,7 @@ scenario!(
     "Socket upgrade with an invalid token",
     "Garbage, a wrong signature, a missing token and a token expired beyond the skew tolerance are each refused with HTTP 401 before any socket or session exists; a token expired within the skew tolerance is accepted.",
     ["client.bad_token"],
+    cores: ["engine/src/gateway/auth.rs", "engine/src/gateway/server.rs"],
     120,
     bad_token
 );
@@ -90,6 +91,7 @@ scenario!(
     "Token expires while the socket stays open",
     "Ahead of expiry the server sends refresh_required; a refresh_token over the open socket is accepted without reconnecting and the session works past the old expiry; a client that ignores the notice gets token_expired on its next message once expiry (plus skew) passes.",
     ["clock.token_expiry"],
+    cores: ["engine/src/gateway/inbound.rs", "engine/src/gateway/auth.rs"],
     900,
     expiry_on_open_socket
 );
@@ -157,6 +159,7 @@ scenario!(
     "Token expires between connect and first message",
     "A token with little validity left gets refresh_required at once on connect; if it expires before the first message, that message gets token_expired and does not run; a refresh over the socket then lets the session go on.",
     ["clock.token_expiry"],
+    cores: ["engine/src/gateway/inbound.rs", "engine/src/gateway/auth.rs"],
     300,
     expired_before_first_message
 );
@@ -197,6 +200,7 @@ scenario!(
     "User role downgraded while a session is live",
     "A member's write tool works; after a downgrade to viewer the session is told which tools it lost (permissions_changed), the next write is denied with tool_denied, reads still work and the session carries on.",
     ["auth.role_downgrade"],
+    cores: ["engine/src/sessions/gate.rs", "engine/src/sessions/service.rs"],
     120,
     role_downgrade
 );
@@ -242,6 +246,7 @@ scenario!(
     "Rate limit crossed while a query is in flight",
     "Limits apply only where a message enters: with a user's budget spent, the running and queued queries finish normally, the next message is refused with rate_limited saying when to retry, and after the refill messages pass again.",
     ["client.rate_limit_crossed"],
+    cores: ["engine/src/gateway/rate.rs", "engine/src/gateway/inbound.rs"],
     300,
     rate_limit_in_flight
 );
@@ -289,6 +294,11 @@ scenario!(
     "Forwarded-for headers trusted only from configured proxies",
     "Trust is off by default; a client that is not a configured proxy cannot escape its per-address limit by inventing X-Forwarded-For values, while requests through the configured proxy are limited per original client.",
     ["client.forwarded_for"],
+    cores: [
+        "engine/src/gateway/forwarded.rs",
+        "engine/src/gateway/rate.rs",
+        "engine/src/gateway/server.rs",
+    ],
     120,
     forwarded_for
 );
@@ -361,6 +371,7 @@ scenario!(
     "Connection lost during the handshake before authentication",
     "A connection reset halfway through the upgrade request leaves nothing behind on the server (no socket, no session); the client retries with exponential backoff and its next attempt succeeds.",
     ["net.reset"],
+    cores: ["engine/src/gateway/upgrade.rs", "engine/src/gateway/server.rs", "engine/src/http.rs"],
     120,
     handshake_cut
 );
@@ -415,6 +426,11 @@ scenario!(
     "User message races the shutdown announcement",
     "Draining raises its flag before announcing: a message sent at any moment around the announcement is either answered (before the flag) or refused with server_shutting_down (after), never lost; new sockets and /ready get 503 while draining.",
     ["engine.shutdown"],
+    cores: [
+        "engine/src/sessions/service.rs",
+        "engine/src/gateway/inbound.rs",
+        "engine/src/gateway/server.rs",
+    ],
     120,
     shutdown_race
 );

@@ -62,6 +62,7 @@ scenario!(
     "Reconnect after missing some sequenced messages",
     "A connection reset mid-answer; the server keeps producing into the session's log; the reconnect with last_seq replays exactly the missed messages in order, once; an ack then trims the log.",
     ["net.reset"],
+    cores: ["engine/src/sessions/core/stream.rs", "engine/src/sessions/replay.rs"],
     120,
     missed_messages
 );
@@ -105,6 +106,11 @@ scenario!(
     "Socket drops while a tool is executing",
     "The network between client and server drops during a tool call; the tool finishes while nobody is connected and its output waits in the session's log (5 minute age bound); the reconnect with last_seq gets the rest of the output and the result, once.",
     ["net.partition", "net.reset"],
+    cores: [
+        "engine/src/sessions/core/stream.rs",
+        "engine/src/sessions/replay.rs",
+        "engine/src/gateway/connection.rs",
+    ],
     180,
     drop_during_tool
 );
@@ -148,6 +154,7 @@ scenario!(
     "Reverse proxy closes an idle socket",
     "A slow answer leaves the socket silent longer than the proxy's idle timeout, and the proxy closes it; the server notices, keeps the answer in the session's log, and the client's reconnect gets what it missed, once.",
     ["net.reset"],
+    cores: ["engine/src/sessions/core/stream.rs", "engine/src/gateway/connection.rs"],
     180,
     proxy_idle_close
 );
@@ -182,6 +189,7 @@ scenario!(
     "Client network switches from Wi-Fi to cellular",
     "The client's first network goes silent without a reset (packets held); the client notices the silence and reconnects from its second network with last_seq; the new connection replaces the half-open one and sequence sync fills the gap of several seconds, each message once.",
     ["net.partition"],
+    cores: ["engine/src/sessions/core/stream.rs", "engine/src/gateway/connection.rs"],
     180,
     network_switch
 );
@@ -228,6 +236,11 @@ scenario!(
     "Reconnect claims a sequence number ahead of the server",
     "A reconnect whose last_seq is beyond anything the server sent is refused with invalid_sequence asking for a refresh, and the session is reset (a later reconnect gets session_not_found); a new session works.",
     ["client.seq_ahead"],
+    cores: [
+        "engine/src/sessions/core/stream.rs",
+        "engine/src/sessions/replay.rs",
+        "engine/src/gateway/connection.rs",
+    ],
     120,
     seq_ahead
 );
@@ -280,6 +293,11 @@ scenario!(
     "Reconnect to a session destroyed while disconnected",
     "The session ends by its idle timeout while the client is away; the reconnect gets session_not_found naming why, for as long as the tombstone lasts, then a plain does-not-exist; a new session is offered and works.",
     ["client.reconnect_after_end"],
+    cores: [
+        "engine/src/sessions/service.rs",
+        "engine/src/gateway/server.rs",
+        "engine/src/sessions/limits.rs",
+    ],
     240,
     session_gone
 );
@@ -334,6 +352,11 @@ scenario!(
     "Replay buffer of a client that never reconnects",
     "A client leaves mid-answer and never returns: its session's log stays within its count and byte bounds while the answer completes, and empties by itself once the age bound passes; a very late reconnect is told which messages are gone (replay_gap) instead of getting a silent hole.",
     ["client.never_returns"],
+    cores: [
+        "engine/src/sessions/replay.rs",
+        "engine/src/sessions/core/mod.rs",
+        "engine/src/sessions/core/stream.rs",
+    ],
     240,
     never_returns
 );
@@ -392,6 +415,7 @@ scenario!(
     "Reconnect in the middle of a multi-part result",
     "An answer streamed in many parts is cut several times at random parts; each reconnect resumes after the last part the client has (the sequence number is the resume offset), so the reassembled answer has every part exactly once.",
     ["net.reset"],
+    cores: ["engine/src/sessions/core/stream.rs", "engine/src/sessions/replay.rs"],
     180,
     multi_part_resume
 );
@@ -428,6 +452,7 @@ scenario!(
     "Browser tab closed while a query runs",
     "The query keeps running with nobody connected and its output is kept for a reconnect; a client back within the timeout sees it all; when nobody comes back within 60 s the query is interrupted, then and not before.",
     ["client.tab_closed"],
+    cores: ["engine/src/sessions/core/mod.rs", "engine/src/sessions/core/stream.rs"],
     300,
     tab_closed
 );

@@ -47,6 +47,7 @@ scenario!(
     "Outbound message larger than a 64 KB frame",
     "A result of 100 to 900 KB (above a typical 64 KB frame, below the documented 1 MiB result bound) crosses a network that moves 16 KiB at a time and arrives whole, byte for byte, in one message.",
     ["client.large_message"],
+    cores: ["engine/src/gateway/connection.rs", "engine/src/sessions/core/queries.rs"],
     120,
     large_message
 );
@@ -85,6 +86,7 @@ scenario!(
     "Very fast token stream (50 or more per second)",
     "At 100 to 200 tokens a second the stream keeps up: every token arrives once and in order, the answer ends within half a second of the model finishing, and the outbound queue never builds up (the bounded queue, not batching, is the design's answer to a backlog).",
     ["upstream.fast_tokens"],
+    cores: ["engine/src/sessions/core/stream.rs", "engine/src/gateway/connection.rs"],
     120,
     fast_tokens
 );
@@ -121,6 +123,7 @@ scenario!(
     "Very large tool result (10 MB)",
     "A 10 MB tool result is cut at the 1 MiB result bound: the socket carries at most that much of it, the result is flagged truncated with the full size, the session keeps the whole and serves it over HTTP byte for byte, and the connection stays up.",
     ["upstream.large_tool_result"],
+    cores: ["engine/src/sessions/core/queries.rs", "engine/src/gateway/server.rs"],
     300,
     huge_tool_result
 );
@@ -178,6 +181,7 @@ scenario!(
     "Stream events arrive while the client is busy",
     "A client that stops reading for 2 to 5 s while parts arrive every 20 ms finds them all waiting in order when it reads again: nothing lost, nothing doubled, and the connection is kept.",
     ["client.busy"],
+    cores: ["engine/src/sessions/core/stream.rs", "engine/src/gateway/connection.rs"],
     120,
     busy_client
 );
@@ -209,6 +213,11 @@ scenario!(
     "Slow client back-pressures the stream",
     "A client reading one message every 30 ms while the model produces one every millisecond: the outbound queue stays within its bound of 100 and the producer waits instead (back-pressure counted); ending the session cancels the producer mid-answer.",
     ["client.slow_reader"],
+    cores: [
+        "engine/src/sessions/core/stream.rs",
+        "engine/src/sessions/session.rs",
+        "engine/src/sessions/core/queries.rs",
+    ],
     300,
     slow_client
 );

@@ -14,14 +14,17 @@ pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// Declares a scenario whose body is an async fn over the world.
+/// Declares a scenario whose body is an async fn over the world: its static, id, title,
+/// what it proves, the fault kinds it exercises, `cores: [..]` (the engine files it
+/// proves, `Scenario::cores`), its virtual-time budget in seconds and its body.
 macro_rules! scenario {
-    ($static:ident, $id:literal, $title:literal, $proves:literal, [$($fault:literal),*], $sim_secs:expr, $body:ident) => {
+    ($static:ident, $id:literal, $title:literal, $proves:literal, [$($fault:literal),*], cores: [$($core:literal),+ $(,)?], $sim_secs:expr, $body:ident) => {
         pub static $static: crate::scenario::Scenario = crate::scenario::Scenario {
             id: $id,
             title: $title,
             proves: $proves,
             faults_expected: &[$($fault),*],
+            cores: &[$($core),+],
             sim_time_max: std::time::Duration::from_secs($sim_secs),
             body: {
                 fn body(world: sim::World) -> crate::scenario::BodyFuture {

@@ -77,6 +77,11 @@ scenario!(
     "Two resumes of one session at the same moment",
     "Two clients resume the same stored session at once through two engine instances: the store's atomic claim lets exactly one win (it gets the session with its history); the other gets session_already_active suggesting a fork, and its fork on the winner's instance works. The session is never live on two instances.",
     ["sessions.concurrent_resume"],
+    cores: [
+        "engine/src/store/sessions.rs",
+        "engine/src/sessions/durable.rs",
+        "engine/src/gateway/server.rs",
+    ],
     180,
     concurrent_resume
 );
@@ -140,6 +145,11 @@ scenario!(
     "Resume of a session whose stored data is corrupted",
     "A stored session's data file is damaged on disk; its resume checks the data against the record's checksum first, archives the session, starts a new one and tells the user why.",
     ["disk.corrupt_data"],
+    cores: [
+        "engine/src/sessions/durable.rs",
+        "engine/src/store/sessions.rs",
+        "engine/src/store/checksum.rs",
+    ],
     180,
     corrupted
 );
@@ -198,6 +208,7 @@ scenario!(
     "Session metadata present but its files gone",
     "A stored session whose data file vanished: its resume finds the files missing before anything else, purges the record and starts a new session with a notice; a deployment's start-up check purges the other orphaned records.",
     ["disk.files_lost"],
+    cores: ["engine/src/sessions/durable.rs", "engine/src/store/startup.rs"],
     180,
     files_gone
 );

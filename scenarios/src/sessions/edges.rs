@@ -19,6 +19,7 @@ scenario!(
     "Fork fails partway through",
     "A fork is created but its worker cannot start (every spawn fails, no warm worker left): the fork's client is told the fork failed and its socket closes, the failure is logged, and the source session carries on unchanged, answering as before.",
     ["proc.spawn_fail"],
+    cores: ["engine/src/sessions/service.rs", "engine/src/sessions/driver.rs"],
     180,
     fork_fails
 );
@@ -69,6 +70,7 @@ scenario!(
     "Session files outgrow their disk quota",
     "A session whose tools keep leaving snapshots behind (twice its quota in all, on a host disk that could not hold them all) never runs out of space: old snapshots are evicted to keep its directory under its cap, every tool call succeeds, and the worker never crashes.",
     ["disk.session_growth"],
+    cores: ["engine/src/workers/program/cache.rs", "engine/src/workers/program/cache_index.rs"],
     300,
     disk_quota
 );
@@ -142,6 +144,11 @@ scenario!(
     "Message sequence counter runs out",
     "Numbers are 64-bit and never wrap: a session started a few dozen numbers before the end of the space streams up to the very last number, then ends, telling its client why in an unnumbered final message and closing; no number is ever repeated.",
     ["sessions.seq_exhausted"],
+    cores: [
+        "engine/src/sessions/core/stream.rs",
+        "engine/src/sessions/replay.rs",
+        "engine/src/gateway/connection.rs",
+    ],
     120,
     seq_exhausted
 );

@@ -33,6 +33,11 @@ scenario!(
     "Pre-warm pool empty when a session is requested",
     "With worker start-up taking 20 to 30 s, a session that finds the pool empty is told it is being prepared and answers once its cold start is done; the drain is counted (the operator alert) and the pool refills itself once fewer than 2 are warm.",
     ["sessions.pool_drained"],
+    cores: [
+        "engine/src/workers/pool/decisions/claims.rs",
+        "engine/src/workers/pool/decisions.rs",
+        "engine/src/sessions/driver.rs",
+    ],
     300,
     cold_start
 );
@@ -104,6 +109,7 @@ scenario!(
     "Configured session cap reached on create",
     "At the cap a create gets HTTP 503 with Retry-After 60 (refuse mode), or waits in a creation queue that reports positions and admits in order as slots free (queue mode); the mode is drawn per seed, and the count never passes the cap.",
     ["sessions.cap_reached"],
+    cores: ["engine/src/sessions/admission.rs", "engine/src/gateway/server.rs"],
     300,
     session_cap
 );
@@ -189,6 +195,11 @@ scenario!(
     "Maximum session duration reached mid-query",
     "A warning goes out at 90% of the duration; the user may extend by the configured extension, at most twice (a third is refused); when the end comes during a query, the query gets the grace period, then is interrupted and the session ends.",
     ["sessions.duration_limit"],
+    cores: [
+        "engine/src/sessions/limits.rs",
+        "engine/src/sessions/core/queries.rs",
+        "engine/src/sessions/core/mod.rs",
+    ],
     900,
     duration_mid_query
 );
@@ -281,6 +292,7 @@ scenario!(
     "Session timeout fires while a query is processing",
     "The idle timeout comes due during a long query: the query finishes with its full answer, and only then is the session ended for idleness.",
     ["sessions.idle_timeout"],
+    cores: ["engine/src/sessions/limits.rs", "engine/src/sessions/core/mod.rs"],
     300,
     timeout_mid_query
 );
@@ -322,6 +334,7 @@ scenario!(
     "Session created but no first message",
     "A session whose user never writes is reclaimed at the first-message timeout, shorter than the idle timeout: the client is told, its socket closed and the slot freed; a session that did get a message lives on past it.",
     ["client.silent"],
+    cores: ["engine/src/sessions/limits.rs", "engine/src/sessions/core/mod.rs"],
     300,
     never_first_message
 );
@@ -372,6 +385,7 @@ scenario!(
     "Resume of a session id that does not exist",
     "Resuming an unknown id starts a new session with a notice saying it was not found; resuming one that ended says it ended and why (purged versus never existed); both new sessions work.",
     ["client.resume_missing"],
+    cores: ["engine/src/sessions/service.rs"],
     180,
     resume_missing
 );
@@ -417,6 +431,7 @@ scenario!(
     "Fork of a session that is live on another socket",
     "A fork of a session attached elsewhere is allowed and leaves the parent's socket alone; the fork starts with the parent's history at the fork point, and afterwards neither sees the other's new messages.",
     ["client.fork"],
+    cores: ["engine/src/sessions/service.rs"],
     180,
     fork_live
 );
@@ -461,6 +476,11 @@ scenario!(
     "Same session opened in several tabs",
     "Each newer tab on a session replaces the older connection, which is told the session was opened in another window and closed; at most one connection is ever attached, and the newest tab works.",
     ["client.new_tab"],
+    cores: [
+        "engine/src/sessions/core/stream.rs",
+        "engine/src/sessions/session.rs",
+        "engine/src/gateway/connection.rs",
+    ],
     180,
     tabs
 );
@@ -507,6 +527,7 @@ scenario!(
     "Two tabs send messages into the same session",
     "Once a second tab takes the session, the first tab's messages no longer reach it: only the attached tab drives the session, so queries from two tabs never interleave.",
     ["client.new_tab"],
+    cores: ["engine/src/sessions/core/stream.rs", "engine/src/gateway/connection.rs"],
     180,
     two_tabs_send
 );
@@ -549,6 +570,7 @@ scenario!(
     "Pre-warmed workers built with an outdated plugin set",
     "A plugin registry change invalidates the pool: stale warm workers are disposed of, and every session started afterwards runs on a worker built with the new version, including when a stale start was still in flight.",
     ["plugins.registry_changed"],
+    cores: ["engine/src/workers/pool/decisions.rs", "engine/src/workers/pool/shell.rs"],
     180,
     stale_pool
 );
@@ -607,6 +629,7 @@ scenario!(
     "Every pre-warm fails at start-up",
     "While every worker start fails, /ready answers 503 and retries back off (fewer attempts than a fixed 1 s retry would make); once starts succeed again the pool fills and /ready answers 200.",
     ["proc.spawn_fail"],
+    cores: ["engine/src/workers/pool/decisions.rs", "engine/src/gateway/server.rs"],
     300,
     prewarm_all_fail
 );
@@ -644,6 +667,7 @@ scenario!(
     "Graceful shutdown with unused pre-warmed workers",
     "Draining destroys every unclaimed warm worker at once (and says how many), while the worker of a session in use keeps serving it.",
     ["engine.shutdown"],
+    cores: ["engine/src/workers/pool/decisions.rs", "engine/src/sessions/service.rs"],
     180,
     shutdown_pool
 );

@@ -89,6 +89,11 @@ scenario!(
     "Session memory grows toward its cap during a query",
     "A worker leaking during an answer is flagged from its growth rate (predicting the limit 5 minutes ahead) long before the limit; the session finishes the answer intact, tells the user it is restarting, moves to a new worker and carries on.",
     ["proc.leak"],
+    cores: [
+        "engine/src/workers/memory.rs",
+        "engine/src/sessions/core/queries.rs",
+        "engine/src/sessions/driver.rs",
+    ],
     300,
     restart_after_answer
 );
@@ -134,6 +139,11 @@ scenario!(
     "Messages sent while the session is restarting",
     "Messages sent while the session restarts (even with second queries otherwise refused) are held, then run in order once the restart completes; the client sees the explicit states processing, idle, restarting, idle.",
     ["proc.leak"],
+    cores: [
+        "engine/src/sessions/core/queries.rs",
+        "engine/src/sessions/lifecycle.rs",
+        "engine/src/sessions/driver.rs",
+    ],
     300,
     message_during_restart
 );
@@ -189,6 +199,7 @@ scenario!(
     "Message during a proactive OOM-avoidance restart",
     "While the replacement worker starts, the old one is still alive and ready (the restart is atomic), the user sees the restarting status, and a message sent meanwhile is queued and answered after; the old worker is stopped only then.",
     ["proc.leak"],
+    cores: ["engine/src/sessions/driver.rs", "engine/src/sessions/core/queries.rs"],
     300,
     atomic_restart
 );

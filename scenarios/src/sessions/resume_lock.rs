@@ -42,6 +42,12 @@ scenario!(
     "A resume from the store takes the session lock around its check and claim",
     "Instance A hands a session over; instance B hosts the session lock service and uses it, instance C uses B's; both share A's store. A probe takes the session's lock key and holds it past the acquire timeout: a resume through C is refused within the timeout plus 500 ms (session_already_active naming the lock) and the record stays unclaimed. The probe takes the key again and holds it for 1 s while two clients resume the session through B and C at once: meanwhile the record stays unclaimed, the session is live nowhere and the service refuses both instances; once the probe lets go exactly one resume wins with the history, the other is told session_already_active, and the service counted one grant and one release per taker (the probe twice, B and C once each), no lease lost. Throughout, a free key after an instance's grant comes with a claimed record (the lock is given back after the claim). Once B stops (its service with it), a resume through C is refused saying the lock service could not be reached, within the acquire timeout plus one request timeout.",
     ["lock.contention"],
+    cores: [
+        "engine/src/sessions/resume_lock.rs",
+        "engine/src/sessions/lock/client.rs",
+        "engine/src/sessions/service.rs",
+        "engine/src/root/lock.rs"
+    ],
     180,
     resume_takes_lock
 );

@@ -59,6 +59,11 @@ pub static SCALE: Scenario = Scenario {
              below 0.85 of the crowding without it, and once the load stops a lone acquire \
              must succeed at its first try.",
     faults_expected: &["lock.contention"],
+    cores: &[
+        "engine/src/sessions/lock/backoff.rs",
+        "engine/src/sessions/lock/client.rs",
+        "engine/src/sessions/lock/server.rs",
+    ],
     sim_time_max: Duration::from_secs(300),
     body: scale,
     real: None,

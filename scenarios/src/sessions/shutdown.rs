@@ -27,6 +27,11 @@ scenario!(
     "The engine drains and stops with a client cut off mid-answer",
     "Two clients stream answers; one is cut off by a partition that holds its traffic. Engine::drain (what engine serve runs on SIGTERM) must end both sessions within its 15 s deadline, the held client blocking nothing: the reachable client is told session_ending then session_ended; every unclaimed warm worker is destroyed and counted. Engine::stop then leaves no worker process on the host and the gateway accepts no more connections. Once the partition heals, the cut-off client's stream ends with session_ended too, gap-free.",
     ["net.partition_hold"],
+    cores: [
+        "engine/src/root/mod.rs",
+        "engine/src/sessions/service.rs",
+        "engine/src/workers/pool/shell.rs"
+    ],
     180,
     drain_then_stop
 );

@@ -25,6 +25,11 @@ scenario!(
     "Upstream returns 429 while a session is being created",
     "A session is created while the model API answers 429: the refill's new worker is checked against the API, refused, disposed and never bound to a session; pre-warming then pauses for the full 5 minutes even after the API recovers (no start and no check in the window, and the pool, once its last warm worker is taken, stays empty); a user whose query meets the limit is told to retry and keeps the session; after the pause the pool refills, checked again, and queries are answered.",
     ["upstream.rate_limited"],
+    cores: [
+        "engine/src/upstream/client.rs",
+        "engine/src/sessions/upstream.rs",
+        "engine/src/workers/pool/decisions.rs",
+    ],
     900,
     rate_limited_create
 );
@@ -129,6 +134,11 @@ scenario!(
     "Upstream unreachable during an active session",
     "The model API is cut off from the engine under a live session: a query waiting on it is interrupted at once; each query fails with upstream_unavailable while the session stays live and its history stays stored (it was written before the query); after 3 failures the breaker opens and the next query is refused at once without waiting out a timeout; once the network heals, the breaker's trial succeeds, the client is told the API is back, and its next query on the same session is answered.",
     ["net.partition"],
+    cores: [
+        "engine/src/upstream/breaker.rs",
+        "engine/src/upstream/client.rs",
+        "engine/src/sessions/upstream.rs",
+    ],
     600,
     unreachable_mid_session
 );

@@ -17,6 +17,7 @@ pub static SKEW_DOES_NOT_BEND_TIMEOUTS: Scenario = Scenario {
              the jump and the drift exactly, and the timeout must fire at exactly its virtual \
              deadline: skew reaches only code that reads wall time.",
     faults_expected: &["clock.jump", "clock.drift"],
+    cores: &["sim/src/clock.rs"],
     sim_time_max: Duration::from_secs(7200),
     body: skew_does_not_bend_timeouts,
     real: None,

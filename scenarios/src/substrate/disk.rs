@@ -48,6 +48,7 @@ pub static ATOMIC_REPLACE_CRASH: Scenario = Scenario {
              restart the file must hold exactly the last acknowledged version, whole, and the \
              scratch file's unsynced contents must be gone.",
     faults_expected: &["disk.lost_unsynced"],
+    cores: &["sim/src/disk/state.rs", "sim/src/disk/mod.rs"],
     sim_time_max: Duration::from_secs(600),
     body: atomic_replace_crash,
     real: None,
@@ -144,6 +145,7 @@ pub static TORN_LOG_RECOVERY: Scenario = Scenario {
              granularity. Recovery must keep every record synced before the crash, accept no \
              record whose bytes were torn or lost, and stop at the first bad one.",
     faults_expected: &["disk.lost_unsynced", "disk.torn_write"],
+    cores: &["sim/src/disk/tear.rs", "sim/src/disk/state.rs"],
     sim_time_max: Duration::from_secs(600),
     body: torn_log_recovery,
     real: None,

@@ -15,6 +15,7 @@ pub static PAUSE_DELAYS_HEARTBEATS: Scenario = Scenario {
              pause and no heartbeat during it, and heartbeats must resume, numbered without a \
              gap, once the host resumes.",
     faults_expected: &["host.pause"],
+    cores: &["sim/src/world/host.rs"],
     sim_time_max: Duration::from_secs(600),
     body: pause_delays_heartbeats,
     real: None,

@@ -33,6 +33,12 @@ pub static MANY_FAULTS_EXACTLY_ONCE: Scenario = Scenario {
              in flight on an abandoned connection arrives beside its resent copy, and the \
              transfer must finish within 120 s once every fault is healed.",
     faults_expected: &["net.partition", "net.reset", "host.pause"],
+    cores: &[
+        "sim/src/net/partition.rs",
+        "sim/src/world/host.rs",
+        "sim/src/faults/plan.rs",
+        "sim/src/faults/swarm.rs",
+    ],
     sim_time_max: Duration::from_secs(900),
     body: many_faults_exactly_once,
     real: None,

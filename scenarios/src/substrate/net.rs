@@ -19,6 +19,7 @@ pub static PARTITION_HEAL_NO_LOSS: Scenario = Scenario {
              arrive exactly once and in order, nothing may cross while the cut holds, and the \
              stream must finish within a bound once healed.",
     faults_expected: &["net.partition_hold"],
+    cores: &["sim/src/net/partition.rs", "sim/src/net/pipe.rs"],
     sim_time_max: Duration::from_secs(600),
     body: partition_heal_no_loss,
     real: None,
@@ -174,6 +175,11 @@ pub static RESET_RECONNECT_RESUME: Scenario = Scenario {
              the server must apply every record exactly once, in order, and the transfer must \
              complete once resets stop.",
     faults_expected: &["net.reset"],
+    cores: &[
+        "sim/src/net/partition.rs",
+        "sim/src/net/pipe.rs",
+        "sim/src/faults/swarm.rs",
+    ],
     sim_time_max: Duration::from_secs(900),
     body: reset_reconnect_resume,
     real: None,
@@ -310,6 +316,7 @@ pub static BACKPRESSURE_BOUNDED: Scenario = Scenario {
              blocked with at most the bound in flight; when reading resumes, every byte \
              arrives in order.",
     faults_expected: &["host.pause"],
+    cores: &["sim/src/net/pipe.rs", "sim/src/world/host.rs"],
     sim_time_max: Duration::from_secs(600),
     body: backpressure_bounded,
     real: None,

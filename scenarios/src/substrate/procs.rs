@@ -19,6 +19,7 @@ pub static OOM_KILL_STATUS: Scenario = Scenario {
              passes the limit, and the parent must see the status the OS reports for that: \
              terminated by signal 9 with no exit code.",
     faults_expected: &["proc.oom_kill"],
+    cores: &["sim/src/procs/launch.rs", "sim/src/procs/process.rs"],
     sim_time_max: Duration::from_secs(3600),
     body: oom_kill_status,
     real: None,
@@ -70,6 +71,7 @@ pub static SEGV_ZOMBIE_REAPED: Scenario = Scenario {
              remain in the process table as a zombie whose status is kept; waiting must report \
              signal 11 and no exit code; after the reap, signalling it must fail with ESRCH.",
     faults_expected: &["proc.crash_segv"],
+    cores: &["sim/src/procs/process.rs", "sim/src/procs/child.rs"],
     sim_time_max: Duration::from_secs(600),
     body: segv_zombie_reaped,
     real: None,
@@ -127,6 +129,7 @@ pub static SIGTERM_GRACE_THEN_KILL: Scenario = Scenario {
              SIGTERM, must exit by signal 9 right after the grace period, and the whole stop must \
              take the grace period and no more.",
     faults_expected: &["proc.hang"],
+    cores: &["sim/src/procs/process.rs", "sim/src/procs/host.rs"],
     sim_time_max: Duration::from_secs(600),
     body: sigterm_grace_then_kill,
     real: None,

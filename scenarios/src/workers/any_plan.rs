@@ -73,6 +73,12 @@ pub static ANY_FAULT_PLAN: Scenario = Scenario {
         "disk.eio",
         "disk.enospc",
     ],
+    cores: &[
+        "engine/src/workers/lifecycle.rs",
+        "engine/src/workers/supervise.rs",
+        "engine/src/workers/worker.rs",
+        "engine/src/workers/reaper.rs",
+    ],
     sim_time_max: Duration::from_secs(600),
     body: any_fault_plan,
     real: None,

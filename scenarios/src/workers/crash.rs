@@ -349,6 +349,10 @@ pub static CRASH_AFTER_START: Scenario = Scenario {
              the backoff the next restart would have had. A manual start must close it and clear its history: the next crash is \
              restarted after the first backoff again. Nothing is left alive at the end.",
     faults_expected: &["proc.crash_segv", "proc.kill"],
+    cores: &[
+        "engine/src/workers/breaker.rs",
+        "engine/src/workers/lifecycle.rs",
+    ],
     sim_time_max: Duration::from_secs(600),
     body: crash_after_start_sim,
     real: Some(crash_after_start_real),
@@ -639,6 +643,12 @@ pub static GRACEFUL_RESTART: Scenario = Scenario {
              file at its size, its snapshot intact, its disk usage unchanged, and serve new \
              writes on top. Nothing is left alive at the end.",
     faults_expected: &["proc.slow_start"],
+    cores: &[
+        "engine/src/workers/lifecycle.rs",
+        "engine/src/workers/program/run.rs",
+        "engine/src/workers/program/cache.rs",
+        "engine/src/workers/program/snapshot.rs",
+    ],
     sim_time_max: Duration::from_secs(300),
     body: graceful_restart_sim,
     real: None,
@@ -740,6 +750,11 @@ pub static OOM_KILL: Scenario = Scenario {
              no backoff) before the OOM killer, well before the unwatched one dies. Exactly one \
              OOM kill fires per run.",
     faults_expected: &["proc.oom_kill", "proc.leak"],
+    cores: &[
+        "engine/src/workers/memory.rs",
+        "engine/src/workers/lifecycle/resources.rs",
+        "engine/src/workers/lifecycle.rs",
+    ],
     sim_time_max: Duration::from_secs(900),
     body: oom_kill_sim,
     real: None,
@@ -892,6 +907,11 @@ pub static SEGFAULT: Scenario = Scenario {
              take the same recovery path, whatever killed it: a restart after the default backoff \
              (doubling, jitter at most 20% below), a new process that answers pings.",
     faults_expected: &["proc.crash_segv"],
+    cores: &[
+        "engine/src/workers/lifecycle.rs",
+        "engine/src/workers/breaker.rs",
+        "engine/src/workers/worker.rs",
+    ],
     sim_time_max: Duration::from_secs(300),
     body: segfault_sim,
     real: Some(segfault_real),
@@ -1010,6 +1030,11 @@ pub static CONTAINER_RESTART: Scenario = Scenario {
              incarnation may come back, every acknowledged cache file and snapshot must be on \
              disk intact for the new workers, and they must serve requests.",
     faults_expected: &["host.crash"],
+    cores: &[
+        "engine/src/workers/manager.rs",
+        "engine/src/workers/program/cache.rs",
+        "engine/src/workers/program/snapshot.rs",
+    ],
     sim_time_max: Duration::from_secs(300),
     body: container_restart_sim,
     real: None,
@@ -1214,6 +1239,12 @@ pub static SANDBOX_MEMORY: Scenario = Scenario {
              (the grace) after the SIGTERM, counted as a forced kill. All long before the \
              container's OOM killer; each time a fresh sandbox replaces it.",
     faults_expected: &["proc.leak", "proc.hang"],
+    cores: &[
+        "engine/src/workers/memory.rs",
+        "engine/src/workers/lifecycle/resources.rs",
+        "engine/src/workers/lifecycle/deadlines.rs",
+        "engine/src/workers/program/snapshot.rs",
+    ],
     sim_time_max: Duration::from_secs(900),
     body: sandbox_memory_sim,
     real: None,

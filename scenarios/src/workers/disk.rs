@@ -68,6 +68,12 @@ pub static DISK_FULL: Scenario = Scenario {
              and the 80% disk alert must fire exactly once at the first sample over the line (and \
              never before), read-only mode never (the cap keeps use under 95%).",
     faults_expected: &["disk.enospc"],
+    cores: &[
+        "engine/src/workers/program/cache.rs",
+        "engine/src/workers/program/cache_index.rs",
+        "engine/src/workers/disk.rs",
+        "engine/src/workers/error.rs",
+    ],
     sim_time_max: Duration::from_secs(300),
     body: disk_full_sim,
     real: None,
@@ -257,6 +263,12 @@ pub static EPHEMERAL_STORAGE: Scenario = Scenario {
              accepted. Last, a write larger than the room left (within the quota) must fail with \
              DiskQuotaExceeded naming the OS error, leave nothing behind, and the sandbox answer.",
     faults_expected: &["disk.enospc"],
+    cores: &[
+        "engine/src/workers/disk.rs",
+        "engine/src/workers/lifecycle/resources.rs",
+        "engine/src/workers/oversight.rs",
+        "engine/src/workers/program/cache.rs",
+    ],
     sim_time_max: Duration::from_secs(900),
     body: ephemeral_storage_sim,
     real: None,

@@ -134,6 +134,10 @@ pub static STAGGERED_PREWARM: Scenario = Scenario {
              must be retried with fresh workers until the pool holds exactly its target of \
              ready workers and processes, and then nothing more may be started.",
     faults_expected: &["proc.slow_start", "proc.spawn_fail"],
+    cores: &[
+        "engine/src/workers/pool/decisions.rs",
+        "engine/src/workers/pool/shell.rs",
+    ],
     sim_time_max: Duration::from_secs(1200),
     body: staggered_prewarm,
     real: None,
@@ -302,6 +306,11 @@ pub static PREWARM_INIT_TIMEOUT: Scenario = Scenario {
              rest of the pool (1 to 3 workers). The killed process must never come back: at the \
              end exactly one process per member is alive and none is a zombie.",
     faults_expected: &["proc.slow_start", "proc.hang"],
+    cores: &[
+        "engine/src/workers/pool/decisions.rs",
+        "engine/src/workers/lifecycle/deadlines.rs",
+        "engine/src/workers/reaper.rs",
+    ],
     sim_time_max: Duration::from_secs(1200),
     body: prewarm_init_timeout,
     real: None,
@@ -439,6 +448,10 @@ pub static POOL_EXHAUSTED: Scenario = Scenario {
              be told, and the High claim must get that very worker at once. Counts of warnings, \
              cold starts, timeouts and pre-emptions must match exactly.",
     faults_expected: &["proc.slow_start"],
+    cores: &[
+        "engine/src/workers/pool/decisions/claims.rs",
+        "engine/src/workers/pool/shell.rs",
+    ],
     sim_time_max: Duration::from_secs(1200),
     body: pool_exhausted,
     real: None,
@@ -687,6 +700,10 @@ pub static STALE_WARM_WORKER: Scenario = Scenario {
              clock; each expired worker is retired exactly once and replaced, and the pool ends \
              with its target of fresh workers and exactly that many processes.",
     faults_expected: &["proc.slow_start", "clock.jump"],
+    cores: &[
+        "engine/src/workers/pool/decisions.rs",
+        "engine/src/workers/pool/decisions/claims.rs",
+    ],
     sim_time_max: Duration::from_secs(3600),
     body: stale_warm_worker,
     real: None,

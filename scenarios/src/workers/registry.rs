@@ -75,6 +75,11 @@ pub static BINARY_MISSING: Scenario = Scenario {
              worker's status must become Failed carrying the OS error, no process may be left, \
              and no retry loop may run behind the caller's back.",
     faults_expected: &["proc.spawn_fail"],
+    cores: &[
+        "engine/src/workers/lifecycle.rs",
+        "engine/src/workers/supervise.rs",
+        "engine/src/workers/error.rs",
+    ],
     sim_time_max: Duration::from_secs(120),
     body: binary_missing_sim,
     real: Some(binary_missing_real),
@@ -161,6 +166,10 @@ pub static HEALTH_NEVER_STARTED: Scenario = Scenario {
              never started must answer at once (no virtual time passes: no RPC, no timer) with \
              the Uninitialized status, without probing and without spawning anything for it.",
     faults_expected: &["proc.slow_start"],
+    cores: &[
+        "engine/src/workers/worker.rs",
+        "engine/src/workers/lifecycle.rs",
+    ],
     sim_time_max: Duration::from_secs(120),
     body: health_never_started_sim,
     real: Some(health_never_started_real),
@@ -234,6 +243,10 @@ pub static STOP_NEVER_STARTED: Scenario = Scenario {
              must succeed at once and change nothing: its status stays Uninitialized, no signal \
              or process is involved, and stopping it again is just as harmless.",
     faults_expected: &["proc.slow_start"],
+    cores: &[
+        "engine/src/workers/lifecycle.rs",
+        "engine/src/workers/worker.rs",
+    ],
     sim_time_max: Duration::from_secs(120),
     body: stop_never_started_sim,
     real: Some(stop_never_started_real),
@@ -292,6 +305,11 @@ pub static REPEATED_STARTS: Scenario = Scenario {
              Failed with it, the next succeeds, and further starts of the running worker spawn \
              nothing: exactly one process runs at the end.",
     faults_expected: &["proc.spawn_fail"],
+    cores: &[
+        "engine/src/workers/worker.rs",
+        "engine/src/workers/lifecycle.rs",
+        "engine/src/workers/supervise.rs",
+    ],
     sim_time_max: Duration::from_secs(120),
     body: repeated_starts_sim,
     real: None,
@@ -358,6 +376,10 @@ pub static CONCURRENT_REGISTRATION: Scenario = Scenario {
              a seeded delay. Every registration must succeed, the list must hold exactly the ten \
              names, and every worker must end up ready on its own process and port.",
     faults_expected: &["proc.slow_start"],
+    cores: &[
+        "engine/src/workers/manager.rs",
+        "engine/src/workers/ports.rs",
+    ],
     sim_time_max: Duration::from_secs(300),
     body: concurrent_registration_sim,
     real: Some(concurrent_registration_real),
@@ -418,6 +440,10 @@ pub static PARALLEL_HEALTH_CHECKS: Scenario = Scenario {
              at a seeded moment among them. Every check must complete (no deadlock) within the \
              100 ms bound: healthy if it was answered before the hang, unhealthy after.",
     faults_expected: &["proc.hang"],
+    cores: &[
+        "engine/src/workers/worker.rs",
+        "engine/src/workers/request.rs",
+    ],
     sim_time_max: Duration::from_secs(120),
     body: parallel_health_checks_sim,
     real: Some(parallel_health_checks_real),
@@ -494,6 +520,10 @@ pub static CONCURRENT_STARTS: Scenario = Scenario {
              EAGAIN (k from the seed). Every start must complete: the first k with the spawn \
              error, the rest successfully, and exactly one worker process may exist at the end.",
     faults_expected: &["proc.spawn_fail"],
+    cores: &[
+        "engine/src/workers/worker.rs",
+        "engine/src/workers/lifecycle.rs",
+    ],
     sim_time_max: Duration::from_secs(120),
     body: concurrent_starts_sim,
     real: None,
@@ -588,6 +618,10 @@ pub static EMPTY_NAME: Scenario = Scenario {
     proves: "The empty name is a valid key (documented): a worker registered under it must start \
              (slowly), be found by get, answer health checks, and stop, like any other.",
     faults_expected: &["proc.slow_start"],
+    cores: &[
+        "engine/src/workers/name.rs",
+        "engine/src/workers/manager.rs",
+    ],
     sim_time_max: Duration::from_secs(120),
     body: empty_name_sim,
     real: Some(empty_name_real),
@@ -609,6 +643,10 @@ pub static DUPLICATE_NAME: Scenario = Scenario {
              configuration, and the replaced worker's process must be killed and reaped (neither \
              alive nor a zombie) within one watchdog interval.",
     faults_expected: &["proc.slow_start"],
+    cores: &[
+        "engine/src/workers/manager.rs",
+        "engine/src/workers/reaper.rs",
+    ],
     sim_time_max: Duration::from_secs(120),
     body: duplicate_name_sim,
     real: None,
@@ -674,6 +712,7 @@ pub static LONG_NAME: Scenario = Scenario {
              register, start, get, health, stop. A name past the documented 4096-byte limit must \
              be refused with an error that says why and stays short.",
     faults_expected: &["proc.slow_start"],
+    cores: &["engine/src/workers/name.rs"],
     sim_time_max: Duration::from_secs(120),
     body: long_name_sim,
     real: Some(long_name_real),
@@ -705,6 +744,10 @@ pub static SPECIAL_NAMES: Scenario = Scenario {
              each go through the whole lifecycle as distinct workers; only NUL (which no process \
              argument can carry) is refused, with a reason.",
     faults_expected: &["proc.slow_start"],
+    cores: &[
+        "engine/src/workers/name.rs",
+        "engine/src/workers/manager.rs",
+    ],
     sim_time_max: Duration::from_secs(300),
     body: special_names_sim,
     real: Some(special_names_real),
@@ -752,6 +795,10 @@ pub static UNKNOWN_NAME: Scenario = Scenario {
              was never registered must each return a not-registered error naming it, get must \
              return nothing, and the registered worker must be unaffected.",
     faults_expected: &["proc.slow_start"],
+    cores: &[
+        "engine/src/workers/manager.rs",
+        "engine/src/workers/error.rs",
+    ],
     sim_time_max: Duration::from_secs(120),
     body: unknown_name_sim,
     real: Some(unknown_name_real),
@@ -798,6 +845,7 @@ pub static REPEATED_LIST: Scenario = Scenario {
     proves: "With a seeded number of workers started (slowly) and left running, three consecutive \
              reads of the worker list must return identical results, in name order.",
     faults_expected: &["proc.slow_start"],
+    cores: &["engine/src/workers/manager.rs"],
     sim_time_max: Duration::from_secs(120),
     body: repeated_list_sim,
     real: Some(repeated_list_real),
@@ -838,6 +886,10 @@ pub static METADATA: Scenario = Scenario {
              real process id, and an endpoint at which that very worker answers: a ping sent \
              straight to the reported address gets its pong.",
     faults_expected: &["proc.slow_start"],
+    cores: &[
+        "engine/src/workers/manager.rs",
+        "engine/src/workers/worker.rs",
+    ],
     sim_time_max: Duration::from_secs(120),
     body: metadata_sim,
     real: Some(metadata_real),
@@ -905,6 +957,7 @@ pub static SHARED_MANAGER: Scenario = Scenario {
              interleaved, while starts are slow. Every operation must succeed and the registry \
              must end with exactly the four workers, all ready.",
     faults_expected: &["proc.slow_start"],
+    cores: &["engine/src/workers/manager.rs"],
     sim_time_max: Duration::from_secs(120),
     body: shared_manager_sim,
     real: Some(shared_manager_real),

@@ -73,6 +73,12 @@ pub static FD_EXHAUSTED: Scenario = Scenario {
              spawn against the breaker and back off, doubling. Each time, once descriptors free up \
              the next attempt must succeed.",
     faults_expected: &["proc.spawn_fail", "disk.emfile"],
+    cores: &[
+        "engine/src/workers/error.rs",
+        "engine/src/workers/lifecycle.rs",
+        "engine/src/workers/breaker.rs",
+        "engine/src/workers/program/cache.rs",
+    ],
     sim_time_max: Duration::from_secs(300),
     body: fd_exhausted_sim,
     real: None,
@@ -236,6 +242,11 @@ pub static ZOMBIES: Scenario = Scenario {
              reaper must count one reap per child it adopted and hold none at the end, and no \
              zombie or stray process may remain.",
     faults_expected: &["proc.slow_start", "proc.hang"],
+    cores: &[
+        "engine/src/workers/reaper.rs",
+        "engine/src/workers/lifecycle/deadlines.rs",
+        "engine/src/workers/manager.rs",
+    ],
     sim_time_max: Duration::from_secs(300),
     body: zombies_sim,
     real: None,
@@ -374,6 +385,11 @@ pub static SLOW_CLEANUP: Scenario = Scenario {
              it, the stop returning then with status Stopped, the exit classified as SIGKILL and \
              the slow shutdown counted as a forced kill; no process or zombie may remain.",
     faults_expected: &["proc.hang"],
+    cores: &[
+        "engine/src/workers/lifecycle.rs",
+        "engine/src/workers/lifecycle/deadlines.rs",
+        "engine/src/workers/supervise.rs",
+    ],
     sim_time_max: Duration::from_secs(300),
     body: slow_cleanup_sim,
     real: None,
@@ -451,6 +467,7 @@ pub static PORT_TAKEN: Scenario = Scenario {
              naming the range and the number of tries, without spawning anything; once one port \
              (seeded) is released, the start must succeed on exactly that port.",
     faults_expected: &["net.addr_in_use"],
+    cores: &["engine/src/workers/ports.rs", "engine/src/workers/error.rs"],
     sim_time_max: Duration::from_secs(300),
     body: port_taken_sim,
     real: None,
@@ -611,6 +628,10 @@ pub static MEMORY_GROWTH: Scenario = Scenario {
              limit within the horizon (or 95% is crossed), gracefully, and before the OOM killer: \
              no OOM kill, no crash, a fresh process each time.",
     faults_expected: &["proc.leak"],
+    cores: &[
+        "engine/src/workers/memory.rs",
+        "engine/src/workers/lifecycle/resources.rs",
+    ],
     sim_time_max: Duration::from_secs(1_800),
     body: memory_growth_sim,
     real: None,

@@ -193,6 +193,7 @@ pub static MALICIOUS_ENV: Scenario = Scenario {
              one refusal per hostile variable. After the worker is killed and restarted, the \
              new process must again receive exactly the harmless ones.",
     faults_expected: &["input.malicious_env"],
+    cores: &["engine/src/workers/sanitize.rs"],
     sim_time_max: Duration::from_secs(300),
     body: malicious_env,
     real: None,
@@ -400,6 +401,10 @@ pub static PATH_ESCAPE: Scenario = Scenario {
              their sizes, inside the first worker's cache directory and nothing anywhere else. \
              The first worker must stay healthy throughout.",
     faults_expected: &["input.path_escape"],
+    cores: &[
+        "engine/src/workers/program/cache.rs",
+        "engine/src/workers/program/args.rs",
+    ],
     sim_time_max: Duration::from_secs(300),
     body: path_escape,
     real: None,
@@ -575,6 +580,10 @@ pub static CORRUPT_SNAPSHOT: Scenario = Scenario {
              health checks, and overwrite the bad file with a good snapshot on the next save. \
              The session body is chosen so that no single flipped bit can leave a valid file.",
     faults_expected: &["disk.bitflip", "disk.torn_write"],
+    cores: &[
+        "engine/src/workers/program/snapshot.rs",
+        "engine/src/workers/program/run.rs",
+    ],
     sim_time_max: Duration::from_secs(300),
     body: corrupt_snapshot,
     real: None,
@@ -770,6 +779,10 @@ pub static SECRETS_IN_SNAPSHOT: Scenario = Scenario {
              save was acknowledged before the crash), and a worker started over it must restore \
              it.",
     faults_expected: &["host.crash"],
+    cores: &[
+        "engine/src/workers/program/scrub.rs",
+        "engine/src/workers/program/snapshot.rs",
+    ],
     sim_time_max: Duration::from_secs(300),
     body: secrets_in_snapshot,
     real: None,

@@ -49,6 +49,11 @@ pub static ENDPOINT_NOT_READY: Scenario = Scenario {
              the delay requires, each counted, and if the endpoint is still closed after the \
              fifth, the start fails with the last connect error and the process is reaped.",
     faults_expected: &["proc.slow_start"],
+    cores: &[
+        "engine/src/workers/retry.rs",
+        "engine/src/workers/supervise.rs",
+        "engine/src/workers/reaper.rs",
+    ],
     sim_time_max: Duration::from_secs(120),
     body: endpoint_not_ready,
     real: None,
@@ -138,6 +143,11 @@ pub static HEALTH_BOUNDED: Scenario = Scenario {
              100 ms bound instead of waiting on the dead endpoint; and the supervisor must notice \
              the missing heartbeats, kill the hung process and bring up a new one.",
     faults_expected: &["proc.hang"],
+    cores: &[
+        "engine/src/workers/worker.rs",
+        "engine/src/workers/lifecycle/deadlines.rs",
+        "engine/src/workers/lifecycle.rs",
+    ],
     sim_time_max: Duration::from_secs(120),
     body: health_bounded,
     real: None,
@@ -228,6 +238,11 @@ pub static SLOW_STARTUP: Scenario = Scenario {
              time as a metric, and warn exactly when it took over 2 s; a start past the timeout \
              must fail at the timeout, not later, with the process killed and reaped.",
     faults_expected: &["proc.slow_start"],
+    cores: &[
+        "engine/src/workers/lifecycle.rs",
+        "engine/src/workers/lifecycle/deadlines.rs",
+        "engine/src/workers/reaper.rs",
+    ],
     sim_time_max: Duration::from_secs(120),
     body: slow_startup,
     real: None,
@@ -309,6 +324,10 @@ pub static STOP_DURING_INIT: Scenario = Scenario {
              completes, the stop completes after it, the worker ends Stopped, and no process is \
              left running or as a zombie.",
     faults_expected: &["proc.slow_start"],
+    cores: &[
+        "engine/src/workers/worker.rs",
+        "engine/src/workers/lifecycle.rs",
+    ],
     sim_time_max: Duration::from_secs(120),
     body: stop_during_init,
     real: None,
