@@ -2,6 +2,7 @@
 //! session limit is a few simulated seconds in a scenario.
 
 use super::admission::AdmissionMode;
+use super::core::SessionSettings;
 use super::limits::SessionLimits;
 use super::replay::ReplayLimits;
 use crate::upstream::UpstreamConfig;
@@ -88,21 +89,24 @@ impl SessionsConfig {
 
     pub fn check(&self) {
         assert!(self.session_limit > 0, "session_limit must be positive");
-        assert!(self.outbound_max > 0, "outbound_max must be positive");
-        assert!(
-            self.outbound_max <= self.replay.count,
-            "the outbound queue must fit in the replay log, or a connected client could miss messages"
-        );
-        assert!(
-            self.result_bytes_max > 0,
-            "result_bytes_max must be positive"
-        );
-        self.limits.check();
+        self.session_settings().check();
         self.pool.check();
         if let Some(u) = &self.upstream {
             u.check();
         }
-        self.replay.check();
+    }
+
+    /// What each session's core is built with.
+    pub(crate) fn session_settings(&self) -> SessionSettings {
+        SessionSettings {
+            limits: self.limits.clone(),
+            replay: self.replay,
+            first_seq_after: self.first_seq_after,
+            outbound_max: self.outbound_max,
+            result_bytes_max: self.result_bytes_max,
+            queries: self.queries,
+            detached_query_timeout: self.detached_query_timeout,
+        }
     }
 
     pub fn tools_of(&self, role: &str) -> Vec<String> {

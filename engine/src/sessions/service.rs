@@ -8,7 +8,7 @@ use super::driver::drive;
 use super::durable::{Durable, Stored};
 use super::gate::ToolGate;
 use super::lock::SessionLock;
-use super::session::{Session, settings_of};
+use super::session::Session;
 use super::upstream::watch_upstream;
 use crate::env::Env;
 use crate::protocol::ServerEvent;
@@ -363,7 +363,7 @@ impl Sessions {
                 }
             });
             let core = SessionCore::new(
-                settings_of(&shared.config),
+                shared.config.session_settings(),
                 role.to_string(),
                 transcript,
                 now,

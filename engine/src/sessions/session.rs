@@ -3,9 +3,7 @@
 //! attached connection for new messages, producers for room, the driver for work), and
 //! tells a displaced connection why. Every decision is the core's.
 
-use super::core::{
-    Attach, ClientInput, InputOutcome, Published, SessionCore, SessionSettings, SessionStats,
-};
+use super::core::{Attach, ClientInput, InputOutcome, Published, SessionCore, SessionStats};
 use super::lifecycle::{SessionEvent, SessionState};
 use super::replay::ReplayError;
 use crate::protocol::ServerEvent;
@@ -280,18 +278,5 @@ impl Session {
     pub(crate) fn request_end(&self, reason: &str) {
         self.with_core(|c| c.handle_end_requested(reason));
         self.work.notify_one();
-    }
-}
-
-/// The settings a session's core is built with, from the sessions' configuration.
-pub(crate) fn settings_of(config: &super::SessionsConfig) -> SessionSettings {
-    SessionSettings {
-        limits: config.limits.clone(),
-        replay: config.replay,
-        first_seq_after: config.first_seq_after,
-        outbound_max: config.outbound_max,
-        result_bytes_max: config.result_bytes_max,
-        queries: config.queries,
-        detached_query_timeout: config.detached_query_timeout,
     }
 }
