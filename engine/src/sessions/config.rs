@@ -2,21 +2,13 @@
 //! session limit is a few simulated seconds in a scenario.
 
 use super::admission::AdmissionMode;
-use super::core::SessionSettings;
+use super::core::{QueryMode, SessionSettings};
 use super::limits::SessionLimits;
 use super::replay::ReplayLimits;
 use crate::upstream::UpstreamConfig;
 use crate::workers::{WarmPoolConfig, WorkerConfig};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// A second query while one runs: wait behind it, or be refused with
-/// `query_in_progress`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum QueryMode {
-    Queue,
-    Reject,
-}
 
 #[derive(Clone, Debug)]
 pub struct SessionsConfig {

@@ -24,8 +24,8 @@ mod session;
 mod upstream;
 
 pub use admission::AdmissionMode;
-pub use config::{QueryMode, SessionsConfig};
-pub use core::{SessionCore, SessionSettings, SessionStats};
+pub use config::SessionsConfig;
+pub use core::{QueryMode, SessionCore, SessionSettings, SessionStats};
 pub(crate) use durable::check_store;
 pub use gate::{GateCall, GateContext, GateDecision, GatePolicy, RoleTools, ToolGate};
 pub use lifecycle::{IllegalTransition, SessionEvent, SessionState};

@@ -28,7 +28,6 @@ mod tests;
 pub use queries::{ClientInput, InputOutcome, QueryEnd, Step, Stop};
 pub use stream::{Attach, Published, SEQUENCE_EXHAUSTED};
 
-use super::config::QueryMode;
 use super::lifecycle::{self, IllegalTransition, SessionEvent, SessionState};
 use super::limits::{LimitAction, LimitClock, SessionLimits};
 use super::replay::{ReplayLimits, ReplayLog};
@@ -55,6 +54,14 @@ pub struct SessionStats {
     /// Most bytes the replay log ever held.
     pub log_bytes_peak: usize,
     pub truncated_results: u64,
+}
+
+/// A second query while one runs: wait behind it, or be refused with
+/// `query_in_progress`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueryMode {
+    Queue,
+    Reject,
 }
 
 /// What a session is configured with (from `SessionsConfig`).

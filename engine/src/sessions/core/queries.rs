@@ -2,9 +2,8 @@
 //! interrupt, extend, acknowledge), which step the driver takes next, and how a query
 //! runs and ends (the bound on streamed answer bytes, truncation, the transcript).
 
-use super::{Running, SessionCore};
+use super::{QueryMode, Running, SessionCore};
 use crate::protocol::{ErrorCode, ServerEvent};
-use crate::sessions::config::QueryMode;
 use crate::sessions::lifecycle::{IllegalTransition, SessionEvent, SessionState};
 use std::time::Duration;
 
