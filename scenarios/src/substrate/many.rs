@@ -57,6 +57,7 @@ fn many_faults_plan(seed: u64) -> FaultPlan {
     let mut plan = FaultPlan {
         actions: vec![],
         swarm: SwarmPlan::draw(seed, &[SwarmKind::NetReset]),
+        workload: Vec::new(),
     };
     for (slot, episode) in episodes.into_iter().enumerate() {
         let at = 500 + slot as u64 * 3_000 + rng.below(800);

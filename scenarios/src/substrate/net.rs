@@ -238,6 +238,7 @@ fn reset_plan(seed: u64) -> FaultPlan {
     FaultPlan {
         actions: vec![],
         swarm,
+        workload: Vec::new(),
     }
     .at(
         50 + rng.below(500),

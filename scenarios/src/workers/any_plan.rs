@@ -163,6 +163,7 @@ fn seeded_plan(seed: u64) -> FaultPlan {
     let mut plan = FaultPlan {
         actions: vec![],
         swarm: SwarmPlan::draw(seed, &SWARM_KINDS),
+        workload: Vec::new(),
     };
     let episodes = 3 + rng.below(4);
     for i in 0..episodes {

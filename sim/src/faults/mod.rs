@@ -6,5 +6,5 @@ pub mod shrink;
 mod swarm;
 
 pub use counters::FaultCounters;
-pub use plan::{Fault, FaultAction, FaultPlan, PartitionMode, SignalName, format_ms};
+pub use plan::{Fault, FaultAction, FaultPlan, PartitionMode, SignalName, WorkloadStep, format_ms};
 pub use swarm::{LADDER, SwarmKind, SwarmPlan};

@@ -94,12 +94,25 @@ pub struct FaultAction {
     pub fault: Fault,
 }
 
-/// A run's faults: the fixed actions that define an edge case, plus swarm rates.
+/// One step of a run's workload (what clients and operators do), in the vocabulary of
+/// the scenario that declared it (`op`, its own text: the engine VOPR writes JSON). The
+/// plan carries the workload so a shrink drops workload steps as it drops faults, and a
+/// replay sends exactly the same requests. The world never interprets it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadStep {
+    pub at_ms: u64,
+    pub op: String,
+}
+
+/// A run's faults: the fixed actions that define an edge case, plus swarm rates; and,
+/// for scenarios whose workload is data, the workload.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultPlan {
     pub actions: Vec<FaultAction>,
     #[serde(default)]
     pub swarm: SwarmPlan,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workload: Vec<WorkloadStep>,
 }
 
 impl FaultPlan {
@@ -114,6 +127,13 @@ impl FaultPlan {
         actions.sort_by_key(|a| a.at_ms);
         let mut lines: Vec<String> = actions.iter().map(|a| a.to_string()).collect();
         lines.push(self.swarm.to_string());
+        let mut steps: Vec<&WorkloadStep> = self.workload.iter().collect();
+        steps.sort_by_key(|s| s.at_ms);
+        lines.extend(
+            steps
+                .iter()
+                .map(|s| format!("at {} workload {}", format_ms(s.at_ms), s.op)),
+        );
         lines
     }
 

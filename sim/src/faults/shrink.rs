@@ -14,7 +14,9 @@
 //! 4. shorten each fault that has an end (move the heal, resume or restart earlier), by
 //!    bisection toward the shortest duration that still fails;
 //! 5. move each fault later, by bisection toward the latest start that still fails,
-//!    without passing the original plan's last action.
+//!    without passing the original plan's last action;
+//! 6. drop workload steps (a plan that carries its workload), delta-debugging style
+//!    like faults: a failure often needs only a few of the requests that preceded it.
 //!
 //! Every candidate the predicate accepted is a plan that failed, so the result always
 //! fails (or is the input, if nothing smaller did). Candidates already tried are not
@@ -22,7 +24,7 @@
 //! exactly as printed.
 
 use super::plan::format_ms;
-use super::{Fault, FaultAction, FaultPlan, SwarmKind, SwarmPlan};
+use super::{Fault, FaultAction, FaultPlan, SwarmKind, SwarmPlan, WorkloadStep};
 use std::collections::BTreeMap;
 
 /// Default bound on the runs (predicate calls) one shrink may use.
@@ -70,6 +72,7 @@ pub fn shrink(
         best: State {
             units: units_of(plan),
             swarm: plan.swarm.clone(),
+            workload: plan.workload.clone(),
         },
         horizon: plan.actions.iter().map(|a| a.at_ms).max().unwrap_or(0),
         runs: 0,
@@ -87,6 +90,7 @@ pub fn shrink(
         changed |= shrinker.lower_swarm_rates();
         changed |= shrinker.shorten_faults();
         changed |= shrinker.move_faults_later();
+        changed |= shrinker.drop_workload();
         if !changed || shrinker.exhausted {
             break;
         }
@@ -131,6 +135,7 @@ impl Unit {
 struct State {
     units: Vec<Unit>,
     swarm: SwarmPlan,
+    workload: Vec<WorkloadStep>,
 }
 
 impl State {
@@ -144,6 +149,7 @@ impl State {
         FaultPlan {
             actions: placed.into_iter().map(|p| p.action.clone()).collect(),
             swarm: self.swarm.clone(),
+            workload: self.workload.clone(),
         }
     }
 }
@@ -239,17 +245,28 @@ impl Shrinker<'_> {
 
     /// Pass 1: drop chunks of faults, from all of them down to one at a time.
     fn drop_faults(&mut self) -> bool {
+        self.drop_chunks(|s| &mut s.units, "faults")
+    }
+
+    /// Pass 6: drop chunks of workload steps, from all of them down to one at a time.
+    fn drop_workload(&mut self) -> bool {
+        self.drop_chunks(|s| &mut s.workload, "workload steps")
+    }
+
+    /// Delta debugging over one list of the plan: drop all of it, then halves,
+    /// quarters… then one item at a time, keeping every drop that still fails.
+    fn drop_chunks<T>(&mut self, items: fn(&mut State) -> &mut Vec<T>, noun: &str) -> bool {
         let mut changed = false;
-        let mut chunk = self.best.units.len();
-        while chunk >= 1 && !self.best.units.is_empty() && !self.exhausted {
-            chunk = chunk.min(self.best.units.len());
+        let mut chunk = items(&mut self.best).len();
+        while chunk >= 1 && !items(&mut self.best).is_empty() && !self.exhausted {
+            chunk = chunk.min(items(&mut self.best).len());
             let mut i = 0;
-            while i < self.best.units.len() && !self.exhausted {
-                let total = self.best.units.len();
+            while i < items(&mut self.best).len() && !self.exhausted {
+                let total = items(&mut self.best).len();
                 let end = (i + chunk).min(total);
                 let mut candidate = self.best.clone();
-                candidate.units.drain(i..end);
-                let step = format!("drop {} of {total} faults", end - i);
+                items(&mut candidate).drain(i..end);
+                let step = format!("drop {} of {total} {noun}", end - i);
                 if self.attempt(candidate, &step) {
                     changed = true;
                 } else {
@@ -441,6 +458,30 @@ mod tests {
             .fold(FaultPlan::default(), |plan, (i, name)| {
                 plan.at(100 * (i as u64 + 1), reset(name))
             })
+    }
+
+    #[test]
+    fn workload_steps_shrink_to_the_ones_the_failure_needs() {
+        let mut plan = six();
+        plan.workload = (0..8)
+            .map(|i| WorkloadStep {
+                at_ms: 50 * i,
+                op: format!("op{i}"),
+            })
+            .collect();
+        let needs = |p: &FaultPlan, op: &str| p.workload.iter().any(|s| s.op == op);
+        let mut fails = |p: &FaultPlan| needs(p, "op2") && needs(p, "op7");
+        let shrunk = shrink(&plan, MAX_RUNS_DEFAULT, &mut fails, &mut quiet);
+        let ops: Vec<&str> = shrunk.plan.workload.iter().map(|s| s.op.as_str()).collect();
+        assert_eq!(ops, vec!["op2", "op7"]);
+        assert!(shrunk.plan.actions.is_empty(), "no fault was needed");
+        assert!(
+            shrunk
+                .plan
+                .describe()
+                .iter()
+                .any(|l| l == "at 0.350s workload op7")
+        );
     }
 
     #[test]
