@@ -221,8 +221,12 @@ pub enum ServerEvent {
 /// One server message: version, sequence number and event. `seq` is present on every
 /// message of a session's stream (gap-free from 1, replayable); it is absent only on the
 /// last message of a connection that is being refused or displaced (`replaced`,
-/// `invalid_sequence`, `session_not_found`), which belongs to no session stream, and on
-/// the `session_ended` of a stream whose 64-bit numbers ran out.
+/// `invalid_sequence`, `session_not_found`), which belongs to no session stream, on the
+/// `session_ended` of a stream whose 64-bit numbers ran out, and on a `replay_gap`
+/// notice, which a connection gets before the stream goes on past messages no longer
+/// held. A session restored from the store after a restart numbers on from `k * 2^32`
+/// (its k-th restore): a client holding a number from before is behind, gets a
+/// `replay_gap` for what it may have missed, and keeps its session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerMessage {
     pub v: u32,

@@ -14,6 +14,7 @@ pub mod sessions;
 pub mod shrink;
 pub mod stage;
 mod substrate;
+mod vopr;
 pub mod workers;
 
 pub use catalog::Catalog;

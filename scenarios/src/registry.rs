@@ -15,6 +15,7 @@ fn catalog_scenarios() -> Vec<&'static Scenario> {
 pub fn all() -> Vec<&'static Scenario> {
     let mut all = catalog_scenarios();
     all.extend(crate::substrate::all());
+    all.extend(crate::vopr::all());
     all
 }
 
@@ -22,9 +23,10 @@ pub fn find(id: &str) -> Option<&'static Scenario> {
     all().into_iter().find(|s| s.id == id)
 }
 
-/// Whether `id` belongs to the simulator's self-checks rather than the catalog.
+/// Whether `id` lives outside the catalog: the simulator's self-checks (`sim.*`) and
+/// the whole-engine VOPR (`vopr.*`).
 pub fn is_substrate(id: &str) -> bool {
-    id.starts_with("sim.")
+    id.starts_with("sim.") || id.starts_with("vopr.")
 }
 
 /// Scenarios whose id starts with `prefix` (all of them for `None`).

@@ -249,7 +249,37 @@ fn serve(args: ServeArgs) -> Result<(), Failed> {
     init_logging();
     let program = worker_program(args.worker_bin.clone())?;
     let dir = data_dir(&args.data_dir)?;
+    // Held until the process exits: the kernel releases it with the process.
+    let _lock = lock_data_dir(&dir)?;
     run_to_end(run(args, program, dir))
+}
+
+/// Takes the data directory for this process alone: its session store takes no file
+/// locks, so two engines on one directory would overwrite each other's sessions.
+#[allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    unsafe_code,
+    reason = "an entry point's exclusive lock on its data directory; flock(2) has no safe wrapper in libc"
+)]
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, Failed> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("engine.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Failed::usage(format!("lock file {}: {e}", path.display())))?;
+    // SAFETY: flock(2) takes a descriptor this function owns and plain flags.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    if !locked {
+        return Err(Failed::usage(format!(
+            "another engine is serving the data directory {}: only one engine may use a data directory (pass another --data-dir)",
+            dir.display()
+        )));
+    }
+    Ok(file)
 }
 
 /// Logs go to stderr (stdout carries only the `listening on` line).

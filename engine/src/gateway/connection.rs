@@ -69,15 +69,10 @@ pub(crate) async fn run_socket(
     if conn.write(&mut socket, welcome.encode()).await.is_err() {
         return conn.detach();
     }
-    if let Some((from, to)) = attachment.gap {
-        let message = format!("messages {from}..={to} are no longer held; fetch results over HTTP");
-        if conn
-            .reply(&mut socket, ErrorCode::ReplayGap, message)
-            .await
-            .is_err()
-        {
-            return conn.detach();
-        }
+    if let Some(gap) = attachment.gap
+        && conn.write_gap(&mut socket, gap).await.is_err()
+    {
+        return conn.detach();
     }
     let mut displaced = attachment.displaced;
     loop {
@@ -170,12 +165,27 @@ impl Conn {
         }
     }
 
-    /// Writes every message of the stream this connection has not written yet.
+    /// Tells the client that messages `from..=to` are gone before the stream goes on
+    /// past them: an unnumbered notice (it belongs to this connection, not to the
+    /// stream), written before the first message after the hole.
+    async fn write_gap(&self, socket: &mut WebSocket, (from, to): (u64, u64)) -> Result<(), Gone> {
+        let notice = ServerMessage::control(ServerEvent::Error {
+            code: ErrorCode::ReplayGap,
+            message: format!("messages {from}..={to} are no longer held; fetch results over HTTP"),
+        });
+        self.write(socket, notice.encode()).await
+    }
+
+    /// Writes every message of the stream this connection has not written yet (after a
+    /// gap notice, when the age bound pushed some out before they were written).
     async fn flush(&self, socket: &mut WebSocket) -> Result<(), Gone> {
         loop {
-            let Some(unsent) = self.session.unsent(self.generation) else {
+            let Some((gap, unsent)) = self.session.unsent(self.generation) else {
                 return Ok(());
             };
+            if let Some(gap) = gap {
+                self.write_gap(socket, gap).await?;
+            }
             if unsent.is_empty() {
                 return Ok(());
             }

@@ -196,6 +196,15 @@ async fn ready(State(gw): State<Arc<Gateway>>) -> Response {
             "draining",
         );
     }
+    if gw.sessions.is_full() {
+        // No session can be admitted now: a load balancer must send new users
+        // elsewhere, not here to be refused.
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::WorkerUnavailable,
+            "the session limit is reached",
+        );
+    }
     if !gw.sessions.is_ready() {
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -227,6 +236,11 @@ fn create_error(e: CreateError) -> Response {
             Duration::from_secs(30),
             ErrorCode::ServerShuttingDown,
             "the server is shutting down",
+        ),
+        CreateError::Unavailable { reason } => busy_response(
+            Duration::from_secs(5),
+            ErrorCode::WorkerUnavailable,
+            &format!("no session can be started now: {reason}"),
         ),
     }
 }

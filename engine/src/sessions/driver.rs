@@ -34,7 +34,13 @@ pub(crate) async fn drive(shared: Arc<Shared>, session: Arc<Session>) {
             match shared.cold_start().await {
                 Ok(w) => w,
                 Err(e) => {
-                    session.request_end(&format!("no worker could be started: {e}"));
+                    // Ends here, but its record stays: a worker that could not start
+                    // now (a busy host, a transient spawn failure) must not cost the
+                    // user the session's history; a resume later tries again.
+                    session.with_core(|c| c.handle_handed_off());
+                    session.request_end(&format!(
+                        "no worker could be started ({e}): the session is parked; resume it to continue"
+                    ));
                     return end(&shared, &session, None).await;
                 }
             }
@@ -42,10 +48,15 @@ pub(crate) async fn drive(shared: Arc<Shared>, session: Arc<Session>) {
     };
     loop {
         let name = worker.worker().name().to_string();
-        let restart_due = worker.worker().stats().memory_restart_due;
+        // Replaced between queries when memory asks for it, or when its supervisor gave
+        // up on it (an open breaker, a failed start): a session must not fail every
+        // query on a worker that will never run again.
+        let restart_due =
+            worker.worker().stats().memory_restart_due || !worker.worker().status().is_active();
+        let now = shared.now();
         let step = session.with_core(|c| {
             c.handle_worker_bound(&name);
-            c.poll_step(restart_due)
+            c.poll_step(now, restart_due)
         });
         match step {
             Step::End { .. } => return end(&shared, &session, Some(worker)).await,
@@ -106,7 +117,7 @@ async fn run_query(shared: &Shared, session: &Session, worker: &Worker, query: u
     // The model answers first (when there is one); an interrupt or the session's end
     // does not wait for it.
     let asked = ask_model(shared, session, &text);
-    let end = match stopped_or(session, asked).await {
+    let end = match stopped_or(shared, session, asked).await {
         Err(stopped) => stopped,
         Ok(None) => return finish(shared, session, query).await,
         Ok(Some(input)) => stream_answer(shared, session, worker, query, input).await,
@@ -189,14 +200,29 @@ impl From<Stop> for QueryEnd {
     }
 }
 
-/// `work`'s result, unless the client interrupts or the session is ended first.
-async fn stopped_or<T>(session: &Session, work: impl Future<Output = T>) -> Result<T, QueryEnd> {
+/// `work`'s result, unless the client interrupts, the session is ended, or a limit
+/// (or the client's absence) stops the query first: the model's answer is waited for
+/// under the same deadlines as the worker's.
+async fn stopped_or<T>(
+    shared: &Shared,
+    session: &Session,
+    work: impl Future<Output = T>,
+) -> Result<T, QueryEnd> {
     tokio::pin!(work);
     loop {
         let wake = session.work.notified();
+        let deadline = session.with_core(|c| c.poll_timeout(Phase::Streaming));
         tokio::select! {
             biased;
             _ = wake => {
+                if let Some(stopped) = session.with_core(|c| c.poll_stop()) {
+                    return Err(stopped.into());
+                }
+            }
+            _ = shared.sleep_until(deadline.unwrap_or(Duration::MAX)), if deadline.is_some() => {
+                let now = shared.now();
+                let warning = session.with_core(|c| c.handle_timeout(now, Phase::Streaming));
+                session.publish_opt(now, warning).await;
                 if let Some(stopped) = session.with_core(|c| c.poll_stop()) {
                     return Err(stopped.into());
                 }

@@ -31,8 +31,12 @@ pub(crate) enum Stored {
     Claimed { by: String },
     /// The record or its data is unusable: it was archived (or removed) and why.
     Damaged { notice: String },
-    /// Claimed for this instance; the history to restore.
-    Restored { transcript: Vec<String> },
+    /// Claimed for this instance; the history to restore, and where the restored
+    /// stream's numbering starts (after every number an earlier incarnation used).
+    Restored {
+        transcript: Vec<String>,
+        first_seq_after: u64,
+    },
 }
 
 impl Durable {
@@ -66,11 +70,12 @@ impl Durable {
         };
         write().map_err(|e| format!("writing {path}: {e}"))?;
         let now = env.wall_unix_ms();
-        let created = match self.store.get(id) {
-            Ok(Some(r)) => r.created_unix_ms,
-            _ => now,
+        let (created, restores) = match self.store.get(id) {
+            Ok(Some(r)) => (r.created_unix_ms, r.restores),
+            _ => (now, 0),
         };
         let mut record = SessionRecord::new(id, user, path, created);
+        record.restores = restores;
         record.updated_unix_ms = now;
         record.state = "live".to_string();
         record.claimed_by = claimed.then(|| self.instance.clone());
@@ -121,7 +126,10 @@ impl Durable {
             return self.archive(id, "its data does not decode");
         };
         match self.store.claim(id, &self.instance, env.wall_unix_ms()) {
-            Ok(ClaimOutcome::Claimed) => Stored::Restored { transcript },
+            Ok(ClaimOutcome::Claimed { restores }) => Stored::Restored {
+                transcript,
+                first_seq_after: restored_seq_base(restores),
+            },
             Ok(ClaimOutcome::AlreadyClaimed { by }) => Stored::Claimed { by },
             Ok(ClaimOutcome::Missing) => Stored::Absent,
             Err(e) => Stored::Damaged {
@@ -171,4 +179,12 @@ fn read_all(env: &Env, path: &str) -> io::Result<Vec<u8>> {
         at += n;
     }
     Ok(buf)
+}
+
+/// Where the stream of a session restored for the `restores`-th time starts numbering.
+/// Each incarnation owns 2^32 numbers: a client reconnecting with a number from an
+/// earlier incarnation is behind (it gets a `replay_gap` notice for what it may have
+/// missed), never ahead (which would reset the session as tampering).
+pub(crate) fn restored_seq_base(restores: u32) -> u64 {
+    u64::from(restores) << 32
 }

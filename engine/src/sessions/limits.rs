@@ -17,11 +17,16 @@ pub struct SessionLimits {
     pub extension: Duration,
     /// How many extensions a session may have.
     pub extensions_max: u32,
+    /// A session no client is attached to for this long is parked: it ends here, its
+    /// worker and its place under the session limit freed, its record kept in the store
+    /// so its owner can resume it later (an abandoned tab must not hold a worker for the
+    /// whole idle timeout).
+    pub detached_max: Duration,
 }
 
 impl SessionLimits {
-    /// 4 hours, 30 s of grace, 5 minutes to a first message, 30 minutes idle, and at
-    /// most two extensions of an hour.
+    /// 4 hours, 30 s of grace, 5 minutes to a first message, 30 minutes idle, at most
+    /// two extensions of an hour, parked after 10 minutes without a client.
     pub const DEFAULT: SessionLimits = SessionLimits {
         duration: Duration::from_secs(4 * 3600),
         grace: Duration::from_secs(30),
@@ -29,12 +34,17 @@ impl SessionLimits {
         idle_timeout: Duration::from_secs(1800),
         extension: Duration::from_secs(3600),
         extensions_max: 2,
+        detached_max: Duration::from_secs(600),
     };
 
     pub fn check(&self) {
         assert!(
             !self.duration.is_zero(),
             "session duration must be positive"
+        );
+        assert!(
+            !self.detached_max.is_zero(),
+            "detached_max must be positive"
         );
         assert!(
             self.first_message_timeout <= self.idle_timeout,
@@ -174,6 +184,7 @@ mod tests {
             idle_timeout: S(200),
             extension: S(500),
             extensions_max: 2,
+            detached_max: S(10_000),
         }
     }
 

@@ -29,6 +29,8 @@ pub enum CreateError {
     Queued { ticket: u64, position: usize },
     /// The server is shutting down.
     Draining,
+    /// No session id could be reserved: the session store cannot be written.
+    Unavailable { reason: String },
 }
 
 /// How a resume was answered.
@@ -50,11 +52,18 @@ pub struct Tombstone {
     pub reason: String,
 }
 
+/// A stored session coming back to life: its id, and where its restored stream starts.
+struct Restore {
+    id: String,
+    first_seq_after: u64,
+}
+
 pub(crate) struct Table {
     pub(crate) live: BTreeMap<String, Arc<Session>>,
     pub(crate) tombstones: BTreeMap<String, Tombstone>,
     admission: AdmissionControl,
     draining: bool,
+    /// Sessions numbered here without a store (with one, the store counts).
     next_session: u64,
     pub(crate) live_peak: usize,
 }
@@ -70,6 +79,9 @@ pub(crate) struct Shared {
     pub(crate) upstream: Option<Arc<UpstreamClient>>,
     /// Asked before each tool call and each model call.
     pub(crate) gate: ToolGate,
+    /// Drawn at start: tells this instance's store-less session ids from an earlier
+    /// start's.
+    boot_tag: u32,
     /// The distributed session lock a resume from the store takes, when configured.
     lock: Option<Arc<SessionLock>>,
     origin: Instant,
@@ -87,6 +99,34 @@ impl Shared {
             Some(deadline) => tokio::time::sleep_until(deadline).await,
             None => std::future::pending().await,
         }
+    }
+
+    /// A session id never issued before, across restarts too: numbered by a counter in
+    /// the store when there is one (the number is durable before the id is used);
+    /// without a store, by this instance's counter behind a tag drawn at its start
+    /// (nothing of a session survives a restart then, and its id must not either).
+    fn new_session_id(&self, t: &mut Table) -> Result<String, CreateError> {
+        let instance = self.config.instance.as_str();
+        let n = match &self.durable {
+            Some(d) => d
+                .store
+                .next_number(&counter_name(instance), |id| session_number(instance, id))
+                .map_err(|e| {
+                    tracing::error!("no session id could be reserved: {e}");
+                    CreateError::Unavailable {
+                        reason: e.to_string(),
+                    }
+                })?,
+            None => {
+                t.next_session += 1;
+                return Ok(format!(
+                    "{}-{:08x}",
+                    session_id(instance, t.next_session),
+                    self.boot_tag
+                ));
+            }
+        };
+        Ok(session_id(instance, n))
     }
 
     pub(crate) fn table(&self) -> MutexGuard<'_, Table> {
@@ -200,6 +240,7 @@ impl Sessions {
             shared: Arc::new(Shared {
                 upstream: parts.upstream,
                 gate: parts.gate,
+                boot_tag: env.random().next_u64() as u32,
                 lock: parts.lock,
                 env,
                 durable,
@@ -276,6 +317,11 @@ impl Sessions {
         (stats.drained, stats.invalidated, stats.prewarm_failed)
     }
 
+    /// Whether no session can be admitted now (every place under the limit is taken).
+    pub fn is_full(&self) -> bool {
+        self.live_count() >= self.shared.config.session_limit
+    }
+
     pub fn live_count(&self) -> usize {
         self.shared.table().live.len()
     }
@@ -327,7 +373,7 @@ impl Sessions {
         ticket: Option<u64>,
         parent: Option<String>,
         transcript: Vec<String>,
-        restored_id: Option<String>,
+        restore: Option<Restore>,
     ) -> Result<Arc<Session>, CreateError> {
         let shared = &self.shared;
         let now = shared.now();
@@ -355,19 +401,21 @@ impl Sessions {
                     }
                 }
             }
-            let id = restored_id.unwrap_or_else(|| {
-                t.next_session += 1;
-                match shared.config.instance.as_str() {
-                    "" => format!("s{:06}", t.next_session),
-                    instance => format!("{instance}-s{:06}", t.next_session),
+            let mut settings = shared.config.session_settings();
+            let id = match restore {
+                Some(r) => {
+                    settings.first_seq_after = r.first_seq_after;
+                    r.id
                 }
-            });
-            let core = SessionCore::new(
-                shared.config.session_settings(),
-                role.to_string(),
-                transcript,
-                now,
-            );
+                None => match shared.new_session_id(&mut t) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        t.admission.release();
+                        return Err(e);
+                    }
+                },
+            };
+            let core = SessionCore::new(settings, role.to_string(), transcript, now);
             let session = Arc::new(Session::new(id.clone(), user.to_string(), parent, core));
             t.live.insert(id, session.clone());
             t.live_peak = t.live_peak.max(t.live.len());
@@ -418,9 +466,15 @@ impl Sessions {
                 let session = self.create(user, role, None)?;
                 return Ok(Resumed::Fresh { session, notice });
             }
-            Some(Stored::Restored { transcript }) => {
-                let restored =
-                    self.create_with(user, role, None, None, transcript, Some(id.to_string()));
+            Some(Stored::Restored {
+                transcript,
+                first_seq_after,
+            }) => {
+                let restore = Restore {
+                    id: id.to_string(),
+                    first_seq_after,
+                };
+                let restored = self.create_with(user, role, None, None, transcript, Some(restore));
                 if restored.is_err()
                     && let Some(d) = &self.shared.durable
                 {
@@ -536,4 +590,27 @@ impl Sessions {
 pub enum ForkError {
     NotFound,
     Create(CreateError),
+}
+
+/// Session `n` of instance `instance`: `s000042`, or `a-s000042` for instance `a`.
+fn session_id(instance: &str, n: u64) -> String {
+    match instance {
+        "" => format!("s{n:06}"),
+        instance => format!("{instance}-s{n:06}"),
+    }
+}
+
+/// The number in a session id of instance `instance` (`None`: another instance's, or
+/// not a numbered id).
+fn session_number(instance: &str, id: &str) -> Option<u64> {
+    let rest = match instance {
+        "" => id,
+        instance => id.strip_prefix(instance)?.strip_prefix('-')?,
+    };
+    rest.strip_prefix('s')?.parse().ok()
+}
+
+/// The store counter numbering instance `instance`'s sessions.
+fn counter_name(instance: &str) -> String {
+    format!("sessions:{instance}")
 }

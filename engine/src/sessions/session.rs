@@ -3,11 +3,13 @@
 //! attached connection for new messages, producers for room, the driver for work), and
 //! tells a displaced connection why. Every decision is the core's.
 
-use super::core::{Attach, ClientInput, InputOutcome, Published, SessionCore, SessionStats};
+use super::core::{
+    Attach, ClientInput, InputOutcome, Published, SessionCore, SessionStats, Unsent,
+};
 use super::lifecycle::{SessionEvent, SessionState};
 use super::replay::ReplayError;
 use crate::protocol::ServerEvent;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
@@ -223,6 +225,7 @@ impl Session {
         let (tx, rx) = watch::channel(None);
         inner.displaced = Some((generation, tx));
         drop(inner);
+        tracing::debug!(session = %self.id, generation, start_after, "connection attached");
         self.out_ready.notify_one();
         self.work.notify_one();
         Ok(Attachment {
@@ -239,6 +242,7 @@ impl Session {
         if inner.core.handle_detach(now, generation) {
             inner.displaced = None;
             drop(inner);
+            tracing::debug!(session = %self.id, generation, "connection detached");
             self.space.notify_waiters();
             self.work.notify_one();
         }
@@ -246,7 +250,7 @@ impl Session {
 
     /// What connection `generation` should write next. `None`: it is no longer the
     /// attached connection.
-    pub(crate) fn unsent(&self, generation: u64) -> Option<Vec<(u64, Arc<str>)>> {
+    pub(crate) fn unsent(&self, generation: u64) -> Option<(Option<(u64, u64)>, Unsent)> {
         self.with_core(|c| c.poll_unsent(generation))
     }
 

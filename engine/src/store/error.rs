@@ -39,6 +39,8 @@ pub enum StoreError {
     },
     /// A record's bytes do not decode (not JSON, missing fields, wrong id).
     CorruptRecord { id: String, detail: String },
+    /// A counter used its last number.
+    Exhausted { counter: String },
 }
 
 impl StoreError {
@@ -120,6 +122,9 @@ impl fmt::Display for StoreError {
                 f,
                 "session record {id:?} is corrupted ({detail}); the startup check archives it"
             ),
+            StoreError::Exhausted { counter } => {
+                write!(f, "session store counter {counter:?} used its last number")
+            }
         }
     }
 }

@@ -25,6 +25,11 @@ pub struct SessionRecord {
     pub checksum: u64,
     /// The session this one was forked from.
     pub parent: Option<String>,
+    /// How many times an instance claimed the session to restore it. A restored stream
+    /// numbers its messages after `restores << 32`, past any number a client could hold
+    /// from an earlier incarnation (absent in older records: 0).
+    #[serde(default)]
+    pub restores: u32,
 }
 
 impl SessionRecord {
@@ -46,6 +51,7 @@ impl SessionRecord {
             data_path: data_path.into(),
             checksum: 0,
             parent: None,
+            restores: 0,
         }
     }
 }

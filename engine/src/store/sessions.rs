@@ -10,7 +10,7 @@ use crate::env::{Disk, OpenMode, check_relative_path};
 use redb::{Builder, Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use std::fmt;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The store layout this engine writes and reads (tables and their types).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -23,6 +23,9 @@ pub(super) const ARCHIVED: TableDefinition<(&str, u64), (&str, &[u8])> =
     TableDefinition::new("archived");
 /// The store's own settings: `schema_version`.
 const META: TableDefinition<&str, u32> = TableDefinition::new("meta");
+/// Counter name → the next number it hands out (session numbers: an id is never
+/// issued twice, across restarts).
+const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const SCHEMA_KEY: &str = "schema_version";
 
 /// redb's page cache. The default (1 GiB) is sized for large databases; session
@@ -32,15 +35,19 @@ const CACHE_BYTES: usize = 4 << 20;
 /// Session metadata, durable. Open one store per file per host (the backend takes no
 /// file locks).
 pub struct SessionStore {
-    db: Database,
+    /// `None` only while a reopen is under way or after one failed (the next write
+    /// tries again).
+    db: Mutex<Option<Arc<Database>>>,
+    disk: Arc<dyn Disk>,
     path: String,
 }
 
 /// What [`SessionStore::claim`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClaimOutcome {
-    /// The claimant holds the session now (or already did).
-    Claimed,
+    /// The claimant holds the session now (or already did); the record's restore count
+    /// after this claim.
+    Claimed { restores: u32 },
     /// Someone else holds it.
     AlreadyClaimed { by: String },
     /// No such session.
@@ -117,14 +124,10 @@ impl SessionStore {
             disk.sync_dir(parent)
                 .map_err(io_err("sync its directory"))?;
         }
-        let db = Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            // A damaged file fails to open as Corrupted instead of being trusted.
-            .set_check_integrity_on_open(true)
-            .create_with_backend(DiskBackend::new(file, path))
-            .map_err(|e| open_error(path, e))?;
+        let db = build_db(file, path)?;
         let store = SessionStore {
-            db,
+            db: Mutex::new(Some(Arc::new(db))),
+            disk,
             path: path.to_string(),
         };
         store.init_schema()?;
@@ -148,10 +151,43 @@ impl SessionStore {
 
     pub fn get(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
         let cx = self.cx("get");
-        let txn = self.db.begin_read().at(&cx)?;
+        let db = self.db(&cx)?;
+        let txn = db.begin_read().at(&cx)?;
         let table = txn.open_table(SESSIONS).at(&cx)?;
         let guard = table.get(id).at(&cx)?;
         guard.map(|bytes| decode(id, bytes.value())).transpose()
+    }
+
+    /// The next number of counter `name`, durably: one write transaction, so no number
+    /// is handed out twice, across crashes and restarts. A counter never used starts
+    /// past every record the store holds (`number_of` says which number a record's id
+    /// used, if any), so a store written before counters existed is safe too.
+    pub fn next_number(
+        &self,
+        name: &str,
+        number_of: impl Fn(&str) -> Option<u64>,
+    ) -> Result<u64, StoreError> {
+        self.write("next_number", |txn, cx| {
+            let mut counters = txn.open_table(COUNTERS).at(cx)?;
+            let stored = counters.get(name).at(cx)?.map(|g| g.value());
+            let next = match stored {
+                Some(n) => n,
+                None => {
+                    let sessions = txn.open_table(SESSIONS).at(cx)?;
+                    let mut used = 0;
+                    for entry in sessions.iter().at(cx)? {
+                        let (id, _) = entry.at(cx)?;
+                        used = used.max(number_of(id.value()).unwrap_or(0));
+                    }
+                    used + 1
+                }
+            };
+            let after = next.checked_add(1).ok_or_else(|| StoreError::Exhausted {
+                counter: name.to_string(),
+            })?;
+            counters.insert(name, after).at(cx)?;
+            Ok(next)
+        })
     }
 
     /// Removes the record; `false` if there was none.
@@ -167,7 +203,8 @@ impl SessionStore {
     /// (the startup check archives such records).
     pub fn list(&self) -> Result<Vec<SessionRecord>, StoreError> {
         let cx = self.cx("list");
-        let txn = self.db.begin_read().at(&cx)?;
+        let db = self.db(&cx)?;
+        let txn = db.begin_read().at(&cx)?;
         let table = txn.open_table(SESSIONS).at(&cx)?;
         let mut records = Vec::new();
         for entry in table.iter().at(&cx)? {
@@ -194,8 +231,17 @@ impl SessionStore {
             }
             record.claimed_by = Some(claimant.to_string());
             record.updated_unix_ms = now_ms;
+            record.restores =
+                record
+                    .restores
+                    .checked_add(1)
+                    .ok_or_else(|| StoreError::Exhausted {
+                        counter: format!("restores of session {id}"),
+                    })?;
             table.insert(id, encode(&record)?.as_slice()).at(cx)?;
-            Ok(ClaimOutcome::Claimed)
+            Ok(ClaimOutcome::Claimed {
+                restores: record.restores,
+            })
         })
     }
 
@@ -235,7 +281,8 @@ impl SessionStore {
     /// The archived records, ordered by id then sequence.
     pub fn archived(&self) -> Result<Vec<ArchivedRecord>, StoreError> {
         let cx = self.cx("list the archive");
-        let txn = self.db.begin_read().at(&cx)?;
+        let db = self.db(&cx)?;
+        let txn = db.begin_read().at(&cx)?;
         let table = txn.open_table(ARCHIVED).at(&cx)?;
         let mut out = Vec::new();
         for entry in table.iter().at(&cx)? {
@@ -259,15 +306,60 @@ impl SessionStore {
         }
     }
 
+    /// The open database (reopened first if an earlier reopen failed).
+    pub(super) fn db(&self, cx: &Cx<'_>) -> Result<Arc<Database>, StoreError> {
+        let mut db = self.db.lock().expect("store poisoned");
+        if db.is_none() {
+            *db = Some(Arc::new(self.reopen_db(cx)?));
+        }
+        Ok(db.as_ref().expect("set above").clone())
+    }
+
+    /// After an I/O error redb refuses every write until the database is opened again
+    /// (`StoreError::needs_reopen`): the old one is dropped first (two open on one file
+    /// would fight over it), then the file is opened again, its integrity checked.
+    fn reopen(&self, cx: &Cx<'_>) -> Result<(), StoreError> {
+        let mut db = self.db.lock().expect("store poisoned");
+        drop(db.take());
+        *db = Some(Arc::new(self.reopen_db(cx)?));
+        drop(db);
+        tracing::warn!(path = %self.path, op = cx.op, "session store reopened after an I/O error");
+        Ok(())
+    }
+
+    fn reopen_db(&self, cx: &Cx<'_>) -> Result<Database, StoreError> {
+        open_db(&*self.disk, &self.path).inspect_err(|e| {
+            tracing::warn!(path = %self.path, op = cx.op, "session store could not be reopened: {e}");
+        })
+    }
+
     /// Runs `body` in one write transaction: committed if it returns `Ok`, aborted
-    /// (nothing changes) if it returns `Err`.
+    /// (nothing changes) if it returns `Err`. A write refused because an earlier I/O
+    /// error stopped the database is tried once more on the database reopened.
     pub(super) fn write<T>(
         &self,
         op: &'static str,
-        body: impl FnOnce(&WriteTransaction, &Cx<'_>) -> Result<T, StoreError>,
+        body: impl Fn(&WriteTransaction, &Cx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self.write_once(op, &body) {
+            Err(e) if e.needs_reopen() => match self.reopen(&self.cx(op)) {
+                Ok(()) => self.write_once(op, &body),
+                // Still failing: the caller learns what its write met; the next write
+                // tries to reopen again.
+                Err(_) => Err(e),
+            },
+            done => done,
+        }
+    }
+
+    fn write_once<T>(
+        &self,
+        op: &'static str,
+        body: &impl Fn(&WriteTransaction, &Cx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let cx = self.cx(op);
-        let txn = self.db.begin_write().at(&cx)?;
+        let db = self.db(&cx)?;
+        let txn = db.begin_write().at(&cx)?;
         match body(&txn, &cx) {
             Ok(out) => {
                 txn.commit().at(&cx)?;
@@ -360,6 +452,29 @@ pub(super) fn archive_raw(
 
 /// An open failure: a file that is not a database, or one redb finds damaged, is
 /// [`StoreError::Corrupt`].
+/// Opens the database in the existing file at `path` again.
+fn open_db(disk: &dyn Disk, path: &str) -> Result<Database, StoreError> {
+    let file = disk
+        .open(path, OpenMode::Create)
+        .map_err(|source| StoreError::Io {
+            op: "open the file",
+            path: path.to_string(),
+            source,
+        })?;
+    build_db(file, path)
+}
+
+/// The database in `file`, its integrity checked: a damaged file is `Corrupt`, never
+/// trusted.
+fn build_db(file: Box<dyn crate::env::DiskFile>, path: &str) -> Result<Database, StoreError> {
+    Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        // A damaged file fails to open as Corrupted instead of being trusted.
+        .set_check_integrity_on_open(true)
+        .create_with_backend(DiskBackend::new(file, path))
+        .map_err(|e| open_error(path, e))
+}
+
 fn open_error(path: &str, error: redb::DatabaseError) -> StoreError {
     match redb::Error::from(error) {
         redb::Error::Io(e) if e.kind() == io::ErrorKind::InvalidData => StoreError::Corrupt {

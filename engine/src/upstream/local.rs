@@ -23,6 +23,8 @@ pub enum LocalUpstreamMode {
     RateLimited { retry_after: Duration },
     /// Every call gets 503.
     Failing,
+    /// Every call is answered, after this long (an overloaded model).
+    Slow { delay: Duration },
 }
 
 /// One call the server saw.
@@ -33,8 +35,8 @@ pub struct UpstreamRequest {
     pub status: u16,
 }
 
-/// Called for each refusal the mode caused (kind, detail): a scenario counts them as
-/// fault activations.
+/// Called for each refusal or slowed answer the mode caused (kind, detail): a scenario
+/// counts them as fault activations.
 pub type RefusalHook = Arc<dyn Fn(&'static str, String) + Send + Sync>;
 
 pub struct LocalUpstream {
@@ -130,7 +132,7 @@ impl LocalUpstream {
             })
         } else {
             match mode {
-                LocalUpstreamMode::Serving => None,
+                LocalUpstreamMode::Serving | LocalUpstreamMode::Slow { .. } => None,
                 LocalUpstreamMode::RateLimited { retry_after } => Some(Refusal {
                     code: StatusCode::TOO_MANY_REQUESTS,
                     retry_after: Some(retry_after),
@@ -186,6 +188,16 @@ async fn messages(
 ) -> Response {
     if let Some(refused) = up.refusal(MESSAGES_PATH, &headers) {
         return refused;
+    }
+    let mode = up.state().mode.clone();
+    if let LocalUpstreamMode::Slow { delay } = mode {
+        if let Some(hook) = &up.on_refusal {
+            hook(
+                "upstream.slow",
+                format!("{MESSAGES_PATH} answered after {delay:?}"),
+            );
+        }
+        tokio::time::sleep(delay).await;
     }
     match serde_json::from_slice::<MessagesRequest>(&body) {
         Ok(request) => axum::Json(serde_json::json!({ "output": request.input })).into_response(),

@@ -72,6 +72,7 @@ fn settings(queries: QueryMode) -> SessionSettings {
             idle_timeout: Duration::from_secs(1200),
             extension: Duration::from_secs(600),
             extensions_max: EXTENSIONS_MAX,
+            detached_max: Duration::from_secs(1 << 30),
         },
         // Nothing ages out or is pushed out in these runs: the model is about the
         // stream's numbering and delivery, the log's bounds have their own test.
@@ -146,7 +147,8 @@ proptest! {
                 }
                 Op::Write { at_most } => {
                     if let Some(generation) = model.attached_generation() {
-                        let unsent = core.poll_unsent(generation).expect("the attached connection");
+                        let (gap, unsent) = core.poll_unsent(generation).expect("the attached connection");
+                        prop_assert_eq!(gap, None, "nothing ages out in these runs");
                         let seqs: Vec<u64> = unsent.iter().map(|(s, _)| *s).collect();
                         prop_assert_eq!(seqs, model.unsent(), "what the connection writes next");
                         for (seq, _) in unsent.into_iter().take(at_most) {
@@ -166,7 +168,7 @@ proptest! {
                     if model.running.is_some() || model.state == SessionState::Terminated {
                         continue;
                     }
-                    let got = core.poll_step(restart_due);
+                    let got = core.poll_step(now, restart_due);
                     let want = model.step(restart_due);
                     prop_assert_eq!(&got, &want, "the driver's step");
                     match got {

@@ -29,7 +29,7 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    fn record(&mut self, m: &ServerMessage) {
+    pub(crate) fn record(&mut self, m: &ServerMessage) {
         if let ServerEvent::Error {
             code: ErrorCode::ReplayGap,
             message,
@@ -268,6 +268,12 @@ impl SimClient {
     /// Drops the connection without a close frame (a tab closed, a network gone).
     pub fn drop_abruptly(self) {
         drop(self);
+    }
+
+    /// The open WebSocket and the delivery record, for a client that reads and writes
+    /// from separate tasks.
+    pub fn into_parts(self) -> (WebSocketStream<Box<dyn NetStream>>, SharedDelivery) {
+        (self.ws, self.delivery)
     }
 }
 

@@ -17,7 +17,8 @@
 //!   and the transcript;
 //! - **limits** (`LimitClock`): the duration warning, grace for a running query, the
 //!   first-message and idle timeouts, the interrupt of a query whose client went away,
-//!   and the age bound of the replay log, all as [`SessionCore::poll_timeout`] /
+//!   parking a session no client came back to (`detached_max`), and the age bound of
+//!   the replay log, all as [`SessionCore::poll_timeout`] /
 //!   [`SessionCore::handle_timeout`].
 
 mod queries;
@@ -26,7 +27,7 @@ mod stream;
 mod tests;
 
 pub use queries::{ClientInput, InputOutcome, QueryEnd, Step, Stop};
-pub use stream::{Attach, Published, SEQUENCE_EXHAUSTED};
+pub use stream::{Attach, Published, SEQUENCE_EXHAUSTED, Unsent};
 
 use super::lifecycle::{self, IllegalTransition, SessionEvent, SessionState};
 use super::limits::{LimitAction, LimitClock, SessionLimits};
@@ -63,6 +64,9 @@ pub enum QueryMode {
     Queue,
     Reject,
 }
+
+/// Why a session no client came back to ended (its record is kept: a resume restores it).
+pub const PARKED: &str = "no client came back: the session is parked; resume it to continue";
 
 /// What a session is configured with (from `SessionsConfig`).
 #[derive(Clone, Debug)]
@@ -130,6 +134,8 @@ pub struct SessionCore {
     state: SessionState,
     log: ReplayLog,
     attached: Option<Attached>,
+    /// The client acknowledged everything up to here.
+    acked: u64,
     next_generation: u64,
     /// Queries waiting: (query id, text).
     pending: VecDeque<(u64, String)>,
@@ -173,6 +179,7 @@ impl SessionCore {
             settings,
             state: SessionState::Idle,
             attached: None,
+            acked: 0,
             next_generation: 1,
             pending: VecDeque::new(),
             next_query: 1,
@@ -285,13 +292,31 @@ impl SessionCore {
     /// When time alone next changes something in `phase`.
     pub fn poll_timeout(&self, phase: Phase) -> Option<Duration> {
         let (limit, _) = self.limit.next(phase == Phase::Streaming);
-        let other = match phase {
-            Phase::Idle => self.log.next_expiry(),
-            Phase::Streaming => self
-                .detached_since
-                .map(|t| t + self.settings.detached_query_timeout),
+        let others = match phase {
+            Phase::Idle => [
+                self.log.next_expiry(),
+                self.detached_since
+                    .map(|t| t + self.settings.limits.detached_max),
+            ],
+            Phase::Streaming => [
+                self.detached_since
+                    .map(|t| t + self.settings.detached_query_timeout),
+                None,
+            ],
         };
-        Some(other.map_or(limit, |o| o.min(limit)))
+        Some(others.into_iter().flatten().fold(limit, Duration::min))
+    }
+
+    /// A session no client came back to within `detached_max` is parked: its worker
+    /// and its place go, its record stays for a resume.
+    pub(super) fn park_if_abandoned(&mut self, now: Duration) {
+        let parked_at = self
+            .detached_since
+            .map(|t| t + self.settings.limits.detached_max);
+        if parked_at.is_some_and(|at| now >= at) && self.end_reason.is_none() {
+            self.handle_handed_off();
+            self.handle_end_requested(PARKED);
+        }
     }
 
     /// Applies what is due at `now` in `phase`: a duration warning comes back as the
@@ -303,6 +328,7 @@ impl SessionCore {
             // Nobody came back for these: the age bound frees them now, not at the
             // next append.
             self.log.expire(now);
+            self.park_if_abandoned(now);
         }
         if streaming
             && let Some(since) = self.detached_since

@@ -115,8 +115,11 @@ impl SessionCore {
         }
     }
 
-    /// The driver's next step; `restart_due`: its worker asks to be replaced.
-    pub fn poll_step(&mut self, restart_due: bool) -> Step {
+    /// The driver's next step at `now`; `restart_due`: its worker asks to be replaced.
+    /// A session abandoned past `detached_max` ends (parked) before it runs another of
+    /// its queued queries: a backlog must not hold a worker for nobody.
+    pub fn poll_step(&mut self, now: Duration, restart_due: bool) -> Step {
+        self.park_if_abandoned(now);
         if let Some(reason) = &self.end_reason {
             return Step::End {
                 reason: reason.clone(),

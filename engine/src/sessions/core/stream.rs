@@ -31,6 +31,9 @@ impl Published {
     }
 }
 
+/// Messages a connection has yet to write, with their numbers.
+pub type Unsent = Vec<(u64, Arc<str>)>;
+
 /// What attaching a connection gives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Attach {
@@ -161,27 +164,35 @@ impl SessionCore {
     }
 
     /// What connection `generation` should write next: messages after its
-    /// `sent_through`. `None`: it is no longer the attached connection.
-    pub fn poll_unsent(&mut self, generation: u64) -> Option<Vec<(u64, Arc<str>)>> {
+    /// `sent_through`, and the range that left the log unwritten if the age bound
+    /// pushed some out (the client is told before the stream goes on). `None`: it is no
+    /// longer the attached connection.
+    pub fn poll_unsent(&mut self, generation: u64) -> Option<(Option<(u64, u64)>, Unsent)> {
         let sent = self
             .attached
             .as_ref()
             .filter(|a| a.generation == generation)?
             .sent_through;
         match self.log.replay_after(sent) {
-            Ok(v) => Some(v),
-            Err(ReplayError::Gap { to, .. }) => {
+            Ok(v) => Some((None, v)),
+            Err(ReplayError::Gap { from, to }) => {
                 // Pushed out while unwritten (only the age bound can do this to an
-                // attached connection): skip ahead, loudly.
+                // attached connection): skip ahead, and say so.
+                self.attached.as_mut().expect("checked above").sent_through = to;
+                let (_, rest) = self.poll_unsent(generation)?;
+                // What the client acknowledged it has is no hole to it.
+                let from = from.max(self.acked.saturating_add(1));
+                if from > to {
+                    return Some((None, rest));
+                }
                 tracing::warn!(
                     sent,
                     to,
                     "messages aged out before the connection wrote them"
                 );
-                self.attached.as_mut().expect("checked above").sent_through = to;
-                self.poll_unsent(generation)
+                Some((Some((from, to)), rest))
             }
-            Err(ReplayError::Ahead { .. }) => Some(Vec::new()),
+            Err(ReplayError::Ahead { .. }) => Some((None, Vec::new())),
         }
     }
 
@@ -203,6 +214,7 @@ impl SessionCore {
     /// The client has everything up to `seq`.
     pub fn handle_ack(&mut self, seq: u64) {
         self.log.ack(seq);
+        self.acked = self.acked.max(seq.min(self.log.last_seq()));
     }
 
     /// The stream's last message was published (or, with no number left, could not

@@ -12,6 +12,7 @@ fn settings(queries: QueryMode) -> SessionSettings {
             idle_timeout: Duration::from_secs(600),
             extension: Duration::from_secs(500),
             extensions_max: 1,
+            detached_max: Duration::from_secs(1 << 30),
         },
         replay: ReplayLimits::DEFAULT,
         first_seq_after: 0,
@@ -39,7 +40,7 @@ fn query(core: &mut SessionCore, now: Duration, text: &str) -> InputOutcome {
 fn queries_queue_or_are_refused_while_one_runs() {
     let mut core = SessionCore::new(settings(QueryMode::Reject), "member".into(), vec![], s(0));
     assert_eq!(query(&mut core, s(1), "first"), InputOutcome::None);
-    let Step::Run { query: id, text } = core.poll_step(false) else {
+    let Step::Run { query: id, text } = core.poll_step(s(0), false) else {
         panic!("the query runs next");
     };
     assert_eq!((id, text.as_str()), (1, "first"));
@@ -53,7 +54,7 @@ fn queries_queue_or_are_refused_while_one_runs() {
     ));
     let mut core = SessionCore::new(settings(QueryMode::Queue), "member".into(), vec![], s(0));
     query(&mut core, s(1), "first");
-    let Step::Run { query: id, text } = core.poll_step(false) else {
+    let Step::Run { query: id, text } = core.poll_step(s(0), false) else {
         panic!("the query runs next");
     };
     core.handle_query_started(id, &text).unwrap();
@@ -64,14 +65,18 @@ fn queries_queue_or_are_refused_while_one_runs() {
             position: 1
         })
     );
-    assert_eq!(core.poll_step(false), Step::Wait, "one query at a time");
+    assert_eq!(
+        core.poll_step(s(0), false),
+        Step::Wait,
+        "one query at a time"
+    );
 }
 
 #[test]
 fn answers_past_the_bound_stream_partly_and_are_truncated_on_a_char_boundary() {
     let mut core = SessionCore::new(settings(QueryMode::Reject), "member".into(), vec![], s(0));
     query(&mut core, s(1), "q");
-    let Step::Run { query: id, text } = core.poll_step(false) else {
+    let Step::Run { query: id, text } = core.poll_step(s(0), false) else {
         panic!()
     };
     core.handle_query_started(id, &text).unwrap();
@@ -104,7 +109,8 @@ fn the_stream_applies_backpressure_and_replays_from_last_seq() {
     assert_eq!(core.handle_publish(s(1), event()), Published::Seq(1));
     assert_eq!(core.handle_publish(s(1), event()), Published::Seq(2));
     assert!(!core.has_room(), "two unwritten: the producer waits");
-    let unsent = core.poll_unsent(first.generation).unwrap();
+    let (gap, unsent) = core.poll_unsent(first.generation).unwrap();
+    assert_eq!(gap, None);
     assert_eq!(unsent.len(), 2);
     assert!(core.handle_written(first.generation, 2));
     assert!(core.has_room());
@@ -115,6 +121,7 @@ fn the_stream_applies_backpressure_and_replays_from_last_seq() {
     let seqs: Vec<u64> = core
         .poll_unsent(second.generation)
         .unwrap()
+        .1
         .iter()
         .map(|(seq, text)| {
             assert_eq!(ServerMessage::decode(text).unwrap().seq, Some(*seq));
@@ -136,7 +143,7 @@ fn limits_warn_then_end_and_an_extension_is_granted_once() {
     assert_eq!(core.poll_timeout(Phase::Idle), Some(s(601)));
     assert_eq!(core.handle_timeout(s(601), Phase::Idle), None);
     assert_eq!(
-        core.poll_step(false),
+        core.poll_step(s(0), false),
         Step::End {
             reason: "idle timeout".into()
         }
@@ -161,4 +168,89 @@ fn limits_warn_then_end_and_an_extension_is_granted_once() {
     assert_eq!(core.poll_timeout(Phase::Streaming), Some(s(1530)));
     core.handle_timeout(s(1530), Phase::Streaming);
     assert!(matches!(core.poll_stop(), Some(Stop::Ended(_))));
+}
+
+#[test]
+fn messages_aged_out_before_they_were_written_are_told_as_a_gap() {
+    let mut core = SessionCore::new(settings(QueryMode::Reject), "member".into(), vec![], s(0));
+    let a = core.handle_attach(s(0), None).unwrap();
+    let event = || ServerEvent::Status {
+        state: "idle".into(),
+    };
+    core.handle_publish(s(1), event());
+    core.handle_publish(s(1), event());
+    // The client never read them; the age bound (300 s) frees them.
+    core.handle_timeout(s(302), Phase::Idle);
+    let (gap, rest) = core.poll_unsent(a.generation).unwrap();
+    assert_eq!((gap, rest.len()), (Some((1, 2)), 0));
+    assert!(core.has_room(), "the skip made room");
+    core.handle_publish(s(302), event());
+    let (gap, rest) = core.poll_unsent(a.generation).unwrap();
+    assert_eq!(gap, None, "told once");
+    assert_eq!(
+        rest.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        vec![3]
+    );
+    // What the client acknowledged is no hole to it.
+    let mut core = SessionCore::new(settings(QueryMode::Reject), "member".into(), vec![], s(0));
+    let a = core.handle_attach(s(0), None).unwrap();
+    core.handle_publish(s(1), event());
+    core.handle_input(s(1), ClientInput::Ack { seq: 1 });
+    assert_eq!(core.poll_unsent(a.generation).unwrap().0, None);
+}
+
+#[test]
+fn a_session_no_client_came_back_to_is_parked_for_a_resume() {
+    let mut settings = settings(QueryMode::Reject);
+    settings.limits.detached_max = s(120);
+    let mut core = SessionCore::new(settings, "member".into(), vec![], s(0));
+    let a = core.handle_attach(s(10), None).unwrap();
+    assert_eq!(
+        core.poll_timeout(Phase::Idle),
+        Some(s(300)),
+        "first-message timeout"
+    );
+    core.handle_detach(s(50), a.generation);
+    assert_eq!(core.poll_timeout(Phase::Idle), Some(s(170)));
+    core.handle_timeout(s(170), Phase::Idle);
+    assert!(core.is_handed_off(), "its record is kept");
+    assert!(matches!(core.poll_step(s(0), false), Step::End { reason } if reason == PARKED));
+    // A client that comes back in time keeps it.
+    let mut core = SessionCore::new(settings_of_parked(), "member".into(), vec![], s(0));
+    let a = core.handle_attach(s(0), None).unwrap();
+    core.handle_detach(s(10), a.generation);
+    core.handle_attach(s(100), Some(0)).unwrap();
+    core.handle_timeout(s(200), Phase::Idle);
+    assert!(!core.is_handed_off() && core.end_reason().is_none());
+}
+
+fn settings_of_parked() -> SessionSettings {
+    let mut settings = settings(QueryMode::Reject);
+    settings.limits.detached_max = s(120);
+    settings
+}
+
+#[test]
+fn a_client_of_an_earlier_incarnation_is_behind_a_restored_stream_not_ahead() {
+    let mut settings = settings(QueryMode::Reject);
+    settings.first_seq_after = crate::sessions::durable::restored_seq_base(1);
+    let base = settings.first_seq_after;
+    let mut core = SessionCore::new(settings, "member".into(), vec![], s(0));
+    let event = ServerEvent::Status {
+        state: "idle".into(),
+    };
+    core.handle_publish(s(1), event);
+    // The client saw 4 messages before the engine restarted.
+    let a = core
+        .handle_attach(s(2), Some(4))
+        .expect("behind, not ahead");
+    assert_eq!(a.gap, Some((5, base)), "what it may have missed is told");
+    assert_eq!(a.start_after, base);
+    let (_, rest) = core.poll_unsent(a.generation).unwrap();
+    assert_eq!(
+        rest.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+        vec![base + 1]
+    );
+    // A number this incarnation never reached is still refused.
+    assert!(core.handle_attach(s(3), Some(base + 2)).is_err());
 }
