@@ -33,7 +33,15 @@ pub struct UpstreamRequest {
     pub at: Instant,
     pub path: String,
     pub status: u16,
+    /// The `Retry-After` a 429 carried.
+    pub retry_after: Option<Duration>,
+    /// The start of a messages call's input (at most `INPUT_HEAD_CHARS` characters):
+    /// what was asked, for a checker.
+    pub input_head: Option<String>,
 }
+
+/// How much of each call's input the log keeps.
+const INPUT_HEAD_CHARS: usize = 64;
 
 /// Called for each refusal or slowed answer the mode caused (kind, detail): a scenario
 /// counts them as fault activations.
@@ -117,7 +125,12 @@ impl LocalUpstream {
     }
 
     /// Checks the key and the mode: the refusal to send, if any. Logs the call.
-    fn refusal(&self, path: &str, headers: &HeaderMap) -> Option<Response> {
+    fn refusal(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+        input_head: Option<String>,
+    ) -> Option<Response> {
         let key_ok = headers
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
@@ -148,6 +161,7 @@ impl LocalUpstream {
             }
         };
         let status = refusal.as_ref().map_or(200, |r| r.code.as_u16());
+        let retry_after = refusal.as_ref().and_then(|r| r.retry_after);
         {
             let mut s = self.state();
             s.calls += 1;
@@ -158,6 +172,8 @@ impl LocalUpstream {
                 at: Instant::now(),
                 path: path.to_string(),
                 status,
+                retry_after,
+                input_head,
             });
         }
         let refusal = refusal?;
@@ -175,7 +191,7 @@ impl LocalUpstream {
 }
 
 async fn models(State(up): State<Arc<LocalUpstream>>, headers: HeaderMap) -> Response {
-    if let Some(refused) = up.refusal(MODELS_PATH, &headers) {
+    if let Some(refused) = up.refusal(MODELS_PATH, &headers, None) {
         return refused;
     }
     axum::Json(serde_json::json!({ "models": ["local-echo-1"] })).into_response()
@@ -186,7 +202,12 @@ async fn messages(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Some(refused) = up.refusal(MESSAGES_PATH, &headers) {
+    let request = serde_json::from_slice::<MessagesRequest>(&body);
+    let input_head = request
+        .as_ref()
+        .ok()
+        .map(|r| r.input.chars().take(INPUT_HEAD_CHARS).collect());
+    if let Some(refused) = up.refusal(MESSAGES_PATH, &headers, input_head) {
         return refused;
     }
     let mode = up.state().mode.clone();
@@ -199,7 +220,7 @@ async fn messages(
         }
         tokio::time::sleep(delay).await;
     }
-    match serde_json::from_slice::<MessagesRequest>(&body) {
+    match request {
         Ok(request) => axum::Json(serde_json::json!({ "output": request.input })).into_response(),
         Err(e) => (
             StatusCode::BAD_REQUEST,

@@ -5,8 +5,8 @@
 //! against its limits.
 
 use super::config::{
-    ENGINE_HOST, PORT, SECRET, TOKEN_SKEW, UPSTREAM_HOST, UPSTREAM_KEY, UPSTREAM_PORT, VoprConfig,
-    WORKER_PROGRAM,
+    ENGINE_HOST, MESSAGE_CHARS_MAX, PORT, SECRET, TOKEN_SKEW, UPSTREAM_HOST, UPSTREAM_KEY,
+    UPSTREAM_PORT, VoprConfig, WORKER_PROGRAM,
 };
 use super::observer::Observer;
 use crate::scenario::Failure;
@@ -20,6 +20,7 @@ use sim::{Host, World};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// How often the monitor samples the engine.
 const MONITOR_EVERY: Duration = Duration::from_millis(500);
@@ -36,6 +37,8 @@ struct Incarnation {
     boots: u64,
     /// Starts that failed, with their errors (a clear error is allowed; a panic is not).
     failed_starts: Vec<String>,
+    /// When each start began: a new incarnation knows nothing of the old one's state.
+    started_at: Vec<Instant>,
 }
 
 pub struct Cluster {
@@ -52,6 +55,7 @@ pub struct Cluster {
 fn engine_config(config: &VoprConfig, keys: &TokenKeys) -> EngineConfig {
     let mut engine = EngineConfig::simulation(WORKER_PROGRAM, keys.clone());
     engine.port = PORT;
+    engine.gateway.message_chars_max = MESSAGE_CHARS_MAX;
     let s = &mut engine.sessions;
     s.session_limit = config.session_limit;
     s.pool.size_target = config.pool_size;
@@ -131,6 +135,15 @@ impl Cluster {
 
     pub fn boots(&self) -> u64 {
         self.current.lock().expect("incarnation poisoned").boots
+    }
+
+    /// When each engine start began, in order.
+    pub fn starts(&self) -> Vec<Instant> {
+        self.current
+            .lock()
+            .expect("incarnation poisoned")
+            .started_at
+            .clone()
     }
 
     pub fn failed_starts(&self) -> Vec<String> {
@@ -288,7 +301,11 @@ impl Cluster {
 async fn boot(env: Env, config: EngineConfig, slot: Arc<Mutex<Incarnation>>) {
     slot.lock().expect("incarnation poisoned").engine = None;
     loop {
-        slot.lock().expect("incarnation poisoned").boots += 1;
+        {
+            let mut s = slot.lock().expect("incarnation poisoned");
+            s.boots += 1;
+            s.started_at.push(Instant::now());
+        }
         match Engine::start(env.clone(), config.clone()).await {
             Ok(engine) => {
                 slot.lock().expect("incarnation poisoned").engine = Some(Arc::new(engine));

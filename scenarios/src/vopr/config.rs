@@ -14,6 +14,8 @@ pub const UPSTREAM_PORT: u16 = 443;
 pub const UPSTREAM_KEY: &str = "vopr-api-key";
 pub const WORKER_PROGRAM: &str = "/usr/bin/worker";
 pub const SECRET: &[u8] = b"vopr-token-secret";
+/// The gateway's frame size limit, in characters.
+pub const MESSAGE_CHARS_MAX: usize = 100_000;
 /// The gateway's accepted clock difference for token expiry.
 pub const TOKEN_SKEW: Duration = Duration::from_secs(30);
 /// The safety phase: workload and faults happen inside this window.

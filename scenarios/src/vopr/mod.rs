@@ -12,6 +12,7 @@
 
 mod cluster;
 mod config;
+mod model_api;
 mod observer;
 mod ops;
 mod plan;
@@ -19,13 +20,14 @@ mod user;
 
 use crate::scenario::{BodyFuture, Failure, Scenario, converge};
 use cluster::Cluster;
-use config::{ENGINE_HOST, LIVENESS_BOUND, SAFETY_MS, VoprConfig};
+use config::{ENGINE_HOST, LIVENESS_BOUND, SAFETY_MS, UPSTREAM_HOST, VoprConfig};
 use observer::Observer;
 use ops::Op;
 use sim::World;
-use sim::faults::{Fault, SwarmKind, SwarmPlan};
+use sim::faults::{Fault, FaultPlan, SwarmKind, SwarmPlan};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::time::Instant;
 use user::{Crowd, User};
 
 pub use plan::seeded_plan;
@@ -85,6 +87,11 @@ fn vopr(world: World) -> BodyFuture {
     Box::pin(async move {
         let config = VoprConfig::draw(world.seed());
         let cluster = Cluster::start(&world, config.clone()).await?;
+        // Tapped before any traffic: the first call may already be limited.
+        let rate_limits = model_api::RateLimitsRead::default();
+        if cluster.config.upstream {
+            rate_limits.tap(&world, UPSTREAM_HOST, ENGINE_HOST);
+        }
         // Control tasks (the plan, the workload's clock, the monitor) run on a host of
         // their own that no fault touches. Every host exists before the plan is taken:
         // a given plan (a shrink's, a replay's) is checked against them.
@@ -183,6 +190,9 @@ fn vopr(world: World) -> BodyFuture {
         }
         monitor.abort();
         drop(done);
+        let paused = paused_windows(&plan, &world);
+        model_api::check_rate_limits(&cluster, &rate_limits, &paused, &observer);
+        model_api::check_model_inputs(&cluster, &observer);
         report(&cluster, &observer);
         if let Some(first) = observer.violations().first() {
             return Err(Failure::correctness(first.clone()));
@@ -230,6 +240,31 @@ fn heal(world: &World, cluster: &Cluster) {
     host.procs().clear_planned_spawn_failures();
     operate_upstream(cluster, 0);
     tracing::info!(target: "scenarios", "VOPR: everything healed");
+}
+
+/// When the plan paused the engine's host (until its resume, or the heal).
+fn paused_windows(plan: &FaultPlan, world: &World) -> Vec<(Instant, Instant)> {
+    let origin = Instant::now() - Duration::from_nanos(world.now_ns());
+    let mut windows = Vec::new();
+    let mut since = None;
+    let mut actions: Vec<_> = plan.actions.iter().collect();
+    actions.sort_by_key(|a| a.at_ms);
+    for action in actions {
+        let at = origin + Duration::from_millis(action.at_ms);
+        match &action.fault {
+            Fault::PauseHost { host } if host == ENGINE_HOST => since = since.or(Some(at)),
+            Fault::ResumeHost { host } if host == ENGINE_HOST => {
+                if let Some(from) = since.take() {
+                    windows.push((from, at));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(from) = since {
+        windows.push((from, Instant::now()));
+    }
+    windows
 }
 
 /// The run's story, in its trace.

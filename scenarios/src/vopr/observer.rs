@@ -10,6 +10,8 @@
 //!   must never have been issued before.
 //! - **Tokens**: no query sent after its token's expiry plus the skew (by the engine's
 //!   own clock, with a margin for the wire) is acted on.
+//! - **Frame limits**: no query in a frame over the size limit is acted on: its marker
+//!   never reaches the model API, nor comes back.
 //! - **Durable**: a session that was connected when the engine crashed, created while
 //!   its store could write, is resumed under its own id by its owner afterwards.
 //! - Exactly-once, gap-free delivery per stream epoch lives in each slot's `Delivery`
@@ -41,6 +43,8 @@ struct State {
     expired_texts: BTreeMap<(usize, usize), BTreeSet<String>>,
     valid_texts: BTreeMap<(usize, usize), BTreeSet<String>>,
     counts: BTreeMap<&'static str, u64>,
+    /// Markers of queries the gateway must refuse whatever happens (oversized frames).
+    forbidden: BTreeSet<String>,
 }
 
 #[derive(Default)]
@@ -121,6 +125,27 @@ impl Observer {
         }
     }
 
+    /// A query the gateway must refuse left, starting with its marker.
+    pub fn on_forbidden_sent(&self, text: &str) {
+        if let Some(marker) = text.split_whitespace().next() {
+            self.lock().forbidden.insert(marker.to_string());
+        }
+    }
+
+    /// The model API was asked `input_head`: a violation if it holds a marker of a
+    /// query the gateway had to refuse.
+    pub fn on_model_input(&self, input_head: &str) {
+        let reached = input_head
+            .split_whitespace()
+            .find(|w| self.lock().forbidden.contains(*w))
+            .map(str::to_string);
+        if let Some(marker) = reached {
+            self.violation(format!(
+                "query {marker}, sent in a frame over the size limit, reached the model API"
+            ));
+        }
+    }
+
     /// User `user`'s slot received `m` on session `session`.
     pub fn on_message(&self, user: usize, slot: usize, m: &ServerMessage) {
         let text = match &m.event {
@@ -128,6 +153,11 @@ impl Observer {
             _ => return,
         };
         for word in text.split_whitespace() {
+            if self.lock().forbidden.contains(word) {
+                self.violation(format!(
+                    "user{user}'s query {word}, sent in a frame over the size limit, was answered"
+                ));
+            }
             if let Some(owner) = marker_user(word)
                 && owner != user
             {

@@ -4,6 +4,7 @@
 //! and shows it to the observer; operations only write.
 
 use super::cluster::Cluster;
+use super::config::MESSAGE_CHARS_MAX;
 use super::observer::{Issued, Observer, marker};
 use super::ops::Op;
 use crate::scenario::Failure;
@@ -22,10 +23,16 @@ type Ws = WebSocketStream<Box<dyn NetStream>>;
 
 /// A connect (handshake and welcome) that takes longer than this failed.
 const CONNECT_BOUND: Duration = Duration::from_secs(20);
+/// The observer's count of each malformed kind sent.
+const MALFORMED_SENT: [&str; 5] = [
+    "malformed: bad json sent",
+    "malformed: unknown type sent",
+    "malformed: oversized sent",
+    "malformed: binary sent",
+    "malformed: bad field sent",
+];
 /// A slow reader takes this long per message.
 const SLOW_READ: Duration = Duration::from_millis(400);
-/// A frame over the gateway's size limit (its default is 100,000 characters).
-const OVERSIZED_CHARS: usize = 120_000;
 
 /// One open connection of a tab.
 struct Conn {
@@ -423,17 +430,20 @@ impl User {
                     0 => Message::Text("{not json".to_string().into()),
                     1 => Message::Text(r#"{"type":"dance"}"#.to_string().into()),
                     2 => {
-                        let text = "x".repeat(OVERSIZED_CHARS);
-                        Message::Text(
-                            serde_json::json!({ "type": "query", "text": text })
-                                .to_string()
-                                .into(),
-                        )
+                        // One character over the limit, with a marker: if the engine
+                        // let it through, its echo would say so.
+                        let text = self.query_text(1);
+                        crowd.observer.on_forbidden_sent(&text);
+                        Message::Text(oversized_query(&text).into())
                     }
                     3 => Message::Binary(vec![0u8, 159, 146, 150].into()),
                     _ => Message::Text(r#"{"type":"ack","seq":"seven"}"#.to_string().into()),
                 };
-                self.send(slot, frame).await;
+                if self.send(slot, frame).await {
+                    let what = MALFORMED_SENT[kind as usize % 5];
+                    tracing::debug!(target: "scenarios", user = self.index, slot, "{what}");
+                    crowd.observer.count(what);
+                }
             }
             Op::Refresh { .. } => {
                 self.renew_token(crowd);
@@ -705,6 +715,18 @@ async fn read(mut r: Reader) {
         r.flags.must_survive.store(true, Ordering::Relaxed);
     }
     r.closed.store(true, Ordering::Relaxed);
+}
+
+/// A query frame of `MESSAGE_CHARS_MAX + 1` characters whose text starts with `text`.
+fn oversized_query(text: &str) -> String {
+    let frame = |pad: usize| {
+        let padded = format!("{text} {}", "x".repeat(pad));
+        serde_json::json!({ "type": "query", "text": padded }).to_string()
+    };
+    let pad = MESSAGE_CHARS_MAX + 1 - frame(0).len();
+    let out = frame(pad);
+    assert_eq!(out.chars().count(), MESSAGE_CHARS_MAX + 1);
+    out
 }
 
 /// Fails the run with the first exactly-once violation of any delivery record.

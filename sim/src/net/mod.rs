@@ -21,6 +21,10 @@
 //!
 //! Crash semantics: a crashed host's listeners vanish and its connections are reset;
 //! connects to it time out until it restarts (a dead host sends no RST).
+//!
+//! A checker may tap one direction of traffic ([`SimNet::tap`]): it sees what a host
+//! actually read, when it read it, so an oracle can judge a host by what it was told
+//! (a reply lost on the way never counts as received).
 
 mod connect;
 mod listener;
@@ -112,6 +116,18 @@ pub struct SimNet {
     in_flight_bytes_max: AtomicUsize,
     holds_active: AtomicUsize,
     faults: FaultCounters,
+    /// A checker's view of one direction of traffic, set once (see [`SimNet::tap`]).
+    tap: std::sync::OnceLock<Tap>,
+}
+
+/// What a tap sees: the bytes a host read from the link, as it read them (at the
+/// simulated instant of the read, on the reading host's task).
+pub type TapFn = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+struct Tap {
+    from: usize,
+    to: usize,
+    see: TapFn,
 }
 
 impl SimNet {
@@ -138,6 +154,7 @@ impl SimNet {
             }),
             holds_active: AtomicUsize::new(0),
             faults,
+            tap: std::sync::OnceLock::new(),
         })
     }
 
@@ -213,6 +230,29 @@ impl SimNet {
             None => {
                 draws.links.remove(&(ia, ib));
             }
+        }
+    }
+
+    /// Shows `see` every byte host `to` reads from connections opened between `from`
+    /// and `to` (in the direction from → to), when it reads them: a checker beside the
+    /// system that learns what a host was really told, and when (a reply lost to a
+    /// reset or a partition is never seen). One tap per network, set before traffic.
+    pub fn tap(&self, from: &str, to: &str, see: TapFn) {
+        let tap = Tap {
+            from: self.expect_host(from),
+            to: self.expect_host(to),
+            see,
+        };
+        assert!(self.tap.set(tap).is_ok(), "a network has one tap");
+    }
+
+    /// Called by a reader with what it read from `from`.
+    fn tapped(&self, from: usize, to: usize, bytes: &[u8]) {
+        if let Some(tap) = self.tap.get()
+            && tap.from == from
+            && tap.to == to
+        {
+            (tap.see)(bytes);
         }
     }
 

@@ -185,6 +185,7 @@ impl AsyncRead for SimStream {
             let available = &head.data[head.read_pos..];
             let n = available.len().min(buf.remaining());
             buf.put_slice(&available[..n]);
+            this.net.tapped(this.rx.from, this.rx.to, &available[..n]);
             head.read_pos += n;
             if head.read_pos == head.data.len() {
                 state.segments.pop_front();

@@ -340,3 +340,38 @@ fn a_link_can_have_its_own_latency() {
         );
     });
 }
+
+#[test]
+fn a_tap_sees_what_a_host_read_when_it_read_it_and_nothing_it_never_got() {
+    run(14, |world| async move {
+        let a = world.add_host("a").env();
+        let b = world.add_host("b").env();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        world.net().tap(
+            "b",
+            "a",
+            std::sync::Arc::new(move |bytes: &[u8]| {
+                log.lock().unwrap().push((Instant::now(), bytes.to_vec()));
+            }),
+        );
+        let mut listener = b.net().bind(5).await.unwrap();
+        let mut client = a.net().connect(&NetAddr::new("b", 5)).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        client.write_all(b"not tapped: a to b").await.unwrap();
+        let mut buf = [0u8; 18];
+        server.read_exact(&mut buf).await.unwrap();
+        server.write_all(b"reply").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(seen.lock().unwrap().is_empty(), "written is not read");
+        let mut reply = [0u8; 5];
+        client.read_exact(&mut reply).await.unwrap();
+        let read_at = Instant::now();
+        assert_eq!(*seen.lock().unwrap(), vec![(read_at, b"reply".to_vec())]);
+        // A reply lost to a reset was never read: the tap never sees it.
+        server.write_all(b"lost").await.unwrap();
+        world.net().reset_between("a", "b");
+        assert!(client.read(&mut reply).await.is_err());
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    });
+}
