@@ -125,6 +125,8 @@ struct ServeArgs {
     lock_service: Option<engine::env::NetAddr>,
     /// Host the session lock service on this loopback port and take a stored session's
     /// lock there before resuming it (other instances use it with `--lock-service`).
+    /// Leases last at most 30 s; started again on the same data directory after
+    /// serving with leases still live, the service grants nothing for 30 s.
     #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     serve_lock: Option<u16>,
 }

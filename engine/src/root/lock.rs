@@ -2,8 +2,8 @@
 //! and starting it (the service when this instance hosts it, the client in any case).
 
 use super::EngineError;
-use crate::env::{Env, NetAddr};
-use crate::sessions::lock::{LockServer, SessionLock, SessionLockConfig};
+use crate::env::{Env, NetAddr, OpenMode};
+use crate::sessions::lock::{LockLimits, LockServer, SessionLock, SessionLockConfig};
 use std::sync::Arc;
 
 /// Whether the instance takes a session's lock before resuming it from the store.
@@ -12,7 +12,10 @@ pub enum LockChoice {
     /// No lock: a resume relies on the store's atomic claim alone.
     None,
     /// This instance hosts the lock service on `port` of its host (0: any free one;
-    /// `Engine::lock_service` says which) and uses it itself.
+    /// `Engine::lock_service` says which) and uses it itself. The service grants leases
+    /// of at most `config.ttl` (instances sharing it must not ask for longer), and when
+    /// it served from this disk before it grants nothing for one such lease after the
+    /// start: a crash forgot its table, not the leases its clients still hold.
     Serve {
         port: u16,
         config: SessionLockConfig,
@@ -56,7 +59,11 @@ pub(super) async fn start_lock(
             });
         }
         LockChoice::Serve { port, config } => {
-            let service = LockServer::start(env, port)
+            // The service's leases are at most this instance's own; it knows whether
+            // it served on this disk before (a crash may have left leases live).
+            let restarted = started_before(env).await?;
+            let limits = LockLimits::with_lease_max(config.ttl, restarted);
+            let service = LockServer::start(env, port, limits)
                 .await
                 .map_err(|source| EngineError::LockBind { port, source })?;
             let addr = service.addr().clone();
@@ -71,6 +78,57 @@ pub(super) async fn start_lock(
         service,
         client: Some(Arc::new(client)),
     })
+}
+
+/// Left on the instance's disk by the lock service's first start.
+const LOCK_MARKER_PATH: &str = "lock-service.started";
+
+/// Whether a lock service started on this disk before; if not, records durably that one
+/// has (before anything is granted). A disk that cannot say counts as "before".
+async fn started_before(env: &Env) -> Result<bool, EngineError> {
+    env.disk_pace().await;
+    match env.disk().metadata(LOCK_MARKER_PATH) {
+        Ok(_) => return Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(
+                path = LOCK_MARKER_PATH,
+                "lock service marker unreadable ({e}): waiting out earlier leases"
+            );
+            return Ok(true);
+        }
+    }
+    let marked = async {
+        env.disk_pace().await;
+        let file = env.disk().open(LOCK_MARKER_PATH, OpenMode::Create)?;
+        file.sync_data()?;
+        env.disk_pace().await;
+        env.disk().sync_dir("")
+    };
+    marked.await.map_err(|source| EngineError::LockMarker {
+        path: LOCK_MARKER_PATH.to_string(),
+        source,
+    })?;
+    Ok(false)
+}
+
+/// After a stop: with no lease left live, the next start has nothing to wait out, so
+/// the marker goes (if that fails, the next start merely waits).
+pub(super) async fn stopped(env: &Env, service: &LockServer) {
+    if service.live_leases() > 0 {
+        return;
+    }
+    env.disk_pace().await;
+    let removed = env
+        .disk()
+        .remove(LOCK_MARKER_PATH)
+        .and_then(|()| env.disk().sync_dir(""));
+    if let Err(e) = removed {
+        tracing::warn!(
+            path = LOCK_MARKER_PATH,
+            "lock service marker not removed ({e}): the next start will wait out one lease"
+        );
+    }
 }
 
 /// Owner names keep this many bytes of `instance@host` (the protocol takes 200 per

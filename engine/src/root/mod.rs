@@ -40,6 +40,12 @@ pub enum EngineError {
     Bind { port: u16, source: std::io::Error },
     /// The lock service this instance hosts could not bind its port.
     LockBind { port: u16, source: std::io::Error },
+    /// The lock service could not record on disk that it started (so a later start
+    /// could not know it must wait out this one's leases).
+    LockMarker {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for EngineError {
@@ -56,6 +62,11 @@ impl fmt::Display for EngineError {
                     "session lock service: cannot listen on port {port}: {source}"
                 )
             }
+            EngineError::LockMarker { path, source } => write!(
+                f,
+                "session lock service: cannot record its start in {path:?} \
+                 (a later start would not know to wait out this one's leases): {source}"
+            ),
         }
     }
 }
@@ -200,6 +211,7 @@ impl Engine {
         self.serving.abort();
         if let Some(service) = &self.lock_service {
             service.stop();
+            lock::stopped(&self.env, service).await;
         }
         self.manager.stop_all().await;
         tracing::info!(addr = %self.addr, "engine stopped");

@@ -27,8 +27,9 @@ pub fn all() -> Vec<&'static Scenario> {
 
 /// Where instance b hosts the lock service (on the engine host).
 const LOCK_PORT: u16 = 7300;
-/// The probe's lease: longer than the whole run, so only its release frees the key.
-const PROBE_TTL: Duration = Duration::from_secs(120);
+/// The probe's lease: the service's longest (the standard lease), and longer than the
+/// whole exchange, so only its release frees the key.
+const PROBE_TTL: Duration = Duration::from_secs(30);
 /// How long the probe holds the key while two resumes wait (below the acquire timeout,
 /// so both are still trying when it lets go).
 const HOLD: Duration = Duration::from_secs(1);

@@ -207,11 +207,16 @@ async fn engine_on(env: Env, lock: LockChoice) -> Result<Engine, Failure> {
     start_engine(env, config).await
 }
 
-/// The lock host of one phase: an engine on `lock_env` hosting the lock service on
-/// `port`.
-async fn lock_host(lock_env: &Env, port: u16) -> Result<Engine, Failure> {
-    let config = SessionLockConfig::standard();
-    engine_on(lock_env.clone(), LockChoice::Serve { port, config }).await
+/// The lock host of one phase: an engine on a host of its own (`lock-<port>`: a new
+/// deployment, with nothing of an earlier phase's leases to wait out) hosting the lock
+/// service on `port`, granting leases up to the squatter's.
+async fn lock_host(world: &World, port: u16) -> Result<Engine, Failure> {
+    let env = world.add_host(&format!("lock-{port}")).env();
+    let config = SessionLockConfig {
+        ttl: SQUAT_TTL,
+        ..SessionLockConfig::standard()
+    };
+    engine_on(env, LockChoice::Serve { port, config }).await
 }
 
 fn service(engine: &Engine) -> Result<&LockServer, Failure> {
@@ -335,13 +340,12 @@ impl Instance {
 /// service's counts.
 async fn phase(
     world: &World,
-    lock_env: &Env,
     port: u16,
     mode: &'static str,
     backoff: &LockBackoff,
     instances: usize,
 ) -> Result<(Vec<Op>, LockStats), Failure> {
-    let lock_engine = lock_host(lock_env, port).await?;
+    let lock_engine = lock_host(world, port).await?;
     let server = service(&lock_engine)?;
     let holders = Arc::new(Mutex::new(Holders::default()));
     let config = SessionLockConfig {
@@ -488,12 +492,11 @@ fn table(rows: &[Row]) -> String {
 /// having been refused at every try, and the squatter must still hold the key.
 async fn timeout_probe(
     world: &World,
-    lock_env: &Env,
     port: u16,
     mode: &'static str,
     backoff: &LockBackoff,
 ) -> Outcome {
-    let lock_engine = lock_host(lock_env, port).await?;
+    let lock_engine = lock_host(world, port).await?;
     let server = service(&lock_engine)?;
     let config = SessionLockConfig {
         backoff: backoff.clone(),
@@ -597,15 +600,13 @@ fn scale(world: World) -> BodyFuture {
         net.latency_min = Duration::from_micros(200);
         net.latency_max = Duration::from_millis(1);
         world.net().set_options(net);
-        let lock_env = world.add_host("lock").env();
         let mut rows: Vec<Row> = Vec::new();
         let mut port = PORT_BASE;
         for (mode, backoff) in modes() {
             let bound = backoff.acquire_timeout + TIMEOUT_SLACK;
             let mut single = None;
             for instances in GROUPS {
-                let (ops, stats) =
-                    phase(&world, &lock_env, port, mode, &backoff, instances).await?;
+                let (ops, stats) = phase(&world, port, mode, &backoff, instances).await?;
                 port += 1;
                 // Server and clients agree on every grant and every refusal.
                 let granted = ops.iter().filter(|o| o.granted).count() as u64;
@@ -743,12 +744,12 @@ fn scale(world: World) -> BodyFuture {
 
         // The acquire timeout, on its own: a key that stays held ends in a Timeout error.
         for (mode, backoff) in modes() {
-            timeout_probe(&world, &lock_env, port, mode, &backoff).await?;
+            timeout_probe(&world, port, mode, &backoff).await?;
             port += 1;
         }
 
         // Liveness: with the load gone, a lone acquire gets the lock at its first try.
-        let lock_engine = lock_host(&lock_env, port).await?;
+        let lock_engine = lock_host(&world, port).await?;
         let server = service(&lock_engine)?;
         let config = SessionLockConfig::standard();
         let alone = instance_engine(&world, "after-load", server.addr(), config).await?;

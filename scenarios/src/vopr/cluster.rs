@@ -5,17 +5,18 @@
 //! against its limits.
 
 use super::config::{
-    ENGINE_HOST, MESSAGE_CHARS_MAX, PORT, SECRET, TOKEN_SKEW, UPSTREAM_HOST, UPSTREAM_KEY,
-    UPSTREAM_PORT, VoprConfig, WORKER_PROGRAM,
+    ENGINE_HOST, LOCK_PORT, MESSAGE_CHARS_MAX, PORT, SECRET, TOKEN_SKEW, UPSTREAM_HOST,
+    UPSTREAM_KEY, UPSTREAM_PORT, VoprConfig, WORKER_PROGRAM,
 };
 use super::observer::Observer;
 use crate::scenario::Failure;
 use crate::stage::client::http;
 use engine::env::{Env, NetAddr};
 use engine::gateway::{Claims, TokenKeys};
+use engine::sessions::lock::SessionLockConfig;
 use engine::sessions::{AdmissionMode, QueryMode};
 use engine::upstream::{LocalUpstream, UpstreamConfig};
-use engine::{Engine, EngineConfig};
+use engine::{Engine, EngineConfig, LockChoice};
 use sim::{Host, World};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -76,6 +77,12 @@ fn engine_config(config: &VoprConfig, keys: &TokenKeys) -> EngineConfig {
     if config.upstream {
         let addr = NetAddr::new(UPSTREAM_HOST, UPSTREAM_PORT);
         s.upstream = Some(UpstreamConfig::new(addr, UPSTREAM_KEY));
+    }
+    if config.lock {
+        engine.lock = LockChoice::Serve {
+            port: LOCK_PORT,
+            config: SessionLockConfig::standard(),
+        };
     }
     engine
 }

@@ -14,6 +14,8 @@ pub const UPSTREAM_PORT: u16 = 443;
 pub const UPSTREAM_KEY: &str = "vopr-api-key";
 pub const WORKER_PROGRAM: &str = "/usr/bin/worker";
 pub const SECRET: &[u8] = b"vopr-token-secret";
+/// Where the engine hosts the session lock service, when the run has one.
+pub const LOCK_PORT: u16 = 7300;
 /// The gateway's frame size limit, in characters.
 pub const MESSAGE_CHARS_MAX: usize = 100_000;
 /// The gateway's accepted clock difference for token expiry.
@@ -54,6 +56,9 @@ pub struct VoprConfig {
     pub disk_latency_max: Duration,
     /// Worker processes start this slowly, at most.
     pub start_delay_max: Duration,
+    /// The engine hosts the session lock service (its resumes take it, and lock
+    /// holders on the client hosts share it).
+    pub lock: bool,
 }
 
 impl VoprConfig {
@@ -90,6 +95,8 @@ impl VoprConfig {
             latency_max: Duration::from_micros(200 + rng.below(20_000)),
             disk_latency_max: Duration::from_micros(rng.below(5_000)),
             start_delay_max: Duration::from_millis(rng.below(3_000)),
+            // Drawn last: the draws above stay what they were before locks came.
+            lock: rng.below(2) == 0,
         }
     }
 }

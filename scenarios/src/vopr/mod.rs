@@ -12,6 +12,7 @@
 
 mod cluster;
 mod config;
+mod locks;
 mod model_api;
 mod observer;
 mod ops;
@@ -123,6 +124,8 @@ fn vopr(world: World) -> BodyFuture {
             let (plan, world) = (plan.clone(), world.clone());
             control.spawn("vopr-faults", async move { plan.execute(&world).await })
         };
+        let client_envs: Vec<_> = cluster.clients.iter().map(|h| h.env()).collect();
+        let lockers = locks::Lockers::new(&client_envs);
         let mut inboxes = Vec::new();
         let mut users = Vec::new();
         for (i, host) in cluster.clients.iter().enumerate() {
@@ -146,6 +149,11 @@ fn vopr(world: World) -> BodyFuture {
                 tokio::time::sleep(at - now).await;
             }
             match (op.user(), &op) {
+                (Some(u), Op::Lock { key, hold_ms, .. }) => {
+                    if let Some(env) = client_envs.get(u) {
+                        lockers.hold(env, u, *key, Duration::from_millis(*hold_ms));
+                    }
+                }
                 (Some(u), _) => {
                     if let Some(inbox) = inboxes.get(u) {
                         let _ = inbox.send(op);
@@ -193,6 +201,8 @@ fn vopr(world: World) -> BodyFuture {
         let paused = paused_windows(&plan, &world);
         model_api::check_rate_limits(&cluster, &rate_limits, &paused, &observer);
         model_api::check_model_inputs(&cluster, &observer);
+        let origin = Instant::now() - Duration::from_nanos(world.now_ns());
+        lockers.check(&observer, origin);
         report(&cluster, &observer);
         if let Some(first) = observer.violations().first() {
             return Err(Failure::correctness(first.clone()));

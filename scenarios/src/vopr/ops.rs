@@ -90,6 +90,13 @@ pub enum Op {
         slot: usize,
         on: bool,
     },
+    /// The user takes lock key `key` (through the engine's lock service), holds it
+    /// for `hold_ms` and releases it; its other operations go on meanwhile.
+    Lock {
+        user: usize,
+        key: u64,
+        hold_ms: u64,
+    },
     /// The model API's operator: 0 serving, 1 rate limited, 2 failing, 3 slow, 4 slower
     /// than the client's request timeout.
     Upstream {
@@ -114,7 +121,8 @@ impl Op {
             | Op::Malformed { user, .. }
             | Op::Refresh { user }
             | Op::Snoop { user, .. }
-            | Op::SlowRead { user, .. } => Some(*user),
+            | Op::SlowRead { user, .. }
+            | Op::Lock { user, .. } => Some(*user),
             Op::Upstream { .. } => None,
         }
     }
@@ -218,6 +226,31 @@ pub fn generate(seed: u64, config: &VoprConfig) -> Vec<WorkloadStep> {
         };
         push(at, op);
     }
+    if config.lock {
+        generate_locks(seed, config, &mut push);
+    }
     steps.sort_by_key(|s| s.at_ms);
     steps
+}
+
+/// The lock holders' operations (stream `vopr/locks`, so the rest of the workload is
+/// what it was without them): mostly short holds, some of seconds, a few past the
+/// lease (the lease then runs out under its holder).
+fn generate_locks(seed: u64, config: &VoprConfig, push: &mut impl FnMut(u64, Op)) {
+    let mut rng = SimRng::new(seed, "vopr/locks");
+    let users = config.users.len() as u64;
+    for _ in 0..40 + rng.below(120) {
+        let at = 2_000 + rng.below(SAFETY_MS - 60_000);
+        let hold_ms = match rng.below(10) {
+            0..=6 => 5 + rng.below(2_000),
+            7..=8 => 2_000 + rng.below(20_000),
+            _ => 20_000 + rng.below(40_000),
+        };
+        let op = Op::Lock {
+            user: rng.below(users) as usize,
+            key: rng.below(super::locks::KEYS),
+            hold_ms,
+        };
+        push(at, op);
+    }
 }

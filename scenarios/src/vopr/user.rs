@@ -459,7 +459,7 @@ impl User {
                     s.slow.store(on, Ordering::Relaxed);
                 }
             }
-            Op::Upstream { .. } => {}
+            Op::Upstream { .. } | Op::Lock { .. } => {}
         }
     }
 

@@ -24,4 +24,4 @@ pub use backoff::{AcquireSchedule, LockBackoff, NextTry};
 pub use client::{Held, LockError, SessionLock, SessionLockConfig};
 pub use key::session_key;
 pub use protocol::{LockCommand, LockReply};
-pub use server::{LockServer, LockStats, LockTable};
+pub use server::{LockLimits, LockServer, LockStats, LockTable};

@@ -2,7 +2,11 @@
 //! protocol on the environment's network.
 //!
 //! A lease lasts its TTL from its last grant; an expired lease is free for anyone (the
-//! holder's later RELEASE gets `NOT_OWNER`). The server also measures what contention
+//! holder's later RELEASE gets `NOT_OWNER`). The table lives in memory only, so a
+//! service that starts again after a crash cannot know whose leases were live: started
+//! with a quiet period ([`LockLimits::quiet`], one longest lease), it grants nothing
+//! until every lease its predecessor could have granted has run out, and it refuses
+//! TTLs above that longest lease (`ERR`), which is what makes the wait long enough. The server also measures what contention
 //! looks like from its side: how many ACQUIREs were retries (the same owner asking for
 //! the same key again after a `BUSY`), and the most retries that arrived within one
 //! millisecond (the thundering herd).
@@ -63,6 +67,41 @@ impl LockStats {
     }
 }
 
+/// What a service grants, and whether it waits first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockLimits {
+    /// The longest lease granted: an ACQUIRE asking for more is refused (`ERR`).
+    pub lease_max: Duration,
+    /// Nothing is granted (`BUSY`) for this long after the start: a service started
+    /// again after a crash waits out its predecessor's leases (at least `lease_max`).
+    pub quiet: Duration,
+}
+
+impl LockLimits {
+    /// A service that never waits and grants any TTL the protocol carries (a first
+    /// start, or a table that dies with its only clients).
+    pub fn first_start() -> Self {
+        LockLimits {
+            lease_max: Duration::from_millis(super::protocol::TTL_MS_MAX),
+            quiet: Duration::ZERO,
+        }
+    }
+
+    /// Leases of at most `lease_max`; after a restart, quiet for one of them.
+    pub fn with_lease_max(lease_max: Duration, restarted: bool) -> Self {
+        LockLimits {
+            lease_max,
+            quiet: if restarted { lease_max } else { Duration::ZERO },
+        }
+    }
+}
+
+impl Default for LockLimits {
+    fn default() -> Self {
+        Self::first_start()
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Lease {
     owner: String,
@@ -79,11 +118,20 @@ pub struct LockTable {
     stats: LockStats,
     window_ms: u64,
     window_retries: u32,
+    limits: LockLimits,
 }
 
 impl LockTable {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A table that grants within `limits` (its quiet period counted from `now` = 0).
+    pub fn with_limits(limits: LockLimits) -> Self {
+        LockTable {
+            limits,
+            ..Self::default()
+        }
     }
 
     pub fn stats(&self) -> &LockStats {
@@ -96,6 +144,11 @@ impl LockTable {
             .get(key)
             .filter(|l| l.expires > now)
             .map(|l| l.owner.as_str())
+    }
+
+    /// How many leases are live at `now`.
+    pub fn live_count(&self, now: Duration) -> usize {
+        self.leases.values().filter(|l| l.expires > now).count()
     }
 
     /// Counts a line the server could not understand.
@@ -121,11 +174,21 @@ impl LockTable {
             self.count_retry(now);
         }
         let (key, owner) = id;
+        if ttl > self.limits.lease_max {
+            self.stats.errors += 1;
+            return LockReply::Err(format!(
+                "ttl {} ms is above this service's longest lease, {} ms",
+                ttl.as_millis(),
+                self.limits.lease_max.as_millis()
+            ));
+        }
         let expires = now.saturating_add(ttl);
-        let busy = self
-            .leases
-            .get(&key)
-            .is_some_and(|l| l.owner != owner && l.expires > now);
+        // Inside the quiet period a lease of the previous incarnation may still be live.
+        let busy = now < self.limits.quiet
+            || self
+                .leases
+                .get(&key)
+                .is_some_and(|l| l.owner != owner && l.expires > now);
         if busy {
             self.stats.busy += 1;
             self.remember_refusal(key, owner, now);
@@ -224,12 +287,19 @@ pub struct LockServer {
 }
 
 impl LockServer {
-    /// Binds `port` on `env`'s host and serves there until stopped.
-    pub async fn start(env: &Env, port: u16) -> io::Result<LockServer> {
+    /// Binds `port` on `env`'s host and serves there until stopped, within `limits`.
+    pub async fn start(env: &Env, port: u16, limits: LockLimits) -> io::Result<LockServer> {
         let mut listener = env.net().bind(port).await?;
         let addr = NetAddr::new(env.host(), listener.local_addr().port);
+        if !limits.quiet.is_zero() {
+            tracing::info!(
+                target: "engine::sessions::lock",
+                quiet_ms = limits.quiet.as_millis() as u64,
+                "lock service started again: no grants until every earlier lease has run out"
+            );
+        }
         let shared = Arc::new(Shared {
-            table: Mutex::new(LockTable::new()),
+            table: Mutex::new(LockTable::with_limits(limits)),
             origin: Instant::now(),
             connections: Mutex::new(Vec::new()),
         });
@@ -280,6 +350,13 @@ impl LockServer {
         let now = self.shared.now();
         let table = self.shared.table.lock().expect("lock server poisoned");
         table.holder(key, now).map(str::to_string)
+    }
+
+    /// How many leases are live now.
+    pub fn live_leases(&self) -> usize {
+        let now = self.shared.now();
+        let table = self.shared.table.lock().expect("lock server poisoned");
+        table.live_count(now)
     }
 
     /// Stops accepting and closes every connection (again: nothing).
@@ -384,6 +461,27 @@ mod tests {
         let s = t.stats();
         assert_eq!((s.acquires, s.grants, s.busy), (7, 5, 2));
         assert_eq!((s.releases, s.not_owner, s.expired), (1, 3, 1));
+    }
+
+    #[test]
+    fn a_restarted_table_waits_out_earlier_leases_and_refuses_longer_ones() {
+        let mut t = LockTable::with_limits(LockLimits::with_lease_max(ms(1_000), true));
+        assert!(matches!(
+            t.apply(acquire("k", "a", 1_001), ms(0)),
+            LockReply::Err(_)
+        ));
+        assert_eq!(t.apply(acquire("k", "a", 1_000), ms(0)), LockReply::Busy);
+        assert_eq!(t.apply(acquire("k", "a", 1_000), ms(999)), LockReply::Busy);
+        assert_eq!(t.apply(acquire("k", "a", 1_000), ms(1_000)), LockReply::Ok);
+        assert_eq!(
+            t.apply(acquire("k", "b", 1_000), ms(1_001)),
+            LockReply::Busy
+        );
+        let s = t.stats();
+        assert_eq!((s.grants, s.busy, s.errors), (1, 3, 1));
+        // A first start grants at once.
+        let mut fresh = LockTable::with_limits(LockLimits::with_lease_max(ms(1_000), false));
+        assert_eq!(fresh.apply(acquire("k", "a", 1_000), ms(0)), LockReply::Ok);
     }
 
     #[test]
