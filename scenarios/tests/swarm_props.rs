@@ -82,4 +82,11 @@ proptest! {
     fn network_world_holds_its_oracles_under_any_plan(input in world_input(1)) {
         world_holds(input, "sim.net.many-faults-exactly-once")?;
     }
+
+    /// The whole engine (the VOPR): the seed's users under any plan of engine crashes,
+    /// cut-off clients, pauses, clock jumps, full disks, killed workers and swarm.
+    #[test]
+    fn engine_world_holds_its_oracles_under_any_plan(input in world_input(2)) {
+        world_holds(input, "vopr.engine")?;
+    }
 }

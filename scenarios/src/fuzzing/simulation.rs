@@ -12,6 +12,7 @@ use crate::runner::{RunResult, run_scenario_with_plan};
 use crate::scenario::Scenario;
 use crate::shrink::ShrunkRecord;
 use crate::substrate::many;
+use crate::vopr;
 use crate::workers::any_plan;
 use arbitrary::{Arbitrary, Unstructured};
 use sim::FaultPlan;
@@ -46,22 +47,42 @@ pub struct FuzzWorld {
     pub scenario: &'static Scenario,
     pub swarm_kinds: &'static [SwarmKind],
     pub episode: fn(FaultPlan, EpisodeInput) -> FaultPlan,
+    /// The plan episodes are added to (the seed's workload, for a world that has one).
+    pub base: fn(u64) -> FaultPlan,
 }
 
 /// The worlds, in the order `SimulationInput::world` picks them (modulo their count).
-pub fn worlds() -> [FuzzWorld; 2] {
+pub fn worlds() -> [FuzzWorld; 3] {
     [
         FuzzWorld {
             scenario: &any_plan::ANY_FAULT_PLAN,
             swarm_kinds: &any_plan::SWARM_KINDS,
             episode: workers_episode,
+            base: no_workload,
         },
         FuzzWorld {
             scenario: &many::MANY_FAULTS_EXACTLY_ONCE,
             swarm_kinds: &[SwarmKind::NetReset],
             episode: net_episode,
+            base: no_workload,
+        },
+        // The whole engine: the seed's users, the fuzzer's faults (its seventh swarm
+        // kind, garbled-truncated output, has no rung in the input and stays off).
+        FuzzWorld {
+            scenario: &vopr::ENGINE,
+            swarm_kinds: &vopr::SWARM_KINDS,
+            episode: vopr_episode,
+            base: vopr::workload_only,
         },
     ]
+}
+
+fn no_workload(_seed: u64) -> FaultPlan {
+    FaultPlan::default()
+}
+
+fn vopr_episode(plan: FaultPlan, e: EpisodeInput) -> FaultPlan {
+    vopr::fuzz_episode(plan, e.kind, u64::from(e.at_ms), u64::from(e.len_ms))
 }
 
 fn workers_episode(plan: FaultPlan, e: EpisodeInput) -> FaultPlan {
@@ -97,7 +118,7 @@ impl SimulationInput {
     pub fn case(&self) -> Case {
         let worlds = worlds();
         let world = &worlds[usize::from(self.world) % worlds.len()];
-        let mut plan = FaultPlan::default();
+        let mut plan = (world.base)(self.seed);
         for episode in self.episodes.iter().take(EPISODES_MAX) {
             plan = (world.episode)(plan, *episode);
         }

@@ -217,10 +217,13 @@ impl Cluster {
         // A session without a client is parked after `detached_max`; allow a running
         // query's interrupt (60 s), a paused host (20 s at most) and the sampling.
         let reclaim_bound = self.config.detached_max + Duration::from_secs(60 + 20 + 10);
-        // Per session: since when no client was seen on it, and its connection count
-        // then (a client that came back between two samples counts as back).
-        let mut unattached_since: BTreeMap<String, (Duration, u64)> = BTreeMap::new();
+        // Per session: since when no client was seen on it, its connection count then (a
+        // client that came back between two samples counts as back) and its stream
+        // epoch (a session parked and restored between two samples is a new one: its
+        // stream is numbered past the old one's, see `durable::restored_seq_base`).
+        let mut unattached_since: BTreeMap<String, (Duration, u64, u64)> = BTreeMap::new();
         let mut samples = 0u64;
+        let mut boots = self.boots();
         loop {
             tokio::time::sleep(MONITOR_EVERY).await;
             samples += 1;
@@ -228,21 +231,29 @@ impl Cluster {
                 unattached_since.clear();
                 continue;
             };
+            // A restart between two samples: a session restored under the same id is a
+            // new incarnation, with its own wait for a client.
+            if self.boots() != boots {
+                boots = self.boots();
+                unattached_since.clear();
+            }
             let now = engine.sessions().now();
             let sessions = engine.sessions().live();
             unattached_since.retain(|id, _| sessions.iter().any(|s| &s.id == id));
             for s in &sessions {
                 let connections = s.stats().connections;
+                let epoch = s.last_seq() >> 32;
                 let came_back = unattached_since
                     .get(&s.id)
-                    .is_some_and(|(_, seen)| *seen != connections);
+                    .is_some_and(|&(_, seen, was)| seen != connections || was != epoch);
                 if s.is_attached() || self.engine_host.is_paused() || came_back {
                     unattached_since.remove(&s.id);
                     continue;
                 }
-                let (since, _) = *unattached_since
-                    .entry(s.id.clone())
-                    .or_insert((now, connections));
+                let (since, _, _) =
+                    *unattached_since
+                        .entry(s.id.clone())
+                        .or_insert((now, connections, epoch));
                 if now.saturating_sub(since) > reclaim_bound {
                     observer.violation(format!(
                         "session {} has had no client for {} s and was not reclaimed (parked after {} s; it is {}, ending: {:?}, worker {:?})",

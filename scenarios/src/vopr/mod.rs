@@ -31,7 +31,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use user::{Crowd, User};
 
-pub use plan::seeded_plan;
+pub use plan::{SWARM_KINDS, fuzz_episode, seeded_plan, workload_only};
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![&ENGINE]

@@ -184,3 +184,72 @@ pub fn seeded_plan(seed: u64) -> FaultPlan {
     }
     plan
 }
+
+/// The seed's workload with no fault at all: the base the coverage-guided fuzzer adds
+/// its own episodes and swarm to.
+pub fn workload_only(seed: u64) -> FaultPlan {
+    FaultPlan {
+        workload: ops::generate(seed, &VoprConfig::draw(seed)),
+        ..FaultPlan::default()
+    }
+}
+
+/// One fuzzer episode on the engine's host (`kind` modulo 6): a crash and restart, a
+/// client cut off (both ways, traffic held), a pause, a clock jump, a full disk, or
+/// workers killed. `at_ms` spreads over the safety phase (×10), `len_ms` bounds it.
+pub fn fuzz_episode(plan: FaultPlan, kind: u8, at_ms: u64, len_ms: u64) -> FaultPlan {
+    let engine = || ENGINE_HOST.to_string();
+    let at = 5_000 + (at_ms * 10) % (SAFETY_MS - 60_000);
+    let until = |len_max: u64| at + 1 + len_ms % len_max;
+    match kind % 6 {
+        0 => plan
+            .at(at, Fault::CrashHost { host: engine() })
+            .at(until(30_000), Fault::RestartHost { host: engine() }),
+        1 => {
+            // Every run has at least two users.
+            let c = format!("client-{}", (kind / 6) % 2);
+            plan.at(
+                at,
+                Fault::Partition {
+                    a: engine(),
+                    b: c.clone(),
+                    mode: PartitionMode::Hold,
+                    one_way: false,
+                },
+            )
+            .at(until(60_000), Fault::Heal { a: engine(), b: c })
+        }
+        2 => plan
+            .at(at, Fault::PauseHost { host: engine() })
+            .at(until(20_000), Fault::ResumeHost { host: engine() }),
+        3 => plan.at(
+            at,
+            Fault::ClockJump {
+                host: engine(),
+                delta_ms: len_ms as i64 * 10 - 300_000,
+            },
+        ),
+        4 => plan
+            .at(
+                at,
+                Fault::DiskCapacity {
+                    host: engine(),
+                    bytes: DISK_FULL_BYTES,
+                },
+            )
+            .at(
+                until(60_000),
+                Fault::DiskCapacity {
+                    host: engine(),
+                    bytes: DISK_NORMAL_BYTES,
+                },
+            ),
+        _ => plan.at(
+            at,
+            Fault::SignalChildren {
+                host: engine(),
+                signal: SignalName::Sigkill,
+            },
+        ),
+    }
+}
