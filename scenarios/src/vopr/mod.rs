@@ -42,17 +42,21 @@ pub static ENGINE: Scenario = Scenario {
     title: "The whole engine under random users, random faults, crashes and restarts",
     proves: "Two to six users (some with tokens that expire, some snooping on others' sessions) \
              create, query, burst, interrupt, extend, fork, drop, reconnect with and without \
-             last_seq, abandon tabs, read slowly and send malformed frames for 12 simulated \
-             minutes against one engine built by the composition root, while the seed's swarm \
-             crashes and restarts its host on the same data directory, cuts clients and the \
-             model API off, resets connections, pauses the host, jumps its clock, fills its \
-             disk, fails and kills workers and makes the model API refuse. Throughout: each \
+             last_seq, abandon tabs, read slowly, send malformed and oversized frames and hold \
+             lock keys for 12 simulated minutes against one engine built by the composition \
+             root, while the seed's swarm crashes and restarts its host on the same data \
+             directory, cuts clients and the model API off, resets connections, pauses the \
+             host, jumps its clock, fills its disk, fails and kills workers and makes the \
+             model API refuse. Throughout: each \
              stream is delivered in order, gap-free and exactly once across reconnects; no \
              answer of one user reaches another; a session id is never issued twice, across \
              restarts too; no query sent under a token past its expiry and skew is answered; \
-             live sessions and workers stay within their limits; a session connected when the \
-             engine crashed comes back under its id. Then, everything healed, every tab still \
-             in use gets back to its session and is answered within 8 minutes.",
+             no query of a frame over the size limit reaches the model API; live sessions and \
+             workers stay within their limits; a session connected when the engine crashed \
+             comes back under its id; no model API call lands inside a Retry-After window the \
+             engine had read; no lock key is held by two holders at once, across the lock \
+             service's crashes too. Then, everything healed, every tab still in use gets back \
+             to its session and is answered within 8 minutes.",
     faults_expected: &[
         "host.crash",
         "host.pause",
@@ -77,6 +81,8 @@ pub static ENGINE: Scenario = Scenario {
         "engine/src/sessions/core/stream.rs",
         "engine/src/gateway/inbound.rs",
         "engine/src/store/sessions.rs",
+        "engine/src/sessions/lock/server.rs",
+        "engine/src/upstream/client.rs",
     ],
     sim_time_max: Duration::from_secs(SAFETY_MS / 1000 + 1_200),
     body: vopr,
