@@ -17,8 +17,11 @@ use std::sync::Arc;
 /// The store and where this instance keeps session data.
 pub(crate) struct Durable {
     pub(crate) store: Arc<SessionStore>,
-    /// Names this instance in claims.
-    pub(crate) instance: String,
+    /// Names this running instance in claims: its name plus a random suffix drawn at
+    /// each start, so a claim means "held by this process". An instance started again
+    /// does not take its crashed predecessor's claims for its own (the startup check
+    /// clears those), and two instances given the same name never share claims.
+    pub(crate) claimant: String,
     /// Directory of the data files (`<dir>/<id>.json`).
     pub(crate) dir: String,
 }
@@ -78,7 +81,7 @@ impl Durable {
         record.restores = restores;
         record.updated_unix_ms = now;
         record.state = "live".to_string();
-        record.claimed_by = claimed.then(|| self.instance.clone());
+        record.claimed_by = claimed.then(|| self.claimant.clone());
         record.checksum = checksum(&bytes);
         record.parent = parent.map(str::to_string);
         self.store.put(&record).map_err(|e| e.to_string())
@@ -125,7 +128,7 @@ impl Durable {
         let Ok(transcript) = serde_json::from_slice::<Vec<String>>(&bytes) else {
             return self.archive(id, "its data does not decode");
         };
-        match self.store.claim(id, &self.instance, env.wall_unix_ms()) {
+        match self.store.claim(id, &self.claimant, env.wall_unix_ms()) {
             Ok(ClaimOutcome::Claimed { restores }) => Stored::Restored {
                 transcript,
                 first_seq_after: restored_seq_base(restores),
@@ -142,7 +145,7 @@ impl Durable {
 
     /// Gives up this instance's claim (a restore that could not be served).
     pub(crate) fn release(&self, id: &str) {
-        let _ = self.store.release(id, &self.instance);
+        let _ = self.store.release(id, &self.claimant);
     }
 
     fn archive(&self, id: &str, why: &str) -> Stored {

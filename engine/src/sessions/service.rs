@@ -221,11 +221,15 @@ impl Sessions {
         config.check();
         let durable = parts.store.map(|store| Durable {
             store,
-            instance: if config.instance.is_empty() {
-                "engine".to_string()
-            } else {
-                config.instance.clone()
-            },
+            claimant: format!(
+                "{}-{:016x}",
+                if config.instance.is_empty() {
+                    "engine"
+                } else {
+                    config.instance.as_str()
+                },
+                env.random().next_u64()
+            ),
             dir: "session-data".to_string(),
         });
         let table = Table {
