@@ -89,9 +89,14 @@ fn pause_delays_heartbeats(world: World) -> BodyFuture {
             pauser
         );
         let gap = gap??;
+        // Sends are at least the pause apart, but the last heartbeat before it may travel
+        // slower than the first after it: arrivals may be closer by the latency spread.
+        let net = world.net().options();
+        let spread = net.latency_max.saturating_sub(net.latency_min);
         ensure!(
-            gap >= pause,
-            "largest heartbeat gap {gap:?} is shorter than the {pause:?} pause"
+            gap + spread >= pause,
+            "largest heartbeat gap {gap:?} is shorter than the {pause:?} pause, less the \
+             {spread:?} latency spread"
         );
         ensure!(
             gap <= pause + Duration::from_millis(120),

@@ -66,9 +66,11 @@ fn endpoint_not_ready(world: World) -> BodyFuture {
         // Attempt instants after spawn, from the documented schedule.
         let attempts_at = [600u64, 800, 1_200, 2_000, 3_600];
         let mut delay = 50 + stage.rng.below(4_500);
-        // Keep clear of an attempt instant, where network latency would decide.
-        // (An attempt's SYN takes up to a LAN latency to arrive.)
-        if attempts_at
+        // Keep clear of an attempt instant, where network latency would decide (an
+        // attempt's SYN takes up to a LAN latency to arrive). A step away from one attempt
+        // may land near the next (662 ms → 812 ms, beside the 800 ms attempt), so step
+        // until clear of all of them.
+        while attempts_at
             .iter()
             .any(|a| delay + 20 > *a && delay < *a + 100)
         {
