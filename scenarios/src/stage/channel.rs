@@ -75,7 +75,10 @@ impl ChannelStage {
         let mut config = stage_config(&keys);
         tweak(&mut config.sessions, &mut config.gateway);
         let upstream = match &config.sessions.upstream {
-            Some(_) => Some(host_upstream(world).await?),
+            Some(_) => Some(
+                crate::stage::host_upstream(world, UPSTREAM_HOST, UPSTREAM_PORT, UPSTREAM_KEY)
+                    .await?,
+            ),
             None => None,
         };
         let keys = config.gateway.keys.clone();
@@ -308,28 +311,4 @@ impl ChannelStage {
         }
         Ok(())
     }
-}
-
-/// Serves the local model API on its own host, its refusals counted as faults.
-async fn host_upstream(world: &World) -> Result<Arc<LocalUpstream>, Failure> {
-    let host = world.add_host(UPSTREAM_HOST);
-    let faults = world.faults().clone();
-    let upstream = LocalUpstream::new(
-        UPSTREAM_KEY,
-        Some(Arc::new(move |kind, detail: String| {
-            faults.fire(kind, &detail)
-        })),
-    );
-    let env = host.env();
-    let listener = env
-        .net()
-        .bind(UPSTREAM_PORT)
-        .await
-        .map_err(|e| Failure::correctness(format!("bind the upstream's port: {e}")))?;
-    let served = upstream.clone();
-    let serve_env = env.clone();
-    env.spawn("upstream", async move {
-        served.serve(serve_env, listener).await
-    });
-    Ok(upstream)
 }

@@ -101,7 +101,10 @@ impl Cluster {
         procs.start_delay_max = config.start_delay_max.max(procs.start_delay_min);
         engine_host.procs().set_options(procs);
         let upstream = if config.upstream {
-            Some(host_upstream(world).await?)
+            Some(
+                crate::stage::host_upstream(world, UPSTREAM_HOST, UPSTREAM_PORT, UPSTREAM_KEY)
+                    .await?,
+            )
         } else {
             None
         };
@@ -339,28 +342,4 @@ async fn boot(env: Env, config: EngineConfig, slot: Arc<Mutex<Incarnation>>) {
             }
         }
     }
-}
-
-/// Serves the local model API on its own host, its refusals counted as faults.
-async fn host_upstream(world: &World) -> Result<Arc<LocalUpstream>, Failure> {
-    let host = world.add_host(UPSTREAM_HOST);
-    let faults = world.faults().clone();
-    let upstream = LocalUpstream::new(
-        UPSTREAM_KEY,
-        Some(Arc::new(move |kind, detail: String| {
-            faults.fire(kind, &detail)
-        })),
-    );
-    let env = host.env();
-    let listener = env
-        .net()
-        .bind(UPSTREAM_PORT)
-        .await
-        .map_err(|e| Failure::correctness(format!("bind the upstream's port: {e}")))?;
-    let served = upstream.clone();
-    let serve_env = env.clone();
-    env.spawn("upstream", async move {
-        served.serve(serve_env, listener).await
-    });
-    Ok(upstream)
 }
