@@ -44,9 +44,7 @@ pub fn seeded_plan(seed: u64) -> FaultPlan {
     if rng.below(10) < 7 {
         for _ in 0..1 + rng.below(3) {
             let (at, until) = window(&mut rng, 30_000);
-            plan = plan
-                .at(at, Fault::CrashHost { host: engine() })
-                .at(until, Fault::RestartHost { host: engine() });
+            plan = crash_engine(plan, at, until);
         }
     }
     // Clients cut off, both ways or one way, traffic held or dropped.
@@ -60,39 +58,14 @@ pub fn seeded_plan(seed: u64) -> FaultPlan {
                 PartitionMode::Drop
             };
             let one_way = rng.below(3) == 0;
-            plan = plan
-                .at(
-                    at,
-                    Fault::Partition {
-                        a: engine(),
-                        b: c.clone(),
-                        mode,
-                        one_way,
-                    },
-                )
-                .at(until, Fault::Heal { a: engine(), b: c });
+            plan = cut_off(plan, c, at, until, mode, one_way);
         }
     }
     // The model API cut off from the engine.
     if config.upstream && rng.below(3) == 0 {
         let (at, until) = window(&mut rng, 60_000);
-        plan = plan
-            .at(
-                at,
-                Fault::Partition {
-                    a: engine(),
-                    b: UPSTREAM_HOST.to_string(),
-                    mode: PartitionMode::Drop,
-                    one_way: false,
-                },
-            )
-            .at(
-                until,
-                Fault::Heal {
-                    a: engine(),
-                    b: UPSTREAM_HOST.to_string(),
-                },
-            );
+        let upstream = UPSTREAM_HOST.to_string();
+        plan = cut_off(plan, upstream, at, until, PartitionMode::Drop, false);
     }
     if rng.below(3) == 0 {
         let (at, _) = window(&mut rng, 1);
@@ -102,9 +75,7 @@ pub fn seeded_plan(seed: u64) -> FaultPlan {
     // A paused engine (a long GC pause, a stopped VM).
     if rng.below(3) == 0 {
         let (at, until) = window(&mut rng, 20_000);
-        plan = plan
-            .at(at, Fault::PauseHost { host: engine() })
-            .at(until, Fault::ResumeHost { host: engine() });
+        plan = pause_engine(plan, at, until);
     }
     // The engine's wall clock jumps (token expiry is judged by it) or drifts.
     if rng.below(3) == 0 {
@@ -137,21 +108,7 @@ pub fn seeded_plan(seed: u64) -> FaultPlan {
     // A full disk for a while.
     if rng.below(4) == 0 {
         let (at, until) = window(&mut rng, 60_000);
-        plan = plan
-            .at(
-                at,
-                Fault::DiskCapacity {
-                    host: engine(),
-                    bytes: DISK_FULL_BYTES,
-                },
-            )
-            .at(
-                until,
-                Fault::DiskCapacity {
-                    host: engine(),
-                    bytes: DISK_NORMAL_BYTES,
-                },
-            );
+        plan = fill_disk(plan, at, until);
     }
     // Workers refused at spawn, killed by the OOM killer, or crashing.
     if rng.below(3) == 0 {
@@ -202,26 +159,13 @@ pub fn fuzz_episode(plan: FaultPlan, kind: u8, at_ms: u64, len_ms: u64) -> Fault
     let at = 5_000 + (at_ms * 10) % (SAFETY_MS - 60_000);
     let until = |len_max: u64| at + 1 + len_ms % len_max;
     match kind % 6 {
-        0 => plan
-            .at(at, Fault::CrashHost { host: engine() })
-            .at(until(30_000), Fault::RestartHost { host: engine() }),
+        0 => crash_engine(plan, at, until(30_000)),
+        // Every run has at least two users.
         1 => {
-            // Every run has at least two users.
             let c = format!("client-{}", (kind / 6) % 2);
-            plan.at(
-                at,
-                Fault::Partition {
-                    a: engine(),
-                    b: c.clone(),
-                    mode: PartitionMode::Hold,
-                    one_way: false,
-                },
-            )
-            .at(until(60_000), Fault::Heal { a: engine(), b: c })
+            cut_off(plan, c, at, until(60_000), PartitionMode::Hold, false)
         }
-        2 => plan
-            .at(at, Fault::PauseHost { host: engine() })
-            .at(until(20_000), Fault::ResumeHost { host: engine() }),
+        2 => pause_engine(plan, at, until(20_000)),
         3 => plan.at(
             at,
             Fault::ClockJump {
@@ -229,21 +173,7 @@ pub fn fuzz_episode(plan: FaultPlan, kind: u8, at_ms: u64, len_ms: u64) -> Fault
                 delta_ms: len_ms as i64 * 10 - 300_000,
             },
         ),
-        4 => plan
-            .at(
-                at,
-                Fault::DiskCapacity {
-                    host: engine(),
-                    bytes: DISK_FULL_BYTES,
-                },
-            )
-            .at(
-                until(60_000),
-                Fault::DiskCapacity {
-                    host: engine(),
-                    bytes: DISK_NORMAL_BYTES,
-                },
-            ),
+        4 => fill_disk(plan, at, until(60_000)),
         _ => plan.at(
             at,
             Fault::SignalChildren {
@@ -252,4 +182,56 @@ pub fn fuzz_episode(plan: FaultPlan, kind: u8, at_ms: u64, len_ms: u64) -> Fault
             },
         ),
     }
+}
+
+/// The engine's host crashes at `at` and restarts at `until` on the same data directory.
+fn crash_engine(plan: FaultPlan, at: u64, until: u64) -> FaultPlan {
+    let host = ENGINE_HOST.to_string();
+    plan.at(at, Fault::CrashHost { host: host.clone() })
+        .at(until, Fault::RestartHost { host })
+}
+
+/// The engine's host is paused from `at` to `until`.
+fn pause_engine(plan: FaultPlan, at: u64, until: u64) -> FaultPlan {
+    let host = ENGINE_HOST.to_string();
+    plan.at(at, Fault::PauseHost { host: host.clone() })
+        .at(until, Fault::ResumeHost { host })
+}
+
+/// The engine's disk is full from `at` to `until`.
+fn fill_disk(plan: FaultPlan, at: u64, until: u64) -> FaultPlan {
+    let capacity = |bytes| Fault::DiskCapacity {
+        host: ENGINE_HOST.to_string(),
+        bytes,
+    };
+    plan.at(at, capacity(DISK_FULL_BYTES))
+        .at(until, capacity(DISK_NORMAL_BYTES))
+}
+
+/// `other` is cut off from the engine from `at` until the heal at `until`.
+fn cut_off(
+    plan: FaultPlan,
+    other: String,
+    at: u64,
+    until: u64,
+    mode: PartitionMode,
+    one_way: bool,
+) -> FaultPlan {
+    let engine = ENGINE_HOST.to_string();
+    plan.at(
+        at,
+        Fault::Partition {
+            a: engine.clone(),
+            b: other.clone(),
+            mode,
+            one_way,
+        },
+    )
+    .at(
+        until,
+        Fault::Heal {
+            a: engine,
+            b: other,
+        },
+    )
 }
