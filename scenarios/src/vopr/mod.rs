@@ -204,10 +204,11 @@ fn vopr(world: World) -> BodyFuture {
         }
         monitor.abort();
         drop(done);
-        let paused = paused_windows(&plan, &world);
+        // The run's virtual time zero, for the plan's instants.
+        let origin = Instant::now() - Duration::from_nanos(world.now_ns());
+        let paused = paused_windows(&plan, origin);
         model_api::check_rate_limits(&cluster, &rate_limits, &paused, &observer);
         model_api::check_model_inputs(&cluster, &observer);
-        let origin = Instant::now() - Duration::from_nanos(world.now_ns());
         lockers.check(&observer, origin);
         report(&cluster, &observer);
         if let Some(first) = observer.violations().first() {
@@ -258,9 +259,9 @@ fn heal(world: &World, cluster: &Cluster) {
     tracing::info!(target: "scenarios", "VOPR: everything healed");
 }
 
-/// When the plan paused the engine's host (until its resume, or the heal).
-fn paused_windows(plan: &FaultPlan, world: &World) -> Vec<(Instant, Instant)> {
-    let origin = Instant::now() - Duration::from_nanos(world.now_ns());
+/// When the plan paused the engine's host (until its resume, or the heal); `origin`
+/// is the run's virtual time zero.
+fn paused_windows(plan: &FaultPlan, origin: Instant) -> Vec<(Instant, Instant)> {
     let mut windows = Vec::new();
     let mut since = None;
     let mut actions: Vec<_> = plan.actions.iter().collect();

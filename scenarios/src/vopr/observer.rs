@@ -152,15 +152,17 @@ impl Observer {
             ServerEvent::Delta { text, .. } | ServerEvent::Result { text, .. } => text,
             _ => return,
         };
-        for word in text.split_whitespace() {
+        // Only query markers can be forbidden or another user's.
+        for (word, owner) in text
+            .split_whitespace()
+            .filter_map(|w| Some((w, marker_user(w)?)))
+        {
             if self.lock().forbidden.contains(word) {
                 self.violation(format!(
                     "user{user}'s query {word}, sent in a frame over the size limit, was answered"
                 ));
             }
-            if let Some(owner) = marker_user(word)
-                && owner != user
-            {
+            if owner != user {
                 self.violation(format!(
                     "user{user} received another user's answer ({word:?}, user{owner}'s)"
                 ));
