@@ -33,8 +33,6 @@ pub struct UpstreamRequest {
     pub at: Instant,
     pub path: String,
     pub status: u16,
-    /// The `Retry-After` a 429 carried.
-    pub retry_after: Option<Duration>,
     /// The start of a messages call's input (at most `INPUT_HEAD_CHARS` characters):
     /// what was asked, for a checker.
     pub input_head: Option<String>,
@@ -161,7 +159,6 @@ impl LocalUpstream {
             }
         };
         let status = refusal.as_ref().map_or(200, |r| r.code.as_u16());
-        let retry_after = refusal.as_ref().and_then(|r| r.retry_after);
         {
             let mut s = self.state();
             s.calls += 1;
@@ -172,7 +169,6 @@ impl LocalUpstream {
                 at: Instant::now(),
                 path: path.to_string(),
                 status,
-                retry_after,
                 input_head,
             });
         }
