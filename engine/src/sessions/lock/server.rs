@@ -6,8 +6,9 @@
 //! service that starts again after a crash cannot know whose leases were live: started
 //! with a quiet period ([`LockLimits::quiet`], one longest lease), it grants nothing
 //! until every lease its predecessor could have granted has run out, and it refuses
-//! TTLs above that longest lease (`ERR`), which is what makes the wait long enough. The server also measures what contention
-//! looks like from its side: how many ACQUIREs were retries (the same owner asking for
+//! TTLs above that longest lease (`ERR`), which is what makes the wait long enough.
+//!
+//! The server also measures what contention looks like from its side: how many ACQUIREs were retries (the same owner asking for
 //! the same key again after a `BUSY`), and the most retries that arrived within one
 //! millisecond (the thundering herd).
 
@@ -78,15 +79,6 @@ pub struct LockLimits {
 }
 
 impl LockLimits {
-    /// A service that never waits and grants any TTL the protocol carries (a first
-    /// start, or a table that dies with its only clients).
-    pub fn first_start() -> Self {
-        LockLimits {
-            lease_max: Duration::from_millis(super::protocol::TTL_MS_MAX),
-            quiet: Duration::ZERO,
-        }
-    }
-
     /// Leases of at most `lease_max`; after a restart, quiet for one of them.
     pub fn with_lease_max(lease_max: Duration, restarted: bool) -> Self {
         LockLimits {
@@ -96,9 +88,14 @@ impl LockLimits {
     }
 }
 
+/// A service that never waits and grants any TTL the protocol carries (a first start,
+/// or a table that dies with its only clients).
 impl Default for LockLimits {
     fn default() -> Self {
-        Self::first_start()
+        LockLimits {
+            lease_max: Duration::from_millis(super::protocol::TTL_MS_MAX),
+            quiet: Duration::ZERO,
+        }
     }
 }
 
