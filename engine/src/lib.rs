@@ -24,6 +24,7 @@
 pub mod env;
 pub mod gateway;
 mod http;
+pub mod met;
 pub mod protocol;
 mod root;
 pub mod sessions;

@@ -7,6 +7,7 @@
 //! the same seed must end with the same hash (BRIEF §3 rule 5). The first
 //! `lines_max` events are kept for printing (`chaos run --trace`) and JSON lines.
 
+use crate::faults::FaultCounters;
 use crate::seed::Fnv;
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
@@ -205,16 +206,23 @@ impl TraceSink {
 thread_local! {
     /// The sink of the world running on this thread, if any.
     static SINK: RefCell<Option<TraceSink>> = const { RefCell::new(None) };
+    /// The fault counters of the world running on this thread: edge cases the engine
+    /// met (`engine::met` events) count there, whether or not the trace is recorded.
+    static MET: RefCell<Option<FaultCounters>> = const { RefCell::new(None) };
 }
 
-/// Routes this thread's traced events to `sink` until the guard is dropped.
+/// Target of the engine's "met an edge case" events (`engine::met!`).
+const MET_TARGET: &str = "engine::met";
+
+/// Routes this thread's traced events to `sink` (when the trace is recorded) and its
+/// `engine::met` events to `counters`, until the guard is dropped.
 ///
 /// One process-wide subscriber (installed on first use) forwards each event to the sink
 /// of the world running on the event's thread. A per-thread default subscriber would be
 /// simpler, but `tracing` caches per-callsite interest across all dispatchers, and
 /// parallel worlds setting and dropping thread-local dispatchers race on that cache: an
 /// event could be lost in one run and not the other, which breaks the trace hash.
-pub fn route_to(sink: TraceSink) -> TraceRoute {
+pub fn route_to(sink: Option<TraceSink>, counters: FaultCounters) -> TraceRoute {
     static GLOBAL: Once = Once::new();
     GLOBAL.call_once(|| {
         let subscriber = tracing_subscriber::registry().with(WorldLayer);
@@ -222,7 +230,8 @@ pub fn route_to(sink: TraceSink) -> TraceRoute {
         // fallback below then scopes ours to this thread.
         let _ = tracing::subscriber::set_global_default(subscriber);
     });
-    SINK.with(|s| *s.borrow_mut() = Some(sink));
+    SINK.with(|s| *s.borrow_mut() = sink);
+    MET.with(|m| *m.borrow_mut() = Some(counters));
     let fallback = if tracing::dispatcher::get_default(|d| d.is::<Layered<WorldLayer, Registry>>())
     {
         None
@@ -243,6 +252,7 @@ pub struct TraceRoute {
 impl Drop for TraceRoute {
     fn drop(&mut self) {
         SINK.with(|s| *s.borrow_mut() = None);
+        MET.with(|m| *m.borrow_mut() = None);
     }
 }
 
@@ -274,10 +284,23 @@ impl<S: Subscriber> Layer<S> for WorldLayer {
     }
 
     fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        traced(metadata) && SINK.with(|s| s.borrow().is_some())
+        traced(metadata)
+            && (SINK.with(|s| s.borrow().is_some())
+                || (metadata.target() == MET_TARGET && MET.with(|m| m.borrow().is_some())))
     }
 
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if event.metadata().target() == MET_TARGET {
+            let mut kind = KindVisitor::default();
+            event.record(&mut kind);
+            if let Some(kind) = kind.0 {
+                MET.with(|m| {
+                    if let Some(counters) = m.borrow().as_ref() {
+                        counters.count_met(&kind);
+                    }
+                });
+            }
+        }
         let Some(sink) = SINK.with(|s| s.borrow().clone()) else {
             return;
         };
@@ -287,6 +310,20 @@ impl<S: Subscriber> Layer<S> for WorldLayer {
         let host = visitor.host.take();
         sink.record(metadata.level(), metadata.target(), host, visitor.finish());
     }
+}
+
+/// Reads the `kind` field of an `engine::met` event.
+#[derive(Default)]
+struct KindVisitor(Option<String>);
+
+impl Visit for KindVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "kind" {
+            self.0 = Some(value.to_string());
+        }
+    }
+
+    fn record_debug(&mut self, _field: &Field, _value: &dyn fmt::Debug) {}
 }
 
 /// Formats `message` first, then `key=value` for every other field, in field order.

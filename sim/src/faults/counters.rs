@@ -36,6 +36,13 @@ impl FaultCounters {
         }
     }
 
+    /// Records one edge case of `kind` the engine met (its own `engine::met` event is
+    /// the trace line, so nothing more is traced).
+    pub(crate) fn count_met(&self, kind: &str) {
+        let mut counts = self.counts.lock().expect("fault counters poisoned");
+        *counts.entry(kind.to_string()).or_insert(0) += 1;
+    }
+
     pub fn count(&self, kind: &str) -> u64 {
         self.counts
             .lock()

@@ -156,9 +156,9 @@ where
     let sink = options
         .trace
         .then(|| TraceSink::new(start, options.trace_lines_max));
-    let route = sink.clone().map(trace::route_to);
     let budget = options.sim_time_max;
     let world = World::new(options, start, sink.clone());
+    let route = trace::route_to(sink.clone(), world.faults().clone());
     let driver = world.clone();
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(async move { tokio::time::timeout(budget, body(driver)).await })

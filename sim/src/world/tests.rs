@@ -190,3 +190,31 @@ fn a_given_fault_plan_replaces_the_seed_drawn_one_and_a_bad_one_names_the_host()
         other => panic!("a plan naming an unknown host ran: {other:?}"),
     }
 }
+
+#[test]
+fn edge_cases_the_engine_met_count_as_faults_with_or_without_a_trace() {
+    for trace in [true, false] {
+        let mut options = WorldOptions::new(3);
+        options.trace = trace;
+        let report = run_world(options, |_world| async move {
+            engine::met!("client.malformed_json", "frame {} rejected", 1);
+            engine::met!("client.malformed_json", "frame {} rejected", 2);
+            tracing::info!(target: "engine::gateway", kind = "client.other", "not a met event");
+        });
+        assert_eq!(report.faults.get("client.malformed_json"), Some(&2), "trace {trace}");
+        assert_eq!(report.faults.get("client.other"), None, "trace {trace}");
+        if trace {
+            let met: Vec<&str> = report
+                .trace
+                .lines
+                .iter()
+                .filter(|l| l.target == "engine::met")
+                .map(|l| l.message.as_str())
+                .collect();
+            assert_eq!(met.len(), 2, "{met:?}");
+            assert!(met[0].contains("frame 1 rejected"), "{met:?}");
+        }
+    }
+    // Outside a world the event is an ordinary log line and counts nowhere.
+    engine::met!("client.malformed_json", "outside");
+}
