@@ -1,7 +1,7 @@
 //! Running scenarios: one run, or a sweep of scenarios × seeds across cores.
 
 use crate::record::{RunRecord, Verdict, repro_command};
-use crate::scenario::{FailureClass, Scenario};
+use crate::scenario::{FailureClass, Plan, Scenario};
 use sim::trace::TraceSummary;
 use sim::{FaultPlan, RunAbort, WorldOptions, run_world};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,14 +28,31 @@ pub fn run_scenario_with_plan(
 ) -> RunResult {
     let mut options = WorldOptions::new(seed);
     options.sim_time_max = scenario.sim_time_max;
-    options.fault_plan = plan;
+    let world_plan = match scenario.plan {
+        Some(Plan::World(draw)) => Some(plan.unwrap_or_else(|| draw(seed))),
+        _ => {
+            options.fault_plan = plan;
+            None
+        }
+    };
     #[allow(
         clippy::disallowed_methods,
         clippy::disallowed_types,
         reason = "wall time of a run is reported to people, never compared or hashed"
     )]
     let wall_start = std::time::Instant::now();
-    let report = run_world(options, scenario.body);
+    let body = scenario.body;
+    let report = run_world(options, move |world| async move {
+        if let Some(plan) = world_plan {
+            world.start_plan(plan);
+        }
+        let outcome = body(world.clone()).await;
+        // A plan naming a host this world lacks tested something else than it says.
+        match world.plan_misfit() {
+            Some(misfit) => Err(crate::scenario::Failure::correctness(misfit)),
+            None => outcome,
+        }
+    });
     let wall_ms = wall_start.elapsed().as_millis() as u64;
     let (verdict, failure_class, message) = match report.value {
         Ok(Ok(())) => (Verdict::Pass, None, None),

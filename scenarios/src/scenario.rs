@@ -66,12 +66,34 @@ pub struct Scenario {
     /// The same check against this machine (real processes, real time), for the
     /// scenarios that need no simulated-only fault: `chaos run ID --real`.
     pub real: Option<fn(crate::workers::Stage) -> BodyFuture>,
-    /// The fault plan the scenario draws from a seed, for scenarios whose faults are
-    /// data (a `FaultPlan`). The body takes its plan from `World::fault_plan(this)`, so
-    /// a run can be given another plan instead (`runner::run_scenario_with_plan`): this
-    /// is what `chaos shrink` reduces and `chaos repro` replays. `None`: the scenario
-    /// injects its faults imperatively, and shrink does not apply to it.
-    pub plan: Option<fn(u64) -> sim::FaultPlan>,
+    /// The fault plan the scenario draws from a seed: its faults as data. A run can be
+    /// given another plan instead (`runner::run_scenario_with_plan`): this is what
+    /// `chaos shrink` reduces, `chaos repro` replays and the fuzzer writes. `None`
+    /// only for self-checks that inject their faults imperatively.
+    pub plan: Option<Plan>,
+}
+
+/// Who applies a scenario's plan.
+#[derive(Clone, Copy)]
+pub enum Plan {
+    /// The world, from the run's start (`World::start_plan`): the swarm on every host,
+    /// timed actions at their times, triggered actions when the body marks their event
+    /// (`World::mark`). Every catalog scenario's form: a fixed part that defines the
+    /// edge case plus a swarm part drawn from the seed.
+    World(fn(u64) -> sim::FaultPlan),
+    /// The body, which takes it with `World::fault_plan` and applies it at moments of
+    /// its own (the simulator's self-checks and the VOPR, whose episodes are built
+    /// around restarts).
+    Body(fn(u64) -> sim::FaultPlan),
+}
+
+impl Plan {
+    /// The plan drawn from `seed`.
+    pub fn draw(self, seed: u64) -> sim::FaultPlan {
+        match self {
+            Plan::World(draw) | Plan::Body(draw) => draw(seed),
+        }
+    }
 }
 
 /// Checks `condition`; on failure returns a correctness failure from the body.

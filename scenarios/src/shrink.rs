@@ -149,7 +149,7 @@ pub fn check_plan_fits(scenario: &Scenario, seed: u64, plan: &FaultPlan) -> Resu
             scenario.id
         ));
     };
-    let own = own(seed);
+    let own = own.draw(seed);
     let mut hosts: Vec<String> = own
         .actions
         .iter()
@@ -194,7 +194,7 @@ pub fn shrink_run(
     let Some(own) = scenario.plan else {
         return Err(Refusal::NoPlan);
     };
-    let original_plan = given.clone().unwrap_or_else(|| own(seed));
+    let original_plan = given.clone().unwrap_or_else(|| own.draw(seed));
     let original = run_scenario_with_plan(scenario, seed, given);
     let Some(target) = OracleKey::of(&original.record) else {
         return Err(Refusal::Passes(Box::new(original)));

@@ -35,6 +35,13 @@ struct ListedEntry<'a> {
     real: bool,
     /// The engine files its scenario proves (`Scenario::cores`); empty without a scenario.
     cores: &'static [&'static str],
+    /// Whether its scenario declares its fault plan (so `chaos shrink`, `chaos run
+    /// --plan` and the fuzzer apply to it).
+    plan: bool,
+    /// The plan seed 1 draws, one line per action then the swarm (empty without a plan):
+    /// what a plan file for `chaos run --plan` looks like, in words.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    plan_seed_1: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -81,6 +88,11 @@ pub fn list(args: ListArgs) -> Result<ExitCode, CliError> {
             reason: &e.reason,
             real: crate::registry::find(&e.id).is_some_and(|s| s.real.is_some()),
             cores: crate::registry::find(&e.id).map_or(&[], |s| s.cores),
+            plan: crate::registry::find(&e.id).is_some_and(|s| s.plan.is_some()),
+            plan_seed_1: crate::registry::find(&e.id)
+                .and_then(|s| s.plan)
+                .map(|p| p.draw(1).describe())
+                .unwrap_or_default(),
         })
         .collect();
     if args.json {

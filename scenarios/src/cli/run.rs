@@ -1,7 +1,7 @@
 use super::CliError;
 use crate::catalog::Catalog;
 use crate::registry;
-use crate::runner::run_scenario;
+use crate::runner::run_scenario_with_plan;
 use crate::scenario::Scenario;
 use clap::Args;
 use sim::trace::format_sim_time;
@@ -31,6 +31,32 @@ pub struct RunArgs {
     /// The worker binary for --real (default: `worker` next to this executable).
     #[arg(long, value_name = "PATH", requires = "real")]
     worker_bin: Option<std::path::PathBuf>,
+    /// Run with this fault plan (a JSON file, as `--show-plan` prints it, or a shrunk
+    /// record, whose plan is used) instead of the one the seed draws.
+    #[arg(long, value_name = "FILE", conflicts_with = "real")]
+    plan: Option<std::path::PathBuf>,
+    /// Print the fault plan the seed draws, as JSON (edit it and give it to --plan),
+    /// and do not run.
+    #[arg(long, conflicts_with_all = ["real", "plan"])]
+    show_plan: bool,
+}
+
+/// The plan in `path`: a `FaultPlan` JSON object, or a shrunk record's plan.
+fn read_plan(path: &std::path::Path) -> Result<sim::FaultPlan, CliError> {
+    let text = super::files::read_text_named(path)?;
+    if let Ok(plan) = serde_json::from_str::<sim::FaultPlan>(&text) {
+        return Ok(plan);
+    }
+    let name = path.display().to_string();
+    if let Ok(record) = crate::shrink::ShrunkRecord::parse(&name, &text) {
+        return Ok(record.plan);
+    }
+    let why = serde_json::from_str::<sim::FaultPlan>(&text)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    Err(CliError::new(format!("{name} is not a fault plan: {why}"))
+        .hint("a plan file is what `chaos run ID --seed N --show-plan` prints, or a shrunk record"))
 }
 
 /// Finds a scenario by id, or explains why there is none.
@@ -63,7 +89,27 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     if args.real {
         return run_real(scenario, &args);
     }
-    let result = run_scenario(scenario, args.seed);
+    if args.show_plan || args.plan.is_some() {
+        let Some(own) = scenario.plan else {
+            return Err(CliError::new(format!(
+                "{} declares no fault plan, so it has none to show or replace",
+                scenario.id
+            )));
+        };
+        if args.show_plan {
+            let plan = own.draw(args.seed);
+            let json =
+                serde_json::to_string_pretty(&plan).map_err(|e| CliError::new(e.to_string()))?;
+            println!("{json}");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let given = args.plan.as_deref().map(read_plan).transpose()?;
+    if let (Some(plan), Some(crate::scenario::Plan::Body(_))) = (&given, scenario.plan) {
+        crate::shrink::check_plan_fits(scenario, args.seed, plan)
+            .map_err(|e| CliError::new(format!("the plan does not fit {}: {e}", scenario.id)))?;
+    }
+    let result = run_scenario_with_plan(scenario, args.seed, given);
     let record = &result.record;
     if let Some(path) = &args.trace_jsonl {
         let mut text = String::new();

@@ -19,6 +19,9 @@ pub fn ms(n: u64) -> Duration {
 /// proves, `Scenario::cores`), its virtual-time budget in seconds and its body.
 macro_rules! scenario {
     ($static:ident, $id:literal, $title:literal, $proves:literal, [$($fault:literal),*], cores: [$($core:literal),+ $(,)?], $sim_secs:expr, $body:ident) => {
+        $crate::kit::channel::scenario!($static, $id, $title, $proves, [$($fault),*], cores: [$($core),+], $sim_secs, $body, plan: crate::kit::plans::channel);
+    };
+    ($static:ident, $id:literal, $title:literal, $proves:literal, [$($fault:literal),*], cores: [$($core:literal),+ $(,)?], $sim_secs:expr, $body:ident, plan: $plan:path) => {
         pub static $static: crate::scenario::Scenario = crate::scenario::Scenario {
             id: $id,
             title: $title,
@@ -33,7 +36,7 @@ macro_rules! scenario {
                 body
             },
             real: None,
-            plan: None,
+            plan: Some(crate::scenario::Plan::World($plan)),
         };
     };
 }

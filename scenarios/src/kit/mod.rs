@@ -1,4 +1,5 @@
 //! Helpers scenarios share, by the stage they play on (never inside scenario files).
 
 pub mod channel;
+pub mod plans;
 pub mod workers;

@@ -34,6 +34,7 @@ use engine::sessions::lock::{
 };
 use engine::workers::PortRange;
 use engine::{Engine, LockChoice};
+use sim::faults::SwarmKind;
 use sim::{FaultCounters, SimRng, World};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -67,7 +68,11 @@ pub static SCALE: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: scale,
     real: None,
-    plan: None,
+    // No late messages: the scenario measures lock-wait latencies against absolute
+    // bounds (at most 10 ms alone), which a latency spike would decide.
+    plan: Some(crate::scenario::Plan::World(|seed| {
+        crate::kit::plans::swarm(seed, &[SwarmKind::DiskSlow, SwarmKind::ProcSlowStart])
+    })),
 };
 
 /// Instances per phase, in order.

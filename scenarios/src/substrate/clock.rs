@@ -21,7 +21,7 @@ pub static SKEW_DOES_NOT_BEND_TIMEOUTS: Scenario = Scenario {
     sim_time_max: Duration::from_secs(7200),
     body: skew_does_not_bend_timeouts,
     real: None,
-    plan: Some(skew_plan),
+    plan: Some(crate::scenario::Plan::Body(skew_plan)),
 };
 
 /// The plan's draws: a backward jump (ms) and a drift rate (ppm). They come first in

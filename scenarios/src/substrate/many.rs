@@ -42,7 +42,7 @@ pub static MANY_FAULTS_EXACTLY_ONCE: Scenario = Scenario {
     sim_time_max: Duration::from_secs(900),
     body: many_faults_exactly_once,
     real: None,
-    plan: Some(many_faults_plan),
+    plan: Some(crate::scenario::Plan::Body(many_faults_plan)),
 };
 
 /// Six faults, one per 3 s slot (start seeded within the slot's first 0.8 s, lasting

@@ -23,7 +23,7 @@ pub static PARTITION_HEAL_NO_LOSS: Scenario = Scenario {
     sim_time_max: Duration::from_secs(600),
     body: partition_heal_no_loss,
     real: None,
-    plan: Some(partition_plan),
+    plan: Some(crate::scenario::Plan::Body(partition_plan)),
 };
 
 fn payload(world: &World, purpose: &str, len: usize) -> Vec<u8> {
@@ -183,7 +183,7 @@ pub static RESET_RECONNECT_RESUME: Scenario = Scenario {
     sim_time_max: Duration::from_secs(900),
     body: reset_reconnect_resume,
     real: None,
-    plan: Some(reset_plan),
+    plan: Some(crate::scenario::Plan::Body(reset_plan)),
 };
 
 const RECORDS: u64 = 400;

@@ -87,7 +87,7 @@ pub static ENGINE: Scenario = Scenario {
     sim_time_max: Duration::from_secs(SAFETY_MS / 1000 + 1_200),
     body: vopr,
     real: None,
-    plan: Some(seeded_plan),
+    plan: Some(crate::scenario::Plan::Body(seeded_plan)),
 };
 
 fn vopr(world: World) -> BodyFuture {

@@ -82,7 +82,7 @@ pub static ANY_FAULT_PLAN: Scenario = Scenario {
     sim_time_max: Duration::from_secs(600),
     body: any_fault_plan,
     real: None,
-    plan: Some(seeded_plan),
+    plan: Some(crate::scenario::Plan::Body(seeded_plan)),
 };
 
 /// One episode of the vocabulary, as the generators (seeded draw, proptest, fuzzer) pick

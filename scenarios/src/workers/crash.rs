@@ -356,7 +356,7 @@ pub static CRASH_AFTER_START: Scenario = Scenario {
     sim_time_max: Duration::from_secs(600),
     body: crash_after_start_sim,
     real: Some(crash_after_start_real),
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 bodies!(
@@ -652,7 +652,7 @@ pub static GRACEFUL_RESTART: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: graceful_restart_sim,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn graceful_restart_sim(world: World) -> BodyFuture {
@@ -758,7 +758,7 @@ pub static OOM_KILL: Scenario = Scenario {
     sim_time_max: Duration::from_secs(900),
     body: oom_kill_sim,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn oom_kill_sim(world: World) -> BodyFuture {
@@ -915,7 +915,7 @@ pub static SEGFAULT: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: segfault_sim,
     real: Some(segfault_real),
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 bodies!(segfault, segfault_sim, segfault_real);
@@ -1038,7 +1038,7 @@ pub static CONTAINER_RESTART: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: container_restart_sim,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn container_restart_sim(world: World) -> BodyFuture {
@@ -1248,7 +1248,7 @@ pub static SANDBOX_MEMORY: Scenario = Scenario {
     sim_time_max: Duration::from_secs(900),
     body: sandbox_memory_sim,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn sandbox_memory_sim(world: World) -> BodyFuture {

@@ -77,7 +77,7 @@ pub static DISK_FULL: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: disk_full_sim,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn disk_full_sim(world: World) -> BodyFuture {
@@ -272,7 +272,7 @@ pub static EPHEMERAL_STORAGE: Scenario = Scenario {
     sim_time_max: Duration::from_secs(900),
     body: ephemeral_storage_sim,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn ephemeral_storage_sim(world: World) -> BodyFuture {

@@ -20,6 +20,7 @@ use engine::workers::{
 };
 use sim::World;
 use sim::faults::Fault;
+use sim::faults::SwarmKind;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -141,7 +142,7 @@ pub static STAGGERED_PREWARM: Scenario = Scenario {
     sim_time_max: Duration::from_secs(1200),
     body: staggered_prewarm,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 /// Starts seen by sampling: the most workers starting at once (the supervisor's
@@ -314,7 +315,11 @@ pub static PREWARM_INIT_TIMEOUT: Scenario = Scenario {
     sim_time_max: Duration::from_secs(1200),
     body: prewarm_init_timeout,
     real: None,
-    plan: None,
+    // No slow disk: the oracle judges the init timeout to 5 ms, and the attempt's end is
+    // stamped after the pool's disk clean-up of the killed worker.
+    plan: Some(crate::scenario::Plan::World(|seed| {
+        crate::kit::plans::swarm(seed, &[SwarmKind::NetDelay, SwarmKind::ProcSlowStart])
+    })),
 };
 
 fn prewarm_init_timeout(world: World) -> BodyFuture {
@@ -455,7 +460,7 @@ pub static POOL_EXHAUSTED: Scenario = Scenario {
     sim_time_max: Duration::from_secs(1200),
     body: pool_exhausted,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 enum Step {
@@ -707,7 +712,7 @@ pub static STALE_WARM_WORKER: Scenario = Scenario {
     sim_time_max: Duration::from_secs(3600),
     body: stale_warm_worker,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 /// What the scenario saw of each worker, by its own sampling (not the pool's bookkeeping).

@@ -83,7 +83,7 @@ pub static BINARY_MISSING: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: binary_missing_sim,
     real: Some(binary_missing_real),
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 bodies!(binary_missing, binary_missing_sim, binary_missing_real);
@@ -173,7 +173,7 @@ pub static HEALTH_NEVER_STARTED: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: health_never_started_sim,
     real: Some(health_never_started_real),
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 bodies!(
@@ -250,7 +250,7 @@ pub static STOP_NEVER_STARTED: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: stop_never_started_sim,
     real: Some(stop_never_started_real),
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 bodies!(
@@ -313,7 +313,7 @@ pub static REPEATED_STARTS: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: repeated_starts_sim,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn repeated_starts_sim(world: World) -> BodyFuture {
@@ -383,7 +383,7 @@ pub static CONCURRENT_REGISTRATION: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: concurrent_registration_sim,
     real: Some(concurrent_registration_real),
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 bodies!(
@@ -447,7 +447,7 @@ pub static PARALLEL_HEALTH_CHECKS: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: parallel_health_checks_sim,
     real: Some(parallel_health_checks_real),
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 bodies!(
@@ -527,7 +527,7 @@ pub static CONCURRENT_STARTS: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: concurrent_starts_sim,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn concurrent_starts_sim(world: World) -> BodyFuture {
@@ -625,7 +625,7 @@ pub static EMPTY_NAME: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: empty_name_sim,
     real: Some(empty_name_real),
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 bodies!(empty_name, empty_name_sim, empty_name_real);
@@ -650,7 +650,7 @@ pub static DUPLICATE_NAME: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: duplicate_name_sim,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn duplicate_name_sim(world: World) -> BodyFuture {
@@ -716,7 +716,7 @@ pub static LONG_NAME: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: long_name_sim,
     real: Some(long_name_real),
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 bodies!(long_name, long_name_sim, long_name_real);
@@ -751,7 +751,7 @@ pub static SPECIAL_NAMES: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: special_names_sim,
     real: Some(special_names_real),
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 bodies!(special_names, special_names_sim, special_names_real);
@@ -802,7 +802,7 @@ pub static UNKNOWN_NAME: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: unknown_name_sim,
     real: Some(unknown_name_real),
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 bodies!(unknown_name, unknown_name_sim, unknown_name_real);
@@ -849,7 +849,7 @@ pub static REPEATED_LIST: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: repeated_list_sim,
     real: Some(repeated_list_real),
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 bodies!(repeated_list, repeated_list_sim, repeated_list_real);
@@ -893,7 +893,7 @@ pub static METADATA: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: metadata_sim,
     real: Some(metadata_real),
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 bodies!(metadata, metadata_sim, metadata_real);
@@ -961,7 +961,7 @@ pub static SHARED_MANAGER: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: shared_manager_sim,
     real: Some(shared_manager_real),
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 bodies!(shared_manager, shared_manager_sim, shared_manager_real);

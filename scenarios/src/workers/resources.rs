@@ -82,7 +82,7 @@ pub static FD_EXHAUSTED: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: fd_exhausted_sim,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn fd_exhausted_sim(world: World) -> BodyFuture {
@@ -250,7 +250,7 @@ pub static ZOMBIES: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: zombies_sim,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn zombies_sim(world: World) -> BodyFuture {
@@ -393,7 +393,7 @@ pub static SLOW_CLEANUP: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: slow_cleanup_sim,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn slow_cleanup_sim(world: World) -> BodyFuture {
@@ -471,7 +471,7 @@ pub static PORT_TAKEN: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: port_taken_sim,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn port_taken_sim(world: World) -> BodyFuture {
@@ -635,7 +635,7 @@ pub static MEMORY_GROWTH: Scenario = Scenario {
     sim_time_max: Duration::from_secs(1_800),
     body: memory_growth_sim,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn memory_growth_sim(world: World) -> BodyFuture {

@@ -197,7 +197,7 @@ pub static MALICIOUS_ENV: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: malicious_env,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 /// Where the scenario installs a worker that records the variables it was started with.
@@ -408,7 +408,7 @@ pub static PATH_ESCAPE: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: path_escape,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 const ESCAPING_NAMES: &[&str] = &[
@@ -587,7 +587,7 @@ pub static CORRUPT_SNAPSHOT: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: corrupt_snapshot,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 const SNAPSHOT_PATH: &str = "state/session.snap";
@@ -786,7 +786,7 @@ pub static SECRETS_IN_SNAPSHOT: Scenario = Scenario {
     sim_time_max: Duration::from_secs(300),
     body: secrets_in_snapshot,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 const PROSE: &[&str] = &[

@@ -9,6 +9,7 @@ use crate::stage::workers::{Stage, WATCHDOG_INTERVAL, eventually};
 use engine::workers::retry::RetryPolicy;
 use engine::workers::{WorkerError, WorkerStatus};
 use sim::World;
+use sim::faults::SwarmKind;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -57,7 +58,11 @@ pub static ENDPOINT_NOT_READY: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: endpoint_not_ready,
     real: None,
-    plan: None,
+    // No slow starts: the oracle fixes the endpoint's start delay to the millisecond
+    // (the attempt count follows from it); an extra slow start would move it.
+    plan: Some(crate::scenario::Plan::World(|seed| {
+        crate::kit::plans::swarm(seed, &[SwarmKind::NetDelay, SwarmKind::DiskSlow])
+    })),
 };
 
 fn endpoint_not_ready(world: World) -> BodyFuture {
@@ -153,7 +158,7 @@ pub static HEALTH_BOUNDED: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: health_bounded,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn health_bounded(world: World) -> BodyFuture {
@@ -248,7 +253,7 @@ pub static SLOW_STARTUP: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: slow_startup,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn slow_startup(world: World) -> BodyFuture {
@@ -333,7 +338,7 @@ pub static STOP_DURING_INIT: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: stop_during_init,
     real: None,
-    plan: None,
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
 };
 
 fn stop_during_init(world: World) -> BodyFuture {

@@ -34,7 +34,9 @@
 //!   with a chosen errno and change nothing. Counted `disk.injected`.
 //!
 //! Latency is not a fault: `Disk::op_delay` draws it uniformly in
-//! `[latency_min, latency_max]` and counts nothing.
+//! `[latency_min, latency_max]` and counts nothing. A **slow operation** (swarm,
+//! `slow_rate` per operation) adds up to `slow_op_max` and is counted `disk.slow`. Why
+//! survivable: devices stall; a timeout that assumes a fast disk is a bug.
 //!
 //! Not modelled: sparse files (a file is at most [`state::FILE_LEN_MAX`] bytes, EFBIG
 //! beyond), hard links, symlinks, removing directories, permissions, misdirected writes.
@@ -294,12 +296,30 @@ impl Disk for SimDisk {
     }
 
     fn op_delay(&self) -> Duration {
-        let mut inner = self.shared.lock();
-        let low = inner.options.latency_min.as_nanos() as u64;
-        let high = inner.options.latency_max.as_nanos() as u64;
-        if low == high {
-            return Duration::from_nanos(low); // no draw: a fixed latency keeps the stream
+        let (delay, slow) = {
+            let mut inner = self.shared.lock();
+            let low = inner.options.latency_min.as_nanos() as u64;
+            let high = inner.options.latency_max.as_nanos() as u64;
+            // No draw for a fixed latency or a zero rate: a knob left alone keeps the stream.
+            let delay = if low == high {
+                Duration::from_nanos(low)
+            } else {
+                Duration::from_nanos(inner.rng_latency.between(low, high))
+            };
+            let slow_rate = inner.options.slow_rate;
+            let slow_max = inner.options.slow_op_max.as_nanos() as u64;
+            let slow = inner
+                .rng_latency
+                .chance(slow_rate)
+                .then(|| Duration::from_nanos(inner.rng_latency.between(0, slow_max)));
+            (delay, slow)
+        };
+        if let Some(slow) = slow {
+            self.shared.faults.fire(
+                "disk.slow",
+                &format!("disk operation {} ms slower", slow.as_millis()),
+            );
         }
-        Duration::from_nanos(inner.rng_latency.between(low, high))
+        delay + slow.unwrap_or_default()
     }
 }

@@ -29,6 +29,11 @@ pub struct DiskOptions {
     /// Per read that returns data (swarm): the chance one bit of the returned bytes is
     /// flipped. Silent (the read succeeds); the stored data stays unchanged.
     pub bitflip_rate: Ratio,
+    /// Per operation (swarm): the chance it is slow, taking up to `slow_op_max` more
+    /// (a busy device, a flush in the way). Counted `disk.slow`.
+    pub slow_rate: Ratio,
+    /// Simulated time: the longest extra time of a slow operation.
+    pub slow_op_max: Duration,
 }
 
 impl DiskOptions {
@@ -43,6 +48,8 @@ impl DiskOptions {
             latency_max: Duration::ZERO,
             eio_rate: Ratio::ZERO,
             bitflip_rate: Ratio::ZERO,
+            slow_rate: Ratio::ZERO,
+            slow_op_max: Duration::from_millis(40),
         }
     }
 

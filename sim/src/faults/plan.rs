@@ -89,7 +89,12 @@ impl SignalName {
 /// A fault at a virtual time (milliseconds since the world started).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaultAction {
+    /// Milliseconds from the world's start, or from the trigger event when there is one.
     pub at_ms: u64,
+    /// The event this action waits for (`World::mark`): the edge case's moment, such
+    /// as "mid-answer", rather than a guessed time. `None`: a time from the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
     #[serde(flatten)]
     pub fault: Fault,
 }
@@ -117,7 +122,21 @@ pub struct FaultPlan {
 
 impl FaultPlan {
     pub fn at(mut self, at_ms: u64, fault: Fault) -> Self {
-        self.actions.push(FaultAction { at_ms, fault });
+        self.actions.push(FaultAction {
+            at_ms,
+            after: None,
+            fault,
+        });
+        self
+    }
+
+    /// Adds `fault`, applied `delay_ms` after the body marks `event` (`World::mark`).
+    pub fn after(mut self, event: &str, delay_ms: u64, fault: Fault) -> Self {
+        self.actions.push(FaultAction {
+            at_ms: delay_ms,
+            after: Some(event.to_string()),
+            fault,
+        });
         self
     }
 
@@ -140,15 +159,10 @@ impl FaultPlan {
     /// Checks the plan against a world's hosts: every named host exists.
     pub fn validate(&self, hosts: &[String]) -> Result<(), String> {
         for action in &self.actions {
-            for host in action.fault.hosts() {
-                if !hosts.iter().any(|h| h == host) {
-                    return Err(format!(
-                        "fault at {} ms names host {host:?}, which this world does not have (hosts: {})",
-                        action.at_ms,
-                        hosts.join(", ")
-                    ));
-                }
-            }
+            action
+                .fault
+                .check_hosts(hosts)
+                .map_err(|e| format!("fault at {} ms {e}", action.at_ms))?;
         }
         Ok(())
     }
@@ -158,6 +172,7 @@ impl FaultPlan {
     pub async fn execute(&self, world: &World) {
         self.swarm.apply(world);
         let mut actions: Vec<&FaultAction> = self.actions.iter().collect();
+        actions.retain(|a| a.after.is_none()); // triggered ones need `World::start_plan`
         actions.sort_by_key(|a| a.at_ms);
         for action in actions {
             let at = Duration::from_millis(action.at_ms);
@@ -222,9 +237,12 @@ impl fmt::Display for Fault {
 }
 
 impl fmt::Display for FaultAction {
-    /// `at 1.250s partition a↔b drop`.
+    /// `at 1.250s partition a↔b drop`, or `0.100s after mid-answer reset a↔b`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "at {} {}", format_ms(self.at_ms), self.fault)
+        match &self.after {
+            None => write!(f, "at {} {}", format_ms(self.at_ms), self.fault),
+            Some(event) => write!(f, "{} after {event} {}", format_ms(self.at_ms), self.fault),
+        }
     }
 }
 
@@ -244,6 +262,19 @@ impl fmt::Display for SwarmPlan {
 }
 
 impl Fault {
+    /// Checks that every host the fault names is among `hosts`.
+    pub fn check_hosts(&self, hosts: &[String]) -> Result<(), String> {
+        for host in self.hosts() {
+            if !hosts.iter().any(|h| h == host) {
+                return Err(format!(
+                    "names host {host:?}, which this world does not have (hosts: {})",
+                    hosts.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn hosts(&self) -> Vec<&str> {
         match self {
             Fault::Partition { a, b, .. }

@@ -30,10 +30,16 @@ pub enum SwarmKind {
     ProcGarble,
     /// Truncated stdout per child.
     ProcTruncate,
+    /// Latency spikes per write (up to the network's `delay_spike_max`).
+    NetDelay,
+    /// Slow operations per disk operation (up to the disk's `slow_op_max`).
+    DiskSlow,
+    /// Slow starts per spawn (up to the host's `slow_start_max`).
+    ProcSlowStart,
 }
 
 impl SwarmKind {
-    pub const ALL: [SwarmKind; 8] = [
+    pub const ALL: [SwarmKind; 11] = [
         SwarmKind::NetReset,
         SwarmKind::DiskEio,
         SwarmKind::DiskBitflip,
@@ -42,7 +48,37 @@ impl SwarmKind {
         SwarmKind::ProcHang,
         SwarmKind::ProcGarble,
         SwarmKind::ProcTruncate,
+        SwarmKind::NetDelay,
+        SwarmKind::DiskSlow,
+        SwarmKind::ProcSlowStart,
     ];
+
+    /// Kinds that only slow the system down (late messages, slow disks, slow starts):
+    /// every correct engine survives them with its results unchanged, so any oracle that
+    /// judges outcomes must hold under them. A catalog scenario's swarm draws from
+    /// these at least.
+    pub const TIMING: [SwarmKind; 3] = [
+        SwarmKind::NetDelay,
+        SwarmKind::DiskSlow,
+        SwarmKind::ProcSlowStart,
+    ];
+
+    /// The fault kind the device counts when this swarm kind fires.
+    pub fn counted_as(self) -> &'static str {
+        match self {
+            SwarmKind::NetReset => "net.reset",
+            SwarmKind::DiskEio => "disk.eio",
+            SwarmKind::DiskBitflip => "disk.bitflip",
+            SwarmKind::ProcSpawnFail => "proc.spawn_fail",
+            SwarmKind::ProcCrash => "proc.crash_segv",
+            SwarmKind::ProcHang => "proc.hang",
+            SwarmKind::ProcGarble => "proc.garble",
+            SwarmKind::ProcTruncate => "proc.truncate",
+            SwarmKind::NetDelay => "net.delay",
+            SwarmKind::DiskSlow => "disk.slow",
+            SwarmKind::ProcSlowStart => "proc.slow_start",
+        }
+    }
 
     /// The kind's name as plans spell it (`net_reset`).
     pub fn name(self) -> &'static str {
@@ -55,6 +91,9 @@ impl SwarmKind {
             SwarmKind::ProcHang => "proc_hang",
             SwarmKind::ProcGarble => "proc_garble",
             SwarmKind::ProcTruncate => "proc_truncate",
+            SwarmKind::NetDelay => "net_delay",
+            SwarmKind::DiskSlow => "disk_slow",
+            SwarmKind::ProcSlowStart => "proc_slow_start",
         }
     }
 }
@@ -106,24 +145,12 @@ impl SwarmPlan {
     pub fn apply(&self, world: &World) {
         let mut net = world.net().options();
         net.reset_rate = self.rate(SwarmKind::NetReset);
+        net.delay_rate = self.rate(SwarmKind::NetDelay);
         world.net().set_options(net);
         for name in world.host_names() {
-            let Some(host) = world.host(&name) else {
-                continue;
-            };
-            let disk = host.disk();
-            let mut options = disk.options();
-            options.eio_rate = self.rate(SwarmKind::DiskEio);
-            options.bitflip_rate = self.rate(SwarmKind::DiskBitflip);
-            disk.set_options(options);
-            let procs = host.procs();
-            let mut options = procs.options();
-            options.spawn_fail_rate = self.rate(SwarmKind::ProcSpawnFail);
-            options.crash_rate = self.rate(SwarmKind::ProcCrash);
-            options.hang_rate = self.rate(SwarmKind::ProcHang);
-            options.garble_rate = self.rate(SwarmKind::ProcGarble);
-            options.truncate_rate = self.rate(SwarmKind::ProcTruncate);
-            procs.set_options(options);
+            if let Some(host) = world.host(&name) {
+                self.apply_to_host(&host);
+            }
         }
         if !self.rates.is_empty() {
             let on: Vec<String> = self
@@ -133,6 +160,25 @@ impl SwarmPlan {
                 .collect();
             tracing::info!(target: "sim::swarm", "swarm on: {}", on.join(" "));
         }
+    }
+
+    /// Sets one host's device knobs (also for hosts a world adds while a plan runs).
+    pub fn apply_to_host(&self, host: &crate::Host) {
+        let disk = host.disk();
+        let mut options = disk.options();
+        options.eio_rate = self.rate(SwarmKind::DiskEio);
+        options.bitflip_rate = self.rate(SwarmKind::DiskBitflip);
+        options.slow_rate = self.rate(SwarmKind::DiskSlow);
+        disk.set_options(options);
+        let procs = host.procs();
+        let mut options = procs.options();
+        options.spawn_fail_rate = self.rate(SwarmKind::ProcSpawnFail);
+        options.crash_rate = self.rate(SwarmKind::ProcCrash);
+        options.hang_rate = self.rate(SwarmKind::ProcHang);
+        options.garble_rate = self.rate(SwarmKind::ProcGarble);
+        options.truncate_rate = self.rate(SwarmKind::ProcTruncate);
+        options.slow_start_rate = self.rate(SwarmKind::ProcSlowStart);
+        procs.set_options(options);
     }
 
     /// Turns every swarm fault off (the heal phase).

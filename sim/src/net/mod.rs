@@ -7,6 +7,9 @@
 //! - **connection refused** (`ECONNREFUSED`, 111) when nothing listens on the port;
 //! - **resets** (`ECONNRESET`, 104) mid-stream: fixed (`reset_between`) or swarm
 //!   (`reset_rate` per write); pending data is lost, both ends fail;
+//! - **latency spikes** (swarm, `delay_rate` per write): a write arrives up to
+//!   `delay_spike_max` later than its latency says, still in order. Counted `net.delay`.
+//!   Why survivable: retransmissions and congestion do this; timeouts must allow it;
 //! - **partitions**, symmetric or one-way, in two modes: `Hold` keeps traffic in flight
 //!   until healed (TCP retransmitting through a short outage) and `Drop` resets every
 //!   connection across it and lets new connects time out (`ETIMEDOUT`, 110), which is
@@ -96,6 +99,8 @@ struct Draws {
     /// Per-link latency ranges (from, to) → (min, max) ns, overriding the default.
     links: BTreeMap<(usize, usize), (u64, u64)>,
     reset_rate: Ratio,
+    delay_rate: Ratio,
+    delay_spike_max_ns: u64,
 }
 
 impl Draws {
@@ -140,6 +145,8 @@ impl SimNet {
                 latency_max_ns: options.latency_max.as_nanos() as u64,
                 links: BTreeMap::new(),
                 reset_rate: options.reset_rate,
+                delay_rate: options.delay_rate,
+                delay_spike_max_ns: options.delay_spike_max.as_nanos() as u64,
             }),
             in_flight_bytes_max: AtomicUsize::new(options.in_flight_bytes_max),
             state: Mutex::new(NetState {
@@ -191,6 +198,8 @@ impl SimNet {
             draws.latency_min_ns = options.latency_min.as_nanos() as u64;
             draws.latency_max_ns = options.latency_max.as_nanos() as u64;
             draws.reset_rate = options.reset_rate;
+            draws.delay_rate = options.delay_rate;
+            draws.delay_spike_max_ns = options.delay_spike_max.as_nanos() as u64;
         }
         self.lock().options = options;
     }
@@ -206,13 +215,37 @@ impl SimNet {
             .latency(from, to)
     }
 
-    /// Latency of the next write on `from → to`, and whether the swarm resets the
-    /// connection instead.
-    fn draw_write(&self, from: usize, to: usize) -> (Duration, bool) {
+    /// Latency of the next write on `from → to`, whether the swarm resets the
+    /// connection instead, and the swarm's latency spike (already part of the latency).
+    /// A rate of zero draws nothing, so a kind switched off shifts no other draw.
+    fn draw_write(&self, from: usize, to: usize) -> (Duration, bool, Option<Duration>) {
         let mut draws = self.draws.lock().expect("net draws poisoned");
         let reset_rate = draws.reset_rate;
         let reset = draws.rng.chance(reset_rate);
-        (draws.latency(from, to), reset)
+        let latency = draws.latency(from, to);
+        let delay_rate = draws.delay_rate;
+        let spike = draws.rng.chance(delay_rate).then(|| {
+            let max = draws.delay_spike_max_ns;
+            Duration::from_nanos(draws.rng.between(0, max))
+        });
+        (latency + spike.unwrap_or_default(), reset, spike)
+    }
+
+    /// Counts a swarm latency spike on `from → to`.
+    fn count_spike(&self, from: usize, to: usize, spike: Duration) {
+        let names = {
+            let state = self.lock();
+            (state.hosts[from].name.clone(), state.hosts[to].name.clone())
+        };
+        self.faults.for_host(&names.0).fire(
+            "net.delay",
+            &format!(
+                "write {}→{} delayed {} ms more",
+                names.0,
+                names.1,
+                spike.as_millis()
+            ),
+        );
     }
 
     /// Gives the link from `a` to `b` (one direction) its own latency range, uniform in

@@ -16,6 +16,12 @@ pub struct NetOptions {
     pub connect_timeout: Duration,
     /// Swarm: chance that a write resets its connection instead (`ECONNRESET`).
     pub reset_rate: Ratio,
+    /// Swarm: chance that a write is delayed by a latency spike on top of its latency
+    /// (a retransmission, a congested link), uniform in `[0, delay_spike_max]`.
+    /// Counted `net.delay`. Order per direction is kept.
+    pub delay_rate: Ratio,
+    /// The longest latency spike.
+    pub delay_spike_max: Duration,
     /// First port handed out for `bind(0)`.
     pub ephemeral_port_min: u16,
 }
@@ -29,6 +35,8 @@ impl NetOptions {
             in_flight_bytes_max: 256 * 1024,
             connect_timeout: Duration::from_secs(75),
             reset_rate: Ratio::ZERO,
+            delay_rate: Ratio::ZERO,
+            delay_spike_max: Duration::from_millis(40),
             ephemeral_port_min: 40_000,
         }
     }

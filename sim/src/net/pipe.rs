@@ -225,12 +225,15 @@ impl AsyncWrite for SimStream {
         }
         // Lock order: pipe, then the network's draws (never the reverse). The swarm
         // reset and the latency come from the network's stream, in write order.
-        let (latency, reset) = this.net.draw_write(this.tx.from, this.tx.to);
+        let (latency, reset, spike) = this.net.draw_write(this.tx.from, this.tx.to);
         if reset {
             drop(state);
             this.net
                 .reset_pair(&this.tx, &this.rx, "swarm reset on write");
             return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
+        }
+        if let Some(spike) = spike {
+            this.net.count_spike(this.tx.from, this.tx.to, spike);
         }
         let n = buf.len().min(cap - state.in_flight);
         let now = Instant::now();

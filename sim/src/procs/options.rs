@@ -25,6 +25,11 @@ pub struct ProcsOptions {
     /// Longest such delay; the delay is uniform in `[start_delay_min, start_delay_max]`
     /// (a cold binary, a loaded machine). Counted as `proc.slow_start` when non-zero.
     pub start_delay_max: Duration,
+    /// Probability (swarm) that a spawn starts slowly on top of the delay above: up to
+    /// `slow_start_max` more, uniform. Counted as `proc.slow_start`.
+    pub slow_start_rate: Ratio,
+    /// The longest extra delay of a swarm slow start.
+    pub slow_start_max: Duration,
     /// Probability that a spawn fails with `EAGAIN` (fork at its limits).
     pub spawn_fail_rate: Ratio,
     /// Probability that a child dies of SIGSEGV at a uniform time in
@@ -59,6 +64,8 @@ impl ProcsOptions {
             children_max: 1024,
             start_delay_min: Duration::ZERO,
             start_delay_max: Duration::ZERO,
+            slow_start_rate: Ratio::ZERO,
+            slow_start_max: Duration::from_millis(1_000),
             spawn_fail_rate: Ratio::ZERO,
             crash_rate: Ratio::ZERO,
             hang_rate: Ratio::ZERO,

@@ -7,6 +7,7 @@
 
 mod env;
 mod host;
+mod plan;
 mod run;
 
 pub use host::BootFn;
@@ -75,6 +76,8 @@ pub(crate) struct WorldInner {
     net: Arc<SimNet>,
     faults: FaultCounters,
     trace: Option<TraceSink>,
+    /// The plan `start_plan` set going, if any.
+    plan: Mutex<Option<plan::ActivePlan>>,
 }
 
 /// Handle to the running world. Cheap to clone; only valid on the world's thread.
@@ -100,6 +103,7 @@ impl World {
                 net,
                 faults,
                 trace,
+                plan: Mutex::new(None),
             }),
         }
     }
@@ -221,11 +225,16 @@ impl World {
             boot: Mutex::new(None),
         });
         hosts.push(shared.clone());
+        drop(hosts);
         tracing::debug!(target: "sim::host", host = name, "host added, address {}", shared.ip);
-        Host {
+        let host = Host {
             world: self.clone(),
             shared,
+        };
+        if let Some(swarm) = self.swarm_in_force() {
+            swarm.apply_to_host(&host);
         }
+        host
     }
 
     /// The host named `name`, if the world has one.

@@ -201,7 +201,11 @@ fn edge_cases_the_engine_met_count_as_faults_with_or_without_a_trace() {
             engine::met!("client.malformed_json", "frame {} rejected", 2);
             tracing::info!(target: "engine::gateway", kind = "client.other", "not a met event");
         });
-        assert_eq!(report.faults.get("client.malformed_json"), Some(&2), "trace {trace}");
+        assert_eq!(
+            report.faults.get("client.malformed_json"),
+            Some(&2),
+            "trace {trace}"
+        );
         assert_eq!(report.faults.get("client.other"), None, "trace {trace}");
         if trace {
             let met: Vec<&str> = report
@@ -217,4 +221,57 @@ fn edge_cases_the_engine_met_count_as_faults_with_or_without_a_trace() {
     }
     // Outside a world the event is an ordinary log line and counts nowhere.
     engine::met!("client.malformed_json", "outside");
+}
+
+#[test]
+fn a_started_plan_swarms_late_hosts_and_applies_triggered_actions_after_their_mark() {
+    use crate::faults::{Fault, FaultPlan, SwarmKind};
+    let mut plan = FaultPlan::default()
+        .at(
+            5,
+            Fault::ClockJump {
+                host: "a".into(),
+                delta_ms: 1_000,
+            },
+        )
+        .after(
+            "mid-answer",
+            10,
+            Fault::ClockDrift {
+                host: "a".into(),
+                ppm: 50,
+            },
+        );
+    plan.swarm
+        .rates
+        .insert(SwarmKind::ProcSlowStart, crate::Ratio::new(1, 5));
+    let report = run_world(WorldOptions::new(9), |world| async move {
+        world.start_plan(plan);
+        let a = world.add_host("a");
+        assert_eq!(
+            a.procs().options().slow_start_rate,
+            crate::Ratio::new(1, 5),
+            "a host added after the start gets the swarm"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(world.faults().count("clock.drift"), 0, "not marked yet");
+        assert_eq!(world.mark("mid-answer"), 1);
+        assert_eq!(world.mark("mid-answer"), 0, "an event's actions apply once");
+        tokio::time::sleep(Duration::from_millis(9)).await;
+        assert_eq!(
+            world.faults().count("clock.drift"),
+            0,
+            "10 ms after the mark"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        world.quiet("judging");
+        let b = world.add_host("b");
+        assert!(
+            b.procs().options().slow_start_rate.is_zero(),
+            "quiet holds for new hosts"
+        );
+    });
+    assert_eq!(report.value, Ok(()));
+    assert_eq!(report.faults.get("clock.jump"), Some(&1));
+    assert_eq!(report.faults.get("clock.drift"), Some(&1));
 }

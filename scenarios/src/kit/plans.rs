@@ -1,0 +1,48 @@
+//! Catalog scenarios' fault plans: a fixed part that defines the edge case (its own
+//! actions, timed or triggered by an event the body marks) and a swarm part drawn from
+//! the seed, from the kinds relevant to the subsystem.
+//!
+//! Each kind of a subsystem's swarm is on in about half the seeds, at a rate from the
+//! ladder (1/1000 to 1/5), so some runs meet a storm of one kind and others none. The
+//! timing kinds (late messages, slow disk operations, slow process starts) must leave
+//! every outcome-judging oracle true: a correct engine only gets slower under them. A
+//! scenario that needs quiet to judge says so in its plan (a narrower swarm, with the
+//! reason beside it) or in its body (`World::quiet("why")` before the judging phase).
+
+use sim::FaultPlan;
+use sim::faults::{SwarmKind, SwarmPlan};
+
+/// The channel stage (gateway and sessions on one engine host, clients on their own):
+/// its traffic crosses the network, its replay log and store touch the disk, and its
+/// warm pool starts workers.
+pub const CHANNEL_SWARM: &[SwarmKind] = &[
+    SwarmKind::NetDelay,
+    SwarmKind::DiskSlow,
+    SwarmKind::ProcSlowStart,
+];
+
+/// The workers stage: the worker manager starting, watching and talking to processes.
+pub const WORKERS_SWARM: &[SwarmKind] = &[
+    SwarmKind::NetDelay,
+    SwarmKind::DiskSlow,
+    SwarmKind::ProcSlowStart,
+];
+
+/// A plan with no fixed part and a swarm over `kinds`, drawn from `seed`.
+pub fn swarm(seed: u64, kinds: &[SwarmKind]) -> FaultPlan {
+    FaultPlan {
+        swarm: SwarmPlan::draw(seed, kinds),
+        ..FaultPlan::default()
+    }
+}
+
+/// The channel stage's swarm, for a scenario whose edge case is its workload (frames,
+/// tabs, tokens the clients send) or its configuration.
+pub fn channel(seed: u64) -> FaultPlan {
+    swarm(seed, CHANNEL_SWARM)
+}
+
+/// The workers stage's swarm, for a scenario whose edge case is its workload.
+pub fn workers(seed: u64) -> FaultPlan {
+    swarm(seed, WORKERS_SWARM)
+}

@@ -1,0 +1,134 @@
+//! A run's fault plan, applied by the world: the swarm from the start (on every host,
+//! also those added later), each timed action at its virtual time, each triggered
+//! action when the body marks its event (`World::mark`), and quiet when the body says
+//! its judging phase needs it (`World::quiet`).
+//!
+//! Why the world and not the body: a catalog scenario only marks the events its edge
+//! case hangs on; the plan itself stays data the runner chooses (drawn from the seed,
+//! given by `chaos repro`, or a shrinker's candidate), so every catalog scenario can be
+//! swarmed, shrunk and replayed without its body knowing which plan it met.
+
+use super::World;
+use crate::faults::{FaultAction, FaultPlan, SwarmPlan};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// What the world keeps of a started plan.
+#[derive(Default)]
+pub(crate) struct ActivePlan {
+    /// The swarm in force (quiet after `World::quiet`): hosts added later get it too.
+    pub(crate) swarm: SwarmPlan,
+    /// Actions waiting for their event, by event name.
+    pub(crate) triggered: BTreeMap<String, Vec<FaultAction>>,
+    /// How often each event was marked (the trace names the occurrence).
+    pub(crate) marks: BTreeMap<String, u32>,
+    /// The first action that named a host this world lacks (a plan that does not fit).
+    pub(crate) misfit: Option<String>,
+}
+
+impl World {
+    /// Starts `plan`: the swarm now, timed actions (no trigger) at their virtual times
+    /// from the world's start, triggered actions when their event is marked. A plan
+    /// names hosts the body creates: an action whose host is missing when it is due is
+    /// skipped and remembered (`plan_misfit`): the plan does not fit this world.
+    pub fn start_plan(&self, plan: FaultPlan) {
+        let mut timed: Vec<FaultAction> = Vec::new();
+        let mut triggered: BTreeMap<String, Vec<FaultAction>> = BTreeMap::new();
+        for action in plan.actions {
+            match action.after.clone() {
+                None => timed.push(action),
+                Some(event) => triggered.entry(event).or_default().push(action),
+            }
+        }
+        timed.sort_by_key(|a| a.at_ms);
+        tracing::info!(
+            target: "sim::faults",
+            "plan started: {} timed actions, {} triggered, {}",
+            timed.len(),
+            triggered.values().map(Vec::len).sum::<usize>(),
+            plan.swarm
+        );
+        plan.swarm.apply(self);
+        *self.inner.plan.lock().expect("plan poisoned") = Some(ActivePlan {
+            swarm: plan.swarm,
+            triggered,
+            marks: BTreeMap::new(),
+            misfit: None,
+        });
+        if !timed.is_empty() {
+            let world = self.clone();
+            tokio::spawn(async move { world.apply_in_order(timed, Duration::ZERO).await });
+        }
+    }
+
+    /// Marks `event` in the run: the plan's actions triggered by it apply `at_ms` after
+    /// now. Returns how many actions it set going (0 when the plan has none for it, for
+    /// example after a shrink removed them): a body must judge what the system did, not
+    /// assume the fault happened.
+    pub fn mark(&self, event: &str) -> usize {
+        let actions = {
+            let mut plan = self.inner.plan.lock().expect("plan poisoned");
+            let Some(plan) = plan.as_mut() else {
+                tracing::info!(target: "sim::faults", "mark {event}: no plan started");
+                return 0;
+            };
+            *plan.marks.entry(event.to_string()).or_insert(0) += 1;
+            plan.triggered.remove(event).unwrap_or_default()
+        };
+        tracing::info!(target: "sim::faults", "mark {event}: {} actions", actions.len());
+        let count = actions.len();
+        if count > 0 {
+            let from = Duration::from_nanos(self.now_ns());
+            let world = self.clone();
+            let mut actions = actions;
+            actions.sort_by_key(|a| a.at_ms);
+            tokio::spawn(async move { world.apply_in_order(actions, from).await });
+        }
+        count
+    }
+
+    /// Turns the swarm off for the rest of the run and heals the network (a judging
+    /// phase that needs quiet, or the liveness phase). `why` goes to the trace.
+    pub fn quiet(&self, why: &str) {
+        if let Some(plan) = self.inner.plan.lock().expect("plan poisoned").as_mut() {
+            plan.swarm = SwarmPlan::default();
+        }
+        SwarmPlan::quiet(self);
+        self.net().heal_all();
+        tracing::info!(target: "sim::faults", "quiet: {why}");
+    }
+
+    /// Why the started plan does not fit this world, if one of its actions named a host
+    /// the world lacks when it was due.
+    pub fn plan_misfit(&self) -> Option<String> {
+        let plan = self.inner.plan.lock().expect("plan poisoned");
+        plan.as_ref().and_then(|p| p.misfit.clone())
+    }
+
+    /// The swarm in force, for a host the world is adding.
+    pub(crate) fn swarm_in_force(&self) -> Option<SwarmPlan> {
+        let plan = self.inner.plan.lock().expect("plan poisoned");
+        plan.as_ref()
+            .filter(|p| !p.swarm.rates.is_empty())
+            .map(|p| p.swarm.clone())
+    }
+
+    async fn apply_in_order(&self, actions: Vec<FaultAction>, from: Duration) {
+        for action in actions {
+            let at = from + Duration::from_millis(action.at_ms);
+            let now = Duration::from_nanos(self.now_ns());
+            if at > now {
+                tokio::time::sleep(at - now).await;
+            }
+            if let Err(e) = action.fault.check_hosts(&self.host_names()) {
+                let misfit = format!("the fault plan does not fit this world: {action} {e}");
+                tracing::error!(target: "sim::faults", "{misfit}");
+                if let Some(plan) = self.inner.plan.lock().expect("plan poisoned").as_mut() {
+                    plan.misfit.get_or_insert(misfit);
+                }
+                continue;
+            }
+            action.fault.apply(self);
+        }
+    }
+}
