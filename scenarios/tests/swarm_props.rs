@@ -9,7 +9,9 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
-use scenarios::fuzzing::simulation::{EPISODES_MAX, EpisodeInput, SimulationInput, run_case};
+use scenarios::fuzzing::simulation::{
+    ENGINE_WORLDS, EPISODES_MAX, EpisodeInput, SimulationInput, run_case, worlds,
+};
 
 /// Worlds per run of the suite unless `PROPTEST_CASES` says otherwise.
 const CASES_DEFAULT: u32 = 64;
@@ -33,7 +35,7 @@ fn episode() -> impl Strategy<Value = EpisodeInput> {
     })
 }
 
-fn world_input(world: u8) -> impl Strategy<Value = SimulationInput> {
+fn world_input(world: u16) -> impl Strategy<Value = SimulationInput> {
     (
         0u64..1_000_000,
         proptest::collection::vec(episode(), 0..=EPISODES_MAX),
@@ -81,6 +83,21 @@ proptest! {
     #[test]
     fn network_world_holds_its_oracles_under_any_plan(input in world_input(1)) {
         world_holds(input, "sim.net.many-faults-exactly-once")?;
+    }
+
+    /// Any catalog scenario, its seed's own fixed plan, under any swarm of the timing
+    /// kinds (late messages, slow disk operations, slow process starts): a correct
+    /// engine only gets slower, so every oracle must still hold.
+    #[test]
+    fn catalog_scenarios_hold_their_oracles_under_any_timing_swarm(
+        input in (0..worlds().len() - ENGINE_WORLDS)
+            .prop_flat_map(|i| world_input((ENGINE_WORLDS + i) as u16))
+    ) {
+        let case = input.case();
+        prop_assert!(!case.scenario.id.starts_with("sim."), "{}", case.scenario.id);
+        if let Err(report) = run_case(&case) {
+            prop_assert!(false, "{}", report);
+        }
     }
 
     /// The whole engine (the VOPR): the seed's users under any plan of engine crashes,

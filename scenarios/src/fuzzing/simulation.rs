@@ -33,7 +33,7 @@ pub struct EpisodeInput {
 /// A whole run: which world, its seed, its fault episodes, its swarm.
 #[derive(Arbitrary, Clone, Debug, PartialEq, Eq)]
 pub struct SimulationInput {
-    pub world: u8,
+    pub world: u16,
     pub seed: u64,
     pub episodes: Vec<EpisodeInput>,
     /// Per swarm kind of the world, in order: 0 off, 1..=4 a rung of the ladder (taken
@@ -43,6 +43,7 @@ pub struct SimulationInput {
 
 /// A world the fuzzer can drive: a scenario that declares its plan, and how episodes
 /// and swarm kinds become that plan.
+#[derive(Clone, Copy)]
 pub struct FuzzWorld {
     pub scenario: &'static Scenario,
     pub swarm_kinds: &'static [SwarmKind],
@@ -51,9 +52,17 @@ pub struct FuzzWorld {
     pub base: fn(u64) -> FaultPlan,
 }
 
-/// The worlds, in the order `SimulationInput::world` picks them (modulo their count).
-pub fn worlds() -> [FuzzWorld; 3] {
-    [
+/// Worlds before the catalog's: the self-checks and the VOPR, whose plans have an
+/// episode vocabulary.
+pub const ENGINE_WORLDS: usize = 3;
+
+/// The worlds, in the order `SimulationInput::world` picks them (modulo their count):
+/// the [`ENGINE_WORLDS`] with episodes, then every catalog scenario in registry order.
+/// A catalog world keeps its seed's own plan (the fixed part that defines its edge
+/// case) and takes its swarm from the input, over the timing kinds every catalog
+/// oracle must survive; it has no episode vocabulary, so episodes are ignored.
+pub fn worlds() -> Vec<FuzzWorld> {
+    let mut worlds = vec![
         FuzzWorld {
             scenario: &any_plan::ANY_FAULT_PLAN,
             swarm_kinds: &any_plan::SWARM_KINDS,
@@ -74,7 +83,30 @@ pub fn worlds() -> [FuzzWorld; 3] {
             episode: vopr_episode,
             base: vopr::workload_only,
         },
-    ]
+    ];
+    worlds.extend(catalog_worlds());
+    worlds
+}
+
+/// One world per catalog scenario that the world applies a plan to.
+fn catalog_worlds() -> Vec<FuzzWorld> {
+    crate::registry::all()
+        .into_iter()
+        .filter(|s| !crate::registry::is_substrate(s.id))
+        .filter_map(|scenario| match scenario.plan {
+            Some(crate::scenario::Plan::World(base)) => Some(FuzzWorld {
+                scenario,
+                swarm_kinds: &SwarmKind::TIMING,
+                episode: no_episode,
+                base,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn no_episode(plan: FaultPlan, _e: EpisodeInput) -> FaultPlan {
+    plan
 }
 
 fn no_workload(_seed: u64) -> FaultPlan {
