@@ -5,6 +5,7 @@
 
 use crate::ensure;
 use crate::kit::channel::*;
+use crate::kit::plans;
 use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::{ChannelStage, ENGINE_HOST};
 use crate::stage::client::{SharedDelivery, SimClient};
@@ -29,19 +30,21 @@ pub fn all() -> Vec<&'static Scenario> {
     ]
 }
 
-/// Resets client 0's connection (a proxy closing it, a network gone), drops the
-/// client and waits until the server notices. Returns the client's delivery record,
-/// its session's id and the session.
+/// The plan of a scenario whose client's connection is reset mid-answer (a proxy
+/// closing it, a network gone): the channel swarm plus that reset.
+fn reset_mid_answer(seed: u64) -> sim::FaultPlan {
+    plans::reset_client_at(plans::channel(seed), "mid-answer")
+}
+
+/// Marks "mid-answer" (the plan resets client 0's connection there), drops the client
+/// and waits until the server notices. Returns the client's delivery record, its
+/// session's id and the session.
 async fn reset_and_leave(
     world: &World,
     st: &ChannelStage,
     c: SimClient,
 ) -> Result<(SharedDelivery, String, Arc<Session>), Failure> {
-    let resets = world.net().reset_between("client-0", ENGINE_HOST);
-    ensure!(
-        resets == 1,
-        "{resets} connections reset, expected the client's one"
-    );
+    world.mark("mid-answer");
     let (d, id) = (c.delivery.clone(), c.session_id.clone());
     c.drop_abruptly();
     let s = st.session(&id)?;
@@ -64,7 +67,8 @@ scenario!(
     ["net.reset"],
     cores: ["engine/src/sessions/core/stream.rs", "engine/src/sessions/replay.rs"],
     120,
-    missed_messages
+    missed_messages,
+    plan: reset_mid_answer
 );
 async fn missed_messages(world: World) -> Outcome {
     let (mut st, mut c, token) = one_client(&world, |s, _| s.answer_pace = Some(ms(100))).await?;
@@ -112,8 +116,18 @@ scenario!(
         "engine/src/gateway/connection.rs",
     ],
     180,
-    drop_during_tool
+    drop_during_tool,
+    plan: drop_during_tool_plan
 );
+/// The client cut off (connections dropped) while the tool runs, healed when it is back.
+fn drop_during_tool_plan(seed: u64) -> sim::FaultPlan {
+    plans::cut_client_between(
+        plans::channel(seed),
+        "tool-running",
+        "back",
+        PartitionMode::Drop,
+    )
+}
 async fn drop_during_tool(world: World) -> Outcome {
     let (mut st, mut c, token) = one_client(&world, |s, _| s.answer_pace = Some(ms(200))).await?;
     ensure!(
@@ -123,9 +137,7 @@ async fn drop_during_tool(world: World) -> Outcome {
     let answer = format!("tool:read {}", words(15, "t"));
     c.query(&answer).await?;
     deltas(&mut c, 1 + st.rng.below(5) as usize).await?;
-    world
-        .net()
-        .partition("client-0", ENGINE_HOST, PartitionMode::Drop, false);
+    world.mark("tool-running");
     let (d, id) = (c.delivery.clone(), c.session_id.clone());
     c.drop_abruptly();
     let s = st.session(&id)?;
@@ -138,7 +150,7 @@ async fn drop_during_tool(world: World) -> Outcome {
         "a connection was attached during the drop"
     );
     tokio::time::sleep(secs(5 + st.rng.below(20))).await;
-    world.net().heal("client-0", ENGINE_HOST);
+    world.mark("back");
     let mut c = st
         .reconnect(0, &token, &id, &d)
         .await
@@ -156,7 +168,8 @@ scenario!(
     ["net.reset"],
     cores: ["engine/src/sessions/core/stream.rs", "engine/src/gateway/connection.rs"],
     180,
-    proxy_idle_close
+    proxy_idle_close,
+    plan: reset_mid_answer
 );
 async fn proxy_idle_close(world: World) -> Outcome {
     // A model that pauses 3 s between parts; a proxy that cuts sockets silent for 2 s.
@@ -191,16 +204,24 @@ scenario!(
     ["net.partition"],
     cores: ["engine/src/sessions/core/stream.rs", "engine/src/gateway/connection.rs"],
     180,
-    network_switch
+    network_switch,
+    plan: network_switch_plan
 );
+/// The Wi-Fi silent (traffic held, no reset) mid-answer, healed after the switch.
+fn network_switch_plan(seed: u64) -> sim::FaultPlan {
+    plans::cut_client_between(
+        plans::channel(seed),
+        "wifi-gone",
+        "switched",
+        PartitionMode::Hold,
+    )
+}
 async fn network_switch(world: World) -> Outcome {
     let (mut st, mut c, token) = one_client(&world, |s, _| s.answer_pace = Some(ms(150))).await?;
     let answer = words(60, "m");
     c.query(&answer).await?;
     deltas(&mut c, 3 + st.rng.below(10) as usize).await?;
-    world
-        .net()
-        .partition("client-0", ENGINE_HOST, PartitionMode::Hold, false);
+    world.mark("wifi-gone");
     // The client's own liveness check: parts come every 150 ms, so 2 s of silence means
     // the network is gone.
     let silence = secs(2);
@@ -225,7 +246,7 @@ async fn network_switch(world: World) -> Outcome {
         "the half-open Wi-Fi connection was not replaced: {:?}",
         s.stats()
     );
-    world.net().heal("client-0", ENGINE_HOST);
+    world.mark("switched");
     drop(c);
     st.check_global()
 }

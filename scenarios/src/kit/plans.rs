@@ -10,7 +10,7 @@
 //! reason beside it) or in its body (`World::quiet("why")` before the judging phase).
 
 use sim::FaultPlan;
-use sim::faults::{SwarmKind, SwarmPlan};
+use sim::faults::{Fault, SwarmKind, SwarmPlan};
 
 /// The channel stage (gateway and sessions on one engine host, clients on their own):
 /// its traffic crosses the network, its replay log and store touch the disk, and its
@@ -45,4 +45,48 @@ pub fn channel(seed: u64) -> FaultPlan {
 /// The workers stage's swarm, for a scenario whose edge case is its workload.
 pub fn workers(seed: u64) -> FaultPlan {
     swarm(seed, WORKERS_SWARM)
+}
+
+/// The channel stage's first client and its engine host, as plans name them.
+const CLIENT_0: &str = "client-0";
+const ENGINE_0: &str = crate::stage::channel::ENGINE_HOST;
+
+/// Resets client 0's connections to the engine when the body marks `event`.
+pub fn reset_client_at(plan: FaultPlan, event: &str) -> FaultPlan {
+    plan.after(
+        event,
+        0,
+        Fault::ResetConnections {
+            a: CLIENT_0.into(),
+            b: ENGINE_0.into(),
+        },
+    )
+}
+
+/// Cuts client 0 off the engine (both ways, `mode`) when the body marks `cut`, and
+/// heals the cut when it marks `heal`.
+pub fn cut_client_between(
+    plan: FaultPlan,
+    cut: &str,
+    heal: &str,
+    mode: sim::net::PartitionMode,
+) -> FaultPlan {
+    plan.after(
+        cut,
+        0,
+        Fault::Partition {
+            a: CLIENT_0.into(),
+            b: ENGINE_0.into(),
+            mode,
+            one_way: false,
+        },
+    )
+    .after(
+        heal,
+        0,
+        Fault::Heal {
+            a: CLIENT_0.into(),
+            b: ENGINE_0.into(),
+        },
+    )
 }
