@@ -460,7 +460,11 @@ pub static POOL_EXHAUSTED: Scenario = Scenario {
     sim_time_max: Duration::from_secs(1200),
     body: pool_exhausted,
     real: None,
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
+    // Disk slowness only: the oracle times the queue's wait, the cold start and the
+    // pre-emption to the millisecond, which late messages and slow starts would move.
+    plan: Some(crate::scenario::Plan::World(|seed| {
+        crate::kit::plans::swarm(seed, &[SwarmKind::DiskSlow])
+    })),
 };
 
 enum Step {

@@ -44,11 +44,11 @@ impl ChildPlan {
             options.start_delay_min
         };
         let slow_start_max = options.slow_start_max.as_nanos() as u64;
-        let start_delay = start_delay
-            + rng
-                .chance(options.slow_start_rate)
-                .then(|| Duration::from_nanos(rng.between(0, slow_start_max)))
-                .unwrap_or_default();
+        let start_delay = if rng.chance(options.slow_start_rate) {
+            start_delay + Duration::from_nanos(rng.between(0, slow_start_max))
+        } else {
+            start_delay
+        };
         let fault_after_max = options.fault_after_max.as_nanos() as u64;
         let at = |rng: &mut SimRng| Duration::from_nanos(rng.between(0, fault_after_max));
         let crash_after = rng.chance(options.crash_rate).then(|| at(rng));

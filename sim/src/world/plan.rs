@@ -26,6 +26,16 @@ pub(crate) struct ActivePlan {
     pub(crate) misfit: Option<String>,
 }
 
+/// Runs a plan's actions on a task of the world itself, not of a host: a host crash
+/// must not cancel the faults still to come (one of them may be its restart).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the world's own task on its single-threaded runtime, outside every host"
+)]
+fn spawn_plan_task(actions: impl std::future::Future<Output = ()> + Send + 'static) {
+    tokio::spawn(actions);
+}
+
 impl World {
     /// Starts `plan`: the swarm now, timed actions (no trigger) at their virtual times
     /// from the world's start, triggered actions when their event is marked. A plan
@@ -57,7 +67,7 @@ impl World {
         });
         if !timed.is_empty() {
             let world = self.clone();
-            tokio::spawn(async move { world.apply_in_order(timed, Duration::ZERO).await });
+            spawn_plan_task(async move { world.apply_in_order(timed, Duration::ZERO).await });
         }
     }
 
@@ -82,7 +92,7 @@ impl World {
             let world = self.clone();
             let mut actions = actions;
             actions.sort_by_key(|a| a.at_ms);
-            tokio::spawn(async move { world.apply_in_order(actions, from).await });
+            spawn_plan_task(async move { world.apply_in_order(actions, from).await });
         }
         count
     }
