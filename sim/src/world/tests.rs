@@ -201,7 +201,11 @@ fn edge_cases_the_engine_met_count_as_faults_with_or_without_a_trace() {
             engine::met!("client.malformed_json", "frame {} rejected", 2);
             tracing::info!(target: "engine::gateway", kind = "client.other", "not a met event");
         });
-        assert_eq!(report.faults.get("client.malformed_json"), Some(&2), "trace {trace}");
+        assert_eq!(
+            report.faults.get("client.malformed_json"),
+            Some(&2),
+            "trace {trace}"
+        );
         assert_eq!(report.faults.get("client.other"), None, "trace {trace}");
         if trace {
             let met: Vec<&str> = report
