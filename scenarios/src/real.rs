@@ -7,6 +7,7 @@ use crate::record::{RunRecord, Verdict};
 use crate::scenario::{FailureClass, Scenario};
 use crate::workers::Stage;
 use engine::env::real::{RealEnvOptions, real_env};
+use sim::FaultCounters;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -50,17 +51,22 @@ pub fn run_real(
     )]
     let wall_start = std::time::Instant::now();
     let program = program.to_string_lossy().into_owned();
-    let (outcome, faults) = runtime.block_on(async {
+    // What the engine meets on this machine (a spawn the OS refuses, a worker killed
+    // from outside) counts as it does in a simulated world: its `engine::met` events,
+    // emitted on this thread, go to the run's counters. Scenario code counts nothing.
+    let counters = FaultCounters::default();
+    let route = sim::trace::route_to(None, counters.clone());
+    let outcome = runtime.block_on(async {
         let env = real_env(RealEnvOptions::loopback(&dir));
-        let stage = match Stage::real(env, program, seed).await {
+        let stage = match Stage::real(env, program, seed, counters.clone()).await {
             Ok(stage) => stage,
-            Err(failure) => return (Ok(Err(failure)), Default::default()),
+            Err(failure) => return Ok(Err(failure)),
         };
-        let faults = stage.faults.clone();
-        let outcome = tokio::time::timeout(REAL_TIME_MAX, body(stage)).await;
-        (outcome, faults.snapshot())
+        tokio::time::timeout(REAL_TIME_MAX, body(stage)).await
     });
     drop(runtime);
+    drop(route);
+    let faults = counters.snapshot();
     let wall_ms = wall_start.elapsed().as_millis() as u64;
     remove_scratch(&dir);
     let (verdict, failure_class, message) = match outcome {

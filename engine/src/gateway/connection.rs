@@ -42,6 +42,11 @@ pub(crate) async fn run_socket(
             // The client claims messages never sent: tampering or corruption. Refuse,
             // and reset the session.
             tracing::warn!(session = %session.id, "reconnect refused: {e:?}");
+            crate::met!(
+                "client.seq_ahead",
+                "session {}: reconnect refused and the session reset: {e:?}",
+                session.id
+            );
             let refusal = ServerMessage::control(ServerEvent::Error {
                 code: ErrorCode::InvalidSequence,
                 message: "last_seq is ahead of the server: refresh the page; the session was reset"
@@ -119,6 +124,15 @@ pub(crate) async fn run_socket(
     }
 }
 
+/// A write that had to wait this long for the client to read (its side of the socket
+/// full) but then went through met a busy client: the connection is kept as long as
+/// each write completes within `write_timeout`.
+const BUSY_CLIENT_WAIT: Duration = Duration::from_secs(1);
+
+/// A message above this (a typical WebSocket frame size of proxies and clients) is
+/// still written whole, as one message.
+const LARGE_MESSAGE_BYTES: usize = 64 * 1024;
+
 /// The connection is gone (the client left, or a write failed).
 struct Gone;
 
@@ -149,13 +163,33 @@ impl Conn {
     }
 
     async fn write(&self, socket: &mut WebSocket, text: String) -> Result<(), Gone> {
+        let bytes = text.len();
+        let started = self.gw.sessions.now();
         match tokio::time::timeout(
             self.gw.config.write_timeout,
             socket.send(Message::Text(text.into())),
         )
         .await
         {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                let waited = self.gw.sessions.now().saturating_sub(started);
+                if waited >= BUSY_CLIENT_WAIT {
+                    crate::met!(
+                        "client.busy",
+                        "session {}: a write waited {} ms for the client to read; the connection is kept",
+                        self.session.id,
+                        waited.as_millis()
+                    );
+                }
+                if bytes > LARGE_MESSAGE_BYTES {
+                    crate::met!(
+                        "client.large_message",
+                        "session {}: a {bytes}-byte message written whole",
+                        self.session.id
+                    );
+                }
+                Ok(())
+            }
             Ok(Err(_)) => Err(Gone),
             Err(_) => {
                 self.gw.stats.write_timeouts.fetch_add(1, Ordering::Relaxed);

@@ -6,19 +6,28 @@
 /// right-most address in `forwarded_for` that is not itself a trusted proxy.
 pub(super) fn client_addr(peer: &str, forwarded_for: Option<&str>, trusted: &[String]) -> String {
     let is_trusted = |addr: &str| trusted.iter().any(|t| t == addr);
-    if !is_trusted(peer) {
-        return peer.to_string();
-    }
     let Some(header) = forwarded_for else {
         return peer.to_string();
     };
-    header
+    if !is_trusted(peer) {
+        crate::met!(
+            "client.forwarded_for",
+            "X-Forwarded-For from {peer}, not a trusted proxy: ignored, the peer's address counts"
+        );
+        return peer.to_string();
+    }
+    let client = header
         .split(',')
         .map(str::trim)
         .rev()
         .find(|a| !a.is_empty() && !is_trusted(a))
         .unwrap_or(peer)
-        .to_string()
+        .to_string();
+    crate::met!(
+        "client.forwarded_for",
+        "X-Forwarded-For from trusted proxy {peer}: {client} counts"
+    );
+    client
 }
 
 #[cfg(test)]

@@ -77,6 +77,10 @@ impl Inbound {
         let text = match frame {
             Frame::Text(t) => t,
             Frame::Binary => {
+                crate::met!(
+                    "client.binary_frame",
+                    "binary frame refused: text frames expected"
+                );
                 return refuse(
                     ErrorCode::BinaryNotSupported,
                     "binary frames are not supported: send JSON text frames",
@@ -89,6 +93,13 @@ impl Inbound {
         let now_s = ctx.now_unix_ms / 1000;
         let expired = now_s >= self.claims.exp.saturating_add(ctx.keys.skew.as_secs());
         if expired && !matches!(decoded, Ok(ClientMessage::RefreshToken { .. })) {
+            crate::met!(
+                "clock.token_expiry",
+                "frame refused: {}'s token expired at {} (now {now_s}, skew {} s)",
+                self.claims.sub,
+                self.claims.exp,
+                ctx.keys.skew.as_secs()
+            );
             return refuse(
                 ErrorCode::TokenExpired,
                 "the token expired: send refresh_token or reconnect with a new token",
@@ -104,18 +115,37 @@ impl Inbound {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(code = ?e.code, "client frame refused: {}", e.detail);
+                match e.code {
+                    ErrorCode::InvalidJson => {
+                        crate::met!("client.malformed_json", "frame refused: {}", e.detail)
+                    }
+                    ErrorCode::UnknownMessageType => {
+                        crate::met!("client.unknown_type", "frame refused: {}", e.detail)
+                    }
+                    _ => {}
+                }
                 return InboundAction::Refuse {
                     code: e.code,
                     message: e.detail,
                 };
             }
         };
-        match message {
+        // Bytes bound characters from above: only long frames pay for counting.
+        let at_limit = text.len() >= ctx.chars_max && text.chars().count() == ctx.chars_max;
+        let action = match message {
             ClientMessage::Query { text, .. } => match admit(&self.claims.sub) {
-                Err(wait) => InboundAction::Refuse {
-                    code: ErrorCode::RateLimited,
-                    message: format!("rate limited: retry in {} ms", wait.as_millis()),
-                },
+                Err(wait) => {
+                    crate::met!(
+                        "client.rate_limit_crossed",
+                        "{}'s message refused: rate limited for {} ms",
+                        self.claims.sub,
+                        wait.as_millis()
+                    );
+                    InboundAction::Refuse {
+                        code: ErrorCode::RateLimited,
+                        message: format!("rate limited: retry in {} ms", wait.as_millis()),
+                    }
+                }
                 Ok(()) => InboundAction::Session(ClientInput::Query { text }),
             },
             ClientMessage::Interrupt { .. } => InboundAction::Session(ClientInput::Interrupt),
@@ -133,7 +163,21 @@ impl Inbound {
                     message: e.to_string(),
                 },
             },
+        };
+        if at_limit
+            && matches!(
+                action,
+                InboundAction::Session(_) | InboundAction::Publish(_)
+            )
+        {
+            crate::met!(
+                "client.frame_at_limit",
+                "frame of exactly {} characters ({} bytes) accepted",
+                ctx.chars_max,
+                text.len()
+            );
         }
+        action
     }
 
     /// Time until `refresh_required` is due, if it is still to be sent for this token.

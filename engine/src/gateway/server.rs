@@ -175,6 +175,7 @@ fn authenticate(
     let token = bearer(headers, query_token).unwrap_or_default();
     gw.verify(&token).map_err(|e| {
         gw.stats.unauthorized.fetch_add(1, Ordering::Relaxed);
+        crate::met!("client.bad_token", "request refused with 401: {e}");
         let code = match e {
             AuthError::Expired { .. } => ErrorCode::TokenExpired,
             AuthError::Invalid(_) => ErrorCode::Unauthorized,
@@ -390,7 +391,14 @@ async fn upgrade(
             },
             _ => {
                 let why = match gw.sessions.tombstone(id) {
-                    Some(t) => format!("session {id} ended: {}; start a new session", t.reason),
+                    Some(t) => {
+                        crate::met!(
+                            "client.reconnect_after_end",
+                            "reconnect to session {id} refused: it ended ({})",
+                            t.reason
+                        );
+                        format!("session {id} ended: {}; start a new session", t.reason)
+                    }
                     None => format!("session {id} does not exist; start a new session"),
                 };
                 Opening::Refuse(ServerMessage::control(ServerEvent::Error {

@@ -147,6 +147,7 @@ async fn stream_answer(
     );
     tokio::pin!(request);
     let mut request_result = None;
+    let mut pace = PartPace::default();
     loop {
         let wake = session.work.notified();
         let deadline = session.with_core(|c| c.poll_timeout(Phase::Streaming));
@@ -167,10 +168,14 @@ async fn stream_answer(
             }
             reply = rx.recv() => match reply {
                 Some(Reply::Event { data, .. }) => {
+                    pace.part(shared.now());
                     let delta = session.with_core(|c| c.handle_delta(data));
                     session.publish_opt(shared.now(), delta).await;
                 }
-                Some(Reply::Done { .. }) => return QueryEnd::Done,
+                Some(Reply::Done { .. }) => {
+                    pace.done(session, query);
+                    return QueryEnd::Done;
+                }
                 Some(_) => {}
                 None => {
                     // The request ended; its result says how.
@@ -187,6 +192,45 @@ async fn stream_answer(
             r = &mut request, if request_result.is_none() => {
                 request_result = Some(r);
             }
+        }
+    }
+}
+
+/// A streamed answer at least this long, at this many parts a second or more, is a
+/// fast token stream (core.EC-028): the stream keeps up through the bounded outbound
+/// queue, part by part, without batching.
+const FAST_STREAM_MIN: Duration = Duration::from_secs(1);
+const FAST_PARTS_PER_S: u64 = 50;
+
+/// When the parts of one streamed answer arrived.
+#[derive(Default)]
+struct PartPace {
+    first: Option<Duration>,
+    last: Duration,
+    parts: u64,
+}
+
+impl PartPace {
+    fn part(&mut self, now: Duration) {
+        self.first.get_or_insert(now);
+        self.last = now;
+        self.parts += 1;
+    }
+
+    /// The answer is complete: a fast stream it kept up with is said.
+    fn done(&self, session: &Session, query: u64) {
+        let Some(first) = self.first else {
+            return;
+        };
+        let span = self.last.saturating_sub(first);
+        let span_ms = span.as_millis() as u64;
+        if span >= FAST_STREAM_MIN && self.parts * 1000 >= FAST_PARTS_PER_S * span_ms {
+            crate::met!(
+                "upstream.fast_tokens",
+                "session {} query {query}: {} parts streamed in {span_ms} ms",
+                session.id,
+                self.parts
+            );
         }
     }
 }

@@ -101,6 +101,10 @@ impl Durable {
             Ok(Some(r)) if r.user == user => r,
             Ok(_) => return Stored::Absent,
             Err(StoreError::CorruptRecord { detail, .. }) => {
+                crate::met!(
+                    "disk.corrupt_data",
+                    "session {id}'s record does not decode: {detail}"
+                );
                 return self.archive(id, &format!("its record is corrupted ({detail})"));
             }
             Err(e) => {
@@ -114,6 +118,11 @@ impl Durable {
         let bytes = match read_all(env, &record.data_path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                crate::met!(
+                    "disk.files_lost",
+                    "resume of {id}: its data file {} is gone",
+                    record.data_path
+                );
                 let _ = self.store.remove(id);
                 tracing::warn!(session = id, "session files are gone: record purged");
                 return Stored::Damaged {
@@ -123,9 +132,19 @@ impl Durable {
             Err(e) => return self.archive(id, &format!("its data could not be read ({e})")),
         };
         if checksum(&bytes) != record.checksum {
+            crate::met!(
+                "disk.corrupt_data",
+                "resume of {id}: {} does not match the record's checksum",
+                record.data_path
+            );
             return self.archive(id, "its data does not match its checksum");
         }
         let Ok(transcript) = serde_json::from_slice::<Vec<String>>(&bytes) else {
+            crate::met!(
+                "disk.corrupt_data",
+                "resume of {id}: {} matches its checksum but does not decode",
+                record.data_path
+            );
             return self.archive(id, "its data does not decode");
         };
         match self.store.claim(id, &self.claimant, env.wall_unix_ms()) {
@@ -165,7 +184,20 @@ impl Durable {
 /// are purged, corrupt ones archived, stale claims cleared.
 pub(crate) fn check_store(env: &Env, store: &SessionStore) -> Result<StartupReport, StoreError> {
     let disk = env.disk();
-    store.startup_check(|r| disk.metadata(&r.data_path).is_ok())
+    let report = store.startup_check(|r| disk.metadata(&r.data_path).is_ok())?;
+    for id in &report.orphans {
+        crate::met!(
+            "disk.files_lost",
+            "start-up check: {id}'s data is gone, record purged"
+        );
+    }
+    for id in &report.corrupt {
+        crate::met!(
+            "disk.corrupt_data",
+            "start-up check: {id}'s record does not decode, archived"
+        );
+    }
+    Ok(report)
 }
 
 fn read_all(env: &Env, path: &str) -> io::Result<Vec<u8>> {

@@ -68,8 +68,46 @@ impl SessionLimits {
 pub(super) enum LimitAction {
     /// Tell the client the session ends in `remaining`.
     Warn { remaining: Duration },
-    /// The session ends now, for `reason`.
-    End { reason: &'static str },
+    /// The session ends now, because of `limit`.
+    End { limit: Limit },
+}
+
+/// The limit that ends a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Limit {
+    /// The duration (with its extensions) is over and no query runs.
+    Duration,
+    /// The duration is over and the grace of the running query too.
+    DurationGrace,
+    /// The user never sent a first message.
+    FirstMessage,
+    Idle,
+}
+
+impl Limit {
+    /// Why the session ended, as its client is told.
+    pub(super) fn reason(self) -> &'static str {
+        match self {
+            Limit::Duration => "session duration limit reached",
+            Limit::DurationGrace => {
+                "session duration limit reached (grace for the running query over)"
+            }
+            Limit::FirstMessage => "no first message within the first-message timeout",
+            Limit::Idle => "idle timeout",
+        }
+    }
+
+    /// Says that the engine met this limit (it ends a session).
+    pub(super) fn met(self) {
+        let reason = self.reason();
+        match self {
+            Limit::Duration | Limit::DurationGrace => {
+                crate::met!("sessions.duration_limit", "the session ends: {reason}")
+            }
+            Limit::FirstMessage => crate::met!("client.silent", "the session ends: {reason}"),
+            Limit::Idle => crate::met!("sessions.idle_timeout", "the session ends: {reason}"),
+        }
+    }
 }
 
 /// One session's limit bookkeeping; times are since an arbitrary monotonic origin.
@@ -136,27 +174,24 @@ impl LimitClock {
             (
                 end + l.grace,
                 LimitAction::End {
-                    reason: "session duration limit reached (grace for the running query over)",
+                    limit: Limit::DurationGrace,
                 },
             )
         } else {
             (
                 end,
                 LimitAction::End {
-                    reason: "session duration limit reached",
+                    limit: Limit::Duration,
                 },
             )
         };
         if !processing {
-            let (at, reason) = match self.last_message {
-                None => (
-                    self.created + l.first_message_timeout,
-                    "no first message within the first-message timeout",
-                ),
-                Some(t) => (t + l.idle_timeout, "idle timeout"),
+            let (at, limit) = match self.last_message {
+                None => (self.created + l.first_message_timeout, Limit::FirstMessage),
+                Some(t) => (t + l.idle_timeout, Limit::Idle),
             };
             if at < due.0 {
-                due = (at, LimitAction::End { reason });
+                due = (at, LimitAction::End { limit });
             }
         }
         due
@@ -196,19 +231,14 @@ mod tests {
             (
                 S(50),
                 LimitAction::End {
-                    reason: "no first message within the first-message timeout"
+                    limit: Limit::FirstMessage
                 }
             )
         );
         c.on_message(S(10));
         assert_eq!(
             c.next(false),
-            (
-                S(210),
-                LimitAction::End {
-                    reason: "idle timeout"
-                }
-            )
+            (S(210), LimitAction::End { limit: Limit::Idle })
         );
         c.on_message(S(800));
         let (at, warn) = c.next(false);

@@ -395,12 +395,24 @@ impl Sessions {
                 None => false,
             };
             if !admitted {
+                let limit = shared.config.session_limit;
                 match t.admission.request() {
                     Admission::Admitted => {}
                     Admission::Queued { ticket, position } => {
+                        crate::met!(
+                            "sessions.cap_reached",
+                            "{} of {limit} sessions live: the create waits at position {position}",
+                            t.live.len()
+                        );
                         return Err(CreateError::Queued { ticket, position });
                     }
                     Admission::Refused { retry_after } => {
+                        crate::met!(
+                            "sessions.cap_reached",
+                            "{} of {limit} sessions live: the create is refused (retry after {} s)",
+                            t.live.len(),
+                            retry_after.as_secs()
+                        );
                         return Err(CreateError::Full { retry_after });
                     }
                 }
@@ -465,7 +477,13 @@ impl Sessions {
             .map(|d| d.resume(&self.shared.env, id, user));
         match stored {
             None | Some(Stored::Absent) => {}
-            Some(Stored::Claimed { by }) => return Ok(Resumed::Busy { by }),
+            Some(Stored::Claimed { by }) => {
+                crate::met!(
+                    "sessions.concurrent_resume",
+                    "resume of {id} refused: the store's claim is held by {by}"
+                );
+                return Ok(Resumed::Busy { by });
+            }
             Some(Stored::Damaged { notice }) => {
                 let session = self.create(user, role, None)?;
                 return Ok(Resumed::Fresh { session, notice });
@@ -498,6 +516,7 @@ impl Sessions {
             session = id,
             "resume of a session that is not live: {notice}"
         );
+        crate::met!("client.resume_missing", "resume of {id}: {notice}");
         let session = self.create(user, role, None)?;
         Ok(Resumed::Fresh { session, notice })
     }
@@ -506,8 +525,16 @@ impl Sessions {
     pub fn fork(&self, id: &str, user: &str, role: &str) -> Result<Arc<Session>, ForkError> {
         let parent = self.get(id).ok_or(ForkError::NotFound)?;
         let transcript = parent.transcript();
-        self.create_with(user, role, None, Some(id.to_string()), transcript, None)
-            .map_err(ForkError::Create)
+        let fork = self
+            .create_with(user, role, None, Some(id.to_string()), transcript, None)
+            .map_err(ForkError::Create)?;
+        crate::met!(
+            "client.fork",
+            "{} forked from {id} (attached elsewhere: {}) with its history",
+            fork.id,
+            parent.is_attached()
+        );
+        Ok(fork)
     }
 
     /// The user's role changed: every live session of theirs applies it to its next
@@ -524,6 +551,13 @@ impl Sessions {
                 .into_iter()
                 .filter(|t| !new_tools.contains(t))
                 .collect();
+            if !removed.is_empty() {
+                crate::met!(
+                    "auth.role_downgrade",
+                    "session {} of {user}: {old} -> {role}, tools withdrawn: {removed:?}",
+                    s.id
+                );
+            }
             s.publish(
                 now,
                 ServerEvent::PermissionsChanged {
@@ -545,7 +579,15 @@ impl Sessions {
     pub async fn drain(&self) -> usize {
         // The flag goes up before anyone is told: a message racing the announcement
         // is refused, never half accepted (core.EC-047).
-        self.shared.table().draining = true;
+        let live = {
+            let mut t = self.shared.table();
+            t.draining = true;
+            t.live.len()
+        };
+        crate::met!(
+            "engine.shutdown",
+            "draining: new sessions and messages refused, {live} live sessions told"
+        );
         let warm_retired = self.shared.pool.drain();
         let grace = self.shared.config.limits.grace;
         for s in self.live() {

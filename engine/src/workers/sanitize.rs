@@ -51,6 +51,11 @@ pub fn sanitize_env(
             None => kept.push((name.clone(), value.clone())),
             Some(reason) => {
                 tracing::warn!(worker, variable = %name.escape_debug(), reason, "environment variable refused");
+                crate::met!(
+                    "input.malicious_env",
+                    "worker {worker}: variable {} refused ({reason})",
+                    name.escape_debug()
+                );
                 refused.push(EnvRejection {
                     name: name.clone(),
                     reason,

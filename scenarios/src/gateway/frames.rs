@@ -42,10 +42,6 @@ async fn exact_limit(world: World) -> Outcome {
         "test frame has {} chars, not {limit}",
         exact.chars().count()
     );
-    st.faults.fire(
-        "client.frame_at_limit",
-        &format!("{limit} characters, {} bytes", exact.len()),
-    );
     c.send_text(&exact).await?;
     c.until("the result of the frame at the limit", secs(30), is_result)
         .await?;
@@ -78,7 +74,6 @@ async fn malformed_json(world: World) -> Outcome {
         "not json",
         "{\"type\":\"query\" \"text\":1}",
     ] {
-        st.faults.fire("client.malformed_json", bad);
         c.send_text(bad).await?;
         c.until("invalid_json", secs(10), is_error(ErrorCode::InvalidJson))
             .await?;
@@ -106,8 +101,6 @@ scenario!(
 );
 async fn unknown_type(world: World) -> Outcome {
     let (st, mut c, _) = one_client(&world, |_, _| {}).await?;
-    st.faults
-        .fire("client.unknown_type", "type \"telemetry_v9\"");
     c.send_text(r#"{"type":"telemetry_v9","payload":{"a":1}}"#)
         .await?;
     c.until(
@@ -141,7 +134,6 @@ scenario!(
 );
 async fn binary_frame(world: World) -> Outcome {
     let (st, mut c, _) = one_client(&world, |_, _| {}).await?;
-    st.faults.fire("client.binary_frame", "4 bytes");
     c.send_binary(&[0xde, 0xad, 0xbe, 0xef]).await?;
     let m = c
         .until(
@@ -178,10 +170,6 @@ async fn second_query_rejected(world: World) -> Outcome {
     c.query(&words(10, "a")).await?;
     c.until("processing", secs(10), is_status("processing"))
         .await?;
-    st.faults.fire(
-        "client.concurrent_query",
-        "second query while the first runs",
-    );
     c.query("intruder").await?;
     c.until(
         "query_in_progress",
@@ -218,8 +206,6 @@ async fn second_query_queued(world: World) -> Outcome {
     c.query(&words(8, "a")).await?;
     c.until("processing", secs(10), is_status("processing"))
         .await?;
-    st.faults
-        .fire("client.concurrent_query", "second query queued");
     c.query(&words(3, "b")).await?;
     c.until("queued", secs(10), |m| {
         matches!(m.event, ServerEvent::Queued { position: 1, .. })
@@ -254,8 +240,6 @@ scenario!(
 );
 async fn idle_interrupt(world: World) -> Outcome {
     let (st, mut c, _) = one_client(&world, |s, _| s.answer_pace = Some(ms(200))).await?;
-    st.faults
-        .fire("client.idle_interrupt", "interrupt while idle");
     c.send_text(r#"{"type":"interrupt"}"#).await?;
     c.send_text(r#"{"type":"interrupt"}"#).await?;
     c.query(&words(20, "w")).await?;

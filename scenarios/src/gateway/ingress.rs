@@ -59,7 +59,6 @@ async fn bad_token(world: World) -> Outcome {
         ("no token", String::new()),
         ("expired beyond the skew", format!("token={stale}")),
     ] {
-        st.faults.fire("client.bad_token", what);
         match st.connect(0, &query, &d).await {
             Err(crate::stage::client::ConnectError::Refused(r)) => {
                 ensure!(r.status == 401, "{what}: HTTP {} instead of 401", r.status)
@@ -110,10 +109,6 @@ async fn expiry_on_open_socket(world: World) -> Outcome {
     let (da, db) = (st.new_delivery(), st.new_delivery());
     let mut a = st.open(0, &format!("token={ana}"), &da).await?;
     let mut b = st.open(1, &format!("token={bob}"), &db).await?;
-    st.faults.fire(
-        "clock.token_expiry",
-        &format!("tokens valid for {} s", life.as_secs()),
-    );
     let notice = a
         .until("refresh_required", life, |m| {
             matches!(m.event, ServerEvent::RefreshRequired { .. })
@@ -174,8 +169,6 @@ async fn expired_before_first_message(world: World) -> Outcome {
         matches!(m.event, ServerEvent::RefreshRequired { .. })
     })
     .await?;
-    st.faults
-        .fire("clock.token_expiry", "user idles past expiry");
     tokio::time::sleep(life + st.keys.skew + secs(1)).await;
     c.query("first words").await?;
     c.until("token_expired", secs(10), is_error(ErrorCode::TokenExpired))
@@ -212,8 +205,6 @@ async fn role_downgrade(world: World) -> Outcome {
         matches!(&first.event, ServerEvent::Result { text, .. } if text.contains("draft")),
         "the write before the downgrade did not run: {first:?}"
     );
-    st.faults
-        .fire("auth.role_downgrade", "ana: member -> viewer");
     st.sessions.set_role("ana", "viewer").await;
     let changed = c
         .until("permissions_changed", secs(10), |m| {
@@ -265,8 +256,6 @@ async fn rate_limit_in_flight(world: World) -> Outcome {
     c.query("second").await?;
     c.query("third").await?;
     deltas(&mut c, 2).await?;
-    st.faults
-        .fire("client.rate_limit_crossed", "fourth message in 30 s");
     c.query("fourth").await?;
     let refused = c
         .until("rate_limited", secs(10), is_error(ErrorCode::RateLimited))
@@ -326,7 +315,6 @@ async fn forwarded_for(world: World) -> Outcome {
     let mut proxied_ok = 0;
     for i in 1..=6 {
         let xff = format!("203.0.113.{i}");
-        st.faults.fire("client.forwarded_for", &xff);
         let headers = [
             ("authorization", auth.as_str()),
             ("x-forwarded-for", xff.as_str()),
@@ -443,7 +431,6 @@ async fn shutdown_race(world: World) -> Outcome {
     c.until("a result", secs(30), is_result).await?;
     let lead = ms(st.rng.below(40));
     let sessions = st.sessions.clone();
-    st.faults.fire("engine.shutdown", "drain begins");
     let drain = st.env.spawn("drain", async move {
         tokio::time::sleep(lead).await;
         sessions.drain().await

@@ -273,10 +273,6 @@ async fn seq_ahead(world: World) -> Outcome {
     c.drop_abruptly();
     let server_last = st.session(&id)?.last_seq();
     let claimed = server_last + 1 + st.rng.below(1_000);
-    st.faults.fire(
-        "client.seq_ahead",
-        &format!("last_seq {claimed}, server at {server_last}"),
-    );
     let tamper = st.new_delivery();
     let query = format!("token={token}&session={id}&last_seq={claimed}");
     let refused = match st.connect(0, &query, &tamper).await {
@@ -338,10 +334,6 @@ async fn session_gone(world: World) -> Outcome {
     })
     .await?;
     tokio::time::sleep(secs(st.rng.below(30))).await;
-    st.faults.fire(
-        "client.reconnect_after_end",
-        "reconnect within the tombstone",
-    );
     match st.reconnect(0, &token, &id, &d).await {
         Err(e) if refusal_code(&e) == Some(ErrorCode::SessionNotFound) => ensure!(
             refusal_text(&e).contains("ended") && refusal_text(&e).contains("new session"),
@@ -397,8 +389,6 @@ async fn never_returns(world: World) -> Outcome {
     c.query(&answer).await?;
     deltas(&mut c, 2).await?;
     let (d, id) = (c.delivery.clone(), c.session_id.clone());
-    st.faults
-        .fire("client.never_returns", "the tab is gone for good");
     c.drop_abruptly();
     let s = st.session(&id)?;
     st.eventually("the answer completes unwatched", secs(30), || {
@@ -489,7 +479,6 @@ async fn tab_closed(world: World) -> Outcome {
     c.query(&answer).await?;
     deltas(&mut c, 2).await?;
     let (d, id) = (c.delivery.clone(), c.session_id.clone());
-    st.faults.fire("client.tab_closed", "closed, back soon");
     c.drop_abruptly();
     tokio::time::sleep(secs(10 + st.rng.below(40))).await;
     let s = st.session(&id)?;
@@ -503,7 +492,6 @@ async fn tab_closed(world: World) -> Outcome {
     // Second close: nobody comes back.
     c.query(&words(200, "long")).await?;
     deltas(&mut c, 2).await?;
-    st.faults.fire("client.tab_closed", "closed for good");
     c.drop_abruptly();
     st.eventually("the server notices", secs(10), || !s.is_attached())
         .await?;

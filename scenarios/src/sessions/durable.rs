@@ -93,8 +93,6 @@ async fn concurrent_resume(world: World) -> Outcome {
     let (e0, e1) = (h0.env(), h1.env());
     let (d0, d1) = (st.new_delivery(), st.new_delivery());
     let query = format!("token={token}&session={id}");
-    st.faults
-        .fire("sessions.concurrent_resume", &format!("{id} via b and c"));
     let (r0, r1) = tokio::join!(
         SimClient::connect(e0.net(), &addr_b, &query, d0),
         SimClient::connect(e1.net(), &addr_c, &query, d1),
@@ -171,8 +169,6 @@ async fn corrupted(world: World) -> Outcome {
         byte[0] ^= 1 << st.rng.below(8);
         file.write_at(&byte, at)
             .map_err(|e| Failure::correctness(format!("write {path}: {e}")))?;
-        st.faults
-            .fire("disk.corrupt_data", &format!("{path}: bit flipped at {at}"));
     }
     let (_, addr_b) = ready_instance(&st, "b", 8081).await?;
     let d = st.new_delivery();
@@ -227,7 +223,6 @@ async fn files_gone(world: World) -> Outcome {
             .disk()
             .remove(&data_path(lost))
             .map_err(|e| Failure::correctness(format!("remove: {e}")))?;
-        st.faults.fire("disk.files_lost", lost);
     }
     let (b, addr_b) = ready_instance(&st, "b", 8081).await?;
     let d = st.new_delivery();

@@ -87,10 +87,6 @@ async fn disk_quota(world: World) -> Outcome {
     st.host.disk().set_capacity(used + 3 * quota / 2);
     let snapshots = 20;
     let size = 2 * quota / snapshots;
-    st.faults.fire(
-        "disk.session_growth",
-        &format!("{snapshots} snapshots of {size} bytes, quota {quota}"),
-    );
     for n in 0..snapshots {
         let jitter = st.rng.below(1_000);
         c.query(&format!("cache:snap{n}:{}", size - jitter)).await?;
@@ -158,8 +154,6 @@ async fn seq_exhausted(world: World) -> Outcome {
         s.first_seq_after = u64::MAX - room;
     })
     .await?;
-    st.faults
-        .fire("sessions.seq_exhausted", &format!("{room} numbers left"));
     c.query(&words(2 * room as usize, "z")).await?;
     let ended = c
         .until("the unnumbered end", secs(60), |m| {

@@ -73,10 +73,6 @@ async fn cold_start(world: World) -> Outcome {
     cold.query("cold question").await?;
     let (drained, _, _) = st.sessions.pool_counters();
     ensure!(drained == 1, "{drained} drains counted, expected 1");
-    st.faults.fire(
-        "sessions.pool_drained",
-        "third session found no warm worker",
-    );
     cold.until("the cold session's result", secs(60), is_result)
         .await?;
     let waited = st.sessions.now() - asked;
@@ -137,7 +133,6 @@ async fn session_cap(world: World) -> Outcome {
             .map_err(|e| Failure::correctness(format!("create body: {e}")))?;
         ids.push(v["session_id"].as_str().unwrap_or_default().to_string());
     }
-    st.faults.fire("sessions.cap_reached", "2 of 2 live");
     if !queue {
         let (status, head, body) = st.http(0, "POST", "/sessions", &headers).await?;
         ensure!(status == 503, "create at the cap: HTTP {status}");
@@ -251,10 +246,6 @@ async fn duration_mid_query(world: World) -> Outcome {
         .await?;
     }
     let end = secs(100 + 50 * extensions);
-    st.faults.fire(
-        "sessions.duration_limit",
-        &format!("ends at {} s", end.as_secs()),
-    );
     // A long query that straddles the end.
     let until_end = end.saturating_sub(st.sessions.now() - start);
     if until_end > secs(5) {
@@ -307,10 +298,6 @@ async fn timeout_mid_query(world: World) -> Outcome {
     let answer = words(45, "i");
     let sent = st.sessions.now();
     c.query(&answer).await?;
-    st.faults.fire(
-        "sessions.idle_timeout",
-        &format!("{} s idle timeout during a 45 s answer", idle.as_secs()),
-    );
     c.until("the result", secs(90), is_result).await?;
     c.until(
         "session_ended",
@@ -351,7 +338,6 @@ async fn never_first_message(world: World) -> Outcome {
     let mut silent = st.open(0, &format!("token={token}"), &d0).await?;
     let mut talker = st.open(1, &format!("token={token}"), &d1).await?;
     let opened = st.sessions.now();
-    st.faults.fire("client.silent", "never writes");
     talker.query("hello").await?;
     talker.until("a result", secs(30), is_result).await?;
     silent
@@ -405,7 +391,6 @@ async fn resume_missing(world: World) -> Outcome {
         (ghost.as_str(), "not found"),
         (old.as_str(), "retention purge"),
     ] {
-        st.faults.fire("client.resume_missing", id);
         let d = st.new_delivery();
         let mut c = st
             .open(0, &format!("token={token}&session={id}"), &d)
@@ -440,7 +425,6 @@ async fn fork_live(world: World) -> Outcome {
     parent.query("shared past").await?;
     parent.until("a result", secs(30), is_result).await?;
     let pid = parent.session_id.clone();
-    st.faults.fire("client.fork", &pid);
     let d = st.new_delivery();
     let mut fork = st.open(1, &format!("token={token}&fork={pid}"), &d).await?;
     ensure!(fork.session_id != pid, "the fork reused the parent's id");
@@ -490,7 +474,6 @@ async fn tabs(world: World) -> Outcome {
     let n = 2 + st.rng.below(3) as usize;
     let mut older = first;
     for tab in 1..=n {
-        st.faults.fire("client.new_tab", &format!("tab {tab}"));
         let d = st.new_delivery();
         let newer = st
             .open(tab, &format!("token={token}&session={id}"), &d)
@@ -536,8 +519,6 @@ async fn two_tabs_send(world: World) -> Outcome {
     let id = one.session_id.clone();
     one.query("from tab one").await?;
     one.until("tab one's result", secs(30), is_result).await?;
-    st.faults
-        .fire("client.new_tab", "tab two opens the session");
     let d = st.new_delivery();
     let mut two = st
         .open(1, &format!("token={token}&session={id}"), &d)
@@ -582,8 +563,6 @@ async fn stale_pool(world: World) -> Outcome {
     st.ready(secs(60)).await?;
     st.eventually("a full pool", secs(60), || st.sessions.pool_depth() == 3)
         .await?;
-    st.faults
-        .fire("plugins.registry_changed", "plugin set v1 -> v2");
     let stale = st.sessions.invalidate_pool(2).await;
     ensure!(stale == 3, "{stale} warm workers invalidated, expected 3");
     let token = st.token("ana", "member", secs(3600));
@@ -685,7 +664,6 @@ async fn shutdown_pool(world: World) -> Outcome {
     let used = s
         .worker()
         .ok_or_else(|| Failure::correctness("no worker bound"))?;
-    st.faults.fire("engine.shutdown", "drain with a full pool");
     let destroyed = st.sessions.drain().await;
     ensure!(
         destroyed == target,

@@ -156,10 +156,6 @@ async fn resume_takes_lock(world: World) -> Outcome {
         "the service refused {refusals} tries of {key} during the probe's hold: both \
          instances should have been waiting for the lock"
     );
-    st.faults.fire(
-        "lock.contention",
-        &format!("{key}: {refusals} tries refused while the probe held it"),
-    );
     released.map_err(lock_failed)?;
     let live_on = [
         b.sessions().get(&id).is_some(),

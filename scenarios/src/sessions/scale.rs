@@ -35,7 +35,7 @@ use engine::sessions::lock::{
 use engine::workers::PortRange;
 use engine::{Engine, LockChoice};
 use sim::faults::SwarmKind;
-use sim::{FaultCounters, SimRng, World};
+use sim::{SimRng, World};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -254,7 +254,6 @@ struct Instance {
     env: Env,
     lock: Arc<SessionLock>,
     rng: SimRng,
-    faults: FaultCounters,
     holders: Arc<Mutex<Holders>>,
     phase_start: Instant,
 }
@@ -269,14 +268,10 @@ impl Instance {
             match self.lock.acquire(key).await {
                 Ok(held) => {
                     let wait = asked.elapsed();
-                    if held.busy > 0 {
-                        self.contention(&held.token, key, held.busy, wait, "granted");
-                    }
                     self.critical_section(held, wait, &mut ops).await?;
                 }
-                Err(LockError::Timeout { busy, waited, .. }) => {
+                Err(LockError::Timeout { busy, .. }) => {
                     let wait = asked.elapsed();
-                    self.contention("-", key, busy, waited, "timed out");
                     ops.push(Op {
                         wait,
                         granted: false,
@@ -295,16 +290,6 @@ impl Instance {
             tokio::time::sleep(Duration::from_millis(outside)).await;
         }
         Ok(ops)
-    }
-
-    fn contention(&self, token: &str, key: &str, busy: u32, waited: Duration, how: &str) {
-        self.faults.fire(
-            "lock.contention",
-            &format!(
-                "{token} {how} {key} after {busy} BUSY in {} ms",
-                waited.as_millis()
-            ),
-        );
     }
 
     async fn critical_section(&self, held: Held, wait: Duration, ops: &mut Vec<Op>) -> Outcome {
@@ -371,7 +356,6 @@ async fn phase(
         let instance = Instance {
             lock: client(engine)?,
             rng: world.rng(&format!("workload/{name}")),
-            faults: world.faults().for_host(name),
             holders: holders.clone(),
             phase_start,
             env: env.clone(),
@@ -539,13 +523,6 @@ async fn timeout_probe(
             busy,
             ..
         }) => {
-            world.faults().for_host(&name).fire(
-                "lock.contention",
-                &format!(
-                    "{name} timed out on {SQUATTED} after {busy} BUSY in {} ms",
-                    waited.as_millis()
-                ),
-            );
             tracing::info!(
                 target: "scenarios",
                 "{mode}: acquire of a held key timed out after {:.1} ms ({attempts} tries, {busy} BUSY)",

@@ -89,8 +89,14 @@ impl Stage {
         Ok((stage, prepared))
     }
 
-    /// This machine: the real environment and the real worker binary.
-    pub async fn real(env: Env, program: String, seed: u64) -> Result<Stage, Failure> {
+    /// This machine: the real environment and the real worker binary. `faults` counts
+    /// what the real environment met (the caller routes `engine::met` events there).
+    pub async fn real(
+        env: Env,
+        program: String,
+        seed: u64,
+        faults: FaultCounters,
+    ) -> Result<Stage, Failure> {
         let ports = PortRange {
             first: 41_000,
             last: 41_999,
@@ -101,7 +107,7 @@ impl Stage {
             manager: engine.workers().clone(),
             engine,
             program,
-            faults: FaultCounters::default(),
+            faults,
             rng: SimRng::new(seed, "scenario"),
             host: None,
         })
@@ -133,11 +139,14 @@ impl Stage {
     }
 
     /// Sends `signal` to process `pid` from outside, as the kernel or an operator
-    /// would. Counted as a fault (`proc.crash_segv` for SIGSEGV, `proc.kill` otherwise).
+    /// would. The process device counts it, not the stage: the simulated one when the
+    /// signal is sent (`SimProcs::kill_with`), the real environment when the engine
+    /// reaps a child ended by a signal it did not send (`proc.crash_segv` for SIGSEGV,
+    /// `proc.kill` otherwise).
     pub fn kill(&self, pid: u32, signal: Signal) -> bool {
         match &self.host {
             Some(host) => host.procs().kill_with(pid, signal),
-            None => real_kill(&self.faults, pid, signal),
+            None => real_kill(pid, signal),
         }
     }
 }
@@ -146,21 +155,12 @@ impl Stage {
     unsafe_code,
     reason = "the reality check kills a real child the way the kernel would; kill(2) has no safe wrapper in libc"
 )]
-fn real_kill(faults: &FaultCounters, pid: u32, signal: Signal) -> bool {
+fn real_kill(pid: u32, signal: Signal) -> bool {
     let Ok(pid) = i32::try_from(pid) else {
         return false;
     };
     // SAFETY: kill(2) takes plain integers and touches no memory of ours.
-    let sent = unsafe { libc::kill(pid, signal.number()) } == 0;
-    if sent {
-        let kind = if signal == Signal::Segv {
-            "proc.crash_segv"
-        } else {
-            "proc.kill"
-        };
-        faults.fire(kind, &format!("pid {pid}: {}", signal.name()));
-    }
-    sent
+    unsafe { libc::kill(pid, signal.number()) == 0 }
 }
 
 /// A worker configuration running `program` in a directory of its own for `name`.

@@ -117,11 +117,6 @@ async fn binary_missing(mut stage: Stage) -> Outcome {
             "start with a {words} binary returned {result:?}, not a spawn failure"
         )));
     };
-    if stage.is_real() {
-        stage
-            .faults
-            .fire("proc.spawn_fail", "worker binary does not exist");
-    }
     ensure!(
         reason.contains(words),
         "spawn error {reason:?} does not carry the OS error {words:?}"

@@ -320,14 +320,6 @@ fn malicious_env(world: World) -> BodyFuture {
             .iter()
             .map(|(k, v, _)| (k.clone(), v.clone()))
             .collect();
-        for (name, _, bad) in &offered {
-            if *bad {
-                stage.faults.fire(
-                    "input.malicious_env",
-                    &format!("plugin variable {}", name.escape_debug()),
-                );
-            }
-        }
         start_worker(&stage, "plugin", config).await?;
         let worker = stage
             .manager
@@ -457,11 +449,6 @@ fn path_escape(world: World) -> BodyFuture {
         let requests = shuffled(&mut stage.rng, requests);
         let mut expected_files: Vec<(String, u64)> = Vec::new();
         for (id, (name, bytes, escaping)) in (1..).zip(&requests) {
-            if *escaping {
-                stage
-                    .faults
-                    .fire("input.path_escape", &format!("cache write to {name:?}"));
-            }
             let result = worker
                 .request(Request::WriteCache {
                     id,
@@ -503,9 +490,6 @@ fn path_escape(world: World) -> BodyFuture {
         let args = ESCAPING_ARGS[stage.rng.below(ESCAPING_ARGS.len() as u64) as usize];
         let mut escaper = stage.config("escaper");
         escaper.args = args.iter().map(|a| a.to_string()).collect();
-        stage
-            .faults
-            .fire("input.path_escape", &format!("worker arguments {args:?}"));
         stage
             .manager
             .register("escaper", escaper)

@@ -4,9 +4,16 @@ use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::process::{Child, Command};
 
 /// Real child processes.
+///
+/// The faults the simulated launcher injects and counts happen here for real, and are
+/// said the same way (`engine::met`, under the simulator's kinds): a spawn the OS
+/// refuses (`proc.spawn_fail`), and a child ended by a signal this launcher did not
+/// send (`proc.crash_segv` for SIGSEGV, `proc.kill` for SIGKILL, SIGTERM, SIGINT and
+/// SIGHUP from outside, `proc.crash_signal` for any other).
 pub struct RealProcs {
     data_dir: PathBuf,
 }
@@ -35,12 +42,15 @@ impl ProcessLauncher for RealProcs {
                 crate::env::check_relative_path(cwd)?;
                 command.current_dir(self.data_dir.join(cwd));
             }
-            let child = command.spawn()?;
+            let child = command.spawn().inspect_err(|e| {
+                crate::met!("proc.spawn_fail", "spawn of {} failed: {e}", spec.program);
+            })?;
             let pid = child.id().unwrap_or(0);
             Ok(Box::new(RealChild {
                 child,
                 pid,
                 reaped: None,
+                sent: AtomicU64::new(0),
             }) as Box<dyn ChildProc>)
         })
     }
@@ -50,10 +60,37 @@ struct RealChild {
     child: Child,
     pid: u32,
     reaped: Option<ExitStatus>,
+    /// The signals this launcher sent the child (bit `n` for signal `n`).
+    sent: AtomicU64,
 }
 
 fn convert(status: std::process::ExitStatus) -> ExitStatus {
     ExitStatus::from_raw(status.into_raw())
+}
+
+impl RealChild {
+    /// The child was reaped with `status`: a signal we did not send is a fault that
+    /// reached it from outside (or a crash).
+    fn reaped_with(&mut self, status: ExitStatus) {
+        self.reaped = Some(status);
+        let Some(signal) = status.signal() else {
+            return;
+        };
+        let ours =
+            (0..64).contains(&signal) && self.sent.load(Ordering::Relaxed) & (1u64 << signal) != 0;
+        if ours {
+            return;
+        }
+        let pid = self.pid;
+        match signal {
+            11 => crate::met!("proc.crash_segv", "pid {pid} ended by SIGSEGV"),
+            1 | 2 | 9 | 15 => crate::met!(
+                "proc.kill",
+                "pid {pid} killed by signal {signal} from outside"
+            ),
+            _ => crate::met!("proc.crash_signal", "pid {pid} ended by signal {signal}"),
+        }
+    }
 }
 
 impl ChildProc for RealChild {
@@ -79,7 +116,7 @@ impl ChildProc for RealChild {
                 return Ok(status);
             }
             let status = convert(self.child.wait().await?);
-            self.reaped = Some(status);
+            self.reaped_with(status);
             Ok(status)
         })
     }
@@ -89,7 +126,9 @@ impl ChildProc for RealChild {
             return Ok(Some(status));
         }
         let status = self.child.try_wait()?.map(convert);
-        self.reaped = status;
+        if let Some(status) = status {
+            self.reaped_with(status);
+        }
         Ok(status)
     }
 
@@ -101,6 +140,8 @@ impl ChildProc for RealChild {
         // not yet reaped, so it cannot have been reused.
         let rc = unsafe { libc::kill(self.pid as libc::pid_t, signal.number()) };
         if rc == 0 {
+            self.sent
+                .fetch_or(1u64 << signal.number(), Ordering::Relaxed);
             Ok(())
         } else {
             Err(io::Error::last_os_error())

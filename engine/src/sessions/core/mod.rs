@@ -314,6 +314,11 @@ impl SessionCore {
             .detached_since
             .map(|t| t + self.settings.limits.detached_max);
         if parked_at.is_some_and(|at| now >= at) && self.end_reason.is_none() {
+            crate::met!(
+                "client.never_returns",
+                "no client came back within {} s: the session is parked",
+                self.settings.limits.detached_max.as_secs()
+            );
             self.handle_handed_off();
             self.handle_end_requested(PARKED);
         }
@@ -327,14 +332,29 @@ impl SessionCore {
         if phase == Phase::Idle {
             // Nobody came back for these: the age bound frees them now, not at the
             // next append.
+            let held = self.log.len();
             self.log.expire(now);
+            if held > 0 && self.log.is_empty() && self.attached.is_none() {
+                crate::met!(
+                    "client.never_returns",
+                    "no client came back within the replay log's age bound ({} s): the log emptied by itself",
+                    self.settings.replay.age.as_secs()
+                );
+            }
             self.park_if_abandoned(now);
         }
         if streaming
             && let Some(since) = self.detached_since
             && now >= since + self.settings.detached_query_timeout
+            && !self.interrupt_requested
         {
-            tracing::info!(query = ?self.running.as_ref().map(|r| r.id), "no client came back: the query is interrupted");
+            let query = self.running.as_ref().map(|r| r.id);
+            tracing::info!(query = ?query, "no client came back: the query is interrupted");
+            crate::met!(
+                "client.tab_closed",
+                "no client came back within {} s of leaving: query {query:?} is interrupted",
+                self.settings.detached_query_timeout.as_secs()
+            );
             self.interrupt_requested = true;
         }
         let (deadline, action) = self.limit.next(streaming);
@@ -347,8 +367,11 @@ impl SessionCore {
                 remaining_ms: remaining.as_millis() as u64,
                 reason: "session duration limit".to_string(),
             }),
-            LimitAction::End { reason } => {
-                self.handle_end_requested(reason);
+            LimitAction::End { limit } => {
+                if self.end_reason.is_none() {
+                    limit.met();
+                }
+                self.handle_end_requested(limit.reason());
                 None
             }
         }

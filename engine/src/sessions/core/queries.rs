@@ -69,6 +69,11 @@ impl SessionCore {
                     || !self.pending.is_empty();
                 let queue = self.settings.queries == QueryMode::Queue;
                 if busy && !queue && self.state != SessionState::Restarting {
+                    crate::met!(
+                        "client.concurrent_query",
+                        "a query while query {:?} runs: refused",
+                        self.running()
+                    );
                     return InputOutcome::Refuse {
                         code: ErrorCode::QueryInProgress,
                         message: "a query is running: wait for its result or interrupt it"
@@ -83,6 +88,13 @@ impl SessionCore {
                 if position == 0 {
                     return InputOutcome::None;
                 }
+                if self.running.is_some() {
+                    crate::met!(
+                        "client.concurrent_query",
+                        "query {query} while query {:?} runs: queued at position {position}",
+                        self.running()
+                    );
+                }
                 InputOutcome::Publish(ServerEvent::Queued {
                     query,
                     position: position as u32,
@@ -92,6 +104,11 @@ impl SessionCore {
                 // Idempotent: nothing running is not an error.
                 if self.running.is_some() {
                     self.interrupt_requested = true;
+                } else {
+                    crate::met!(
+                        "client.idle_interrupt",
+                        "an interrupt with no query running: ignored"
+                    );
                 }
                 InputOutcome::None
             }
@@ -203,6 +220,10 @@ impl SessionCore {
                 self.transcript.push(format!("> {text}"));
                 self.transcript.push(full.clone());
                 if truncated {
+                    crate::met!(
+                        "upstream.large_tool_result",
+                        "query {query}'s answer of {bytes} bytes is sent truncated at {limit} bytes, kept whole for HTTP"
+                    );
                     self.results.insert(query, full);
                     self.stats.truncated_results += 1;
                 }

@@ -63,6 +63,11 @@ impl SessionCore {
     /// A producer found no room and waits for the connection.
     pub fn handle_backpressure(&mut self) {
         self.stats.backpressure_waits += 1;
+        crate::met!(
+            "client.slow_reader",
+            "the connection is {} messages behind (the bound): the producer waits",
+            self.behind()
+        );
     }
 
     pub fn last_seq(&self) -> u64 {
@@ -94,6 +99,11 @@ impl SessionCore {
             // without a number, see `end_unsequenced`).
             if self.end_reason.is_none() {
                 tracing::error!("sequence numbers exhausted: the session ends");
+                crate::met!(
+                    "sessions.seq_exhausted",
+                    "number {} was the last: the session ends",
+                    self.log.last_seq()
+                );
                 self.end_reason = Some(SEQUENCE_EXHAUSTED.to_string());
             }
             return Published::Exhausted;
@@ -129,6 +139,13 @@ impl SessionCore {
         };
         let displaced = self.attached.take().map(|old| {
             self.stats.replaced += 1;
+            if last_seq.is_none() {
+                crate::met!(
+                    "client.new_tab",
+                    "a new connection takes the session over from connection {}",
+                    old.generation
+                );
+            }
             old.generation
         });
         let generation = self.next_generation;

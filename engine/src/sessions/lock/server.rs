@@ -163,11 +163,11 @@ impl LockTable {
     fn acquire(&mut self, key: String, owner: String, ttl: Duration, now: Duration) -> LockReply {
         self.stats.acquires += 1;
         let id = (key, owner);
-        if self
+        let retry = self
             .refused
             .get(&id)
-            .is_some_and(|at| now.saturating_sub(*at) <= RETRY_MEMORY)
-        {
+            .is_some_and(|at| now.saturating_sub(*at) <= RETRY_MEMORY);
+        if retry {
             self.count_retry(now);
         }
         let (key, owner) = id;
@@ -181,11 +181,21 @@ impl LockTable {
         }
         let expires = now.saturating_add(ttl);
         // Inside the quiet period a lease of the previous incarnation may still be live.
-        let busy = now < self.limits.quiet
-            || self
-                .leases
-                .get(&key)
-                .is_some_and(|l| l.owner != owner && l.expires > now);
+        let holder = self
+            .leases
+            .get(&key)
+            .filter(|l| l.owner != owner && l.expires > now);
+        if let Some(holder) = holder
+            && !retry
+        {
+            crate::met!(
+                "lock.contention",
+                "{owner}'s claim of {key} refused: held by {} for {} ms more",
+                holder.owner,
+                holder.expires.saturating_sub(now).as_millis()
+            );
+        }
+        let busy = now < self.limits.quiet || holder.is_some();
         if busy {
             self.stats.busy += 1;
             self.remember_refusal(key, owner, now);

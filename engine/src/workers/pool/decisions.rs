@@ -530,7 +530,7 @@ impl PoolCore {
     /// the rolling refresh. Returns their names; claimed ones go when released, starts
     /// in flight when they are ready (as in a rolling refresh).
     pub fn invalidate(&mut self, version: u64) -> Vec<String> {
-        self.version = version;
+        let old = std::mem::replace(&mut self.version, version);
         let mut names = Vec::new();
         for member in self.members.values_mut() {
             if member.state == MemberState::Idle && member.version != version {
@@ -539,6 +539,13 @@ impl PoolCore {
             }
         }
         self.stats.invalidated += names.len() as u64;
+        if old != version {
+            crate::met!(
+                "plugins.registry_changed",
+                "version {old} -> {version}: {} idle warm workers retired at once",
+                names.len()
+            );
+        }
         names
     }
 

@@ -125,7 +125,10 @@ fn byte_count(flag: &str, value: &str) -> Result<u64, String> {
 
 /// Disk paths are relative to the worker's data directory and may not escape it.
 fn disk_path(flag: &str, value: String) -> Result<String, String> {
-    check_relative_path(&value).map_err(|e| format!("{flag}: {e}"))?;
+    check_relative_path(&value).map_err(|e| {
+        crate::met!("input.path_escape", "{flag} refused: {e}");
+        format!("{flag}: {e}")
+    })?;
     Ok(value)
 }
 

@@ -114,6 +114,10 @@ impl Cache {
             let others = self.snapshot_bytes(env);
             let after = index.total_after(name, bytes, &victims) + others;
             if after > quota {
+                crate::met!(
+                    "disk.session_growth",
+                    "cache file {name:?} of {bytes} bytes refused: {after} bytes would pass the disk quota of {quota}"
+                );
                 return Err((
                     ErrorCode::QuotaExceeded,
                     format!(
@@ -138,6 +142,12 @@ impl Cache {
             tracing::info!(file = %victim, "cache file evicted (least recently used)");
         }
         if !victims.is_empty() {
+            crate::met!(
+                "disk.session_growth",
+                "cache file {name:?} of {bytes} bytes needs room under the cap of {} bytes: {} files evicted",
+                self.cap.unwrap_or(0),
+                victims.len()
+            );
             // The evictions' space is free once the removals are durable.
             env.disk_pace().await;
             env.disk()
@@ -188,6 +198,7 @@ impl Cache {
 /// reach into a subdirectory the worker did not create.
 fn check_name(name: &str) -> Result<(), CacheError> {
     if let Err(e) = check_relative_path(name) {
+        crate::met!("input.path_escape", "cache file name refused: {e}");
         return Err((
             ErrorCode::AccessDenied,
             format!("cache file name refused: {e}"),

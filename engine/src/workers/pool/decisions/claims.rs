@@ -24,6 +24,10 @@ impl PoolCore {
             Some(ClaimDecision::Grant { name }) => Some(name),
             _ => {
                 self.stats.drained += 1;
+                crate::met!(
+                    "sessions.pool_drained",
+                    "claim {id} found no fresh warm worker: the pool ran dry"
+                );
                 None
             }
         }
