@@ -5,6 +5,7 @@
 
 use crate::ensure;
 use crate::kit::channel::*;
+use crate::kit::fail::OrFail;
 use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::ENGINE_HOST;
 use engine::gateway::{Claims, GatewayConfig, RateLimit, TokenKeys};
@@ -376,7 +377,7 @@ async fn handshake_cut(world: World) -> Outcome {
             .net()
             .connect(&st.addr)
             .await
-            .map_err(|e| Failure::correctness(format!("connect: {e}")))?;
+            .or_fail("connect")?;
         let head = format!(
             "GET /ws?token={token} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n",
             st.addr
@@ -384,7 +385,7 @@ async fn handshake_cut(world: World) -> Outcome {
         let cut = 1 + st.rng.below(head.len() as u64 - 1) as usize;
         raw.write_all(&head.as_bytes()[..cut])
             .await
-            .map_err(|e| Failure::correctness(format!("write: {e}")))?;
+            .or_fail("write")?;
         tokio::time::sleep(ms(5)).await;
         let n = world.net().reset_between("client-0", ENGINE_HOST);
         ensure!(n == 1, "attempt {attempt}: {n} connections reset");

@@ -5,6 +5,7 @@
 
 use crate::ensure;
 use crate::kit::channel::*;
+use crate::kit::fail::OrFail;
 use crate::kit::plans;
 use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::{ChannelStage, ENGINE_HOST};
@@ -55,10 +56,6 @@ async fn reset_and_leave(
     Ok((d, id, s))
 }
 
-fn connect_failed(e: crate::stage::client::ConnectError) -> Failure {
-    Failure::correctness(format!("reconnect: {e}"))
-}
-
 scenario!(
     MISSED_MESSAGES,
     "core.EC-036",
@@ -88,7 +85,7 @@ async fn missed_messages(world: World) -> Outcome {
     let mut c = st
         .reconnect(0, &token, &id, &d)
         .await
-        .map_err(connect_failed)?;
+        .or_fail("reconnect")?;
     c.until("the result", secs(30), is_result).await?;
     c.until("idle", secs(10), is_status("idle")).await?;
     answer_is(&c, 1, &answer)?;
@@ -154,7 +151,7 @@ async fn drop_during_tool(world: World) -> Outcome {
     let mut c = st
         .reconnect(0, &token, &id, &d)
         .await
-        .map_err(connect_failed)?;
+        .or_fail("reconnect")?;
     c.until("the result", secs(30), is_result).await?;
     answer_is(&c, 1, &answer)?;
     st.check_global()
@@ -190,7 +187,7 @@ async fn proxy_idle_close(world: World) -> Outcome {
     let mut c = st
         .reconnect(0, &token, &id, &d)
         .await
-        .map_err(connect_failed)?;
+        .or_fail("reconnect")?;
     c.until("the result", secs(60), is_result).await?;
     answer_is(&c, 1, &answer)?;
     st.check_global()
@@ -238,7 +235,7 @@ async fn network_switch(world: World) -> Outcome {
     let mut cellular = st
         .reconnect(1, &token, &id, &d)
         .await
-        .map_err(connect_failed)?;
+        .or_fail("reconnect")?;
     cellular.until("the result", secs(60), is_result).await?;
     answer_is(&cellular, 1, &answer)?;
     ensure!(
@@ -407,7 +404,7 @@ async fn never_returns(world: World) -> Outcome {
     let mut late = st
         .reconnect(0, &token, &id, &d)
         .await
-        .map_err(connect_failed)?;
+        .or_fail("reconnect")?;
     let gap = late
         .until("replay_gap", secs(10), is_error(ErrorCode::ReplayGap))
         .await?;
@@ -444,7 +441,7 @@ async fn multi_part_resume(world: World) -> Outcome {
         c = st
             .reconnect(0, &token, &id, &d)
             .await
-            .map_err(connect_failed)?;
+            .or_fail("reconnect")?;
     }
     c.until("the result", secs(60), is_result).await?;
     answer_is(&c, 1, &answer)?;
@@ -486,7 +483,7 @@ async fn tab_closed(world: World) -> Outcome {
     let mut c = st
         .reconnect(0, &token, &id, &d)
         .await
-        .map_err(connect_failed)?;
+        .or_fail("reconnect")?;
     c.until("the result", secs(60), is_result).await?;
     answer_is(&c, 1, &answer)?;
     // Second close: nobody comes back.

@@ -1,14 +1,9 @@
 //! Small helpers the worker scenarios share.
 
-use crate::scenario::Failure;
 use crate::stage::workers::Stage;
-use std::fmt::Display;
 use std::time::Duration;
 
-/// An unexpected error, as a correctness failure.
-pub fn unexpected(what: &str, e: impl Display) -> Failure {
-    Failure::correctness(format!("{what}: {e}"))
-}
+pub use super::fail::{OrFail, unexpected};
 
 /// Makes every spawn on the simulated host start slowly, by a seeded delay between
 /// `min` and `max` (counted as `proc.slow_start`). No-op on a real run.

@@ -5,6 +5,7 @@
 
 use crate::ensure;
 use crate::kit::channel::*;
+use crate::kit::fail::OrFail;
 use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::ChannelStage;
 use crate::stage::client::SimClient;
@@ -159,16 +160,15 @@ async fn corrupted(world: World) -> Outcome {
             .env
             .disk()
             .open(&path, OpenMode::ReadWrite)
-            .map_err(|e| Failure::correctness(format!("open {path}: {e}")))?;
+            .or_fail(&format!("open {path}"))?;
         let len = file.len().unwrap_or(0);
         ensure!(len > 0, "{path} is empty");
         let at = st.rng.below(len);
         let mut byte = [0u8];
         file.read_at(&mut byte, at)
-            .map_err(|e| Failure::correctness(format!("read {path}: {e}")))?;
+            .or_fail(&format!("read {path}"))?;
         byte[0] ^= 1 << st.rng.below(8);
-        file.write_at(&byte, at)
-            .map_err(|e| Failure::correctness(format!("write {path}: {e}")))?;
+        file.write_at(&byte, at).or_fail(&format!("write {path}"))?;
     }
     let (_, addr_b) = ready_instance(&st, "b", 8081).await?;
     let d = st.new_delivery();
@@ -181,10 +181,7 @@ async fn corrupted(world: World) -> Outcome {
         "resume of a damaged session: id {}, notice {notice:?}",
         c.session_id
     );
-    let archived = st
-        .store
-        .archived()
-        .map_err(|e| Failure::correctness(format!("archive: {e}")))?;
+    let archived = st.store.archived().or_fail("archive")?;
     ensure!(
         archived.iter().any(|a| a.id == id),
         "the damaged session was not archived"
@@ -219,10 +216,7 @@ async fn files_gone(world: World) -> Outcome {
     st.sessions.hand_off();
     released(&st, &orphan).await?;
     for lost in [&id, &orphan] {
-        st.env
-            .disk()
-            .remove(&data_path(lost))
-            .map_err(|e| Failure::correctness(format!("remove: {e}")))?;
+        st.env.disk().remove(&data_path(lost)).or_fail("remove")?;
     }
     let (b, addr_b) = ready_instance(&st, "b", 8081).await?;
     let d = st.new_delivery();
@@ -244,7 +238,7 @@ async fn files_gone(world: World) -> Outcome {
     let report = b
         .check_store()
         .ok_or_else(|| Failure::correctness("no store"))?
-        .map_err(|e| Failure::correctness(format!("start-up check: {e}")))?;
+        .or_fail("start-up check")?;
     ensure!(
         report.orphans == vec![orphan.clone()],
         "start-up check purged {:?}, expected [{orphan}]",

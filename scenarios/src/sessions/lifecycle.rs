@@ -4,6 +4,7 @@
 
 use crate::ensure;
 use crate::kit::channel::*;
+use crate::kit::fail::OrFail;
 use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::ChannelStage;
 use engine::protocol::{ErrorCode, ServerEvent, ServerMessage};
@@ -129,8 +130,7 @@ async fn session_cap(world: World) -> Outcome {
     for _ in 0..2 {
         let (status, _, body) = st.http(0, "POST", "/sessions", &headers).await?;
         ensure!(status == 201, "create under the cap: HTTP {status} {body}");
-        let v: serde_json::Value = serde_json::from_str(&body)
-            .map_err(|e| Failure::correctness(format!("create body: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(&body).or_fail("create body")?;
         ids.push(v["session_id"].as_str().unwrap_or_default().to_string());
     }
     if !queue {
@@ -146,8 +146,7 @@ async fn session_cap(world: World) -> Outcome {
         for expected in 1..=2u64 {
             let (status, _, body) = st.http(0, "POST", "/sessions", &headers).await?;
             ensure!(status == 202, "queued create: HTTP {status} {body}");
-            let v: serde_json::Value = serde_json::from_str(&body)
-                .map_err(|e| Failure::correctness(format!("queue body: {e}")))?;
+            let v: serde_json::Value = serde_json::from_str(&body).or_fail("queue body")?;
             ensure!(
                 v["position"].as_u64() == Some(expected),
                 "position {} for the {expected}. waiter",

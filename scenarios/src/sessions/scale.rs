@@ -26,6 +26,7 @@
 //! long as their schedules are identical, which is what jitter is there to break.
 
 use crate::ensure;
+use crate::kit::fail::OrFail;
 use crate::scenario::{BodyFuture, Failure, Outcome, Scenario, converge};
 use crate::stage::workers::{WORKER_PROGRAM_SIM, start_engine, workers_config};
 use engine::env::{Env, NetAddr};
@@ -502,7 +503,7 @@ async fn timeout_probe(
         squatter.acquire(SQUATTED).await
     })
     .await?
-    .map_err(|e| Failure::correctness(format!("{mode}: the squatter's acquire: {e}")))?;
+    .or_fail(&format!("{mode}: the squatter's acquire"))?;
     let name = format!("{mode}-prober");
     let prober_engine = instance_engine(world, &name, server.addr(), config).await?;
     let prober = client(&prober_engine)?;
@@ -568,7 +569,7 @@ async fn timeout_probe(
     squatter
         .release(squat)
         .await
-        .map_err(|e| Failure::correctness(format!("{mode}: the squatter's release: {e}")))?;
+        .or_fail(&format!("{mode}: the squatter's release"))?;
     lock_engine.stop().await;
     squatter_engine.stop().await;
     prober_engine.stop().await;
@@ -749,9 +750,7 @@ fn scale(world: World) -> BodyFuture {
             held.attempts,
             held.busy
         );
-        lock.release(held)
-            .await
-            .map_err(|e| Failure::correctness(format!("a lone release: {e}")))?;
+        lock.release(held).await.or_fail("a lone release")?;
         lock_engine.stop().await;
         alone.stop().await;
         Ok(())

@@ -3,6 +3,7 @@
 //! sessions backed by the real worker program as simulated processes, and client hosts
 //! that open WebSockets to it. The global oracles of every such run live here.
 
+use crate::kit::fail::OrFail;
 use crate::scenario::Failure;
 use crate::stage::client::{ConnectError, Delivery, SharedDelivery, SimClient, http};
 use engine::env::{Env, NetAddr};
@@ -84,7 +85,7 @@ impl ChannelStage {
         let keys = config.gateway.keys.clone();
         let engine = Engine::start(env.clone(), config)
             .await
-            .map_err(|e| Failure::correctness(format!("start the engine: {e}")))?;
+            .or_fail("start the engine")?;
         let store = engine
             .store()
             .cloned()
@@ -136,7 +137,7 @@ impl ChannelStage {
         config.store = StoreChoice::Shared(self.store.clone());
         Engine::start(self.env.clone(), config)
             .await
-            .map_err(|e| Failure::correctness(format!("start instance {name}: {e}")))
+            .or_fail(&format!("start instance {name}"))
     }
 
     /// A client host (`client-N`), created on first use.
@@ -211,7 +212,7 @@ impl ChannelStage {
     ) -> Result<SimClient, Failure> {
         self.connect_to(n, addr, query, delivery)
             .await
-            .map_err(|e| Failure::correctness(format!("connect {query:?} to {addr}: {e}")))
+            .or_fail(&format!("connect {query:?} to {addr}"))
     }
 
     /// Reconnects client host `n` to `session` from where `delivery` is (`last_seq`).

@@ -3,6 +3,7 @@
 //! reconnects. The record is the oracle "every message exactly once, in order": it
 //! fails on any duplicate or gap, across any number of connections.
 
+use crate::kit::fail::OrFail;
 use crate::scenario::Failure;
 use engine::env::{NetAddr, NetStream};
 use engine::protocol::{ErrorCode, ServerEvent, ServerMessage};
@@ -244,14 +245,14 @@ impl SimClient {
         self.ws
             .send(Message::Text(text.to_string().into()))
             .await
-            .map_err(|e| Failure::correctness(format!("client send failed: {e}")))
+            .or_fail("client send failed")
     }
 
     pub async fn send_binary(&mut self, bytes: &[u8]) -> Result<(), Failure> {
         self.ws
             .send(Message::Binary(bytes.to_vec().into()))
             .await
-            .map_err(|e| Failure::correctness(format!("client send failed: {e}")))
+            .or_fail("client send failed")
     }
 
     pub async fn query(&mut self, text: &str) -> Result<(), Failure> {
@@ -285,10 +286,7 @@ pub async fn http(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Result<(u16, String, String), Failure> {
-    let mut stream = net
-        .connect(addr)
-        .await
-        .map_err(|e| Failure::correctness(format!("http connect: {e}")))?;
+    let mut stream = net.connect(addr).await.or_fail("http connect")?;
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
     );
@@ -299,12 +297,12 @@ pub async fn http(
     stream
         .write_all(request.as_bytes())
         .await
-        .map_err(|e| Failure::correctness(format!("http send: {e}")))?;
+        .or_fail("http send")?;
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
         .await
         .map_err(|_| Failure::liveness("http response did not arrive".to_string()))?
-        .map_err(|e| Failure::correctness(format!("http receive: {e}")))?;
+        .or_fail("http receive")?;
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head

@@ -3,6 +3,7 @@
 //! scenario logic runs on a simulated host (every fault available) or, for the
 //! reality check, on this machine with the real worker binary (`chaos run ID --real`).
 
+use crate::kit::fail::OrFail;
 use crate::scenario::Failure;
 use engine::env::{Env, Signal};
 use engine::gateway::TokenKeys;
@@ -51,9 +52,7 @@ pub fn workers_config(program: &str, ports: PortRange) -> EngineConfig {
 /// Starts an engine for a workers stage (also after a host restart, on the new
 /// incarnation's environment).
 pub async fn start_engine(env: Env, config: EngineConfig) -> Result<Engine, Failure> {
-    Engine::start(env, config)
-        .await
-        .map_err(|e| Failure::correctness(format!("start the engine: {e}")))
+    Engine::start(env, config).await.or_fail("start the engine")
 }
 
 impl Stage {

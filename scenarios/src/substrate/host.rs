@@ -1,6 +1,7 @@
 //! Host self-check: a paused host's tasks stop, and resume where they were.
 
 use crate::ensure;
+use crate::kit::fail::OrFail;
 use crate::scenario::{BodyFuture, Failure, Scenario, converge};
 use engine::env::NetAddr;
 use sim::World;
@@ -26,11 +27,7 @@ fn pause_delays_heartbeats(world: World) -> BodyFuture {
     Box::pin(async move {
         let sender = world.add_host("sender");
         let monitor = world.add_host("monitor").env();
-        let mut listener = monitor
-            .net()
-            .bind(9)
-            .await
-            .map_err(|e| Failure::correctness(format!("bind: {e}")))?;
+        let mut listener = monitor.net().bind(9).await.or_fail("bind")?;
         let env = sender.env();
         let _beats = env.spawn("heartbeat", {
             let env = env.clone();
@@ -43,10 +40,7 @@ fn pause_delays_heartbeats(world: World) -> BodyFuture {
                 Ok::<_, std::io::Error>(())
             }
         });
-        let (mut conn, _) = listener
-            .accept()
-            .await
-            .map_err(|e| Failure::correctness(format!("accept: {e}")))?;
+        let (mut conn, _) = listener.accept().await.or_fail("accept")?;
         let mut rng = world.rng("scenario");
         let pause = Duration::from_millis(500 + rng.below(20_000));
         let pause_at = Duration::from_millis(300 + rng.below(2_000));
@@ -65,9 +59,7 @@ fn pause_delays_heartbeats(world: World) -> BodyFuture {
             let deadline = pause_at + pause + Duration::from_secs(2);
             while start.elapsed() < deadline {
                 let mut b = [0u8; 8];
-                conn.read_exact(&mut b)
-                    .await
-                    .map_err(|e| Failure::correctness(format!("read: {e}")))?;
+                conn.read_exact(&mut b).await.or_fail("read")?;
                 let n = u64::from_le_bytes(b);
                 ensure!(n == expected, "heartbeat {n} arrived, expected {expected}");
                 expected += 1;

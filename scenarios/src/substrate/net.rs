@@ -1,6 +1,7 @@
 //! Network self-checks.
 
 use crate::ensure;
+use crate::kit::fail::OrFail;
 use crate::scenario::{BodyFuture, Failure, Scenario, converge};
 use engine::env::{Env, NetAddr, NetStream};
 use sim::World;
@@ -154,10 +155,7 @@ fn partition_heal_no_loss(world: World) -> BodyFuture {
                 "byte {at} differs: reordered or corrupted"
             )));
         }
-        sender
-            .await
-            .map_err(|e| Failure::correctness(format!("sender task: {e}")))?
-            .map_err(io_failure)?;
+        sender.await.or_fail("sender task")?.map_err(io_failure)?;
         Ok(())
     })
 }
@@ -395,7 +393,7 @@ fn backpressure_bounded(world: World) -> BodyFuture {
         consumer.resume();
         let clean = converge("draining the stream", Duration::from_secs(60), reader)
             .await?
-            .map_err(|e| Failure::correctness(format!("consumer task: {e}")))?
+            .or_fail("consumer task")?
             .map_err(io_failure)?;
         ensure!(clean, "the consumer saw corrupted bytes");
         ensure!(

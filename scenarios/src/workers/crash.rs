@@ -10,6 +10,7 @@
 //! The helpers at the top are shared with `resources.rs`.
 
 use crate::ensure;
+use crate::kit::fail::OrFail;
 use crate::kit::workers::{bodies, live_pids, slow_starts, unexpected, zombie_pids};
 use crate::scenario::{BodyFuture, Failure, Outcome, Scenario};
 use crate::stage::workers::{Stage, start_engine, workers_config};
@@ -64,12 +65,8 @@ pub(super) async fn start_worker(
         .manager
         .register(name, config)
         .await
-        .map_err(|e| unexpected(&format!("register {name:?}"), e))?;
-    let worker = stage
-        .manager
-        .worker(name)
-        .await
-        .map_err(|e| unexpected("lookup", e))?;
+        .or_fail(&format!("register {name:?}"))?;
+    let worker = stage.manager.worker(name).await.or_fail("lookup")?;
     start_ready(&worker).await?;
     Ok(worker)
 }
@@ -115,10 +112,7 @@ pub(super) fn ensure_clean(stage: &Stage, when: &str) -> Outcome {
 /// One request to a ready worker; an error is a correctness failure.
 pub(super) async fn ask(worker: &Worker, request: Request) -> Result<Vec<Reply>, Failure> {
     let what = format!("{request:?} to {:?}", worker.name());
-    worker
-        .request(request)
-        .await
-        .map_err(|e| unexpected(&what, e))
+    worker.request(request).await.or_fail(&what)
 }
 
 /// A ping that must be answered by a pong.
@@ -515,7 +509,7 @@ async fn crash_after_start(mut stage: Stage) -> Outcome {
         delay + TICK >= backoff_first && delay <= backoff_first + slack,
         "after the manual start a crash was restarted after {delay:?}, not {backoff_first:?}"
     );
-    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    worker.stop().await.or_fail("stop")?;
     ensure!(
         worker.status() == WorkerStatus::Stopped,
         "after stop: {}",
@@ -534,16 +528,14 @@ fn read_whole(env: &Env, path: &str) -> Result<Vec<u8>, Failure> {
     let file = env
         .disk()
         .open(path, OpenMode::Read)
-        .map_err(|e| unexpected(&format!("open {path}"), e))?;
-    let len = file
-        .len()
-        .map_err(|e| unexpected(&format!("len {path}"), e))?;
+        .or_fail(&format!("open {path}"))?;
+    let len = file.len().or_fail(&format!("len {path}"))?;
     let mut bytes = vec![0; len as usize];
     let mut filled = 0;
     while filled < bytes.len() {
         let n = file
             .read_at(&mut bytes[filled..], filled as u64)
-            .map_err(|e| unexpected(&format!("read {path}"), e))?;
+            .or_fail(&format!("read {path}"))?;
         if n == 0 {
             break;
         }
@@ -557,7 +549,7 @@ fn read_whole(env: &Env, path: &str) -> Result<Vec<u8>, Failure> {
 fn snapshot_state(env: &Env, dir: &str) -> Result<String, Failure> {
     let bytes = read_whole(env, &format!("{dir}/{SNAPSHOT_FILE}"))?;
     engine::workers::program::snapshot::decode(&bytes)
-        .map_err(|e| Failure::correctness(format!("the snapshot in {dir} is damaged: {e}")))
+        .or_fail(&format!("the snapshot in {dir} is damaged"))
 }
 
 /// Cache files of a worker's directory and their sizes, by name.
@@ -679,7 +671,7 @@ async fn graceful_restart(mut stage: Stage) -> Outcome {
         "disk usage {usage}, but {expected} bytes of cache and snapshot were written"
     );
     let asked = Instant::now();
-    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    worker.stop().await.or_fail("stop")?;
     let took = asked.elapsed();
     let stats = worker.stats();
     ensure!(
@@ -726,7 +718,7 @@ async fn graceful_restart(mut stage: Stage) -> Outcome {
         now == expected,
         "usage {now} after more writes; expected {expected}"
     );
-    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    worker.stop().await.or_fail("stop")?;
     ensure!(
         worker.stats().spawns == 2 && worker.stats().crashes == 0,
         "stats after two graceful cycles: {:?}",
@@ -1012,7 +1004,7 @@ async fn segfault(mut stage: Stage) -> Outcome {
         );
         ping(&worker, 100 + i).await?;
     }
-    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    worker.stop().await.or_fail("stop")?;
     ensure_clean(&stage, "at the end")
 }
 
@@ -1135,20 +1127,14 @@ async fn container_restart(mut stage: Stage) -> Outcome {
     // Acknowledged data.
     let mut acked = Vec::new();
     for name in &names {
-        let worker = first
-            .worker(name)
-            .await
-            .map_err(|e| unexpected("lookup", e))?;
+        let worker = first.worker(name).await.or_fail("lookup")?;
         let (files, state) = write_data(&mut stage, &worker, name).await?;
         acked.push((worker.config().dir.clone(), files, state));
     }
     // Sometimes one more write is in flight when the host dies.
     let in_flight = stage.rng.below(2) == 0;
     let _writer = if in_flight {
-        let worker = first
-            .worker(&names[0])
-            .await
-            .map_err(|e| unexpected("lookup", e))?;
+        let worker = first.worker(&names[0]).await.or_fail("lookup")?;
         Some(stage.env.spawn("in-flight-write", async move {
             let _ = worker
                 .request(Request::WriteCache {
@@ -1200,10 +1186,7 @@ async fn container_restart(mut stage: Stage) -> Outcome {
             &restored == state,
             "{name}: snapshot {restored:?} after the restart, {state:?} acknowledged"
         );
-        let worker = second
-            .worker(name)
-            .await
-            .map_err(|e| unexpected("lookup", e))?;
+        let worker = second.worker(name).await.or_fail("lookup")?;
         let acked_bytes = data_bytes(files, state);
         let usage = worker.disk_usage();
         let torn = cache_files(&stage.env, dir)
@@ -1331,11 +1314,7 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
         let warn_cross = leak_at + time_to_reach(base, rate, percent_of(limit, 80));
         let crit_cross = leak_at + time_to_reach(base, rate, percent_of(limit, 95));
         let warned = {
-            let worker = stage
-                .manager
-                .worker("sandbox")
-                .await
-                .map_err(|e| unexpected("lookup", e))?;
+            let worker = stage.manager.worker("sandbox").await.or_fail("lookup")?;
             let was = before.memory_warnings;
             Probe::start(&stage.env, Duration::from_millis(5), move || {
                 worker.stats().memory_warnings > was
@@ -1462,7 +1441,7 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
         "the container's OOM killer fired"
     );
     ping(&worker, 3).await?;
-    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    worker.stop().await.or_fail("stop")?;
     ensure_clean(&stage, "at the end")
 }
 
@@ -1471,15 +1450,12 @@ fn read_snapshot(env: &Env, path: &str) -> Result<String, Failure> {
     let file = env
         .disk()
         .open(path, OpenMode::Read)
-        .map_err(|e| unexpected("open the snapshot", e))?;
-    let len = file.len().map_err(|e| unexpected("snapshot length", e))?;
+        .or_fail("open the snapshot")?;
+    let len = file.len().or_fail("snapshot length")?;
     let mut bytes = vec![0; len as usize];
-    let n = file
-        .read_at(&mut bytes, 0)
-        .map_err(|e| unexpected("read the snapshot", e))?;
+    let n = file.read_at(&mut bytes, 0).or_fail("read the snapshot")?;
     bytes.truncate(n);
-    engine::workers::program::snapshot::decode(&bytes)
-        .map_err(|e| unexpected("decode the snapshot", e))
+    engine::workers::program::snapshot::decode(&bytes).or_fail("decode the snapshot")
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use super::crash::{MIB, ensure_clean, percent_of, ping, ready_pid, start_worker};
 use super::resources::write_cache;
 use crate::ensure;
-use crate::kit::workers::unexpected;
+use crate::kit::fail::OrFail;
 use crate::scenario::{BodyFuture, Outcome, Scenario};
 use crate::stage::workers::Stage;
 use engine::workers::disk::DiskPolicy;
@@ -26,7 +26,7 @@ async fn read_cache(worker: &Worker, id: u64, name: &str) -> Outcome {
             name: name.to_string(),
         })
         .await
-        .map_err(|e| unexpected("read_cache", e))?;
+        .or_fail("read_cache")?;
     ensure!(
         replies.last() == Some(&Reply::Done { id }),
         "read_cache {name:?} answered {replies:?}"
@@ -36,11 +36,7 @@ async fn read_cache(worker: &Worker, id: u64, name: &str) -> Outcome {
 
 /// Cache files on disk, by name.
 fn listed(stage: &Stage, dir: &str) -> Result<Vec<String>, crate::scenario::Failure> {
-    let mut names = stage
-        .env
-        .disk()
-        .list(dir)
-        .map_err(|e| unexpected("list the cache", e))?;
+    let mut names = stage.env.disk().list(dir).or_fail("list the cache")?;
     names.sort();
     Ok(names)
 }
@@ -101,7 +97,7 @@ async fn disk_full(mut stage: Stage) -> Outcome {
         let bytes = 1 + stage.rng.below(500_000);
         write_cache(&worker, j, &format!("warm-{j}"), bytes)
             .await
-            .map_err(|e| unexpected("warm-up write", e))?;
+            .or_fail("warm-up write")?;
         usage += bytes;
     }
     ensure!(
@@ -135,7 +131,7 @@ async fn disk_full(mut stage: Stage) -> Outcome {
     let fits = 1 + stage.rng.below(room);
     write_cache(&worker, 200, "fits", fits)
         .await
-        .map_err(|e| unexpected("a write that fits", e))?;
+        .or_fail("a write that fits")?;
     usage += fits;
     ensure!(
         worker.disk_usage() == usage,
@@ -145,13 +141,13 @@ async fn disk_full(mut stage: Stage) -> Outcome {
     host.disk().set_capacity(capacity + 8 * MIB);
     write_cache(&worker, 300, "big-again", 4 * MIB)
         .await
-        .map_err(|e| unexpected("a large write once space is freed", e))?;
+        .or_fail("a large write once space is freed")?;
     ensure!(
         worker.disk_usage() == usage + 4 * MIB,
         "disk usage {} after freeing space",
         worker.disk_usage()
     );
-    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    worker.stop().await.or_fail("stop")?;
     ensure_clean(&stage, "at the end")
 }
 
@@ -195,7 +191,7 @@ async fn cache_cap(stage: &mut Stage) -> Outcome {
             let name = format!("f{op}");
             write_cache(&worker, op, &name, bytes)
                 .await
-                .map_err(|e| unexpected("a cache write under the cap", e))?;
+                .or_fail("a cache write under the cap")?;
             model.push((name, bytes));
         }
         tokio::time::sleep(settle(interval)).await;
@@ -234,17 +230,17 @@ async fn cache_cap(stage: &mut Stage) -> Outcome {
     let replies = worker
         .request(Request::Stats { id: 9_999 })
         .await
-        .map_err(|e| unexpected("stats", e))?;
+        .or_fail("stats")?;
     ensure!(
         matches!(replies.last(), Some(Reply::Stats { cache_evictions, .. }) if *cache_evictions == evictions),
         "the worker counted {replies:?} evictions, the model {evictions}"
     );
-    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    worker.stop().await.or_fail("stop")?;
     stage
         .manager
         .unregister("lru")
         .await
-        .map_err(|e| unexpected("unregister", e))?;
+        .or_fail("unregister")?;
     Ok(())
 }
 // ---------------------------------------------------------------------------------------
@@ -316,7 +312,7 @@ async fn ephemeral_storage(mut stage: Stage) -> Outcome {
         }
         write(name.clone(), bytes)
             .await
-            .map_err(|e| unexpected("a write under 75%", e))?;
+            .or_fail("a write under 75%")?;
         usage += bytes;
         if bytes > LARGE_BYTES {
             large.push(LargeFile {
@@ -339,7 +335,7 @@ async fn ephemeral_storage(mut stage: Stage) -> Outcome {
             let bytes = (1 + stage.rng.below(2 * MIB)).min(room - *usage);
             write(format!("fill-{}", *usage), bytes)
                 .await
-                .map_err(|e| unexpected("a write that fits", e))?;
+                .or_fail("a write that fits")?;
             *usage += bytes;
         }
         tokio::time::sleep(settle(interval)).await;
@@ -378,7 +374,7 @@ async fn ephemeral_storage(mut stage: Stage) -> Outcome {
     let freed = worker
         .approve_cleanup()
         .await
-        .map_err(|e| unexpected("approve the cleanup", e))?;
+        .or_fail("approve the cleanup")?;
     let expected: u64 = large.iter().map(|f| f.bytes).sum();
     ensure!(
         freed == Some(expected),
@@ -402,7 +398,7 @@ async fn ephemeral_storage(mut stage: Stage) -> Outcome {
     );
     write("after-cleanup".to_string(), 1 + stage.rng.below(MIB))
         .await
-        .map_err(|e| unexpected("a write after the cleanup", e))?;
+        .or_fail("a write after the cleanup")?;
     usage = worker.disk_usage();
     // The disk is smaller than the quota: a write within the quota but past the room.
     let pid = ready_pid(&worker)?;
@@ -420,6 +416,6 @@ async fn ephemeral_storage(mut stage: Stage) -> Outcome {
         worker.disk_usage()
     );
     ping(&worker, 1).await?;
-    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    worker.stop().await.or_fail("stop")?;
     ensure_clean(&stage, "at the end")
 }

@@ -8,6 +8,7 @@
 
 use super::security::read_file;
 use crate::ensure;
+use crate::kit::fail::OrFail;
 use crate::kit::workers::{live_pids, slow_starts, slow_starts_on, unexpected, zombie_pids};
 use crate::scenario::{BodyFuture, Failure, Outcome, Scenario};
 use crate::stage::workers::{Stage, WORKER_PROGRAM_SIM, eventually, worker_config};
@@ -83,7 +84,7 @@ async fn claim(pool: &WarmPool, priority: Priority, bound: Duration) -> Result<C
             "a {priority:?} claim got no worker within {} s",
             bound.as_secs()
         ))),
-        Ok(result) => result.map_err(|e| unexpected(&format!("{priority:?} claim"), e)),
+        Ok(result) => result.or_fail(&format!("{priority:?} claim")),
     }
 }
 
@@ -568,7 +569,7 @@ fn pool_exhausted(world: World) -> BodyFuture {
                     )));
                 }
                 Ok(Err(gone)) => return Err(unexpected("Normal claim task", gone)),
-                Ok(Ok(result)) => normal.push(result.map_err(|e| unexpected("Normal claim", e))?),
+                Ok(Ok(result)) => normal.push(result.or_fail("Normal claim")?),
             }
         }
         normal.sort_by_key(Claim::id);
@@ -646,9 +647,8 @@ fn pool_exhausted(world: World) -> BodyFuture {
         );
         let path = format!("{template_dir}/{}/{SNAPSHOT_FILE}", high.name());
         let bytes = read_file(stage.env.disk(), &path)
-            .map_err(|e| unexpected(&format!("reading the checkpoint {path}"), e))?;
-        let body =
-            snapshot::decode(&bytes).map_err(|e| unexpected("decoding the checkpoint", e))?;
+            .or_fail(&format!("reading the checkpoint {path}"))?;
+        let body = snapshot::decode(&bytes).or_fail("decoding the checkpoint")?;
         ensure!(
             body == states[&victim],
             "the checkpoint holds {body:?}, not the pre-empted session's {:?}",
@@ -899,8 +899,8 @@ fn stale_warm_worker(world: World) -> BodyFuture {
         .await?;
         let next = pending
             .await
-            .map_err(|e| unexpected("claim task", e))?
-            .map_err(|e| unexpected("the claim after the change", e))?;
+            .or_fail("claim task")?
+            .or_fail("the claim after the change")?;
         seen.sample(&stage, &pool).await;
         seen.check_handed_out(&pool, &next, max_age)?;
         ensure!(

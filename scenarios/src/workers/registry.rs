@@ -6,6 +6,7 @@
 //! start, or leaked a process, would show.
 
 use crate::ensure;
+use crate::kit::fail::OrFail;
 use crate::kit::workers::{bodies, live_pids, slow_starts, unexpected};
 use crate::scenario::{BodyFuture, Outcome, Scenario};
 use crate::stage::workers::Stage;
@@ -45,7 +46,7 @@ async fn register(stage: &Stage, name: &str) -> Outcome {
         .manager
         .register(name, stage.config(name))
         .await
-        .map_err(|e| unexpected(&format!("register {name:?}"), e))
+        .or_fail(&format!("register {name:?}"))
 }
 
 async fn start_ready(stage: &Stage, name: &str) -> Outcome {
@@ -110,7 +111,7 @@ async fn binary_missing(mut stage: Stage) -> Outcome {
         .manager
         .register("w", config)
         .await
-        .map_err(|e| unexpected("register", e))?;
+        .or_fail("register")?;
     let result = stage.manager.start("w").await;
     let Err(WorkerError::SpawnFailed { reason, .. }) = &result else {
         return Err(crate::Failure::correctness(format!(
@@ -121,11 +122,7 @@ async fn binary_missing(mut stage: Stage) -> Outcome {
         reason.contains(words),
         "spawn error {reason:?} does not carry the OS error {words:?}"
     );
-    let worker = stage
-        .manager
-        .worker("w")
-        .await
-        .map_err(|e| unexpected("lookup", e))?;
+    let worker = stage.manager.worker("w").await.or_fail("lookup")?;
     let status = worker.status();
     ensure!(
         matches!(&status, WorkerStatus::Failed { reason } if reason.contains(words)),
@@ -189,11 +186,7 @@ async fn health_never_started(stage: Stage) -> Outcome {
     );
     for round in 0..2 {
         let before = Instant::now();
-        let health = stage
-            .manager
-            .health("idle")
-            .await
-            .map_err(|e| unexpected("health", e))?;
+        let health = stage.manager.health("idle").await.or_fail("health")?;
         ensure!(
             Instant::now() == before || stage.is_real(),
             "health of a never-started worker took {:?} of virtual time: it did I/O",
@@ -204,25 +197,15 @@ async fn health_never_started(stage: Stage) -> Outcome {
             "round {round}: health of a never-started worker is {health:?}"
         );
         if let Some(busy) = busy.take() {
-            busy.await
-                .map_err(|e| unexpected("start task", e))?
-                .map_err(|e| unexpected("start busy", e))?;
+            busy.await.or_fail("start task")?.or_fail("start busy")?;
         }
     }
-    let idle = stage
-        .manager
-        .worker("idle")
-        .await
-        .map_err(|e| unexpected("lookup", e))?;
+    let idle = stage.manager.worker("idle").await.or_fail("lookup")?;
     ensure!(
         idle.stats().spawns == 0,
         "a health check spawned the never-started worker"
     );
-    let busy = stage
-        .manager
-        .health("busy")
-        .await
-        .map_err(|e| unexpected("health", e))?;
+    let busy = stage.manager.health("busy").await.or_fail("health")?;
     ensure!(
         busy.healthy && busy.probed,
         "the started worker is not healthy: {busy:?}"
@@ -264,11 +247,7 @@ async fn stop_never_started(stage: Stage) -> Outcome {
         .spawn("start-busy", async move { manager.start("busy").await });
     for round in 0..2 {
         let before = Instant::now();
-        stage
-            .manager
-            .stop("idle")
-            .await
-            .map_err(|e| unexpected("stop", e))?;
+        stage.manager.stop("idle").await.or_fail("stop")?;
         ensure!(
             Instant::now() == before || stage.is_real(),
             "stopping a never-started worker took {:?} of virtual time",
@@ -280,9 +259,7 @@ async fn stop_never_started(stage: Stage) -> Outcome {
             "round {round}: stop changed a never-started worker to {status:?}"
         );
     }
-    busy.await
-        .map_err(|e| unexpected("start task", e))?
-        .map_err(|e| unexpected("start busy", e))?;
+    busy.await.or_fail("start task")?.or_fail("start busy")?;
     ensure!(
         live_pids(&stage).len() <= 1,
         "more than the busy worker runs: {:?}",
@@ -319,11 +296,7 @@ async fn repeated_starts(mut stage: Stage) -> Outcome {
     let k = 1 + stage.rng.below(3) as u32;
     stage.host()?.procs().fail_next_spawn(11, k);
     register(&stage, "w").await?;
-    let worker = stage
-        .manager
-        .worker("w")
-        .await
-        .map_err(|e| unexpected("lookup", e))?;
+    let worker = stage.manager.worker("w").await.or_fail("lookup")?;
     for i in 1..=k {
         let result = worker.start().await;
         ensure!(
@@ -340,15 +313,9 @@ async fn repeated_starts(mut stage: Stage) -> Outcome {
             "spawn failures not counted per start"
         );
     }
-    worker
-        .start()
-        .await
-        .map_err(|e| unexpected("start after the failures", e))?;
+    worker.start().await.or_fail("start after the failures")?;
     for _ in 0..3 {
-        worker
-            .start()
-            .await
-            .map_err(|e| unexpected("start of a running worker", e))?;
+        worker.start().await.or_fail("start of a running worker")?;
     }
     ensure!(
         worker.stats().spawns == 1,
@@ -360,7 +327,7 @@ async fn repeated_starts(mut stage: Stage) -> Outcome {
         "live processes: {:?}",
         live_pids(&stage)
     );
-    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    worker.stop().await.or_fail("stop")?;
     Ok(())
 }
 
@@ -401,8 +368,8 @@ async fn concurrent_registration(stage: Stage) -> Outcome {
     }
     for (i, task) in tasks.into_iter().enumerate() {
         task.await
-            .map_err(|e| unexpected("task", e))?
-            .map_err(|e| unexpected(&format!("worker-{i}"), e))?;
+            .or_fail("task")?
+            .or_fail(&format!("worker-{i}"))?;
     }
     let list = stage.manager.list().await;
     let names: Vec<&str> = list.iter().map(|i| i.name.as_str()).collect();
@@ -477,8 +444,8 @@ async fn parallel_health_checks(mut stage: Stage) -> Outcome {
     let bound = Duration::from_millis(100);
     let mut healthy = 0;
     for check in checks {
-        let (health, done) = check.await.map_err(|e| unexpected("health task", e))?;
-        let health = health.map_err(|e| unexpected("health", e))?;
+        let (health, done) = check.await.or_fail("health task")?;
+        let health = health.or_fail("health")?;
         ensure!(
             done - started <= bound + Duration::from_millis(5) || stage.is_real(),
             "a health check took {:?}, over the {bound:?} bound",
@@ -492,11 +459,7 @@ async fn parallel_health_checks(mut stage: Stage) -> Outcome {
             "only {healthy} of 20 checks of a healthy worker passed"
         );
     }
-    let after = stage
-        .manager
-        .health("w")
-        .await
-        .map_err(|e| unexpected("health", e))?;
+    let after = stage.manager.health("w").await.or_fail("health")?;
     ensure!(
         stage.is_real() || !after.healthy,
         "a hung worker was reported healthy: {after:?}"
@@ -545,7 +508,7 @@ async fn concurrent_starts(mut stage: Stage) -> Outcome {
     }
     let mut failed = 0;
     for task in tasks {
-        match task.await.map_err(|e| unexpected("start task", e))? {
+        match task.await.or_fail("start task")? {
             Ok(()) => {}
             Err(WorkerError::SpawnFailed { .. }) => failed += 1,
             Err(other) => return Err(unexpected("start", other)),
@@ -555,11 +518,7 @@ async fn concurrent_starts(mut stage: Stage) -> Outcome {
         failed == k,
         "{failed} of 5 concurrent starts failed with {k} failing spawns"
     );
-    let worker = stage
-        .manager
-        .worker("w")
-        .await
-        .map_err(|e| unexpected("lookup", e))?;
+    let worker = stage.manager.worker("w").await.or_fail("lookup")?;
     ensure!(
         worker.stats().spawns == 1,
         "{} processes spawned for one worker",
@@ -584,21 +543,13 @@ async fn full_cycle(stage: &Stage, name: &str) -> Outcome {
         "get({:?}) returned {info:?}",
         name.escape_debug().to_string()
     );
-    let health = stage
-        .manager
-        .health(name)
-        .await
-        .map_err(|e| unexpected("health", e))?;
+    let health = stage.manager.health(name).await.or_fail("health")?;
     ensure!(
         health.healthy,
         "{:?} is not healthy: {health:?}",
         name.escape_debug().to_string()
     );
-    stage
-        .manager
-        .stop(name)
-        .await
-        .map_err(|e| unexpected("stop", e))?;
+    stage.manager.stop(name).await.or_fail("stop")?;
     let status = stage.manager.get(name).await.map(|i| i.status);
     ensure!(
         status == Some(WorkerStatus::Stopped),
@@ -668,7 +619,7 @@ async fn duplicate_name(stage: Stage) -> Outcome {
         .manager
         .register("dup", config)
         .await
-        .map_err(|e| unexpected("second register", e))?;
+        .or_fail("second register")?;
     let info = stage.manager.get("dup").await;
     ensure!(
         matches!(&info, Some(i) if i.config_version == 2 && i.status == WorkerStatus::Uninitialized),
@@ -826,10 +777,7 @@ async fn unknown_name(stage: Stage) -> Outcome {
         stage.manager.get("ghost").await.is_none(),
         "get of an unknown name found something"
     );
-    known
-        .await
-        .map_err(|e| unexpected("task", e))?
-        .map_err(|e| unexpected("start known", e))?;
+    known.await.or_fail("task")?.or_fail("start known")?;
     stage.manager.stop_all().await;
     Ok(())
 }
@@ -899,11 +847,7 @@ async fn metadata(stage: Stage) -> Outcome {
     slow_starts(&stage, SLOW_MIN, SLOW_MAX);
     register(&stage, "meta").await?;
     start_ready(&stage, "meta").await?;
-    let info = stage
-        .manager
-        .get("meta")
-        .await
-        .ok_or_else(|| unexpected("get", "nothing"))?;
+    let info = stage.manager.get("meta").await.or_fail("get")?;
     ensure!(
         info.name == "meta" && info.config_version == 1,
         "get returned {info:?}"
@@ -921,19 +865,14 @@ async fn metadata(stage: Stage) -> Outcome {
             "reported pid {pid} is not running"
         );
     }
-    let mut stream = stage
-        .env
-        .net()
-        .connect(endpoint)
-        .await
-        .map_err(|e| unexpected("connect", e))?;
+    let mut stream = stage.env.net().connect(endpoint).await.or_fail("connect")?;
     stream
         .write_all(encode_line(&Request::Ping { id: 42 }).as_bytes())
         .await
-        .map_err(|e| unexpected("send", e))?;
+        .or_fail("send")?;
     let mut lines = LineReader::new(stream);
-    let reply = match lines.next_line().await.map_err(|e| unexpected("read", e))? {
-        Line::Text(bytes) => decode_reply(&bytes).map_err(|e| unexpected("decode", e))?,
+    let reply = match lines.next_line().await.or_fail("read")? {
+        Line::Text(bytes) => decode_reply(&bytes).or_fail("decode")?,
         other => return Err(unexpected("reply", format!("{other:?}"))),
     };
     ensure!(
@@ -983,10 +922,7 @@ async fn shared_manager(stage: Stage) -> Outcome {
         }));
     }
     for task in tasks {
-        let healthy = task
-            .await
-            .map_err(|e| unexpected("task", e))?
-            .map_err(|e| unexpected("op", e))?;
+        let healthy = task.await.or_fail("task")?.or_fail("op")?;
         ensure!(healthy, "a worker started by a shared task is not healthy");
     }
     let list = stage.manager.list().await;

@@ -7,6 +7,7 @@ use super::crash::{
     spawned_at, start_ready, start_worker, time_to_reach,
 };
 use crate::ensure;
+use crate::kit::fail::OrFail;
 use crate::kit::workers::{live_pids, unexpected};
 use crate::scenario::{BodyFuture, Failure, Outcome, Scenario};
 use crate::stage::workers::{Stage, WATCHDOG_INTERVAL, start_engine, workers_config};
@@ -105,12 +106,8 @@ async fn fd_exhausted(mut stage: Stage) -> Outcome {
         .manager
         .register("fd", stage.config("fd"))
         .await
-        .map_err(|e| unexpected("register", e))?;
-    let worker = stage
-        .manager
-        .worker("fd")
-        .await
-        .map_err(|e| unexpected("lookup", e))?;
+        .or_fail("register")?;
+    let worker = stage.manager.worker("fd").await.or_fail("lookup")?;
     for i in 1..=k {
         let result = worker.start().await;
         ensure!(
@@ -172,7 +169,7 @@ async fn fd_exhausted(mut stage: Stage) -> Outcome {
     let bytes = 1 + stage.rng.below(200_000);
     write_cache(&worker, 20, "after", bytes)
         .await
-        .map_err(|e| unexpected("cache write once descriptors are free", e))?;
+        .or_fail("cache write once descriptors are free")?;
     ensure!(
         worker.disk_usage() == usage + bytes,
         "usage {} after writing {bytes} bytes to {usage}",
@@ -225,7 +222,7 @@ async fn fd_exhausted(mut stage: Stage) -> Outcome {
         "recovered {took:?} after the crash; the backoffs add up to {nominal:?}"
     );
     ping(&worker, 1).await?;
-    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    worker.stop().await.or_fail("stop")?;
     ensure_clean(&stage, "at the end")
 }
 
@@ -296,7 +293,7 @@ async fn zombies(mut stage: Stage) -> Outcome {
         .manager
         .register("late", config)
         .await
-        .map_err(|e| unexpected("register", e))?;
+        .or_fail("register")?;
     let result = stage.manager.start("late").await;
     ensure!(
         matches!(&result, Err(WorkerError::InitTimeout { after, .. }) if *after == init_timeout),
@@ -411,7 +408,7 @@ async fn slow_cleanup(mut stage: Stage) -> Outcome {
     let worker = start_worker(&stage, "slow", config).await?;
     tokio::time::sleep(Duration::from_millis(stage.rng.below(5_000))).await;
     let asked = Instant::now();
-    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    worker.stop().await.or_fail("stop")?;
     let took = asked.elapsed();
     let stats = worker.stats();
     ensure!(
@@ -429,7 +426,7 @@ async fn slow_cleanup(mut stage: Stage) -> Outcome {
     ensure!(host.procs().hang(pid), "could not hang pid {pid}");
     tokio::time::sleep(Duration::from_millis(stage.rng.below(3_000))).await;
     let asked = Instant::now();
-    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    worker.stop().await.or_fail("stop")?;
     let took = asked.elapsed();
     ensure!(
         took + TICK >= grace && took <= grace + TICK,
@@ -492,12 +489,7 @@ async fn port_taken(mut stage: Stage) -> Outcome {
     let mut held = BTreeMap::new();
     let k = 1 + stage.rng.below(6) as u16;
     for port in first..first + k {
-        let listener = stage
-            .env
-            .net()
-            .bind(port)
-            .await
-            .map_err(|e| unexpected("hold a port", e))?;
+        let listener = stage.env.net().bind(port).await.or_fail("hold a port")?;
         held.insert(port, listener);
     }
     let one = start_worker(&stage, "one", stage.config("one")).await?;
@@ -515,12 +507,7 @@ async fn port_taken(mut stage: Stage) -> Outcome {
     let j = 1 + stage.rng.below(4) as u16;
     let next = first + k + 1;
     for port in next..next + j {
-        let listener = stage
-            .env
-            .net()
-            .bind(port)
-            .await
-            .map_err(|e| unexpected("hold a port", e))?;
+        let listener = stage.env.net().bind(port).await.or_fail("hold a port")?;
         held.insert(port, listener);
     }
     let two = start_worker(&stage, "two", stage.config("two")).await?;
@@ -544,12 +531,7 @@ async fn port_taken(mut stage: Stage) -> Outcome {
         last: 30_000 + m - 1,
     };
     for port in range.first..=range.last {
-        let listener = stage
-            .env
-            .net()
-            .bind(port)
-            .await
-            .map_err(|e| unexpected("hold a port", e))?;
+        let listener = stage.env.net().bind(port).await.or_fail("hold a port")?;
         held.insert(port, listener);
     }
     let tiny_engine =
@@ -557,7 +539,7 @@ async fn port_taken(mut stage: Stage) -> Outcome {
     let tiny = tiny_engine.workers();
     tiny.register("tiny", stage.config("tiny"))
         .await
-        .map_err(|e| unexpected("register", e))?;
+        .or_fail("register")?;
     let before = conflicts();
     let result = tiny.start("tiny").await;
     let exhausted = matches!(
@@ -577,10 +559,7 @@ async fn port_taken(mut stage: Stage) -> Outcome {
         "{} ports tried in a range of {m}",
         conflicts() - before
     );
-    let worker = tiny
-        .worker("tiny")
-        .await
-        .map_err(|e| unexpected("lookup", e))?;
+    let worker = tiny.worker("tiny").await.or_fail("lookup")?;
     let stats = worker.stats();
     ensure!(
         stats.spawns == 0 && matches!(worker.status(), WorkerStatus::Failed { .. }),
@@ -597,7 +576,7 @@ async fn port_taken(mut stage: Stage) -> Outcome {
     let before = conflicts();
     tiny.start("tiny")
         .await
-        .map_err(|e| unexpected("start once a port is free", e))?;
+        .or_fail("start once a port is free")?;
     ensure!(
         endpoint_port(&worker)? == freed,
         "with only {freed} free the worker got {}",
@@ -737,6 +716,6 @@ async fn memory_growth(mut stage: Stage) -> Outcome {
         "the OOM killer fired before the memory watch acted"
     );
     ping(&worker, 1).await?;
-    worker.stop().await.map_err(|e| unexpected("stop", e))?;
+    worker.stop().await.or_fail("stop")?;
     ensure_clean(&stage, "at the end")
 }

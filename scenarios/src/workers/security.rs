@@ -9,7 +9,7 @@
 //! and what really is on the simulated disk.
 
 use crate::ensure;
-use crate::kit::workers::unexpected;
+use crate::kit::fail::OrFail;
 use crate::scenario::{BodyFuture, Failure, Outcome, Scenario};
 use crate::stage::workers::{Stage, WATCHDOG_INTERVAL};
 use engine::env::{BoxFuture, Disk, OpenMode, ProcSpec, ScopedDisk, Signal, Task};
@@ -89,11 +89,11 @@ fn files_on_disk(disk: &dyn Disk) -> std::io::Result<Vec<String>> {
 /// what the file holds, so they provision the directory durably first.
 fn provision_durably(disk: &dyn Disk, dir: &str) -> Outcome {
     disk.create_dir_all(dir)
-        .map_err(|e| unexpected(&format!("creating {dir}"), e))?;
+        .or_fail(&format!("creating {dir}"))?;
     let mut parent = String::new();
     for part in dir.split('/') {
         disk.sync_dir(&parent)
-            .map_err(|e| unexpected(&format!("syncing {parent:?}"), e))?;
+            .or_fail(&format!("syncing {parent:?}"))?;
         parent = if parent.is_empty() {
             part.to_string()
         } else {
@@ -108,12 +108,12 @@ async fn start_worker(stage: &Stage, name: &str, config: WorkerConfig) -> Outcom
         .manager
         .register(name, config)
         .await
-        .map_err(|e| unexpected(&format!("register {name}"), e))?;
+        .or_fail(&format!("register {name}"))?;
     match tokio::time::timeout(secs(30), stage.manager.start(name)).await {
         Err(_) => Err(Failure::liveness(format!(
             "{name} did not start within 30 s"
         ))),
-        Ok(result) => result.map_err(|e| unexpected(&format!("start {name}"), e)),
+        Ok(result) => result.or_fail(&format!("start {name}")),
     }
 }
 
@@ -146,13 +146,13 @@ async fn snapshot_state_at_start(
         .procs()
         .spawn(&spec)
         .await
-        .map_err(|e| unexpected("spawning the worker directly", e))?;
+        .or_fail("spawning the worker directly")?;
     let stdin = child.take_stdin();
     let mut lines = LineReader::new(child.take_stdout().expect("a piped stdout"));
     let line = tokio::time::timeout(secs(10), lines.next_line())
         .await
         .map_err(|_| Failure::liveness("the worker wrote nothing within 10 s".to_string()))?
-        .map_err(|e| unexpected("reading the worker's first line", e))?;
+        .or_fail("reading the worker's first line")?;
     let state = match line {
         Line::Text(bytes) => match decode_reply(&bytes) {
             Ok(Reply::Ready { snapshot, .. }) => snapshot,
@@ -172,7 +172,7 @@ async fn snapshot_state_at_start(
     let status = tokio::time::timeout(secs(10), child.wait())
         .await
         .map_err(|_| Failure::liveness("the worker did not exit on EOF".to_string()))?
-        .map_err(|e| unexpected("waiting for the worker", e))?;
+        .or_fail("waiting for the worker")?;
     ensure!(
         status.code() == Some(0),
         "the worker exited with {status} on EOF"
@@ -321,11 +321,7 @@ fn malicious_env(world: World) -> BodyFuture {
             .map(|(k, v, _)| (k.clone(), v.clone()))
             .collect();
         start_worker(&stage, "plugin", config).await?;
-        let worker = stage
-            .manager
-            .worker("plugin")
-            .await
-            .map_err(|e| unexpected("lookup", e))?;
+        let worker = stage.manager.worker("plugin").await.or_fail("lookup")?;
         let check = |spawns: usize| -> Outcome {
             let seen = log.lock().expect("env log poisoned").clone();
             ensure!(
@@ -429,11 +425,7 @@ fn path_escape(world: World) -> BodyFuture {
         let config = stage.config("sandboxed");
         let dir = config.dir.clone();
         start_worker(&stage, "sandboxed", config).await?;
-        let worker = stage
-            .manager
-            .worker("sandboxed")
-            .await
-            .map_err(|e| unexpected("lookup", e))?;
+        let worker = stage.manager.worker("sandboxed").await.or_fail("lookup")?;
 
         let escapes = 2 + stage.rng.below(ESCAPING_NAMES.len() as u64 - 1) as usize;
         let safe = 1 + stage.rng.below(4) as usize;
@@ -494,7 +486,7 @@ fn path_escape(world: World) -> BodyFuture {
             .manager
             .register("escaper", escaper)
             .await
-            .map_err(|e| unexpected("register escaper", e))?;
+            .or_fail("register escaper")?;
         let result = tokio::time::timeout(secs(30), stage.manager.start("escaper"))
             .await
             .map_err(|_| Failure::liveness("the escaping start hung".to_string()))?;
@@ -529,7 +521,7 @@ fn path_escape(world: World) -> BodyFuture {
 
         // The disk: exactly the harmless files, nowhere else.
         let disk = stage.env.disk();
-        let files = files_on_disk(disk).map_err(|e| unexpected("listing the disk", e))?;
+        let files = files_on_disk(disk).or_fail("listing the disk")?;
         expected_files.sort();
         let expected_paths: Vec<String> = expected_files.iter().map(|(p, _)| p.clone()).collect();
         ensure!(
@@ -539,7 +531,7 @@ fn path_escape(world: World) -> BodyFuture {
         for (path, bytes) in &expected_files {
             let len = disk
                 .metadata(path)
-                .map_err(|e| unexpected(&format!("metadata of {path}"), e))?
+                .or_fail(&format!("metadata of {path}"))?
                 .len;
             ensure!(
                 len == *bytes,
@@ -616,18 +608,14 @@ fn rotated(body: &str) -> String {
 }
 
 async fn save_snapshot(stage: &Stage, name: &str, id: u64, state: &str) -> Outcome {
-    let worker = stage
-        .manager
-        .worker(name)
-        .await
-        .map_err(|e| unexpected("lookup", e))?;
+    let worker = stage.manager.worker(name).await.or_fail("lookup")?;
     let replies = worker
         .request(Request::Snapshot {
             id,
             state: state.to_string(),
         })
         .await
-        .map_err(|e| unexpected("snapshot request", e))?;
+        .or_fail("snapshot request")?;
     ensure!(
         replies == vec![Reply::Done { id }],
         "the snapshot request got {replies:?}"
@@ -647,17 +635,12 @@ fn corrupt_snapshot(world: World) -> BodyFuture {
         provision_durably(stage.env.disk(), &format!("{dir}/state"))?;
         start_worker(&stage, "shell", config.clone()).await?;
         save_snapshot(&stage, "shell", 1, &first).await?;
-        let saved = read_file(stage.env.disk(), &file)
-            .map_err(|e| unexpected("reading the snapshot", e))?;
+        let saved = read_file(stage.env.disk(), &file).or_fail("reading the snapshot")?;
         ensure!(
             snapshot::decode(&saved).as_deref() == Ok(first.as_str()),
             "the saved snapshot does not hold the session"
         );
-        stage
-            .manager
-            .stop("shell")
-            .await
-            .map_err(|e| unexpected("stop", e))?;
+        stage.manager.stop("shell").await.or_fail("stop")?;
 
         let host = stage.host()?.clone();
         let bitflip = stage.rng.below(2) == 0;
@@ -681,18 +664,18 @@ fn corrupt_snapshot(world: World) -> BodyFuture {
                 .env
                 .disk()
                 .open(&file, OpenMode::ReadWrite)
-                .map_err(|e| unexpected("opening the snapshot", e))?;
+                .or_fail("opening the snapshot")?;
             handle
                 .write_at(&rewritten, 0)
-                .map_err(|e| unexpected("rewriting the snapshot", e))?;
+                .or_fail("rewriting the snapshot")?;
             drop(handle);
             host.crash();
             tokio::time::sleep(secs(1)).await;
             host.restart();
             // The old supervisor died with the host; a new one takes over.
             stage.restart_engine().await?;
-            let durable = read_file(stage.env.disk(), &file)
-                .map_err(|e| unexpected("reading the torn snapshot", e))?;
+            let durable =
+                read_file(stage.env.disk(), &file).or_fail("reading the torn snapshot")?;
             if snapshot::decode(&durable).is_ok() {
                 SnapshotState::Restored
             } else {
@@ -718,18 +701,14 @@ fn corrupt_snapshot(world: World) -> BodyFuture {
                 .manager
                 .start("shell")
                 .await
-                .map_err(|e| unexpected("restart over a corrupt snapshot", e))?;
+                .or_fail("restart over a corrupt snapshot")?;
         } else {
             start_worker(&stage, "shell", config).await?;
         }
         let mut options = host.disk().options();
         options.bitflip_rate = Ratio::ZERO;
         host.disk().set_options(options);
-        let worker = stage
-            .manager
-            .worker("shell")
-            .await
-            .map_err(|e| unexpected("lookup", e))?;
+        let worker = stage.manager.worker("shell").await.or_fail("lookup")?;
         let health = worker.health().await;
         ensure!(health.healthy, "the worker is unhealthy: {}", health.detail);
         let stats = worker.stats();
@@ -739,8 +718,7 @@ fn corrupt_snapshot(world: World) -> BodyFuture {
         );
         let next = session_body(&mut stage.rng, 50)?;
         save_snapshot(&stage, "shell", 2, &next).await?;
-        let repaired = read_file(stage.env.disk(), &file)
-            .map_err(|e| unexpected("reading the snapshot", e))?;
+        let repaired = read_file(stage.env.disk(), &file).or_fail("reading the snapshot")?;
         ensure!(
             snapshot::decode(&repaired).as_deref() == Ok(next.as_str()),
             "the next save did not replace the bad snapshot"
@@ -880,11 +858,7 @@ fn secrets_in_snapshot(world: World) -> BodyFuture {
         save_snapshot(&stage, "session", 1, &first).await?;
 
         // The second save, and a crash at a seeded moment around it.
-        let worker = stage
-            .manager
-            .worker("session")
-            .await
-            .map_err(|e| unexpected("lookup", e))?;
+        let worker = stage.manager.worker("session").await.or_fail("lookup")?;
         let request = Request::Snapshot {
             id: 2,
             state: second.clone(),
@@ -906,10 +880,9 @@ fn secrets_in_snapshot(world: World) -> BodyFuture {
 
         // Every byte on the disk, after the crash.
         let disk = stage.env.disk();
-        let files = files_on_disk(disk).map_err(|e| unexpected("listing the disk", e))?;
+        let files = files_on_disk(disk).or_fail("listing the disk")?;
         for path in &files {
-            let bytes =
-                read_file(disk, path).map_err(|e| unexpected(&format!("reading {path}"), e))?;
+            let bytes = read_file(disk, path).or_fail(&format!("reading {path}"))?;
             let text = String::from_utf8_lossy(&bytes);
             for secret in first_secrets.iter().chain(&second_secrets) {
                 ensure!(
@@ -918,9 +891,8 @@ fn secrets_in_snapshot(world: World) -> BodyFuture {
                 );
             }
         }
-        let durable = read_file(disk, &file).map_err(|e| unexpected("reading the snapshot", e))?;
-        let body = snapshot::decode(&durable)
-            .map_err(|e| unexpected("the snapshot after the crash", e))?;
+        let durable = read_file(disk, &file).or_fail("reading the snapshot")?;
+        let body = snapshot::decode(&durable).or_fail("the snapshot after the crash")?;
         if acknowledged {
             ensure!(
                 body == second_scrubbed,

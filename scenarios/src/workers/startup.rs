@@ -3,7 +3,8 @@
 //! arrives during initialisation (core.EC-118).
 
 use crate::ensure;
-use crate::kit::workers::{live_pids, slow_starts, unexpected, zombie_pids};
+use crate::kit::fail::OrFail;
+use crate::kit::workers::{live_pids, slow_starts, zombie_pids};
 use crate::scenario::{BodyFuture, Scenario};
 use crate::stage::workers::{Stage, WATCHDOG_INTERVAL, eventually};
 use engine::workers::retry::RetryPolicy;
@@ -91,15 +92,11 @@ fn endpoint_not_ready(world: World) -> BodyFuture {
             .manager
             .register("w", config)
             .await
-            .map_err(|e| unexpected("register", e))?;
+            .or_fail("register")?;
         let spawned = Instant::now();
         let result = stage.manager.start("w").await;
         let took = Instant::now() - spawned;
-        let worker = stage
-            .manager
-            .worker("w")
-            .await
-            .map_err(|e| unexpected("lookup", e))?;
+        let worker = stage.manager.worker("w").await.or_fail("lookup")?;
         let stats = worker.stats();
         match attempts_at.iter().position(|a| *a > delay) {
             Some(index) => {
@@ -168,17 +165,9 @@ fn health_bounded(world: World) -> BodyFuture {
             .manager
             .register("w", stage.config("w"))
             .await
-            .map_err(|e| unexpected("register", e))?;
-        stage
-            .manager
-            .start("w")
-            .await
-            .map_err(|e| unexpected("start", e))?;
-        let before = stage
-            .manager
-            .health("w")
-            .await
-            .map_err(|e| unexpected("health", e))?;
+            .or_fail("register")?;
+        stage.manager.start("w").await.or_fail("start")?;
+        let before = stage.manager.health("w").await.or_fail("health")?;
         ensure!(before.healthy, "healthy worker reported {before:?}");
         tokio::time::sleep(ms(stage.rng.below(3_000))).await;
         let pid = stage
@@ -189,11 +178,7 @@ fn health_bounded(world: World) -> BodyFuture {
             .unwrap_or(0);
         ensure!(stage.host()?.procs().hang(pid), "could not hang pid {pid}");
         let asked = Instant::now();
-        let after = stage
-            .manager
-            .health("w")
-            .await
-            .map_err(|e| unexpected("health", e))?;
+        let after = stage.manager.health("w").await.or_fail("health")?;
         let took = Instant::now() - asked;
         ensure!(
             took <= ms(101),
@@ -203,11 +188,7 @@ fn health_bounded(world: World) -> BodyFuture {
             !after.healthy && after.probed,
             "hung worker reported {after:?}"
         );
-        let worker = stage
-            .manager
-            .worker("w")
-            .await
-            .map_err(|e| unexpected("lookup", e))?;
+        let worker = stage.manager.worker("w").await.or_fail("lookup")?;
         let config = worker.config().clone();
         let host = stage.host()?;
         eventually(
@@ -226,11 +207,7 @@ fn health_bounded(world: World) -> BodyFuture {
             !host.procs().live_pids().contains(&pid),
             "the hung process {pid} still runs"
         );
-        let healed = stage
-            .manager
-            .health("w")
-            .await
-            .map_err(|e| unexpected("health", e))?;
+        let healed = stage.manager.health("w").await.or_fail("health")?;
         ensure!(healed.healthy, "the replacement is not healthy: {healed:?}");
         stage.manager.stop_all().await;
         Ok(())
@@ -281,15 +258,11 @@ fn slow_startup(world: World) -> BodyFuture {
             .manager
             .register("slow", config)
             .await
-            .map_err(|e| unexpected("register", e))?;
+            .or_fail("register")?;
         let spawned = Instant::now();
         let result = stage.manager.start("slow").await;
         let took = Instant::now() - spawned;
-        let worker = stage
-            .manager
-            .worker("slow")
-            .await
-            .map_err(|e| unexpected("lookup", e))?;
+        let worker = stage.manager.worker("slow").await.or_fail("lookup")?;
         let stats = worker.stats();
         if delay < timeout {
             ensure!(
@@ -350,7 +323,7 @@ fn stop_during_init(world: World) -> BodyFuture {
             .manager
             .register("w", stage.config("w"))
             .await
-            .map_err(|e| unexpected("register", e))?;
+            .or_fail("register")?;
         let manager = stage.manager.clone();
         let start = stage.env.spawn("start", async move {
             let result = manager.start("w").await;
@@ -362,8 +335,8 @@ fn stop_during_init(world: World) -> BodyFuture {
             let result = manager.stop("w").await;
             (result, Instant::now())
         });
-        let (started, start_done) = start.await.map_err(|e| unexpected("start task", e))?;
-        let (stopped, stop_done) = stop.await.map_err(|e| unexpected("stop task", e))?;
+        let (started, start_done) = start.await.or_fail("start task")?;
+        let (stopped, stop_done) = stop.await.or_fail("stop task")?;
         ensure!(
             started.is_ok(),
             "the start interrupted by a stop gave {started:?}"
