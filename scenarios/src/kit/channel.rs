@@ -4,15 +4,8 @@ use crate::scenario::Failure;
 use crate::stage::channel::ChannelStage;
 use crate::stage::client::SimClient;
 use engine::protocol::{ErrorCode, ServerEvent, ServerMessage};
-use std::time::Duration;
 
-pub fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-pub fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+pub use super::time::{ms, secs};
 
 /// Declares a scenario whose body is an async fn over the world: its static, id, title,
 /// what it proves, the fault kinds it exercises, `cores: [..]` (the engine files it

@@ -2,5 +2,10 @@
 
 pub mod channel;
 pub mod fail;
+pub mod files;
+pub mod inputs;
 pub mod plans;
+pub mod pool;
+pub mod status;
+pub mod time;
 pub mod workers;

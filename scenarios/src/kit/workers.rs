@@ -1,9 +1,249 @@
-//! Small helpers the worker scenarios share.
-
-use crate::stage::workers::Stage;
-use std::time::Duration;
+//! Helpers the workers scenarios share: the declaration macro, starting and looking up
+//! workers, requests, signals, the memory arithmetic, and the standard oracles (ready
+//! within a bound, nothing leaked). Scenario files `use crate::kit::workers::*`.
 
 pub use super::fail::{OrFail, unexpected};
+pub use super::files::*;
+pub use super::status::{Probe, StatusLog};
+pub use super::time::{between, eventually, ms, secs};
+pub use crate::ensure;
+pub use crate::scenario::{Failure, Outcome, Scenario};
+pub use crate::stage::workers::{Stage, WATCHDOG_INTERVAL};
+pub use engine::workers::{Worker, WorkerError, WorkerStats, WorkerStatus};
+pub use std::time::Duration;
+pub use tokio::time::Instant;
+
+use engine::env::{ProcSpec, Signal, Task};
+use engine::workers::program::protocol::{SnapshotState, decode_reply};
+use engine::workers::program::{Line, LineReader, Reply, Request};
+use engine::workers::{WorkerConfig, WorkerManager};
+use std::sync::{Arc, Mutex};
+
+/// Declares a workers scenario: its static, id and title, what it proves, the fault kinds
+/// it exercises, `cores` (the engine files it proves, `Scenario::cores`), its
+/// virtual-time budget in seconds, its plan when not the workers swarm
+/// ([`crate::kit::plans::workers`]), and its logic: `body: f` for an async fn over a
+/// [`Stage`] on a simulated host (`body: f, real` runs it on this machine too, for
+/// `chaos run ID --real`), or `world: f` for an async fn over the world that builds its
+/// own stage.
+macro_rules! workers_scenario {
+    (
+        $static:ident, $id:literal, $title:literal,
+        proves: $proves:literal,
+        faults: [$($fault:literal),* $(,)?],
+        cores: [$($core:literal),+ $(,)?],
+        secs: $secs:expr,
+        $(plan: $plan:expr,)?
+        body: $logic:ident $(, $real:ident)? $(,)?
+    ) => {
+        $crate::kit::workers::workers_scenario!(
+            @make $static, $id, $title, $proves, [$($fault),*], [$($core),+], $secs,
+            [$($plan)?], {
+                fn body(world: sim::World) -> $crate::scenario::BodyFuture {
+                    Box::pin(async move {
+                        $logic($crate::stage::workers::Stage::sim(&world).await?).await
+                    })
+                }
+                body
+            },
+            $crate::kit::workers::workers_scenario!(@real $logic $($real)?)
+        );
+    };
+    (
+        $static:ident, $id:literal, $title:literal,
+        proves: $proves:literal,
+        faults: [$($fault:literal),* $(,)?],
+        cores: [$($core:literal),+ $(,)?],
+        secs: $secs:expr,
+        $(plan: $plan:expr,)?
+        world: $logic:ident $(,)?
+    ) => {
+        $crate::kit::workers::workers_scenario!(
+            @make $static, $id, $title, $proves, [$($fault),*], [$($core),+], $secs,
+            [$($plan)?], {
+                fn body(world: sim::World) -> $crate::scenario::BodyFuture {
+                    Box::pin($logic(world))
+                }
+                body
+            },
+            None
+        );
+    };
+    (
+        @make $static:ident, $id:literal, $title:literal, $proves:literal,
+        [$($fault:literal),*], [$($core:literal),+], $secs:expr, [$($plan:expr)?],
+        $body:expr, $real:expr
+    ) => {
+        pub static $static: $crate::scenario::Scenario = $crate::scenario::Scenario {
+            id: $id,
+            title: $title,
+            proves: $proves,
+            faults_expected: &[$($fault),*],
+            cores: &[$($core),+],
+            sim_time_max: std::time::Duration::from_secs($secs),
+            body: $body,
+            real: $real,
+            plan: Some($crate::scenario::Plan::World(
+                $crate::kit::workers::workers_scenario!(@plan $($plan)?),
+            )),
+        };
+    };
+    (@real $logic:ident real) => {{
+        fn real(stage: $crate::stage::workers::Stage) -> $crate::scenario::BodyFuture {
+            Box::pin($logic(stage))
+        }
+        Some(real)
+    }};
+    (@real $logic:ident) => {
+        None
+    };
+    (@plan) => {
+        $crate::kit::plans::workers
+    };
+    (@plan $plan:expr) => {
+        $plan
+    };
+}
+pub(crate) use workers_scenario;
+
+pub const MIB: u64 = 1 << 20;
+/// Timer resolution slack on a simulated host: tokio's timers have 1 ms resolution, so a
+/// delay the supervisor arms is observed within `TICK` of its nominal value.
+pub const TICK: Duration = Duration::from_millis(2);
+/// Slack on a real run (real scheduling, real process exits).
+pub const REAL_SLACK: Duration = Duration::from_secs(2);
+/// Longer than any start in these scenarios (slow starts plus the connect schedule).
+pub const START_BOUND: Duration = Duration::from_secs(30);
+
+/// The slack for timings on this stage.
+pub fn slack(stage: &Stage) -> Duration {
+    if stage.is_real() { REAL_SLACK } else { TICK }
+}
+
+impl Stage {
+    /// The registered worker `name`.
+    pub async fn worker(&self, name: &str) -> Result<Arc<Worker>, Failure> {
+        self.manager.worker(name).await.or_fail("lookup")
+    }
+
+    /// Registers `name` with `config`.
+    pub async fn register(&self, name: &str, config: WorkerConfig) -> Outcome {
+        let registered = self.manager.register(name, config).await;
+        registered.or_fail(&format!("register {name:?}"))
+    }
+
+    /// Registers `name` with `config`, starts it and returns its handle once ready
+    /// (within [`START_BOUND`]).
+    pub async fn start_worker(
+        &self,
+        name: &str,
+        config: WorkerConfig,
+    ) -> Result<Arc<Worker>, Failure> {
+        self.register(name, config).await?;
+        let worker = self.worker(name).await?;
+        ready_within(&worker, START_BOUND).await?;
+        Ok(worker)
+    }
+
+    /// Registers `name` with its default configuration ([`Stage::config`]).
+    pub async fn register_default(&self, name: &str) -> Outcome {
+        self.register(name, self.config(name)).await
+    }
+
+    /// Starts the registered worker `name`: [`ready_within`] `bound`.
+    pub async fn start_within(&self, name: &str, bound: Duration) -> Result<u32, Failure> {
+        ready_within(&*self.worker(name).await?, bound).await
+    }
+
+    /// Spawns `task`, which starts the registered worker `name`.
+    pub fn start_in_background(
+        &self,
+        task: &'static str,
+        name: &str,
+    ) -> Task<Result<(), WorkerError>> {
+        let (manager, name) = (self.manager.clone(), name.to_string());
+        self.env
+            .spawn(task, async move { manager.start(&name).await })
+    }
+
+    /// The pid the manager reports for `name` (0 if none).
+    pub async fn pid(&self, name: &str) -> u32 {
+        self.manager
+            .get(name)
+            .await
+            .and_then(|i| i.pid)
+            .unwrap_or(0)
+    }
+
+    /// The status the manager reports for `name`.
+    pub async fn status(&self, name: &str) -> Option<WorkerStatus> {
+        self.manager.get(name).await.map(|i| i.status)
+    }
+}
+
+/// Registers, starts (within `bound`), checks and stops one worker under `name`: get
+/// finds it, it is healthy, and it ends Stopped.
+pub async fn full_cycle(stage: &Stage, name: &str, bound: Duration) -> Outcome {
+    let shown = name.escape_debug().to_string();
+    stage.register_default(name).await?;
+    stage.start_within(name, bound).await?;
+    let info = stage.manager.get(name).await;
+    let found = info.as_ref().map(|i| i.name.as_str()) == Some(name);
+    ensure!(found, "get({shown:?}) returned {info:?}");
+    let health = stage.manager.health(name).await.or_fail("health")?;
+    ensure!(health.healthy, "{shown:?} is not healthy: {health:?}");
+    stage.manager.stop(name).await.or_fail("stop")?;
+    let status = stage.status(name).await;
+    ensure!(
+        status == Some(WorkerStatus::Stopped),
+        "after stop: {status:?}"
+    );
+    Ok(())
+}
+
+/// Oracle: a start of `worker` ends within `bound` (else a liveness failure), without an
+/// error, and leaves it Ready; returns its pid.
+pub async fn ready_within(worker: &Worker, bound: Duration) -> Result<u32, Failure> {
+    match tokio::time::timeout(bound, worker.start()).await {
+        Err(_) => Err(Failure::liveness(format!(
+            "start of {:?} took longer than {} s",
+            worker.name(),
+            bound.as_secs()
+        ))),
+        Ok(started) => {
+            started.or_fail(&format!("start {:?}", worker.name()))?;
+            ready_pid(worker)
+        }
+    }
+}
+
+/// [`ready_within`] [`START_BOUND`].
+pub async fn start_ready(worker: &Worker) -> Result<u32, Failure> {
+    ready_within(worker, START_BOUND).await
+}
+
+/// The pid of a ready worker.
+pub fn ready_pid(worker: &Worker) -> Result<u32, Failure> {
+    match worker.status() {
+        WorkerStatus::Ready { pid, .. } => Ok(pid),
+        other => Err(Failure::correctness(format!(
+            "{:?} should be ready but is {other}",
+            worker.name()
+        ))),
+    }
+}
+
+/// The pid of a `Ready` status.
+pub fn pid_of(status: &WorkerStatus) -> Result<u32, Failure> {
+    match status {
+        WorkerStatus::Ready { pid, .. } => Ok(*pid),
+        other => Err(unexpected("status", other)),
+    }
+}
+
+pub fn is_ready(s: &WorkerStatus) -> bool {
+    matches!(s, WorkerStatus::Ready { .. })
+}
 
 /// Makes every spawn on the simulated host start slowly, by a seeded delay between
 /// `min` and `max` (counted as `proc.slow_start`). No-op on a real run.
@@ -18,6 +258,13 @@ pub fn slow_starts_on(host: &sim::Host, min: Duration, max: Duration) {
     let mut options = host.procs().options();
     options.start_delay_min = min;
     options.start_delay_max = max;
+    host.procs().set_options(options);
+}
+
+/// Sets the simulated host's container memory limit.
+pub fn memory_limit(host: &sim::Host, bytes: u64) {
+    let mut options = host.procs().options();
+    options.memory_limit_bytes = bytes;
     host.procs().set_options(options);
 }
 
@@ -37,15 +284,336 @@ pub fn zombie_pids(stage: &Stage) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// A sim body and a real body for one scenario logic function.
-macro_rules! bodies {
-    ($logic:ident, $sim:ident, $real:ident) => {
-        fn $sim(world: World) -> BodyFuture {
-            Box::pin(async move { $logic(Stage::sim(&world).await?).await })
-        }
-        fn $real(stage: Stage) -> BodyFuture {
-            Box::pin($logic(stage))
+/// Oracle: exactly `n` processes of the host are alive.
+pub fn live_count(stage: &Stage, n: usize, when: &str) -> Outcome {
+    let live = live_pids(stage);
+    ensure!(
+        live.len() == n,
+        "{when}: live processes {live:?}, expected {n}"
+    );
+    Ok(())
+}
+
+/// Oracle, nothing leaked: no process of the host is alive or a zombie.
+pub fn ensure_clean(stage: &Stage, when: &str) -> Outcome {
+    let live = live_pids(stage);
+    let zombies = zombie_pids(stage);
+    ensure!(
+        live.is_empty() && zombies.is_empty(),
+        "{when}: processes left alive {live:?}, zombies {zombies:?}"
+    );
+    Ok(())
+}
+
+/// Oracle, nothing leaked eventually: within one watchdog interval (plus a margin) the
+/// simulated host has no process left, running or zombie.
+pub async fn all_reaped(stage: &Stage, what: &str) -> Outcome {
+    let host = stage.host()?;
+    eventually(what, WATCHDOG_INTERVAL + ms(500), ms(100), || {
+        host.procs().live_pids().is_empty() && host.procs().zombie_pids().is_empty()
+    })
+    .await
+}
+
+/// One request to a ready worker; an error is a correctness failure.
+pub async fn ask(worker: &Worker, request: Request) -> Result<Vec<Reply>, Failure> {
+    let what = format!("{request:?} to {:?}", worker.name());
+    worker.request(request).await.or_fail(&what)
+}
+
+/// One request that must be answered `Done`.
+pub async fn ask_done(worker: &Worker, id: u64, request: Request) -> Outcome {
+    let what = format!("{request:?}");
+    let replies = ask(worker, request).await?;
+    ensure!(
+        replies.last() == Some(&Reply::Done { id }),
+        "{what} answered {replies:?}"
+    );
+    Ok(())
+}
+
+/// A ping that must be answered by a pong.
+pub async fn ping(worker: &Worker, id: u64) -> Outcome {
+    let replies = ask(worker, Request::Ping { id }).await?;
+    ensure!(
+        replies.last() == Some(&Reply::Pong { id }),
+        "ping {id} to {:?} answered {replies:?}",
+        worker.name()
+    );
+    Ok(())
+}
+
+/// Writes a cache file through the worker.
+pub async fn write_cache(
+    worker: &Worker,
+    id: u64,
+    name: &str,
+    bytes: u64,
+) -> Result<(), WorkerError> {
+    let name = name.to_string();
+    let replies = worker
+        .request(Request::WriteCache { id, name, bytes })
+        .await?;
+    if replies.last() == Some(&Reply::Done { id }) {
+        Ok(())
+    } else {
+        Err(WorkerError::Protocol {
+            name: worker.name().to_string(),
+            detail: format!("write_cache answered {replies:?}"),
+        })
+    }
+}
+
+/// Reads a cache file back through the worker (a use, for the LRU order).
+pub async fn read_cache(worker: &Worker, id: u64, name: &str) -> Outcome {
+    let name = name.to_string();
+    let request = Request::ReadCache { id, name };
+    let replies = worker.request(request).await.or_fail("read_cache")?;
+    ensure!(
+        replies.last() == Some(&Reply::Done { id }),
+        "read_cache {id} answered {replies:?}"
+    );
+    Ok(())
+}
+
+/// Time for a disk watch sampling every `interval` to sample what just changed.
+pub fn settle(interval: Duration) -> Duration {
+    interval + Duration::from_millis(10)
+}
+
+/// Writes seeded cache files and a snapshot through the worker; returns the files (by
+/// name) and the snapshot's state.
+pub async fn write_data(
+    stage: &mut Stage,
+    worker: &Worker,
+    tag: &str,
+) -> Result<(Vec<(String, u64)>, String), Failure> {
+    let mut files = Vec::new();
+    let count = 1 + stage.rng.below(4);
+    for j in 0..count {
+        let name = format!("{tag}-{j}");
+        let bytes = 1 + stage.rng.below(300_000);
+        let id = 100 + j;
+        let request = Request::WriteCache {
+            id,
+            name: name.clone(),
+            bytes,
+        };
+        ask_done(worker, id, request).await?;
+        files.push((name, bytes));
+    }
+    let state = format!(
+        "session {tag} step {} words {}",
+        stage.rng.below(1_000),
+        stage.rng.below(1_000_000)
+    );
+    let request = Request::Snapshot {
+        id: 7,
+        state: state.clone(),
+    };
+    ask_done(worker, 7, request).await?;
+    files.sort();
+    Ok((files, state))
+}
+
+/// When the latest process of a ready worker was spawned: `ready_at` minus its startup
+/// time (the supervisor counts it from the moment it began spawning).
+pub fn spawned_at(ready_at: Instant, stats: &WorkerStats) -> Instant {
+    ready_at - Duration::from_millis(stats.last_startup_ms.unwrap_or(0))
+}
+
+/// How long a linear leak of `rate` bytes/s from `base` takes to reach `target` bytes.
+pub fn time_to_reach(base: u64, rate: u64, target: u64) -> Duration {
+    if target <= base {
+        return Duration::ZERO;
+    }
+    let ns = (u128::from(target - base) * 1_000_000_000).div_ceil(u128::from(rate));
+    Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+}
+
+/// `percent` of `bytes`, rounded up (the first byte count at or over the threshold).
+pub fn percent_of(bytes: u64, percent: u64) -> u64 {
+    (u128::from(bytes) * u128::from(percent)).div_ceil(100) as u64
+}
+
+/// Sends `signal` to a ready worker's process from outside; returns the instant of the
+/// signal that ended it.
+///
+/// A real Rust binary survives its first SIGSEGV sent by `kill`: the handler std installs
+/// to report stack overflows finds no faulting guard page, restores the default action
+/// and returns (a real fault would re-fault and die; a sent signal is not re-raised). So
+/// on a real run a SIGSEGV that did not end the process within a moment is sent again,
+/// and the second one ends it with signal 11, as a real segfault would.
+pub async fn send_signal(
+    stage: &Stage,
+    worker: &Worker,
+    pid: u32,
+    signal: Signal,
+) -> Result<Instant, Failure> {
+    let sent = Instant::now();
+    ensure!(
+        stage.kill(pid, signal),
+        "could not send {} to pid {pid}",
+        signal.name()
+    );
+    if !stage.is_real() || signal != Signal::Segv {
+        return Ok(sent);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    if !matches!(worker.status(), WorkerStatus::Ready { pid: now, .. } if now == pid) {
+        return Ok(sent);
+    }
+    let again = Instant::now();
+    ensure!(
+        stage.kill(pid, signal),
+        "could not send SIGSEGV again to pid {pid}"
+    );
+    Ok(again)
+}
+
+/// Whether the worker's last exit mentions `words` ("code 0", "SIGKILL").
+pub fn exit_mentions(stats: &WorkerStats, words: &str) -> bool {
+    stats
+        .last_exit
+        .as_deref()
+        .is_some_and(|e| e.contains(words))
+}
+
+/// How a worker's last exit names a death by `signal`.
+pub fn signal_words(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Segv => "SIGSEGV",
+        Signal::Kill => "SIGKILL",
+        _ => "signal",
+    }
+}
+
+/// Saves `state` as `name`'s snapshot (request `id`), which must be answered `Done` alone.
+pub async fn save_snapshot(stage: &Stage, name: &str, id: u64, state: &str) -> Outcome {
+    let worker = stage.worker(name).await?;
+    let state = state.to_string();
+    let replies = worker.request(Request::Snapshot { id, state }).await;
+    let replies = replies.or_fail("snapshot request")?;
+    ensure!(
+        replies == vec![Reply::Done { id }],
+        "the snapshot request got {replies:?}"
+    );
+    Ok(())
+}
+
+/// Runs the worker program directly, as a parent that reads its `Ready` line would, and
+/// returns what it says about its snapshot; then closes its stdin and reaps it.
+pub async fn snapshot_state_at_start(
+    stage: &Stage,
+    dir: &str,
+    snapshot: &str,
+) -> Result<SnapshotState, Failure> {
+    let spec = ProcSpec {
+        program: stage.program.clone(),
+        args: [
+            "--name",
+            "probe",
+            "--heartbeat-ms",
+            "0",
+            "--snapshot",
+            snapshot,
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect(),
+        env: Vec::new(),
+        env_clear: true,
+        cwd: Some(dir.to_string()),
+    };
+    let mut child = stage
+        .env
+        .procs()
+        .spawn(&spec)
+        .await
+        .or_fail("spawning the worker directly")?;
+    let stdin = child.take_stdin();
+    let mut lines = LineReader::new(child.take_stdout().expect("a piped stdout"));
+    let line = tokio::time::timeout(secs(10), lines.next_line())
+        .await
+        .map_err(|_| Failure::liveness("the worker wrote nothing within 10 s".to_string()))?
+        .or_fail("reading the worker's first line")?;
+    let state = match line {
+        Line::Text(bytes) => match decode_reply(&bytes) {
+            Ok(Reply::Ready { snapshot, .. }) => snapshot,
+            other => {
+                return Err(Failure::correctness(format!(
+                    "the worker's first line was {other:?}, not Ready: a bad snapshot must not stop it"
+                )));
+            }
+        },
+        other => {
+            return Err(Failure::correctness(format!(
+                "the worker's first line was {other:?}, not Ready"
+            )));
         }
     };
+    drop(stdin);
+    let status = tokio::time::timeout(secs(10), child.wait())
+        .await
+        .map_err(|_| Failure::liveness("the worker did not exit on EOF".to_string()))?
+        .or_fail("waiting for the worker")?;
+    ensure!(
+        status.code() == Some(0),
+        "the worker exited with {status} on EOF"
+    );
+    Ok(state)
 }
-pub(crate) use bodies;
+
+/// The supervisors a host booted, one per incarnation.
+pub type Managers = Arc<Mutex<Vec<Arc<WorkerManager>>>>;
+
+/// The supervisors booted so far.
+pub fn managers(slot: &Managers) -> Vec<Arc<WorkerManager>> {
+    slot.lock().expect("managers poisoned").clone()
+}
+
+/// Waits until incarnation `n` (1-based) of the supervisor has every worker ready.
+pub async fn booted(
+    slot: &Managers,
+    n: usize,
+    names: &[String],
+) -> Result<Arc<WorkerManager>, Failure> {
+    let deadline = Instant::now() + START_BOUND;
+    loop {
+        if let Some(manager) = managers(slot).get(n - 1).cloned() {
+            let mut ready = 0;
+            for name in names {
+                if let Some(info) = manager.get(name).await
+                    && matches!(info.status, WorkerStatus::Ready { .. })
+                {
+                    ready += 1;
+                }
+            }
+            if ready == names.len() {
+                return Ok(manager);
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure::liveness(format!(
+                "boot {n} did not bring up its {} workers within {} s",
+                names.len(),
+                START_BOUND.as_secs()
+            )));
+        }
+        tokio::time::sleep(ms(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leak_arithmetic() {
+        assert_eq!(time_to_reach(10, 10, 20), Duration::from_secs(1));
+        assert_eq!(time_to_reach(10, 3, 11), Duration::from_nanos(333_333_334));
+        assert_eq!(time_to_reach(30, 3, 11), Duration::ZERO);
+        assert_eq!(percent_of(100, 95), 95);
+        assert_eq!(percent_of(101, 95), 96);
+    }
+}

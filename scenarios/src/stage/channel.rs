@@ -242,7 +242,7 @@ impl ChannelStage {
         bound: Duration,
         check: impl FnMut() -> bool,
     ) -> Result<(), Failure> {
-        crate::stage::workers::eventually(what, bound, Duration::from_millis(10), check).await
+        crate::kit::time::eventually(what, bound, Duration::from_millis(10), check).await
     }
 
     pub async fn http(
@@ -259,7 +259,7 @@ impl ChannelStage {
 
     /// Waits until the pool has a warm worker (readiness).
     pub async fn ready(&self, bound: Duration) -> Result<(), Failure> {
-        crate::stage::workers::eventually(
+        crate::kit::time::eventually(
             "pre-warm readiness",
             bound,
             Duration::from_millis(50),

@@ -168,26 +168,3 @@ pub fn worker_config(program: &str, name: &str) -> WorkerConfig {
     hash.bytes(name.as_bytes());
     WorkerConfig::new(program, format!("workers/w{:016x}", hash.0))
 }
-
-/// Waits until `check` holds, polling every `step` of (virtual) time, for at most
-/// `bound`; fails the liveness phase otherwise.
-pub async fn eventually(
-    what: &str,
-    bound: Duration,
-    step: Duration,
-    mut check: impl FnMut() -> bool,
-) -> Result<(), Failure> {
-    let deadline = tokio::time::Instant::now() + bound;
-    loop {
-        if check() {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(Failure::liveness(format!(
-                "{what} did not happen within {} ms",
-                bound.as_millis()
-            )));
-        }
-        tokio::time::sleep(step).await;
-    }
-}

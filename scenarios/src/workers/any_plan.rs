@@ -8,9 +8,8 @@
 //! restore), and swarm process and disk faults. An episode's heal is part of it, so a
 //! generated or shrunk plan can never leave the host paused for good.
 
-use super::crash::START_BOUND;
 use crate::ensure;
-use crate::kit::workers::{live_pids, unexpected, zombie_pids};
+use crate::kit::workers::{START_BOUND, live_pids, unexpected, zombie_pids};
 use crate::scenario::{BodyFuture, Failure, Outcome, Scenario, converge};
 use crate::stage::workers::{Stage, WATCHDOG_INTERVAL};
 use engine::workers::breaker::RestartPolicy;

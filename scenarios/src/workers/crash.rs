@@ -3,30 +3,17 @@
 //! EC-122 (the container restarts under running workers), enable.1.1.1 (a sandbox
 //! allocating past its limit).
 //!
-//! Timings are checked in virtual time. tokio's timers have 1 ms resolution, so a delay
-//! the supervisor arms is observed within [`TICK`] of its nominal value on a simulated
-//! host; on a real run the slack is [`REAL_SLACK`].
-//!
-//! The helpers at the top are shared with `resources.rs`.
+//! Timings are checked in virtual time, within [`TICK`] of their nominal value on a
+//! simulated host and [`REAL_SLACK`] on a real run.
 
-use crate::ensure;
-use crate::kit::fail::OrFail;
-use crate::kit::workers::{bodies, live_pids, slow_starts, unexpected, zombie_pids};
-use crate::scenario::{BodyFuture, Failure, Outcome, Scenario};
-use crate::stage::workers::{Stage, start_engine, workers_config};
-use engine::env::{Env, OpenMode, Signal, Task};
+use crate::kit::workers::*;
+use crate::stage::workers::{start_engine, workers_config};
+use engine::env::{Env, Signal};
 use engine::workers::breaker::RestartPolicy;
 use engine::workers::memory::MemoryPolicy;
-use engine::workers::program::{Reply, Request};
-use engine::workers::{
-    OversightRequest, PortRange, Worker, WorkerConfig, WorkerError, WorkerManager, WorkerStats,
-    WorkerStatus,
-};
-use sim::World;
+use engine::workers::program::Request;
+use engine::workers::{OversightRequest, PortRange, WorkerConfig};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::watch;
-use tokio::time::Instant;
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![
@@ -39,301 +26,8 @@ pub fn all() -> Vec<&'static Scenario> {
     ]
 }
 
-// ---------------------------------------------------------------------------------------
-// Shared helpers.
-
-pub(super) const MIB: u64 = 1 << 20;
-/// Timer resolution slack on a simulated host.
-pub(super) const TICK: Duration = Duration::from_millis(2);
-/// Slack on a real run (real scheduling, real process exits).
-pub(super) const REAL_SLACK: Duration = Duration::from_secs(2);
-/// Longer than any start in these scenarios (slow starts plus the connect schedule).
-pub(super) const START_BOUND: Duration = Duration::from_secs(30);
-
-/// The slack for timings on this stage.
-pub(super) fn slack(stage: &Stage) -> Duration {
-    if stage.is_real() { REAL_SLACK } else { TICK }
-}
-
-/// Registers `name` with `config`, starts it and returns its handle once ready.
-pub(super) async fn start_worker(
-    stage: &Stage,
-    name: &str,
-    config: WorkerConfig,
-) -> Result<Arc<Worker>, Failure> {
-    stage
-        .manager
-        .register(name, config)
-        .await
-        .or_fail(&format!("register {name:?}"))?;
-    let worker = stage.manager.worker(name).await.or_fail("lookup")?;
-    start_ready(&worker).await?;
-    Ok(worker)
-}
-
-/// Starts a registered worker and requires it ready within [`START_BOUND`].
-pub(super) async fn start_ready(worker: &Worker) -> Outcome {
-    match tokio::time::timeout(START_BOUND, worker.start()).await {
-        Err(_) => Err(Failure::liveness(format!(
-            "start of {:?} took longer than {} s",
-            worker.name(),
-            START_BOUND.as_secs()
-        ))),
-        Ok(Err(e)) => Err(unexpected(&format!("start {:?}", worker.name()), e)),
-        Ok(Ok(())) => {
-            ready_pid(worker)?;
-            Ok(())
-        }
-    }
-}
-
-/// The pid of a ready worker.
-pub(super) fn ready_pid(worker: &Worker) -> Result<u32, Failure> {
-    match worker.status() {
-        WorkerStatus::Ready { pid, .. } => Ok(pid),
-        other => Err(Failure::correctness(format!(
-            "{:?} should be ready but is {other}",
-            worker.name()
-        ))),
-    }
-}
-
-/// No process of the host is alive or a zombie.
-pub(super) fn ensure_clean(stage: &Stage, when: &str) -> Outcome {
-    let live = live_pids(stage);
-    let zombies = zombie_pids(stage);
-    ensure!(
-        live.is_empty() && zombies.is_empty(),
-        "{when}: processes left alive {live:?}, zombies {zombies:?}"
-    );
-    Ok(())
-}
-
-/// One request to a ready worker; an error is a correctness failure.
-pub(super) async fn ask(worker: &Worker, request: Request) -> Result<Vec<Reply>, Failure> {
-    let what = format!("{request:?} to {:?}", worker.name());
-    worker.request(request).await.or_fail(&what)
-}
-
-/// A ping that must be answered by a pong.
-pub(super) async fn ping(worker: &Worker, id: u64) -> Outcome {
-    let replies = ask(worker, Request::Ping { id }).await?;
-    ensure!(
-        replies.last() == Some(&Reply::Pong { id }),
-        "ping {id} to {:?} answered {replies:?}",
-        worker.name()
-    );
-    Ok(())
-}
-
-/// When the latest process of a ready worker was spawned: `ready_at` minus its startup
-/// time (the supervisor counts it from the moment it began spawning).
-pub(super) fn spawned_at(ready_at: Instant, stats: &WorkerStats) -> Instant {
-    ready_at - Duration::from_millis(stats.last_startup_ms.unwrap_or(0))
-}
-
-/// How long a linear leak of `rate` bytes/s from `base` takes to reach `target` bytes.
-pub(super) fn time_to_reach(base: u64, rate: u64, target: u64) -> Duration {
-    if target <= base {
-        return Duration::ZERO;
-    }
-    let ns = (u128::from(target - base) * 1_000_000_000).div_ceil(u128::from(rate));
-    Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
-}
-
-/// `percent` of `bytes`, rounded up (the first byte count at or over the threshold).
-pub(super) fn percent_of(bytes: u64, percent: u64) -> u64 {
-    (u128::from(bytes) * u128::from(percent)).div_ceil(100) as u64
-}
-
-/// Every status a worker published, with the virtual instant it was published at (a
-/// task on the worker's host follows the status channel).
-pub(super) struct StatusLog {
-    worker: String,
-    entries: Arc<Mutex<Vec<(Instant, WorkerStatus)>>>,
-    grew: watch::Receiver<usize>,
-    task: Task<()>,
-}
-
-impl StatusLog {
-    pub(super) fn follow(env: &Env, worker: &Worker) -> StatusLog {
-        let mut status = worker.subscribe();
-        let first = status.borrow_and_update().clone();
-        let entries = Arc::new(Mutex::new(vec![(Instant::now(), first)]));
-        let (grew_tx, grew) = watch::channel(1);
-        let log = entries.clone();
-        let task = env.spawn("status-log", async move {
-            while status.changed().await.is_ok() {
-                let now = status.borrow_and_update().clone();
-                let len = {
-                    let mut log = log.lock().expect("status log poisoned");
-                    log.push((Instant::now(), now));
-                    log.len()
-                };
-                grew_tx.send_replace(len);
-            }
-        });
-        StatusLog {
-            worker: worker.name().to_string(),
-            entries,
-            grew,
-            task,
-        }
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.entries.lock().expect("status log poisoned").len()
-    }
-
-    /// The first status logged so far at index `from` or later that satisfies `wanted`.
-    pub(super) fn find(
-        &self,
-        from: usize,
-        wanted: impl Fn(&WorkerStatus) -> bool,
-    ) -> Option<(usize, Instant, WorkerStatus)> {
-        let log = self.entries.lock().expect("status log poisoned");
-        log.iter()
-            .enumerate()
-            .skip(from)
-            .find(|(_, (_, s))| wanted(s))
-            .map(|(i, (at, status))| (i, *at, status.clone()))
-    }
-
-    /// The first status logged at index `from` or later that satisfies `wanted`, with its
-    /// index and instant; waits for it at most `bound`.
-    pub(super) async fn next(
-        &self,
-        from: usize,
-        bound: Duration,
-        what: &str,
-        wanted: impl Fn(&WorkerStatus) -> bool,
-    ) -> Result<(usize, Instant, WorkerStatus), Failure> {
-        let deadline = Instant::now() + bound;
-        let mut grew = self.grew.clone();
-        loop {
-            grew.borrow_and_update();
-            if let Some(found) = self.find(from, &wanted) {
-                return Ok(found);
-            }
-            let changed = tokio::time::timeout_at(deadline, grew.changed()).await;
-            if !matches!(changed, Ok(Ok(()))) {
-                let seen: Vec<String> = self
-                    .entries
-                    .lock()
-                    .expect("status log poisoned")
-                    .iter()
-                    .skip(from)
-                    .map(|(_, s)| s.to_string())
-                    .collect();
-                return Err(Failure::liveness(format!(
-                    "{:?}: {what} did not happen within {} ms (statuses since: {seen:?})",
-                    self.worker,
-                    bound.as_millis()
-                )));
-            }
-        }
-    }
-}
-
-impl Drop for StatusLog {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// The first instant at which `check` held, sampled every `step` by a task.
-pub(super) struct Probe {
-    seen: Arc<Mutex<Option<Instant>>>,
-    task: Task<()>,
-}
-
-impl Probe {
-    pub(super) fn start(
-        env: &Env,
-        step: Duration,
-        check: impl Fn() -> bool + Send + 'static,
-    ) -> Probe {
-        let seen = Arc::new(Mutex::new(None));
-        let slot = seen.clone();
-        let task = env.spawn("probe", async move {
-            loop {
-                if check() {
-                    *slot.lock().expect("probe poisoned") = Some(Instant::now());
-                    return;
-                }
-                tokio::time::sleep(step).await;
-            }
-        });
-        Probe { seen, task }
-    }
-
-    pub(super) fn seen(&self) -> Option<Instant> {
-        *self.seen.lock().expect("probe poisoned")
-    }
-}
-
-impl Drop for Probe {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Sends `signal` to a ready worker's process from outside; returns the instant of the
-/// signal that ended it.
-///
-/// A real Rust binary survives its first SIGSEGV sent by `kill`: the handler std installs
-/// to report stack overflows finds no faulting guard page, restores the default action
-/// and returns (a real fault would re-fault and die; a sent signal is not re-raised). So
-/// on a real run a SIGSEGV that did not end the process within a moment is sent again,
-/// and the second one ends it with signal 11, as a real segfault would.
-pub(super) async fn send_signal(
-    stage: &Stage,
-    worker: &Worker,
-    pid: u32,
-    signal: Signal,
-) -> Result<Instant, Failure> {
-    let sent = Instant::now();
-    ensure!(
-        stage.kill(pid, signal),
-        "could not send {} to pid {pid}",
-        signal.name()
-    );
-    if !stage.is_real() || signal != Signal::Segv {
-        return Ok(sent);
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    if !matches!(worker.status(), WorkerStatus::Ready { pid: now, .. } if now == pid) {
-        return Ok(sent);
-    }
-    let again = Instant::now();
-    ensure!(
-        stage.kill(pid, signal),
-        "could not send SIGSEGV again to pid {pid}"
-    );
-    Ok(again)
-}
-
-fn exit_mentions(stats: &WorkerStats, words: &str) -> bool {
-    stats
-        .last_exit
-        .as_deref()
-        .is_some_and(|e| e.contains(words))
-}
-
-fn signal_words(signal: Signal) -> &'static str {
-    match signal {
-        Signal::Segv => "SIGSEGV",
-        Signal::Kill => "SIGKILL",
-        _ => "signal",
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// pattern.7.1
-
-pub static CRASH_AFTER_START: Scenario = Scenario {
-    id: "pattern.7.1",
-    title: "Worker crashes after a successful start",
+workers_scenario!(
+    CRASH_AFTER_START, "pattern.7.1", "Worker crashes after a successful start",
     proves: "A ready worker is killed from outside N times in a row (SIGSEGV first, then SIGKILL, \
              then seeded), N = the breaker's seeded failure limit, under a restart policy with a \
              seeded first backoff and no jitter. Each death must be detected from the exit status \
@@ -342,42 +36,29 @@ pub static CRASH_AFTER_START: Scenario = Scenario {
              N-th failure must open the breaker: no process is started any more, not even after \
              the backoff the next restart would have had. A manual start must close it and clear its history: the next crash is \
              restarted after the first backoff again. Nothing is left alive at the end.",
-    faults_expected: &["proc.crash_segv", "proc.kill"],
-    cores: &[
-        "engine/src/workers/breaker.rs",
-        "engine/src/workers/lifecycle.rs",
-    ],
-    sim_time_max: Duration::from_secs(600),
-    body: crash_after_start_sim,
-    real: Some(crash_after_start_real),
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-bodies!(
-    crash_after_start,
-    crash_after_start_sim,
-    crash_after_start_real
+    faults: ["proc.crash_segv", "proc.kill"],
+    cores: ["engine/src/workers/breaker.rs", "engine/src/workers/lifecycle.rs"],
+    secs: 600,
+    body: crash_after_start, real
 );
-
 async fn crash_after_start(mut stage: Stage) -> Outcome {
     let failures_max = 3 + stage.rng.below(3) as u32;
-    let backoff_first = Duration::from_millis(200 + 100 * stage.rng.below(7));
+    let backoff_first = ms(200 + 100 * stage.rng.below(7));
     let mut config = stage.config("crashy");
     config.restart = RestartPolicy {
         enabled: true,
         backoff_first,
-        backoff_max: Duration::from_secs(60),
+        backoff_max: secs(60),
         jitter_percent: 0,
         failures_max,
-        window: Duration::from_secs(600),
-        stable_after: Duration::from_secs(600),
+        window: secs(600),
+        stable_after: secs(600),
     };
     let slack = slack(&stage);
-    let worker = start_worker(&stage, "crashy", config).await?;
+    let worker = stage.start_worker("crashy", config).await?;
     let log = StatusLog::follow(&stage.env, &worker);
     for i in 1..=failures_max {
-        let uptime = Duration::from_millis(100 + stage.rng.below(2_000));
-        tokio::time::sleep(uptime).await;
+        tokio::time::sleep(ms(100 + stage.rng.below(2_000))).await;
         let pid = ready_pid(&worker)?;
         let signal = match i {
             1 => Signal::Segv,
@@ -385,31 +66,17 @@ async fn crash_after_start(mut stage: Stage) -> Outcome {
             _ if stage.rng.below(2) == 0 => Signal::Segv,
             _ => Signal::Kill,
         };
-        let mark = log.len();
+        let mark = log.mark();
         let killed_at = send_signal(&stage, &worker, pid, signal).await?;
-        let (index, seen_at, status) = log
-            .next(
-                mark,
-                Duration::from_secs(10),
-                "leaving Ready after the kill",
-                |s| !matches!(s, WorkerStatus::Ready { .. }),
-            )
-            .await?;
-        ensure!(
-            seen_at - killed_at <= slack,
-            "crash {i}: the death was noticed {:?} after the kill",
-            seen_at - killed_at
-        );
+        let (index, seen_at, status) = log.next_down(mark, secs(10), "the death").await?;
+        let what = format!("crash {i}: the death noticed after the kill");
+        between(&what, seen_at - killed_at, Duration::ZERO, slack)?;
         let stats = worker.stats();
         ensure!(
-            exit_mentions(&stats, signal_words(signal)),
-            "crash {i} by {}: last_exit is {:?}",
+            exit_mentions(&stats, signal_words(signal)) && stats.crashes == u64::from(i),
+            "crash {i} by {}: last_exit {:?}, {} crashes",
             signal.name(),
-            stats.last_exit
-        );
-        ensure!(
-            stats.crashes == u64::from(i),
-            "after crash {i} the worker counts {} crashes",
+            stats.last_exit,
             stats.crashes
         );
         if i == failures_max {
@@ -423,59 +90,46 @@ async fn crash_after_start(mut stage: Stage) -> Outcome {
             status == WorkerStatus::Restarting { failures: i },
             "crash {i}: status {status}, not restarting after {i} failures"
         );
-        let (_, ready_at, ready) = log
-            .next(index, Duration::from_secs(30), "the restart", |s| {
-                matches!(s, WorkerStatus::Ready { .. })
-            })
-            .await?;
+        let (_, ready_at, ready) = log.next_ready(index, secs(30), "the restart").await?;
         ensure!(
-            !matches!(ready, WorkerStatus::Ready { pid: new, .. } if new == pid),
+            pid_of(&ready)? != pid,
             "the restarted worker still has pid {pid}"
         );
         let stats = worker.stats();
         let nominal = backoff_first * 2u32.pow(i - 1);
         let respawned = spawned_at(ready_at, &stats);
-        let delay = respawned - killed_at;
-        ensure!(
-            delay + TICK >= nominal && delay <= nominal + slack,
-            "crash {i}: respawned {delay:?} after the crash; the backoff is {nominal:?}"
-        );
+        let what = format!("crash {i}: respawn after the crash (backoff {nominal:?})");
+        between(
+            &what,
+            respawned - killed_at,
+            nominal.saturating_sub(TICK),
+            nominal + slack,
+        )?;
         // While the new process starts up, the status says so.
-        let Some((_, starting_at, _)) =
-            log.find(index, |s| matches!(s, WorkerStatus::Starting { .. }))
-        else {
-            return Err(Failure::correctness(format!(
-                "crash {i}: the status never said Starting while the new process started \
-                 (ready {:?} after the respawn)",
-                ready_at - respawned
-            )));
-        };
-        ensure!(
-            starting_at <= respawned + slack && starting_at + TICK >= respawned,
-            "crash {i}: status Starting published {:?} after the respawn (ready {:?} after it)",
-            starting_at.saturating_duration_since(respawned),
+        let starting = log.find(index, |s| matches!(s, WorkerStatus::Starting { .. }));
+        let (_, starting_at, _) = starting.or_fail(&format!("crash {i}: status Starting"))?;
+        let what = format!(
+            "crash {i}: status Starting (ready {:?} after the respawn)",
             ready_at - respawned
         );
+        between(&what, starting_at, respawned - TICK, respawned + slack)?;
         ensure!(
             stats.restarts == u64::from(i),
             "{} restarts after {i} crashes",
             stats.restarts
         );
     }
-    // The breaker is open: nothing is restarted, however long we wait.
+    // The breaker is open: nothing is restarted, however long we wait (longer than the
+    // backoff the next restart would have waited).
     let spawns = worker.stats().spawns;
-    // (Longer than the backoff the next restart would have waited.)
-    tokio::time::sleep(backoff_first * 2u32.pow(failures_max - 1) + Duration::from_secs(2)).await;
+    tokio::time::sleep(backoff_first * 2u32.pow(failures_max - 1) + secs(2)).await;
+    let open = WorkerStatus::BreakerOpen {
+        failures: failures_max,
+    };
     ensure!(
-        worker.stats().spawns == spawns,
-        "a process was started with the breaker open"
-    );
-    ensure!(
-        worker.status()
-            == WorkerStatus::BreakerOpen {
-                failures: failures_max
-            },
-        "the open breaker drifted to {}",
+        worker.stats().spawns == spawns && worker.status() == open,
+        "with the breaker open: {} spawns (before {spawns}), status {}",
+        worker.stats().spawns,
         worker.status()
     );
     ensure_clean(&stage, "with the breaker open")?;
@@ -485,30 +139,24 @@ async fn crash_after_start(mut stage: Stage) -> Outcome {
         "health with the breaker open: {health:?}"
     );
     // A manual start closes the breaker and clears its history.
-    start_ready(&worker).await?;
-    let pid = ready_pid(&worker)?;
-    tokio::time::sleep(Duration::from_millis(100 + stage.rng.below(1_000))).await;
-    let mark = log.len();
+    let pid = start_ready(&worker).await?;
+    tokio::time::sleep(ms(100 + stage.rng.below(1_000))).await;
+    let mark = log.mark();
     let killed_at = send_signal(&stage, &worker, pid, Signal::Segv).await?;
-    let (index, _, status) = log
-        .next(mark, Duration::from_secs(10), "leaving Ready", |s| {
-            !matches!(s, WorkerStatus::Ready { .. })
-        })
-        .await?;
+    let (index, _, status) = log.next_down(mark, secs(10), "leaving Ready").await?;
     ensure!(
         status == WorkerStatus::Restarting { failures: 1 },
         "the first crash after a manual start gave {status}: the breaker kept its history"
     );
-    let (_, ready_at, _) = log
-        .next(index, Duration::from_secs(30), "the restart", |s| {
-            matches!(s, WorkerStatus::Ready { .. })
-        })
-        .await?;
+    let (_, ready_at, _) = log.next_ready(index, secs(30), "the restart").await?;
     let delay = spawned_at(ready_at, &worker.stats()) - killed_at;
-    ensure!(
-        delay + TICK >= backoff_first && delay <= backoff_first + slack,
-        "after the manual start a crash was restarted after {delay:?}, not {backoff_first:?}"
-    );
+    let what = format!("after the manual start, a restart (backoff {backoff_first:?})");
+    between(
+        &what,
+        delay,
+        backoff_first.saturating_sub(TICK),
+        backoff_first + slack,
+    )?;
     worker.stop().await.or_fail("stop")?;
     ensure!(
         worker.status() == WorkerStatus::Stopped,
@@ -518,115 +166,10 @@ async fn crash_after_start(mut stage: Stage) -> Outcome {
     ensure_clean(&stage, "after the stop")
 }
 
-// ---------------------------------------------------------------------------------------
-// pattern.7.2
-
 const SNAPSHOT_FILE: &str = "snapshot";
 
-/// Reads a file of the host's disk whole.
-fn read_whole(env: &Env, path: &str) -> Result<Vec<u8>, Failure> {
-    let file = env
-        .disk()
-        .open(path, OpenMode::Read)
-        .or_fail(&format!("open {path}"))?;
-    let len = file.len().or_fail(&format!("len {path}"))?;
-    let mut bytes = vec![0; len as usize];
-    let mut filled = 0;
-    while filled < bytes.len() {
-        let n = file
-            .read_at(&mut bytes[filled..], filled as u64)
-            .or_fail(&format!("read {path}"))?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    bytes.truncate(filled);
-    Ok(bytes)
-}
-
-/// The state in the snapshot file of a worker's directory.
-fn snapshot_state(env: &Env, dir: &str) -> Result<String, Failure> {
-    let bytes = read_whole(env, &format!("{dir}/{SNAPSHOT_FILE}"))?;
-    engine::workers::program::snapshot::decode(&bytes)
-        .or_fail(&format!("the snapshot in {dir} is damaged"))
-}
-
-/// Cache files of a worker's directory and their sizes, by name.
-fn cache_files(env: &Env, dir: &str) -> Vec<(String, u64)> {
-    let cache = format!("{dir}/cache");
-    let Ok(names) = env.disk().list(&cache) else {
-        return Vec::new();
-    };
-    names
-        .into_iter()
-        .filter_map(|n| {
-            let meta = env.disk().metadata(&format!("{cache}/{n}")).ok()?;
-            (!meta.is_dir).then_some((n, meta.len))
-        })
-        .collect()
-}
-
-/// Bytes the cache `files` and a snapshot of `state` take on disk (no snapshot for "").
-fn data_bytes(files: &[(String, u64)], state: &str) -> u64 {
-    let snapshot = if state.is_empty() {
-        0
-    } else {
-        engine::workers::program::snapshot::encode(state).len() as u64
-    };
-    files.iter().map(|f| f.1).sum::<u64>() + snapshot
-}
-
-/// Writes seeded cache files and a snapshot through the worker; returns the files.
-async fn write_data(
-    stage: &mut Stage,
-    worker: &Worker,
-    tag: &str,
-) -> Result<(Vec<(String, u64)>, String), Failure> {
-    let mut files = Vec::new();
-    let count = 1 + stage.rng.below(4);
-    for j in 0..count {
-        let name = format!("{tag}-{j}");
-        let bytes = 1 + stage.rng.below(300_000);
-        let replies = ask(
-            worker,
-            Request::WriteCache {
-                id: 100 + j,
-                name: name.clone(),
-                bytes,
-            },
-        )
-        .await?;
-        ensure!(
-            replies.last() == Some(&Reply::Done { id: 100 + j }),
-            "writing {name}: {replies:?}"
-        );
-        files.push((name, bytes));
-    }
-    let state = format!(
-        "session {tag} step {} words {}",
-        stage.rng.below(1_000),
-        stage.rng.below(1_000_000)
-    );
-    let replies = ask(
-        worker,
-        Request::Snapshot {
-            id: 7,
-            state: state.clone(),
-        },
-    )
-    .await?;
-    ensure!(
-        replies.last() == Some(&Reply::Done { id: 7 }),
-        "snapshot: {replies:?}"
-    );
-    files.sort();
-    Ok((files, state))
-}
-
-pub static GRACEFUL_RESTART: Scenario = Scenario {
-    id: "pattern.7.2",
-    title: "Running worker stopped and restarted gracefully",
+workers_scenario!(
+    GRACEFUL_RESTART, "pattern.7.2", "Running worker stopped and restarted gracefully",
     proves: "A worker started slowly (seeded delay) writes seeded cache files and a snapshot, then \
              is stopped. The stop must be graceful: SIGTERM, the worker says Bye and exits 0 well \
              within the grace period, no SIGKILL, not counted as a crash. Everything it \
@@ -634,41 +177,30 @@ pub static GRACEFUL_RESTART: Scenario = Scenario {
              cut while it is stopped). Started again (slowly), the worker must find every cache \
              file at its size, its snapshot intact, its disk usage unchanged, and serve new \
              writes on top. Nothing is left alive at the end.",
-    faults_expected: &["proc.slow_start"],
-    cores: &[
+    faults: ["proc.slow_start"],
+    cores: [
         "engine/src/workers/lifecycle.rs",
         "engine/src/workers/program/run.rs",
         "engine/src/workers/program/cache.rs",
         "engine/src/workers/program/snapshot.rs",
     ],
-    sim_time_max: Duration::from_secs(300),
-    body: graceful_restart_sim,
-    real: None,
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-fn graceful_restart_sim(world: World) -> BodyFuture {
-    Box::pin(async move { graceful_restart(Stage::sim(&world).await?).await })
-}
-
+    secs: 300,
+    body: graceful_restart
+);
 async fn graceful_restart(mut stage: Stage) -> Outcome {
-    slow_starts(
-        &stage,
-        Duration::from_millis(100),
-        Duration::from_millis(3_000),
-    );
+    slow_starts(&stage, ms(100), ms(3_000));
     let mut config = stage.config("keeper");
     config.args = vec!["--snapshot".into(), SNAPSHOT_FILE.into()];
     let dir = config.dir.clone();
     let grace = config.grace;
-    let worker = start_worker(&stage, "keeper", config).await?;
+    let worker = stage.start_worker("keeper", config).await?;
     let first_pid = ready_pid(&worker)?;
     let (files, state) = write_data(&mut stage, &worker, "a").await?;
     let usage = worker.disk_usage();
     let expected = data_bytes(&files, &state);
     ensure!(
         usage == expected,
-        "disk usage {usage}, but {expected} bytes of cache and snapshot were written"
+        "disk usage {usage}, {expected} bytes written"
     );
     let asked = Instant::now();
     worker.stop().await.or_fail("stop")?;
@@ -681,10 +213,7 @@ async fn graceful_restart(mut stage: Stage) -> Outcome {
     );
     ensure!(
         exit_mentions(&stats, "code 0") && stats.forced_kills == 0 && stats.crashes == 0,
-        "the stop was not graceful: last_exit {:?}, {} forced kills, {} crashes",
-        stats.last_exit,
-        stats.forced_kills,
-        stats.crashes
+        "the stop was not graceful: {stats:?}"
     );
     ensure!(
         took < grace / 10,
@@ -693,23 +222,22 @@ async fn graceful_restart(mut stage: Stage) -> Outcome {
     ensure_clean(&stage, "after the stop")?;
     // Power cut while stopped: only what was synced survives.
     stage.host()?.disk().crash();
-    start_ready(&worker).await?;
-    let pid = ready_pid(&worker)?;
+    let pid = start_ready(&worker).await?;
     ensure!(pid != first_pid, "the restart reused pid {pid}");
-    let found = cache_files(&stage.env, &dir);
+    let found = cache_files(stage.env.disk(), &dir);
     ensure!(
         found == files,
-        "cache files after the restart: {found:?}, written before the stop: {files:?}"
+        "cache files after the restart: {found:?}, before: {files:?}"
     );
-    let restored = snapshot_state(&stage.env, &dir)?;
+    let restored = snapshot_at(stage.env.disk(), &format!("{dir}/{SNAPSHOT_FILE}"))?;
     ensure!(
         restored == state,
         "snapshot after the restart holds {restored:?}, not {state:?}"
     );
+    let now = worker.disk_usage();
     ensure!(
-        worker.disk_usage() == usage,
-        "disk usage {} after the restart, {usage} before the stop",
-        worker.disk_usage()
+        now == usage,
+        "disk usage {now} after the restart, {usage} before the stop"
     );
     let (more, state) = write_data(&mut stage, &worker, "b").await?;
     let now = worker.disk_usage();
@@ -719,20 +247,16 @@ async fn graceful_restart(mut stage: Stage) -> Outcome {
         "usage {now} after more writes; expected {expected}"
     );
     worker.stop().await.or_fail("stop")?;
+    let stats = worker.stats();
     ensure!(
-        worker.stats().spawns == 2 && worker.stats().crashes == 0,
-        "stats after two graceful cycles: {:?}",
-        worker.stats()
+        stats.spawns == 2 && stats.crashes == 0,
+        "after two graceful cycles: {stats:?}"
     );
     ensure_clean(&stage, "at the end")
 }
 
-// ---------------------------------------------------------------------------------------
-// core.EC-114
-
-pub static OOM_KILL: Scenario = Scenario {
-    id: "core.EC-114",
-    title: "Worker process memory reaches the OOM threshold",
+workers_scenario!(
+    OOM_KILL, "core.EC-114", "Worker process memory reaches the OOM threshold",
     proves: "Two workers leak at the same seeded rate under a seeded container memory limit. The \
              unwatched one must be OOM-killed at exactly the instant its memory crosses the limit, \
              seen as a crash (SIGKILL in last_exit, crash counted), and recovered: restarted after \
@@ -741,37 +265,28 @@ pub static OOM_KILL: Scenario = Scenario {
              above 80% of its cap and restart the worker gracefully (SIGTERM, exit 0, no crash, \
              no backoff) before the OOM killer, well before the unwatched one dies. Exactly one \
              OOM kill fires per run.",
-    faults_expected: &["proc.oom_kill", "proc.leak"],
-    cores: &[
+    faults: ["proc.oom_kill", "proc.leak"],
+    cores: [
         "engine/src/workers/memory.rs",
         "engine/src/workers/lifecycle/resources.rs",
         "engine/src/workers/lifecycle.rs",
     ],
-    sim_time_max: Duration::from_secs(900),
-    body: oom_kill_sim,
-    real: None,
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-fn oom_kill_sim(world: World) -> BodyFuture {
-    Box::pin(async move { oom_kill(Stage::sim(&world).await?).await })
-}
-
+    secs: 900,
+    body: oom_kill
+);
 async fn oom_kill(mut stage: Stage) -> Outcome {
     let host = stage.host()?.clone();
     let container = (128 + 32 * stage.rng.below(13)) * MIB;
-    let mut options = host.procs().options();
-    options.memory_limit_bytes = container;
-    host.procs().set_options(options);
+    memory_limit(&host, container);
     let cap = container / 4 * 3;
     let rate = cap / (50 + stage.rng.below(100));
-    let plain = start_worker(&stage, "plain", stage.config("plain")).await?;
+    let plain = stage.start_worker("plain", stage.config("plain")).await?;
     let mut config = stage.config("watched");
     config.memory = Some(MemoryPolicy::with_limit(cap));
-    let watched = start_worker(&stage, "watched", config).await?;
+    let watched = stage.start_worker("watched", config).await?;
     let plain_log = StatusLog::follow(&stage.env, &plain);
     let watched_log = StatusLog::follow(&stage.env, &watched);
-    tokio::time::sleep(Duration::from_millis(stage.rng.below(1_000))).await;
+    tokio::time::sleep(ms(stage.rng.below(1_000))).await;
     let plain_pid = ready_pid(&plain)?;
     let watched_pid = ready_pid(&watched)?;
     let initial = host.procs().options().resident_bytes_initial;
@@ -784,17 +299,14 @@ async fn oom_kill(mut stage: Stage) -> Outcome {
     let oom_at = leak_at + time_to_reach(base, rate, container + 1);
 
     // The watched worker is restarted by its supervisor first.
+    let bound = oom_at - Instant::now();
     let (index, stopping_at, _) = watched_log
-        .next(1, oom_at - Instant::now(), "the memory restart", |s| {
-            *s == WorkerStatus::Stopping
-        })
+        .next_stopping(1, bound, "the memory restart")
         .await?;
     let stats = watched.stats();
     ensure!(
         stats.memory_warnings == 1 && stats.memory_restarts == 1,
-        "at the memory restart: {} warnings, {} restarts",
-        stats.memory_warnings,
-        stats.memory_restarts
+        "at the memory restart: {stats:?}"
     );
     let resident =
         base + (u128::from(rate) * (stopping_at - leak_at).as_nanos() / 1_000_000_000) as u64;
@@ -803,12 +315,7 @@ async fn oom_kill(mut stage: Stage) -> Outcome {
         "the memory restart came at {resident} bytes (cap {cap}, container {container})"
     );
     let (_, _, ready) = watched_log
-        .next(
-            index,
-            START_BOUND,
-            "the restart after the memory restart",
-            |s| matches!(s, WorkerStatus::Ready { .. }),
-        )
+        .next_ready(index, START_BOUND, "the restart")
         .await?;
     let stats = watched.stats();
     ensure!(
@@ -818,31 +325,20 @@ async fn oom_kill(mut stage: Stage) -> Outcome {
             && stats.forced_kills == 0,
         "the memory restart was not a graceful stop and start: {stats:?}"
     );
-    let WorkerStatus::Ready {
-        pid: new_watched, ..
-    } = ready
-    else {
-        return Err(unexpected("watched", ready));
-    };
     ensure!(
-        host.procs().resident_bytes(new_watched) == Some(initial),
+        host.procs().resident_bytes(pid_of(&ready)?) == Some(initial),
         "the restarted watched worker does not start with fresh memory"
     );
 
     // The unwatched one meets the OOM killer at the predicted instant.
-    let (index, died_at, status) = plain_log
-        .next(
-            1,
-            oom_at + Duration::from_secs(1) - Instant::now(),
-            "the OOM kill",
-            |s| !matches!(s, WorkerStatus::Ready { .. }),
-        )
-        .await?;
-    ensure!(
-        died_at >= oom_at && died_at <= oom_at + TICK,
-        "the OOM kill was seen {:?} after the predicted instant",
-        died_at.saturating_duration_since(oom_at)
-    );
+    let bound = oom_at + secs(1) - Instant::now();
+    let (index, died_at, status) = plain_log.next_down(1, bound, "the OOM kill").await?;
+    between(
+        "the OOM kill after the predicted instant",
+        died_at,
+        oom_at,
+        oom_at + TICK,
+    )?;
     ensure!(
         status == WorkerStatus::Restarting { failures: 1 },
         "after the OOM kill: {status}"
@@ -854,64 +350,51 @@ async fn oom_kill(mut stage: Stage) -> Outcome {
     );
     ensure!(
         stopping_at < died_at,
-        "the watched worker was restarted after the unwatched one died"
+        "the watched worker was restarted after the other died"
     );
-    let (_, ready_at, ready) = plain_log
-        .next(index, START_BOUND, "recovery after the OOM kill", |s| {
-            matches!(s, WorkerStatus::Ready { .. })
-        })
-        .await?;
-    let stats = plain.stats();
-    let delay = spawned_at(ready_at, &stats) - died_at;
+    let (_, ready_at, ready) = plain_log.next_ready(index, START_BOUND, "recovery").await?;
+    let delay = spawned_at(ready_at, &plain.stats()) - died_at;
     let nominal = RestartPolicy::default_policy().backoff_first;
-    ensure!(
-        delay + TICK >= nominal * 8 / 10 && delay <= nominal + TICK,
-        "restarted {delay:?} after the OOM kill; the backoff is {nominal:?} minus up to 20%"
-    );
-    let WorkerStatus::Ready { pid: new_plain, .. } = ready else {
-        return Err(unexpected("plain", ready));
-    };
+    let what = format!("restart after the OOM kill (backoff {nominal:?} minus up to 20%)");
+    between(
+        &what,
+        delay,
+        (nominal * 8 / 10).saturating_sub(TICK),
+        nominal + TICK,
+    )?;
+    let new_plain = pid_of(&ready)?;
     ensure!(
         new_plain != plain_pid && host.procs().resident_bytes(new_plain) == Some(initial),
         "the recovered worker is not a fresh process"
     );
     ping(&plain, 1).await?;
     ping(&watched, 2).await?;
+    let ooms = stage.faults.count("proc.oom_kill");
     ensure!(
-        stage.faults.count("proc.oom_kill") == 1,
-        "{} OOM kills: the watched worker met the OOM killer too",
-        stage.faults.count("proc.oom_kill")
+        ooms == 1,
+        "{ooms} OOM kills: the watched worker met the OOM killer too"
     );
     stage.manager.stop_all().await;
     ensure_clean(&stage, "at the end")
 }
 
-// ---------------------------------------------------------------------------------------
-// core.EC-119
-
-pub static SEGFAULT: Scenario = Scenario {
-    id: "core.EC-119",
-    title: "Worker process segfaults",
+workers_scenario!(
+    SEGFAULT, "core.EC-119", "Worker process segfaults",
     proves: "A ready worker dies of SIGSEGV a seeded number of times (on a simulated host one of \
              the deaths is an OOM kill instead, at a seeded place in the sequence). Each death must \
              raise a process error: status Restarting, last_exit naming the signal, the crash \
              counted, requests answered NotRunning and health unhealthy without a probe. Each must \
              take the same recovery path, whatever killed it: a restart after the default backoff \
              (doubling, jitter at most 20% below), a new process that answers pings.",
-    faults_expected: &["proc.crash_segv"],
-    cores: &[
+    faults: ["proc.crash_segv"],
+    cores: [
         "engine/src/workers/lifecycle.rs",
         "engine/src/workers/breaker.rs",
         "engine/src/workers/worker.rs",
     ],
-    sim_time_max: Duration::from_secs(300),
-    body: segfault_sim,
-    real: Some(segfault_real),
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-bodies!(segfault, segfault_sim, segfault_real);
-
+    secs: 300,
+    body: segfault, real
+);
 async fn segfault(mut stage: Stage) -> Outcome {
     let deaths = if stage.is_real() {
         1 + stage.rng.below(3)
@@ -921,42 +404,36 @@ async fn segfault(mut stage: Stage) -> Outcome {
     let oom_index = if stage.is_real() {
         None
     } else {
-        let host = stage.host()?;
-        let mut options = host.procs().options();
-        options.memory_limit_bytes = 64 * MIB;
-        host.procs().set_options(options);
+        memory_limit(stage.host()?, 64 * MIB);
         Some(1 + stage.rng.below(deaths))
     };
     let slack = slack(&stage);
-    let worker = start_worker(&stage, "seg", stage.config("seg")).await?;
+    let worker = stage.start_worker("seg", stage.config("seg")).await?;
     let log = StatusLog::follow(&stage.env, &worker);
     ping(&worker, 1).await?;
     let backoff = RestartPolicy::default_policy().backoff_first;
     for i in 1..=deaths {
-        tokio::time::sleep(Duration::from_millis(50 + stage.rng.below(3_000))).await;
+        tokio::time::sleep(ms(50 + stage.rng.below(3_000))).await;
         let pid = ready_pid(&worker)?;
-        let mark = log.len();
+        let mark = log.mark();
         let oom = oom_index == Some(i);
         let injected_at = if oom {
-            ensure!(
-                stage.host()?.procs().leak(pid, 32 * MIB),
-                "could not make pid {pid} leak"
-            );
+            let leaking = stage.host()?.procs().leak(pid, 32 * MIB);
+            ensure!(leaking, "could not make pid {pid} leak");
             Instant::now()
         } else {
             send_signal(&stage, &worker, pid, Signal::Segv).await?
         };
-        let (index, died_at, status) = log
-            .next(mark, Duration::from_secs(10), "the death", |s| {
-                !matches!(s, WorkerStatus::Ready { .. })
-            })
-            .await?;
+        let (index, died_at, status) = log.next_down(mark, secs(10), "the death").await?;
         let words = if oom { "SIGKILL" } else { "SIGSEGV" };
-        ensure!(
-            oom || died_at - injected_at <= slack,
-            "death {i} noticed {:?} after the signal",
-            died_at - injected_at
-        );
+        if !oom {
+            between(
+                "the death noticed after the signal",
+                died_at - injected_at,
+                Duration::ZERO,
+                slack,
+            )?;
+        }
         ensure!(
             status == WorkerStatus::Restarting { failures: i as u32 },
             "death {i} ({words}): status {status}"
@@ -981,22 +458,18 @@ async fn segfault(mut stage: Stage) -> Outcome {
                 "health while restarting: {health:?}"
             );
         }
-        let (_, ready_at, ready) = log
-            .next(index, START_BOUND, "the recovery", |s| {
-                matches!(s, WorkerStatus::Ready { .. })
-            })
-            .await?;
+        let (_, ready_at, ready) = log.next_ready(index, START_BOUND, "the recovery").await?;
         let stats = worker.stats();
         let nominal = backoff * 2u32.pow(i as u32 - 1);
         let delay = spawned_at(ready_at, &stats) - died_at;
-        ensure!(
-            delay + TICK >= nominal * 8 / 10 && delay <= nominal + slack,
-            "death {i} ({words}): respawned after {delay:?}; backoff {nominal:?} minus up to 20%"
-        );
-        ensure!(
-            !matches!(ready, WorkerStatus::Ready { pid: new, .. } if new == pid),
-            "pid {pid} reported ready again"
-        );
+        let what = format!("death {i} ({words}): respawn (backoff {nominal:?} minus up to 20%)");
+        between(
+            &what,
+            delay,
+            (nominal * 8 / 10).saturating_sub(TICK),
+            nominal + slack,
+        )?;
+        ensure!(pid_of(&ready)? != pid, "pid {pid} reported ready again");
         ensure!(
             stats.restarts == i,
             "{} restarts after {i} deaths",
@@ -1008,12 +481,8 @@ async fn segfault(mut stage: Stage) -> Outcome {
     ensure_clean(&stage, "at the end")
 }
 
-// ---------------------------------------------------------------------------------------
-// core.EC-122
-
-pub static CONTAINER_RESTART: Scenario = Scenario {
-    id: "core.EC-122",
-    title: "Container restarts while workers are running",
+workers_scenario!(
+    CONTAINER_RESTART, "core.EC-122", "Container restarts while workers are running",
     proves: "The engine host boots a supervisor that starts a seeded number of workers; they write \
              cache files and snapshots (acknowledged), and at a seeded moment (sometimes during \
              one more, unacknowledged write) the host crashes. No worker process may survive, not \
@@ -1021,65 +490,20 @@ pub static CONTAINER_RESTART: Scenario = Scenario {
              supervisor: it must start every worker afresh (new pids), nothing from the dead \
              incarnation may come back, every acknowledged cache file and snapshot must be on \
              disk intact for the new workers, and they must serve requests.",
-    faults_expected: &["host.crash"],
-    cores: &[
+    faults: ["host.crash"],
+    cores: [
         "engine/src/workers/manager.rs",
         "engine/src/workers/program/cache.rs",
         "engine/src/workers/program/snapshot.rs",
     ],
-    sim_time_max: Duration::from_secs(300),
-    body: container_restart_sim,
-    real: None,
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-fn container_restart_sim(world: World) -> BodyFuture {
-    Box::pin(async move { container_restart(Stage::sim(&world).await?).await })
-}
-
-type Managers = Arc<Mutex<Vec<Arc<WorkerManager>>>>;
-
-fn managers(slot: &Managers) -> Vec<Arc<WorkerManager>> {
-    slot.lock().expect("managers poisoned").clone()
-}
-
-/// Waits until incarnation `n` (1-based) of the supervisor has every worker ready.
-async fn booted(
-    slot: &Managers,
-    n: usize,
-    names: &[String],
-) -> Result<Arc<WorkerManager>, Failure> {
-    let deadline = Instant::now() + START_BOUND;
-    loop {
-        if let Some(manager) = managers(slot).get(n - 1).cloned() {
-            let mut ready = 0;
-            for name in names {
-                if let Some(info) = manager.get(name).await
-                    && matches!(info.status, WorkerStatus::Ready { .. })
-                {
-                    ready += 1;
-                }
-            }
-            if ready == names.len() {
-                return Ok(manager);
-            }
-        }
-        if Instant::now() >= deadline {
-            return Err(Failure::liveness(format!(
-                "boot {n} did not bring up its {} workers within {} s",
-                names.len(),
-                START_BOUND.as_secs()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
+    secs: 300,
+    body: container_restart
+);
 async fn container_restart(mut stage: Stage) -> Outcome {
     let host = stage.host()?.clone();
     let mut disk = host.disk().options();
     disk.latency_min = Duration::from_micros(100);
-    disk.latency_max = Duration::from_millis(1);
+    disk.latency_max = ms(1);
     host.disk().set_options(disk);
     let names: Vec<String> = (0..1 + stage.rng.below(3))
         .map(|i| format!("session-{i}"))
@@ -1136,36 +560,22 @@ async fn container_restart(mut stage: Stage) -> Outcome {
     let _writer = if in_flight {
         let worker = first.worker(&names[0]).await.or_fail("lookup")?;
         Some(stage.env.spawn("in-flight-write", async move {
-            let _ = worker
-                .request(Request::WriteCache {
-                    id: 999,
-                    name: "in-flight".into(),
-                    bytes: 8 * MIB,
-                })
-                .await;
+            let _ = write_cache(&worker, 999, "in-flight", 8 * MIB).await;
         }))
     } else {
         None
     };
-    tokio::time::sleep(Duration::from_millis(stage.rng.below(200))).await;
+    tokio::time::sleep(ms(stage.rng.below(200))).await;
     let before = live_pids(&stage);
-    ensure!(
-        before.len() == names.len(),
-        "before the crash {} processes run for {} workers",
-        before.len(),
-        names.len()
-    );
+    live_count(&stage, names.len(), "before the crash")?;
     host.crash();
     ensure_clean(&stage, "right after the host crash")?;
-    tokio::time::sleep(Duration::from_secs(1 + stage.rng.below(20))).await;
+    tokio::time::sleep(secs(1 + stage.rng.below(20))).await;
     ensure_clean(&stage, "while the host is down")?;
     host.restart();
     let second = booted(&slot, 2, &names).await?;
-    ensure!(
-        managers(&slot).len() == 2,
-        "{} supervisors booted for one restart",
-        managers(&slot).len()
-    );
+    let boots = managers(&slot).len();
+    ensure!(boots == 2, "{boots} supervisors booted for one restart");
     let after = live_pids(&stage);
     let newest_old = before.iter().max().copied().unwrap_or(0);
     ensure!(
@@ -1173,26 +583,26 @@ async fn container_restart(mut stage: Stage) -> Outcome {
         "after the restart processes {after:?} run (before the crash: {before:?})"
     );
     for (name, (dir, files, state)) in names.iter().zip(&acked) {
-        let found: Vec<(String, u64)> = cache_files(&stage.env, dir)
+        let found: Vec<(String, u64)> = cache_files(stage.env.disk(), dir)
             .into_iter()
             .filter(|(n, _)| n != "in-flight")
             .collect();
         ensure!(
             &found == files,
-            "{name}: acknowledged cache files {files:?}, after the restart {found:?}"
+            "{name}: cache files {files:?} acknowledged, {found:?} found"
         );
-        let restored = snapshot_state(&stage.env, dir)?;
+        let restored = snapshot_at(stage.env.disk(), &format!("{dir}/{SNAPSHOT_FILE}"))?;
         ensure!(
             &restored == state,
-            "{name}: snapshot {restored:?} after the restart, {state:?} acknowledged"
+            "{name}: snapshot {restored:?}, {state:?} acknowledged"
         );
         let worker = second.worker(name).await.or_fail("lookup")?;
         let acked_bytes = data_bytes(files, state);
         let usage = worker.disk_usage();
-        let torn = cache_files(&stage.env, dir)
+        let in_flight = cache_files(stage.env.disk(), dir)
             .into_iter()
-            .find(|(n, _)| n == "in-flight")
-            .map_or(0, |f| f.1);
+            .find(|(n, _)| n == "in-flight");
+        let torn = in_flight.map_or(0, |f| f.1);
         ensure!(
             torn <= 8 * MIB && usage == acked_bytes + torn,
             "{name}: disk usage {usage} after the restart, {acked_bytes} bytes acknowledged \
@@ -1204,12 +614,8 @@ async fn container_restart(mut stage: Stage) -> Outcome {
     ensure_clean(&stage, "at the end")
 }
 
-// ---------------------------------------------------------------------------------------
-// enable.1.1.1
-
-pub static SANDBOX_MEMORY: Scenario = Scenario {
-    id: "enable.1.1.1",
-    title: "Sandbox code allocates past its memory limit",
+workers_scenario!(
+    SANDBOX_MEMORY, "enable.1.1.1", "Sandbox code allocates past its memory limit",
     proves: "A sandbox (worker) under a memory watch with a seeded limit (512 MiB or 1 GiB, warn \
              80%, critical 95%, seeded sample interval) allocates steadily, twice, in a seeded \
              order: once staying responsive, once hung in its allocation loop. Each time the \
@@ -1221,31 +627,22 @@ pub static SANDBOX_MEMORY: Scenario = Scenario {
              begins when the 5 s checkpoint bound runs out, and SIGKILL must follow exactly 5 s \
              (the grace) after the SIGTERM, counted as a forced kill. All long before the \
              container's OOM killer; each time a fresh sandbox replaces it.",
-    faults_expected: &["proc.leak", "proc.hang"],
-    cores: &[
+    faults: ["proc.leak", "proc.hang"],
+    cores: [
         "engine/src/workers/memory.rs",
         "engine/src/workers/lifecycle/resources.rs",
         "engine/src/workers/lifecycle/deadlines.rs",
         "engine/src/workers/program/snapshot.rs",
     ],
-    sim_time_max: Duration::from_secs(900),
-    body: sandbox_memory_sim,
-    real: None,
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-fn sandbox_memory_sim(world: World) -> BodyFuture {
-    Box::pin(async move { sandbox_memory(Stage::sim(&world).await?).await })
-}
-
+    secs: 900,
+    body: sandbox_memory
+);
 async fn sandbox_memory(mut stage: Stage) -> Outcome {
     let host = stage.host()?.clone();
     let limit = (512 * MIB) << stage.rng.below(2);
-    let mut options = host.procs().options();
-    options.memory_limit_bytes = 2 * limit;
-    host.procs().set_options(options);
-    let interval = Duration::from_millis(200 + 100 * stage.rng.below(9));
-    let grace = Duration::from_secs(5);
+    memory_limit(&host, 2 * limit);
+    let interval = ms(200 + 100 * stage.rng.below(9));
+    let grace = secs(5);
     let mut config = stage.config("sandbox");
     config.memory = Some(MemoryPolicy {
         sample_interval: interval,
@@ -1262,45 +659,35 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
     let snapshot_path = format!("{}/session.snap", config.dir);
     let checkpoint_bound = config.checkpoint_timeout;
     ensure!(
-        checkpoint_bound == Duration::from_secs(5),
+        checkpoint_bound == secs(5),
         "the default checkpoint bound is {checkpoint_bound:?}"
     );
     // A hung sandbox is stopped by the memory watch here, not by hang detection.
-    config.heartbeat_timeout = Duration::from_secs(120);
-    let worker = start_worker(&stage, "sandbox", config).await?;
+    config.heartbeat_timeout = secs(120);
+    let worker = stage.start_worker("sandbox", config).await?;
     let log = StatusLog::follow(&stage.env, &worker);
     let initial = host.procs().options().resident_bytes_initial;
     let hung_first = stage.rng.below(2) == 0;
     for round in 0..2u64 {
         let hung = hung_first == (round == 0);
-        tokio::time::sleep(Duration::from_millis(stage.rng.below(1_000))).await;
+        tokio::time::sleep(ms(stage.rng.below(1_000))).await;
         let pid = ready_pid(&worker)?;
         // The session so far: a snapshot, then inputs run since (what a checkpoint keeps).
         let base = format!("round {round} state {}", stage.rng.below(1_000_000));
-        let replies = ask(
-            &worker,
-            Request::Snapshot {
-                id: 10,
-                state: base.clone(),
-            },
-        )
-        .await?;
-        ensure!(
-            replies.last() == Some(&Reply::Done { id: 10 }),
-            "round {round}: snapshot: {replies:?}"
-        );
+        let request = Request::Snapshot {
+            id: 10,
+            state: base.clone(),
+        };
+        ask_done(&worker, 10, request).await?;
         let mut session = base;
         for i in 0..stage.rng.below(4) {
             let input = format!("question {i} of round {round}");
-            ask(
-                &worker,
-                Request::Run {
-                    id: 11 + i,
-                    input: input.clone(),
-                    pace_ms: None,
-                },
-            )
-            .await?;
+            let request = Request::Run {
+                id: 11 + i,
+                input: input.clone(),
+                pace_ms: None,
+            };
+            ask(&worker, request).await?;
             session = format!("{session}\n{input}");
         }
         let before = worker.stats();
@@ -1314,63 +701,50 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
         let warn_cross = leak_at + time_to_reach(base, rate, percent_of(limit, 80));
         let crit_cross = leak_at + time_to_reach(base, rate, percent_of(limit, 95));
         let warned = {
-            let worker = stage.manager.worker("sandbox").await.or_fail("lookup")?;
+            let worker = stage.worker("sandbox").await?;
             let was = before.memory_warnings;
-            Probe::start(&stage.env, Duration::from_millis(5), move || {
+            Probe::start(&stage.env, ms(5), move || {
                 worker.stats().memory_warnings > was
             })
         };
-        let mark = log.len();
+        let mark = log.mark();
         if hung {
-            tokio::time::sleep_until(leak_at + time_to_reach(base, rate, percent_of(limit, 90)))
-                .await;
+            let at_90 = leak_at + time_to_reach(base, rate, percent_of(limit, 90));
+            tokio::time::sleep_until(at_90).await;
             ensure!(host.procs().hang(pid), "could not hang pid {pid}");
         }
-        let (index, stopping_at, _) = log
-            .next(
-                mark,
-                crit_cross + interval + checkpoint_bound + Duration::from_secs(1) - Instant::now(),
-                "the critical stop",
-                |s| *s == WorkerStatus::Stopping,
-            )
-            .await?;
+        let bound = crit_cross + interval + checkpoint_bound + secs(1) - Instant::now();
+        let (index, stopping_at, _) = log.next_stopping(mark, bound, "the critical stop").await?;
         // A hung sandbox never answers the checkpoint: the stop waits for its bound. A
         // responsive one takes a few disk operations (well under 50 ms).
         let (checkpoint_min, checkpoint_max) = if hung {
             (checkpoint_bound, checkpoint_bound)
         } else {
-            (Duration::ZERO, Duration::from_millis(50))
+            (Duration::ZERO, ms(50))
         };
-        ensure!(
-            stopping_at + TICK >= crit_cross + checkpoint_min
-                && stopping_at <= crit_cross + interval + checkpoint_max + TICK,
-            "round {round}: the stop began {:?} after memory crossed 95% (sample interval \
-             {interval:?}, hung: {hung})",
-            stopping_at.saturating_duration_since(crit_cross)
+        let what = format!("round {round}: the stop after memory crossed 95% (hung: {hung})");
+        let (lo, hi) = (
+            crit_cross + checkpoint_min - TICK,
+            crit_cross + interval + checkpoint_max + TICK,
         );
-        let warned_at = warned.seen().ok_or_else(|| {
-            Failure::correctness(format!("round {round}: no warning before the stop"))
-        })?;
-        ensure!(
-            warned_at + TICK >= warn_cross
-                && warned_at <= warn_cross + interval + Duration::from_millis(5) + TICK,
-            "round {round}: warned {:?} after memory crossed 80% (sample interval {interval:?})",
-            warned_at.saturating_duration_since(warn_cross)
-        );
-        let (_, ready_at, ready) = log
-            .next(index, grace + START_BOUND, "the replacement sandbox", |s| {
-                matches!(s, WorkerStatus::Ready { .. })
-            })
-            .await?;
+        between(&what, stopping_at, lo, hi)?;
+        let warned_at = warned
+            .seen()
+            .or_fail(&format!("round {round}: a warning before the stop"))?;
+        let what = format!("round {round}: the warning after memory crossed 80%");
+        between(
+            &what,
+            warned_at,
+            warn_cross - TICK,
+            warn_cross + interval + ms(5) + TICK,
+        )?;
+        let bound = grace + START_BOUND;
+        let (_, ready_at, ready) = log.next_ready(index, bound, "the replacement").await?;
         let stats = worker.stats();
         ensure!(
             stats.memory_warnings == before.memory_warnings + 1
                 && stats.memory_restarts == before.memory_restarts + 1,
-            "round {round}: {} warnings and {} restarts, before {} and {}",
-            stats.memory_warnings,
-            stats.memory_restarts,
-            before.memory_warnings,
-            before.memory_restarts
+            "round {round}: {stats:?}, before {before:?}"
         );
         let ended = spawned_at(ready_at, &stats) - stopping_at;
         if hung {
@@ -1378,19 +752,14 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
                 stats.forced_kills == before.forced_kills + 1 && exit_mentions(&stats, "SIGKILL"),
                 "round {round}: the hung sandbox was not force-killed: {stats:?}"
             );
-            ensure!(
-                ended + TICK >= grace && ended <= grace + TICK,
-                "round {round}: SIGKILL came {ended:?} after SIGTERM, the grace is {grace:?}"
-            );
+            let what = format!("round {round}: SIGKILL after SIGTERM (grace {grace:?})");
+            between(&what, ended, grace - TICK, grace + TICK)?;
         } else {
             ensure!(
                 stats.forced_kills == before.forced_kills && exit_mentions(&stats, "code 0"),
                 "round {round}: the responsive sandbox did not stop gracefully: {stats:?}"
             );
-            ensure!(
-                ended < Duration::from_millis(100),
-                "round {round}: the responsive sandbox took {ended:?} to stop"
-            );
+            ensure!(ended < ms(100), "round {round}: the stop took {ended:?}");
         }
         ensure!(
             stats.crashes == before.crashes && stats.restarts == before.restarts,
@@ -1400,74 +769,34 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
         ensure!(
             stats.checkpoints == before.checkpoints + checkpoints
                 && stats.checkpoint_failures == before.checkpoint_failures + failures,
-            "round {round} (hung: {hung}): {} checkpoints and {} failed, before {} and {}",
-            stats.checkpoints,
-            stats.checkpoint_failures,
-            before.checkpoints,
-            before.checkpoint_failures
+            "round {round} (hung: {hung}): checkpoints {stats:?}, before {before:?}"
         );
         if !hung {
-            let saved = read_snapshot(&stage.env, &snapshot_path)?;
+            let saved = snapshot_at(stage.env.disk(), &snapshot_path)?;
             ensure!(
                 saved == session,
-                "round {round}: the checkpoint holds {saved:?}, the session was {session:?}"
+                "round {round}: the checkpoint holds {saved:?}, not {session:?}"
             );
         }
-        let raises: Vec<_> = worker
-            .oversight_requests()
-            .into_iter()
-            .filter(|r| {
-                *r == OversightRequest::RaiseMemoryLimit {
-                    current_bytes: limit,
-                    proposed_bytes: 2 * limit,
-                }
-            })
-            .collect();
-        ensure!(
-            raises.len() as u64 == round + 1,
-            "round {round}: oversight requests {:?}",
-            worker.oversight_requests()
-        );
-        let WorkerStatus::Ready { pid: new, .. } = ready else {
-            return Err(unexpected("status", ready));
+        let raise = OversightRequest::RaiseMemoryLimit {
+            current_bytes: limit,
+            proposed_bytes: 2 * limit,
         };
+        let requests = worker.oversight_requests();
+        let raises = requests.iter().filter(|r| **r == raise).count() as u64;
+        ensure!(
+            raises == round + 1,
+            "round {round}: oversight requests {requests:?}"
+        );
+        let new = pid_of(&ready)?;
         ensure!(
             new != pid && host.procs().resident_bytes(new) == Some(initial),
             "round {round}: the replacement is not a fresh sandbox"
         );
     }
-    ensure!(
-        stage.faults.count("proc.oom_kill") == 0,
-        "the container's OOM killer fired"
-    );
+    let ooms = stage.faults.count("proc.oom_kill");
+    ensure!(ooms == 0, "the container's OOM killer fired");
     ping(&worker, 3).await?;
     worker.stop().await.or_fail("stop")?;
     ensure_clean(&stage, "at the end")
-}
-
-/// The body of the snapshot file at `path`.
-fn read_snapshot(env: &Env, path: &str) -> Result<String, Failure> {
-    let file = env
-        .disk()
-        .open(path, OpenMode::Read)
-        .or_fail("open the snapshot")?;
-    let len = file.len().or_fail("snapshot length")?;
-    let mut bytes = vec![0; len as usize];
-    let n = file.read_at(&mut bytes, 0).or_fail("read the snapshot")?;
-    bytes.truncate(n);
-    engine::workers::program::snapshot::decode(&bytes).or_fail("decode the snapshot")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn leak_arithmetic() {
-        assert_eq!(time_to_reach(10, 10, 20), Duration::from_secs(1));
-        assert_eq!(time_to_reach(10, 3, 11), Duration::from_nanos(333_333_334));
-        assert_eq!(time_to_reach(30, 3, 11), Duration::ZERO);
-        assert_eq!(percent_of(100, 95), 95);
-        assert_eq!(percent_of(101, 95), 96);
-    }
 }

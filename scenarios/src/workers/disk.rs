@@ -2,56 +2,17 @@
 //! cache cap with LRU eviction and the 80 % alert) and enable.1.1.3 (a sandbox filling
 //! its ephemeral storage: alert, cleanup proposal, read-only mode).
 
-use super::crash::{MIB, ensure_clean, percent_of, ping, ready_pid, start_worker};
-use super::resources::write_cache;
-use crate::ensure;
-use crate::kit::fail::OrFail;
-use crate::scenario::{BodyFuture, Outcome, Scenario};
-use crate::stage::workers::Stage;
+use crate::kit::workers::*;
 use engine::workers::disk::DiskPolicy;
 use engine::workers::program::{Reply, Request};
-use engine::workers::{LargeFile, OversightRequest, Worker, WorkerError};
-use sim::World;
-use std::time::Duration;
+use engine::workers::{LargeFile, OversightRequest};
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![&DISK_FULL, &EPHEMERAL_STORAGE]
 }
 
-/// Reads a cache file back through the worker (a use, for the LRU order).
-async fn read_cache(worker: &Worker, id: u64, name: &str) -> Outcome {
-    let replies = worker
-        .request(Request::ReadCache {
-            id,
-            name: name.to_string(),
-        })
-        .await
-        .or_fail("read_cache")?;
-    ensure!(
-        replies.last() == Some(&Reply::Done { id }),
-        "read_cache {name:?} answered {replies:?}"
-    );
-    Ok(())
-}
-
-/// Cache files on disk, by name.
-fn listed(stage: &Stage, dir: &str) -> Result<Vec<String>, crate::scenario::Failure> {
-    let mut names = stage.env.disk().list(dir).or_fail("list the cache")?;
-    names.sort();
-    Ok(names)
-}
-
-/// Time for the disk watch to sample what just changed.
-fn settle(interval: Duration) -> Duration {
-    interval + Duration::from_millis(10)
-}
-
-// ---------------------------------------------------------------------------------------
-// core.EC-121
-
-pub static DISK_FULL: Scenario = Scenario {
-    id: "core.EC-121",
-    title: "Filesystem full for the worker's cache directory",
+workers_scenario!(
+    DISK_FULL, "core.EC-121", "Filesystem full for the worker's cache directory",
     proves: "A worker writes seeded cache files, then the file system fills up (seeded room left). \
              A write larger than the room must fail with DiskQuotaExceeded, with a message naming \
              the OS error and what to do; the worker must keep running and healthy, the failed \
@@ -63,23 +24,16 @@ pub static DISK_FULL: Scenario = Scenario {
              first), never more than the cap, the worker's eviction count must match the model's, \
              and the 80% disk alert must fire exactly once at the first sample over the line (and \
              never before), read-only mode never (the cap keeps use under 95%).",
-    faults_expected: &["disk.enospc"],
-    cores: &[
+    faults: ["disk.enospc"],
+    cores: [
         "engine/src/workers/program/cache.rs",
         "engine/src/workers/program/cache_index.rs",
         "engine/src/workers/disk.rs",
         "engine/src/workers/error.rs",
     ],
-    sim_time_max: Duration::from_secs(300),
-    body: disk_full_sim,
-    real: None,
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-fn disk_full_sim(world: World) -> BodyFuture {
-    Box::pin(async move { disk_full(Stage::sim(&world).await?).await })
-}
-
+    secs: 300,
+    body: disk_full
+);
 fn says_no_space(e: &WorkerError) -> bool {
     let text = e.to_string();
     matches!(e, WorkerError::DiskQuotaExceeded { .. })
@@ -90,36 +44,32 @@ fn says_no_space(e: &WorkerError) -> bool {
 async fn disk_full(mut stage: Stage) -> Outcome {
     cache_cap(&mut stage).await?;
     let host = stage.host()?.clone();
-    let worker = start_worker(&stage, "cache", stage.config("cache")).await?;
+    let worker = stage.start_worker("cache", stage.config("cache")).await?;
     let pid = ready_pid(&worker)?;
     let mut usage = 0;
     for j in 0..1 + stage.rng.below(4) {
         let bytes = 1 + stage.rng.below(500_000);
-        write_cache(&worker, j, &format!("warm-{j}"), bytes)
-            .await
-            .or_fail("warm-up write")?;
+        let written = write_cache(&worker, j, &format!("warm-{j}"), bytes).await;
+        written.or_fail("warm-up write")?;
         usage += bytes;
     }
-    ensure!(
-        worker.disk_usage() == usage,
-        "disk usage {} after writing {usage} bytes",
-        worker.disk_usage()
-    );
+    let now = worker.disk_usage();
+    ensure!(now == usage, "disk usage {now} after writing {usage} bytes");
     let room = 10_000 + stage.rng.below(1_000_000);
     let capacity = host.disk().used_bytes() + room;
     host.disk().set_capacity(capacity);
-    let failing = 1 + stage.rng.below(3);
-    for j in 0..failing {
+    for j in 0..1 + stage.rng.below(3) {
         let bytes = room + 1 + stage.rng.below(2_000_000);
         let result = write_cache(&worker, 100 + j, &format!("big-{j}"), bytes).await;
         ensure!(
             matches!(&result, Err(e) if says_no_space(e)),
             "a {bytes}-byte write with {room} bytes free gave {result:?}"
         );
+        let now = worker.disk_usage();
         ensure!(
-            worker.disk_usage() == usage,
+            now == usage,
             "the failed write left {} bytes behind",
-            worker.disk_usage() - usage
+            now - usage
         );
     }
     ensure!(
@@ -129,23 +79,21 @@ async fn disk_full(mut stage: Stage) -> Outcome {
     let health = worker.health().await;
     ensure!(health.healthy, "health with the disk full: {health:?}");
     let fits = 1 + stage.rng.below(room);
-    write_cache(&worker, 200, "fits", fits)
-        .await
-        .or_fail("a write that fits")?;
+    let written = write_cache(&worker, 200, "fits", fits).await;
+    written.or_fail("a write that fits")?;
     usage += fits;
+    let now = worker.disk_usage();
     ensure!(
-        worker.disk_usage() == usage,
-        "disk usage {} after a write that fits, expected {usage}",
-        worker.disk_usage()
+        now == usage,
+        "disk usage {now} after a write that fits, expected {usage}"
     );
     host.disk().set_capacity(capacity + 8 * MIB);
-    write_cache(&worker, 300, "big-again", 4 * MIB)
-        .await
-        .or_fail("a large write once space is freed")?;
+    let written = write_cache(&worker, 300, "big-again", 4 * MIB).await;
+    written.or_fail("a large write once space is freed")?;
+    let now = worker.disk_usage();
     ensure!(
-        worker.disk_usage() == usage + 4 * MIB,
-        "disk usage {} after freeing space",
-        worker.disk_usage()
+        now == usage + 4 * MIB,
+        "disk usage {now} after freeing space"
     );
     worker.stop().await.or_fail("stop")?;
     ensure_clean(&stage, "at the end")
@@ -155,14 +103,14 @@ async fn disk_full(mut stage: Stage) -> Outcome {
 async fn cache_cap(stage: &mut Stage) -> Outcome {
     let quota = (8 + stage.rng.below(9)) * MIB;
     let cap = quota / 10 * 9;
-    let interval = Duration::from_millis(500 + 100 * stage.rng.below(6));
+    let interval = ms(500 + 100 * stage.rng.below(6));
     let mut policy = DiskPolicy::with_quota(quota);
     policy.cache_cap_bytes = Some(cap);
     policy.sample_interval = interval;
     let mut config = stage.config("lru");
     config.disk = Some(policy);
     let cache_dir = format!("{}/cache", config.dir);
-    let worker = start_worker(stage, "lru", config).await?;
+    let worker = stage.start_worker("lru", config).await?;
     let alert_line = percent_of(quota, 80);
     // Least recently used first.
     let mut model: Vec<(String, u64)> = Vec::new();
@@ -189,24 +137,23 @@ async fn cache_cap(stage: &mut Stage) -> Outcome {
             }
             evicting_writes += u64::from(evicted);
             let name = format!("f{op}");
-            write_cache(&worker, op, &name, bytes)
-                .await
-                .or_fail("a cache write under the cap")?;
+            let written = write_cache(&worker, op, &name, bytes).await;
+            written.or_fail("a cache write under the cap")?;
             model.push((name, bytes));
         }
         tokio::time::sleep(settle(interval)).await;
         let total: u64 = model.iter().map(|f| f.1).sum();
         let mut kept: Vec<String> = model.iter().map(|f| f.0.clone()).collect();
         kept.sort();
-        let on_disk = listed(stage, &cache_dir)?;
+        let on_disk = listed(stage.env.disk(), &cache_dir)?;
         ensure!(
             on_disk == kept,
             "op {op}: cache files {on_disk:?}, the LRU model keeps {kept:?}"
         );
+        let usage = worker.disk_usage();
         ensure!(
-            worker.disk_usage() == total && total <= cap,
-            "op {op}: usage {} (model {total}, cap {cap})",
-            worker.disk_usage()
+            usage == total && total <= cap,
+            "op {op}: usage {usage} (model {total}, cap {cap})"
         );
         if total >= alert_line && !above {
             crossings += 1;
@@ -236,19 +183,11 @@ async fn cache_cap(stage: &mut Stage) -> Outcome {
         "the worker counted {replies:?} evictions, the model {evictions}"
     );
     worker.stop().await.or_fail("stop")?;
-    stage
-        .manager
-        .unregister("lru")
-        .await
-        .or_fail("unregister")?;
-    Ok(())
+    stage.manager.unregister("lru").await.or_fail("unregister")
 }
-// ---------------------------------------------------------------------------------------
-// enable.1.1.3
 
-pub static EPHEMERAL_STORAGE: Scenario = Scenario {
-    id: "enable.1.1.3",
-    title: "Sandbox fills its ephemeral storage",
+workers_scenario!(
+    EPHEMERAL_STORAGE, "enable.1.1.3", "Sandbox fills its ephemeral storage",
     proves: "A sandbox (worker) with a seeded disk quota, on a disk with slightly less room, writes \
              two files over 10 MiB and a seeded mix of others up to 75% of the quota: no alert may \
              fire. Filled past 80%, the disk watch must alert once and file one oversight request \
@@ -258,23 +197,16 @@ pub static EPHEMERAL_STORAGE: Scenario = Scenario {
              gone, the bytes freed reported, read-only mode lifted at the next sample and writes \
              accepted. Last, a write larger than the room left (within the quota) must fail with \
              DiskQuotaExceeded naming the OS error, leave nothing behind, and the sandbox answer.",
-    faults_expected: &["disk.enospc"],
-    cores: &[
+    faults: ["disk.enospc"],
+    cores: [
         "engine/src/workers/disk.rs",
         "engine/src/workers/lifecycle/resources.rs",
         "engine/src/workers/oversight.rs",
         "engine/src/workers/program/cache.rs",
     ],
-    sim_time_max: Duration::from_secs(900),
-    body: ephemeral_storage_sim,
-    real: None,
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-fn ephemeral_storage_sim(world: World) -> BodyFuture {
-    Box::pin(async move { ephemeral_storage(Stage::sim(&world).await?).await })
-}
-
+    secs: 900,
+    body: ephemeral_storage
+);
 const LARGE_BYTES: u64 = 10 * MIB;
 
 async fn ephemeral_storage(mut stage: Stage) -> Outcome {
@@ -286,7 +218,7 @@ async fn ephemeral_storage(mut stage: Stage) -> Outcome {
     let mut config = stage.config("sandbox");
     config.disk = Some(policy);
     let cache_dir = format!("{}/cache", config.dir);
-    let worker = start_worker(&stage, "sandbox", config).await?;
+    let worker = stage.start_worker("sandbox", config).await?;
     host.disk().set_capacity(host.disk().used_bytes() + room);
     let mut large: Vec<LargeFile> = Vec::new();
     let mut usage = 0;
@@ -299,10 +231,8 @@ async fn ephemeral_storage(mut stage: Stage) -> Outcome {
     loop {
         let j = ids.get();
         let (name, bytes) = if j < 2 || stage.rng.below(3) == 0 {
-            (
-                format!("large-{j}"),
-                LARGE_BYTES + MIB + stage.rng.below(6 * MIB),
-            )
+            let bytes = LARGE_BYTES + MIB + stage.rng.below(6 * MIB);
+            (format!("large-{j}"), bytes)
         } else {
             (format!("small-{j}"), 1 + stage.rng.below(9 * MIB))
         };
@@ -315,17 +245,14 @@ async fn ephemeral_storage(mut stage: Stage) -> Outcome {
             .or_fail("a write under 75%")?;
         usage += bytes;
         if bytes > LARGE_BYTES {
-            large.push(LargeFile {
-                path: format!("{cache_dir}/{name}"),
-                bytes,
-            });
+            let path = format!("{cache_dir}/{name}");
+            large.push(LargeFile { path, bytes });
         }
         tokio::time::sleep(settle(interval)).await;
+        let (now, alerts) = (worker.disk_usage(), worker.stats().disk_alerts);
         ensure!(
-            worker.disk_usage() == usage && worker.stats().disk_alerts == 0,
-            "at {usage} of {quota} bytes: usage {}, {} alerts",
-            worker.disk_usage(),
-            worker.stats().disk_alerts
+            now == usage && alerts == 0,
+            "at {usage} of {quota} bytes: usage {now}, {alerts} alerts"
         );
     }
     large.sort_by(|a, b| a.path.cmp(&b.path));
@@ -333,9 +260,8 @@ async fn ephemeral_storage(mut stage: Stage) -> Outcome {
     let mut fill = async |line: u64, usage: &mut u64| -> Outcome {
         while *usage < line {
             let bytes = (1 + stage.rng.below(2 * MIB)).min(room - *usage);
-            write(format!("fill-{}", *usage), bytes)
-                .await
-                .or_fail("a write that fits")?;
+            let written = write(format!("fill-{}", *usage), bytes).await;
+            written.or_fail("a write that fits")?;
             *usage += bytes;
         }
         tokio::time::sleep(settle(interval)).await;
@@ -361,15 +287,10 @@ async fn ephemeral_storage(mut stage: Stage) -> Outcome {
         "past 95% of the quota: {stats:?}"
     );
     let refused = write("refused".to_string(), 1).await;
-    ensure!(
-        matches!(&refused, Err(WorkerError::ReadOnly { .. })),
-        "a write in read-only mode gave {refused:?}"
-    );
-    ensure!(
-        worker.disk_usage() == usage,
-        "the refused write changed usage to {}",
-        worker.disk_usage()
-    );
+    let read_only = matches!(&refused, Err(WorkerError::ReadOnly { .. }));
+    ensure!(read_only, "a write in read-only mode gave {refused:?}");
+    let now = worker.disk_usage();
+    ensure!(now == usage, "the refused write changed usage to {now}");
     // The cleanup is approved.
     let freed = worker
         .approve_cleanup()
@@ -381,22 +302,21 @@ async fn ephemeral_storage(mut stage: Stage) -> Outcome {
         "the approved cleanup freed {freed:?} bytes; the large files held {expected}"
     );
     usage -= expected;
-    let gone = large
-        .iter()
-        .all(|f| stage.env.disk().metadata(&f.path).is_err());
+    let disk = stage.env.disk();
+    let gone = large.iter().all(|f| disk.metadata(&f.path).is_err());
+    let now = worker.disk_usage();
     ensure!(
-        gone && worker.disk_usage() == usage,
-        "after the cleanup: usage {}",
-        worker.disk_usage()
+        gone && now == usage,
+        "after the cleanup: usage {now}, files gone: {gone}"
     );
     tokio::time::sleep(settle(interval)).await;
-    let stats = worker.stats();
+    let (stats, requests) = (worker.stats(), worker.oversight_requests());
     ensure!(
-        stats.read_only_exits == 1 && worker.oversight_requests().is_empty(),
-        "after the cleanup: {stats:?}, {:?}",
-        worker.oversight_requests()
+        stats.read_only_exits == 1 && requests.is_empty(),
+        "after the cleanup: {stats:?}, {requests:?}"
     );
-    write("after-cleanup".to_string(), 1 + stage.rng.below(MIB))
+    let bytes = 1 + stage.rng.below(MIB);
+    write("after-cleanup".to_string(), bytes)
         .await
         .or_fail("a write after the cleanup")?;
     usage = worker.disk_usage();
@@ -410,10 +330,10 @@ async fn ephemeral_storage(mut stage: Stage) -> Outcome {
         "a {bytes}-byte write with {} bytes of room left gave {result:?}",
         room - usage
     );
+    let now = worker.disk_usage();
     ensure!(
-        worker.disk_usage() == usage && ready_pid(&worker)? == pid,
-        "after the failed write: usage {} (was {usage})",
-        worker.disk_usage()
+        now == usage && ready_pid(&worker)? == pid,
+        "after the failed write: usage {now} (was {usage})"
     );
     ping(&worker, 1).await?;
     worker.stop().await.or_fail("stop")?;

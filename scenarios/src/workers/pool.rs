@@ -6,24 +6,14 @@
 //! on its disk, statuses the supervisor published) beside what the pool reports, and
 //! checks virtual times to the millisecond where the pool's contract fixes them.
 
-use super::security::read_file;
-use crate::ensure;
-use crate::kit::fail::OrFail;
-use crate::kit::workers::{live_pids, slow_starts, slow_starts_on, unexpected, zombie_pids};
-use crate::scenario::{BodyFuture, Failure, Outcome, Scenario};
-use crate::stage::workers::{Stage, WORKER_PROGRAM_SIM, eventually, worker_config};
+use crate::kit::pool::*;
+use crate::kit::workers::*;
 use engine::env::Task;
-use engine::workers::pool::{AttemptOutcome, Backoff, Freshness, MemberState, PrewarmAttempt};
-use engine::workers::program::snapshot;
-use engine::workers::retry::RetryPolicy;
-use engine::workers::{
-    Claim, ClaimPath, Priority, WarmPool, WarmPoolConfig, WorkerError, WorkerStatus,
-};
+use engine::workers::pool::{AttemptOutcome, Backoff, Freshness, MemberState};
+use engine::workers::{Claim, ClaimPath, Priority};
 use sim::World;
-use sim::faults::Fault;
-use sim::faults::SwarmKind;
+use sim::faults::{Fault, SwarmKind};
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![
@@ -34,100 +24,8 @@ pub fn all() -> Vec<&'static Scenario> {
     ]
 }
 
-/// The pool's workers keep their session snapshot here (relative to their directory).
-const SNAPSHOT_FILE: &str = "session.snap";
-const STAGGER: Duration = Duration::from_secs(5);
-/// Slack for "at this instant": the timer wheel ticks in milliseconds, and a handoff or
-/// a kill takes a few scheduler turns.
-const INSTANT_SLACK: Duration = Duration::from_millis(5);
-/// The supervisor's time from a process's first instruction to `Ready`: the worker's
-/// endpoint is first tried 0.6 s after spawn (the connect schedule), plus network latency.
-const READY_AFTER_START_MAX: Duration = Duration::from_millis(1_000);
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
-
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
-/// A pool of `size` workers running the stage's worker program with a snapshot file.
-fn pool_config(size: usize) -> WarmPoolConfig {
-    let mut template = worker_config(WORKER_PROGRAM_SIM, "pool");
-    template.args = vec!["--snapshot".to_string(), SNAPSHOT_FILE.to_string()];
-    // A pre-warm may start slowly: poll the endpoint for the whole init timeout (the
-    // default schedule gives up after 3.6 s), so only the init timeout ends a slow start.
-    template.connect = RetryPolicy {
-        attempts_max: 1_000,
-        delay_max: ms(200),
-        total_max: template.init_timeout + secs(10),
-        ..RetryPolicy::endpoint_connect()
-    };
-    let mut config = WarmPoolConfig::new("pool", template);
-    config.size_target = size;
-    config.stagger = STAGGER;
-    config
-}
-
-/// Waits until the pool has warmed `count` workers.
-async fn warmed(pool: &WarmPool, count: u64, bound: Duration) -> Outcome {
-    eventually("the pool's warm-up", bound, ms(10), || {
-        pool.stats().prewarm_ready >= count
-    })
-    .await
-}
-
-async fn claim(pool: &WarmPool, priority: Priority, bound: Duration) -> Result<Claim, Failure> {
-    match tokio::time::timeout(bound, pool.claim(priority)).await {
-        Err(_) => Err(Failure::liveness(format!(
-            "a {priority:?} claim got no worker within {} s",
-            bound.as_secs()
-        ))),
-        Ok(result) => result.or_fail(&format!("{priority:?} claim")),
-    }
-}
-
-/// Checks that consecutive pre-warm attempts never overlap and that each starts exactly
-/// `pause` after the previous one ended (the stagger, or the backoff after failures).
-fn check_rhythm(attempts: &[PrewarmAttempt], backoff: &Backoff) -> Outcome {
-    let mut failures_in_a_row = 0;
-    for pair in attempts.windows(2) {
-        let (before, after) = (&pair[0], &pair[1]);
-        let Some(ended) = before.ended_at else {
-            return Err(Failure::correctness(format!(
-                "attempt {} started at {:?} while {} (started {:?}) was still starting",
-                after.name, after.started_at, before.name, before.started_at
-            )));
-        };
-        let pause = match &before.outcome {
-            AttemptOutcome::Ready => {
-                failures_in_a_row = 0;
-                STAGGER
-            }
-            AttemptOutcome::Failed { .. } => {
-                failures_in_a_row += 1;
-                backoff.delay(failures_in_a_row).max(STAGGER)
-            }
-            AttemptOutcome::InProgress => unreachable!("an ended attempt has an outcome"),
-        };
-        let gap = after.started_at.saturating_sub(ended);
-        ensure!(
-            after.started_at >= ended + pause && gap <= pause + INSTANT_SLACK,
-            "{} started {gap:?} after {} ended ({:?}); the pause must be {pause:?}",
-            after.name,
-            before.name,
-            before.outcome
-        );
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------------------
-
-pub static STAGGERED_PREWARM: Scenario = Scenario {
-    id: "core.EC-117",
-    title: "Many workers spawned at once while the pool warms up",
+workers_scenario!(
+    STAGGERED_PREWARM, "core.EC-117", "Many workers spawned at once while the pool warms up",
     proves: "A pool of 3 to 6 workers warms up on a host where every process starts slowly \
              (a seeded 0.1 to 8 s) and the first 0 to 5 spawns fail with EAGAIN. Sampled every \
              10 ms, never more than one pool worker may be starting; new processes must appear \
@@ -135,171 +33,136 @@ pub static STAGGERED_PREWARM: Scenario = Scenario {
              ended (after failures: the doubling backoff, never below 5 s); the failed spawns \
              must be retried with fresh workers until the pool holds exactly its target of \
              ready workers and processes, and then nothing more may be started.",
-    faults_expected: &["proc.slow_start", "proc.spawn_fail"],
-    cores: &[
+    faults: ["proc.slow_start", "proc.spawn_fail"],
+    cores: [
         "engine/src/workers/pool/decisions.rs",
         "engine/src/workers/pool/shell.rs",
     ],
-    sim_time_max: Duration::from_secs(1200),
-    body: staggered_prewarm,
-    real: None,
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-/// Starts seen by sampling: the most workers starting at once (the supervisor's
-/// statuses), and when each process first appeared on the host.
-#[derive(Default)]
-struct Starts {
-    starting_max: usize,
-    first_seen: BTreeMap<u32, Duration>,
-}
-
-impl Starts {
-    async fn sample(&mut self, stage: &Stage, pool: &WarmPool) {
-        let starting = stage
-            .manager
-            .list()
-            .await
-            .iter()
-            .filter(|w| matches!(w.status, WorkerStatus::Starting { .. }))
-            .count();
-        self.starting_max = self.starting_max.max(starting);
-        for pid in live_pids(stage) {
-            self.first_seen.entry(pid).or_insert_with(|| pool.now());
+    secs: 1200,
+    world: staggered_prewarm
+);
+async fn staggered_prewarm(world: World) -> Outcome {
+    let (stage, (size, failures, backoff)) = Stage::sim_with(&world, |host, rng, config| {
+        let size = 3 + rng.below(4) as usize;
+        let delay_max = ms(100 + rng.below(7_900));
+        let failures = rng.below(6) as u32;
+        slow_starts_on(host, ms(100), delay_max);
+        if failures > 0 {
+            host.procs().fail_next_spawn(11, failures);
         }
-    }
-}
-
-fn staggered_prewarm(world: World) -> BodyFuture {
-    Box::pin(async move {
-        let (stage, (size, failures, backoff)) = Stage::sim_with(&world, |host, rng, config| {
-            let size = 3 + rng.below(4) as usize;
-            let delay_max = ms(100 + rng.below(7_900));
-            let failures = rng.below(6) as u32;
-            slow_starts_on(host, ms(100), delay_max);
-            if failures > 0 {
-                host.procs().fail_next_spawn(11, failures);
-            }
-            config.sessions.pool = pool_config(size);
-            (size, failures, config.sessions.pool.prewarm_backoff.clone())
-        })
-        .await?;
-        let pool = stage.engine.pool().clone();
-
-        // Watch the process table and the supervisor's statuses while it warms up.
-        let mut watch = Starts::default();
-        let bound = secs(30 + size as u64 * 15 + 60);
-        let deadline = pool.now() + bound;
-        while pool.stats().prewarm_ready < size as u64 {
-            if pool.now() > deadline {
-                return Err(Failure::liveness(format!(
-                    "{} of {size} workers warmed within {} s",
-                    pool.stats().prewarm_ready,
-                    bound.as_secs()
-                )));
-            }
-            watch.sample(&stage, &pool).await;
-            tokio::time::sleep(ms(10)).await;
-        }
-        let warmed_at = pool.now();
-        // What the pool calls ready, the supervisor must too.
-        for member in pool.members() {
-            let status = stage.manager.get(&member.name).await.map(|i| i.status);
-            ensure!(
-                matches!(status, Some(WorkerStatus::Ready { .. })),
-                "the pool counts {} as warmed at {warmed_at:?}, but its status is {status:?}",
-                member.name
-            );
-        }
-        // Warm: watch on for a minute; nothing more may start.
-        let quiet_until = warmed_at + secs(60);
-        while pool.now() < quiet_until {
-            watch.sample(&stage, &pool).await;
-            tokio::time::sleep(ms(10)).await;
-        }
-        let Starts {
-            starting_max,
-            first_seen,
-        } = watch;
-        ensure!(
-            starting_max <= 1,
-            "{starting_max} pool workers were starting at the same time"
-        );
-        let appearances: Vec<Duration> = first_seen.values().copied().collect();
-        for pair in appearances.windows(2) {
-            ensure!(
-                pair[1] >= pair[0] + STAGGER - ms(10),
-                "worker processes appeared {:?} apart (at {:?} and {:?}): pre-warming was not staggered",
-                pair[1] - pair[0],
-                pair[0],
-                pair[1]
-            );
-        }
-
-        let stats = pool.stats();
-        let attempts = &stats.prewarm_attempts;
-        ensure!(
-            attempts.len() == size + failures as usize
-                && stats.prewarm_failed == u64::from(failures)
-                && stats.prewarm_ready == size as u64,
-            "{} attempts ({} failed, {} ready) for a pool of {size} with {failures} refused spawns",
-            attempts.len(),
-            stats.prewarm_failed,
-            stats.prewarm_ready
-        );
-        for (i, attempt) in attempts.iter().enumerate() {
-            let failed = i < failures as usize;
-            let ok = match &attempt.outcome {
-                AttemptOutcome::Failed { reason } => {
-                    failed && reason.contains("could not be spawned")
-                }
-                AttemptOutcome::Ready => !failed,
-                AttemptOutcome::InProgress => false,
-            };
-            ensure!(
-                ok,
-                "attempt {i} ({}) ended {:?}",
-                attempt.name,
-                attempt.outcome
-            );
-        }
-        ensure!(
-            attempts[0].started_at <= INSTANT_SLACK,
-            "the first pre-warm started at {:?}, not at once",
-            attempts[0].started_at
-        );
-        check_rhythm(attempts, &backoff)?;
-
-        // Nothing more started, every process belongs to a ready member.
-        let stats = pool.stats();
-        ensure!(
-            stats.prewarm_started == (size + failures as usize) as u64 && stats.cold_starts == 0,
-            "after warming, the pool went on starting workers: {stats:?}"
-        );
-        let members = pool.members();
-        ensure!(
-            members.len() == size
-                && members
-                    .iter()
-                    .all(|m| m.state == MemberState::Idle && m.freshness == Freshness::Fresh),
-            "after warming at {warmed_at:?} the pool holds {members:?}"
-        );
-        let live = live_pids(&stage);
-        ensure!(
-            live.len() == size && first_seen.len() == size,
-            "{} processes live and {} ever seen for {size} pool workers",
-            live.len(),
-            first_seen.len()
-        );
-        Ok(())
+        config.sessions.pool = pool_config(size);
+        (size, failures, config.sessions.pool.prewarm_backoff.clone())
     })
+    .await?;
+    let pool = stage.engine.pool().clone();
+
+    // Watch the process table and the supervisor's statuses while it warms up.
+    let mut watch = Starts::default();
+    let bound = secs(30 + size as u64 * 15 + 60);
+    let deadline = pool.now() + bound;
+    while pool.stats().prewarm_ready < size as u64 {
+        if pool.now() > deadline {
+            return Err(Failure::liveness(format!(
+                "{} of {size} workers warmed within {} s",
+                pool.stats().prewarm_ready,
+                bound.as_secs()
+            )));
+        }
+        watch.sample(&stage, &pool).await;
+        tokio::time::sleep(ms(10)).await;
+    }
+    let warmed_at = pool.now();
+    // What the pool calls ready, the supervisor must too.
+    for member in pool.members() {
+        let status = stage.status(&member.name).await;
+        ensure!(
+            matches!(status, Some(WorkerStatus::Ready { .. })),
+            "the pool counts {} as warmed at {warmed_at:?}, but its status is {status:?}",
+            member.name
+        );
+    }
+    // Warm: watch on for a minute; nothing more may start.
+    let quiet_until = warmed_at + secs(60);
+    while pool.now() < quiet_until {
+        watch.sample(&stage, &pool).await;
+        tokio::time::sleep(ms(10)).await;
+    }
+    let Starts {
+        starting_max,
+        first_seen,
+    } = watch;
+    ensure!(
+        starting_max <= 1,
+        "{starting_max} pool workers were starting at once"
+    );
+    let appearances: Vec<Duration> = first_seen.values().copied().collect();
+    for pair in appearances.windows(2) {
+        ensure!(
+            pair[1] >= pair[0] + STAGGER - ms(10),
+            "worker processes appeared at {:?} and {:?}: pre-warming was not staggered",
+            pair[0],
+            pair[1]
+        );
+    }
+
+    let stats = pool.stats();
+    let attempts = &stats.prewarm_attempts;
+    ensure!(
+        attempts.len() == size + failures as usize
+            && stats.prewarm_failed == u64::from(failures)
+            && stats.prewarm_ready == size as u64,
+        "{} attempts ({} failed, {} ready) for a pool of {size} with {failures} refused spawns",
+        attempts.len(),
+        stats.prewarm_failed,
+        stats.prewarm_ready
+    );
+    for (i, attempt) in attempts.iter().enumerate() {
+        let failed = i < failures as usize;
+        let ok = match &attempt.outcome {
+            AttemptOutcome::Failed { reason } => failed && reason.contains("could not be spawned"),
+            AttemptOutcome::Ready => !failed,
+            AttemptOutcome::InProgress => false,
+        };
+        ensure!(
+            ok,
+            "attempt {i} ({}) ended {:?}",
+            attempt.name,
+            attempt.outcome
+        );
+    }
+    let first = attempts[0].started_at;
+    ensure!(
+        first <= INSTANT_SLACK,
+        "the first pre-warm started at {first:?}, not at once"
+    );
+    check_rhythm(attempts, &backoff)?;
+
+    // Nothing more started, every process belongs to a ready member.
+    let stats = pool.stats();
+    ensure!(
+        stats.prewarm_started == (size + failures as usize) as u64 && stats.cold_starts == 0,
+        "after warming, the pool went on starting workers: {stats:?}"
+    );
+    let members = pool.members();
+    ensure!(
+        members.len() == size
+            && members
+                .iter()
+                .all(|m| m.state == MemberState::Idle && m.freshness == Freshness::Fresh),
+        "after warming at {warmed_at:?} the pool holds {members:?}"
+    );
+    let live = live_pids(&stage);
+    ensure!(
+        live.len() == size && first_seen.len() == size,
+        "{} processes live and {} ever seen for {size} pool workers",
+        live.len(),
+        first_seen.len()
+    );
+    Ok(())
 }
 
-// ---------------------------------------------------------------------------------------
-
-pub static PREWARM_INIT_TIMEOUT: Scenario = Scenario {
-    id: "core.EC-126",
-    title: "Worker initialisation takes longer than 60 s",
+workers_scenario!(
+    PREWARM_INIT_TIMEOUT, "core.EC-126", "Worker initialisation takes longer than 60 s",
     proves: "The first pre-warmed worker of a pool never gets ready: by seed its process \
              either starts after 61 to 600 s or hangs during its (1 to 30 s) start. The \
              supervisor must leave it alone for the whole 60 s init timeout, kill it at 60 s \
@@ -307,142 +170,126 @@ pub static PREWARM_INIT_TIMEOUT: Scenario = Scenario {
              pool must log the failure and start a fresh worker exactly 5 s later, then warm the \
              rest of the pool (1 to 3 workers). The killed process must never come back: at the \
              end exactly one process per member is alive and none is a zombie.",
-    faults_expected: &["proc.slow_start", "proc.hang"],
-    cores: &[
+    faults: ["proc.slow_start", "proc.hang"],
+    cores: [
         "engine/src/workers/pool/decisions.rs",
         "engine/src/workers/lifecycle/deadlines.rs",
         "engine/src/workers/reaper.rs",
     ],
-    sim_time_max: Duration::from_secs(1200),
-    body: prewarm_init_timeout,
-    real: None,
+    secs: 1200,
     // No slow disk: the oracle judges the init timeout to 5 ms, and the attempt's end is
     // stamped after the pool's disk clean-up of the killed worker.
-    plan: Some(crate::scenario::Plan::World(|seed| {
-        crate::kit::plans::swarm(seed, &[SwarmKind::NetDelay, SwarmKind::ProcSlowStart])
-    })),
-};
-
-fn prewarm_init_timeout(world: World) -> BodyFuture {
-    Box::pin(async move {
-        let (stage, (size, hang, first_delay, init_timeout)) =
-            Stage::sim_with(&world, |host, rng, config| {
-                let size = 1 + rng.below(3) as usize;
-                let hang = rng.below(2) == 0;
-                let first_delay = if hang {
-                    ms(1_000 + rng.below(29_000))
-                } else {
-                    ms(61_000 + rng.below(539_000))
-                };
-                slow_starts_on(host, first_delay, first_delay);
-                config.sessions.pool = pool_config(size);
-                let init_timeout = config.sessions.pool.template.init_timeout;
-                (size, hang, first_delay, init_timeout)
-            })
-            .await?;
-        ensure!(
-            init_timeout == secs(60),
-            "the default init timeout is {init_timeout:?}, not 60 s"
-        );
-        let pool = stage.engine.pool().clone();
-        eventually("the first pre-warm's spawn", secs(1), ms(1), || {
-            !live_pids(&stage).is_empty()
+    plan: |seed| crate::kit::plans::swarm(seed, &[SwarmKind::NetDelay, SwarmKind::ProcSlowStart]),
+    world: prewarm_init_timeout
+);
+async fn prewarm_init_timeout(world: World) -> Outcome {
+    let (stage, (size, hang, first_delay, init_timeout)) =
+        Stage::sim_with(&world, |host, rng, config| {
+            let size = 1 + rng.below(3) as usize;
+            let hang = rng.below(2) == 0;
+            let first_delay = if hang {
+                ms(1_000 + rng.below(29_000))
+            } else {
+                ms(61_000 + rng.below(539_000))
+            };
+            slow_starts_on(host, first_delay, first_delay);
+            config.sessions.pool = pool_config(size);
+            let init_timeout = config.sessions.pool.template.init_timeout;
+            (size, hang, first_delay, init_timeout)
         })
         .await?;
-        let first = live_pids(&stage)[0];
-        // Later spawns start in 0.1 to 2 s: only the first one is pathological.
-        slow_starts(&stage, ms(100), ms(2_000));
-        if hang {
-            ensure!(
-                stage.host()?.procs().hang(first),
-                "could not hang pid {first}"
-            );
-        }
-
-        // Not killed early.
-        tokio::time::sleep(init_timeout - ms(20)).await;
-        ensure!(
-            live_pids(&stage).contains(&first),
-            "pid {first} was gone before its init timeout (at {:?})",
-            pool.now()
-        );
-        eventually("the init timeout", ms(100), ms(1), || {
-            pool.stats().prewarm_attempts[0].ended_at.is_some()
-        })
-        .await?;
-        let attempt = pool.stats().prewarm_attempts[0].clone();
-        let took = attempt.ended_at.expect("ended") - attempt.started_at;
-        ensure!(
-            took >= init_timeout && took <= init_timeout + INSTANT_SLACK,
-            "the slow pre-warm failed after {took:?}, not at the 60 s init timeout"
-        );
-        ensure!(
-            matches!(&attempt.outcome, AttemptOutcome::Failed { reason } if reason.contains("not ready within 60000 ms")),
-            "the slow pre-warm ended {:?}, not with the init timeout",
-            attempt.outcome
-        );
-        ensure!(
-            !live_pids(&stage).contains(&first),
-            "pid {first} still runs after its init timeout"
-        );
-        let reaper_interval = crate::stage::workers::WATCHDOG_INTERVAL;
-        eventually(
-            "the watchdog reaping the killed worker",
-            reaper_interval + ms(100),
-            ms(10),
-            || !zombie_pids(&stage).contains(&first) && stage.manager.reaper().reaped() >= 1,
-        )
-        .await?;
-
-        warmed(&pool, size as u64, secs(size as u64 * 10 + 20)).await?;
-        let stats = pool.stats();
-        ensure!(
-            stats.prewarm_failed == 1
-                && stats.prewarm_ready == size as u64
-                && stats.prewarm_attempts.len() == size + 1,
-            "one init timeout, {size} workers: {stats:?}"
-        );
-        check_rhythm(&stats.prewarm_attempts, &Backoff::prewarm())?;
-        ensure!(
-            stats.prewarm_attempts[1].name != attempt.name,
-            "the retry reused the failed worker {:?} instead of a fresh one",
-            attempt.name
-        );
-        ensure!(
-            stage.manager.get(&attempt.name).await.is_none(),
-            "the failed worker {:?} is still registered",
-            attempt.name
-        );
-
-        // Past the moment the slow process would have begun: it stays dead.
-        let now = pool.now();
-        if first_delay + secs(1) > now {
-            tokio::time::sleep(first_delay + secs(1) - now).await;
-        }
-        let live = live_pids(&stage);
-        let members = pool.members();
-        ensure!(
-            live.len() == size && !live.contains(&first),
-            "processes alive at the end: {live:?} for {size} members"
-        );
-        ensure!(
-            zombie_pids(&stage).is_empty(),
-            "zombies left: {:?}",
-            zombie_pids(&stage)
-        );
-        ensure!(
-            members.len() == size && members.iter().all(|m| m.freshness.is_fresh()),
-            "pool members at the end: {members:?}"
-        );
-        Ok(())
+    ensure!(
+        init_timeout == secs(60),
+        "the default init timeout is {init_timeout:?}"
+    );
+    let pool = stage.engine.pool().clone();
+    eventually("the first pre-warm's spawn", secs(1), ms(1), || {
+        !live_pids(&stage).is_empty()
     })
+    .await?;
+    let first = live_pids(&stage)[0];
+    // Later spawns start in 0.1 to 2 s: only the first one is pathological.
+    slow_starts(&stage, ms(100), ms(2_000));
+    if hang {
+        ensure!(
+            stage.host()?.procs().hang(first),
+            "could not hang pid {first}"
+        );
+    }
+
+    // Not killed early.
+    tokio::time::sleep(init_timeout - ms(20)).await;
+    ensure!(
+        live_pids(&stage).contains(&first),
+        "pid {first} was gone before its init timeout (at {:?})",
+        pool.now()
+    );
+    eventually("the init timeout", ms(100), ms(1), || {
+        pool.stats().prewarm_attempts[0].ended_at.is_some()
+    })
+    .await?;
+    let attempt = pool.stats().prewarm_attempts[0].clone();
+    let took = attempt.ended_at.expect("ended") - attempt.started_at;
+    let what = "the slow pre-warm's failure after its start (the init timeout)";
+    between(what, took, init_timeout, init_timeout + INSTANT_SLACK)?;
+    ensure!(
+        matches!(&attempt.outcome, AttemptOutcome::Failed { reason } if reason.contains("not ready within 60000 ms")),
+        "the slow pre-warm ended {:?}, not with the init timeout",
+        attempt.outcome
+    );
+    let live = live_pids(&stage);
+    ensure!(
+        !live.contains(&first),
+        "pid {first} still runs after its init timeout"
+    );
+    let what = "the watchdog reaping the killed worker";
+    eventually(what, WATCHDOG_INTERVAL + ms(100), ms(10), || {
+        !zombie_pids(&stage).contains(&first) && stage.manager.reaper().reaped() >= 1
+    })
+    .await?;
+
+    warmed(&pool, size as u64, secs(size as u64 * 10 + 20)).await?;
+    let stats = pool.stats();
+    ensure!(
+        stats.prewarm_failed == 1
+            && stats.prewarm_ready == size as u64
+            && stats.prewarm_attempts.len() == size + 1,
+        "one init timeout, {size} workers: {stats:?}"
+    );
+    check_rhythm(&stats.prewarm_attempts, &Backoff::prewarm())?;
+    let failed = &attempt.name;
+    ensure!(
+        stats.prewarm_attempts[1].name != *failed,
+        "the retry reused the failed worker {failed:?} instead of a fresh one",
+    );
+    let registered = stage.manager.get(failed).await;
+    ensure!(
+        registered.is_none(),
+        "the failed worker {failed:?} is still registered"
+    );
+
+    // Past the moment the slow process would have begun: it stays dead.
+    let now = pool.now();
+    if first_delay + secs(1) > now {
+        tokio::time::sleep(first_delay + secs(1) - now).await;
+    }
+    let live = live_pids(&stage);
+    let members = pool.members();
+    ensure!(
+        live.len() == size && !live.contains(&first),
+        "processes alive at the end: {live:?} for {size} members"
+    );
+    let zombies = zombie_pids(&stage);
+    ensure!(zombies.is_empty(), "zombies left: {zombies:?}");
+    ensure!(
+        members.len() == size && members.iter().all(|m| m.freshness.is_fresh()),
+        "pool members at the end: {members:?}"
+    );
+    Ok(())
 }
 
-// ---------------------------------------------------------------------------------------
-
-pub static POOL_EXHAUSTED: Scenario = Scenario {
-    id: "enable.1.3.1",
-    title: "Every warm sandbox is already claimed",
+workers_scenario!(
+    POOL_EXHAUSTED, "enable.1.3.1", "Every warm sandbox is already claimed",
     proves: "A warm pool of 2 to 4 workers is fully claimed by Low claims; then 4 to 6 Normal \
              claims arrive at once while new processes take a seeded 35 to 50 s to start. The \
              first 3 queued claims must wait; the others must cold-start at once with an SLA \
@@ -453,251 +300,220 @@ pub static POOL_EXHAUSTED: Scenario = Scenario {
              session: the snapshot on disk must hold the Low claim's state, the Low claim must \
              be told, and the High claim must get that very worker at once. Counts of warnings, \
              cold starts, timeouts and pre-emptions must match exactly.",
-    faults_expected: &["proc.slow_start"],
-    cores: &[
+    faults: ["proc.slow_start"],
+    cores: [
         "engine/src/workers/pool/decisions/claims.rs",
         "engine/src/workers/pool/shell.rs",
     ],
-    sim_time_max: Duration::from_secs(1200),
-    body: pool_exhausted,
-    real: None,
+    secs: 1200,
     // Disk slowness only: the oracle times the queue's wait, the cold start and the
     // pre-emption to the millisecond, which late messages and slow starts would move.
-    plan: Some(crate::scenario::Plan::World(|seed| {
-        crate::kit::plans::swarm(seed, &[SwarmKind::DiskSlow])
-    })),
-};
-
+    plan: |seed| crate::kit::plans::swarm(seed, &[SwarmKind::DiskSlow]),
+    world: pool_exhausted
+);
 enum Step {
     Release,
     High,
 }
 
-fn pool_exhausted(world: World) -> BodyFuture {
-    Box::pin(async move {
-        let (mut stage, (size, extra, releases, start_delay)) =
-            Stage::sim_with(&world, |_, rng, config| {
-                let size = 2 + rng.below(3) as usize;
-                let extra = 1 + rng.below(3) as usize;
-                let releases = rng.below((size - 1).min(3) as u64 + 1) as usize;
-                let start_delay = ms(35_000 + rng.below(15_000));
-                config.sessions.pool = pool_config(size);
-                (size, extra, releases, start_delay)
-            })
-            .await?;
-        let pool = stage.engine.pool().clone();
-        let wait_max = pool.config().wait_max;
-        let template_dir = pool.config().template.dir.clone();
-        warmed(&pool, size as u64, secs(size as u64 * 10 + 20)).await?;
-        tokio::time::sleep(STAGGER).await;
-        // From now on every process takes `start_delay` to begin.
-        slow_starts(&stage, start_delay, start_delay);
-
-        let t0 = pool.now();
-        let mut lows: Vec<Option<Claim>> = Vec::new();
-        let mut states: BTreeMap<u64, String> = BTreeMap::new();
-        for i in 0..size {
-            let c = claim(&pool, Priority::Low, secs(1)).await?;
-            ensure!(
-                c.path() == ClaimPath::Warm && c.granted_at() == c.requested_at(),
-                "Low claim {i} with warm workers idle was served {:?} after {:?}",
-                c.path(),
-                c.granted_at() - c.requested_at()
-            );
-            let state = format!("session low-{i} at step {}", stage.rng.below(1_000_000));
-            c.set_checkpoint_state(state.clone());
-            states.insert(c.id(), state);
-            lows.push(Some(c));
-        }
-        let normals: Vec<Task<Result<Claim, WorkerError>>> = (0..3 + extra)
-            .map(|_| {
-                let pool = pool.clone();
-                stage.env.spawn(
-                    "claim-normal",
-                    async move { pool.claim(Priority::Normal).await },
-                )
-            })
-            .collect();
-
-        // Releases and the High claim at seeded offsets within the 30 s wait.
-        let high_at = ms(1_000 + stage.rng.below(27_000));
-        let mut steps: Vec<(Duration, Step)> = vec![(high_at, Step::High)];
-        while steps.len() < releases + 1 {
-            let at = ms(1_000 + stage.rng.below(27_000));
-            if steps.iter().all(|(t, _)| t.abs_diff(at) >= ms(200)) {
-                steps.push((at, Step::Release));
-            }
-        }
-        steps.sort_by_key(|(t, _)| *t);
-        let mut released_at = Vec::new();
-        let mut high: Option<(Claim, u64, Duration)> = None;
-        for (offset, step) in steps {
-            let at = pool.origin() + t0 + offset;
-            tokio::time::sleep_until(at).await;
-            match step {
-                Step::Release => {
-                    // The oldest Low claim still held and not pre-empted.
-                    let slot = lows
-                        .iter_mut()
-                        .find(|c| c.as_ref().is_some_and(|c| c.revocation().is_none()))
-                        .expect("a Low claim to release");
-                    released_at.push(pool.now());
-                    pool.release(slot.take().expect("held"));
-                }
-                Step::High => {
-                    let expected_victim = lows
-                        .iter()
-                        .flatten()
-                        .map(Claim::id)
-                        .max()
-                        .expect("a Low claim is held");
-                    let asked = pool.now();
-                    let c = claim(&pool, Priority::High, secs(5)).await?;
-                    high = Some((c, expected_victim, asked));
-                }
-            }
-        }
-
-        let mut normal: Vec<Claim> = Vec::new();
-        for task in normals {
-            let bound = wait_max + start_delay + secs(10);
-            match tokio::time::timeout(bound, task).await {
-                Err(_) => {
-                    return Err(Failure::liveness(format!(
-                        "a Normal claim got nothing within {} s",
-                        bound.as_secs()
-                    )));
-                }
-                Ok(Err(gone)) => return Err(unexpected("Normal claim task", gone)),
-                Ok(Ok(result)) => normal.push(result.or_fail("Normal claim")?),
-            }
-        }
-        normal.sort_by_key(Claim::id);
-
-        // The first three queued, the others cold-started at once.
-        for (i, c) in normal.iter().enumerate() {
-            let waited = c.granted_at() - c.requested_at();
-            ensure!(
-                c.requested_at() >= t0 && c.requested_at() <= t0 + INSTANT_SLACK,
-                "Normal claim {} was made at {:?}, not with the others at {t0:?}",
-                c.id(),
-                c.requested_at()
-            );
-            let cold = start_delay..=start_delay + READY_AFTER_START_MAX;
-            if i >= 3 {
-                ensure!(
-                    c.path() == ClaimPath::Cold { after_wait: false } && cold.contains(&waited),
-                    "Normal claim {} at queue position {i} got {:?} after {waited:?}: expected an \
-                     immediate cold start taking {start_delay:?} plus startup",
-                    c.id(),
-                    c.path()
-                );
-            } else if i < releases {
-                let expected = released_at[i];
-                ensure!(
-                    c.path() == ClaimPath::Waited
-                        && c.granted_at() >= expected
-                        && c.granted_at() <= expected + INSTANT_SLACK,
-                    "queued Normal claim {} got {:?} at {:?}; release {i} was at {expected:?}",
-                    c.id(),
-                    c.path(),
-                    c.granted_at()
-                );
-            } else {
-                let after = waited.saturating_sub(wait_max);
-                ensure!(
-                    c.path() == ClaimPath::Cold { after_wait: true }
-                        && waited >= wait_max
-                        && cold.contains(&after),
-                    "queued Normal claim {} nobody served got {:?} after {waited:?}: expected a \
-                     {wait_max:?} wait, then a cold start of {start_delay:?} plus startup",
-                    c.id(),
-                    c.path()
-                );
-            }
-        }
-
-        // The pre-emption.
-        let (high, victim, asked) = high.expect("the High claim was made");
-        ensure!(
-            high.path() == ClaimPath::Preempted { victim },
-            "the High claim got {:?}; expected to pre-empt Low claim {victim}",
-            high.path()
-        );
-        ensure!(
-            high.granted_at() - asked <= ms(100),
-            "the pre-emption took {:?}",
-            high.granted_at() - asked
-        );
-        let victim_claim = lows
-            .iter()
-            .flatten()
-            .find(|c| c.id() == victim)
-            .expect("the victim is still held by its holder");
-        ensure!(
-            victim_claim.name() == high.name(),
-            "the High claim got {}, the pre-empted Low claim held {}",
-            high.name(),
-            victim_claim.name()
-        );
-        let revocation = victim_claim.revocation();
-        ensure!(
-            matches!(revocation, Some(r) if r.by_claim == high.id() && r.checkpointed),
-            "the pre-empted Low claim was told {revocation:?}"
-        );
-        let path = format!("{template_dir}/{}/{SNAPSHOT_FILE}", high.name());
-        let bytes = read_file(stage.env.disk(), &path)
-            .or_fail(&format!("reading the checkpoint {path}"))?;
-        let body = snapshot::decode(&bytes).or_fail("decoding the checkpoint")?;
-        ensure!(
-            body == states[&victim],
-            "the checkpoint holds {body:?}, not the pre-empted session's {:?}",
-            states[&victim]
-        );
-
-        let stats = pool.stats();
-        let timeouts = (3 - releases) as u64;
-        let colds = extra as u64 + timeouts;
-        ensure!(
-            stats.claims_warm == size as u64
-                && stats.claims_waited == releases as u64
-                && stats.wait_timeouts == timeouts
-                && stats.cold_starts == colds
-                && stats.sla_warnings == colds
-                && stats.preemptions == 1
-                && stats.preemptions_abandoned == 0
-                && stats.cold_start_failures == 0,
-            "counts after {size} warm, {releases} releases, {extra} claims past position 3 and \
-             one pre-emption: {stats:?}"
-        );
-
-        // Everything back: the pool settles at its target.
-        drop(high);
-        drop(lows);
-        drop(normal);
-        eventually(
-            "the pool settling back to its size",
-            secs(180),
-            ms(100),
-            || {
-                let members = pool.members();
-                members.len() == size
-                    && members
-                        .iter()
-                        .all(|m| m.state == MemberState::Idle && m.freshness.is_fresh())
-                    && live_pids(&stage).len() == size
-            },
-        )
+async fn pool_exhausted(world: World) -> Outcome {
+    let (mut stage, (size, extra, releases, start_delay)) =
+        Stage::sim_with(&world, |_, rng, config| {
+            let size = 2 + rng.below(3) as usize;
+            let extra = 1 + rng.below(3) as usize;
+            let releases = rng.below((size - 1).min(3) as u64 + 1) as usize;
+            let start_delay = ms(35_000 + rng.below(15_000));
+            config.sessions.pool = pool_config(size);
+            (size, extra, releases, start_delay)
+        })
         .await?;
-        Ok(())
-    })
+    let pool = stage.engine.pool().clone();
+    let wait_max = pool.config().wait_max;
+    let template_dir = pool.config().template.dir.clone();
+    warmed(&pool, size as u64, secs(size as u64 * 10 + 20)).await?;
+    tokio::time::sleep(STAGGER).await;
+    // From now on every process takes `start_delay` to begin.
+    slow_starts(&stage, start_delay, start_delay);
+
+    let t0 = pool.now();
+    let mut lows: Vec<Option<Claim>> = Vec::new();
+    let mut states: BTreeMap<u64, String> = BTreeMap::new();
+    for i in 0..size {
+        let c = claim(&pool, Priority::Low, secs(1)).await?;
+        ensure!(
+            c.path() == ClaimPath::Warm && c.granted_at() == c.requested_at(),
+            "Low claim {i} with warm workers idle was served {:?} after {:?}",
+            c.path(),
+            c.granted_at() - c.requested_at()
+        );
+        let state = format!("session low-{i} at step {}", stage.rng.below(1_000_000));
+        c.set_checkpoint_state(state.clone());
+        states.insert(c.id(), state);
+        lows.push(Some(c));
+    }
+    let normals: Vec<Task<Result<Claim, WorkerError>>> = (0..3 + extra)
+        .map(|_| {
+            let pool = pool.clone();
+            stage.env.spawn(
+                "claim-normal",
+                async move { pool.claim(Priority::Normal).await },
+            )
+        })
+        .collect();
+
+    // Releases and the High claim at seeded offsets within the 30 s wait.
+    let high_at = ms(1_000 + stage.rng.below(27_000));
+    let mut steps: Vec<(Duration, Step)> = vec![(high_at, Step::High)];
+    while steps.len() < releases + 1 {
+        let at = ms(1_000 + stage.rng.below(27_000));
+        if steps.iter().all(|(t, _)| t.abs_diff(at) >= ms(200)) {
+            steps.push((at, Step::Release));
+        }
+    }
+    steps.sort_by_key(|(t, _)| *t);
+    let mut released_at = Vec::new();
+    let mut high: Option<(Claim, u64, Duration)> = None;
+    for (offset, step) in steps {
+        tokio::time::sleep_until(pool.origin() + t0 + offset).await;
+        match step {
+            Step::Release => {
+                // The oldest Low claim still held and not pre-empted.
+                let slot = lows
+                    .iter_mut()
+                    .find(|c| c.as_ref().is_some_and(|c| c.revocation().is_none()))
+                    .expect("a Low claim to release");
+                released_at.push(pool.now());
+                pool.release(slot.take().expect("held"));
+            }
+            Step::High => {
+                let held = lows.iter().flatten().map(Claim::id);
+                let expected_victim = held.max().expect("a Low claim is held");
+                let asked = pool.now();
+                let c = claim(&pool, Priority::High, secs(5)).await?;
+                high = Some((c, expected_victim, asked));
+            }
+        }
+    }
+
+    let mut normal: Vec<Claim> = Vec::new();
+    for task in normals {
+        let bound = wait_max + start_delay + secs(10);
+        match tokio::time::timeout(bound, task).await {
+            Err(_) => {
+                return Err(Failure::liveness(format!(
+                    "a Normal claim got nothing within {} s",
+                    bound.as_secs()
+                )));
+            }
+            Ok(task) => normal.push(task.or_fail("Normal claim task")?.or_fail("Normal claim")?),
+        }
+    }
+    normal.sort_by_key(Claim::id);
+
+    // The first three queued, the others cold-started at once.
+    for (i, c) in normal.iter().enumerate() {
+        let waited = c.granted_at() - c.requested_at();
+        let what = format!("Normal claim {} made with the others", c.id());
+        between(&what, c.requested_at(), t0, t0 + INSTANT_SLACK)?;
+        let cold = start_delay..=start_delay + READY_AFTER_START_MAX;
+        if i >= 3 {
+            ensure!(
+                c.path() == ClaimPath::Cold { after_wait: false } && cold.contains(&waited),
+                "Normal claim {} at queue position {i} got {:?} after {waited:?}: expected an \
+                 immediate cold start taking {start_delay:?} plus startup",
+                c.id(),
+                c.path()
+            );
+        } else if i < releases {
+            let expected = released_at[i];
+            let what = format!("queued Normal claim {} granted after release {i}", c.id());
+            ensure!(c.path() == ClaimPath::Waited, "{what}: {:?}", c.path());
+            between(&what, c.granted_at(), expected, expected + INSTANT_SLACK)?;
+        } else {
+            let after = waited.saturating_sub(wait_max);
+            ensure!(
+                c.path() == ClaimPath::Cold { after_wait: true }
+                    && waited >= wait_max
+                    && cold.contains(&after),
+                "queued Normal claim {} nobody served got {:?} after {waited:?}: expected a \
+                 {wait_max:?} wait, then a cold start of {start_delay:?} plus startup",
+                c.id(),
+                c.path()
+            );
+        }
+    }
+
+    // The pre-emption.
+    let (high, victim, asked) = high.expect("the High claim was made");
+    ensure!(
+        high.path() == ClaimPath::Preempted { victim },
+        "the High claim got {:?}; expected to pre-empt Low claim {victim}",
+        high.path()
+    );
+    let took = high.granted_at() - asked;
+    ensure!(took <= ms(100), "the pre-emption took {took:?}");
+    let victim_claim = lows
+        .iter()
+        .flatten()
+        .find(|c| c.id() == victim)
+        .expect("the victim is still held by its holder");
+    ensure!(
+        victim_claim.name() == high.name(),
+        "the High claim got {}, the pre-empted Low claim held {}",
+        high.name(),
+        victim_claim.name()
+    );
+    let revocation = victim_claim.revocation();
+    ensure!(
+        matches!(revocation, Some(r) if r.by_claim == high.id() && r.checkpointed),
+        "the pre-empted Low claim was told {revocation:?}"
+    );
+    let path = format!("{template_dir}/{}/{SNAPSHOT_FILE}", high.name());
+    let body = snapshot_at(stage.env.disk(), &path)?;
+    ensure!(
+        body == states[&victim],
+        "the checkpoint holds {body:?}, not the pre-empted session's {:?}",
+        states[&victim]
+    );
+
+    let stats = pool.stats();
+    let timeouts = (3 - releases) as u64;
+    let colds = extra as u64 + timeouts;
+    ensure!(
+        stats.claims_warm == size as u64
+            && stats.claims_waited == releases as u64
+            && stats.wait_timeouts == timeouts
+            && stats.cold_starts == colds
+            && stats.sla_warnings == colds
+            && stats.preemptions == 1
+            && stats.preemptions_abandoned == 0
+            && stats.cold_start_failures == 0,
+        "counts after {size} warm, {releases} releases, {extra} claims past position 3 and \
+         one pre-emption: {stats:?}"
+    );
+
+    // Everything back: the pool settles at its target.
+    drop(high);
+    drop(lows);
+    drop(normal);
+    eventually(
+        "the pool settling back to its size",
+        secs(180),
+        ms(100),
+        || {
+            let members = pool.members();
+            members.len() == size
+                && members
+                    .iter()
+                    .all(|m| m.state == MemberState::Idle && m.freshness.is_fresh())
+                && live_pids(&stage).len() == size
+        },
+    )
+    .await
 }
 
-// ---------------------------------------------------------------------------------------
-
-pub static STALE_WARM_WORKER: Scenario = Scenario {
-    id: "enable.1.3.2",
-    title: "Warm sandbox carries stale environment or dependencies",
+workers_scenario!(
+    STALE_WARM_WORKER, "enable.1.3.2", "Warm sandbox carries stale environment or dependencies",
     proves: "A warm pool of 3 to 5 workers (seeded 5 to 20 min maximum age; every process starts \
              in 0.1 to 2 s) has its configuration version changed while one worker is claimed, \
              and the host's wall clock jumps back by up to two days. A claim right after the \
@@ -708,385 +524,243 @@ pub static STALE_WARM_WORKER: Scenario = Scenario {
              not; every worker handed out is younger than the maximum age by the scenario's own \
              clock; each expired worker is retired exactly once and replaced, and the pool ends \
              with its target of fresh workers and exactly that many processes.",
-    faults_expected: &["proc.slow_start", "clock.jump"],
-    cores: &[
+    faults: ["proc.slow_start", "clock.jump"],
+    cores: [
         "engine/src/workers/pool/decisions.rs",
         "engine/src/workers/pool/decisions/claims.rs",
     ],
-    sim_time_max: Duration::from_secs(3600),
-    body: stale_warm_worker,
-    real: None,
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-/// What the scenario saw of each worker, by its own sampling (not the pool's bookkeeping).
-#[derive(Default)]
-struct Seen {
-    /// First time each worker's status was seen Ready.
-    ready: BTreeMap<String, Duration>,
-    starting_max: usize,
-    /// During a rolling refresh: the stale workers that may be retired, and the version
-    /// their replacements have.
-    rolling: Option<(Vec<String>, u64)>,
-    /// The most stale workers seen retired beyond the replacements seen ready, plus one.
-    retired_ahead_max: usize,
-}
-
-impl Seen {
-    async fn sample(&mut self, stage: &Stage, pool: &WarmPool) {
-        let now = pool.now();
-        let workers = stage.manager.list().await;
-        let mut starting = 0;
-        let mut ready_new = 0;
-        for w in &workers {
-            match w.status {
-                WorkerStatus::Ready { .. } => {
-                    self.ready.entry(w.name.clone()).or_insert(now);
-                }
-                WorkerStatus::Starting { .. } => starting += 1,
-                _ => {}
-            }
-        }
-        self.starting_max = self.starting_max.max(starting);
-        if let Some((stale, version)) = &self.rolling {
-            // Replacements ever seen ready (one may have been handed out since).
-            for w in &workers {
-                if w.config_version == *version && self.ready.contains_key(&w.name) {
-                    ready_new += 1;
-                }
-            }
-            let retired = stale
-                .iter()
-                .filter(|name| !workers.iter().any(|w| &w.name == *name))
-                .count();
-            self.retired_ahead_max = self
-                .retired_ahead_max
-                .max(retired.saturating_sub(ready_new));
-        }
-    }
-
-    /// Samples every 100 ms until `done` holds, for at most `bound`.
-    async fn until(
-        &mut self,
-        stage: &Stage,
-        pool: &WarmPool,
-        what: &str,
-        bound: Duration,
-        mut done: impl FnMut(&WarmPool) -> bool,
-    ) -> Outcome {
-        let deadline = pool.now() + bound;
-        loop {
-            self.sample(stage, pool).await;
-            if done(pool) {
-                return Ok(());
-            }
-            if pool.now() >= deadline {
-                return Err(Failure::liveness(format!(
-                    "{what} did not happen within {} s",
-                    bound.as_secs()
-                )));
-            }
-            tokio::time::sleep(ms(100)).await;
-        }
-    }
-
-    /// A claim's worker must be fresh by the scenario's own clock and the pool's version.
-    fn check_handed_out(&self, pool: &WarmPool, c: &Claim, max_age: Duration) -> Outcome {
-        let version = c.worker().config().config_version;
-        ensure!(
-            version == pool.config_version(),
-            "claim {} got {} of config version {version}; the current one is {}",
-            c.id(),
-            c.name(),
-            pool.config_version()
-        );
-        if let Some(ready) = self.ready.get(c.name()) {
-            let age = c.granted_at().saturating_sub(*ready);
-            ensure!(
-                age <= max_age,
-                "claim {} got {} aged {age:?} (ready since {ready:?}); the maximum age is {max_age:?}",
-                c.id(),
-                c.name()
-            );
-        }
-        ensure!(
-            pool.is_fresh(c.name()) == Some(true)
-                || c.worker().config().config_version != pool.config_version(),
-            "claim {} got {}, which the pool itself calls {:?}",
-            c.id(),
-            c.name(),
-            pool.freshness(c.name())
-        );
-        Ok(())
-    }
-}
-
-fn idle_fresh(pool: &WarmPool) -> usize {
-    pool.members()
-        .iter()
-        .filter(|m| m.state == MemberState::Idle && m.freshness.is_fresh())
-        .count()
-}
-
-fn stale_members(pool: &WarmPool, version: u64) -> Vec<String> {
-    pool.members()
-        .into_iter()
-        .filter(|m| m.config_version != version)
-        .map(|m| m.name)
-        .collect()
-}
-
-fn stale_warm_worker(world: World) -> BodyFuture {
-    Box::pin(async move {
-        let (mut stage, (size, max_age)) = Stage::sim_with(&world, |host, rng, config| {
-            // At least 3, so that at least 2 idle workers go stale at once.
-            let size = 3 + rng.below(3) as usize;
-            let max_age = secs(300 + rng.below(900));
-            slow_starts_on(host, ms(100), ms(2_000));
-            config.sessions.pool = pool_config(size);
-            config.sessions.pool.max_age = max_age;
-            (size, max_age)
-        })
-        .await?;
-        let pool = stage.engine.pool().clone();
-        let mut seen = Seen::default();
-        let warm_bound = secs(size as u64 * 10 + 20);
-        seen.until(&stage, &pool, "the warm-up", warm_bound, |p| {
-            p.stats().prewarm_ready == size as u64
-        })
-        .await?;
-
-        // Phase 1: a configuration change while one worker is claimed.
-        let old = claim(&pool, Priority::Normal, secs(1)).await?;
-        seen.check_handed_out(&pool, &old, max_age)?;
-        ensure!(
-            old.path() == ClaimPath::Warm,
-            "the first claim got {:?}",
-            old.path()
-        );
-        let changed_at = pool.now();
-        let attempts_before = pool.stats().prewarm_attempts.len();
-        pool.set_config_version(2);
-        let jump_ms = -(1 + stage.rng.below(48 * 3_600_000) as i64);
-        Fault::ClockJump {
-            host: "engine-0".to_string(),
-            delta_ms: jump_ms,
-        }
-        .apply(&world);
-        let olds: Vec<String> = stale_members(&pool, 2);
-        ensure!(
-            olds.len() == size,
-            "after the change {} of {size} members are stale: {:?}",
-            olds.len(),
-            pool.members()
-        );
-        let idle_olds: Vec<String> = olds.iter().filter(|n| *n != old.name()).cloned().collect();
-        seen.rolling = Some((idle_olds, 2));
-        // The claim waits for a replacement; watch the refresh meanwhile.
-        let pending: Task<Result<Claim, WorkerError>> = {
-            let pool = pool.clone();
-            stage.env.spawn("claim-after-change", async move {
-                pool.claim(Priority::Normal).await
-            })
-        };
-        seen.until(
-            &stage,
-            &pool,
-            "the claim after the change",
-            secs(30),
-            |_| pending.is_finished(),
-        )
-        .await?;
-        let next = pending
-            .await
-            .or_fail("claim task")?
-            .or_fail("the claim after the change")?;
-        seen.sample(&stage, &pool).await;
-        seen.check_handed_out(&pool, &next, max_age)?;
-        ensure!(
-            next.path() == ClaimPath::Waited && !olds.iter().any(|n| n == next.name()),
-            "the claim after the change got {} by {:?}; old workers were {olds:?}",
-            next.name(),
-            next.path()
-        );
-        seen.until(
-            &stage,
-            &pool,
-            "the rolling refresh",
-            secs(size as u64 * 10 + 20),
-            |p| idle_fresh(p) == size && stale_members(p, 2) == vec![old.name().to_string()],
-        )
-        .await?;
-        ensure!(
-            seen.starting_max <= 1,
-            "{} workers were starting at once during the refresh",
-            seen.starting_max
-        );
-        ensure!(
-            seen.retired_ahead_max <= 1,
-            "{} stale workers were retired before any replacement was ready: the refresh \
-             was not rolling",
-            seen.retired_ahead_max
-        );
-        seen.rolling = None;
-        let stats = pool.stats();
-        let refresh = &stats.prewarm_attempts[attempts_before..];
-        // One new worker for the claim that queued, then the idle target.
-        ensure!(
-            refresh.len() == size + 1
-                && refresh
-                    .iter()
-                    .all(|a| a.config_version == 2 && a.outcome == AttemptOutcome::Ready),
-            "the refresh made these attempts: {refresh:?}"
-        );
-        check_rhythm(refresh, &Backoff::prewarm())?;
-        ensure!(
-            stats.stale_retired == size as u64 - 1,
-            "{} stale workers retired; {} were idle",
-            stats.stale_retired,
-            size - 1
-        );
-        for name in olds.iter().filter(|n| *n != old.name()) {
-            ensure!(
-                stage.manager.get(name).await.is_none(),
-                "stale worker {name} is still registered after the refresh"
-            );
-        }
-        ensure!(
-            live_pids(&stage).len() == size + 2,
-            "{} processes for {size} idle and 2 claimed workers",
-            live_pids(&stage).len()
-        );
-
-        // The claimed old worker is retired on release, never handed out again.
-        let old_name = old.name().to_string();
-        pool.release(old);
-        ensure!(
-            pool.stats().stale_retired == size as u64 && pool.freshness(&old_name).is_none(),
-            "the released stale worker {old_name} went back to the pool: {:?}",
-            pool.members()
-        );
-        eventually(
-            "the stale worker's process ending",
-            secs(35),
-            ms(10),
-            || live_pids(&stage).len() == size + 1,
-        )
-        .await?;
-        let third = claim(&pool, Priority::Normal, secs(1)).await?;
-        seen.check_handed_out(&pool, &third, max_age)?;
-        ensure!(
-            third.name() != old_name,
-            "the stale worker {old_name} was handed out again"
-        );
-        drop(third);
-        drop(next);
-        seen.until(&stage, &pool, "the pool settling", secs(60), |p| {
-            p.members().len() == size && idle_fresh(p) == size
-        })
-        .await?;
-        ensure!(
-            changed_at < pool.now(),
-            "virtual time went backwards with the wall clock"
-        );
-
-        // Phase 2: age. The oldest worker at the edge of its maximum age.
-        let retired_before = pool.stats().stale_retired;
-        let attempts_before = pool.stats().prewarm_attempts.len();
-        let generation: Vec<(String, Duration)> = pool
-            .members()
-            .into_iter()
-            .map(|m| (m.name, m.ready_at.expect("idle members are ready")))
-            .collect();
-        let (oldest, oldest_ready) = generation
-            .iter()
-            .min_by_key(|(name, ready)| (*ready, name.clone()))
-            .cloned()
-            .expect("members");
-        let expires = oldest_ready + max_age;
-        let before = expires - secs(1);
-        seen.until(
-            &stage,
-            &pool,
-            "the moment before expiry",
-            before + secs(1),
-            |p| p.now() >= before,
-        )
-        .await?;
-        let edge = claim(&pool, Priority::Normal, secs(1)).await?;
-        seen.check_handed_out(&pool, &edge, max_age)?;
-        ensure!(
-            edge.name() == oldest,
-            "1 s before its maximum age the oldest worker {oldest} was not handed out; got {}",
-            edge.name()
-        );
-        drop(edge);
-        let after = expires + ms(500);
-        seen.until(&stage, &pool, "the moment after expiry", secs(2), |p| {
-            p.now() >= after
-        })
-        .await?;
-        let past = claim(&pool, Priority::Normal, secs(30)).await?;
-        seen.check_handed_out(&pool, &past, max_age)?;
-        ensure!(
-            past.name() != oldest,
-            "0.5 s past its maximum age, {oldest} was handed out"
-        );
-        drop(past);
-
-        let last_expiry = generation
-            .iter()
-            .map(|(_, ready)| *ready + max_age)
-            .max()
-            .expect("members");
-        let names: Vec<String> = generation.iter().map(|(n, _)| n.clone()).collect();
-        let bound = last_expiry.saturating_sub(pool.now()) + secs(size as u64 * 10 + 30);
-        seen.until(&stage, &pool, "the aged workers' replacement", bound, |p| {
-            let members = p.members();
-            members.len() == size
-                && idle_fresh(p) == size
-                && !members.iter().any(|m| names.contains(&m.name))
-        })
-        .await?;
-        let stats = pool.stats();
-        let replacements = &stats.prewarm_attempts[attempts_before..];
-        ensure!(
-            stats.stale_retired == retired_before + size as u64,
-            "{} workers retired for age; {size} aged",
-            stats.stale_retired - retired_before
-        );
-        // Each aged worker is replaced when it expires, or, if the previous replacement
-        // is still starting or just done, a stagger after that one got ready.
-        let mut expiries: Vec<Duration> = generation.iter().map(|(_, r)| *r + max_age).collect();
-        expiries.sort();
-        ensure!(
-            replacements.len() == size
-                && replacements
-                    .iter()
-                    .all(|a| a.outcome == AttemptOutcome::Ready),
-            "{size} workers aged; replacements: {replacements:?}"
-        );
-        let mut previous_end = stats.prewarm_attempts[attempts_before - 1].ended_at;
-        for (attempt, expiry) in replacements.iter().zip(expiries) {
-            let expected = previous_end.map_or(expiry, |end| expiry.max(end + STAGGER));
-            ensure!(
-                attempt.started_at >= expected && attempt.started_at <= expected + INSTANT_SLACK,
-                "{} started at {:?}; the worker it replaces expired at {expiry:?}, so it was due at {expected:?}",
-                attempt.name,
-                attempt.started_at
-            );
-            previous_end = attempt.ended_at;
-        }
-        ensure!(
-            seen.starting_max <= 1,
-            "{} workers were starting at once",
-            seen.starting_max
-        );
-        ensure!(
-            live_pids(&stage).len() == size,
-            "{} processes for {size} pool workers",
-            live_pids(&stage).len()
-        );
-        Ok(())
+    secs: 3600,
+    world: stale_warm_worker
+);
+async fn stale_warm_worker(world: World) -> Outcome {
+    let (mut stage, (size, max_age)) = Stage::sim_with(&world, |host, rng, config| {
+        // At least 3, so that at least 2 idle workers go stale at once.
+        let size = 3 + rng.below(3) as usize;
+        let max_age = secs(300 + rng.below(900));
+        slow_starts_on(host, ms(100), ms(2_000));
+        config.sessions.pool = pool_config(size);
+        config.sessions.pool.max_age = max_age;
+        (size, max_age)
     })
+    .await?;
+    let pool = stage.engine.pool().clone();
+    let mut seen = Seen::default();
+    let warm_bound = secs(size as u64 * 10 + 20);
+    seen.until(&stage, &pool, "the warm-up", warm_bound, |p| {
+        p.stats().prewarm_ready == size as u64
+    })
+    .await?;
+
+    // Phase 1: a configuration change while one worker is claimed.
+    let old = claim(&pool, Priority::Normal, secs(1)).await?;
+    seen.check_handed_out(&pool, &old, max_age)?;
+    ensure!(
+        old.path() == ClaimPath::Warm,
+        "the first claim got {:?}",
+        old.path()
+    );
+    let changed_at = pool.now();
+    let attempts_before = pool.stats().prewarm_attempts.len();
+    pool.set_config_version(2);
+    let jump_ms = -(1 + stage.rng.below(48 * 3_600_000) as i64);
+    Fault::ClockJump {
+        host: "engine-0".to_string(),
+        delta_ms: jump_ms,
+    }
+    .apply(&world);
+    let olds: Vec<String> = stale_members(&pool, 2);
+    ensure!(
+        olds.len() == size,
+        "after the change {} of {size} members are stale: {:?}",
+        olds.len(),
+        pool.members()
+    );
+    let idle_olds: Vec<String> = olds.iter().filter(|n| *n != old.name()).cloned().collect();
+    seen.rolling = Some((idle_olds, 2));
+    // The claim waits for a replacement; watch the refresh meanwhile.
+    let pending: Task<Result<Claim, WorkerError>> = {
+        let pool = pool.clone();
+        stage.env.spawn("claim-after-change", async move {
+            pool.claim(Priority::Normal).await
+        })
+    };
+    let what = "the claim after the change";
+    seen.until(&stage, &pool, what, secs(30), |_| pending.is_finished())
+        .await?;
+    let next = pending.await.or_fail("claim task")?.or_fail(what)?;
+    seen.sample(&stage, &pool).await;
+    seen.check_handed_out(&pool, &next, max_age)?;
+    ensure!(
+        next.path() == ClaimPath::Waited && !olds.iter().any(|n| n == next.name()),
+        "the claim after the change got {} by {:?}; old workers were {olds:?}",
+        next.name(),
+        next.path()
+    );
+    let bound = secs(size as u64 * 10 + 20);
+    seen.until(&stage, &pool, "the rolling refresh", bound, |p| {
+        idle_fresh(p) == size && stale_members(p, 2) == vec![old.name().to_string()]
+    })
+    .await?;
+    let starting_max = seen.starting_max;
+    ensure!(
+        starting_max <= 1,
+        "{starting_max} workers were starting at once in the refresh"
+    );
+    ensure!(
+        seen.retired_ahead_max <= 1,
+        "{} stale workers were retired before any replacement was ready: the refresh \
+         was not rolling",
+        seen.retired_ahead_max
+    );
+    seen.rolling = None;
+    let stats = pool.stats();
+    let refresh = &stats.prewarm_attempts[attempts_before..];
+    // One new worker for the claim that queued, then the idle target.
+    ensure!(
+        refresh.len() == size + 1
+            && refresh
+                .iter()
+                .all(|a| a.config_version == 2 && a.outcome == AttemptOutcome::Ready),
+        "the refresh made these attempts: {refresh:?}"
+    );
+    check_rhythm(refresh, &Backoff::prewarm())?;
+    ensure!(
+        stats.stale_retired == size as u64 - 1,
+        "{} stale workers retired; {} were idle",
+        stats.stale_retired,
+        size - 1
+    );
+    for name in olds.iter().filter(|n| *n != old.name()) {
+        let registered = stage.manager.get(name).await;
+        ensure!(
+            registered.is_none(),
+            "stale worker {name} is still registered"
+        );
+    }
+    live_count(&stage, size + 2, "idle and 2 claimed workers")?;
+
+    // The claimed old worker is retired on release, never handed out again.
+    let old_name = old.name().to_string();
+    pool.release(old);
+    ensure!(
+        pool.stats().stale_retired == size as u64 && pool.freshness(&old_name).is_none(),
+        "the released stale worker {old_name} went back to the pool: {:?}",
+        pool.members()
+    );
+    eventually(
+        "the stale worker's process ending",
+        secs(35),
+        ms(10),
+        || live_pids(&stage).len() == size + 1,
+    )
+    .await?;
+    let third = claim(&pool, Priority::Normal, secs(1)).await?;
+    seen.check_handed_out(&pool, &third, max_age)?;
+    ensure!(
+        third.name() != old_name,
+        "the stale worker {old_name} was handed out again"
+    );
+    drop(third);
+    drop(next);
+    seen.until(&stage, &pool, "the pool settling", secs(60), |p| {
+        p.members().len() == size && idle_fresh(p) == size
+    })
+    .await?;
+    ensure!(
+        changed_at < pool.now(),
+        "virtual time went backwards with the wall clock"
+    );
+
+    // Phase 2: age. The oldest worker at the edge of its maximum age.
+    let retired_before = pool.stats().stale_retired;
+    let attempts_before = pool.stats().prewarm_attempts.len();
+    let generation: Vec<(String, Duration)> = pool
+        .members()
+        .into_iter()
+        .map(|m| (m.name, m.ready_at.expect("idle members are ready")))
+        .collect();
+    let (oldest, oldest_ready) = generation
+        .iter()
+        .min_by_key(|(name, ready)| (*ready, name.clone()))
+        .cloned()
+        .expect("members");
+    let expires = oldest_ready + max_age;
+    let before = expires - secs(1);
+    let what = "the moment before expiry";
+    seen.until(&stage, &pool, what, before + secs(1), |p| p.now() >= before)
+        .await?;
+    let edge = claim(&pool, Priority::Normal, secs(1)).await?;
+    seen.check_handed_out(&pool, &edge, max_age)?;
+    ensure!(
+        edge.name() == oldest,
+        "1 s before its maximum age the oldest worker {oldest} was not handed out; got {}",
+        edge.name()
+    );
+    drop(edge);
+    let after = expires + ms(500);
+    seen.until(&stage, &pool, "the moment after expiry", secs(2), |p| {
+        p.now() >= after
+    })
+    .await?;
+    let past = claim(&pool, Priority::Normal, secs(30)).await?;
+    seen.check_handed_out(&pool, &past, max_age)?;
+    ensure!(
+        past.name() != oldest,
+        "0.5 s past its maximum age, {oldest} was handed out"
+    );
+    drop(past);
+
+    let last_expiry = generation
+        .iter()
+        .map(|(_, ready)| *ready + max_age)
+        .max()
+        .expect("members");
+    let names: Vec<String> = generation.iter().map(|(n, _)| n.clone()).collect();
+    let bound = last_expiry.saturating_sub(pool.now()) + secs(size as u64 * 10 + 30);
+    seen.until(&stage, &pool, "the aged workers' replacement", bound, |p| {
+        let members = p.members();
+        members.len() == size
+            && idle_fresh(p) == size
+            && !members.iter().any(|m| names.contains(&m.name))
+    })
+    .await?;
+    let stats = pool.stats();
+    let replacements = &stats.prewarm_attempts[attempts_before..];
+    let retired = stats.stale_retired - retired_before;
+    ensure!(
+        retired == size as u64,
+        "{retired} workers retired for age; {size} aged"
+    );
+    // Each aged worker is replaced when it expires, or, if the previous replacement
+    // is still starting or just done, a stagger after that one got ready.
+    let mut expiries: Vec<Duration> = generation.iter().map(|(_, r)| *r + max_age).collect();
+    expiries.sort();
+    ensure!(
+        replacements.len() == size
+            && replacements
+                .iter()
+                .all(|a| a.outcome == AttemptOutcome::Ready),
+        "{size} workers aged; replacements: {replacements:?}"
+    );
+    let mut previous_end = stats.prewarm_attempts[attempts_before - 1].ended_at;
+    for (attempt, expiry) in replacements.iter().zip(expiries) {
+        let expected = previous_end.map_or(expiry, |end| expiry.max(end + STAGGER));
+        let what = format!(
+            "{} started (due at {expected:?}, replacing one expired at {expiry:?})",
+            attempt.name
+        );
+        between(
+            &what,
+            attempt.started_at,
+            expected,
+            expected + INSTANT_SLACK,
+        )?;
+        previous_end = attempt.ended_at;
+    }
+    let starting_max = seen.starting_max;
+    ensure!(
+        starting_max <= 1,
+        "{starting_max} workers were starting at once"
+    );
+    live_count(&stage, size, "pool workers")
 }

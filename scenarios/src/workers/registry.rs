@@ -5,21 +5,14 @@
 //! (`proc.slow_start`) or fail to spawn, so a registry that blocked on another worker's
 //! start, or leaked a process, would show.
 
-use crate::ensure;
-use crate::kit::fail::OrFail;
-use crate::kit::workers::{bodies, live_pids, slow_starts, unexpected};
-use crate::scenario::{BodyFuture, Outcome, Scenario};
-use crate::stage::workers::Stage;
-use engine::workers::{WorkerError, WorkerManager, WorkerStatus};
-use sim::World;
+use crate::kit::workers::*;
+use engine::workers::WorkerManager;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::time::Instant;
 
 const SLOW_MIN: Duration = Duration::from_millis(100);
 const SLOW_MAX: Duration = Duration::from_millis(2_500);
 /// Longer than any slow start plus the connect schedule.
-const START_BOUND: Duration = Duration::from_secs(10);
+const BOUND: Duration = Duration::from_secs(10);
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![
@@ -41,57 +34,24 @@ pub fn all() -> Vec<&'static Scenario> {
     ]
 }
 
-async fn register(stage: &Stage, name: &str) -> Outcome {
-    stage
-        .manager
-        .register(name, stage.config(name))
-        .await
-        .or_fail(&format!("register {name:?}"))
-}
-
-async fn start_ready(stage: &Stage, name: &str) -> Outcome {
-    let started = tokio::time::timeout(START_BOUND, stage.manager.start(name)).await;
-    match started {
-        Err(_) => Err(crate::Failure::liveness(format!(
-            "start of {name:?} took longer than {} s",
-            START_BOUND.as_secs()
-        ))),
-        Ok(Err(e)) => Err(unexpected(&format!("start {name:?}"), e)),
-        Ok(Ok(())) => {
-            let status = stage.manager.get(name).await.map(|i| i.status);
-            ensure!(
-                matches!(status, Some(WorkerStatus::Ready { .. })),
-                "{name:?} started but its status is {status:?}"
-            );
-            Ok(())
-        }
-    }
-}
-
-pub static BINARY_MISSING: Scenario = Scenario {
-    id: "pattern.1.1",
-    title: "Worker binary missing or not executable",
+workers_scenario!(
+    BINARY_MISSING, "pattern.1.1", "Worker binary missing or not executable",
     proves: "Spawning the worker fails the way execve fails for a missing or non-executable \
              binary (ENOENT or EACCES, by seed). The start must return that error, the \
              worker's status must become Failed carrying the OS error, no process may be left, \
              and no retry loop may run behind the caller's back.",
-    faults_expected: &["proc.spawn_fail"],
-    cores: &[
+    faults: ["proc.spawn_fail"],
+    cores: [
         "engine/src/workers/lifecycle.rs",
         "engine/src/workers/supervise.rs",
         "engine/src/workers/error.rs",
     ],
-    sim_time_max: Duration::from_secs(120),
-    body: binary_missing_sim,
-    real: Some(binary_missing_real),
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-bodies!(binary_missing, binary_missing_sim, binary_missing_real);
-
+    secs: 120,
+    body: binary_missing, real
+);
 async fn binary_missing(mut stage: Stage) -> Outcome {
     let missing = stage.rng.below(2) == 0;
-    let (errno, words) = if missing {
+    let (errno, mut words) = if missing {
         (2, "No such file or directory")
     } else {
         (13, "Permission denied")
@@ -99,38 +59,29 @@ async fn binary_missing(mut stage: Stage) -> Outcome {
     let mut config = stage.config("w");
     if stage.is_real() {
         config.program = "/nonexistent/chaos-worker".to_string();
+        words = "No such file or directory";
     } else {
         stage.host()?.procs().fail_next_spawn(errno, 1);
     }
-    let words = if stage.is_real() {
-        "No such file or directory"
-    } else {
-        words
-    };
-    stage
-        .manager
-        .register("w", config)
-        .await
-        .or_fail("register")?;
+    stage.register("w", config).await?;
     let result = stage.manager.start("w").await;
     let Err(WorkerError::SpawnFailed { reason, .. }) = &result else {
-        return Err(crate::Failure::correctness(format!(
+        return Err(Failure::correctness(format!(
             "start with a {words} binary returned {result:?}, not a spawn failure"
         )));
     };
     ensure!(
         reason.contains(words),
-        "spawn error {reason:?} does not carry the OS error {words:?}"
+        "spawn error {reason:?} lacks {words:?}"
     );
-    let worker = stage.manager.worker("w").await.or_fail("lookup")?;
+    let worker = stage.worker("w").await?;
     let status = worker.status();
     ensure!(
         matches!(&status, WorkerStatus::Failed { reason } if reason.contains(words)),
         "status after the failed spawn is {status}, not Failed with the OS error"
     );
     // Nothing retries behind the caller's back (virtual time is free; real time is not).
-    let settle = if stage.is_real() { 1 } else { 30 };
-    tokio::time::sleep(Duration::from_secs(settle)).await;
+    tokio::time::sleep(secs(if stage.is_real() { 1 } else { 30 })).await;
     let stats = worker.stats();
     ensure!(
         stats.spawn_failures == 1 && stats.spawns == 0,
@@ -138,59 +89,37 @@ async fn binary_missing(mut stage: Stage) -> Outcome {
         stats.spawn_failures,
         stats.spawns
     );
+    live_count(&stage, 0, "after the failed start")?;
+    let status = worker.status();
     ensure!(
-        live_pids(&stage).is_empty(),
-        "processes left: {:?}",
-        live_pids(&stage)
-    );
-    ensure!(
-        matches!(worker.status(), WorkerStatus::Failed { .. }),
-        "status drifted to {} without a new start",
-        worker.status()
+        matches!(status, WorkerStatus::Failed { .. }),
+        "status drifted to {status}"
     );
     Ok(())
 }
 
-pub static HEALTH_NEVER_STARTED: Scenario = Scenario {
-    id: "pattern.1.2",
-    title: "Health check on a worker that has not started",
+workers_scenario!(
+    HEALTH_NEVER_STARTED, "pattern.1.2", "Health check on a worker that has not started",
     proves: "While another worker starts slowly, a health check of a registered worker that was \
              never started must answer at once (no virtual time passes: no RPC, no timer) with \
              the Uninitialized status, without probing and without spawning anything for it.",
-    faults_expected: &["proc.slow_start"],
-    cores: &[
-        "engine/src/workers/worker.rs",
-        "engine/src/workers/lifecycle.rs",
-    ],
-    sim_time_max: Duration::from_secs(120),
-    body: health_never_started_sim,
-    real: Some(health_never_started_real),
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-bodies!(
-    health_never_started,
-    health_never_started_sim,
-    health_never_started_real
+    faults: ["proc.slow_start"],
+    cores: ["engine/src/workers/worker.rs", "engine/src/workers/lifecycle.rs"],
+    secs: 120,
+    body: health_never_started, real
 );
-
 async fn health_never_started(stage: Stage) -> Outcome {
     slow_starts(&stage, SLOW_MIN, SLOW_MAX);
-    register(&stage, "busy").await?;
-    register(&stage, "idle").await?;
-    let manager = stage.manager.clone();
-    let mut busy = Some(
-        stage
-            .env
-            .spawn("start-busy", async move { manager.start("busy").await }),
-    );
+    stage.register_default("busy").await?;
+    stage.register_default("idle").await?;
+    let mut busy = Some(stage.start_in_background("start-busy", "busy"));
     for round in 0..2 {
         let before = Instant::now();
         let health = stage.manager.health("idle").await.or_fail("health")?;
+        let took = Instant::now() - before;
         ensure!(
-            Instant::now() == before || stage.is_real(),
-            "health of a never-started worker took {:?} of virtual time: it did I/O",
-            Instant::now() - before
+            took.is_zero() || stage.is_real(),
+            "health of a never-started worker took {took:?} of virtual time: it did I/O"
         );
         ensure!(
             health.status == WorkerStatus::Uninitialized && !health.probed && !health.healthy,
@@ -200,7 +129,7 @@ async fn health_never_started(stage: Stage) -> Outcome {
             busy.await.or_fail("start task")?.or_fail("start busy")?;
         }
     }
-    let idle = stage.manager.worker("idle").await.or_fail("lookup")?;
+    let idle = stage.worker("idle").await?;
     ensure!(
         idle.stats().spawns == 0,
         "a health check spawned the never-started worker"
@@ -214,146 +143,99 @@ async fn health_never_started(stage: Stage) -> Outcome {
     Ok(())
 }
 
-pub static STOP_NEVER_STARTED: Scenario = Scenario {
-    id: "pattern.1.3",
-    title: "Stop on a worker that never started",
+workers_scenario!(
+    STOP_NEVER_STARTED, "pattern.1.3", "Stop on a worker that never started",
     proves: "While another worker starts slowly, stopping a registered worker that never started \
              must succeed at once and change nothing: its status stays Uninitialized, no signal \
              or process is involved, and stopping it again is just as harmless.",
-    faults_expected: &["proc.slow_start"],
-    cores: &[
-        "engine/src/workers/lifecycle.rs",
-        "engine/src/workers/worker.rs",
-    ],
-    sim_time_max: Duration::from_secs(120),
-    body: stop_never_started_sim,
-    real: Some(stop_never_started_real),
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-bodies!(
-    stop_never_started,
-    stop_never_started_sim,
-    stop_never_started_real
+    faults: ["proc.slow_start"],
+    cores: ["engine/src/workers/lifecycle.rs", "engine/src/workers/worker.rs"],
+    secs: 120,
+    body: stop_never_started, real
 );
-
 async fn stop_never_started(stage: Stage) -> Outcome {
     slow_starts(&stage, SLOW_MIN, SLOW_MAX);
-    register(&stage, "busy").await?;
-    register(&stage, "idle").await?;
-    let manager = stage.manager.clone();
-    let busy = stage
-        .env
-        .spawn("start-busy", async move { manager.start("busy").await });
+    stage.register_default("busy").await?;
+    stage.register_default("idle").await?;
+    let busy = stage.start_in_background("start-busy", "busy");
     for round in 0..2 {
         let before = Instant::now();
         stage.manager.stop("idle").await.or_fail("stop")?;
+        let took = Instant::now() - before;
         ensure!(
-            Instant::now() == before || stage.is_real(),
-            "stopping a never-started worker took {:?} of virtual time",
-            Instant::now() - before
+            took.is_zero() || stage.is_real(),
+            "stopping it took {took:?} of virtual time"
         );
-        let status = stage.manager.get("idle").await.map(|i| i.status);
+        let status = stage.status("idle").await;
         ensure!(
             status == Some(WorkerStatus::Uninitialized),
             "round {round}: stop changed a never-started worker to {status:?}"
         );
     }
     busy.await.or_fail("start task")?.or_fail("start busy")?;
-    ensure!(
-        live_pids(&stage).len() <= 1,
-        "more than the busy worker runs: {:?}",
-        live_pids(&stage)
-    );
+    let live = live_pids(&stage);
+    ensure!(live.len() <= 1, "more than the busy worker runs: {live:?}");
     stage.manager.stop_all().await;
     Ok(())
 }
 
-pub static REPEATED_STARTS: Scenario = Scenario {
-    id: "pattern.1.4",
-    title: "start() called repeatedly on one worker",
+workers_scenario!(
+    REPEATED_STARTS, "pattern.1.4", "start() called repeatedly on one worker",
     proves: "The first k spawns of a worker fail with EAGAIN (k from the seed). Each start must be \
              handled on its own: each of the first k returns the spawn error and leaves status \
              Failed with it, the next succeeds, and further starts of the running worker spawn \
              nothing: exactly one process runs at the end.",
-    faults_expected: &["proc.spawn_fail"],
-    cores: &[
+    faults: ["proc.spawn_fail"],
+    cores: [
         "engine/src/workers/worker.rs",
         "engine/src/workers/lifecycle.rs",
         "engine/src/workers/supervise.rs",
     ],
-    sim_time_max: Duration::from_secs(120),
-    body: repeated_starts_sim,
-    real: None,
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-fn repeated_starts_sim(world: World) -> BodyFuture {
-    Box::pin(async move { repeated_starts(Stage::sim(&world).await?).await })
-}
-
+    secs: 120,
+    body: repeated_starts
+);
 async fn repeated_starts(mut stage: Stage) -> Outcome {
     let k = 1 + stage.rng.below(3) as u32;
     stage.host()?.procs().fail_next_spawn(11, k);
-    register(&stage, "w").await?;
-    let worker = stage.manager.worker("w").await.or_fail("lookup")?;
+    stage.register_default("w").await?;
+    let worker = stage.worker("w").await?;
     for i in 1..=k {
         let result = worker.start().await;
         ensure!(
             matches!(&result, Err(WorkerError::SpawnFailed { reason, .. }) if reason.contains("temporarily unavailable")),
             "start {i} of {k} failing spawns returned {result:?}"
         );
+        let status = worker.status();
         ensure!(
-            matches!(worker.status(), WorkerStatus::Failed { .. }),
-            "status after failed start {i} is {}",
-            worker.status()
+            matches!(status, WorkerStatus::Failed { .. }),
+            "after start {i}: {status}"
         );
+        let failures = worker.stats().spawn_failures;
         ensure!(
-            worker.stats().spawn_failures == u64::from(i),
-            "spawn failures not counted per start"
+            failures == u64::from(i),
+            "{failures} spawn failures after {i} starts"
         );
     }
     worker.start().await.or_fail("start after the failures")?;
     for _ in 0..3 {
         worker.start().await.or_fail("start of a running worker")?;
     }
-    ensure!(
-        worker.stats().spawns == 1,
-        "{} spawns for one running worker",
-        worker.stats().spawns
-    );
-    ensure!(
-        live_pids(&stage).len() == 1,
-        "live processes: {:?}",
-        live_pids(&stage)
-    );
-    worker.stop().await.or_fail("stop")?;
-    Ok(())
+    let spawns = worker.stats().spawns;
+    ensure!(spawns == 1, "{spawns} spawns for one running worker");
+    live_count(&stage, 1, "one running worker")?;
+    worker.stop().await.or_fail("stop")
 }
 
-pub static CONCURRENT_REGISTRATION: Scenario = Scenario {
-    id: "pattern.3.1",
-    title: "Many workers registered concurrently",
+workers_scenario!(
+    CONCURRENT_REGISTRATION, "pattern.3.1", "Many workers registered concurrently",
     proves: "Ten tasks register ten workers at the same instant and start them, each start slow by \
              a seeded delay. Every registration must succeed, the list must hold exactly the ten \
              names, and every worker must end up ready on its own process and port.",
-    faults_expected: &["proc.slow_start"],
-    cores: &[
-        "engine/src/workers/manager.rs",
-        "engine/src/workers/ports.rs",
-    ],
-    sim_time_max: Duration::from_secs(300),
-    body: concurrent_registration_sim,
-    real: Some(concurrent_registration_real),
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-bodies!(
-    concurrent_registration,
-    concurrent_registration_sim,
-    concurrent_registration_real
+    faults: ["proc.slow_start"],
+    cores: ["engine/src/workers/manager.rs", "engine/src/workers/ports.rs"],
+    secs: 300,
+    body: concurrent_registration, real
 );
-
 async fn concurrent_registration(stage: Stage) -> Outcome {
     slow_starts(&stage, SLOW_MIN, SLOW_MAX);
     let mut tasks = Vec::new();
@@ -395,38 +277,20 @@ async fn concurrent_registration(stage: Stage) -> Outcome {
     Ok(())
 }
 
-pub static PARALLEL_HEALTH_CHECKS: Scenario = Scenario {
-    id: "pattern.3.2",
-    title: "Parallel health checks on the same worker",
+workers_scenario!(
+    PARALLEL_HEALTH_CHECKS, "pattern.3.2", "Parallel health checks on the same worker",
     proves: "Twenty health checks of one ready worker run at the same instant, and the worker hangs \
              at a seeded moment among them. Every check must complete (no deadlock) within the \
              100 ms bound: healthy if it was answered before the hang, unhealthy after.",
-    faults_expected: &["proc.hang"],
-    cores: &[
-        "engine/src/workers/worker.rs",
-        "engine/src/workers/request.rs",
-    ],
-    sim_time_max: Duration::from_secs(120),
-    body: parallel_health_checks_sim,
-    real: Some(parallel_health_checks_real),
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-bodies!(
-    parallel_health_checks,
-    parallel_health_checks_sim,
-    parallel_health_checks_real
+    faults: ["proc.hang"],
+    cores: ["engine/src/workers/worker.rs", "engine/src/workers/request.rs"],
+    secs: 120,
+    body: parallel_health_checks, real
 );
-
 async fn parallel_health_checks(mut stage: Stage) -> Outcome {
-    register(&stage, "w").await?;
-    start_ready(&stage, "w").await?;
-    let pid = stage
-        .manager
-        .get("w")
-        .await
-        .and_then(|i| i.pid)
-        .unwrap_or(0);
+    stage.register_default("w").await?;
+    stage.start_within("w", BOUND).await?;
+    let pid = stage.pid("w").await;
     let hang_after = Duration::from_micros(stage.rng.below(3_000));
     let started = Instant::now();
     let mut checks = Vec::new();
@@ -441,15 +305,15 @@ async fn parallel_health_checks(mut stage: Stage) -> Outcome {
         tokio::time::sleep(hang_after).await;
         ensure!(host.procs().hang(pid), "could not hang pid {pid}");
     }
-    let bound = Duration::from_millis(100);
+    let bound = ms(100);
     let mut healthy = 0;
     for check in checks {
         let (health, done) = check.await.or_fail("health task")?;
         let health = health.or_fail("health")?;
+        let took = done - started;
         ensure!(
-            done - started <= bound + Duration::from_millis(5) || stage.is_real(),
-            "a health check took {:?}, over the {bound:?} bound",
-            done - started
+            took <= bound + ms(5) || stage.is_real(),
+            "a health check took {took:?}, over the {bound:?} bound"
         );
         healthy += usize::from(health.healthy);
     }
@@ -471,41 +335,24 @@ async fn parallel_health_checks(mut stage: Stage) -> Outcome {
     Ok(())
 }
 
-pub static CONCURRENT_STARTS: Scenario = Scenario {
-    id: "pattern.3.3",
-    title: "Several tasks start the same worker at once",
+workers_scenario!(
+    CONCURRENT_STARTS, "pattern.3.3", "Several tasks start the same worker at once",
     proves: "Five tasks start one worker at the same instant while its first k spawns fail with \
              EAGAIN (k from the seed). Every start must complete: the first k with the spawn \
              error, the rest successfully, and exactly one worker process may exist at the end.",
-    faults_expected: &["proc.spawn_fail"],
-    cores: &[
-        "engine/src/workers/worker.rs",
-        "engine/src/workers/lifecycle.rs",
-    ],
-    sim_time_max: Duration::from_secs(120),
-    body: concurrent_starts_sim,
-    real: None,
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-fn concurrent_starts_sim(world: World) -> BodyFuture {
-    Box::pin(async move { concurrent_starts(Stage::sim(&world).await?).await })
-}
-
+    faults: ["proc.spawn_fail"],
+    cores: ["engine/src/workers/worker.rs", "engine/src/workers/lifecycle.rs"],
+    secs: 120,
+    body: concurrent_starts
+);
 async fn concurrent_starts(mut stage: Stage) -> Outcome {
     let k = 1 + stage.rng.below(3) as usize;
     stage.host()?.procs().fail_next_spawn(11, k as u32);
     slow_starts(&stage, SLOW_MIN, SLOW_MAX);
-    register(&stage, "w").await?;
-    let mut tasks = Vec::new();
-    for _ in 0..5 {
-        let manager = stage.manager.clone();
-        tasks.push(
-            stage
-                .env
-                .spawn("start", async move { manager.start("w").await }),
-        );
-    }
+    stage.register_default("w").await?;
+    let tasks: Vec<_> = (0..5)
+        .map(|_| stage.start_in_background("start", "w"))
+        .collect();
     let mut failed = 0;
     for task in tasks {
         match task.await.or_fail("start task")? {
@@ -518,131 +365,59 @@ async fn concurrent_starts(mut stage: Stage) -> Outcome {
         failed == k,
         "{failed} of 5 concurrent starts failed with {k} failing spawns"
     );
-    let worker = stage.manager.worker("w").await.or_fail("lookup")?;
-    ensure!(
-        worker.stats().spawns == 1,
-        "{} processes spawned for one worker",
-        worker.stats().spawns
-    );
-    ensure!(
-        live_pids(&stage).len() == 1,
-        "live processes: {:?}",
-        live_pids(&stage)
-    );
+    let spawns = stage.worker("w").await?.stats().spawns;
+    ensure!(spawns == 1, "{spawns} processes spawned for one worker");
+    live_count(&stage, 1, "one worker")?;
     stage.manager.stop_all().await;
     Ok(())
 }
 
-/// Registers, starts, checks and stops one worker under `name`.
-async fn full_cycle(stage: &Stage, name: &str) -> Outcome {
-    register(stage, name).await?;
-    start_ready(stage, name).await?;
-    let info = stage.manager.get(name).await;
-    ensure!(
-        info.as_ref().map(|i| i.name.as_str()) == Some(name),
-        "get({:?}) returned {info:?}",
-        name.escape_debug().to_string()
-    );
-    let health = stage.manager.health(name).await.or_fail("health")?;
-    ensure!(
-        health.healthy,
-        "{:?} is not healthy: {health:?}",
-        name.escape_debug().to_string()
-    );
-    stage.manager.stop(name).await.or_fail("stop")?;
-    let status = stage.manager.get(name).await.map(|i| i.status);
-    ensure!(
-        status == Some(WorkerStatus::Stopped),
-        "after stop: {status:?}"
-    );
-    Ok(())
-}
-
-pub static EMPTY_NAME: Scenario = Scenario {
-    id: "pattern.4.1",
-    title: "Worker registered with an empty name",
+workers_scenario!(
+    EMPTY_NAME, "pattern.4.1", "Worker registered with an empty name",
     proves: "The empty name is a valid key (documented): a worker registered under it must start \
              (slowly), be found by get, answer health checks, and stop, like any other.",
-    faults_expected: &["proc.slow_start"],
-    cores: &[
-        "engine/src/workers/name.rs",
-        "engine/src/workers/manager.rs",
-    ],
-    sim_time_max: Duration::from_secs(120),
-    body: empty_name_sim,
-    real: Some(empty_name_real),
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-bodies!(empty_name, empty_name_sim, empty_name_real);
-
+    faults: ["proc.slow_start"],
+    cores: ["engine/src/workers/name.rs", "engine/src/workers/manager.rs"],
+    secs: 120,
+    body: empty_name, real
+);
 async fn empty_name(stage: Stage) -> Outcome {
     slow_starts(&stage, SLOW_MIN, SLOW_MAX);
-    full_cycle(&stage, "").await
+    full_cycle(&stage, "", BOUND).await
 }
 
-pub static DUPLICATE_NAME: Scenario = Scenario {
-    id: "pattern.4.2",
-    title: "Same worker name registered twice",
+workers_scenario!(
+    DUPLICATE_NAME, "pattern.4.2", "Same worker name registered twice",
     proves: "A running worker's name is registered again with a new configuration. The second \
              registration must replace the first (last write wins): get shows the new \
              configuration, and the replaced worker's process must be killed and reaped (neither \
              alive nor a zombie) within one watchdog interval.",
-    faults_expected: &["proc.slow_start"],
-    cores: &[
-        "engine/src/workers/manager.rs",
-        "engine/src/workers/reaper.rs",
-    ],
-    sim_time_max: Duration::from_secs(120),
-    body: duplicate_name_sim,
-    real: None,
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-fn duplicate_name_sim(world: World) -> BodyFuture {
-    Box::pin(async move { duplicate_name(Stage::sim(&world).await?).await })
-}
-
+    faults: ["proc.slow_start"],
+    cores: ["engine/src/workers/manager.rs", "engine/src/workers/reaper.rs"],
+    secs: 120,
+    body: duplicate_name
+);
 async fn duplicate_name(stage: Stage) -> Outcome {
     slow_starts(&stage, SLOW_MIN, SLOW_MAX);
-    register(&stage, "dup").await?;
-    start_ready(&stage, "dup").await?;
-    let old_pid = stage
-        .manager
-        .get("dup")
-        .await
-        .and_then(|i| i.pid)
-        .unwrap_or(0);
+    stage.register_default("dup").await?;
+    stage.start_within("dup", BOUND).await?;
+    let old_pid = stage.pid("dup").await;
     let mut config = stage.config("dup");
     config.config_version = 2;
-    stage
-        .manager
-        .register("dup", config)
-        .await
-        .or_fail("second register")?;
+    stage.register("dup", config).await?;
     let info = stage.manager.get("dup").await;
     ensure!(
         matches!(&info, Some(i) if i.config_version == 2 && i.status == WorkerStatus::Uninitialized),
         "after the second registration get returns {info:?}"
     );
-    let host = stage.host()?;
-    crate::stage::workers::eventually(
-        "the replaced worker's process being killed and reaped",
-        crate::stage::workers::WATCHDOG_INTERVAL + Duration::from_secs(1),
-        Duration::from_millis(100),
-        || {
-            !host.procs().live_pids().contains(&old_pid)
-                && !host.procs().zombie_pids().contains(&old_pid)
-        },
-    )
+    let procs = stage.host()?.procs();
+    let what = "the replaced worker's process being killed and reaped";
+    eventually(what, WATCHDOG_INTERVAL + secs(1), ms(100), || {
+        !procs.live_pids().contains(&old_pid) && !procs.zombie_pids().contains(&old_pid)
+    })
     .await?;
-    start_ready(&stage, "dup").await?;
-    let new_pid = stage
-        .manager
-        .get("dup")
-        .await
-        .and_then(|i| i.pid)
-        .unwrap_or(0);
+    stage.start_within("dup", BOUND).await?;
+    let new_pid = stage.pid("dup").await;
     ensure!(
         new_pid != old_pid,
         "the new registration reuses the old process"
@@ -651,29 +426,23 @@ async fn duplicate_name(stage: Stage) -> Outcome {
     Ok(())
 }
 
-pub static LONG_NAME: Scenario = Scenario {
-    id: "pattern.4.3",
-    title: "Worker name of 1000 characters",
+workers_scenario!(
+    LONG_NAME, "pattern.4.3", "Worker name of 1000 characters",
     proves: "A 1000-character name (seeded characters) must work through the whole lifecycle: \
              register, start, get, health, stop. A name past the documented 4096-byte limit must \
              be refused with an error that says why and stays short.",
-    faults_expected: &["proc.slow_start"],
-    cores: &["engine/src/workers/name.rs"],
-    sim_time_max: Duration::from_secs(120),
-    body: long_name_sim,
-    real: Some(long_name_real),
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-bodies!(long_name, long_name_sim, long_name_real);
-
+    faults: ["proc.slow_start"],
+    cores: ["engine/src/workers/name.rs"],
+    secs: 120,
+    body: long_name, real
+);
 async fn long_name(mut stage: Stage) -> Outcome {
     slow_starts(&stage, SLOW_MIN, SLOW_MAX);
     let alphabet: Vec<char> = "abcdefghijklmnopqrstuvwxyz0123456789-_.".chars().collect();
     let name: String = (0..1000)
         .map(|_| alphabet[stage.rng.below(alphabet.len() as u64) as usize])
         .collect();
-    full_cycle(&stage, &name).await?;
+    full_cycle(&stage, &name, BOUND).await?;
     let too_long = "x".repeat(engine::workers::NAME_BYTES_MAX + 1);
     let refused = stage.manager.register(&too_long, stage.config("x")).await;
     ensure!(
@@ -683,25 +452,16 @@ async fn long_name(mut stage: Stage) -> Outcome {
     Ok(())
 }
 
-pub static SPECIAL_NAMES: Scenario = Scenario {
-    id: "pattern.4.4",
-    title: "Special characters in worker names",
+workers_scenario!(
+    SPECIAL_NAMES, "pattern.4.4", "Special characters in worker names",
     proves: "Names with hyphens, underscores, dots, colons, slashes, spaces, newlines and tabs must \
              each go through the whole lifecycle as distinct workers; only NUL (which no process \
              argument can carry) is refused, with a reason.",
-    faults_expected: &["proc.slow_start"],
-    cores: &[
-        "engine/src/workers/name.rs",
-        "engine/src/workers/manager.rs",
-    ],
-    sim_time_max: Duration::from_secs(300),
-    body: special_names_sim,
-    real: Some(special_names_real),
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-bodies!(special_names, special_names_sim, special_names_real);
-
+    faults: ["proc.slow_start"],
+    cores: ["engine/src/workers/name.rs", "engine/src/workers/manager.rs"],
+    secs: 300,
+    body: special_names, real
+);
 async fn special_names(stage: Stage) -> Outcome {
     slow_starts(&stage, SLOW_MIN, SLOW_MAX);
     let names = [
@@ -716,15 +476,9 @@ async fn special_names(stage: Stage) -> Outcome {
         "../../etc",
     ];
     for name in names {
-        full_cycle(&stage, name).await?;
+        full_cycle(&stage, name, BOUND).await?;
     }
-    let listed: Vec<String> = stage
-        .manager
-        .list()
-        .await
-        .into_iter()
-        .map(|i| i.name)
-        .collect();
+    let listed = stage.manager.list().await;
     ensure!(listed.len() == names.len(), "list holds {listed:?}");
     let refused = stage.manager.register("a\0b", stage.config("x")).await;
     ensure!(
@@ -734,32 +488,20 @@ async fn special_names(stage: Stage) -> Outcome {
     Ok(())
 }
 
-pub static UNKNOWN_NAME: Scenario = Scenario {
-    id: "pattern.4.5",
-    title: "Operations on a worker that is not registered",
+workers_scenario!(
+    UNKNOWN_NAME, "pattern.4.5", "Operations on a worker that is not registered",
     proves: "While a registered worker starts slowly, start, stop and health check on a name that \
              was never registered must each return a not-registered error naming it, get must \
              return nothing, and the registered worker must be unaffected.",
-    faults_expected: &["proc.slow_start"],
-    cores: &[
-        "engine/src/workers/manager.rs",
-        "engine/src/workers/error.rs",
-    ],
-    sim_time_max: Duration::from_secs(120),
-    body: unknown_name_sim,
-    real: Some(unknown_name_real),
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-bodies!(unknown_name, unknown_name_sim, unknown_name_real);
-
+    faults: ["proc.slow_start"],
+    cores: ["engine/src/workers/manager.rs", "engine/src/workers/error.rs"],
+    secs: 120,
+    body: unknown_name, real
+);
 async fn unknown_name(stage: Stage) -> Outcome {
     slow_starts(&stage, SLOW_MIN, SLOW_MAX);
-    register(&stage, "known").await?;
-    let manager = stage.manager.clone();
-    let known = stage
-        .env
-        .spawn("start-known", async move { manager.start("known").await });
+    stage.register_default("known").await?;
+    let known = stage.start_in_background("start-known", "known");
     let not_registered = |r: &Result<(), WorkerError>| matches!(r, Err(e @ WorkerError::NotRegistered { .. }) if e.to_string().contains("ghost"));
     let start = stage.manager.start("ghost").await;
     ensure!(
@@ -773,41 +515,33 @@ async fn unknown_name(stage: Stage) -> Outcome {
         not_registered(&health),
         "health of an unknown name: {health:?}"
     );
-    ensure!(
-        stage.manager.get("ghost").await.is_none(),
-        "get of an unknown name found something"
-    );
+    let found = stage.manager.get("ghost").await;
+    ensure!(found.is_none(), "get of an unknown name found {found:?}");
     known.await.or_fail("task")?.or_fail("start known")?;
     stage.manager.stop_all().await;
     Ok(())
 }
 
-pub static REPEATED_LIST: Scenario = Scenario {
-    id: "pattern.5.1",
-    title: "Repeated reads of the worker list",
+workers_scenario!(
+    REPEATED_LIST, "pattern.5.1", "Repeated reads of the worker list",
     proves: "With a seeded number of workers started (slowly) and left running, three consecutive \
              reads of the worker list must return identical results, in name order.",
-    faults_expected: &["proc.slow_start"],
-    cores: &["engine/src/workers/manager.rs"],
-    sim_time_max: Duration::from_secs(120),
-    body: repeated_list_sim,
-    real: Some(repeated_list_real),
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-bodies!(repeated_list, repeated_list_sim, repeated_list_real);
-
+    faults: ["proc.slow_start"],
+    cores: ["engine/src/workers/manager.rs"],
+    secs: 120,
+    body: repeated_list, real
+);
 async fn repeated_list(mut stage: Stage) -> Outcome {
     slow_starts(&stage, SLOW_MIN, SLOW_MAX);
     let n = 2 + stage.rng.below(4);
     for i in 0..n {
         let name = format!("w{}", n - i);
-        register(&stage, &name).await?;
-        start_ready(&stage, &name).await?;
+        stage.register_default(&name).await?;
+        stage.start_within(&name, BOUND).await?;
     }
     let first = stage.manager.list().await;
     for read in 2..=3 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(ms(10)).await;
         let again = stage.manager.list().await;
         ensure!(
             again == first,
@@ -822,31 +556,22 @@ async fn repeated_list(mut stage: Stage) -> Outcome {
     Ok(())
 }
 
-pub static METADATA: Scenario = Scenario {
-    id: "pattern.5.2",
-    title: "Worker metadata returned accurately",
+workers_scenario!(
+    METADATA, "pattern.5.2", "Worker metadata returned accurately",
     proves: "After a slow start, get must return the registered name, the Ready status with the \
              real process id, and an endpoint at which that very worker answers: a ping sent \
              straight to the reported address gets its pong.",
-    faults_expected: &["proc.slow_start"],
-    cores: &[
-        "engine/src/workers/manager.rs",
-        "engine/src/workers/worker.rs",
-    ],
-    sim_time_max: Duration::from_secs(120),
-    body: metadata_sim,
-    real: Some(metadata_real),
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-bodies!(metadata, metadata_sim, metadata_real);
-
+    faults: ["proc.slow_start"],
+    cores: ["engine/src/workers/manager.rs", "engine/src/workers/worker.rs"],
+    secs: 120,
+    body: metadata, real
+);
 async fn metadata(stage: Stage) -> Outcome {
     use engine::workers::program::{Line, LineReader, Reply, Request, decode_reply, encode_line};
     use tokio::io::AsyncWriteExt;
     slow_starts(&stage, SLOW_MIN, SLOW_MAX);
-    register(&stage, "meta").await?;
-    start_ready(&stage, "meta").await?;
+    stage.register_default("meta").await?;
+    stage.start_within("meta", BOUND).await?;
     let info = stage.manager.get("meta").await.or_fail("get")?;
     ensure!(
         info.name == "meta" && info.config_version == 1,
@@ -860,16 +585,12 @@ async fn metadata(stage: Stage) -> Outcome {
         "inconsistent metadata {info:?}"
     );
     if let Ok(host) = stage.host() {
-        ensure!(
-            host.procs().live_pids().contains(pid),
-            "reported pid {pid} is not running"
-        );
+        let live = host.procs().live_pids();
+        ensure!(live.contains(pid), "reported pid {pid} is not running");
     }
     let mut stream = stage.env.net().connect(endpoint).await.or_fail("connect")?;
-    stream
-        .write_all(encode_line(&Request::Ping { id: 42 }).as_bytes())
-        .await
-        .or_fail("send")?;
+    let ping = encode_line(&Request::Ping { id: 42 });
+    stream.write_all(ping.as_bytes()).await.or_fail("send")?;
     let mut lines = LineReader::new(stream);
     let reply = match lines.next_line().await.or_fail("read")? {
         Line::Text(bytes) => decode_reply(&bytes).or_fail("decode")?,
@@ -877,29 +598,23 @@ async fn metadata(stage: Stage) -> Outcome {
     };
     ensure!(
         reply == Reply::Pong { id: 42 },
-        "the reported endpoint answered {reply:?}"
+        "the endpoint answered {reply:?}"
     );
     stage.manager.stop_all().await;
     Ok(())
 }
 
-pub static SHARED_MANAGER: Scenario = Scenario {
-    id: "pattern.6.1",
-    title: "Worker manager shared safely across threads",
+workers_scenario!(
+    SHARED_MANAGER, "pattern.6.1", "Worker manager shared safely across threads",
     proves: "The manager is Send and Sync (checked at compile time below), so one instance is \
              shared by four tasks that register, start, health-check and list workers \
              interleaved, while starts are slow. Every operation must succeed and the registry \
              must end with exactly the four workers, all ready.",
-    faults_expected: &["proc.slow_start"],
-    cores: &["engine/src/workers/manager.rs"],
-    sim_time_max: Duration::from_secs(120),
-    body: shared_manager_sim,
-    real: Some(shared_manager_real),
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
-};
-
-bodies!(shared_manager, shared_manager_sim, shared_manager_real);
-
+    faults: ["proc.slow_start"],
+    cores: ["engine/src/workers/manager.rs"],
+    secs: 120,
+    body: shared_manager, real
+);
 const _: () = {
     const fn shared<T: Send + Sync>() {}
     shared::<WorkerManager>();
@@ -927,10 +642,7 @@ async fn shared_manager(stage: Stage) -> Outcome {
     }
     let list = stage.manager.list().await;
     ensure!(
-        list.len() == 4
-            && list
-                .iter()
-                .all(|i| matches!(i.status, WorkerStatus::Ready { .. })),
+        list.len() == 4 && list.iter().all(|i| is_ready(&i.status)),
         "registry after shared use: {list:?}"
     );
     stage.manager.stop_all().await;
