@@ -38,11 +38,20 @@ pub async fn eventually(
 pub trait Span: Copy + PartialOrd + std::fmt::Debug {
     /// `self - earlier`, or zero if `earlier` is later.
     fn since(self, earlier: Self) -> Duration;
+    /// `self - d` (a span saturates at zero).
+    fn minus(self, d: Duration) -> Self;
+    fn plus(self, d: Duration) -> Self;
 }
 
 impl Span for Duration {
     fn since(self, earlier: Self) -> Duration {
         self.saturating_sub(earlier)
+    }
+    fn minus(self, d: Duration) -> Self {
+        self.saturating_sub(d)
+    }
+    fn plus(self, d: Duration) -> Self {
+        self + d
     }
 }
 
@@ -50,6 +59,22 @@ impl Span for tokio::time::Instant {
     fn since(self, earlier: Self) -> Duration {
         self.saturating_duration_since(earlier)
     }
+    fn minus(self, d: Duration) -> Self {
+        self - d
+    }
+    fn plus(self, d: Duration) -> Self {
+        self + d
+    }
+}
+
+/// Timer resolution on a simulated host: tokio's timers have 1 ms resolution, so a delay
+/// armed for `d` is observed within `TICK` of `d`.
+pub const TICK: Duration = Duration::from_millis(2);
+
+/// The standard "on time" oracle: `at` is due in `lo..=hi`, observed no earlier than one
+/// [`TICK`] before `lo` and no later than `slack` after `hi`.
+pub fn on_time<T: Span>(what: &str, at: T, lo: T, hi: T, slack: Duration) -> Result<(), Failure> {
+    between(what, at, lo.minus(TICK), hi.plus(slack))
 }
 
 /// The standard timing oracle: fails unless `lo <= at <= hi` ("`what`: 3ms before the

@@ -5,7 +5,7 @@
 pub use super::fail::{OrFail, unexpected};
 pub use super::files::*;
 pub use super::status::{Probe, StatusLog};
-pub use super::time::{between, eventually, ms, secs};
+pub use super::time::{TICK, between, eventually, ms, on_time, secs};
 pub use crate::ensure;
 pub use crate::scenario::{Failure, Outcome, Scenario};
 pub use crate::stage::workers::{Stage, WATCHDOG_INTERVAL};
@@ -13,16 +13,17 @@ pub use engine::workers::{Worker, WorkerError, WorkerStats, WorkerStatus};
 pub use std::time::Duration;
 pub use tokio::time::Instant;
 
-use engine::env::{ProcSpec, Signal, Task};
+use crate::stage::workers::{start_engine, workers_config};
+use engine::env::{Env, ProcSpec, Signal, Task};
 use engine::workers::program::protocol::{SnapshotState, decode_reply};
 use engine::workers::program::{Line, LineReader, Reply, Request};
-use engine::workers::{WorkerConfig, WorkerManager};
+use engine::workers::{PortRange, WorkerConfig, WorkerManager};
 use std::sync::{Arc, Mutex};
 
-/// Declares a workers scenario: its static, id and title, what it proves, the fault kinds
-/// it exercises, `cores` (the engine files it proves, `Scenario::cores`), its
-/// virtual-time budget in seconds, its plan when not the workers swarm
-/// ([`crate::kit::plans::workers`]), and its logic: `body: f` for an async fn over a
+/// Declares a workers scenario: its static, id and title; what it proves; the fault
+/// kinds it exercises and its virtual-time budget in seconds; `cores` (the engine files
+/// it proves, `Scenario::cores`); its plan when not the workers swarm
+/// ([`crate::kit::plans::workers`]); and its logic: `body: f` for an async fn over a
 /// [`Stage`] on a simulated host (`body: f, real` runs it on this machine too, for
 /// `chaos run ID --real`), or `world: f` for an async fn over the world that builds its
 /// own stage.
@@ -30,9 +31,8 @@ macro_rules! workers_scenario {
     (
         $static:ident, $id:literal, $title:literal,
         proves: $proves:literal,
-        faults: [$($fault:literal),* $(,)?],
+        faults: [$($fault:literal),* $(,)?], secs: $secs:expr,
         cores: [$($core:literal),+ $(,)?],
-        secs: $secs:expr,
         $(plan: $plan:expr,)?
         body: $logic:ident $(, $real:ident)? $(,)?
     ) => {
@@ -52,9 +52,8 @@ macro_rules! workers_scenario {
     (
         $static:ident, $id:literal, $title:literal,
         proves: $proves:literal,
-        faults: [$($fault:literal),* $(,)?],
+        faults: [$($fault:literal),* $(,)?], secs: $secs:expr,
         cores: [$($core:literal),+ $(,)?],
-        secs: $secs:expr,
         $(plan: $plan:expr,)?
         world: $logic:ident $(,)?
     ) => {
@@ -107,9 +106,6 @@ macro_rules! workers_scenario {
 pub(crate) use workers_scenario;
 
 pub const MIB: u64 = 1 << 20;
-/// Timer resolution slack on a simulated host: tokio's timers have 1 ms resolution, so a
-/// delay the supervisor arms is observed within `TICK` of its nominal value.
-pub const TICK: Duration = Duration::from_millis(2);
 /// Slack on a real run (real scheduling, real process exits).
 pub const REAL_SLACK: Duration = Duration::from_secs(2);
 /// Longer than any start in these scenarios (slow starts plus the connect schedule).
@@ -164,6 +160,18 @@ impl Stage {
         let (manager, name) = (self.manager.clone(), name.to_string());
         self.env
             .spawn(task, async move { manager.start(&name).await })
+    }
+
+    /// Stops every worker of the stage's manager.
+    pub async fn stop_all(&self) -> Outcome {
+        self.manager.stop_all().await;
+        Ok(())
+    }
+
+    /// Registers `name` with its default configuration and starts it within `bound`.
+    pub async fn start_named(&self, name: &str, bound: Duration) -> Result<u32, Failure> {
+        self.register_default(name).await?;
+        self.start_within(name, bound).await
     }
 
     /// The pid the manager reports for `name` (0 if none).
@@ -243,6 +251,69 @@ pub fn pid_of(status: &WorkerStatus) -> Result<u32, Failure> {
 
 pub fn is_ready(s: &WorkerStatus) -> bool {
     matches!(s, WorkerStatus::Ready { .. })
+}
+
+/// Oracle: the worker stops without error and ends Stopped; returns how long the stop
+/// took.
+pub async fn stopped(worker: &Worker) -> Result<Duration, Failure> {
+    let asked = Instant::now();
+    worker.stop().await.or_fail("stop")?;
+    let took = asked.elapsed();
+    let status = worker.status();
+    ensure!(status == WorkerStatus::Stopped, "after stop: {status}");
+    Ok(took)
+}
+
+/// Whether the worker's last stop was graceful: it exited 0 and was not killed.
+pub fn graceful(stats: &WorkerStats) -> bool {
+    exit_mentions(stats, "code 0") && stats.forced_kills == 0
+}
+
+/// Oracle: the worker answers a health check healthy.
+pub async fn ensure_healthy(worker: &Worker, when: &str) -> Outcome {
+    let health = worker.health().await;
+    ensure!(
+        health.healthy,
+        "{when}: {:?} is not healthy: {health:?}",
+        worker.name()
+    );
+    Ok(())
+}
+
+/// Oracle, nothing leaked at the end: stops the worker, then no process is left.
+pub async fn stop_clean(stage: &Stage, worker: &Worker) -> Outcome {
+    worker.stop().await.or_fail("stop")?;
+    ensure_clean(stage, "at the end")
+}
+
+/// Oracle: the `Ready` status `ready` is a fresh process (not `old`, with the host's
+/// initial resident memory); returns its pid.
+pub fn fresh(host: &sim::Host, ready: &WorkerStatus, old: u32, what: &str) -> Result<u32, Failure> {
+    let pid = pid_of(ready)?;
+    let initial = host.procs().options().resident_bytes_initial;
+    ensure!(
+        pid != old && host.procs().resident_bytes(pid) == Some(initial),
+        "{what} is not a fresh process"
+    );
+    Ok(pid)
+}
+
+/// Makes `pid` leak `rate` bytes/s from now: returns the instant and its resident bytes.
+pub fn leak(host: &sim::Host, pid: u32, rate: u64) -> Result<(Instant, u64), Failure> {
+    let base = host.procs().resident_bytes(pid).unwrap_or(0);
+    let at = Instant::now();
+    ensure!(
+        host.procs().leak(pid, rate),
+        "could not make pid {pid} leak"
+    );
+    Ok((at, base))
+}
+
+/// Watches (every 5 ms) for the worker's memory warnings to pass `was`.
+pub fn warning_probe(stage: &Stage, worker: Arc<Worker>, was: u64) -> Probe {
+    Probe::start(&stage.env, ms(5), move || {
+        worker.stats().memory_warnings > was
+    })
 }
 
 /// Makes every spawn on the simulated host start slowly, by a seeded delay between
@@ -566,6 +637,54 @@ pub async fn snapshot_state_at_start(
 
 /// The supervisors a host booted, one per incarnation.
 pub type Managers = Arc<Mutex<Vec<Arc<WorkerManager>>>>;
+
+/// Makes the simulated host's boot (each restart) the container's entry point: an
+/// engine running `program`, which registers and starts `configs` again. Returns the
+/// supervisors booted, one per incarnation.
+pub fn boot_supervisors(
+    host: &sim::Host,
+    program: &str,
+    configs: Vec<(String, WorkerConfig)>,
+) -> Managers {
+    let slot: Managers = Arc::new(Mutex::new(Vec::new()));
+    let boot_slot = slot.clone();
+    let program = program.to_string();
+    host.set_boot(Arc::new(move |env: Env| {
+        let slot = boot_slot.clone();
+        let configs = configs.clone();
+        let config = workers_config(&program, PortRange::DEFAULT);
+        Box::pin(async move {
+            let engine = match start_engine(env, config).await {
+                Ok(engine) => engine,
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "boot: the engine did not start");
+                    return;
+                }
+            };
+            let manager = engine.workers().clone();
+            slot.lock()
+                .expect("managers poisoned")
+                .push(manager.clone());
+            for (name, config) in configs {
+                if let Err(e) = manager.register(&name, config).await {
+                    tracing::warn!(error = %e, "boot: register failed");
+                }
+                if let Err(e) = manager.start(&name).await {
+                    tracing::warn!(error = %e, "boot: start failed");
+                }
+            }
+        })
+    }));
+    slot
+}
+
+/// Sets the latency of every operation of the simulated host's disk to `min..=max`.
+pub fn disk_latency(host: &sim::Host, min: Duration, max: Duration) {
+    let mut options = host.disk().options();
+    options.latency_min = min;
+    options.latency_max = max;
+    host.disk().set_options(options);
+}
 
 /// The supervisors booted so far.
 pub fn managers(slot: &Managers) -> Vec<Arc<WorkerManager>> {

@@ -7,13 +7,11 @@
 //! simulated host and [`REAL_SLACK`] on a real run.
 
 use crate::kit::workers::*;
-use crate::stage::workers::{start_engine, workers_config};
-use engine::env::{Env, Signal};
+use engine::env::Signal;
 use engine::workers::breaker::RestartPolicy;
 use engine::workers::memory::MemoryPolicy;
 use engine::workers::program::Request;
-use engine::workers::{OversightRequest, PortRange, WorkerConfig};
-use std::sync::{Arc, Mutex};
+use engine::workers::{OversightRequest, WorkerConfig};
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![
@@ -36,9 +34,8 @@ workers_scenario!(
              N-th failure must open the breaker: no process is started any more, not even after \
              the backoff the next restart would have had. A manual start must close it and clear its history: the next crash is \
              restarted after the first backoff again. Nothing is left alive at the end.",
-    faults: ["proc.crash_segv", "proc.kill"],
+    faults: ["proc.crash_segv", "proc.kill"], secs: 600,
     cores: ["engine/src/workers/breaker.rs", "engine/src/workers/lifecycle.rs"],
-    secs: 600,
     body: crash_after_start, real
 );
 async fn crash_after_start(mut stage: Stage) -> Outcome {
@@ -69,15 +66,16 @@ async fn crash_after_start(mut stage: Stage) -> Outcome {
         let mark = log.mark();
         let killed_at = send_signal(&stage, &worker, pid, signal).await?;
         let (index, seen_at, status) = log.next_down(mark, secs(10), "the death").await?;
-        let what = format!("crash {i}: the death noticed after the kill");
-        between(&what, seen_at - killed_at, Duration::ZERO, slack)?;
-        let stats = worker.stats();
+        let noticed = seen_at - killed_at;
         ensure!(
-            exit_mentions(&stats, signal_words(signal)) && stats.crashes == u64::from(i),
-            "crash {i} by {}: last_exit {:?}, {} crashes",
-            signal.name(),
-            stats.last_exit,
-            stats.crashes
+            noticed <= slack,
+            "crash {i} noticed {noticed:?} after the kill"
+        );
+        let stats = worker.stats();
+        let words = signal_words(signal);
+        ensure!(
+            exit_mentions(&stats, words) && stats.crashes == u64::from(i),
+            "crash {i} by {words}: {stats:?}"
         );
         if i == failures_max {
             ensure!(
@@ -91,52 +89,37 @@ async fn crash_after_start(mut stage: Stage) -> Outcome {
             "crash {i}: status {status}, not restarting after {i} failures"
         );
         let (_, ready_at, ready) = log.next_ready(index, secs(30), "the restart").await?;
-        ensure!(
-            pid_of(&ready)? != pid,
-            "the restarted worker still has pid {pid}"
-        );
+        ensure!(pid_of(&ready)? != pid, "the restart kept pid {pid}");
         let stats = worker.stats();
         let nominal = backoff_first * 2u32.pow(i - 1);
         let respawned = spawned_at(ready_at, &stats);
         let what = format!("crash {i}: respawn after the crash (backoff {nominal:?})");
-        between(
-            &what,
-            respawned - killed_at,
-            nominal.saturating_sub(TICK),
-            nominal + slack,
-        )?;
+        on_time(&what, respawned - killed_at, nominal, nominal, slack)?;
         // While the new process starts up, the status says so.
         let starting = log.find(index, |s| matches!(s, WorkerStatus::Starting { .. }));
         let (_, starting_at, _) = starting.or_fail(&format!("crash {i}: status Starting"))?;
-        let what = format!(
-            "crash {i}: status Starting (ready {:?} after the respawn)",
-            ready_at - respawned
-        );
-        between(&what, starting_at, respawned - TICK, respawned + slack)?;
-        ensure!(
-            stats.restarts == u64::from(i),
-            "{} restarts after {i} crashes",
-            stats.restarts
-        );
+        let what = format!("crash {i}: status Starting after the respawn");
+        on_time(&what, starting_at, respawned, respawned, slack)?;
+        ensure!(stats.restarts == u64::from(i), "crash {i}: {stats:?}");
     }
     // The breaker is open: nothing is restarted, however long we wait (longer than the
     // backoff the next restart would have waited).
     let spawns = worker.stats().spawns;
     tokio::time::sleep(backoff_first * 2u32.pow(failures_max - 1) + secs(2)).await;
-    let open = WorkerStatus::BreakerOpen {
-        failures: failures_max,
-    };
+    let (now, status) = (worker.stats().spawns, worker.status());
+    let open = status
+        == WorkerStatus::BreakerOpen {
+            failures: failures_max,
+        };
     ensure!(
-        worker.stats().spawns == spawns && worker.status() == open,
-        "with the breaker open: {} spawns (before {spawns}), status {}",
-        worker.stats().spawns,
-        worker.status()
+        now == spawns && open,
+        "breaker open: {now} spawns (was {spawns}), {status}"
     );
     ensure_clean(&stage, "with the breaker open")?;
     let health = worker.health().await;
     ensure!(
         !health.healthy && !health.probed,
-        "health with the breaker open: {health:?}"
+        "breaker open: {health:?}"
     );
     // A manual start closes the breaker and clears its history.
     let pid = start_ready(&worker).await?;
@@ -151,18 +134,8 @@ async fn crash_after_start(mut stage: Stage) -> Outcome {
     let (_, ready_at, _) = log.next_ready(index, secs(30), "the restart").await?;
     let delay = spawned_at(ready_at, &worker.stats()) - killed_at;
     let what = format!("after the manual start, a restart (backoff {backoff_first:?})");
-    between(
-        &what,
-        delay,
-        backoff_first.saturating_sub(TICK),
-        backoff_first + slack,
-    )?;
-    worker.stop().await.or_fail("stop")?;
-    ensure!(
-        worker.status() == WorkerStatus::Stopped,
-        "after stop: {}",
-        worker.status()
-    );
+    on_time(&what, delay, backoff_first, backoff_first, slack)?;
+    stopped(&worker).await?;
     ensure_clean(&stage, "after the stop")
 }
 
@@ -177,14 +150,9 @@ workers_scenario!(
              cut while it is stopped). Started again (slowly), the worker must find every cache \
              file at its size, its snapshot intact, its disk usage unchanged, and serve new \
              writes on top. Nothing is left alive at the end.",
-    faults: ["proc.slow_start"],
-    cores: [
-        "engine/src/workers/lifecycle.rs",
-        "engine/src/workers/program/run.rs",
-        "engine/src/workers/program/cache.rs",
-        "engine/src/workers/program/snapshot.rs",
-    ],
-    secs: 300,
+    faults: ["proc.slow_start"], secs: 300,
+    cores: ["engine/src/workers/lifecycle.rs", "engine/src/workers/program/run.rs",
+            "engine/src/workers/program/cache.rs", "engine/src/workers/program/snapshot.rs"],
     body: graceful_restart
 );
 async fn graceful_restart(mut stage: Stage) -> Outcome {
@@ -198,59 +166,37 @@ async fn graceful_restart(mut stage: Stage) -> Outcome {
     let (files, state) = write_data(&mut stage, &worker, "a").await?;
     let usage = worker.disk_usage();
     let expected = data_bytes(&files, &state);
-    ensure!(
-        usage == expected,
-        "disk usage {usage}, {expected} bytes written"
-    );
-    let asked = Instant::now();
-    worker.stop().await.or_fail("stop")?;
-    let took = asked.elapsed();
+    ensure!(usage == expected, "disk usage {usage}, not {expected}");
+    let took = stopped(&worker).await?;
     let stats = worker.stats();
     ensure!(
-        worker.status() == WorkerStatus::Stopped,
-        "after stop: {}",
-        worker.status()
+        graceful(&stats) && stats.crashes == 0,
+        "not a graceful stop: {stats:?}"
     );
-    ensure!(
-        exit_mentions(&stats, "code 0") && stats.forced_kills == 0 && stats.crashes == 0,
-        "the stop was not graceful: {stats:?}"
-    );
-    ensure!(
-        took < grace / 10,
-        "the graceful stop took {took:?} (grace {grace:?})"
-    );
+    ensure!(took < grace / 10, "the graceful stop took {took:?}");
     ensure_clean(&stage, "after the stop")?;
     // Power cut while stopped: only what was synced survives.
     stage.host()?.disk().crash();
     let pid = start_ready(&worker).await?;
     ensure!(pid != first_pid, "the restart reused pid {pid}");
     let found = cache_files(stage.env.disk(), &dir);
-    ensure!(
-        found == files,
-        "cache files after the restart: {found:?}, before: {files:?}"
-    );
+    ensure!(found == files, "cache files {found:?}, not {files:?}");
     let restored = snapshot_at(stage.env.disk(), &format!("{dir}/{SNAPSHOT_FILE}"))?;
-    ensure!(
-        restored == state,
-        "snapshot after the restart holds {restored:?}, not {state:?}"
-    );
+    ensure!(restored == state, "snapshot {restored:?}, not {state:?}");
     let now = worker.disk_usage();
-    ensure!(
-        now == usage,
-        "disk usage {now} after the restart, {usage} before the stop"
-    );
+    ensure!(now == usage, "disk usage {now}, {usage} before the stop");
     let (more, state) = write_data(&mut stage, &worker, "b").await?;
     let now = worker.disk_usage();
     let expected = data_bytes(&files, "") + data_bytes(&more, &state);
     ensure!(
         now == expected,
-        "usage {now} after more writes; expected {expected}"
+        "usage {now} after more writes, not {expected}"
     );
     worker.stop().await.or_fail("stop")?;
     let stats = worker.stats();
     ensure!(
         stats.spawns == 2 && stats.crashes == 0,
-        "after two graceful cycles: {stats:?}"
+        "two graceful cycles: {stats:?}"
     );
     ensure_clean(&stage, "at the end")
 }
@@ -265,13 +211,9 @@ workers_scenario!(
              above 80% of its cap and restart the worker gracefully (SIGTERM, exit 0, no crash, \
              no backoff) before the OOM killer, well before the unwatched one dies. Exactly one \
              OOM kill fires per run.",
-    faults: ["proc.oom_kill", "proc.leak"],
-    cores: [
-        "engine/src/workers/memory.rs",
-        "engine/src/workers/lifecycle/resources.rs",
-        "engine/src/workers/lifecycle.rs",
-    ],
-    secs: 900,
+    faults: ["proc.oom_kill", "proc.leak"], secs: 900,
+    cores: ["engine/src/workers/memory.rs", "engine/src/workers/lifecycle/resources.rs",
+            "engine/src/workers/lifecycle.rs"],
     body: oom_kill
 );
 async fn oom_kill(mut stage: Stage) -> Outcome {
@@ -289,20 +231,17 @@ async fn oom_kill(mut stage: Stage) -> Outcome {
     tokio::time::sleep(ms(stage.rng.below(1_000))).await;
     let plain_pid = ready_pid(&plain)?;
     let watched_pid = ready_pid(&watched)?;
-    let initial = host.procs().options().resident_bytes_initial;
-    let base = host.procs().resident_bytes(plain_pid).unwrap_or(0);
-    let leak_at = Instant::now();
+    let (leak_at, base) = leak(&host, plain_pid, rate)?;
     ensure!(
-        host.procs().leak(plain_pid, rate) && host.procs().leak(watched_pid, rate),
+        host.procs().leak(watched_pid, rate),
         "could not make the workers leak"
     );
     let oom_at = leak_at + time_to_reach(base, rate, container + 1);
 
     // The watched worker is restarted by its supervisor first.
     let bound = oom_at - Instant::now();
-    let (index, stopping_at, _) = watched_log
-        .next_stopping(1, bound, "the memory restart")
-        .await?;
+    let stopping = watched_log.next_stopping(1, bound, "the memory restart");
+    let (index, stopping_at, _) = stopping.await?;
     let stats = watched.stats();
     ensure!(
         stats.memory_warnings == 1 && stats.memory_restarts == 1,
@@ -319,34 +258,27 @@ async fn oom_kill(mut stage: Stage) -> Outcome {
         .await?;
     let stats = watched.stats();
     ensure!(
-        exit_mentions(&stats, "code 0")
-            && stats.crashes == 0
-            && stats.restarts == 0
-            && stats.forced_kills == 0,
+        graceful(&stats) && stats.crashes == 0 && stats.restarts == 0,
         "the memory restart was not a graceful stop and start: {stats:?}"
     );
-    ensure!(
-        host.procs().resident_bytes(pid_of(&ready)?) == Some(initial),
-        "the restarted watched worker does not start with fresh memory"
-    );
+    fresh(&host, &ready, 0, "the restarted watched worker")?;
 
     // The unwatched one meets the OOM killer at the predicted instant.
     let bound = oom_at + secs(1) - Instant::now();
     let (index, died_at, status) = plain_log.next_down(1, bound, "the OOM kill").await?;
     between(
-        "the OOM kill after the predicted instant",
+        "the OOM kill at the predicted instant",
         died_at,
         oom_at,
         oom_at + TICK,
     )?;
-    ensure!(
-        status == WorkerStatus::Restarting { failures: 1 },
-        "after the OOM kill: {status}"
-    );
     let stats = plain.stats();
     ensure!(
-        exit_mentions(&stats, "SIGKILL") && stats.crashes == 1 && stats.memory_warnings == 0,
-        "after the OOM kill: {stats:?}"
+        status == WorkerStatus::Restarting { failures: 1 }
+            && exit_mentions(&stats, "SIGKILL")
+            && stats.crashes == 1
+            && stats.memory_warnings == 0,
+        "after the OOM kill: {status}, {stats:?}"
     );
     ensure!(
         stopping_at < died_at,
@@ -356,23 +288,14 @@ async fn oom_kill(mut stage: Stage) -> Outcome {
     let delay = spawned_at(ready_at, &plain.stats()) - died_at;
     let nominal = RestartPolicy::default_policy().backoff_first;
     let what = format!("restart after the OOM kill (backoff {nominal:?} minus up to 20%)");
-    between(
-        &what,
-        delay,
-        (nominal * 8 / 10).saturating_sub(TICK),
-        nominal + TICK,
-    )?;
-    let new_plain = pid_of(&ready)?;
-    ensure!(
-        new_plain != plain_pid && host.procs().resident_bytes(new_plain) == Some(initial),
-        "the recovered worker is not a fresh process"
-    );
+    on_time(&what, delay, nominal * 8 / 10, nominal, TICK)?;
+    fresh(&host, &ready, plain_pid, "the recovered worker")?;
     ping(&plain, 1).await?;
     ping(&watched, 2).await?;
     let ooms = stage.faults.count("proc.oom_kill");
     ensure!(
         ooms == 1,
-        "{ooms} OOM kills: the watched worker met the OOM killer too"
+        "{ooms} OOM kills: the watched worker met one too"
     );
     stage.manager.stop_all().await;
     ensure_clean(&stage, "at the end")
@@ -386,22 +309,16 @@ workers_scenario!(
              counted, requests answered NotRunning and health unhealthy without a probe. Each must \
              take the same recovery path, whatever killed it: a restart after the default backoff \
              (doubling, jitter at most 20% below), a new process that answers pings.",
-    faults: ["proc.crash_segv"],
-    cores: [
-        "engine/src/workers/lifecycle.rs",
-        "engine/src/workers/breaker.rs",
-        "engine/src/workers/worker.rs",
-    ],
-    secs: 300,
+    faults: ["proc.crash_segv"], secs: 300,
+    cores: ["engine/src/workers/lifecycle.rs", "engine/src/workers/breaker.rs",
+            "engine/src/workers/worker.rs"],
     body: segfault, real
 );
 async fn segfault(mut stage: Stage) -> Outcome {
-    let deaths = if stage.is_real() {
-        1 + stage.rng.below(3)
-    } else {
-        2 + stage.rng.below(2)
-    };
-    let oom_index = if stage.is_real() {
+    let real = stage.is_real();
+    let (least, spread) = if real { (1, 3) } else { (2, 2) };
+    let deaths = least + stage.rng.below(spread);
+    let oom_index = if real {
         None
     } else {
         memory_limit(stage.host()?, 64 * MIB);
@@ -418,44 +335,33 @@ async fn segfault(mut stage: Stage) -> Outcome {
         let mark = log.mark();
         let oom = oom_index == Some(i);
         let injected_at = if oom {
-            let leaking = stage.host()?.procs().leak(pid, 32 * MIB);
-            ensure!(leaking, "could not make pid {pid} leak");
-            Instant::now()
+            leak(stage.host()?, pid, 32 * MIB)?.0
         } else {
             send_signal(&stage, &worker, pid, Signal::Segv).await?
         };
         let (index, died_at, status) = log.next_down(mark, secs(10), "the death").await?;
         let words = if oom { "SIGKILL" } else { "SIGSEGV" };
-        if !oom {
-            between(
-                "the death noticed after the signal",
-                died_at - injected_at,
-                Duration::ZERO,
-                slack,
-            )?;
-        }
+        let noticed = died_at - injected_at;
         ensure!(
-            status == WorkerStatus::Restarting { failures: i as u32 },
-            "death {i} ({words}): status {status}"
+            oom || noticed <= slack,
+            "death {i} noticed {noticed:?} after the signal"
         );
         let stats = worker.stats();
         ensure!(
-            exit_mentions(&stats, words) && stats.crashes == i,
-            "death {i} ({words}): last_exit {:?}, {} crashes",
-            stats.last_exit,
-            stats.crashes
+            status == WorkerStatus::Restarting { failures: i as u32 }
+                && exit_mentions(&stats, words)
+                && stats.crashes == i,
+            "death {i} ({words}): {status}, {stats:?}"
         );
         // The process error reaches callers while the worker is down.
         if matches!(worker.status(), WorkerStatus::Restarting { .. }) {
             let refused = worker.request(Request::Ping { id: 10 + i }).await;
-            ensure!(
-                matches!(refused, Err(WorkerError::NotRunning { .. })),
-                "a request while restarting gave {refused:?}"
-            );
+            let not_running = matches!(refused, Err(WorkerError::NotRunning { .. }));
+            ensure!(not_running, "a request while restarting gave {refused:?}");
             let health = worker.health().await;
             ensure!(
                 !health.healthy && !health.probed,
-                "health while restarting: {health:?}"
+                "while restarting: {health:?}"
             );
         }
         let (_, ready_at, ready) = log.next_ready(index, START_BOUND, "the recovery").await?;
@@ -463,22 +369,12 @@ async fn segfault(mut stage: Stage) -> Outcome {
         let nominal = backoff * 2u32.pow(i as u32 - 1);
         let delay = spawned_at(ready_at, &stats) - died_at;
         let what = format!("death {i} ({words}): respawn (backoff {nominal:?} minus up to 20%)");
-        between(
-            &what,
-            delay,
-            (nominal * 8 / 10).saturating_sub(TICK),
-            nominal + slack,
-        )?;
+        on_time(&what, delay, nominal * 8 / 10, nominal, slack)?;
         ensure!(pid_of(&ready)? != pid, "pid {pid} reported ready again");
-        ensure!(
-            stats.restarts == i,
-            "{} restarts after {i} deaths",
-            stats.restarts
-        );
+        ensure!(stats.restarts == i, "death {i}: {stats:?}");
         ping(&worker, 100 + i).await?;
     }
-    worker.stop().await.or_fail("stop")?;
-    ensure_clean(&stage, "at the end")
+    stop_clean(&stage, &worker).await
 }
 
 workers_scenario!(
@@ -490,21 +386,14 @@ workers_scenario!(
              supervisor: it must start every worker afresh (new pids), nothing from the dead \
              incarnation may come back, every acknowledged cache file and snapshot must be on \
              disk intact for the new workers, and they must serve requests.",
-    faults: ["host.crash"],
-    cores: [
-        "engine/src/workers/manager.rs",
-        "engine/src/workers/program/cache.rs",
-        "engine/src/workers/program/snapshot.rs",
-    ],
-    secs: 300,
+    faults: ["host.crash"], secs: 300,
+    cores: ["engine/src/workers/manager.rs", "engine/src/workers/program/cache.rs",
+            "engine/src/workers/program/snapshot.rs"],
     body: container_restart
 );
 async fn container_restart(mut stage: Stage) -> Outcome {
     let host = stage.host()?.clone();
-    let mut disk = host.disk().options();
-    disk.latency_min = Duration::from_micros(100);
-    disk.latency_max = ms(1);
-    host.disk().set_options(disk);
+    disk_latency(&host, Duration::from_micros(100), ms(1));
     let names: Vec<String> = (0..1 + stage.rng.below(3))
         .map(|i| format!("session-{i}"))
         .collect();
@@ -516,37 +405,7 @@ async fn container_restart(mut stage: Stage) -> Outcome {
             (name.clone(), config)
         })
         .collect();
-    let slot: Managers = Arc::new(Mutex::new(Vec::new()));
-    let boot_slot = slot.clone();
-    let program = stage.program.clone();
-    host.set_boot(Arc::new(move |env: Env| {
-        let slot = boot_slot.clone();
-        let configs = configs.clone();
-        let config = workers_config(&program, PortRange::DEFAULT);
-        Box::pin(async move {
-            // The container's entry point: an engine, which then starts its sessions'
-            // workers again.
-            let engine = match start_engine(env, config).await {
-                Ok(engine) => engine,
-                Err(e) => {
-                    tracing::warn!(error = %e.message, "boot: the engine did not start");
-                    return;
-                }
-            };
-            let manager = engine.workers().clone();
-            slot.lock()
-                .expect("managers poisoned")
-                .push(manager.clone());
-            for (name, config) in configs {
-                if let Err(e) = manager.register(&name, config).await {
-                    tracing::warn!(error = %e, "boot: register failed");
-                }
-                if let Err(e) = manager.start(&name).await {
-                    tracing::warn!(error = %e, "boot: start failed");
-                }
-            }
-        })
-    }));
+    let slot = boot_supervisors(&host, &stage.program, configs);
     let first = booted(&slot, 1, &names).await?;
     // Acknowledged data.
     let mut acked = Vec::new();
@@ -599,10 +458,11 @@ async fn container_restart(mut stage: Stage) -> Outcome {
         let worker = second.worker(name).await.or_fail("lookup")?;
         let acked_bytes = data_bytes(files, state);
         let usage = worker.disk_usage();
-        let in_flight = cache_files(stage.env.disk(), dir)
-            .into_iter()
-            .find(|(n, _)| n == "in-flight");
-        let torn = in_flight.map_or(0, |f| f.1);
+        let on_disk = cache_files(stage.env.disk(), dir);
+        let torn = on_disk
+            .iter()
+            .find(|(n, _)| n == "in-flight")
+            .map_or(0, |f| f.1);
         ensure!(
             torn <= 8 * MIB && usage == acked_bytes + torn,
             "{name}: disk usage {usage} after the restart, {acked_bytes} bytes acknowledged \
@@ -627,14 +487,9 @@ workers_scenario!(
              begins when the 5 s checkpoint bound runs out, and SIGKILL must follow exactly 5 s \
              (the grace) after the SIGTERM, counted as a forced kill. All long before the \
              container's OOM killer; each time a fresh sandbox replaces it.",
-    faults: ["proc.leak", "proc.hang"],
-    cores: [
-        "engine/src/workers/memory.rs",
-        "engine/src/workers/lifecycle/resources.rs",
-        "engine/src/workers/lifecycle/deadlines.rs",
-        "engine/src/workers/program/snapshot.rs",
-    ],
-    secs: 900,
+    faults: ["proc.leak", "proc.hang"], secs: 900,
+    cores: ["engine/src/workers/memory.rs", "engine/src/workers/lifecycle/resources.rs",
+            "engine/src/workers/lifecycle/deadlines.rs", "engine/src/workers/program/snapshot.rs"],
     body: sandbox_memory
 );
 async fn sandbox_memory(mut stage: Stage) -> Outcome {
@@ -657,16 +512,12 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
     config.grace = grace;
     config.args = vec!["--snapshot=session.snap".to_string()];
     let snapshot_path = format!("{}/session.snap", config.dir);
-    let checkpoint_bound = config.checkpoint_timeout;
-    ensure!(
-        checkpoint_bound == secs(5),
-        "the default checkpoint bound is {checkpoint_bound:?}"
-    );
+    let cp_bound = config.checkpoint_timeout;
+    ensure!(cp_bound == secs(5), "checkpoint bound {cp_bound:?}");
     // A hung sandbox is stopped by the memory watch here, not by hang detection.
     config.heartbeat_timeout = secs(120);
     let worker = stage.start_worker("sandbox", config).await?;
     let log = StatusLog::follow(&stage.env, &worker);
-    let initial = host.procs().options().resident_bytes_initial;
     let hung_first = stage.rng.below(2) == 0;
     for round in 0..2u64 {
         let hung = hung_first == (round == 0);
@@ -674,77 +525,72 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
         let pid = ready_pid(&worker)?;
         // The session so far: a snapshot, then inputs run since (what a checkpoint keeps).
         let base = format!("round {round} state {}", stage.rng.below(1_000_000));
-        let request = Request::Snapshot {
-            id: 10,
-            state: base.clone(),
-        };
-        ask_done(&worker, 10, request).await?;
+        let (id, state) = (10, base.clone());
+        ask_done(&worker, id, Request::Snapshot { id, state }).await?;
         let mut session = base;
         for i in 0..stage.rng.below(4) {
             let input = format!("question {i} of round {round}");
+            let (id, pace_ms) = (11 + i, None);
             let request = Request::Run {
-                id: 11 + i,
+                id,
                 input: input.clone(),
-                pace_ms: None,
+                pace_ms,
             };
             ask(&worker, request).await?;
             session = format!("{session}\n{input}");
         }
         let before = worker.stats();
         let rate = limit / (40 + stage.rng.below(40));
-        let base = host.procs().resident_bytes(pid).unwrap_or(0);
-        let leak_at = Instant::now();
-        ensure!(
-            host.procs().leak(pid, rate),
-            "could not make pid {pid} leak"
-        );
+        let (leak_at, base) = leak(&host, pid, rate)?;
         let warn_cross = leak_at + time_to_reach(base, rate, percent_of(limit, 80));
         let crit_cross = leak_at + time_to_reach(base, rate, percent_of(limit, 95));
-        let warned = {
-            let worker = stage.worker("sandbox").await?;
-            let was = before.memory_warnings;
-            Probe::start(&stage.env, ms(5), move || {
-                worker.stats().memory_warnings > was
-            })
-        };
+        let warned = warning_probe(&stage, worker.clone(), before.memory_warnings);
         let mark = log.mark();
         if hung {
             let at_90 = leak_at + time_to_reach(base, rate, percent_of(limit, 90));
             tokio::time::sleep_until(at_90).await;
             ensure!(host.procs().hang(pid), "could not hang pid {pid}");
         }
-        let bound = crit_cross + interval + checkpoint_bound + secs(1) - Instant::now();
+        let bound = crit_cross + interval + cp_bound + secs(1) - Instant::now();
         let (index, stopping_at, _) = log.next_stopping(mark, bound, "the critical stop").await?;
         // A hung sandbox never answers the checkpoint: the stop waits for its bound. A
         // responsive one takes a few disk operations (well under 50 ms).
-        let (checkpoint_min, checkpoint_max) = if hung {
-            (checkpoint_bound, checkpoint_bound)
+        let (cp_min, cp_max) = if hung {
+            (cp_bound, cp_bound)
         } else {
             (Duration::ZERO, ms(50))
         };
         let what = format!("round {round}: the stop after memory crossed 95% (hung: {hung})");
-        let (lo, hi) = (
-            crit_cross + checkpoint_min - TICK,
-            crit_cross + interval + checkpoint_max + TICK,
-        );
-        between(&what, stopping_at, lo, hi)?;
+        on_time(
+            &what,
+            stopping_at,
+            crit_cross + cp_min,
+            crit_cross + interval + cp_max,
+            TICK,
+        )?;
         let warned_at = warned
             .seen()
-            .or_fail(&format!("round {round}: a warning before the stop"))?;
+            .or_fail(&format!("round {round}: a warning"))?;
         let what = format!("round {round}: the warning after memory crossed 80%");
-        between(
+        on_time(
             &what,
             warned_at,
-            warn_cross - TICK,
-            warn_cross + interval + ms(5) + TICK,
+            warn_cross,
+            warn_cross + interval + ms(5),
+            TICK,
         )?;
         let bound = grace + START_BOUND;
         let (_, ready_at, ready) = log.next_ready(index, bound, "the replacement").await?;
         let stats = worker.stats();
+        let (checkpoints, failures) = if hung { (0, 1) } else { (1, 0) };
         ensure!(
             stats.memory_warnings == before.memory_warnings + 1
-                && stats.memory_restarts == before.memory_restarts + 1,
-            "round {round}: {stats:?}, before {before:?}"
+                && stats.memory_restarts == before.memory_restarts + 1
+                && stats.crashes == before.crashes
+                && stats.restarts == before.restarts
+                && stats.checkpoints == before.checkpoints + checkpoints
+                && stats.checkpoint_failures == before.checkpoint_failures + failures,
+            "round {round} (hung: {hung}): {stats:?}, before {before:?}"
         );
         let ended = spawned_at(ready_at, &stats) - stopping_at;
         if hung {
@@ -753,50 +599,36 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
                 "round {round}: the hung sandbox was not force-killed: {stats:?}"
             );
             let what = format!("round {round}: SIGKILL after SIGTERM (grace {grace:?})");
-            between(&what, ended, grace - TICK, grace + TICK)?;
+            on_time(&what, ended, grace, grace, TICK)?;
         } else {
             ensure!(
                 stats.forced_kills == before.forced_kills && exit_mentions(&stats, "code 0"),
                 "round {round}: the responsive sandbox did not stop gracefully: {stats:?}"
             );
             ensure!(ended < ms(100), "round {round}: the stop took {ended:?}");
-        }
-        ensure!(
-            stats.crashes == before.crashes && stats.restarts == before.restarts,
-            "round {round}: the memory stop counted as a crash: {stats:?}"
-        );
-        let (checkpoints, failures) = if hung { (0, 1) } else { (1, 0) };
-        ensure!(
-            stats.checkpoints == before.checkpoints + checkpoints
-                && stats.checkpoint_failures == before.checkpoint_failures + failures,
-            "round {round} (hung: {hung}): checkpoints {stats:?}, before {before:?}"
-        );
-        if !hung {
             let saved = snapshot_at(stage.env.disk(), &snapshot_path)?;
             ensure!(
                 saved == session,
-                "round {round}: the checkpoint holds {saved:?}, not {session:?}"
+                "round {round}: checkpoint {saved:?}, not {session:?}"
             );
         }
+        let (current_bytes, proposed_bytes) = (limit, 2 * limit);
         let raise = OversightRequest::RaiseMemoryLimit {
-            current_bytes: limit,
-            proposed_bytes: 2 * limit,
+            current_bytes,
+            proposed_bytes,
         };
         let requests = worker.oversight_requests();
         let raises = requests.iter().filter(|r| **r == raise).count() as u64;
-        ensure!(
-            raises == round + 1,
-            "round {round}: oversight requests {requests:?}"
-        );
-        let new = pid_of(&ready)?;
-        ensure!(
-            new != pid && host.procs().resident_bytes(new) == Some(initial),
-            "round {round}: the replacement is not a fresh sandbox"
-        );
+        ensure!(raises == round + 1, "round {round}: requests {requests:?}");
+        fresh(
+            &host,
+            &ready,
+            pid,
+            &format!("round {round}: the replacement"),
+        )?;
     }
     let ooms = stage.faults.count("proc.oom_kill");
     ensure!(ooms == 0, "the container's OOM killer fired");
     ping(&worker, 3).await?;
-    worker.stop().await.or_fail("stop")?;
-    ensure_clean(&stage, "at the end")
+    stop_clean(&stage, &worker).await
 }

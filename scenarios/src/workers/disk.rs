@@ -24,14 +24,9 @@ workers_scenario!(
              first), never more than the cap, the worker's eviction count must match the model's, \
              and the 80% disk alert must fire exactly once at the first sample over the line (and \
              never before), read-only mode never (the cap keeps use under 95%).",
-    faults: ["disk.enospc"],
-    cores: [
-        "engine/src/workers/program/cache.rs",
-        "engine/src/workers/program/cache_index.rs",
-        "engine/src/workers/disk.rs",
-        "engine/src/workers/error.rs",
-    ],
-    secs: 300,
+    faults: ["disk.enospc"], secs: 300,
+    cores: ["engine/src/workers/program/cache.rs", "engine/src/workers/program/cache_index.rs",
+            "engine/src/workers/disk.rs", "engine/src/workers/error.rs"],
     body: disk_full
 );
 fn says_no_space(e: &WorkerError) -> bool {
@@ -197,14 +192,9 @@ workers_scenario!(
              gone, the bytes freed reported, read-only mode lifted at the next sample and writes \
              accepted. Last, a write larger than the room left (within the quota) must fail with \
              DiskQuotaExceeded naming the OS error, leave nothing behind, and the sandbox answer.",
-    faults: ["disk.enospc"],
-    cores: [
-        "engine/src/workers/disk.rs",
-        "engine/src/workers/lifecycle/resources.rs",
-        "engine/src/workers/oversight.rs",
-        "engine/src/workers/program/cache.rs",
-    ],
-    secs: 900,
+    faults: ["disk.enospc"], secs: 900,
+    cores: ["engine/src/workers/disk.rs", "engine/src/workers/lifecycle/resources.rs",
+            "engine/src/workers/oversight.rs", "engine/src/workers/program/cache.rs"],
     body: ephemeral_storage
 );
 const LARGE_BYTES: u64 = 10 * MIB;

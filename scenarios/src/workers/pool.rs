@@ -33,12 +33,8 @@ workers_scenario!(
              ended (after failures: the doubling backoff, never below 5 s); the failed spawns \
              must be retried with fresh workers until the pool holds exactly its target of \
              ready workers and processes, and then nothing more may be started.",
-    faults: ["proc.slow_start", "proc.spawn_fail"],
-    cores: [
-        "engine/src/workers/pool/decisions.rs",
-        "engine/src/workers/pool/shell.rs",
-    ],
-    secs: 1200,
+    faults: ["proc.slow_start", "proc.spawn_fail"], secs: 1200,
+    cores: ["engine/src/workers/pool/decisions.rs", "engine/src/workers/pool/shell.rs"],
     world: staggered_prewarm
 );
 async fn staggered_prewarm(world: World) -> Outcome {
@@ -170,13 +166,9 @@ workers_scenario!(
              pool must log the failure and start a fresh worker exactly 5 s later, then warm the \
              rest of the pool (1 to 3 workers). The killed process must never come back: at the \
              end exactly one process per member is alive and none is a zombie.",
-    faults: ["proc.slow_start", "proc.hang"],
-    cores: [
-        "engine/src/workers/pool/decisions.rs",
-        "engine/src/workers/lifecycle/deadlines.rs",
-        "engine/src/workers/reaper.rs",
-    ],
-    secs: 1200,
+    faults: ["proc.slow_start", "proc.hang"], secs: 1200,
+    cores: ["engine/src/workers/pool/decisions.rs", "engine/src/workers/lifecycle/deadlines.rs",
+            "engine/src/workers/reaper.rs"],
     // No slow disk: the oracle judges the init timeout to 5 ms, and the attempt's end is
     // stamped after the pool's disk clean-up of the killed worker.
     plan: |seed| crate::kit::plans::swarm(seed, &[SwarmKind::NetDelay, SwarmKind::ProcSlowStart]),
@@ -300,12 +292,8 @@ workers_scenario!(
              session: the snapshot on disk must hold the Low claim's state, the Low claim must \
              be told, and the High claim must get that very worker at once. Counts of warnings, \
              cold starts, timeouts and pre-emptions must match exactly.",
-    faults: ["proc.slow_start"],
-    cores: [
-        "engine/src/workers/pool/decisions/claims.rs",
-        "engine/src/workers/pool/shell.rs",
-    ],
-    secs: 1200,
+    faults: ["proc.slow_start"], secs: 1200,
+    cores: ["engine/src/workers/pool/decisions/claims.rs", "engine/src/workers/pool/shell.rs"],
     // Disk slowness only: the oracle times the queue's wait, the cold start and the
     // pre-emption to the millisecond, which late messages and slow starts would move.
     plan: |seed| crate::kit::plans::swarm(seed, &[SwarmKind::DiskSlow]),
@@ -524,12 +512,8 @@ workers_scenario!(
              not; every worker handed out is younger than the maximum age by the scenario's own \
              clock; each expired worker is retired exactly once and replaced, and the pool ends \
              with its target of fresh workers and exactly that many processes.",
-    faults: ["proc.slow_start", "clock.jump"],
-    cores: [
-        "engine/src/workers/pool/decisions.rs",
-        "engine/src/workers/pool/decisions/claims.rs",
-    ],
-    secs: 3600,
+    faults: ["proc.slow_start", "clock.jump"], secs: 3600,
+    cores: ["engine/src/workers/pool/decisions.rs", "engine/src/workers/pool/decisions/claims.rs"],
     world: stale_warm_worker
 );
 async fn stale_warm_worker(world: World) -> Outcome {

@@ -40,13 +40,9 @@ workers_scenario!(
              binary (ENOENT or EACCES, by seed). The start must return that error, the \
              worker's status must become Failed carrying the OS error, no process may be left, \
              and no retry loop may run behind the caller's back.",
-    faults: ["proc.spawn_fail"],
-    cores: [
-        "engine/src/workers/lifecycle.rs",
-        "engine/src/workers/supervise.rs",
-        "engine/src/workers/error.rs",
-    ],
-    secs: 120,
+    faults: ["proc.spawn_fail"], secs: 120,
+    cores: ["engine/src/workers/lifecycle.rs", "engine/src/workers/supervise.rs",
+            "engine/src/workers/error.rs"],
     body: binary_missing, real
 );
 async fn binary_missing(mut stage: Stage) -> Outcome {
@@ -103,9 +99,8 @@ workers_scenario!(
     proves: "While another worker starts slowly, a health check of a registered worker that was \
              never started must answer at once (no virtual time passes: no RPC, no timer) with \
              the Uninitialized status, without probing and without spawning anything for it.",
-    faults: ["proc.slow_start"],
+    faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/worker.rs", "engine/src/workers/lifecycle.rs"],
-    secs: 120,
     body: health_never_started, real
 );
 async fn health_never_started(stage: Stage) -> Outcome {
@@ -148,9 +143,8 @@ workers_scenario!(
     proves: "While another worker starts slowly, stopping a registered worker that never started \
              must succeed at once and change nothing: its status stays Uninitialized, no signal \
              or process is involved, and stopping it again is just as harmless.",
-    faults: ["proc.slow_start"],
+    faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/lifecycle.rs", "engine/src/workers/worker.rs"],
-    secs: 120,
     body: stop_never_started, real
 );
 async fn stop_never_started(stage: Stage) -> Outcome {
@@ -185,13 +179,9 @@ workers_scenario!(
              handled on its own: each of the first k returns the spawn error and leaves status \
              Failed with it, the next succeeds, and further starts of the running worker spawn \
              nothing: exactly one process runs at the end.",
-    faults: ["proc.spawn_fail"],
-    cores: [
-        "engine/src/workers/worker.rs",
-        "engine/src/workers/lifecycle.rs",
-        "engine/src/workers/supervise.rs",
-    ],
-    secs: 120,
+    faults: ["proc.spawn_fail"], secs: 120,
+    cores: ["engine/src/workers/worker.rs", "engine/src/workers/lifecycle.rs",
+            "engine/src/workers/supervise.rs"],
     body: repeated_starts
 );
 async fn repeated_starts(mut stage: Stage) -> Outcome {
@@ -231,9 +221,8 @@ workers_scenario!(
     proves: "Ten tasks register ten workers at the same instant and start them, each start slow by \
              a seeded delay. Every registration must succeed, the list must hold exactly the ten \
              names, and every worker must end up ready on its own process and port.",
-    faults: ["proc.slow_start"],
+    faults: ["proc.slow_start"], secs: 300,
     cores: ["engine/src/workers/manager.rs", "engine/src/workers/ports.rs"],
-    secs: 300,
     body: concurrent_registration, real
 );
 async fn concurrent_registration(stage: Stage) -> Outcome {
@@ -282,9 +271,8 @@ workers_scenario!(
     proves: "Twenty health checks of one ready worker run at the same instant, and the worker hangs \
              at a seeded moment among them. Every check must complete (no deadlock) within the \
              100 ms bound: healthy if it was answered before the hang, unhealthy after.",
-    faults: ["proc.hang"],
+    faults: ["proc.hang"], secs: 120,
     cores: ["engine/src/workers/worker.rs", "engine/src/workers/request.rs"],
-    secs: 120,
     body: parallel_health_checks, real
 );
 async fn parallel_health_checks(mut stage: Stage) -> Outcome {
@@ -340,9 +328,8 @@ workers_scenario!(
     proves: "Five tasks start one worker at the same instant while its first k spawns fail with \
              EAGAIN (k from the seed). Every start must complete: the first k with the spawn \
              error, the rest successfully, and exactly one worker process may exist at the end.",
-    faults: ["proc.spawn_fail"],
+    faults: ["proc.spawn_fail"], secs: 120,
     cores: ["engine/src/workers/worker.rs", "engine/src/workers/lifecycle.rs"],
-    secs: 120,
     body: concurrent_starts
 );
 async fn concurrent_starts(mut stage: Stage) -> Outcome {
@@ -376,9 +363,8 @@ workers_scenario!(
     EMPTY_NAME, "pattern.4.1", "Worker registered with an empty name",
     proves: "The empty name is a valid key (documented): a worker registered under it must start \
              (slowly), be found by get, answer health checks, and stop, like any other.",
-    faults: ["proc.slow_start"],
+    faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/name.rs", "engine/src/workers/manager.rs"],
-    secs: 120,
     body: empty_name, real
 );
 async fn empty_name(stage: Stage) -> Outcome {
@@ -392,9 +378,8 @@ workers_scenario!(
              registration must replace the first (last write wins): get shows the new \
              configuration, and the replaced worker's process must be killed and reaped (neither \
              alive nor a zombie) within one watchdog interval.",
-    faults: ["proc.slow_start"],
+    faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/manager.rs", "engine/src/workers/reaper.rs"],
-    secs: 120,
     body: duplicate_name
 );
 async fn duplicate_name(stage: Stage) -> Outcome {
@@ -431,9 +416,8 @@ workers_scenario!(
     proves: "A 1000-character name (seeded characters) must work through the whole lifecycle: \
              register, start, get, health, stop. A name past the documented 4096-byte limit must \
              be refused with an error that says why and stays short.",
-    faults: ["proc.slow_start"],
+    faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/name.rs"],
-    secs: 120,
     body: long_name, real
 );
 async fn long_name(mut stage: Stage) -> Outcome {
@@ -457,9 +441,8 @@ workers_scenario!(
     proves: "Names with hyphens, underscores, dots, colons, slashes, spaces, newlines and tabs must \
              each go through the whole lifecycle as distinct workers; only NUL (which no process \
              argument can carry) is refused, with a reason.",
-    faults: ["proc.slow_start"],
+    faults: ["proc.slow_start"], secs: 300,
     cores: ["engine/src/workers/name.rs", "engine/src/workers/manager.rs"],
-    secs: 300,
     body: special_names, real
 );
 async fn special_names(stage: Stage) -> Outcome {
@@ -493,9 +476,8 @@ workers_scenario!(
     proves: "While a registered worker starts slowly, start, stop and health check on a name that \
              was never registered must each return a not-registered error naming it, get must \
              return nothing, and the registered worker must be unaffected.",
-    faults: ["proc.slow_start"],
+    faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/manager.rs", "engine/src/workers/error.rs"],
-    secs: 120,
     body: unknown_name, real
 );
 async fn unknown_name(stage: Stage) -> Outcome {
@@ -526,9 +508,8 @@ workers_scenario!(
     REPEATED_LIST, "pattern.5.1", "Repeated reads of the worker list",
     proves: "With a seeded number of workers started (slowly) and left running, three consecutive \
              reads of the worker list must return identical results, in name order.",
-    faults: ["proc.slow_start"],
+    faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/manager.rs"],
-    secs: 120,
     body: repeated_list, real
 );
 async fn repeated_list(mut stage: Stage) -> Outcome {
@@ -561,9 +542,8 @@ workers_scenario!(
     proves: "After a slow start, get must return the registered name, the Ready status with the \
              real process id, and an endpoint at which that very worker answers: a ping sent \
              straight to the reported address gets its pong.",
-    faults: ["proc.slow_start"],
+    faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/manager.rs", "engine/src/workers/worker.rs"],
-    secs: 120,
     body: metadata, real
 );
 async fn metadata(stage: Stage) -> Outcome {
@@ -610,9 +590,8 @@ workers_scenario!(
              shared by four tasks that register, start, health-check and list workers \
              interleaved, while starts are slow. Every operation must succeed and the registry \
              must end with exactly the four workers, all ready.",
-    faults: ["proc.slow_start"],
+    faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/manager.rs"],
-    secs: 120,
     body: shared_manager, real
 );
 const _: () = {

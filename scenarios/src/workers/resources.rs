@@ -34,14 +34,9 @@ workers_scenario!(
              while spawns still fail with EMFILE: the automatic restart must count each failed \
              spawn against the breaker and back off, doubling. Each time, once descriptors free up \
              the next attempt must succeed.",
-    faults: ["proc.spawn_fail", "disk.emfile"],
-    cores: [
-        "engine/src/workers/error.rs",
-        "engine/src/workers/lifecycle.rs",
-        "engine/src/workers/breaker.rs",
-        "engine/src/workers/program/cache.rs",
-    ],
-    secs: 300,
+    faults: ["proc.spawn_fail", "disk.emfile"], secs: 300,
+    cores: ["engine/src/workers/error.rs", "engine/src/workers/lifecycle.rs",
+            "engine/src/workers/breaker.rs", "engine/src/workers/program/cache.rs"],
     body: fd_exhausted
 );
 fn says_emfile(e: &WorkerError) -> bool {
@@ -174,13 +169,9 @@ workers_scenario!(
              10 ms, no worker pid may stay a zombie longer than the watchdog interval (5 s); the \
              reaper must count one reap per child it adopted and hold none at the end, and no \
              zombie or stray process may remain.",
-    faults: ["proc.slow_start", "proc.hang"],
-    cores: [
-        "engine/src/workers/reaper.rs",
-        "engine/src/workers/lifecycle/deadlines.rs",
-        "engine/src/workers/manager.rs",
-    ],
-    secs: 300,
+    faults: ["proc.slow_start", "proc.hang"], secs: 300,
+    cores: ["engine/src/workers/reaper.rs", "engine/src/workers/lifecycle/deadlines.rs",
+            "engine/src/workers/manager.rs"],
     body: zombies
 );
 async fn zombies(mut stage: Stage) -> Outcome {
@@ -281,13 +272,9 @@ workers_scenario!(
              act: SIGTERM goes unanswered, and SIGKILL must follow exactly 30 s (the grace) after \
              it, the stop returning then with status Stopped, the exit classified as SIGKILL and \
              the slow shutdown counted as a forced kill; no process or zombie may remain.",
-    faults: ["proc.hang"],
-    cores: [
-        "engine/src/workers/lifecycle.rs",
-        "engine/src/workers/lifecycle/deadlines.rs",
-        "engine/src/workers/supervise.rs",
-    ],
-    secs: 300,
+    faults: ["proc.hang"], secs: 300,
+    cores: ["engine/src/workers/lifecycle.rs", "engine/src/workers/lifecycle/deadlines.rs",
+            "engine/src/workers/supervise.rs"],
     body: slow_cleanup
 );
 async fn slow_cleanup(mut stage: Stage) -> Outcome {
@@ -338,9 +325,8 @@ workers_scenario!(
              tiny range (seeded size) entirely taken, the start must fail with PortsExhausted \
              naming the range and the number of tries, without spawning anything; once one port \
              (seeded) is released, the start must succeed on exactly that port.",
-    faults: ["net.addr_in_use"],
+    faults: ["net.addr_in_use"], secs: 300,
     cores: ["engine/src/workers/ports.rs", "engine/src/workers/error.rs"],
-    secs: 300,
     body: port_taken
 );
 fn endpoint_port(worker: &Worker) -> Result<u16, Failure> {
@@ -472,12 +458,8 @@ workers_scenario!(
              restart the worker at the first sample where the measured growth would reach the \
              limit within the horizon (or 95% is crossed), gracefully, and before the OOM killer: \
              no OOM kill, no crash, a fresh process each time.",
-    faults: ["proc.leak"],
-    cores: [
-        "engine/src/workers/memory.rs",
-        "engine/src/workers/lifecycle/resources.rs",
-    ],
-    secs: 1_800,
+    faults: ["proc.leak"], secs: 1_800,
+    cores: ["engine/src/workers/memory.rs", "engine/src/workers/lifecycle/resources.rs"],
     body: memory_growth
 );
 async fn memory_growth(mut stage: Stage) -> Outcome {

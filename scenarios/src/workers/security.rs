@@ -33,9 +33,8 @@ workers_scenario!(
              harmless variables, in the order given, and nothing else; the supervisor must count \
              one refusal per hostile variable. After the worker is killed and restarted, the \
              new process must again receive exactly the harmless ones.",
-    faults: ["input.malicious_env"],
+    faults: ["input.malicious_env"], secs: 300,
     cores: ["engine/src/workers/sanitize.rs"],
-    secs: 300,
     body: malicious_env
 );
 /// Where the scenario installs a worker that records the variables it was started with.
@@ -147,12 +146,8 @@ workers_scenario!(
              a usage error, and afterwards the disk must hold exactly the harmless files, with \
              their sizes, inside the first worker's cache directory and nothing anywhere else. \
              The first worker must stay healthy throughout.",
-    faults: ["input.path_escape"],
-    cores: [
-        "engine/src/workers/program/cache.rs",
-        "engine/src/workers/program/args.rs",
-    ],
-    secs: 300,
+    faults: ["input.path_escape"], secs: 300,
+    cores: ["engine/src/workers/program/cache.rs", "engine/src/workers/program/args.rs"],
     body: path_escape
 );
 const ESCAPING_NAMES: &[&str] = &[
@@ -292,12 +287,8 @@ workers_scenario!(
              started by the supervisor, it must become ready with no crash and no error, answer \
              health checks, and overwrite the bad file with a good snapshot on the next save. \
              The session body is chosen so that no single flipped bit can leave a valid file.",
-    faults: ["disk.bitflip", "disk.torn_write"],
-    cores: [
-        "engine/src/workers/program/snapshot.rs",
-        "engine/src/workers/program/run.rs",
-    ],
-    secs: 300,
+    faults: ["disk.bitflip", "disk.torn_write"], secs: 300,
+    cores: ["engine/src/workers/program/snapshot.rs", "engine/src/workers/program/run.rs"],
     body: corrupt_snapshot
 );
 const SNAPSHOT_PATH: &str = "state/session.snap";
@@ -407,12 +398,8 @@ workers_scenario!(
              each secret replaced by [REDACTED] and every other byte kept (the second if its \
              save was acknowledged before the crash), and a worker started over it must restore \
              it.",
-    faults: ["host.crash"],
-    cores: [
-        "engine/src/workers/program/scrub.rs",
-        "engine/src/workers/program/snapshot.rs",
-    ],
-    secs: 300,
+    faults: ["host.crash"], secs: 300,
+    cores: ["engine/src/workers/program/scrub.rs", "engine/src/workers/program/snapshot.rs"],
     body: secrets_in_snapshot
 );
 async fn secrets_in_snapshot(mut stage: Stage) -> Outcome {

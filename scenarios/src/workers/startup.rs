@@ -22,13 +22,9 @@ workers_scenario!(
              (attempts 0.6, 0.8, 1.2, 2.0 and 3.6 s after spawn): exactly as many attempts as \
              the delay requires, each counted, and if the endpoint is still closed after the \
              fifth, the start fails with the last connect error and the process is reaped.",
-    faults: ["proc.slow_start"],
-    cores: [
-        "engine/src/workers/retry.rs",
-        "engine/src/workers/supervise.rs",
-        "engine/src/workers/reaper.rs",
-    ],
-    secs: 120,
+    faults: ["proc.slow_start"], secs: 120,
+    cores: ["engine/src/workers/retry.rs", "engine/src/workers/supervise.rs",
+            "engine/src/workers/reaper.rs"],
     // No slow starts: the oracle fixes the endpoint's start delay to the millisecond
     // (the attempt count follows from it); an extra slow start would move it.
     plan: |seed| crate::kit::plans::swarm(seed, &[SwarmKind::NetDelay, SwarmKind::DiskSlow]),
@@ -100,13 +96,9 @@ workers_scenario!(
              before the hang must be healthy; a check after it must come back unhealthy within the \
              100 ms bound instead of waiting on the dead endpoint; and the supervisor must notice \
              the missing heartbeats, kill the hung process and bring up a new one.",
-    faults: ["proc.hang"],
-    cores: [
-        "engine/src/workers/worker.rs",
-        "engine/src/workers/lifecycle/deadlines.rs",
-        "engine/src/workers/lifecycle.rs",
-    ],
-    secs: 120,
+    faults: ["proc.hang"], secs: 120,
+    cores: ["engine/src/workers/worker.rs", "engine/src/workers/lifecycle/deadlines.rs",
+            "engine/src/workers/lifecycle.rs"],
     body: health_bounded
 );
 async fn health_bounded(mut stage: Stage) -> Outcome {
@@ -154,13 +146,9 @@ workers_scenario!(
              per worker (4, 6 or 8 s). A start within the timeout must succeed, record its startup \
              time as a metric, and warn exactly when it took over 2 s; a start past the timeout \
              must fail at the timeout, not later, with the process killed and reaped.",
-    faults: ["proc.slow_start"],
-    cores: [
-        "engine/src/workers/lifecycle.rs",
-        "engine/src/workers/lifecycle/deadlines.rs",
-        "engine/src/workers/reaper.rs",
-    ],
-    secs: 120,
+    faults: ["proc.slow_start"], secs: 120,
+    cores: ["engine/src/workers/lifecycle.rs", "engine/src/workers/lifecycle/deadlines.rs",
+            "engine/src/workers/reaper.rs"],
     body: slow_startup
 );
 async fn slow_startup(mut stage: Stage) -> Outcome {
@@ -227,9 +215,8 @@ workers_scenario!(
              stop must wait for the initialisation to finish rather than race it: the start \
              completes, the stop completes after it, the worker ends Stopped, and no process is \
              left running or as a zombie.",
-    faults: ["proc.slow_start"],
+    faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/worker.rs", "engine/src/workers/lifecycle.rs"],
-    secs: 120,
     body: stop_during_init
 );
 async fn stop_during_init(mut stage: Stage) -> Outcome {
