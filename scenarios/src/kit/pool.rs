@@ -8,10 +8,12 @@ use super::workers::live_pids;
 use crate::ensure;
 use crate::scenario::{Failure, Outcome};
 use crate::stage::workers::{Stage, WORKER_PROGRAM_SIM, worker_config};
+use engine::env::Task;
 use engine::workers::pool::{AttemptOutcome, Backoff, MemberState, PrewarmAttempt};
 use engine::workers::retry::RetryPolicy;
-use engine::workers::{Claim, Priority, WarmPool, WarmPoolConfig, WorkerStatus};
+use engine::workers::{Claim, Priority, WarmPool, WarmPoolConfig, WorkerError, WorkerStatus};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The pool's workers keep their session snapshot here (relative to their directory).
@@ -58,6 +60,19 @@ pub async fn claim(pool: &WarmPool, priority: Priority, bound: Duration) -> Resu
         ))),
         Ok(result) => result.or_fail(&format!("{priority:?} claim")),
     }
+}
+
+/// Spawns `task`, which makes a `priority` claim on the pool.
+pub fn claim_in_background(
+    stage: &Stage,
+    pool: &Arc<WarmPool>,
+    task: &'static str,
+    priority: Priority,
+) -> Task<Result<Claim, WorkerError>> {
+    let pool = pool.clone();
+    stage
+        .env
+        .spawn(task, async move { pool.claim(priority).await })
 }
 
 /// Checks that consecutive pre-warm attempts never overlap and that each starts exactly
@@ -116,6 +131,31 @@ impl Starts {
         for pid in live_pids(stage) {
             self.first_seen.entry(pid).or_insert_with(|| pool.now());
         }
+    }
+
+    /// Samples every 10 ms while `going` holds; with a `bound`, fails the liveness phase
+    /// (`what` did not happen) when it still holds after it.
+    pub async fn sample_while(
+        &mut self,
+        stage: &Stage,
+        pool: &WarmPool,
+        bound: Option<(Duration, &str)>,
+        going: impl Fn(&WarmPool) -> bool,
+    ) -> Outcome {
+        let deadline = bound.map(|(b, _)| pool.now() + b);
+        while going(pool) {
+            if let (Some(deadline), Some((b, what))) = (deadline, bound)
+                && pool.now() > deadline
+            {
+                return Err(Failure::liveness(format!(
+                    "{what} did not happen within {} s",
+                    b.as_secs()
+                )));
+            }
+            self.sample(stage, pool).await;
+            tokio::time::sleep(ms(10)).await;
+        }
+        Ok(())
     }
 }
 
@@ -221,6 +261,12 @@ impl Seen {
     }
 }
 
+/// Whether the pool holds exactly `size` members, all idle and fresh.
+pub fn settled(pool: &WarmPool, size: usize) -> bool {
+    pool.members().len() == size && idle_fresh(pool) == size
+}
+
+/// Members idle and fresh.
 pub fn idle_fresh(pool: &WarmPool) -> usize {
     pool.members()
         .iter()

@@ -4,6 +4,7 @@
 use crate::scenario::Failure;
 use engine::env::{Env, Task};
 use engine::workers::{Worker, WorkerStatus};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -174,5 +175,52 @@ impl StatusLog {
     ) -> Result<(usize, Instant, WorkerStatus), Failure> {
         self.next(from, bound, what, |s| *s == WorkerStatus::Stopping)
             .await
+    }
+
+    /// The failure counts of the Restarting statuses logged at index `from` or later.
+    pub fn restarting(&self, from: usize) -> Vec<u32> {
+        let log = self.entries.lock().expect("status log poisoned");
+        let since = log.iter().skip(from);
+        since
+            .filter_map(|(_, s)| match s {
+                WorkerStatus::Restarting { failures } => Some(*failures),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Zombies of a simulated host, sampled every `step` by a task (which runs on when the
+/// watch is dropped, until the world ends): each pid with the instants it was first and
+/// last seen a zombie.
+pub struct ZombieWatch {
+    seen: Arc<Mutex<BTreeMap<u32, (Instant, Instant)>>>,
+    _task: Task<()>,
+}
+
+impl ZombieWatch {
+    pub fn start(env: &Env, host: &sim::Host, step: Duration) -> ZombieWatch {
+        let seen: Arc<Mutex<BTreeMap<u32, (Instant, Instant)>>> = Arc::default();
+        let book = seen.clone();
+        let host = host.clone();
+        let task = env.spawn("zombie-monitor", async move {
+            loop {
+                let now = Instant::now();
+                let zombies = host.procs().zombie_pids();
+                {
+                    let mut book = book.lock().expect("zombie book poisoned");
+                    for pid in zombies {
+                        book.entry(pid).or_insert((now, now)).1 = now;
+                    }
+                }
+                tokio::time::sleep(step).await;
+            }
+        });
+        ZombieWatch { seen, _task: task }
+    }
+
+    /// Every zombie seen so far, with the instants it was first and last seen.
+    pub fn seen(&self) -> BTreeMap<u32, (Instant, Instant)> {
+        self.seen.lock().expect("zombie book poisoned").clone()
     }
 }

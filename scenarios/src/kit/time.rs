@@ -34,6 +34,17 @@ pub async fn eventually(
     }
 }
 
+/// Awaits `future` for at most `bound` of (virtual) time; fails the liveness phase
+/// otherwise.
+pub async fn within<T>(
+    what: &str,
+    bound: Duration,
+    future: impl std::future::Future<Output = T>,
+) -> Result<T, Failure> {
+    let done = tokio::time::timeout(bound, future).await;
+    done.map_err(|_| Failure::liveness(format!("{what} took more than {} s", bound.as_secs())))
+}
+
 /// A point in time or a span: what [`between`] compares.
 pub trait Span: Copy + PartialOrd + std::fmt::Debug {
     /// `self - earlier`, or zero if `earlier` is later.

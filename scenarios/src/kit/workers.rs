@@ -4,8 +4,8 @@
 
 pub use super::fail::{OrFail, unexpected};
 pub use super::files::*;
-pub use super::status::{Probe, StatusLog};
-pub use super::time::{TICK, between, eventually, ms, on_time, secs};
+pub use super::status::{Probe, StatusLog, ZombieWatch};
+pub use super::time::{TICK, between, eventually, ms, on_time, secs, within};
 pub use crate::ensure;
 pub use crate::scenario::{Failure, Outcome, Scenario};
 pub use crate::stage::workers::{Stage, WATCHDOG_INTERVAL};
@@ -14,10 +14,11 @@ pub use std::time::Duration;
 pub use tokio::time::Instant;
 
 use crate::stage::workers::{start_engine, workers_config};
-use engine::env::{Env, ProcSpec, Signal, Task};
+use engine::env::{Env, NetListener, ProcSpec, Signal, Task};
 use engine::workers::program::protocol::{SnapshotState, decode_reply};
 use engine::workers::program::{Line, LineReader, Reply, Request};
 use engine::workers::{PortRange, WorkerConfig, WorkerManager};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// Declares a workers scenario: its static, id and title; what it proves; the fault
@@ -253,12 +254,49 @@ pub fn is_ready(s: &WorkerStatus) -> bool {
     matches!(s, WorkerStatus::Ready { .. })
 }
 
+/// Whether a result is the descriptors-exhausted error, naming the OS error and the
+/// ulimit fix.
+pub fn emfile<T>(result: &Result<T, WorkerError>) -> bool {
+    matches!(result, Err(e @ WorkerError::FdExhausted { .. })
+        if e.to_string().contains("Too many open files") && e.to_string().contains("ulimit"))
+}
+
+/// Whether a result is the quota error of a full disk, naming the OS error and what to
+/// do.
+pub fn no_space<T>(result: &Result<T, WorkerError>) -> bool {
+    matches!(result, Err(e @ WorkerError::DiskQuotaExceeded { .. })
+        if e.to_string().contains("No space left on device") && e.to_string().contains("free space"))
+}
+
+/// The port of a ready worker's endpoint.
+pub fn endpoint_port(worker: &Worker) -> Result<u16, Failure> {
+    match worker.status() {
+        WorkerStatus::Ready { port, .. } => Ok(port),
+        other => Err(unexpected("status", other)),
+    }
+}
+
+/// Stops the worker; returns how long the stop took.
+pub async fn stop_timed(worker: &Worker) -> Result<Duration, Failure> {
+    let asked = Instant::now();
+    worker.stop().await.or_fail("stop")?;
+    Ok(asked.elapsed())
+}
+
+/// Oracle: the supervisor reports `expected` bytes of disk usage for the worker.
+pub fn ensure_usage(worker: &Worker, expected: u64, when: &str) -> Outcome {
+    let usage = worker.disk_usage();
+    ensure!(
+        usage == expected,
+        "{when}: disk usage {usage}, expected {expected}"
+    );
+    Ok(())
+}
+
 /// Oracle: the worker stops without error and ends Stopped; returns how long the stop
 /// took.
 pub async fn stopped(worker: &Worker) -> Result<Duration, Failure> {
-    let asked = Instant::now();
-    worker.stop().await.or_fail("stop")?;
-    let took = asked.elapsed();
+    let took = stop_timed(worker).await?;
     let status = worker.status();
     ensure!(status == WorkerStatus::Stopped, "after stop: {status}");
     Ok(took)
@@ -373,6 +411,19 @@ pub fn ensure_clean(stage: &Stage, when: &str) -> Outcome {
         live.is_empty() && zombies.is_empty(),
         "{when}: processes left alive {live:?}, zombies {zombies:?}"
     );
+    Ok(())
+}
+
+/// Oracle: no process of the host is a zombie.
+pub fn no_zombies(stage: &Stage, when: &str) -> Outcome {
+    let zombies = zombie_pids(stage);
+    ensure!(zombies.is_empty(), "{when}: zombies {zombies:?}");
+    Ok(())
+}
+
+/// Makes the simulated process `pid` hang: it stops answering anything.
+pub fn hang(stage: &Stage, pid: u32) -> Outcome {
+    ensure!(stage.host()?.procs().hang(pid), "could not hang pid {pid}");
     Ok(())
 }
 
@@ -676,6 +727,19 @@ pub fn boot_supervisors(
         })
     }));
     slot
+}
+
+/// Binds `ports` on the host, as other processes holding them would; keep the
+/// listeners to keep them taken.
+pub async fn hold_ports(
+    env: &Env,
+    ports: std::ops::Range<u16>,
+) -> Result<BTreeMap<u16, Box<dyn NetListener>>, Failure> {
+    let mut held = BTreeMap::new();
+    for port in ports {
+        held.insert(port, env.net().bind(port).await.or_fail("hold a port")?);
+    }
+    Ok(held)
 }
 
 /// Sets the latency of every operation of the simulated host's disk to `min..=max`.

@@ -8,9 +8,8 @@
 
 use crate::kit::pool::*;
 use crate::kit::workers::*;
-use engine::env::Task;
-use engine::workers::pool::{AttemptOutcome, Backoff, Freshness, MemberState};
-use engine::workers::{Claim, ClaimPath, Priority};
+use engine::workers::pool::{AttemptOutcome, Backoff};
+use engine::workers::{Claim, ClaimPath, Priority, WarmPool};
 use sim::World;
 use sim::faults::{Fault, SwarmKind};
 use std::collections::BTreeMap;
@@ -54,19 +53,9 @@ async fn staggered_prewarm(world: World) -> Outcome {
 
     // Watch the process table and the supervisor's statuses while it warms up.
     let mut watch = Starts::default();
-    let bound = secs(30 + size as u64 * 15 + 60);
-    let deadline = pool.now() + bound;
-    while pool.stats().prewarm_ready < size as u64 {
-        if pool.now() > deadline {
-            return Err(Failure::liveness(format!(
-                "{} of {size} workers warmed within {} s",
-                pool.stats().prewarm_ready,
-                bound.as_secs()
-            )));
-        }
-        watch.sample(&stage, &pool).await;
-        tokio::time::sleep(ms(10)).await;
-    }
+    let bound = Some((secs(30 + size as u64 * 15 + 60), "the warm-up"));
+    let cold = |p: &WarmPool| p.stats().prewarm_ready < size as u64;
+    watch.sample_while(&stage, &pool, bound, cold).await?;
     let warmed_at = pool.now();
     // What the pool calls ready, the supervisor must too.
     for member in pool.members() {
@@ -79,18 +68,10 @@ async fn staggered_prewarm(world: World) -> Outcome {
     }
     // Warm: watch on for a minute; nothing more may start.
     let quiet_until = warmed_at + secs(60);
-    while pool.now() < quiet_until {
-        watch.sample(&stage, &pool).await;
-        tokio::time::sleep(ms(10)).await;
-    }
-    let Starts {
-        starting_max,
-        first_seen,
-    } = watch;
-    ensure!(
-        starting_max <= 1,
-        "{starting_max} pool workers were starting at once"
-    );
+    let quiet = |p: &WarmPool| p.now() < quiet_until;
+    watch.sample_while(&stage, &pool, None, quiet).await?;
+    let (starting_max, first_seen) = (watch.starting_max, watch.first_seen);
+    ensure!(starting_max <= 1, "{starting_max} starting at once");
     let appearances: Vec<Duration> = first_seen.values().copied().collect();
     for pair in appearances.windows(2) {
         ensure!(
@@ -119,17 +100,12 @@ async fn staggered_prewarm(world: World) -> Outcome {
             AttemptOutcome::Ready => !failed,
             AttemptOutcome::InProgress => false,
         };
-        ensure!(
-            ok,
-            "attempt {i} ({}) ended {:?}",
-            attempt.name,
-            attempt.outcome
-        );
+        ensure!(ok, "attempt {i}: {attempt:?}");
     }
     let first = attempts[0].started_at;
     ensure!(
         first <= INSTANT_SLACK,
-        "the first pre-warm started at {first:?}, not at once"
+        "the first pre-warm started at {first:?}"
     );
     check_rhythm(attempts, &backoff)?;
 
@@ -139,20 +115,12 @@ async fn staggered_prewarm(world: World) -> Outcome {
         stats.prewarm_started == (size + failures as usize) as u64 && stats.cold_starts == 0,
         "after warming, the pool went on starting workers: {stats:?}"
     );
-    let members = pool.members();
+    ensure!(settled(&pool, size), "after warming: {:?}", pool.members());
+    live_count(&stage, size, "pool workers")?;
+    let seen = first_seen.len();
     ensure!(
-        members.len() == size
-            && members
-                .iter()
-                .all(|m| m.state == MemberState::Idle && m.freshness == Freshness::Fresh),
-        "after warming at {warmed_at:?} the pool holds {members:?}"
-    );
-    let live = live_pids(&stage);
-    ensure!(
-        live.len() == size && first_seen.len() == size,
-        "{} processes live and {} ever seen for {size} pool workers",
-        live.len(),
-        first_seen.len()
+        seen == size,
+        "{seen} processes ever seen for {size} pool workers"
     );
     Ok(())
 }
@@ -190,10 +158,7 @@ async fn prewarm_init_timeout(world: World) -> Outcome {
             (size, hang, first_delay, init_timeout)
         })
         .await?;
-    ensure!(
-        init_timeout == secs(60),
-        "the default init timeout is {init_timeout:?}"
-    );
+    ensure!(init_timeout == secs(60), "init timeout {init_timeout:?}");
     let pool = stage.engine.pool().clone();
     eventually("the first pre-warm's spawn", secs(1), ms(1), || {
         !live_pids(&stage).is_empty()
@@ -203,10 +168,7 @@ async fn prewarm_init_timeout(world: World) -> Outcome {
     // Later spawns start in 0.1 to 2 s: only the first one is pathological.
     slow_starts(&stage, ms(100), ms(2_000));
     if hang {
-        ensure!(
-            stage.host()?.procs().hang(first),
-            "could not hang pid {first}"
-        );
+        self::hang(&stage, first)?;
     }
 
     // Not killed early.
@@ -232,7 +194,7 @@ async fn prewarm_init_timeout(world: World) -> Outcome {
     let live = live_pids(&stage);
     ensure!(
         !live.contains(&first),
-        "pid {first} still runs after its init timeout"
+        "pid {first} outlived its init timeout"
     );
     let what = "the watchdog reaping the killed worker";
     eventually(what, WATCHDOG_INTERVAL + ms(100), ms(10), || {
@@ -255,10 +217,7 @@ async fn prewarm_init_timeout(world: World) -> Outcome {
         "the retry reused the failed worker {failed:?} instead of a fresh one",
     );
     let registered = stage.manager.get(failed).await;
-    ensure!(
-        registered.is_none(),
-        "the failed worker {failed:?} is still registered"
-    );
+    ensure!(registered.is_none(), "{failed:?} is still registered");
 
     // Past the moment the slow process would have begun: it stays dead.
     let now = pool.now();
@@ -271,11 +230,11 @@ async fn prewarm_init_timeout(world: World) -> Outcome {
         live.len() == size && !live.contains(&first),
         "processes alive at the end: {live:?} for {size} members"
     );
-    let zombies = zombie_pids(&stage);
-    ensure!(zombies.is_empty(), "zombies left: {zombies:?}");
+    no_zombies(&stage, "at the end")?;
+    let fresh = members.iter().all(|m| m.freshness.is_fresh());
     ensure!(
-        members.len() == size && members.iter().all(|m| m.freshness.is_fresh()),
-        "pool members at the end: {members:?}"
+        members.len() == size && fresh,
+        "members at the end: {members:?}"
     );
     Ok(())
 }
@@ -339,14 +298,8 @@ async fn pool_exhausted(world: World) -> Outcome {
         states.insert(c.id(), state);
         lows.push(Some(c));
     }
-    let normals: Vec<Task<Result<Claim, WorkerError>>> = (0..3 + extra)
-        .map(|_| {
-            let pool = pool.clone();
-            stage.env.spawn(
-                "claim-normal",
-                async move { pool.claim(Priority::Normal).await },
-            )
-        })
+    let normals: Vec<_> = (0..3 + extra)
+        .map(|_| claim_in_background(&stage, &pool, "claim-normal", Priority::Normal))
         .collect();
 
     // Releases and the High claim at seeded offsets within the 30 s wait.
@@ -386,15 +339,12 @@ async fn pool_exhausted(world: World) -> Outcome {
     let mut normal: Vec<Claim> = Vec::new();
     for task in normals {
         let bound = wait_max + start_delay + secs(10);
-        match tokio::time::timeout(bound, task).await {
-            Err(_) => {
-                return Err(Failure::liveness(format!(
-                    "a Normal claim got nothing within {} s",
-                    bound.as_secs()
-                )));
-            }
-            Ok(task) => normal.push(task.or_fail("Normal claim task")?.or_fail("Normal claim")?),
-        }
+        let claimed = within("a Normal claim", bound, task).await?;
+        normal.push(
+            claimed
+                .or_fail("Normal claim task")?
+                .or_fail("Normal claim")?,
+        );
     }
     normal.sort_by_key(Claim::id);
 
@@ -488,14 +438,7 @@ async fn pool_exhausted(world: World) -> Outcome {
         "the pool settling back to its size",
         secs(180),
         ms(100),
-        || {
-            let members = pool.members();
-            members.len() == size
-                && members
-                    .iter()
-                    .all(|m| m.state == MemberState::Idle && m.freshness.is_fresh())
-                && live_pids(&stage).len() == size
-        },
+        || settled(&pool, size) && live_pids(&stage).len() == size,
     )
     .await
 }
@@ -540,7 +483,7 @@ async fn stale_warm_worker(world: World) -> Outcome {
     seen.check_handed_out(&pool, &old, max_age)?;
     ensure!(
         old.path() == ClaimPath::Warm,
-        "the first claim got {:?}",
+        "first claim: {:?}",
         old.path()
     );
     let changed_at = pool.now();
@@ -562,12 +505,7 @@ async fn stale_warm_worker(world: World) -> Outcome {
     let idle_olds: Vec<String> = olds.iter().filter(|n| *n != old.name()).cloned().collect();
     seen.rolling = Some((idle_olds, 2));
     // The claim waits for a replacement; watch the refresh meanwhile.
-    let pending: Task<Result<Claim, WorkerError>> = {
-        let pool = pool.clone();
-        stage.env.spawn("claim-after-change", async move {
-            pool.claim(Priority::Normal).await
-        })
-    };
+    let pending = claim_in_background(&stage, &pool, "claim-after-change", Priority::Normal);
     let what = "the claim after the change";
     seen.until(&stage, &pool, what, secs(30), |_| pending.is_finished())
         .await?;
@@ -586,10 +524,7 @@ async fn stale_warm_worker(world: World) -> Outcome {
     })
     .await?;
     let starting_max = seen.starting_max;
-    ensure!(
-        starting_max <= 1,
-        "{starting_max} workers were starting at once in the refresh"
-    );
+    ensure!(starting_max <= 1, "{starting_max} starting at once");
     ensure!(
         seen.retired_ahead_max <= 1,
         "{} stale workers were retired before any replacement was ready: the refresh \
@@ -608,18 +543,14 @@ async fn stale_warm_worker(world: World) -> Outcome {
         "the refresh made these attempts: {refresh:?}"
     );
     check_rhythm(refresh, &Backoff::prewarm())?;
+    let retired = stats.stale_retired;
     ensure!(
-        stats.stale_retired == size as u64 - 1,
-        "{} stale workers retired; {} were idle",
-        stats.stale_retired,
-        size - 1
+        retired == size as u64 - 1,
+        "{retired} stale workers retired"
     );
     for name in olds.iter().filter(|n| *n != old.name()) {
         let registered = stage.manager.get(name).await;
-        ensure!(
-            registered.is_none(),
-            "stale worker {name} is still registered"
-        );
+        ensure!(registered.is_none(), "stale {name} is still registered");
     }
     live_count(&stage, size + 2, "idle and 2 claimed workers")?;
 
@@ -631,28 +562,22 @@ async fn stale_warm_worker(world: World) -> Outcome {
         "the released stale worker {old_name} went back to the pool: {:?}",
         pool.members()
     );
-    eventually(
-        "the stale worker's process ending",
-        secs(35),
-        ms(10),
-        || live_pids(&stage).len() == size + 1,
-    )
+    let what = "the stale worker's process ending";
+    eventually(what, secs(35), ms(10), || {
+        live_pids(&stage).len() == size + 1
+    })
     .await?;
     let third = claim(&pool, Priority::Normal, secs(1)).await?;
     seen.check_handed_out(&pool, &third, max_age)?;
-    ensure!(
-        third.name() != old_name,
-        "the stale worker {old_name} was handed out again"
-    );
+    ensure!(third.name() != old_name, "{old_name} was handed out again");
     drop(third);
     drop(next);
-    seen.until(&stage, &pool, "the pool settling", secs(60), |p| {
-        p.members().len() == size && idle_fresh(p) == size
-    })
-    .await?;
+    let full = |p: &WarmPool| settled(p, size);
+    seen.until(&stage, &pool, "the pool settling", secs(60), full)
+        .await?;
     ensure!(
         changed_at < pool.now(),
-        "virtual time went backwards with the wall clock"
+        "virtual time went back with the clock"
     );
 
     // Phase 2: age. The oldest worker at the edge of its maximum age.
@@ -675,22 +600,21 @@ async fn stale_warm_worker(world: World) -> Outcome {
         .await?;
     let edge = claim(&pool, Priority::Normal, secs(1)).await?;
     seen.check_handed_out(&pool, &edge, max_age)?;
+    let got = edge.name();
     ensure!(
-        edge.name() == oldest,
-        "1 s before its maximum age the oldest worker {oldest} was not handed out; got {}",
-        edge.name()
+        got == oldest,
+        "1 s before {oldest} expires, the claim got {got}"
     );
     drop(edge);
     let after = expires + ms(500);
-    seen.until(&stage, &pool, "the moment after expiry", secs(2), |p| {
-        p.now() >= after
-    })
-    .await?;
+    let what = "the moment after expiry";
+    seen.until(&stage, &pool, what, secs(2), |p| p.now() >= after)
+        .await?;
     let past = claim(&pool, Priority::Normal, secs(30)).await?;
     seen.check_handed_out(&pool, &past, max_age)?;
     ensure!(
         past.name() != oldest,
-        "0.5 s past its maximum age, {oldest} was handed out"
+        "{oldest} handed out after it expired"
     );
     drop(past);
 
@@ -713,7 +637,7 @@ async fn stale_warm_worker(world: World) -> Outcome {
     let retired = stats.stale_retired - retired_before;
     ensure!(
         retired == size as u64,
-        "{retired} workers retired for age; {size} aged"
+        "{retired} of {size} aged workers retired"
     );
     // Each aged worker is replaced when it expires, or, if the previous replacement
     // is still starting or just done, a stagger after that one got ready.
@@ -729,22 +653,12 @@ async fn stale_warm_worker(world: World) -> Outcome {
     let mut previous_end = stats.prewarm_attempts[attempts_before - 1].ended_at;
     for (attempt, expiry) in replacements.iter().zip(expiries) {
         let expected = previous_end.map_or(expiry, |end| expiry.max(end + STAGGER));
-        let what = format!(
-            "{} started (due at {expected:?}, replacing one expired at {expiry:?})",
-            attempt.name
-        );
-        between(
-            &what,
-            attempt.started_at,
-            expected,
-            expected + INSTANT_SLACK,
-        )?;
+        let what = format!("{} started (due at {expected:?})", attempt.name);
+        let started = attempt.started_at;
+        between(&what, started, expected, expected + INSTANT_SLACK)?;
         previous_end = attempt.ended_at;
     }
     let starting_max = seen.starting_max;
-    ensure!(
-        starting_max <= 1,
-        "{starting_max} workers were starting at once"
-    );
+    ensure!(starting_max <= 1, "{starting_max} starting at once");
     live_count(&stage, size, "pool workers")
 }

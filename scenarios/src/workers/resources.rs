@@ -8,8 +8,6 @@ use engine::env::Signal;
 use engine::workers::PortRange;
 use engine::workers::breaker::RestartPolicy;
 use engine::workers::memory::MemoryPolicy;
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
 /// What asking a responsive worker for a checkpoint may add before a memory stop.
 const CHECKPOINT_SLACK: Duration = Duration::from_millis(50);
@@ -39,13 +37,6 @@ workers_scenario!(
             "engine/src/workers/breaker.rs", "engine/src/workers/program/cache.rs"],
     body: fd_exhausted
 );
-fn says_emfile(e: &WorkerError) -> bool {
-    let text = e.to_string();
-    matches!(e, WorkerError::FdExhausted { .. })
-        && text.contains("Too many open files")
-        && text.contains("ulimit")
-}
-
 async fn fd_exhausted(mut stage: Stage) -> Outcome {
     let host = stage.host()?.clone();
     // 1. Spawns fail with EMFILE.
@@ -55,10 +46,7 @@ async fn fd_exhausted(mut stage: Stage) -> Outcome {
     let worker = stage.worker("fd").await?;
     for i in 1..=k {
         let result = worker.start().await;
-        ensure!(
-            matches!(&result, Err(e) if says_emfile(e)),
-            "start {i}: {result:?}"
-        );
+        ensure!(emfile(&result), "start {i}: {result:?}");
         let status = worker.status();
         ensure!(
             matches!(&status, WorkerStatus::Failed { reason } if reason.contains("Too many open files")),
@@ -67,7 +55,7 @@ async fn fd_exhausted(mut stage: Stage) -> Outcome {
         let stats = worker.stats();
         ensure!(
             stats.spawn_failures == i && stats.spawns == 0,
-            "after {i} failed starts: {stats:?}"
+            "start {i}: {stats:?}"
         );
         ensure_clean(&stage, "after a failed spawn")?;
     }
@@ -88,35 +76,18 @@ async fn fd_exhausted(mut stage: Stage) -> Outcome {
     for j in 0..1 + stage.rng.below(3) {
         let bytes = 1 + stage.rng.below(200_000);
         let result = write_cache(&worker, 10 + j, &format!("f{j}"), bytes).await;
-        ensure!(
-            matches!(&result, Err(e) if says_emfile(e)),
-            "cache write {j}: {result:?}"
-        );
+        ensure!(emfile(&result), "cache write {j}: {result:?}");
     }
-    ensure!(
-        ready_pid(&worker)? == pid,
-        "the worker did not survive EMFILE"
-    );
-    let health = worker.health().await;
-    ensure!(
-        health.healthy,
-        "health with descriptors exhausted: {health:?}"
-    );
+    ensure!(ready_pid(&worker)? == pid, "did not survive EMFILE");
+    ensure_healthy(&worker, "descriptors exhausted").await?;
     let now = worker.disk_usage();
-    ensure!(
-        now == usage,
-        "failed writes left {} bytes behind",
-        now - usage
-    );
+    ensure!(now == usage, "failed writes: usage {now}, was {usage}");
     host.disk().set_options(saved);
     let bytes = 1 + stage.rng.below(200_000);
     let written = write_cache(&worker, 20, "after", bytes).await;
     written.or_fail("cache write once descriptors are free")?;
     let now = worker.disk_usage();
-    ensure!(
-        now == usage + bytes,
-        "usage {now} after writing {bytes} bytes to {usage}"
-    );
+    ensure!(now == usage + bytes, "usage {now} after {bytes} more bytes");
 
     // 3. A crash while spawns fail with EMFILE: the automatic restart backs off.
     let m = 1 + stage.rng.below(2);
@@ -126,14 +97,7 @@ async fn fd_exhausted(mut stage: Stage) -> Outcome {
     let killed_at = Instant::now();
     ensure!(stage.kill(pid, Signal::Kill), "could not kill pid {pid}");
     let (_, ready_at, _) = log.next_ready(mark, secs(30), "recovery").await?;
-    let mut failures = Vec::new();
-    let mut from = mark;
-    while let Some((i, _, WorkerStatus::Restarting { failures: n })) =
-        log.find(from, |s| matches!(s, WorkerStatus::Restarting { .. }))
-    {
-        failures.push(n);
-        from = i + 1;
-    }
+    let failures = log.restarting(mark);
     let expected: Vec<u32> = (1..=m as u32 + 1).collect();
     ensure!(
         failures == expected,
@@ -145,20 +109,13 @@ async fn fd_exhausted(mut stage: Stage) -> Outcome {
         "after the crash: {stats:?}"
     );
     // Backoffs 0.5 s, 1 s, 2 s… (jitter at most 20% below), plus the failed attempts.
-    let nominal: Duration = (0..=m as u32)
-        .map(|i| RestartPolicy::default_policy().backoff_first * 2u32.pow(i))
-        .sum();
+    let first = RestartPolicy::default_policy().backoff_first;
+    let nominal: Duration = (0..=m as u32).map(|i| first * 2u32.pow(i)).sum();
     let took = spawned_at(ready_at, &stats) - killed_at;
     let what = format!("recovery after the crash (backoffs {nominal:?})");
-    between(
-        &what,
-        took,
-        (nominal * 8 / 10).saturating_sub(TICK),
-        nominal + ms(10),
-    )?;
+    on_time(&what, took, nominal * 8 / 10, nominal, ms(10))?;
     ping(&worker, 1).await?;
-    worker.stop().await.or_fail("stop")?;
-    ensure_clean(&stage, "at the end")
+    stop_clean(&stage, &worker).await
 }
 
 workers_scenario!(
@@ -177,25 +134,7 @@ workers_scenario!(
 async fn zombies(mut stage: Stage) -> Outcome {
     let host = stage.host()?.clone();
     let step = ms(10);
-    // Each zombie pid with the instant it was first and last seen.
-    let book: Arc<Mutex<BTreeMap<u32, (Instant, Instant)>>> = Arc::default();
-    let _monitor = {
-        let book = book.clone();
-        let host = host.clone();
-        stage.env.spawn("zombie-monitor", async move {
-            loop {
-                let now = Instant::now();
-                let zombies = host.procs().zombie_pids();
-                {
-                    let mut book = book.lock().expect("zombie book poisoned");
-                    for pid in zombies {
-                        book.entry(pid).or_insert((now, now)).1 = now;
-                    }
-                }
-                tokio::time::sleep(step).await;
-            }
-        })
-    };
+    let zombie_watch = ZombieWatch::start(&stage.env, &host, step);
     let mut adopted = 0u64;
 
     // A worker that misses its init timeout.
@@ -247,10 +186,9 @@ async fn zombies(mut stage: Stage) -> Outcome {
     // One more sweep, then judge.
     tokio::time::sleep(WATCHDOG_INTERVAL + secs(1)).await;
     let bound = WATCHDOG_INTERVAL + step + TICK;
-    let book = book.lock().expect("zombie book poisoned").clone();
-    for (pid, (first, last)) in &book {
+    for (pid, (first, last)) in zombie_watch.seen() {
         let what = format!("pid {pid} a zombie (watchdog interval {WATCHDOG_INTERVAL:?})");
-        between(&what, *last - *first, Duration::ZERO, bound)?;
+        between(&what, last - first, Duration::ZERO, bound)?;
     }
     let reaper = stage.manager.reaper();
     let (reaped, pending) = (reaper.reaped(), reaper.pending());
@@ -261,7 +199,7 @@ async fn zombies(mut stage: Stage) -> Outcome {
     let zombies = zombie_pids(&stage);
     ensure!(zombies.is_empty(), "zombies left: {zombies:?}");
     live_count(&stage, 2, "the dup and hung workers")?;
-    stage.manager.stop_all().await;
+    stage.stop_all().await?;
     ensure_clean(&stage, "at the end")
 }
 
@@ -284,29 +222,21 @@ async fn slow_cleanup(mut stage: Stage) -> Outcome {
     ensure!(grace == secs(30), "the default grace is {grace:?}");
     let worker = stage.start_worker("slow", config).await?;
     tokio::time::sleep(ms(stage.rng.below(5_000))).await;
-    let asked = Instant::now();
-    worker.stop().await.or_fail("stop")?;
-    let took = asked.elapsed();
+    let took = stop_timed(&worker).await?;
     let stats = worker.stats();
     ensure!(
-        took < secs(1) && stats.forced_kills == 0 && exit_mentions(&stats, "code 0"),
-        "a responsive worker's stop took {took:?}: {stats:?}"
+        took < secs(1) && graceful(&stats),
+        "a responsive stop: {took:?}, {stats:?}"
     );
     start_ready(&worker).await?;
     tokio::time::sleep(ms(stage.rng.below(5_000))).await;
     let pid = ready_pid(&worker)?;
     ensure!(host.procs().hang(pid), "could not hang pid {pid}");
     tokio::time::sleep(ms(stage.rng.below(3_000))).await;
-    let asked = Instant::now();
-    worker.stop().await.or_fail("stop")?;
+    let took = stopped(&worker).await?;
     let what = format!("the stop of a worker that ignores SIGTERM (grace {grace:?})");
-    between(&what, asked.elapsed(), grace - TICK, grace + TICK)?;
+    on_time(&what, took, grace, grace, TICK)?;
     let stats = worker.stats();
-    ensure!(
-        worker.status() == WorkerStatus::Stopped,
-        "after the forced stop: {}",
-        worker.status()
-    );
     ensure!(
         stats.forced_kills == 1
             && stats.hangs_detected == 0
@@ -329,56 +259,30 @@ workers_scenario!(
     cores: ["engine/src/workers/ports.rs", "engine/src/workers/error.rs"],
     body: port_taken
 );
-fn endpoint_port(worker: &Worker) -> Result<u16, Failure> {
-    match worker.status() {
-        WorkerStatus::Ready { port, .. } => Ok(port),
-        other => Err(unexpected("status", other)),
-    }
-}
-
 async fn port_taken(mut stage: Stage) -> Outcome {
     let faults = stage.faults.clone();
     let conflicts = move || faults.count("net.addr_in_use");
     let first = PortRange::DEFAULT.first;
-    let mut held = BTreeMap::new();
     let k = 1 + stage.rng.below(6) as u16;
-    for port in first..first + k {
-        held.insert(
-            port,
-            stage.env.net().bind(port).await.or_fail("hold a port")?,
-        );
-    }
+    let mut held = hold_ports(&stage.env, first..first + k).await?;
     let one = stage.start_worker("one", stage.config("one")).await?;
     let port = endpoint_port(&one)?;
+    ensure!(port == first + k, "{k} ports taken, the worker got {port}");
+    let tried = conflicts();
     ensure!(
-        port == first + k,
-        "with {first}..{} taken the worker got {port}",
-        first + k
-    );
-    ensure!(
-        conflicts() == u64::from(k),
-        "{} conflicts for {k} taken ports",
-        conflicts()
+        tried == u64::from(k),
+        "{tried} conflicts for {k} taken ports"
     );
     let j = 1 + stage.rng.below(4) as u16;
     let next = first + k + 1;
-    for port in next..next + j {
-        held.insert(
-            port,
-            stage.env.net().bind(port).await.or_fail("hold a port")?,
-        );
-    }
+    held.extend(hold_ports(&stage.env, next..next + j).await?);
     let two = stage.start_worker("two", stage.config("two")).await?;
     let port = endpoint_port(&two)?;
+    ensure!(port == next + j, "{next}.. taken, the second got {port}");
+    let tried = conflicts();
     ensure!(
-        port == next + j,
-        "with {next}..{} taken the second got {port}",
-        next + j
-    );
-    ensure!(
-        conflicts() == u64::from(k + j),
-        "{} conflicts for {} taken",
-        conflicts(),
+        tried == u64::from(k + j),
+        "{tried} conflicts for {} taken",
         k + j
     );
 
@@ -388,18 +292,12 @@ async fn port_taken(mut stage: Stage) -> Outcome {
         first: 30_000,
         last: 30_000 + m - 1,
     };
-    for port in range.first..=range.last {
-        held.insert(
-            port,
-            stage.env.net().bind(port).await.or_fail("hold a port")?,
-        );
-    }
+    held.extend(hold_ports(&stage.env, range.first..range.last + 1).await?);
     let tiny_engine =
         start_engine(stage.env.clone(), workers_config(&stage.program, range)).await?;
     let tiny = tiny_engine.workers();
-    tiny.register("tiny", stage.config("tiny"))
-        .await
-        .or_fail("register")?;
+    let registered = tiny.register("tiny", stage.config("tiny")).await;
+    registered.or_fail("register")?;
     let before = conflicts();
     let result = tiny.start("tiny").await;
     let exhausted = matches!(
@@ -420,28 +318,22 @@ async fn port_taken(mut stage: Stage) -> Outcome {
         "{tried} ports tried in a range of {m}"
     );
     let worker = tiny.worker("tiny").await.or_fail("lookup")?;
-    let stats = worker.stats();
+    let (stats, status) = (worker.stats(), worker.status());
     ensure!(
-        stats.spawns == 0 && matches!(worker.status(), WorkerStatus::Failed { .. }),
-        "after port exhaustion: {stats:?}, status {}",
-        worker.status()
+        stats.spawns == 0 && matches!(status, WorkerStatus::Failed { .. }),
+        "after port exhaustion: {stats:?}, status {status}"
     );
     live_count(&stage, 2, "after port exhaustion")?;
     let freed = range.first + stage.rng.below(u64::from(m)) as u16;
     held.remove(&freed);
     let before = conflicts();
-    tiny.start("tiny")
-        .await
-        .or_fail("start once a port is free")?;
+    tiny.start("tiny").await.or_fail("start once freed")?;
     let port = endpoint_port(&worker)?;
-    ensure!(
-        port == freed,
-        "with only {freed} free the worker got {port}"
-    );
+    ensure!(port == freed, "only {freed} free, the worker got {port}");
     let tried = conflicts() - before;
     ensure!(
         tried == u64::from(freed - range.first),
-        "{tried} conflicts before port {freed}"
+        "{tried} conflicts before {freed}"
     );
     ping(&worker, 1).await?;
     tiny.stop_all().await;
@@ -475,30 +367,18 @@ async fn memory_growth(mut stage: Stage) -> Outcome {
     config.memory = Some(policy);
     let worker = stage.start_worker("leaky", config).await?;
     let log = StatusLog::follow(&stage.env, &worker);
-    let initial = host.procs().options().resident_bytes_initial;
     for round in 1..=2u64 {
         // The leak starts with the process, before the first sample.
         let pid = ready_pid(&worker)?;
         let before = worker.stats();
         let rate = limit / (60 + stage.rng.below(140));
-        let base = host.procs().resident_bytes(pid).unwrap_or(0);
-        let leak_at = Instant::now();
-        ensure!(
-            host.procs().leak(pid, rate),
-            "could not make pid {pid} leak"
-        );
+        let (leak_at, base) = leak(&host, pid, rate)?;
         let warn_cross = leak_at + time_to_reach(base, rate, percent_of(limit, 80));
         let by_growth = limit.saturating_sub(rate * horizon.as_secs());
         let restart_bytes = by_growth.min(percent_of(limit, 95));
         let restart_cross = leak_at + time_to_reach(base, rate, restart_bytes);
         let oom_at = leak_at + time_to_reach(base, rate, limit + 1);
-        let warned = {
-            let watched = worker.clone();
-            let was = before.memory_warnings;
-            Probe::start(&stage.env, ms(5), move || {
-                watched.stats().memory_warnings > was
-            })
-        };
+        let warned = warning_probe(&stage, worker.clone(), before.memory_warnings);
         let mark = log.mark();
         let bound = oom_at - Instant::now();
         let (index, stopping_at, _) = log.next_stopping(mark, bound, "the restart").await?;
@@ -508,17 +388,16 @@ async fn memory_growth(mut stage: Stage) -> Outcome {
             "round {round}: the restart after memory reached {restart_bytes} bytes \
              (interval {interval:?}, horizon {horizon:?})"
         );
-        let hi = restart_cross + interval + CHECKPOINT_SLACK + TICK;
-        between(&what, stopping_at, restart_cross - TICK, hi)?;
-        let warned_at = warned
-            .seen()
-            .or_fail(&format!("round {round}: an alert before the restart"))?;
+        let due = restart_cross + interval + CHECKPOINT_SLACK;
+        on_time(&what, stopping_at, restart_cross, due, TICK)?;
+        let warned_at = warned.seen().or_fail(&format!("round {round}: an alert"))?;
         let what = format!("round {round}: the alert after memory crossed 80%");
-        between(
+        on_time(
             &what,
             warned_at,
-            warn_cross - TICK,
-            warn_cross + interval + ms(5) + TICK,
+            warn_cross,
+            warn_cross + interval + ms(5),
+            TICK,
         )?;
         let (_, _, ready) = log
             .next_ready(index, START_BOUND, "the replacement")
@@ -528,22 +407,18 @@ async fn memory_growth(mut stage: Stage) -> Outcome {
             stats.memory_warnings == before.memory_warnings + 1
                 && stats.memory_restarts == before.memory_restarts + 1
                 && stats.crashes == 0
-                && stats.forced_kills == 0
-                && exit_mentions(&stats, "code 0"),
+                && graceful(&stats),
             "round {round}: {stats:?}"
         );
-        let new = pid_of(&ready)?;
-        ensure!(
-            new != pid && host.procs().resident_bytes(new) == Some(initial),
-            "round {round}: the replacement is not a fresh process"
-        );
+        fresh(
+            &host,
+            &ready,
+            pid,
+            &format!("round {round}: the replacement"),
+        )?;
     }
     let ooms = stage.faults.count("proc.oom_kill");
-    ensure!(
-        ooms == 0,
-        "the OOM killer fired before the memory watch acted"
-    );
+    ensure!(ooms == 0, "the OOM killer fired before the memory watch");
     ping(&worker, 1).await?;
-    worker.stop().await.or_fail("stop")?;
-    ensure_clean(&stage, "at the end")
+    stop_clean(&stage, &worker).await
 }
