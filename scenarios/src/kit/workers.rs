@@ -254,6 +254,15 @@ pub fn is_ready(s: &WorkerStatus) -> bool {
     matches!(s, WorkerStatus::Ready { .. })
 }
 
+pub fn failed(s: &WorkerStatus) -> bool {
+    matches!(s, WorkerStatus::Failed { .. })
+}
+
+/// Whether `s` is Ready on another process than `old`.
+pub fn replaced(s: &WorkerStatus, old: u32) -> bool {
+    matches!(s, WorkerStatus::Ready { pid, .. } if *pid != old)
+}
+
 /// Whether a result is the descriptors-exhausted error, naming the OS error and the
 /// ulimit fix.
 pub fn emfile<T>(result: &Result<T, WorkerError>) -> bool {
@@ -740,6 +749,13 @@ pub async fn hold_ports(
         held.insert(port, env.net().bind(port).await.or_fail("hold a port")?);
     }
     Ok(held)
+}
+
+/// Makes every read of the simulated host's disk flip a bit at `rate`.
+pub fn disk_bitflips(host: &sim::Host, rate: sim::Ratio) {
+    let mut options = host.disk().options();
+    options.bitflip_rate = rate;
+    host.disk().set_options(options);
 }
 
 /// Sets the latency of every operation of the simulated host's disk to `min..=max`.

@@ -67,10 +67,7 @@ async fn crash_after_start(mut stage: Stage) -> Outcome {
         let killed_at = send_signal(&stage, &worker, pid, signal).await?;
         let (index, seen_at, status) = log.next_down(mark, secs(10), "the death").await?;
         let noticed = seen_at - killed_at;
-        ensure!(
-            noticed <= slack,
-            "crash {i} noticed {noticed:?} after the kill"
-        );
+        ensure!(noticed <= slack, "crash {i}: noticed {noticed:?} late");
         let stats = worker.stats();
         let words = signal_words(signal);
         ensure!(
@@ -117,10 +114,7 @@ async fn crash_after_start(mut stage: Stage) -> Outcome {
     );
     ensure_clean(&stage, "with the breaker open")?;
     let health = worker.health().await;
-    ensure!(
-        !health.healthy && !health.probed,
-        "breaker open: {health:?}"
-    );
+    ensure!(!health.healthy && !health.probed, "breaker: {health:?}");
     // A manual start closes the breaker and clears its history.
     let pid = start_ready(&worker).await?;
     tokio::time::sleep(ms(100 + stage.rng.below(1_000))).await;
@@ -183,15 +177,10 @@ async fn graceful_restart(mut stage: Stage) -> Outcome {
     ensure!(found == files, "cache files {found:?}, not {files:?}");
     let restored = snapshot_at(stage.env.disk(), &format!("{dir}/{SNAPSHOT_FILE}"))?;
     ensure!(restored == state, "snapshot {restored:?}, not {state:?}");
-    let now = worker.disk_usage();
-    ensure!(now == usage, "disk usage {now}, {usage} before the stop");
+    ensure_usage(&worker, usage, "after the restart")?;
     let (more, state) = write_data(&mut stage, &worker, "b").await?;
-    let now = worker.disk_usage();
     let expected = data_bytes(&files, "") + data_bytes(&more, &state);
-    ensure!(
-        now == expected,
-        "usage {now} after more writes, not {expected}"
-    );
+    ensure_usage(&worker, expected, "after more writes")?;
     worker.stop().await.or_fail("stop")?;
     let stats = worker.stats();
     ensure!(
@@ -232,10 +221,7 @@ async fn oom_kill(mut stage: Stage) -> Outcome {
     let plain_pid = ready_pid(&plain)?;
     let watched_pid = ready_pid(&watched)?;
     let (leak_at, base) = leak(&host, plain_pid, rate)?;
-    ensure!(
-        host.procs().leak(watched_pid, rate),
-        "could not make the workers leak"
-    );
+    leak(&host, watched_pid, rate)?;
     let oom_at = leak_at + time_to_reach(base, rate, container + 1);
 
     // The watched worker is restarted by its supervisor first.
@@ -280,10 +266,7 @@ async fn oom_kill(mut stage: Stage) -> Outcome {
             && stats.memory_warnings == 0,
         "after the OOM kill: {status}, {stats:?}"
     );
-    ensure!(
-        stopping_at < died_at,
-        "the watched worker was restarted after the other died"
-    );
+    ensure!(stopping_at < died_at, "the watched one stopped late");
     let (_, ready_at, ready) = plain_log.next_ready(index, START_BOUND, "recovery").await?;
     let delay = spawned_at(ready_at, &plain.stats()) - died_at;
     let nominal = RestartPolicy::default_policy().backoff_first;
@@ -293,10 +276,7 @@ async fn oom_kill(mut stage: Stage) -> Outcome {
     ping(&plain, 1).await?;
     ping(&watched, 2).await?;
     let ooms = stage.faults.count("proc.oom_kill");
-    ensure!(
-        ooms == 1,
-        "{ooms} OOM kills: the watched worker met one too"
-    );
+    ensure!(ooms == 1, "{ooms} OOM kills, not 1");
     stage.manager.stop_all().await;
     ensure_clean(&stage, "at the end")
 }
@@ -342,10 +322,7 @@ async fn segfault(mut stage: Stage) -> Outcome {
         let (index, died_at, status) = log.next_down(mark, secs(10), "the death").await?;
         let words = if oom { "SIGKILL" } else { "SIGSEGV" };
         let noticed = died_at - injected_at;
-        ensure!(
-            oom || noticed <= slack,
-            "death {i} noticed {noticed:?} after the signal"
-        );
+        ensure!(oom || noticed <= slack, "death {i} seen {noticed:?} late");
         let stats = worker.stats();
         ensure!(
             status == WorkerStatus::Restarting { failures: i as u32 }
@@ -359,10 +336,7 @@ async fn segfault(mut stage: Stage) -> Outcome {
             let not_running = matches!(refused, Err(WorkerError::NotRunning { .. }));
             ensure!(not_running, "a request while restarting gave {refused:?}");
             let health = worker.health().await;
-            ensure!(
-                !health.healthy && !health.probed,
-                "while restarting: {health:?}"
-            );
+            ensure!(!health.healthy && !health.probed, "restarting: {health:?}");
         }
         let (_, ready_at, ready) = log.next_ready(index, START_BOUND, "the recovery").await?;
         let stats = worker.stats();
@@ -446,15 +420,9 @@ async fn container_restart(mut stage: Stage) -> Outcome {
             .into_iter()
             .filter(|(n, _)| n != "in-flight")
             .collect();
-        ensure!(
-            &found == files,
-            "{name}: cache files {files:?} acknowledged, {found:?} found"
-        );
+        ensure!(&found == files, "{name}: {found:?}, not {files:?}");
         let restored = snapshot_at(stage.env.disk(), &format!("{dir}/{SNAPSHOT_FILE}"))?;
-        ensure!(
-            &restored == state,
-            "{name}: snapshot {restored:?}, {state:?} acknowledged"
-        );
+        ensure!(&restored == state, "{name}: {restored:?}, not {state:?}");
         let worker = second.worker(name).await.or_fail("lookup")?;
         let acked_bytes = data_bytes(files, state);
         let usage = worker.disk_usage();
@@ -607,10 +575,7 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
             );
             ensure!(ended < ms(100), "round {round}: the stop took {ended:?}");
             let saved = snapshot_at(stage.env.disk(), &snapshot_path)?;
-            ensure!(
-                saved == session,
-                "round {round}: checkpoint {saved:?}, not {session:?}"
-            );
+            ensure!(saved == session, "round {round}: {saved:?}, not {session}");
         }
         let (current_bytes, proposed_bytes) = (limit, 2 * limit);
         let raise = OversightRequest::RaiseMemoryLimit {

@@ -112,14 +112,8 @@ async fn cache_cap(stage: &mut Stage) -> Outcome {
         let mut kept: Vec<String> = model.iter().map(|f| f.0.clone()).collect();
         kept.sort();
         let on_disk = listed(stage.env.disk(), &cache_dir)?;
-        ensure!(
-            on_disk == kept,
-            "op {op}: cache {on_disk:?}, LRU model {kept:?}"
-        );
-        ensure!(
-            total <= cap,
-            "op {op}: the model holds {total} bytes, over {cap}"
-        );
+        ensure!(on_disk == kept, "op {op}: {on_disk:?}, model {kept:?}");
+        ensure!(total <= cap, "op {op}: model {total} > {cap}");
         ensure_usage(&worker, total, &format!("op {op}"))?;
         if total >= alert_line && !above {
             crossings += 1;
@@ -135,10 +129,7 @@ async fn cache_cap(stage: &mut Stage) -> Outcome {
              evicting writes)",
             stats.disk_alerts
         );
-        ensure!(
-            stats.read_only_entries == 0,
-            "op {op}: read-only: {stats:?}"
-        );
+        ensure!(stats.read_only_entries == 0, "op {op}: {stats:?}");
     }
     let replies = ask(&worker, Request::Stats { id: 9_999 }).await?;
     ensure!(
@@ -275,10 +266,7 @@ async fn ephemeral_storage(mut stage: Stage) -> Outcome {
         room - usage
     );
     ensure_usage(&worker, usage, "after the failed write")?;
-    ensure!(
-        ready_pid(&worker)? == pid,
-        "did not survive the failed write"
-    );
+    ensure!(ready_pid(&worker)? == pid, "died of the failed write");
     ping(&worker, 1).await?;
     stop_clean(&stage, &worker).await
 }

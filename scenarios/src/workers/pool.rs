@@ -103,10 +103,7 @@ async fn staggered_prewarm(world: World) -> Outcome {
         ensure!(ok, "attempt {i}: {attempt:?}");
     }
     let first = attempts[0].started_at;
-    ensure!(
-        first <= INSTANT_SLACK,
-        "the first pre-warm started at {first:?}"
-    );
+    ensure!(first <= INSTANT_SLACK, "first pre-warm at {first:?}");
     check_rhythm(attempts, &backoff)?;
 
     // Nothing more started, every process belongs to a ready member.
@@ -118,10 +115,7 @@ async fn staggered_prewarm(world: World) -> Outcome {
     ensure!(settled(&pool, size), "after warming: {:?}", pool.members());
     live_count(&stage, size, "pool workers")?;
     let seen = first_seen.len();
-    ensure!(
-        seen == size,
-        "{seen} processes ever seen for {size} pool workers"
-    );
+    ensure!(seen == size, "{seen} processes ever seen, not {size}");
     Ok(())
 }
 
@@ -192,10 +186,7 @@ async fn prewarm_init_timeout(world: World) -> Outcome {
         attempt.outcome
     );
     let live = live_pids(&stage);
-    ensure!(
-        !live.contains(&first),
-        "pid {first} outlived its init timeout"
-    );
+    ensure!(!live.contains(&first), "pid {first} outlived the timeout");
     let what = "the watchdog reaping the killed worker";
     eventually(what, WATCHDOG_INTERVAL + ms(100), ms(10), || {
         !zombie_pids(&stage).contains(&first) && stage.manager.reaper().reaped() >= 1
@@ -232,10 +223,7 @@ async fn prewarm_init_timeout(world: World) -> Outcome {
     );
     no_zombies(&stage, "at the end")?;
     let fresh = members.iter().all(|m| m.freshness.is_fresh());
-    ensure!(
-        members.len() == size && fresh,
-        "members at the end: {members:?}"
-    );
+    ensure!(members.len() == size && fresh, "at the end: {members:?}");
     Ok(())
 }
 
@@ -544,10 +532,7 @@ async fn stale_warm_worker(world: World) -> Outcome {
     );
     check_rhythm(refresh, &Backoff::prewarm())?;
     let retired = stats.stale_retired;
-    ensure!(
-        retired == size as u64 - 1,
-        "{retired} stale workers retired"
-    );
+    ensure!(retired == size as u64 - 1, "{retired} stale retired");
     for name in olds.iter().filter(|n| *n != old.name()) {
         let registered = stage.manager.get(name).await;
         ensure!(registered.is_none(), "stale {name} is still registered");
@@ -575,10 +560,7 @@ async fn stale_warm_worker(world: World) -> Outcome {
     let full = |p: &WarmPool| settled(p, size);
     seen.until(&stage, &pool, "the pool settling", secs(60), full)
         .await?;
-    ensure!(
-        changed_at < pool.now(),
-        "virtual time went back with the clock"
-    );
+    ensure!(changed_at < pool.now(), "time went back with the clock");
 
     // Phase 2: age. The oldest worker at the edge of its maximum age.
     let retired_before = pool.stats().stale_retired;
@@ -601,10 +583,7 @@ async fn stale_warm_worker(world: World) -> Outcome {
     let edge = claim(&pool, Priority::Normal, secs(1)).await?;
     seen.check_handed_out(&pool, &edge, max_age)?;
     let got = edge.name();
-    ensure!(
-        got == oldest,
-        "1 s before {oldest} expires, the claim got {got}"
-    );
+    ensure!(got == oldest, "1 s before expiry: {got}, not {oldest}");
     drop(edge);
     let after = expires + ms(500);
     let what = "the moment after expiry";
@@ -612,10 +591,7 @@ async fn stale_warm_worker(world: World) -> Outcome {
         .await?;
     let past = claim(&pool, Priority::Normal, secs(30)).await?;
     seen.check_handed_out(&pool, &past, max_age)?;
-    ensure!(
-        past.name() != oldest,
-        "{oldest} handed out after it expired"
-    );
+    ensure!(past.name() != oldest, "{oldest} handed out expired");
     drop(past);
 
     let last_expiry = generation
@@ -635,10 +611,7 @@ async fn stale_warm_worker(world: World) -> Outcome {
     let stats = pool.stats();
     let replacements = &stats.prewarm_attempts[attempts_before..];
     let retired = stats.stale_retired - retired_before;
-    ensure!(
-        retired == size as u64,
-        "{retired} of {size} aged workers retired"
-    );
+    ensure!(retired == size as u64, "{retired} of {size} aged retired");
     // Each aged worker is replaced when it expires, or, if the previous replacement
     // is still starting or just done, a stagger after that one got ready.
     let mut expiries: Vec<Duration> = generation.iter().map(|(_, r)| *r + max_age).collect();

@@ -66,10 +66,7 @@ async fn binary_missing(mut stage: Stage) -> Outcome {
             "start with a {words} binary returned {result:?}, not a spawn failure"
         )));
     };
-    ensure!(
-        reason.contains(words),
-        "spawn error {reason:?} lacks {words:?}"
-    );
+    ensure!(reason.contains(words), "{reason:?} lacks {words:?}");
     let worker = stage.worker("w").await?;
     let status = worker.status();
     ensure!(
@@ -87,10 +84,7 @@ async fn binary_missing(mut stage: Stage) -> Outcome {
     );
     live_count(&stage, 0, "after the failed start")?;
     let status = worker.status();
-    ensure!(
-        matches!(status, WorkerStatus::Failed { .. }),
-        "status drifted to {status}"
-    );
+    ensure!(failed(&status), "status drifted to {status}");
     Ok(())
 }
 
@@ -112,10 +106,8 @@ async fn health_never_started(stage: Stage) -> Outcome {
         let before = Instant::now();
         let health = stage.manager.health("idle").await.or_fail("health")?;
         let took = Instant::now() - before;
-        ensure!(
-            took.is_zero() || stage.is_real(),
-            "health of a never-started worker took {took:?} of virtual time: it did I/O"
-        );
+        let at_once = took.is_zero() || stage.is_real();
+        ensure!(at_once, "the health check took {took:?}: it did I/O");
         ensure!(
             health.status == WorkerStatus::Uninitialized && !health.probed && !health.healthy,
             "round {round}: health of a never-started worker is {health:?}"
@@ -125,15 +117,9 @@ async fn health_never_started(stage: Stage) -> Outcome {
         }
     }
     let idle = stage.worker("idle").await?;
-    ensure!(
-        idle.stats().spawns == 0,
-        "a health check spawned the never-started worker"
-    );
+    ensure!(idle.stats().spawns == 0, "a health check spawned it");
     let busy = stage.manager.health("busy").await.or_fail("health")?;
-    ensure!(
-        busy.healthy && busy.probed,
-        "the started worker is not healthy: {busy:?}"
-    );
+    ensure!(busy.healthy && busy.probed, "the started one: {busy:?}");
     stage.manager.stop_all().await;
     Ok(())
 }
@@ -156,10 +142,8 @@ async fn stop_never_started(stage: Stage) -> Outcome {
         let before = Instant::now();
         stage.manager.stop("idle").await.or_fail("stop")?;
         let took = Instant::now() - before;
-        ensure!(
-            took.is_zero() || stage.is_real(),
-            "stopping it took {took:?} of virtual time"
-        );
+        let at_once = took.is_zero() || stage.is_real();
+        ensure!(at_once, "stopping it took {took:?} of virtual time");
         let status = stage.status("idle").await;
         ensure!(
             status == Some(WorkerStatus::Uninitialized),
@@ -196,15 +180,9 @@ async fn repeated_starts(mut stage: Stage) -> Outcome {
             "start {i} of {k} failing spawns returned {result:?}"
         );
         let status = worker.status();
-        ensure!(
-            matches!(status, WorkerStatus::Failed { .. }),
-            "after start {i}: {status}"
-        );
-        let failures = worker.stats().spawn_failures;
-        ensure!(
-            failures == u64::from(i),
-            "{failures} spawn failures after {i} starts"
-        );
+        ensure!(failed(&status), "after start {i}: {status}");
+        let n = worker.stats().spawn_failures;
+        ensure!(n == u64::from(i), "{n} spawn failures after {i} starts");
     }
     worker.start().await.or_fail("start after the failures")?;
     for _ in 0..3 {
@@ -245,10 +223,7 @@ async fn concurrent_registration(stage: Stage) -> Outcome {
     let list = stage.manager.list().await;
     let names: Vec<&str> = list.iter().map(|i| i.name.as_str()).collect();
     let expected: Vec<String> = (0..10).map(|i| format!("worker-{i}")).collect();
-    ensure!(
-        names == expected,
-        "list after concurrent registration: {names:?}"
-    );
+    ensure!(names == expected, "listed {names:?}");
     let mut pids: Vec<u32> = list.iter().filter_map(|i| i.pid).collect();
     let mut ports: Vec<u16> = list
         .iter()
@@ -306,16 +281,10 @@ async fn parallel_health_checks(mut stage: Stage) -> Outcome {
         healthy += usize::from(health.healthy);
     }
     if stage.is_real() {
-        ensure!(
-            healthy == 20,
-            "only {healthy} of 20 checks of a healthy worker passed"
-        );
+        ensure!(healthy == 20, "{healthy} of 20 checks healthy");
     }
     let after = stage.manager.health("w").await.or_fail("health")?;
-    ensure!(
-        stage.is_real() || !after.healthy,
-        "a hung worker was reported healthy: {after:?}"
-    );
+    ensure!(stage.is_real() || !after.healthy, "hung, yet {after:?}");
     if let Ok(host) = stage.host() {
         host.procs().kill_with(pid, engine::env::Signal::Kill);
     }
@@ -348,10 +317,7 @@ async fn concurrent_starts(mut stage: Stage) -> Outcome {
             Err(other) => return Err(unexpected("start", other)),
         }
     }
-    ensure!(
-        failed == k,
-        "{failed} of 5 concurrent starts failed with {k} failing spawns"
-    );
+    ensure!(failed == k, "{failed} of 5 starts failed, not {k}");
     let spawns = stage.worker("w").await?.stats().spawns;
     ensure!(spawns == 1, "{spawns} processes spawned for one worker");
     live_count(&stage, 1, "one worker")?;
@@ -403,10 +369,7 @@ async fn duplicate_name(stage: Stage) -> Outcome {
     .await?;
     stage.start_within("dup", BOUND).await?;
     let new_pid = stage.pid("dup").await;
-    ensure!(
-        new_pid != old_pid,
-        "the new registration reuses the old process"
-    );
+    ensure!(new_pid != old_pid, "the old process was reused");
     stage.manager.stop_all().await;
     Ok(())
 }
@@ -486,17 +449,11 @@ async fn unknown_name(stage: Stage) -> Outcome {
     let known = stage.start_in_background("start-known", "known");
     let not_registered = |r: &Result<(), WorkerError>| matches!(r, Err(e @ WorkerError::NotRegistered { .. }) if e.to_string().contains("ghost"));
     let start = stage.manager.start("ghost").await;
-    ensure!(
-        not_registered(&start),
-        "start of an unknown name: {start:?}"
-    );
+    ensure!(not_registered(&start), "start: {start:?}");
     let stop = stage.manager.stop("ghost").await;
     ensure!(not_registered(&stop), "stop of an unknown name: {stop:?}");
     let health = stage.manager.health("ghost").await.map(|_| ());
-    ensure!(
-        not_registered(&health),
-        "health of an unknown name: {health:?}"
-    );
+    ensure!(not_registered(&health), "health: {health:?}");
     let found = stage.manager.get("ghost").await;
     ensure!(found.is_none(), "get of an unknown name found {found:?}");
     known.await.or_fail("task")?.or_fail("start known")?;
@@ -524,10 +481,7 @@ async fn repeated_list(mut stage: Stage) -> Outcome {
     for read in 2..=3 {
         tokio::time::sleep(ms(10)).await;
         let again = stage.manager.list().await;
-        ensure!(
-            again == first,
-            "read {read} differs: {again:?} vs {first:?}"
-        );
+        ensure!(again == first, "read {read}: {again:?} vs {first:?}");
     }
     ensure!(
         first.windows(2).all(|w| w[0].name < w[1].name) && first.len() as u64 == n,
@@ -576,10 +530,7 @@ async fn metadata(stage: Stage) -> Outcome {
         Line::Text(bytes) => decode_reply(&bytes).or_fail("decode")?,
         other => return Err(unexpected("reply", format!("{other:?}"))),
     };
-    ensure!(
-        reply == Reply::Pong { id: 42 },
-        "the endpoint answered {reply:?}"
-    );
+    ensure!(reply == Reply::Pong { id: 42 }, "answered {reply:?}");
     stage.manager.stop_all().await;
     Ok(())
 }

@@ -269,10 +269,7 @@ async fn port_taken(mut stage: Stage) -> Outcome {
     let port = endpoint_port(&one)?;
     ensure!(port == first + k, "{k} ports taken, the worker got {port}");
     let tried = conflicts();
-    ensure!(
-        tried == u64::from(k),
-        "{tried} conflicts for {k} taken ports"
-    );
+    ensure!(tried == u64::from(k), "{tried} conflicts, {k} taken");
     let j = 1 + stage.rng.below(4) as u16;
     let next = first + k + 1;
     held.extend(hold_ports(&stage.env, next..next + j).await?);
@@ -308,20 +305,15 @@ async fn port_taken(mut stage: Stage) -> Outcome {
                 && e.to_string().contains(&format!("no free port in 30000..={}", range.last))
                 && e.to_string().contains("widen the port range")
     );
-    ensure!(
-        exhausted,
-        "a start with {range:?} all taken gave {result:?}"
-    );
+    ensure!(exhausted, "{range:?} all taken: {result:?}");
     let tried = conflicts() - before;
-    ensure!(
-        tried == u64::from(m),
-        "{tried} ports tried in a range of {m}"
-    );
+    ensure!(tried == u64::from(m), "{tried} tried in a range of {m}");
     let worker = tiny.worker("tiny").await.or_fail("lookup")?;
     let (stats, status) = (worker.stats(), worker.status());
+    let spawns = stats.spawns;
     ensure!(
-        stats.spawns == 0 && matches!(status, WorkerStatus::Failed { .. }),
-        "after port exhaustion: {stats:?}, status {status}"
+        spawns == 0 && failed(&status),
+        "exhausted: {stats:?}, {status}"
     );
     live_count(&stage, 2, "after port exhaustion")?;
     let freed = range.first + stage.rng.below(u64::from(m)) as u16;
@@ -331,10 +323,8 @@ async fn port_taken(mut stage: Stage) -> Outcome {
     let port = endpoint_port(&worker)?;
     ensure!(port == freed, "only {freed} free, the worker got {port}");
     let tried = conflicts() - before;
-    ensure!(
-        tried == u64::from(freed - range.first),
-        "{tried} conflicts before {freed}"
-    );
+    let skipped = u64::from(freed - range.first);
+    ensure!(tried == skipped, "{tried} conflicts before {freed}");
     ping(&worker, 1).await?;
     tiny.stop_all().await;
     stage.manager.stop_all().await;

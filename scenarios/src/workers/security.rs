@@ -83,18 +83,13 @@ async fn malicious_env(mut stage: Stage) -> Outcome {
 
     let mut config = stage.config("plugin");
     config.program = ENV_PROBE.to_string();
-    config.env = offered
-        .iter()
-        .map(|(k, v, _)| (k.clone(), v.clone()))
-        .collect();
+    let env = offered.iter().map(|(k, v, _)| (k.clone(), v.clone()));
+    config.env = env.collect();
     let worker = stage.start_worker("plugin", config).await?;
     let check = |spawns: usize| -> Outcome {
         let seen = log.lock().expect("env log poisoned").clone();
-        ensure!(
-            seen.len() == spawns,
-            "{} processes started, not {spawns}",
-            seen.len()
-        );
+        let started = seen.len();
+        ensure!(started == spawns, "{started} started, not {spawns}");
         let got = &seen[spawns - 1];
         ensure!(
             *got == expected,
@@ -111,7 +106,7 @@ async fn malicious_env(mut stage: Stage) -> Outcome {
         let rejections = worker.stats().env_rejections;
         ensure!(
             rejections == (spawns * hostile_count) as u64,
-            "{rejections} refusals counted for {spawns} starts with {hostile_count} hostile variables"
+            "{rejections} refusals for {spawns} starts with {hostile_count} hostile variables"
         );
         Ok(())
     };
@@ -121,18 +116,10 @@ async fn malicious_env(mut stage: Stage) -> Outcome {
     let pid = stage.manager.get("plugin").await.and_then(|i| i.pid);
     let pid = pid.or_fail("the started worker's pid")?;
     ensure!(stage.kill(pid, Signal::Kill), "could not kill pid {pid}");
-    eventually(
-        "the restart after the kill",
-        secs(30),
-        ms(10),
-        || matches!(worker.status(), WorkerStatus::Ready { pid: p, .. } if p != pid),
-    )
-    .await?;
+    let restarted = || replaced(&worker.status(), pid);
+    eventually("the restart after the kill", secs(30), ms(10), restarted).await?;
     check(2)?;
-    ensure!(
-        worker.health().await.healthy,
-        "the restarted worker is not healthy"
-    );
+    ensure_healthy(&worker, "after the restart").await?;
     Ok(())
 }
 
@@ -185,20 +172,13 @@ async fn path_escape(mut stage: Stage) -> Outcome {
         .extend((0..safe).map(|i| (format!("ok-{i}.bin"), 1 + stage.rng.below(200_000), false)));
     let requests = shuffled(&mut stage.rng, requests);
     let mut expected_files: Vec<(String, u64)> = Vec::new();
-    for (id, (name, bytes, escaping)) in (1..).zip(&requests) {
-        let (file, bytes) = (name.clone(), *bytes);
-        let result = worker
-            .request(Request::WriteCache {
-                id,
-                name: file,
-                bytes,
-            })
-            .await;
+    for (id, (file, bytes, escaping)) in (1..).zip(&requests) {
+        let (name, bytes) = (file.clone(), *bytes);
+        let request = Request::WriteCache { id, name, bytes };
+        let result = worker.request(request).await;
+        let name = file;
         if !*escaping {
-            ensure!(
-                result.is_ok(),
-                "the harmless write of {name:?} failed: {result:?}"
-            );
+            ensure!(result.is_ok(), "harmless write {name:?}: {result:?}");
             expected_files.push((format!("{dir}/cache/{name}"), bytes));
             continue;
         }
@@ -217,20 +197,19 @@ async fn path_escape(mut stage: Stage) -> Outcome {
             "the user would read {shown:?}, which does not say access was denied"
         );
     }
-    let health = worker.health().await;
-    ensure!(
-        health.healthy,
-        "unhealthy after the refusals: {}",
-        health.detail
-    );
+    ensure_healthy(&worker, "after the refusals").await?;
 
     // A configuration that points the worker outside its directory.
     let args = ESCAPING_ARGS[stage.rng.below(ESCAPING_ARGS.len() as u64) as usize];
     let mut escaper = stage.config("escaper");
     escaper.args = args.iter().map(|a| a.to_string()).collect();
     stage.register("escaper", escaper).await?;
-    let result = tokio::time::timeout(secs(30), stage.manager.start("escaper")).await;
-    let result = result.map_err(|_| Failure::liveness("the escaping start hung".to_string()))?;
+    let result = within(
+        "the escaping start",
+        secs(30),
+        stage.manager.start("escaper"),
+    )
+    .await?;
     let refused = match &result {
         Err(WorkerError::Refused { code, message, .. }) => {
             code == "usage" && message.contains(args[0])
@@ -238,22 +217,17 @@ async fn path_escape(mut stage: Stage) -> Outcome {
         Err(WorkerError::ExitedDuringInit { status, .. }) => status.contains("code 2"),
         _ => false,
     };
-    ensure!(
-        refused,
-        "a worker configured with {args:?} started with {result:?}"
-    );
+    ensure!(refused, "{args:?} started with {result:?}");
     let status = stage.status("escaper").await;
-    ensure!(
-        matches!(status, Some(WorkerStatus::Failed { .. })),
-        "the escaping worker's status is {status:?}"
-    );
+    let failed = matches!(status, Some(WorkerStatus::Failed { .. }));
+    ensure!(failed, "the escaping worker's status is {status:?}");
     let what = "the refused worker's process being reaped";
-    eventually(what, WATCHDOG_INTERVAL + ms(500), ms(50), || {
+    let reaped = || {
         stage
             .host()
             .is_ok_and(|h| h.procs().zombie_pids().is_empty())
-    })
-    .await?;
+    };
+    eventually(what, WATCHDOG_INTERVAL + ms(500), ms(50), reaped).await?;
 
     // The disk: exactly the harmless files, nowhere else.
     let disk = stage.env.disk();
@@ -265,14 +239,8 @@ async fn path_escape(mut stage: Stage) -> Outcome {
         "the disk holds {files:?}; only {expected_paths:?} were allowed"
     );
     for (path, bytes) in &expected_files {
-        let len = disk
-            .metadata(path)
-            .or_fail(&format!("metadata of {path}"))?
-            .len;
-        ensure!(
-            len == *bytes,
-            "{path} holds {len} bytes, {bytes} were written"
-        );
+        let len = disk.metadata(path).or_fail(path)?.len;
+        ensure!(len == *bytes, "{path}: {len} bytes, not {bytes}");
     }
     Ok(())
 }
@@ -313,9 +281,7 @@ async fn corrupt_snapshot(mut stage: Stage) -> Outcome {
     let host = stage.host()?.clone();
     let bitflip = stage.rng.below(2) == 0;
     let expected = if bitflip {
-        let mut options = host.disk().options();
-        options.bitflip_rate = Ratio::ONE;
-        host.disk().set_options(options);
+        disk_bitflips(&host, Ratio::ONE);
         SnapshotState::CorruptFallback
     } else {
         // Another writer (an older tool) rewrites the file in place and never syncs;
@@ -324,15 +290,10 @@ async fn corrupt_snapshot(mut stage: Stage) -> Outcome {
         options.block_bytes = 64;
         host.disk().set_options(options);
         let rewritten = snapshot::encode(&rotated(&first));
-        ensure!(
-            rewritten.len() == saved.len(),
-            "the rewrite changes the length"
-        );
+        ensure!(rewritten.len() == saved.len(), "length changed");
         let handle = stage.env.disk().open(&file, OpenMode::ReadWrite);
         let handle = handle.or_fail("opening the snapshot")?;
-        handle
-            .write_at(&rewritten, 0)
-            .or_fail("rewriting the snapshot")?;
+        handle.write_at(&rewritten, 0).or_fail("rewrite")?;
         drop(handle);
         host.crash();
         tokio::time::sleep(secs(1)).await;
@@ -348,17 +309,9 @@ async fn corrupt_snapshot(mut stage: Stage) -> Outcome {
     };
 
     let state = snapshot_state_at_start(&stage, &dir, SNAPSHOT_PATH).await?;
-    ensure!(
-        state == expected,
-        "the worker reported {state:?}, expected {expected:?}"
-    );
-    if bitflip {
-        let flips = stage.faults.count("disk.bitflip");
-        ensure!(
-            flips >= 1,
-            "no bit flipped while the worker read its snapshot"
-        );
-    }
+    ensure!(state == expected, "reported {state:?}, not {expected:?}");
+    let flips = stage.faults.count("disk.bitflip");
+    ensure!(!bitflip || flips >= 1, "no bit flipped");
 
     // Under the supervisor: no hard failure, and the next save repairs the file.
     if bitflip {
@@ -367,24 +320,16 @@ async fn corrupt_snapshot(mut stage: Stage) -> Outcome {
     } else {
         stage.start_worker("shell", config).await?;
     }
-    let mut options = host.disk().options();
-    options.bitflip_rate = Ratio::ZERO;
-    host.disk().set_options(options);
+    disk_bitflips(&host, Ratio::ZERO);
     let worker = stage.worker("shell").await?;
-    let health = worker.health().await;
-    ensure!(health.healthy, "the worker is unhealthy: {}", health.detail);
+    ensure_healthy(&worker, "over a bad snapshot").await?;
     let stats = worker.stats();
-    ensure!(
-        stats.crashes == 0 && stats.spawn_failures == 0,
-        "the worker failed over its snapshot: {stats:?}"
-    );
+    let failed = stats.crashes > 0 || stats.spawn_failures > 0;
+    ensure!(!failed, "the worker failed over its snapshot: {stats:?}");
     let next = session_body(&mut stage.rng, 50)?;
     save_snapshot(&stage, "shell", 2, &next).await?;
-    let repaired = read_file(stage.env.disk(), &file).or_fail("reading the snapshot")?;
-    ensure!(
-        snapshot::decode(&repaired).as_deref() == Ok(next.as_str()),
-        "the next save did not replace the bad snapshot"
-    );
+    let repaired = snapshot_at(stage.env.disk(), &file)?;
+    ensure!(repaired == next, "the bad snapshot stayed");
     Ok(())
 }
 
@@ -404,10 +349,7 @@ workers_scenario!(
 );
 async fn secrets_in_snapshot(mut stage: Stage) -> Outcome {
     let host = stage.host()?.clone();
-    let mut options = host.disk().options();
-    options.latency_min = ms(1);
-    options.latency_max = ms(4);
-    host.disk().set_options(options);
+    disk_latency(&host, ms(1), ms(4));
 
     let (first, first_scrubbed, first_secrets) = session_with_secrets(&mut stage.rng);
     let (second, second_scrubbed, second_secrets) = session_with_secrets(&mut stage.rng);
@@ -420,10 +362,8 @@ async fn secrets_in_snapshot(mut stage: Stage) -> Outcome {
     save_snapshot(&stage, "session", 1, &first).await?;
 
     // The second save, and a crash at a seeded moment around it.
-    let request = Request::Snapshot {
-        id: 2,
-        state: second.clone(),
-    };
+    let (id, state) = (2, second.clone());
+    let request = Request::Snapshot { id, state };
     let save: Task<Result<Vec<Reply>, WorkerError>> = stage
         .env
         .spawn("second-save", async move { worker.request(request).await });
@@ -434,10 +374,7 @@ async fn secrets_in_snapshot(mut stage: Stage) -> Outcome {
         && matches!(save.await, Ok(Ok(replies)) if replies == vec![Reply::Done { id: 2 }]);
     tokio::time::sleep(secs(1)).await;
     host.restart();
-    let mut options = host.disk().options();
-    options.latency_min = Duration::ZERO;
-    options.latency_max = Duration::ZERO;
-    host.disk().set_options(options);
+    disk_latency(&host, Duration::ZERO, Duration::ZERO);
 
     // Every byte on the disk, after the crash.
     let disk = stage.env.disk();
@@ -449,13 +386,9 @@ async fn secrets_in_snapshot(mut stage: Stage) -> Outcome {
             ensure!(!kept, "{path} holds the secret {secret:?} after the crash");
         }
     }
-    let durable = read_file(disk, &file).or_fail("reading the snapshot")?;
-    let body = snapshot::decode(&durable).or_fail("the snapshot after the crash")?;
+    let body = snapshot_at(disk, &file)?;
     if acknowledged {
-        ensure!(
-            body == second_scrubbed,
-            "the acknowledged second snapshot is not on disk after the crash: {body:?}"
-        );
+        ensure!(body == second_scrubbed, "acknowledged save lost: {body:?}");
     } else {
         ensure!(
             body == first_scrubbed || body == second_scrubbed,
@@ -467,10 +400,8 @@ async fn secrets_in_snapshot(mut stage: Stage) -> Outcome {
     // A later resume restores the scrubbed state.
     stage.restart_engine().await?;
     let state = snapshot_state_at_start(&stage, &dir, SNAPSHOT_PATH).await?;
-    ensure!(
-        state == SnapshotState::Restored,
-        "a worker started over the scrubbed snapshot reported {state:?}"
-    );
+    let restored = state == SnapshotState::Restored;
+    ensure!(restored, "over the scrubbed snapshot: {state:?}");
     stage.start_worker("session", config).await?;
     Ok(())
 }

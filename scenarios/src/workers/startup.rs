@@ -58,10 +58,7 @@ async fn endpoint_not_ready(mut stage: Stage) -> Outcome {
     match attempts_at.iter().position(|a| *a > delay) {
         Some(index) => {
             let expected = index as u64 + 1;
-            ensure!(
-                result.is_ok(),
-                "endpoint up after {delay} ms, start gave {result:?}"
-            );
+            ensure!(result.is_ok(), "up after {delay} ms: {result:?}");
             ensure!(
                 attempts == expected,
                 "endpoint up after {delay} ms: {attempts} connect attempts, not {expected}"
@@ -79,10 +76,7 @@ async fn endpoint_not_ready(mut stage: Stage) -> Outcome {
             );
             ensure!(attempts == 5, "{attempts} attempts");
             let status = worker.status();
-            ensure!(
-                matches!(status, WorkerStatus::Failed { .. }),
-                "status {status}"
-            );
+            ensure!(failed(&status), "status {status}");
             all_reaped(&stage, "the abandoned process being reaped").await?;
         }
     }
@@ -112,14 +106,8 @@ async fn health_bounded(mut stage: Stage) -> Outcome {
     let asked = Instant::now();
     let after = stage.manager.health("w").await.or_fail("health")?;
     let took = Instant::now() - asked;
-    ensure!(
-        took <= ms(101),
-        "health check of a hung worker took {took:?}"
-    );
-    ensure!(
-        !after.healthy && after.probed,
-        "hung worker reported {after:?}"
-    );
+    ensure!(took <= ms(101), "a hung worker's health took {took:?}");
+    ensure!(!after.healthy && after.probed, "hung: {after:?}");
     let worker = stage.worker("w").await?;
     let bound = worker.config().heartbeat_timeout + ms(5_000);
     let host = stage.host()?;
@@ -176,10 +164,7 @@ async fn slow_startup(mut stage: Stage) -> Outcome {
     let took = Instant::now() - spawned;
     let stats = stage.worker("slow").await?.stats();
     if delay < timeout {
-        ensure!(
-            result.is_ok(),
-            "start after {delay:?} ({timeout:?} timeout) gave {result:?}"
-        );
+        ensure!(result.is_ok(), "{delay:?} under {timeout:?}: {result:?}");
         let recorded = stats.last_startup_ms.unwrap_or(0);
         let start_ms = delay.as_millis() as u64;
         between(
@@ -190,10 +175,7 @@ async fn slow_startup(mut stage: Stage) -> Outcome {
         )?;
         let warned = u64::from(delay > ms(2_000));
         let warnings = stats.slow_startups;
-        ensure!(
-            warnings == warned,
-            "{warnings} slow-startup warnings for a {delay:?} start"
-        );
+        ensure!(warnings == warned, "{warnings} warnings for {delay:?}");
     } else {
         ensure!(
             matches!(result, Err(WorkerError::InitTimeout { after, .. }) if after == timeout),
@@ -236,15 +218,9 @@ async fn stop_during_init(mut stage: Stage) -> Outcome {
     });
     let (started, start_done) = start.await.or_fail("start task")?;
     let (stopped, stop_done) = stop.await.or_fail("stop task")?;
-    ensure!(
-        started.is_ok(),
-        "the start interrupted by a stop gave {started:?}"
-    );
+    ensure!(started.is_ok(), "interrupted start: {started:?}");
     ensure!(stopped.is_ok(), "the stop during init gave {stopped:?}");
-    ensure!(
-        stop_done >= start_done,
-        "the stop finished before the start it should wait for"
-    );
+    ensure!(stop_done >= start_done, "the stop ended before the start");
     let status = stage.status("w").await;
     ensure!(
         status == Some(WorkerStatus::Stopped),
