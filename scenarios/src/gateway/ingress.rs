@@ -5,7 +5,7 @@
 
 use crate::ensure;
 use crate::kit::channel::*;
-use crate::kit::fail::OrFail;
+use crate::kit::fail::{OrFail, unexpected};
 use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::ENGINE_HOST;
 use engine::gateway::{Claims, GatewayConfig, RateLimit, TokenKeys};
@@ -64,7 +64,7 @@ async fn bad_token(world: World) -> Outcome {
             Err(crate::stage::client::ConnectError::Refused(r)) => {
                 ensure!(r.status == 401, "{what}: HTTP {} instead of 401", r.status)
             }
-            Err(e) => return Err(Failure::correctness(format!("{what}: {e}"))),
+            Err(e) => return Err(unexpected(what, e)),
             Ok(_) => return Err(Failure::correctness(format!("{what}: a socket opened"))),
         }
     }

@@ -5,7 +5,7 @@
 
 use crate::ensure;
 use crate::kit::channel::*;
-use crate::kit::fail::OrFail;
+use crate::kit::fail::{OrFail, unexpected};
 use crate::kit::plans;
 use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::{ChannelStage, ENGINE_HOST};
@@ -292,7 +292,7 @@ async fn seq_ahead(world: World) -> Outcome {
     let query = format!("token={token}&session={id}&last_seq={server_last}");
     match st.connect(0, &query, &d).await {
         Err(e) if refusal_code(&e) == Some(ErrorCode::SessionNotFound) => {}
-        Err(e) => return Err(Failure::correctness(format!("after the reset: {e}"))),
+        Err(e) => return Err(unexpected("after the reset", e)),
         Ok(_) => return Err(Failure::correctness("the reset session still attaches")),
     }
     let mut fresh = st.open(0, &format!("token={token}"), &d).await?;
@@ -336,7 +336,7 @@ async fn session_gone(world: World) -> Outcome {
             refusal_text(&e).contains("ended") && refusal_text(&e).contains("new session"),
             "the refusal does not say why or what to do: {e}"
         ),
-        Err(e) => return Err(Failure::correctness(format!("reconnect: {e}"))),
+        Err(e) => return Err(unexpected("reconnect", e)),
         Ok(_) => return Err(Failure::correctness("a destroyed session attached")),
     }
     tokio::time::sleep(secs(61)).await;
@@ -345,7 +345,7 @@ async fn session_gone(world: World) -> Outcome {
             refusal_text(&e).contains("does not exist"),
             "after the tombstone's time the answer should be plain: {e}"
         ),
-        Err(e) => return Err(Failure::correctness(format!("late reconnect: {e}"))),
+        Err(e) => return Err(unexpected("late reconnect", e)),
         Ok(_) => return Err(Failure::correctness("a destroyed session attached")),
     }
     let d2 = st.new_delivery();

@@ -664,10 +664,8 @@ pub async fn snapshot_state_at_start(
         .or_fail("spawning the worker directly")?;
     let stdin = child.take_stdin();
     let mut lines = LineReader::new(child.take_stdout().expect("a piped stdout"));
-    let line = tokio::time::timeout(secs(10), lines.next_line())
-        .await
-        .map_err(|_| Failure::liveness("the worker wrote nothing within 10 s".to_string()))?
-        .or_fail("reading the worker's first line")?;
+    let line = within("the worker's first line", secs(10), lines.next_line()).await?;
+    let line = line.or_fail("reading the worker's first line")?;
     let state = match line {
         Line::Text(bytes) => match decode_reply(&bytes) {
             Ok(Reply::Ready { snapshot, .. }) => snapshot,
@@ -684,10 +682,8 @@ pub async fn snapshot_state_at_start(
         }
     };
     drop(stdin);
-    let status = tokio::time::timeout(secs(10), child.wait())
-        .await
-        .map_err(|_| Failure::liveness("the worker did not exit on EOF".to_string()))?
-        .or_fail("waiting for the worker")?;
+    let status = within("the worker's exit on EOF", secs(10), child.wait()).await?;
+    let status = status.or_fail("waiting for the worker")?;
     ensure!(
         status.code() == Some(0),
         "the worker exited with {status} on EOF"
