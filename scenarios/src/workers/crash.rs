@@ -22,6 +22,7 @@ use engine::workers::{
     WorkerStatus,
 };
 use sim::World;
+use sim::faults::SwarmKind;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -1248,7 +1249,11 @@ pub static SANDBOX_MEMORY: Scenario = Scenario {
     sim_time_max: Duration::from_secs(900),
     body: sandbox_memory_sim,
     real: None,
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
+    // No slow disk: the oracle gives the stop one sample interval plus the checkpoint
+    // bound after memory crosses 95%, and the checkpoint writes to the disk.
+    plan: Some(crate::scenario::Plan::World(|seed| {
+        crate::kit::plans::swarm(seed, &[SwarmKind::NetDelay, SwarmKind::ProcSlowStart])
+    })),
 };
 
 fn sandbox_memory_sim(world: World) -> BodyFuture {

@@ -58,11 +58,9 @@ pub static ENDPOINT_NOT_READY: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: endpoint_not_ready,
     real: None,
-    // No slow starts: the oracle fixes the endpoint's start delay to the millisecond
-    // (the attempt count follows from it); an extra slow start would move it.
-    plan: Some(crate::scenario::Plan::World(|seed| {
-        crate::kit::plans::swarm(seed, &[SwarmKind::NetDelay, SwarmKind::DiskSlow])
-    })),
+    // Quiet: the oracle counts connect attempts from the endpoint's start delay to the
+    // millisecond; a late message, a slow disk operation or a slow start moves it.
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::quiet)),
 };
 
 fn endpoint_not_ready(world: World) -> BodyFuture {
@@ -253,7 +251,9 @@ pub static SLOW_STARTUP: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: slow_startup,
     real: None,
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
+    // Quiet: the oracle compares the recorded startup time with the start delay it set, to
+    // the millisecond, and times the startup timeout from the start call; every timing kind moves one.
+    plan: Some(crate::scenario::Plan::World(crate::kit::plans::quiet)),
 };
 
 fn slow_startup(world: World) -> BodyFuture {
@@ -338,7 +338,11 @@ pub static STOP_DURING_INIT: Scenario = Scenario {
     sim_time_max: Duration::from_secs(120),
     body: stop_during_init,
     real: None,
-    plan: Some(crate::scenario::Plan::World(crate::kit::plans::workers)),
+    // Slow disk only: the stop must land while the worker is still starting; a slow
+    // start or a late message can end the start (connect schedule spent) before it.
+    plan: Some(crate::scenario::Plan::World(|seed| {
+        crate::kit::plans::swarm(seed, &[SwarmKind::DiskSlow])
+    })),
 };
 
 fn stop_during_init(world: World) -> BodyFuture {
