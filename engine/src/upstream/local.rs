@@ -130,13 +130,9 @@ impl LocalUpstream {
     }
 
     /// Checks the key and asks the policy how to answer; logs the call with the status
-    /// it gets (0 for a call left hanging or dropped). Returns the plan, or the 401.
-    fn admit(
-        &self,
-        path: &str,
-        headers: &HeaderMap,
-        input_head: Option<String>,
-    ) -> Result<AnswerPlan, Response> {
+    /// it gets (0 for a call left hanging or dropped). Returns the plan (a 401 for a
+    /// wrong key).
+    fn admit(&self, path: &str, headers: &HeaderMap, input_head: Option<String>) -> AnswerPlan {
         let key_ok = headers
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
@@ -170,11 +166,7 @@ impl LocalUpstream {
                 input_head,
             });
         }
-        if key_ok {
-            Ok(plan)
-        } else {
-            Err(refusal(401, None, "invalid x-api-key"))
-        }
+        plan
     }
 }
 
@@ -200,10 +192,10 @@ async fn answer(plan: AnswerPlan, answer: serde_json::Value) -> Response {
             status,
             retry_after,
         } => {
-            let message = if status == 429 {
-                "rate limited"
-            } else {
-                "overloaded"
+            let message = match status {
+                401 => "invalid x-api-key",
+                429 => "rate limited",
+                _ => "overloaded",
             };
             refusal(status, retry_after, message)
         }
@@ -244,10 +236,8 @@ async fn answer(plan: AnswerPlan, answer: serde_json::Value) -> Response {
 }
 
 async fn models(State(up): State<Arc<LocalUpstream>>, headers: HeaderMap) -> Response {
-    match up.admit(MODELS_PATH, &headers, None) {
-        Err(refused) => refused,
-        Ok(plan) => answer(plan, serde_json::json!({ "models": ["local-echo-1"] })).await,
-    }
+    let plan = up.admit(MODELS_PATH, &headers, None);
+    answer(plan, serde_json::json!({ "models": ["local-echo-1"] })).await
 }
 
 async fn messages(
@@ -260,11 +250,12 @@ async fn messages(
         .as_ref()
         .ok()
         .map(|r| r.input.chars().take(INPUT_HEAD_CHARS).collect());
-    let plan = match up.admit(MESSAGES_PATH, &headers, input_head) {
-        Err(refused) => return refused,
-        Ok(plan) => plan,
-    };
+    let plan = up.admit(MESSAGES_PATH, &headers, input_head);
     match request {
+        // A refusal is answered before the request is judged (a wrong key gets 401).
+        _ if matches!(plan.outcome, AnswerOutcome::Refuse { .. }) => {
+            answer(plan, serde_json::json!({})).await
+        }
         Ok(request) => answer(plan, serde_json::json!({ "output": request.input })).await,
         Err(e) => (
             StatusCode::BAD_REQUEST,

@@ -12,7 +12,6 @@ use engine::workers::disk::DiskPolicy;
 use engine::workers::program::{Reply, Request};
 use engine::workers::{LargeFile, OversightRequest, Worker, WorkerError};
 use sim::World;
-use sim::faults::SwarmKind;
 use std::time::Duration;
 
 pub fn all() -> Vec<&'static Scenario> {
