@@ -213,6 +213,9 @@ where
         }
     };
     if let Err(RunAbort::Panic(message)) = &value {
+        // Inside the runtime, so the line is stamped with the run's virtual time (outside
+        // it, tokio's clock would read the real one and the trace hash would vary).
+        let _enter = runtime.enter();
         tracing::error!(target: "sim::world", "run aborted by a panic: {message}");
     }
     let faults = world.faults().snapshot();

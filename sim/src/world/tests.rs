@@ -306,3 +306,25 @@ fn a_task_panicking_while_a_child_runs_ends_the_run_as_a_panic_not_a_process_abo
         "the run ends at the panic's instant"
     );
 }
+
+#[test]
+fn a_run_ended_by_a_panic_has_the_same_trace_every_time() {
+    let run = || {
+        run_world(WorldOptions::new(6), |world| async move {
+            let env = world.add_host("h").env();
+            env.spawn("panicker", async {
+                tokio::time::sleep(Duration::from_millis(7)).await;
+                panic!("boom");
+            });
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        })
+    };
+    let (a, b) = (run(), run());
+    assert!(matches!(a.value, Err(RunAbort::Panic(_))));
+    assert_eq!(
+        a.trace.hash, b.trace.hash,
+        "the abort line is stamped in virtual time"
+    );
+    let last = a.trace.lines.last().expect("the abort line");
+    assert_eq!(last.t_ns, 7_000_000, "{last:?}");
+}
