@@ -5,20 +5,42 @@
 use engine::env::real::{RealEnvOptions, real_env};
 use engine::env::{Env, NetAddr};
 use engine::upstream::{
-    BreakerPolicy, LocalUpstream, LocalUpstreamMode, UpstreamClient, UpstreamConfig, UpstreamError,
+    AnswerOutcome, AnswerPlan, AnswerPolicy, BreakerPolicy, LocalUpstream, UpstreamClient,
+    UpstreamConfig, UpstreamError,
 };
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-async fn serve(env: &Env) -> (Arc<LocalUpstream>, NetAddr) {
-    let upstream = LocalUpstream::new("key-1", None);
+/// Answers every call with one outcome, switched by the test (the simulated model API
+/// draws them from rates instead; here the real server carries each one out).
+#[derive(Default)]
+struct OneOutcome(Mutex<AnswerOutcome>);
+
+impl OneOutcome {
+    fn set(&self, outcome: AnswerOutcome) {
+        *self.0.lock().unwrap() = outcome;
+    }
+}
+
+impl AnswerPolicy for OneOutcome {
+    fn plan(&self, _path: &str) -> AnswerPlan {
+        AnswerPlan {
+            delay: Duration::ZERO,
+            outcome: self.0.lock().unwrap().clone(),
+        }
+    }
+}
+
+async fn serve(env: &Env) -> (Arc<LocalUpstream>, Arc<OneOutcome>, NetAddr) {
+    let policy = Arc::new(OneOutcome::default());
+    let upstream = LocalUpstream::new("key-1", Some(policy.clone()));
     let listener = env.net().bind(0).await.expect("bind loopback");
     let addr = NetAddr::new("127.0.0.1", listener.local_addr().port);
     let (served, serve_env) = (upstream.clone(), env.clone());
     env.spawn("upstream", async move {
         served.serve(serve_env, listener).await
     });
-    (upstream, addr)
+    (upstream, policy, addr)
 }
 
 fn client(env: &Env, addr: &NetAddr, key: &str) -> Arc<UpstreamClient> {
@@ -34,14 +56,15 @@ fn client(env: &Env, addr: &NetAddr, key: &str) -> Arc<UpstreamClient> {
 async fn answers_limits_failures_and_bad_keys_are_told_apart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let env = real_env(RealEnvOptions::loopback(dir.path()));
-    let (upstream, addr) = serve(&env).await;
+    let (upstream, mode, addr) = serve(&env).await;
 
     let c = client(&env, &addr, "key-1");
     c.probe().await.expect("probe");
     assert_eq!(c.complete("echo me").await.expect("answer"), "echo me");
 
-    upstream.set_mode(LocalUpstreamMode::RateLimited {
-        retry_after: Duration::from_secs(7),
+    mode.set(AnswerOutcome::Refuse {
+        status: 429,
+        retry_after: Some(Duration::from_secs(7)),
     });
     assert_eq!(
         c.complete("x").await,
@@ -58,7 +81,10 @@ async fn answers_limits_failures_and_bad_keys_are_told_apart() {
     assert_eq!(c.stats().held_back, 1);
     assert!(!c.is_open(), "a 429 is an answer, not an outage");
 
-    upstream.set_mode(LocalUpstreamMode::Failing);
+    mode.set(AnswerOutcome::Refuse {
+        status: 503,
+        retry_after: None,
+    });
     let c = client(&env, &addr, "key-1");
     for _ in 0..2 {
         assert!(matches!(
@@ -77,7 +103,7 @@ async fn answers_limits_failures_and_bad_keys_are_told_apart() {
         (2, 1, 1)
     );
 
-    upstream.set_mode(LocalUpstreamMode::Serving);
+    mode.set(AnswerOutcome::Serve);
     let bad = client(&env, &addr, "wrong");
     assert!(matches!(
         bad.probe().await,
@@ -105,7 +131,7 @@ async fn nothing_listening_is_unavailable() {
 async fn an_answer_past_the_bound_is_unusable_not_an_outage() {
     let dir = tempfile::tempdir().expect("tempdir");
     let env = real_env(RealEnvOptions::loopback(dir.path()));
-    let (_upstream, addr) = serve(&env).await;
+    let (_upstream, _mode, addr) = serve(&env).await;
     let mut config = UpstreamConfig::new(addr, "key-1");
     config.answer_bytes_max = 64;
     let c = UpstreamClient::new(env.clone(), config);
@@ -115,4 +141,31 @@ async fn an_answer_past_the_bound_is_unusable_not_an_outage() {
     ));
     assert_eq!(c.complete("short").await.expect("a short answer"), "short");
     assert!(!c.is_open());
+}
+
+#[tokio::test]
+async fn cut_short_empty_and_dropped_answers_are_errors_or_answers_never_garbage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = real_env(RealEnvOptions::loopback(dir.path()));
+    let (_upstream, mode, addr) = serve(&env).await;
+    let c = client(&env, &addr, "key-1");
+    mode.set(AnswerOutcome::Empty);
+    assert_eq!(c.complete("say it").await, Ok(String::new()));
+    mode.set(AnswerOutcome::Truncate);
+    assert!(
+        matches!(
+            c.complete("say it").await,
+            Err(UpstreamError::Malformed { .. })
+        ),
+        "a body cut short does not parse"
+    );
+    mode.set(AnswerOutcome::DropMidAnswer);
+    let dropped = c.complete("say it").await;
+    assert!(
+        matches!(
+            dropped,
+            Err(UpstreamError::Unavailable { .. } | UpstreamError::Malformed { .. })
+        ),
+        "a connection dropped mid-answer is an error, got {dropped:?}"
+    );
 }

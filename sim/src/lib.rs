@@ -10,6 +10,7 @@ pub mod net;
 pub mod procs;
 pub mod seed;
 pub mod trace;
+pub mod upstream;
 pub mod world;
 
 pub use faults::{FaultCounters, FaultPlan};

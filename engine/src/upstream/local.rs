@@ -1,7 +1,8 @@
 //! A local model server speaking the upstream API: an echo model (its answer is the
-//! input it was sent) whose operator can make it rate limit or fail. `engine upstream`
-//! serves it for real on loopback; scenarios host it on a simulated host and drive
-//! its mode as a fault.
+//! input it was sent). `engine upstream` serves it for real on loopback; scenarios host
+//! it on a simulated host with the simulated model API's [`AnswerPolicy`]
+//! (`sim::upstream::SimUpstream`), which decides per call which fault it meets. The
+//! server here only carries a decision out.
 
 use super::{MESSAGES_PATH, MODELS_PATH};
 use crate::http::set_retry_after;
@@ -14,17 +15,40 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// How the server answers right now.
+/// How one call is answered, decided per call by the server's [`AnswerPolicy`]. The
+/// server only carries it out: which call meets which fault, how often and when, is the
+/// policy's business (the simulated model API, `sim::upstream::SimUpstream`, is one).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum LocalUpstreamMode {
+pub struct AnswerPlan {
+    /// How long the server takes before it answers (or before it fails the answer).
+    pub delay: Duration,
+    pub outcome: AnswerOutcome,
+}
+
+/// What the call gets, after the plan's delay.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum AnswerOutcome {
+    /// The model's answer.
     #[default]
-    Serving,
-    /// Every call gets 429 with this `Retry-After`.
-    RateLimited { retry_after: Duration },
-    /// Every call gets 503.
-    Failing,
-    /// Every call is answered, after this long (an overloaded model).
-    Slow { delay: Duration },
+    Serve,
+    /// An HTTP error status (429, 5xx), with a `Retry-After` if given.
+    Refuse {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    /// Nothing, ever: the caller's own timeout must end the call.
+    Hang,
+    /// The answer's head and part of its body, then the connection drops.
+    DropMidAnswer,
+    /// A 200 whose body is cut short (not valid JSON).
+    Truncate,
+    /// A 200 with an empty answer.
+    Empty,
+}
+
+/// Decides how each call is answered (`path` is the API path called).
+pub trait AnswerPolicy: Send + Sync {
+    fn plan(&self, path: &str) -> AnswerPlan;
 }
 
 /// One call the server saw.
@@ -41,29 +65,17 @@ pub struct UpstreamRequest {
 /// How much of each call's input the log keeps.
 const INPUT_HEAD_CHARS: usize = 64;
 
-/// Called for each refusal or slowed answer the mode caused (kind, detail): a scenario
-/// counts them as fault activations.
-pub type RefusalHook = Arc<dyn Fn(&'static str, String) + Send + Sync>;
-
 pub struct LocalUpstream {
     api_key: String,
     state: Mutex<LocalState>,
-    on_refusal: Option<RefusalHook>,
+    /// `None`: every call with the right key is served at once.
+    policy: Option<Arc<dyn AnswerPolicy>>,
 }
 
 struct LocalState {
-    mode: LocalUpstreamMode,
     requests: VecDeque<UpstreamRequest>,
     /// Every call since the start (the log keeps only the latest).
     calls: u64,
-}
-
-/// A refusal: its status, `Retry-After`, message, and the fault kind it counts as.
-struct Refusal {
-    code: StatusCode,
-    retry_after: Option<Duration>,
-    message: &'static str,
-    kind: &'static str,
 }
 
 /// The log keeps this many calls (oldest dropped): a long local run stays bounded.
@@ -75,24 +87,19 @@ struct MessagesRequest {
 }
 
 impl LocalUpstream {
-    pub fn new(api_key: impl Into<String>, on_refusal: Option<RefusalHook>) -> Arc<Self> {
+    pub fn new(api_key: impl Into<String>, policy: Option<Arc<dyn AnswerPolicy>>) -> Arc<Self> {
         Arc::new(LocalUpstream {
             api_key: api_key.into(),
             state: Mutex::new(LocalState {
-                mode: LocalUpstreamMode::Serving,
                 requests: VecDeque::new(),
                 calls: 0,
             }),
-            on_refusal,
+            policy,
         })
     }
 
     fn state(&self) -> MutexGuard<'_, LocalState> {
         self.state.lock().expect("local upstream poisoned")
-    }
-
-    pub fn set_mode(&self, mode: LocalUpstreamMode) {
-        self.state().mode = mode;
     }
 
     /// The latest calls (at most `LOG_MAX`), oldest first.
@@ -122,43 +129,30 @@ impl LocalUpstream {
             .with_state(self.clone())
     }
 
-    /// Checks the key and the mode: the refusal to send, if any. Logs the call.
-    fn refusal(
-        &self,
-        path: &str,
-        headers: &HeaderMap,
-        input_head: Option<String>,
-    ) -> Option<Response> {
+    /// Checks the key and asks the policy how to answer; logs the call with the status
+    /// it gets (0 for a call left hanging or dropped). Returns the plan (a 401 for a
+    /// wrong key).
+    fn admit(&self, path: &str, headers: &HeaderMap, input_head: Option<String>) -> AnswerPlan {
         let key_ok = headers
             .get("x-api-key")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|k| k == self.api_key);
-        let mode = self.state().mode.clone();
-        let refusal = if !key_ok {
-            Some(Refusal {
-                code: StatusCode::UNAUTHORIZED,
-                retry_after: None,
-                message: "invalid x-api-key",
-                kind: "upstream.unauthorized",
-            })
-        } else {
-            match mode {
-                LocalUpstreamMode::Serving | LocalUpstreamMode::Slow { .. } => None,
-                LocalUpstreamMode::RateLimited { retry_after } => Some(Refusal {
-                    code: StatusCode::TOO_MANY_REQUESTS,
-                    retry_after: Some(retry_after),
-                    message: "rate limited",
-                    kind: "upstream.rate_limited",
-                }),
-                LocalUpstreamMode::Failing => Some(Refusal {
-                    code: StatusCode::SERVICE_UNAVAILABLE,
+        let plan = match (&self.policy, key_ok) {
+            (_, false) => AnswerPlan {
+                delay: Duration::ZERO,
+                outcome: AnswerOutcome::Refuse {
+                    status: 401,
                     retry_after: None,
-                    message: "overloaded",
-                    kind: "upstream.failing",
-                }),
-            }
+                },
+            },
+            (Some(policy), true) => policy.plan(path),
+            (None, true) => AnswerPlan::default(),
         };
-        let status = refusal.as_ref().map_or(200, |r| r.code.as_u16());
+        let status = match &plan.outcome {
+            AnswerOutcome::Refuse { status, .. } => *status,
+            AnswerOutcome::Hang | AnswerOutcome::DropMidAnswer => 0,
+            AnswerOutcome::Serve | AnswerOutcome::Truncate | AnswerOutcome::Empty => 200,
+        };
         {
             let mut s = self.state();
             s.calls += 1;
@@ -172,25 +166,78 @@ impl LocalUpstream {
                 input_head,
             });
         }
-        let refusal = refusal?;
-        if let Some(hook) = &self.on_refusal {
-            let detail = format!("{path} answered {}", refusal.code.as_u16());
-            hook(refusal.kind, detail);
+        plan
+    }
+}
+
+/// An error answer with a JSON body and, if given, `Retry-After`.
+fn refusal(status: u16, retry_after: Option<Duration>, message: &str) -> Response {
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = axum::Json(serde_json::json!({ "error": message }));
+    let mut response = (code, body).into_response();
+    if let Some(after) = retry_after {
+        set_retry_after(&mut response, after);
+    }
+    response
+}
+
+/// Carries out `plan` for an answer whose whole JSON body is `answer`.
+async fn answer(plan: AnswerPlan, answer: serde_json::Value) -> Response {
+    if !plan.delay.is_zero() {
+        tokio::time::sleep(plan.delay).await;
+    }
+    match plan.outcome {
+        AnswerOutcome::Serve => axum::Json(answer).into_response(),
+        AnswerOutcome::Refuse {
+            status,
+            retry_after,
+        } => {
+            let message = match status {
+                401 => "invalid x-api-key",
+                429 => "rate limited",
+                _ => "overloaded",
+            };
+            refusal(status, retry_after, message)
         }
-        let body = axum::Json(serde_json::json!({ "error": refusal.message }));
-        let mut response = (refusal.code, body).into_response();
-        if let Some(after) = refusal.retry_after {
-            set_retry_after(&mut response, after);
+        AnswerOutcome::Hang => std::future::pending().await,
+        AnswerOutcome::Truncate => {
+            let text = answer.to_string();
+            let cut: String = text.chars().take(text.chars().count() / 2).collect();
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                cut,
+            )
+                .into_response()
         }
-        Some(response)
+        AnswerOutcome::Empty => {
+            let mut empty = answer;
+            if let Some(output) = empty.get_mut("output") {
+                *output = serde_json::Value::String(String::new());
+            }
+            axum::Json(empty).into_response()
+        }
+        AnswerOutcome::DropMidAnswer => {
+            // The head and half the body go out; then the body fails, and the server
+            // drops the connection instead of finishing the answer.
+            let text = answer.to_string();
+            let half: String = text.chars().take(text.chars().count() / 2).collect();
+            let parts: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+                Ok(half.into_bytes()),
+                Err(std::io::Error::other("connection dropped mid-answer")),
+            ];
+            let body = axum::body::Body::from_stream(futures_util::stream::iter(parts));
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response()
+        }
     }
 }
 
 async fn models(State(up): State<Arc<LocalUpstream>>, headers: HeaderMap) -> Response {
-    if let Some(refused) = up.refusal(MODELS_PATH, &headers, None) {
-        return refused;
-    }
-    axum::Json(serde_json::json!({ "models": ["local-echo-1"] })).into_response()
+    let plan = up.admit(MODELS_PATH, &headers, None);
+    answer(plan, serde_json::json!({ "models": ["local-echo-1"] })).await
 }
 
 async fn messages(
@@ -203,21 +250,13 @@ async fn messages(
         .as_ref()
         .ok()
         .map(|r| r.input.chars().take(INPUT_HEAD_CHARS).collect());
-    if let Some(refused) = up.refusal(MESSAGES_PATH, &headers, input_head) {
-        return refused;
-    }
-    let mode = up.state().mode.clone();
-    if let LocalUpstreamMode::Slow { delay } = mode {
-        if let Some(hook) = &up.on_refusal {
-            hook(
-                "upstream.slow",
-                format!("{MESSAGES_PATH} answered after {delay:?}"),
-            );
-        }
-        tokio::time::sleep(delay).await;
-    }
+    let plan = up.admit(MESSAGES_PATH, &headers, input_head);
     match request {
-        Ok(request) => axum::Json(serde_json::json!({ "output": request.input })).into_response(),
+        // A refusal is answered before the request is judged (a wrong key gets 401).
+        _ if matches!(plan.outcome, AnswerOutcome::Refuse { .. }) => {
+            answer(plan, serde_json::json!({})).await
+        }
+        Ok(request) => answer(plan, serde_json::json!({ "output": request.input })).await,
         Err(e) => (
             StatusCode::BAD_REQUEST,
             axum::Json(serde_json::json!({ "error": format!("bad request: {e}") })),

@@ -15,7 +15,7 @@ pub use breaker::{Breaker, BreakerPolicy};
 pub use client::{UpstreamClient, UpstreamStats};
 pub use config::UpstreamConfig;
 pub use error::UpstreamError;
-pub use local::{LocalUpstream, LocalUpstreamMode, RefusalHook, UpstreamRequest};
+pub use local::{AnswerOutcome, AnswerPlan, AnswerPolicy, LocalUpstream, UpstreamRequest};
 
 /// Where the model list is read: the cheap call a pre-warm makes.
 pub const MODELS_PATH: &str = "/v1/models";

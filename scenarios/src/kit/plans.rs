@@ -13,12 +13,13 @@ use sim::FaultPlan;
 use sim::faults::{Fault, SwarmKind, SwarmPlan};
 
 /// The channel stage (gateway and sessions on one engine host, clients on their own):
-/// its traffic crosses the network, its replay log and store touch the disk, and its
-/// warm pool starts workers.
+/// its traffic crosses the network, its replay log and store touch the disk, its warm
+/// pool starts workers, and (when the stage hosts one) its model API answers late.
 pub const CHANNEL_SWARM: &[SwarmKind] = &[
     SwarmKind::NetDelay,
     SwarmKind::DiskSlow,
     SwarmKind::ProcSlowStart,
+    SwarmKind::UpstreamSlow,
 ];
 
 /// The workers stage: the worker manager starting, watching and talking to processes.
@@ -89,4 +90,11 @@ pub fn cut_client_between(
             b: ENGINE_0.into(),
         },
     )
+}
+
+/// No swarm and no fixed faults from the plan: for a scenario whose oracle times the
+/// engine to the millisecond and whose edge case its body injects; its declaration
+/// says why beside it. Shrink and replay still apply (to an empty plan).
+pub fn quiet(_seed: u64) -> FaultPlan {
+    FaultPlan::default()
 }

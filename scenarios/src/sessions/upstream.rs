@@ -9,9 +9,11 @@ use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::{ChannelStage, ENGINE_HOST, UPSTREAM_HOST, with_upstream};
 use engine::env::OpenMode;
 use engine::protocol::{ErrorCode, ServerEvent};
-use engine::upstream::{LocalUpstream, LocalUpstreamMode, MODELS_PATH};
-use sim::World;
+use engine::upstream::{LocalUpstream, MODELS_PATH};
+use sim::faults::Fault;
 use sim::net::PartitionMode;
+use sim::upstream::UpstreamMode;
+use sim::{FaultPlan, SimRng, World};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -31,8 +33,25 @@ scenario!(
         "engine/src/workers/pool/decisions.rs",
     ],
     900,
-    rate_limited_create
+    rate_limited_create,
+    plan: rate_limited_plan
 );
+/// The model API rate limits (429, Retry-After 20 to 79 s) from the moment the pool is
+/// full, and recovers when the body marks it (partway through the pre-warm pause).
+fn rate_limited_plan(seed: u64) -> FaultPlan {
+    let retry_after_ms = 1_000 * (20 + SimRng::new(seed, "plan").below(60));
+    let mode = |set| Fault::UpstreamMode {
+        host: UPSTREAM_HOST.into(),
+        set,
+    };
+    crate::kit::plans::channel(seed)
+        .after(
+            "pool-full",
+            0,
+            mode(UpstreamMode::RateLimited { retry_after_ms }),
+        )
+        .after("api-recovers", 0, mode(UpstreamMode::Serving))
+}
 async fn rate_limited_create(world: World) -> Outcome {
     let mut st = ChannelStage::start(&world, |s, _| {
         with_upstream(s);
@@ -45,8 +64,7 @@ async fn rate_limited_create(world: World) -> Outcome {
     })
     .await?;
     let up = upstream_of(&st)?;
-    let retry_after = secs(20 + st.rng.below(60));
-    up.set_mode(LocalUpstreamMode::RateLimited { retry_after });
+    world.mark("pool-full");
 
     // Ana takes a warm worker: the pool refills, and the new worker's check meets 429.
     let token = st.token("ana", "member", secs(3600));
@@ -75,7 +93,7 @@ async fn rate_limited_create(world: World) -> Outcome {
     // The API recovers partway through the pause; Bob arrives after that, still inside it.
     let heal_at = paused_at + secs(60 + st.rng.below(120));
     tokio::time::sleep_until(heal_at).await;
-    up.set_mode(LocalUpstreamMode::Serving);
+    world.mark("api-recovers");
     tokio::time::sleep_until(paused_at + secs(250)).await;
     ensure!(
         st.sessions.pool_depth() == 1,
@@ -140,8 +158,26 @@ scenario!(
         "engine/src/sessions/upstream.rs",
     ],
     600,
-    unreachable_mid_session
+    unreachable_mid_session,
+    plan: unreachable_plan
 );
+/// The engine cut off from the model API (connections dropped) once a first answer came
+/// through, healed when the body marks it.
+fn unreachable_plan(seed: u64) -> FaultPlan {
+    let (a, b) = (ENGINE_HOST.to_string(), UPSTREAM_HOST.to_string());
+    crate::kit::plans::channel(seed)
+        .after(
+            "answered",
+            0,
+            Fault::Partition {
+                a: a.clone(),
+                b: b.clone(),
+                mode: PartitionMode::Drop,
+                one_way: false,
+            },
+        )
+        .after("heal", 0, Fault::Heal { a, b })
+}
 async fn unreachable_mid_session(world: World) -> Outcome {
     let (mut st, mut ana, _) = one_client(&world, |s, _| with_upstream(s)).await?;
     let id = ana.session_id.clone();
@@ -152,9 +188,7 @@ async fn unreachable_mid_session(world: World) -> Outcome {
         "the model's answer did not come through: {answer:?}"
     );
     let outage_at = Instant::now();
-    world
-        .net()
-        .partition(ENGINE_HOST, UPSTREAM_HOST, PartitionMode::Drop, false);
+    world.mark("answered");
     let client = st
         .sessions
         .upstream()
@@ -228,7 +262,7 @@ async fn unreachable_mid_session(world: World) -> Outcome {
     // The network heals; the client is told, and the same session answers again.
     let heal_at = outage_at + secs(30 + st.rng.below(90));
     tokio::time::sleep_until(heal_at).await;
-    world.net().heal(ENGINE_HOST, UPSTREAM_HOST);
+    world.mark("heal");
     let bound = breaker.open_for * 2 + secs(30);
     ana.until(
         "the API-is-back notice",

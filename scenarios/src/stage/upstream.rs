@@ -5,9 +5,9 @@ use engine::upstream::LocalUpstream;
 use sim::World;
 use std::sync::Arc;
 
-/// Adds host `host` serving the local model API on `port` under `key`; each refusal or
-/// slowed answer its mode causes is counted as a fault by the world (the server's own
-/// report of what it did, never the scenario's).
+/// Adds host `host` serving the local model API on `port` under `key`, answering as the
+/// world's simulated model API on that host decides (`sim::upstream::SimUpstream`:
+/// its operator mode, the swarm's rates), which counts each fault it hands out.
 pub async fn host_upstream(
     world: &World,
     host: &str,
@@ -15,13 +15,8 @@ pub async fn host_upstream(
     key: &str,
 ) -> Result<Arc<LocalUpstream>, Failure> {
     let host = world.add_host(host);
-    let faults = world.faults().clone();
-    let upstream = LocalUpstream::new(
-        key,
-        Some(Arc::new(move |kind, detail: String| {
-            faults.fire(kind, &detail)
-        })),
-    );
+    let device = world.install_upstream(&host);
+    let upstream = LocalUpstream::new(key, Some(device));
     let env = host.env();
     let listener = env
         .net()

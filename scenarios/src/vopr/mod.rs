@@ -165,7 +165,7 @@ fn vopr(world: World) -> BodyFuture {
                         let _ = inbox.send(op);
                     }
                 }
-                (None, Op::Upstream { mode }) => operate_upstream(&cluster, *mode),
+                (None, Op::Upstream { mode }) => operate_upstream(&world, &cluster, *mode),
                 (None, _) => {}
             }
         }
@@ -224,24 +224,23 @@ fn vopr(world: World) -> BodyFuture {
 
 /// The model API's operator switches its mode (its refusals are counted as faults by
 /// the server itself).
-fn operate_upstream(cluster: &Cluster, mode: u8) {
-    use engine::upstream::LocalUpstreamMode;
-    let Some(up) = &cluster.upstream else {
+fn operate_upstream(world: &World, cluster: &Cluster, mode: u8) {
+    use sim::upstream::UpstreamMode;
+    if cluster.upstream.is_none() {
+        return;
+    }
+    let Some(up) = world.upstream(UPSTREAM_HOST) else {
         return;
     };
     up.set_mode(match mode {
-        1 => LocalUpstreamMode::RateLimited {
-            retry_after: Duration::from_secs(5),
+        1 => UpstreamMode::RateLimited {
+            retry_after_ms: 5_000,
         },
-        2 => LocalUpstreamMode::Failing,
+        2 => UpstreamMode::Failing,
         // Slow but inside the client's request timeout, and slower than it.
-        3 => LocalUpstreamMode::Slow {
-            delay: Duration::from_secs(4),
-        },
-        4 => LocalUpstreamMode::Slow {
-            delay: Duration::from_secs(45),
-        },
-        _ => LocalUpstreamMode::Serving,
+        3 => UpstreamMode::Slow { delay_ms: 4_000 },
+        4 => UpstreamMode::Slow { delay_ms: 45_000 },
+        _ => UpstreamMode::Serving,
     });
 }
 
@@ -255,7 +254,7 @@ fn heal(world: &World, cluster: &Cluster) {
     host.restart();
     host.disk().set_capacity(plan::DISK_NORMAL_BYTES);
     host.procs().clear_planned_spawn_failures();
-    operate_upstream(cluster, 0);
+    operate_upstream(world, cluster, 0);
     tracing::info!(target: "scenarios", "VOPR: everything healed");
 }
 

@@ -12,6 +12,7 @@ use engine::workers::breaker::RestartPolicy;
 use engine::workers::memory::MemoryPolicy;
 use engine::workers::program::Request;
 use engine::workers::{OversightRequest, WorkerConfig};
+use sim::faults::SwarmKind;
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![
@@ -458,6 +459,9 @@ workers_scenario!(
     faults: ["proc.leak", "proc.hang"], secs: 900,
     cores: ["engine/src/workers/memory.rs", "engine/src/workers/lifecycle/resources.rs",
             "engine/src/workers/lifecycle/deadlines.rs", "engine/src/workers/program/snapshot.rs"],
+    // No slow disk: the oracle gives the stop one sample interval plus the checkpoint
+    // bound after memory crosses 95%, and the checkpoint writes to the disk.
+    plan: |seed| crate::kit::plans::swarm(seed, &[SwarmKind::NetDelay, SwarmKind::ProcSlowStart]),
     body: sandbox_memory
 );
 async fn sandbox_memory(mut stage: Stage) -> Outcome {

@@ -25,9 +25,9 @@ workers_scenario!(
     faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/retry.rs", "engine/src/workers/supervise.rs",
             "engine/src/workers/reaper.rs"],
-    // No slow starts: the oracle fixes the endpoint's start delay to the millisecond
-    // (the attempt count follows from it); an extra slow start would move it.
-    plan: |seed| crate::kit::plans::swarm(seed, &[SwarmKind::NetDelay, SwarmKind::DiskSlow]),
+    // Quiet: the oracle counts connect attempts from the endpoint's start delay to the
+    // millisecond; a late message, a slow disk operation or a slow start moves it.
+    plan: crate::kit::plans::quiet,
     body: endpoint_not_ready
 );
 async fn endpoint_not_ready(mut stage: Stage) -> Outcome {
@@ -137,6 +137,10 @@ workers_scenario!(
     faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/lifecycle.rs", "engine/src/workers/lifecycle/deadlines.rs",
             "engine/src/workers/reaper.rs"],
+    // Quiet: the oracle compares the recorded startup time with the start delay it set, to
+    // the millisecond, and times the startup timeout from the start call; every timing
+    // kind moves one.
+    plan: crate::kit::plans::quiet,
     body: slow_startup
 );
 async fn slow_startup(mut stage: Stage) -> Outcome {
@@ -199,6 +203,9 @@ workers_scenario!(
              left running or as a zombie.",
     faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/worker.rs", "engine/src/workers/lifecycle.rs"],
+    // Slow disk only: the stop must land while the worker is still starting; a slow
+    // start or a late message can end the start (connect schedule spent) before it.
+    plan: |seed| crate::kit::plans::swarm(seed, &[SwarmKind::DiskSlow]),
     body: stop_during_init
 );
 async fn stop_during_init(mut stage: Stage) -> Outcome {

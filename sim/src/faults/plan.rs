@@ -65,6 +65,13 @@ pub enum Fault {
         host: String,
         signal: SignalName,
     },
+    /// The operator switches the model API on `host` (`World::install_upstream`) to
+    /// `set` for every call until the next switch (a 429 period, a 5xx storm, a slow
+    /// model; `serving` ends it).
+    UpstreamMode {
+        host: String,
+        set: crate::upstream::UpstreamMode,
+    },
 }
 
 /// Signals a plan can send (serializable mirror of `engine::env::Signal`).
@@ -232,6 +239,7 @@ impl fmt::Display for Fault {
             Fault::SignalChildren { host, signal } => {
                 write!(f, "signal children of {host} {signal:?}")
             }
+            Fault::UpstreamMode { host, set } => write!(f, "model API {host} {set:?}"),
         }
     }
 }
@@ -289,7 +297,8 @@ impl Fault {
             | Fault::ClockDrift { host, .. }
             | Fault::DiskCapacity { host, .. }
             | Fault::SpawnFail { host, .. }
-            | Fault::SignalChildren { host, .. } => vec![host],
+            | Fault::SignalChildren { host, .. }
+            | Fault::UpstreamMode { host, .. } => vec![host],
         }
     }
 
@@ -349,6 +358,13 @@ impl Fault {
                     procs.kill_with(pid, signal.signal());
                 }
             }
+            Fault::UpstreamMode { host: name, set } => match world.upstream(name) {
+                Some(upstream) => upstream.set_mode(*set),
+                None => tracing::error!(
+                    target: "sim::fault",
+                    "no model API on {name}: mode {set:?} not applied"
+                ),
+            },
         }
     }
 }

@@ -36,10 +36,24 @@ pub enum SwarmKind {
     DiskSlow,
     /// Slow starts per spawn (up to the host's `slow_start_max`).
     ProcSlowStart,
+    /// 429s per model API call (with a Retry-After from the device's range).
+    UpstreamRateLimit,
+    /// 503s per model API call.
+    UpstreamError,
+    /// Model API calls never answered.
+    UpstreamTimeout,
+    /// Model API answers dropped halfway.
+    UpstreamDrop,
+    /// Model API answers cut short (a 200 that does not parse).
+    UpstreamTruncate,
+    /// Empty model API answers.
+    UpstreamEmpty,
+    /// Slow model API answers (up to the device's `slow_max`).
+    UpstreamSlow,
 }
 
 impl SwarmKind {
-    pub const ALL: [SwarmKind; 11] = [
+    pub const ALL: [SwarmKind; 18] = [
         SwarmKind::NetReset,
         SwarmKind::DiskEio,
         SwarmKind::DiskBitflip,
@@ -51,6 +65,24 @@ impl SwarmKind {
         SwarmKind::NetDelay,
         SwarmKind::DiskSlow,
         SwarmKind::ProcSlowStart,
+        SwarmKind::UpstreamRateLimit,
+        SwarmKind::UpstreamError,
+        SwarmKind::UpstreamTimeout,
+        SwarmKind::UpstreamDrop,
+        SwarmKind::UpstreamTruncate,
+        SwarmKind::UpstreamEmpty,
+        SwarmKind::UpstreamSlow,
+    ];
+
+    /// The model API's kinds.
+    pub const UPSTREAM: [SwarmKind; 7] = [
+        SwarmKind::UpstreamRateLimit,
+        SwarmKind::UpstreamError,
+        SwarmKind::UpstreamTimeout,
+        SwarmKind::UpstreamDrop,
+        SwarmKind::UpstreamTruncate,
+        SwarmKind::UpstreamEmpty,
+        SwarmKind::UpstreamSlow,
     ];
 
     /// Kinds that only slow the system down (late messages, slow disks, slow starts):
@@ -77,6 +109,13 @@ impl SwarmKind {
             SwarmKind::NetDelay => "net.delay",
             SwarmKind::DiskSlow => "disk.slow",
             SwarmKind::ProcSlowStart => "proc.slow_start",
+            SwarmKind::UpstreamRateLimit => "upstream.rate_limited",
+            SwarmKind::UpstreamError => "upstream.failing",
+            SwarmKind::UpstreamTimeout => "upstream.timeout",
+            SwarmKind::UpstreamDrop => "upstream.dropped",
+            SwarmKind::UpstreamTruncate => "upstream.truncated",
+            SwarmKind::UpstreamEmpty => "upstream.empty",
+            SwarmKind::UpstreamSlow => "upstream.slow",
         }
     }
 
@@ -94,6 +133,13 @@ impl SwarmKind {
             SwarmKind::NetDelay => "net_delay",
             SwarmKind::DiskSlow => "disk_slow",
             SwarmKind::ProcSlowStart => "proc_slow_start",
+            SwarmKind::UpstreamRateLimit => "upstream_rate_limit",
+            SwarmKind::UpstreamError => "upstream_error",
+            SwarmKind::UpstreamTimeout => "upstream_timeout",
+            SwarmKind::UpstreamDrop => "upstream_drop",
+            SwarmKind::UpstreamTruncate => "upstream_truncate",
+            SwarmKind::UpstreamEmpty => "upstream_empty",
+            SwarmKind::UpstreamSlow => "upstream_slow",
         }
     }
 }
@@ -152,6 +198,9 @@ impl SwarmPlan {
                 self.apply_to_host(&host);
             }
         }
+        for upstream in world.upstreams() {
+            self.apply_to_upstream(&upstream);
+        }
         if !self.rates.is_empty() {
             let on: Vec<String> = self
                 .rates
@@ -179,6 +228,19 @@ impl SwarmPlan {
         options.truncate_rate = self.rate(SwarmKind::ProcTruncate);
         options.slow_start_rate = self.rate(SwarmKind::ProcSlowStart);
         procs.set_options(options);
+    }
+
+    /// Sets a model API's rates.
+    pub fn apply_to_upstream(&self, upstream: &crate::upstream::SimUpstream) {
+        let mut options = upstream.options();
+        options.rate_limit_rate = self.rate(SwarmKind::UpstreamRateLimit);
+        options.error_rate = self.rate(SwarmKind::UpstreamError);
+        options.timeout_rate = self.rate(SwarmKind::UpstreamTimeout);
+        options.drop_rate = self.rate(SwarmKind::UpstreamDrop);
+        options.truncate_rate = self.rate(SwarmKind::UpstreamTruncate);
+        options.empty_rate = self.rate(SwarmKind::UpstreamEmpty);
+        options.slow_rate = self.rate(SwarmKind::UpstreamSlow);
+        upstream.set_options(options);
     }
 
     /// Turns every swarm fault off (the heal phase).

@@ -20,6 +20,7 @@ use crate::net::{HostNet, NetOptions, SimNet};
 use crate::procs::{ProcsOptions, SimProcs};
 use crate::seed::SimRng;
 use crate::trace::TraceSink;
+use crate::upstream::{SimUpstream, UpstreamOptions};
 use engine::env::{Env, EnvParts, Spawner};
 use host::{HostGate, HostShared, SimSpawner};
 use std::sync::{Arc, Mutex};
@@ -78,6 +79,8 @@ pub(crate) struct WorldInner {
     trace: Option<TraceSink>,
     /// The plan `start_plan` set going, if any.
     plan: Mutex<Option<plan::ActivePlan>>,
+    /// The simulated model APIs, by host.
+    upstreams: Mutex<std::collections::BTreeMap<String, Arc<SimUpstream>>>,
 }
 
 /// Handle to the running world. Cheap to clone; only valid on the world's thread.
@@ -104,6 +107,7 @@ impl World {
                 faults,
                 trace,
                 plan: Mutex::new(None),
+                upstreams: Mutex::new(std::collections::BTreeMap::new()),
             }),
         }
     }
@@ -235,6 +239,41 @@ impl World {
             swarm.apply_to_host(&host);
         }
         host
+    }
+
+    /// Installs the simulated model API on `host` (its server asks it how to answer
+    /// each call): quiet options, or the swarm's rates when a plan runs one.
+    pub fn install_upstream(&self, host: &Host) -> Arc<SimUpstream> {
+        let name = host.name().to_string();
+        let device = Arc::new(SimUpstream::new(
+            &name,
+            UpstreamOptions::quiet(),
+            SimRng::new(self.inner.seed, &format!("upstream/{name}")),
+            self.inner.faults.for_host(&name),
+        ));
+        let previous = self
+            .inner
+            .upstreams
+            .lock()
+            .expect("upstreams poisoned")
+            .insert(name.clone(), device.clone());
+        assert!(previous.is_none(), "a model API installed twice on {name}");
+        if let Some(swarm) = self.swarm_in_force() {
+            swarm.apply_to_upstream(&device);
+        }
+        device
+    }
+
+    /// The simulated model API on the host named `name`, if one is installed.
+    pub fn upstream(&self, name: &str) -> Option<Arc<SimUpstream>> {
+        let upstreams = self.inner.upstreams.lock().expect("upstreams poisoned");
+        upstreams.get(name).cloned()
+    }
+
+    /// Every simulated model API, in host-name order.
+    pub fn upstreams(&self) -> Vec<Arc<SimUpstream>> {
+        let upstreams = self.inner.upstreams.lock().expect("upstreams poisoned");
+        upstreams.values().cloned().collect()
     }
 
     /// The host named `name`, if the world has one.

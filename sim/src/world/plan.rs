@@ -87,12 +87,19 @@ impl World {
         };
         tracing::info!(target: "sim::faults", "mark {event}: {} actions", actions.len());
         let count = actions.len();
-        if count > 0 {
+        // Actions due at the mark itself apply before `mark` returns, so the body can
+        // observe their effect at once; later ones run on a world task.
+        let (now, later): (Vec<FaultAction>, Vec<FaultAction>) =
+            actions.into_iter().partition(|a| a.at_ms == 0);
+        for action in now {
+            self.apply_checked(&action);
+        }
+        if !later.is_empty() {
             let from = Duration::from_nanos(self.now_ns());
             let world = self.clone();
-            let mut actions = actions;
-            actions.sort_by_key(|a| a.at_ms);
-            spawn_plan_task(async move { world.apply_in_order(actions, from).await });
+            let mut later = later;
+            later.sort_by_key(|a| a.at_ms);
+            spawn_plan_task(async move { world.apply_in_order(later, from).await });
         }
         count
     }
@@ -130,15 +137,20 @@ impl World {
             if at > now {
                 tokio::time::sleep(at - now).await;
             }
-            if let Err(e) = action.fault.check_hosts(&self.host_names()) {
-                let misfit = format!("the fault plan does not fit this world: {action} {e}");
-                tracing::error!(target: "sim::faults", "{misfit}");
-                if let Some(plan) = self.inner.plan.lock().expect("plan poisoned").as_mut() {
-                    plan.misfit.get_or_insert(misfit);
-                }
-                continue;
-            }
-            action.fault.apply(self);
+            self.apply_checked(&action);
         }
+    }
+
+    /// Applies `action` if the hosts it names exist; else remembers the misfit.
+    fn apply_checked(&self, action: &FaultAction) {
+        if let Err(e) = action.fault.check_hosts(&self.host_names()) {
+            let misfit = format!("the fault plan does not fit this world: {action} {e}");
+            tracing::error!(target: "sim::faults", "{misfit}");
+            if let Some(plan) = self.inner.plan.lock().expect("plan poisoned").as_mut() {
+                plan.misfit.get_or_insert(misfit);
+            }
+            return;
+        }
+        action.fault.apply(self);
     }
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
+use std::task::{Poll, Waker};
 use tokio::runtime::{Builder, RngSeed, UnhandledPanic};
 use tokio::time::Instant;
 
@@ -40,6 +41,9 @@ thread_local! {
     /// The last panic message on this thread (set by our panic hook on world threads).
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
     static IN_WORLD: RefCell<bool> = const { RefCell::new(false) };
+    /// The waker of the run's top future: a task's panic wakes it, so the run ends at
+    /// the panic's instant instead of whenever the body would next have been polled.
+    static ABORT_WAKER: RefCell<Option<Waker>> = const { RefCell::new(None) };
 }
 
 /// Installs, once per process, a panic hook that records panics of world threads for
@@ -62,6 +66,11 @@ fn install_panic_hook() {
                     p.borrow_mut()
                         .get_or_insert_with(|| format!("{message}{location}"));
                 });
+                ABORT_WAKER.with(|w| {
+                    if let Some(waker) = w.borrow().as_ref() {
+                        waker.wake_by_ref();
+                    }
+                });
             } else {
                 previous(info);
             }
@@ -78,6 +87,9 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         "panic with a non-string payload".to_string()
     }
 }
+
+/// A task of the world panicked (its message is in `LAST_PANIC`).
+struct TaskPanicked;
 
 /// Runs `body` in a new world on a new thread and reports what happened.
 pub fn run_world<T, F, Fut>(options: WorldOptions, body: F) -> RunReport<T>
@@ -149,7 +161,11 @@ where
         .enable_time()
         .start_paused(true)
         .rng_seed(RngSeed::from_bytes(&seed_bytes))
-        .unhandled_panic(UnhandledPanic::ShutdownRuntime)
+        // A task's panic is caught by tokio and ends the run through `LAST_PANIC` (see
+        // the top future below). `ShutdownRuntime` would drop every task from inside the
+        // scheduler while it holds its core, and a task whose drop wakes another (a
+        // child's signal channel) then panics during cleanup, which aborts the process.
+        .unhandled_panic(UnhandledPanic::Ignore)
         .build()
         .expect("a current-thread runtime with time always builds");
     let start = runtime.block_on(async { Instant::now() });
@@ -161,17 +177,34 @@ where
     let route = trace::route_to(sink.clone(), world.faults().clone());
     let driver = world.clone();
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        runtime.block_on(async move { tokio::time::timeout(budget, body(driver)).await })
+        runtime.block_on(async move {
+            let run = tokio::time::timeout(budget, body(driver));
+            let mut run = std::pin::pin!(run);
+            std::future::poll_fn(|cx| {
+                if LAST_PANIC.with(|p| p.borrow().is_some()) {
+                    return Poll::Ready(Err(TaskPanicked));
+                }
+                ABORT_WAKER.with(|w| *w.borrow_mut() = Some(cx.waker().clone()));
+                run.as_mut().poll(cx).map(Ok)
+            })
+            .await
+        })
     }));
+    ABORT_WAKER.with(|w| *w.borrow_mut() = None);
     let sim_time_ns = {
         let _enter = runtime.enter();
         Instant::now().duration_since(start).as_nanos() as u64
     };
     let value = match outcome {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(_elapsed)) => Err(RunAbort::SimTimeExceeded {
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(_elapsed))) => Err(RunAbort::SimTimeExceeded {
             budget_ns: budget.as_nanos() as u64,
         }),
+        Ok(Err(TaskPanicked)) => Err(RunAbort::Panic(
+            LAST_PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| "a task panicked".to_string()),
+        )),
         Err(payload) => {
             let recorded = LAST_PANIC.with(|p| p.borrow_mut().take());
             Err(RunAbort::Panic(
@@ -180,6 +213,9 @@ where
         }
     };
     if let Err(RunAbort::Panic(message)) = &value {
+        // Inside the runtime, so the line is stamped with the run's virtual time (outside
+        // it, tokio's clock would read the real one and the trace hash would vary).
+        let _enter = runtime.enter();
         tracing::error!(target: "sim::world", "run aborted by a panic: {message}");
     }
     let faults = world.faults().snapshot();

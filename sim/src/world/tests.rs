@@ -275,3 +275,56 @@ fn a_started_plan_swarms_late_hosts_and_applies_triggered_actions_after_their_ma
     assert_eq!(report.faults.get("clock.jump"), Some(&1));
     assert_eq!(report.faults.get("clock.drift"), Some(&1));
 }
+
+#[test]
+fn a_task_panicking_while_a_child_runs_ends_the_run_as_a_panic_not_a_process_abort() {
+    // A panicking task used to make the runtime drop every task from inside its
+    // scheduler; a child whose drop woke another task then aborted the whole process.
+    let report = run_world(WorldOptions::new(5), |world| async move {
+        let host = world.add_host("h");
+        let env = host.env();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<u8>(1);
+        env.spawn("waiter", async move { rx.recv().await });
+        env.spawn("holder", async move {
+            let _keep = tx; // dropped with the task: wakes the waiter
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        });
+        env.spawn("panicker", async {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            panic!("engine invariant broken");
+        });
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+    match report.value {
+        Err(RunAbort::Panic(message)) => {
+            assert!(message.contains("engine invariant broken"), "{message}")
+        }
+        other => panic!("expected a panic, got {other:?}"),
+    }
+    assert_eq!(
+        report.sim_time_ns, 5_000_000,
+        "the run ends at the panic's instant"
+    );
+}
+
+#[test]
+fn a_run_ended_by_a_panic_has_the_same_trace_every_time() {
+    let run = || {
+        run_world(WorldOptions::new(6), |world| async move {
+            let env = world.add_host("h").env();
+            env.spawn("panicker", async {
+                tokio::time::sleep(Duration::from_millis(7)).await;
+                panic!("boom");
+            });
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        })
+    };
+    let (a, b) = (run(), run());
+    assert!(matches!(a.value, Err(RunAbort::Panic(_))));
+    assert_eq!(
+        a.trace.hash, b.trace.hash,
+        "the abort line is stamped in virtual time"
+    );
+    let last = a.trace.lines.last().expect("the abort line");
+    assert_eq!(last.t_ns, 7_000_000, "{last:?}");
+}
