@@ -148,6 +148,9 @@ workers_scenario!(
     faults: ["proc.slow_start"], secs: 300,
     cores: ["engine/src/workers/lifecycle.rs", "engine/src/workers/program/run.rs",
             "engine/src/workers/program/cache.rs", "engine/src/workers/program/snapshot.rs"],
+    // No swarm slow starts: its own (0.1 to 3 s) already sit just inside the default
+    // connect schedule (3.6 s); one more on top ends the start, pattern.2.1's edge case.
+    plan: |seed| crate::kit::plans::swarm(seed, &[SwarmKind::NetDelay, SwarmKind::DiskSlow]),
     body: graceful_restart
 );
 async fn graceful_restart(mut stage: Stage) -> Outcome {

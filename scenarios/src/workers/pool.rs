@@ -241,9 +241,10 @@ workers_scenario!(
              cold starts, timeouts and pre-emptions must match exactly.",
     faults: ["proc.slow_start"], secs: 1200,
     cores: ["engine/src/workers/pool/decisions/claims.rs", "engine/src/workers/pool/shell.rs"],
-    // Disk slowness only: the oracle times the queue's wait, the cold start and the
-    // pre-emption to the millisecond, which late messages and slow starts would move.
-    plan: |seed| crate::kit::plans::swarm(seed, &[SwarmKind::DiskSlow]),
+    // Quiet: the oracle times the queue's wait and the cold start to the millisecond and
+    // the pre-emption to 100 ms; late messages, slow starts and slow disk operations
+    // (the pre-emption's checkpoint) all move them.
+    plan: crate::kit::plans::quiet,
     world: pool_exhausted
 );
 enum Step {
