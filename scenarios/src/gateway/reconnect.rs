@@ -8,7 +8,7 @@ use crate::kit::channel::*;
 use crate::kit::fail::{OrFail, unexpected};
 use crate::kit::plans;
 use crate::scenario::{Failure, Outcome, Scenario};
-use crate::stage::channel::{ChannelStage, ENGINE_HOST};
+use crate::stage::channel::ChannelStage;
 use crate::stage::client::{SharedDelivery, SimClient};
 use engine::protocol::{ErrorCode, ServerEvent};
 use engine::sessions::Session;
@@ -425,17 +425,22 @@ scenario!(
     ["net.reset"],
     cores: ["engine/src/sessions/core/stream.rs", "engine/src/sessions/replay.rs"],
     180,
-    multi_part_resume
+    multi_part_resume,
+    plan: multi_part_plan
 );
+/// Up to 4 cuts (client 0's connection reset) at the parts the body marks.
+fn multi_part_plan(seed: u64) -> sim::FaultPlan {
+    plans::reset_client_at_each(plans::channel(seed), "cut", 4)
+}
 async fn multi_part_resume(world: World) -> Outcome {
     let (mut st, mut c, token) = one_client(&world, |s, _| s.answer_pace = Some(ms(100))).await?;
     let answer = words(50, "part");
     c.query(&answer).await?;
     let (d, id) = (c.delivery.clone(), c.session_id.clone());
     let cuts = 2 + st.rng.below(3);
-    for _ in 0..cuts {
+    for cut in 1..=cuts {
         deltas(&mut c, 1 + st.rng.below(6) as usize).await?;
-        world.net().reset_between("client-0", ENGINE_HOST);
+        world.mark(&format!("cut-{cut}"));
         c.drop_abruptly();
         tokio::time::sleep(ms(st.rng.below(800))).await;
         c = st

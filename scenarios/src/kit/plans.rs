@@ -98,3 +98,11 @@ pub fn cut_client_between(
 pub fn quiet(_seed: u64) -> FaultPlan {
     FaultPlan::default()
 }
+
+/// Resets client 0's connections to the engine at each of the events `{prefix}-1` to
+/// `{prefix}-{count}` (a scenario that cuts a random number of times marks as many).
+pub fn reset_client_at_each(plan: FaultPlan, prefix: &str, count: u32) -> FaultPlan {
+    (1..=count).fold(plan, |plan, i| {
+        reset_client_at(plan, &format!("{prefix}-{i}"))
+    })
+}
