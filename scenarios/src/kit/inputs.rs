@@ -3,7 +3,7 @@
 //! environment it was started with.
 
 use crate::scenario::Failure;
-use engine::env::{BoxFuture, ScopedDisk, Signal};
+use engine::env::{BoxFuture, Signal};
 use engine::workers::program::snapshot;
 use engine::workers::program::{WorkerIo, run_worker};
 use sim::SimRng;
@@ -47,12 +47,8 @@ async fn probe_main(ctx: ProgramCtx) -> i32 {
         cwd,
         ..
     } = ctx;
-    let env = match cwd {
-        Some(dir) => match ScopedDisk::new(env.disk_handle(), &dir) {
-            Ok(disk) => env.with_disk(Arc::new(disk)),
-            Err(_) => return 127,
-        },
-        None => env,
+    let Some(env) = crate::stage::rooted_at(env, cwd) else {
+        return 127;
     };
     let terminate: BoxFuture<'static, ()> = Box::pin(async move {
         while let Some(signal) = signals.recv().await {

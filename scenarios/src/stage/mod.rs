@@ -11,4 +11,5 @@ mod upstream;
 pub mod workers;
 
 pub use sim_worker::install_worker;
+pub(crate) use sim_worker::rooted_at;
 pub use upstream::host_upstream;

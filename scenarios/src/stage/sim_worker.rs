@@ -6,6 +6,17 @@ use engine::workers::program::{WorkerIo, run_worker};
 use sim::procs::{ProgramCtx, Signals, SimProcs};
 use std::sync::Arc;
 
+/// The program's environment with its disk rooted at its working directory, as a real
+/// worker's is (`None` when the directory cannot be opened: the program exits 127).
+pub(crate) fn rooted_at(env: Env, cwd: Option<String>) -> Option<Env> {
+    match cwd {
+        Some(dir) => ScopedDisk::new(env.disk_handle(), &dir)
+            .ok()
+            .map(|disk| env.with_disk(Arc::new(disk))),
+        None => Some(env),
+    }
+}
+
 /// Installs the worker at `path` on the host of `procs`.
 pub fn install_worker(procs: &SimProcs, path: &str) {
     procs.install(path, Arc::new(|ctx| Box::pin(worker_main(ctx))));
@@ -24,13 +35,8 @@ async fn worker_main(ctx: ProgramCtx) -> i32 {
         cwd,
         ..
     } = ctx;
-    // A real worker's disk is rooted at its working directory; so is this one's.
-    let env = match cwd {
-        Some(dir) => match ScopedDisk::new(env.disk_handle(), &dir) {
-            Ok(disk) => env.with_disk(Arc::new(disk)),
-            Err(_) => return 127,
-        },
-        None => env,
+    let Some(env) = rooted_at(env, cwd) else {
+        return 127;
     };
     let io = WorkerIo {
         stdin,

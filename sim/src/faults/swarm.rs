@@ -74,51 +74,6 @@ impl SwarmKind {
         SwarmKind::UpstreamSlow,
     ];
 
-    /// The model API's kinds.
-    pub const UPSTREAM: [SwarmKind; 7] = [
-        SwarmKind::UpstreamRateLimit,
-        SwarmKind::UpstreamError,
-        SwarmKind::UpstreamTimeout,
-        SwarmKind::UpstreamDrop,
-        SwarmKind::UpstreamTruncate,
-        SwarmKind::UpstreamEmpty,
-        SwarmKind::UpstreamSlow,
-    ];
-
-    /// Kinds that only slow the system down (late messages, slow disks, slow starts):
-    /// every correct engine survives them with its results unchanged, so any oracle that
-    /// judges outcomes must hold under them. A catalog scenario's swarm draws from
-    /// these at least.
-    pub const TIMING: [SwarmKind; 3] = [
-        SwarmKind::NetDelay,
-        SwarmKind::DiskSlow,
-        SwarmKind::ProcSlowStart,
-    ];
-
-    /// The fault kind the device counts when this swarm kind fires.
-    pub fn counted_as(self) -> &'static str {
-        match self {
-            SwarmKind::NetReset => "net.reset",
-            SwarmKind::DiskEio => "disk.eio",
-            SwarmKind::DiskBitflip => "disk.bitflip",
-            SwarmKind::ProcSpawnFail => "proc.spawn_fail",
-            SwarmKind::ProcCrash => "proc.crash_segv",
-            SwarmKind::ProcHang => "proc.hang",
-            SwarmKind::ProcGarble => "proc.garble",
-            SwarmKind::ProcTruncate => "proc.truncate",
-            SwarmKind::NetDelay => "net.delay",
-            SwarmKind::DiskSlow => "disk.slow",
-            SwarmKind::ProcSlowStart => "proc.slow_start",
-            SwarmKind::UpstreamRateLimit => "upstream.rate_limited",
-            SwarmKind::UpstreamError => "upstream.failing",
-            SwarmKind::UpstreamTimeout => "upstream.timeout",
-            SwarmKind::UpstreamDrop => "upstream.dropped",
-            SwarmKind::UpstreamTruncate => "upstream.truncated",
-            SwarmKind::UpstreamEmpty => "upstream.empty",
-            SwarmKind::UpstreamSlow => "upstream.slow",
-        }
-    }
-
     /// The kind's name as plans spell it (`net_reset`).
     pub fn name(self) -> &'static str {
         match self {

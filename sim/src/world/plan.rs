@@ -20,8 +20,6 @@ pub(crate) struct ActivePlan {
     pub(crate) swarm: SwarmPlan,
     /// Actions waiting for their event, by event name.
     pub(crate) triggered: BTreeMap<String, Vec<FaultAction>>,
-    /// How often each event was marked (the trace names the occurrence).
-    pub(crate) marks: BTreeMap<String, u32>,
     /// The first action that named a host this world lacks (a plan that does not fit).
     pub(crate) misfit: Option<String>,
 }
@@ -62,7 +60,6 @@ impl World {
         *self.inner.plan.lock().expect("plan poisoned") = Some(ActivePlan {
             swarm: plan.swarm,
             triggered,
-            marks: BTreeMap::new(),
             misfit: None,
         });
         if !timed.is_empty() {
@@ -82,7 +79,6 @@ impl World {
                 tracing::info!(target: "sim::faults", "mark {event}: no plan started");
                 return 0;
             };
-            *plan.marks.entry(event.to_string()).or_insert(0) += 1;
             plan.triggered.remove(event).unwrap_or_default()
         };
         tracing::info!(target: "sim::faults", "mark {event}: {} actions", actions.len());
