@@ -13,6 +13,6 @@ pub mod trace;
 pub mod upstream;
 pub mod world;
 
-pub use faults::{FaultCounters, FaultPlan};
+pub use faults::{Fault, FaultCounters, FaultPlan};
 pub use seed::{Ratio, SimRng};
 pub use world::{Host, RunAbort, RunReport, World, WorldOptions, run_world};

@@ -106,3 +106,119 @@ pub fn reset_client_at_each(plan: FaultPlan, prefix: &str, count: u32) -> FaultP
         reset_client_at(plan, &format!("{prefix}-{i}"))
     })
 }
+
+/// The random stream a plan draws its fixed part's parameters from (a delay, a
+/// count, an errno): the seed's, apart from the body's own stream.
+pub fn plan_rng(seed: u64) -> sim::SimRng {
+    sim::SimRng::new(seed, "plan")
+}
+
+/// Process and disk faults on the workers stage's host, as plan steps. `worker`
+/// names the worker whose process a fault targets (a plan cannot know pids: it picks
+/// the children started with `--name worker`); `None` targets every child.
+pub mod on_host {
+    use crate::stage::workers::HOST;
+    use sim::faults::{Fault, SignalName};
+    use std::time::Duration;
+
+    fn target(worker: Option<&str>) -> Option<String> {
+        worker.map(str::to_string)
+    }
+
+    /// Every later spawn starts after a delay uniform in `[min, max]`.
+    pub fn slow_starts(min: Duration, max: Duration) -> Fault {
+        Fault::SlowStarts {
+            host: HOST.into(),
+            min_ms: min.as_millis() as u64,
+            max_ms: max.as_millis() as u64,
+        }
+    }
+
+    /// The next `count` spawns fail with `errno`.
+    pub fn spawn_fails(errno: i32, count: u32) -> Fault {
+        Fault::SpawnFail {
+            host: HOST.into(),
+            errno,
+            count,
+        }
+    }
+
+    pub fn hang(worker: Option<&str>) -> Fault {
+        Fault::HangChildren {
+            host: HOST.into(),
+            with_arg: target(worker),
+        }
+    }
+
+    pub fn signal(worker: Option<&str>, signal: SignalName) -> Fault {
+        Fault::SignalChildren {
+            host: HOST.into(),
+            signal,
+            with_arg: target(worker),
+        }
+    }
+
+    pub fn leak(worker: Option<&str>, bytes_per_s: u64) -> Fault {
+        Fault::LeakChildren {
+            host: HOST.into(),
+            bytes_per_s,
+            with_arg: target(worker),
+        }
+    }
+
+    /// The disk keeps `bytes` of room above what it holds when this applies.
+    pub fn disk_room(bytes: u64) -> Fault {
+        Fault::DiskRoom {
+            host: HOST.into(),
+            bytes,
+        }
+    }
+}
+
+/// What the faults a mark set going hold, for the body's oracles (it judges the
+/// engine against the faults it met: after a shrink, none).
+pub mod met {
+    use sim::faults::Fault;
+    use std::time::Duration;
+
+    /// The start delay range of the slow starts among `faults`, if any.
+    pub fn slow_starts(faults: &[Fault]) -> Option<(Duration, Duration)> {
+        faults.iter().rev().find_map(|f| match f {
+            Fault::SlowStarts { min_ms, max_ms, .. } => Some((
+                Duration::from_millis(*min_ms),
+                Duration::from_millis(*max_ms),
+            )),
+            _ => None,
+        })
+    }
+
+    /// The errno and the number of the planned spawn failures among `faults` (the
+    /// errno of the first; 0 failures when there are none).
+    pub fn spawn_fails(faults: &[Fault]) -> (Option<i32>, u32) {
+        let mut errno = None;
+        let mut count = 0;
+        for f in faults {
+            if let Fault::SpawnFail {
+                errno: e, count: c, ..
+            } = f
+            {
+                errno.get_or_insert(*e);
+                count += c;
+            }
+        }
+        (errno, count)
+    }
+
+    /// The leak rate among `faults`, if any.
+    pub fn leak(faults: &[Fault]) -> Option<u64> {
+        faults.iter().find_map(|f| match f {
+            Fault::LeakChildren { bytes_per_s, .. } => Some(*bytes_per_s),
+            _ => None,
+        })
+    }
+
+    /// Whether `faults` hold one that matches `is`.
+    pub fn any(faults: &[Fault], is: impl Fn(&Fault) -> bool) -> bool {
+        faults.iter().any(is)
+    }
+}

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 /// Where the simulated host keeps the worker binary.
 pub const WORKER_PROGRAM_SIM: &str = "/usr/bin/worker";
+/// The simulated engine host, as plans name it.
+pub const HOST: &str = "engine-0";
 /// How often the zombie watchdog sweeps.
 pub const WATCHDOG_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -31,6 +33,8 @@ pub struct Stage {
     pub rng: SimRng,
     /// The simulated host; `None` on a real run.
     host: Option<Host>,
+    /// The simulated world, whose plan the scenario's marks trigger; `None` on a real run.
+    world: Option<World>,
 }
 
 /// The token secret of the stage's gateway (nothing connects to it here).
@@ -69,7 +73,7 @@ impl Stage {
         world: &World,
         prepare: impl FnOnce(&Host, &mut SimRng, &mut EngineConfig) -> R,
     ) -> Result<(Stage, R), Failure> {
-        let host = world.add_host("engine-0");
+        let host = world.add_host(HOST);
         crate::stage::install_worker(host.procs(), WORKER_PROGRAM_SIM);
         let env = host.env();
         let mut rng = world.rng("scenario");
@@ -84,6 +88,7 @@ impl Stage {
             faults: world.faults().clone(),
             rng,
             host: Some(host),
+            world: Some(world.clone()),
         };
         Ok((stage, prepared))
     }
@@ -109,6 +114,7 @@ impl Stage {
             faults,
             rng: SimRng::new(seed, "scenario"),
             host: None,
+            world: None,
         })
     }
 
@@ -119,6 +125,16 @@ impl Stage {
         self.engine = start_engine(self.env.clone(), config).await?;
         self.manager = self.engine.workers().clone();
         Ok(())
+    }
+
+    /// Marks `event` in the run (`World::mark`): the faults of the scenario's plan
+    /// triggered by it apply; returns them (none on a real run, or when the plan has
+    /// none for it). The body judges the engine against the faults it met.
+    pub fn mark(&self, event: &str) -> Vec<sim::Fault> {
+        self.world
+            .as_ref()
+            .map(|w| w.mark(event))
+            .unwrap_or_default()
     }
 
     pub fn is_real(&self) -> bool {

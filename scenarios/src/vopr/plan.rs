@@ -135,6 +135,7 @@ pub fn seeded_plan(seed: u64) -> FaultPlan {
                 Fault::SignalChildren {
                     host: engine(),
                     signal,
+                    with_arg: None,
                 },
             );
         }
@@ -179,6 +180,7 @@ pub fn fuzz_episode(plan: FaultPlan, kind: u8, at_ms: u64, len_ms: u64) -> Fault
             Fault::SignalChildren {
                 host: engine(),
                 signal: SignalName::Sigkill,
+                with_arg: None,
             },
         ),
     }

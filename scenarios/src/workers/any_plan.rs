@@ -105,6 +105,7 @@ impl Episode {
         let signal = |signal| Fault::SignalChildren {
             host: host(),
             signal,
+            with_arg: None,
         };
         match self.kind % EPISODE_KINDS {
             0 => plan.at(at, signal(SignalName::Sigkill)),

@@ -2,8 +2,10 @@
 //! checks (pattern.2.2), slow startups and their timeout (pattern.7.4), and a stop that
 //! arrives during initialisation (core.EC-118).
 
+use crate::kit::plans::{met, on_host, plan_rng, quiet, swarm};
 use crate::kit::workers::*;
 use engine::workers::retry::RetryPolicy;
+use sim::FaultPlan;
 use sim::faults::SwarmKind;
 
 pub fn all() -> Vec<&'static Scenario> {
@@ -25,25 +27,31 @@ workers_scenario!(
     faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/retry.rs", "engine/src/workers/supervise.rs",
             "engine/src/workers/reaper.rs"],
-    // Quiet: the oracle counts connect attempts from the endpoint's start delay to the
-    // millisecond; a late message, a slow disk operation or a slow start moves it.
-    plan: crate::kit::plans::quiet,
+    plan: endpoint_not_ready_plan,
     body: endpoint_not_ready
 );
-async fn endpoint_not_ready(mut stage: Stage) -> Outcome {
-    // Attempt instants after spawn, from the documented schedule.
-    let attempts_at = [600u64, 800, 1_200, 2_000, 3_600];
-    let mut delay = 50 + stage.rng.below(4_500);
+/// Attempt instants after spawn, from the documented schedule.
+const ATTEMPTS_AT: [u64; 5] = [600, 800, 1_200, 2_000, 3_600];
+/// The endpoint comes up after a seeded delay, from the spawn on. No swarm: the oracle
+/// counts connect attempts from the start delay to the millisecond; a late message, a
+/// slow disk operation or a slow start moves it.
+fn endpoint_not_ready_plan(seed: u64) -> FaultPlan {
+    let mut delay = 50 + plan_rng(seed).below(4_500);
     // Keep clear of an attempt instant, where network latency would decide (an attempt's
     // SYN takes up to a LAN latency to arrive). A step away from one attempt may land near
     // the next (662 ms → 812 ms, beside the 800 ms attempt), so step until clear of all.
-    while attempts_at
+    while ATTEMPTS_AT
         .iter()
         .any(|a| delay + 20 > *a && delay < *a + 100)
     {
         delay += 150;
     }
-    slow_starts(&stage, ms(delay), ms(delay));
+    quiet(seed).after("spawn", 0, on_host::slow_starts(ms(delay), ms(delay)))
+}
+async fn endpoint_not_ready(stage: Stage) -> Outcome {
+    let attempts_at = ATTEMPTS_AT;
+    let met = stage.mark("spawn");
+    let delay = met::slow_starts(&met).map_or(0, |(min, _)| min.as_millis() as u64);
     let config = stage.config("w");
     ensure!(
         config.connect == RetryPolicy::endpoint_connect(),
@@ -93,16 +101,32 @@ workers_scenario!(
     faults: ["proc.hang"], secs: 120,
     cores: ["engine/src/workers/worker.rs", "engine/src/workers/lifecycle/deadlines.rs",
             "engine/src/workers/lifecycle.rs"],
+    plan: |seed| {
+        let at = plan_rng(seed).below(3_000);
+        crate::kit::plans::workers(seed).after("healthy", at, on_host::hang(Some("w")))
+    },
     body: health_bounded
 );
-async fn health_bounded(mut stage: Stage) -> Outcome {
+async fn health_bounded(stage: Stage) -> Outcome {
     stage.register_default("w").await?;
     stage.manager.start("w").await.or_fail("start")?;
     let before = stage.manager.health("w").await.or_fail("health")?;
     ensure!(before.healthy, "healthy worker reported {before:?}");
-    tokio::time::sleep(ms(stage.rng.below(3_000))).await;
     let pid = stage.pid("w").await;
-    ensure!(stage.host()?.procs().hang(pid), "could not hang pid {pid}");
+    let hangs_before = stage.faults.count("proc.hang");
+    stage.mark("healthy");
+    // The plan hangs the worker at a seeded moment after this mark; the body learns of
+    // it from the device (nothing hung: the worker stays healthy to the end).
+    let hung = eventually("the worker hanging", secs(4), ms(1), || {
+        stage.faults.count("proc.hang") > hangs_before
+    })
+    .await;
+    if hung.is_err() {
+        let still = stage.manager.health("w").await.or_fail("health")?;
+        ensure!(still.healthy, "a worker no fault hung became {still:?}");
+        stage.manager.stop_all().await;
+        return Ok(());
+    }
     let asked = Instant::now();
     let after = stage.manager.health("w").await.or_fail("health")?;
     let took = Instant::now() - asked;
@@ -137,22 +161,31 @@ workers_scenario!(
     faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/lifecycle.rs", "engine/src/workers/lifecycle/deadlines.rs",
             "engine/src/workers/reaper.rs"],
-    // Quiet: the oracle compares the recorded startup time with the start delay it set, to
-    // the millisecond, and times the startup timeout from the start call; every timing
-    // kind moves one.
-    plan: crate::kit::plans::quiet,
+    plan: slow_startup_plan,
     body: slow_startup
 );
-async fn slow_startup(mut stage: Stage) -> Outcome {
-    let timeout = ms([4_000, 6_000, 8_000][stage.rng.below(3) as usize]);
-    let mut delay = ms(10 + stage.rng.below(9_000));
+/// The startup timeout the body draws (the plan keeps its delay clear of it).
+fn startup_timeout(rng: &mut sim::SimRng) -> Duration {
+    ms([4_000, 6_000, 8_000][rng.below(3) as usize])
+}
+/// The worker starts after a seeded delay of up to 9 s. No swarm: the oracle compares the
+/// recorded startup time with that delay to the millisecond, and times the startup
+/// timeout from the start call; every timing kind moves one.
+fn slow_startup_plan(seed: u64) -> FaultPlan {
+    let timeout = startup_timeout(&mut sim::SimRng::new(seed, "scenario"));
+    let mut delay = ms(10 + plan_rng(seed).below(9_000));
     // Clear of the timeout and of the warning threshold, where a tick decides.
     for edge in [timeout, ms(2_000)] {
         if delay.abs_diff(edge) < ms(400) {
             delay += ms(800);
         }
     }
-    slow_starts(&stage, delay, delay);
+    quiet(seed).after("spawn", 0, on_host::slow_starts(delay, delay))
+}
+async fn slow_startup(mut stage: Stage) -> Outcome {
+    let timeout = startup_timeout(&mut stage.rng);
+    let met = stage.mark("spawn");
+    let delay = met::slow_starts(&met).map_or(Duration::ZERO, |(min, _)| min);
     let mut config = stage.config("slow");
     config.init_timeout = timeout;
     // Poll the endpoint for as long as the startup may take.
@@ -203,21 +236,25 @@ workers_scenario!(
              left running or as a zombie.",
     faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/worker.rs", "engine/src/workers/lifecycle.rs"],
-    // Slow disk only: the stop must land while the worker is still starting; a slow
-    // start or a late message can end the start (connect schedule spent) before it.
-    plan: |seed| crate::kit::plans::swarm(seed, &[SwarmKind::DiskSlow]),
+    // The worker starts slowly. Slow disk only in the swarm: the stop must land while the
+    // worker is still starting; a slow start or a late message can end the start
+    // (connect schedule spent) before it.
+    plan: |seed| {
+        let delay = ms(500 + plan_rng(seed).below(2_900));
+        swarm(seed, &[SwarmKind::DiskSlow]).after("spawn", 0, on_host::slow_starts(delay, delay))
+    },
     body: stop_during_init
 );
 async fn stop_during_init(mut stage: Stage) -> Outcome {
-    let delay = ms(500 + stage.rng.below(2_900));
-    slow_starts(&stage, delay, delay);
+    let met = stage.mark("spawn");
+    let delay = met::slow_starts(&met).map_or(Duration::ZERO, |(min, _)| min);
     stage.register_default("w").await?;
     let manager = stage.manager.clone();
     let start = stage.env.spawn("start", async move {
         let result = manager.start("w").await;
         (result, Instant::now())
     });
-    tokio::time::sleep(ms(stage.rng.below(delay.as_millis() as u64))).await;
+    tokio::time::sleep(ms(stage.rng.below(delay.as_millis().max(1) as u64))).await;
     let manager = stage.manager.clone();
     let stop = stage.env.spawn("stop", async move {
         let result = manager.stop("w").await;

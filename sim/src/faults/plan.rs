@@ -60,10 +60,48 @@ pub enum Fault {
         count: u32,
     },
     /// Sends `signal` to every live child of `host` (an external OOM killer, a
-    /// segfault, an operator's kill).
+    /// segfault, an operator's kill), or to those started with argument `with_arg`.
     SignalChildren {
         host: String,
         signal: SignalName,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with_arg: Option<String>,
+    },
+    /// Every live child of `host` (or those started with `with_arg`) stops making
+    /// progress until a signal ends it.
+    HangChildren {
+        host: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with_arg: Option<String>,
+    },
+    /// Every live child of `host` (or those started with `with_arg`) leaks
+    /// `bytes_per_s` of resident memory from now on.
+    LeakChildren {
+        host: String,
+        bytes_per_s: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with_arg: Option<String>,
+    },
+    /// Every later spawn on `host` starts after a delay uniform in `[min_ms, max_ms]`
+    /// (a cold binary, a loaded machine); `0, 0` ends it.
+    SlowStarts {
+        host: String,
+        min_ms: u64,
+        max_ms: u64,
+    },
+    /// Every spawn on `host` fails (`EAGAIN`) until `SpawnRecover`.
+    SpawnOutage {
+        host: String,
+    },
+    /// Ends a spawn outage and drops planned spawn failures not yet consumed.
+    SpawnRecover {
+        host: String,
+    },
+    /// The disk of `host` keeps `bytes` of room above what is used now (a disk filling
+    /// up: a write past it fails with ENOSPC).
+    DiskRoom {
+        host: String,
+        bytes: u64,
     },
     /// The operator switches the model API on `host` (`World::install_upstream`) to
     /// `set` for every call until the next switch (a 429 period, a 5xx storm, a slow
@@ -236,11 +274,42 @@ impl fmt::Display for Fault {
             Fault::SpawnFail { host, errno, count } => {
                 write!(f, "spawn fail {host} errno {errno} ×{count}")
             }
-            Fault::SignalChildren { host, signal } => {
-                write!(f, "signal children of {host} {signal:?}")
+            Fault::SignalChildren {
+                host,
+                signal,
+                with_arg,
+            } => write!(f, "signal {}{signal:?}", children(host, with_arg)),
+            Fault::HangChildren { host, with_arg } => {
+                write!(f, "hang {}", children(host, with_arg))
             }
+            Fault::LeakChildren {
+                host,
+                bytes_per_s,
+                with_arg,
+            } => write!(f, "leak {}{bytes_per_s} bytes/s", children(host, with_arg)),
+            Fault::SlowStarts {
+                host,
+                min_ms,
+                max_ms,
+            } => write!(
+                f,
+                "slow starts on {host} {}..{}",
+                format_ms(*min_ms),
+                format_ms(*max_ms)
+            ),
+            Fault::SpawnOutage { host } => write!(f, "spawn outage on {host}"),
+            Fault::SpawnRecover { host } => write!(f, "spawns recover on {host}"),
+            Fault::DiskRoom { host, bytes } => write!(f, "disk room {host} {bytes} bytes"),
             Fault::UpstreamMode { host, set } => write!(f, "model API {host} {set:?}"),
         }
+    }
+}
+
+/// `children of h ` or `children of h with w `: whom a process fault targets.
+fn children(host: &str, with_arg: &Option<String>) -> String {
+    match with_arg {
+        Some(arg) => format!("children of {host} with {arg} "),
+        None => format!("children of {host} "),
     }
 }
 
@@ -298,6 +367,12 @@ impl Fault {
             | Fault::DiskCapacity { host, .. }
             | Fault::SpawnFail { host, .. }
             | Fault::SignalChildren { host, .. }
+            | Fault::HangChildren { host, .. }
+            | Fault::LeakChildren { host, .. }
+            | Fault::SlowStarts { host, .. }
+            | Fault::SpawnOutage { host }
+            | Fault::SpawnRecover { host }
+            | Fault::DiskRoom { host, .. }
             | Fault::UpstreamMode { host, .. } => vec![host],
         }
     }
@@ -351,12 +426,71 @@ impl Fault {
                 errno,
                 count,
             } => host(name).procs().fail_next_spawn(*errno, *count),
-            Fault::SignalChildren { host: name, signal } => {
+            Fault::SignalChildren {
+                host: name,
+                signal,
+                with_arg,
+            } => {
                 let host = host(name);
                 let procs = host.procs();
-                for pid in procs.live_pids() {
+                for pid in procs.live_pids_with_arg(with_arg.as_deref()) {
                     procs.kill_with(pid, signal.signal());
                 }
+            }
+            Fault::HangChildren {
+                host: name,
+                with_arg,
+            } => {
+                let host = host(name);
+                let procs = host.procs();
+                for pid in procs.live_pids_with_arg(with_arg.as_deref()) {
+                    procs.hang(pid);
+                }
+            }
+            Fault::LeakChildren {
+                host: name,
+                bytes_per_s,
+                with_arg,
+            } => {
+                let host = host(name);
+                let procs = host.procs();
+                for pid in procs.live_pids_with_arg(with_arg.as_deref()) {
+                    procs.leak(pid, *bytes_per_s);
+                }
+            }
+            Fault::SlowStarts {
+                host: name,
+                min_ms,
+                max_ms,
+            } => {
+                let host = host(name);
+                let procs = host.procs();
+                let mut options = procs.options();
+                options.start_delay_min = Duration::from_millis(*min_ms);
+                options.start_delay_max = Duration::from_millis(*max_ms.max(min_ms));
+                procs.set_options(options);
+            }
+            Fault::SpawnOutage { host: name } => {
+                let host = host(name);
+                let procs = host.procs();
+                let mut options = procs.options();
+                options.spawn_fail_rate = crate::Ratio::ONE;
+                procs.set_options(options);
+            }
+            Fault::SpawnRecover { host: name } => {
+                let host = host(name);
+                let procs = host.procs();
+                let mut options = procs.options();
+                options.spawn_fail_rate = crate::Ratio::ZERO;
+                procs.set_options(options);
+                procs.clear_planned_spawn_failures();
+            }
+            Fault::DiskRoom { host: name, bytes } => {
+                let host = host(name);
+                let disk = host.disk();
+                let capacity = disk.used_bytes().saturating_add(*bytes);
+                disk.set_capacity(capacity);
+                tracing::info!(target: "sim::fault", "disk of {name} limited to {capacity} bytes ({bytes} free)");
             }
             Fault::UpstreamMode { host: name, set } => match world.upstream(name) {
                 Some(upstream) => upstream.set_mode(*set),

@@ -214,6 +214,18 @@ impl SimProcs {
         self.pids_in(|phase| phase == Phase::Running)
     }
 
+    /// Pids of running children started with argument `arg` (all of them for `None`),
+    /// ascending: how a plan, which cannot know pids, names its targets.
+    pub fn live_pids_with_arg(&self, arg: Option<&str>) -> Vec<u32> {
+        let st = self.lock();
+        st.procs
+            .values()
+            .filter(|p| p.phase() == Phase::Running)
+            .filter(|p| arg.is_none_or(|a| p.args.iter().any(|x| x == a)))
+            .map(|p| p.pid)
+            .collect()
+    }
+
     /// Pids of children that exited and were not reaped yet, ascending.
     pub fn zombie_pids(&self) -> Vec<u32> {
         self.pids_in(|phase| matches!(phase, Phase::Exited(_)))

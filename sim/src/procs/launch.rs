@@ -142,19 +142,22 @@ impl SimProcs {
                 stdout_w.with_faults(OutputFaults::new(rng, plan.garble, plan.truncate_after));
         }
         let (signal_tx, signal_rx) = mpsc::channel(SIGNALS_PENDING_MAX);
-        let proc = Arc::new(ProcShared::new(
-            pid,
-            spec.program.clone(),
-            Descriptors {
-                stdin,
-                stdout,
-                stderr,
-            },
-            signal_tx,
-            options.resident_bytes_initial,
-            options.memory_limit_bytes,
-            self.faults.clone(),
-        ));
+        let proc = Arc::new(
+            ProcShared::new(
+                pid,
+                spec.program.clone(),
+                Descriptors {
+                    stdin,
+                    stdout,
+                    stderr,
+                },
+                signal_tx,
+                options.resident_bytes_initial,
+                options.memory_limit_bytes,
+                self.faults.clone(),
+            )
+            .with_args(spec.args.clone()),
+        );
         st.procs.insert(pid, proc.clone());
         drop(st);
 

@@ -80,6 +80,9 @@ struct ProcState {
 pub(crate) struct ProcShared {
     pub(crate) pid: u32,
     pub(crate) program: String,
+    /// The arguments it was started with: a plan picks its targets by them
+    /// (`--name w`), since it cannot know pids.
+    pub(crate) args: Vec<String>,
     state: Mutex<ProcState>,
     ended: watch::Sender<bool>,
     pub(crate) faults: FaultCounters,
@@ -105,6 +108,7 @@ impl ProcShared {
         ProcShared {
             pid,
             program,
+            args: Vec::new(),
             state: Mutex::new(ProcState {
                 phase: Phase::Running,
                 hung: false,
@@ -125,6 +129,12 @@ impl ProcShared {
             swarm_crash_off: AtomicBool::new(false),
             swarm_hang_off: AtomicBool::new(false),
         }
+    }
+
+    /// The same process, started with `args`.
+    pub(crate) fn with_args(mut self, args: Vec<String>) -> Self {
+        self.args = args;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, ProcState> {

@@ -9,7 +9,7 @@
 //! swarmed, shrunk and replayed without its body knowing which plan it met.
 
 use super::World;
-use crate::faults::{FaultAction, FaultPlan, SwarmPlan};
+use crate::faults::{Fault, FaultAction, FaultPlan, SwarmPlan};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -69,20 +69,20 @@ impl World {
     }
 
     /// Marks `event` in the run: the plan's actions triggered by it apply `at_ms` after
-    /// now. Returns how many actions it set going (0 when the plan has none for it, for
-    /// example after a shrink removed them): a body must judge what the system did, not
-    /// assume the fault happened.
-    pub fn mark(&self, event: &str) -> usize {
+    /// now. Returns the faults it set going, in the plan's order (none when the plan has
+    /// none for it, for example after a shrink removed them): a body judges the engine
+    /// against the faults it met, and never assumes one happened.
+    pub fn mark(&self, event: &str) -> Vec<Fault> {
         let actions = {
             let mut plan = self.inner.plan.lock().expect("plan poisoned");
             let Some(plan) = plan.as_mut() else {
                 tracing::info!(target: "sim::faults", "mark {event}: no plan started");
-                return 0;
+                return Vec::new();
             };
             plan.triggered.remove(event).unwrap_or_default()
         };
         tracing::info!(target: "sim::faults", "mark {event}: {} actions", actions.len());
-        let count = actions.len();
+        let faults: Vec<Fault> = actions.iter().map(|a| a.fault.clone()).collect();
         // Actions due at the mark itself apply before `mark` returns, so the body can
         // observe their effect at once; later ones run on a world task.
         let (now, later): (Vec<FaultAction>, Vec<FaultAction>) =
@@ -97,7 +97,7 @@ impl World {
             later.sort_by_key(|a| a.at_ms);
             spawn_plan_task(async move { world.apply_in_order(later, from).await });
         }
-        count
+        faults
     }
 
     /// Turns the swarm off for the rest of the run and heals the network (a judging

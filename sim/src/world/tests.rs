@@ -255,8 +255,11 @@ fn a_started_plan_swarms_late_hosts_and_applies_triggered_actions_after_their_ma
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(world.faults().count("clock.drift"), 0, "not marked yet");
-        assert_eq!(world.mark("mid-answer"), 1);
-        assert_eq!(world.mark("mid-answer"), 0, "an event's actions apply once");
+        assert_eq!(world.mark("mid-answer").len(), 1);
+        assert!(
+            world.mark("mid-answer").is_empty(),
+            "an event's actions apply once"
+        );
         tokio::time::sleep(Duration::from_millis(9)).await;
         assert_eq!(
             world.faults().count("clock.drift"),
