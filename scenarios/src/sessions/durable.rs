@@ -6,13 +6,15 @@
 use crate::ensure;
 use crate::kit::channel::*;
 use crate::kit::fail::OrFail;
+use crate::kit::plans::plan_rng;
 use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::ChannelStage;
+use crate::stage::channel::ENGINE_HOST;
 use crate::stage::client::SimClient;
-use engine::env::{NetAddr, OpenMode};
+use engine::env::NetAddr;
 use engine::protocol::{ErrorCode, ServerEvent};
 use engine::sessions::Sessions;
-use sim::World;
+use sim::{Fault, FaultPlan, World};
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![&CORRUPTED, &CONCURRENT_RESUME, &FILES_GONE]
@@ -150,31 +152,37 @@ scenario!(
         "engine/src/store/checksum.rs",
     ],
     180,
-    corrupted
+    corrupted,
+    plan: corrupted_plan
 );
+/// The channel swarm; once the session is handed over, one bit of its data file flips.
+fn corrupted_plan(seed: u64) -> FaultPlan {
+    let mut rng = plan_rng(seed);
+    let flip = Fault::FlipBit {
+        host: ENGINE_HOST.into(),
+        path: data_path("{session}"),
+        offset: rng.next_u64(),
+        bit: rng.below(8) as u8,
+    };
+    crate::kit::plans::channel(seed).after("handed-over", 0, flip)
+}
 async fn corrupted(world: World) -> Outcome {
     let (mut st, token, id) = handed_over(&world).await?;
-    let path = data_path(&id);
-    {
-        let file = st
-            .env
-            .disk()
-            .open(&path, OpenMode::ReadWrite)
-            .or_fail(&format!("open {path}"))?;
-        let len = file.len().unwrap_or(0);
-        ensure!(len > 0, "{path} is empty");
-        let at = st.rng.below(len);
-        let mut byte = [0u8];
-        file.read_at(&mut byte, at)
-            .or_fail(&format!("read {path}"))?;
-        byte[0] ^= 1 << st.rng.below(8);
-        file.write_at(&byte, at).or_fail(&format!("write {path}"))?;
-    }
+    let flips = st.faults.count("disk.bitflip");
+    world.mark_with("handed-over", &[("session", &id)]);
+    let damaged = st.faults.count("disk.bitflip") > flips;
     let (_, addr_b) = ready_instance(&st, "b", 8081).await?;
     let d = st.new_delivery();
     let mut c = st
         .open_at(0, &addr_b, &format!("token={token}&session={id}"), &d)
         .await?;
+    if !damaged {
+        // Nothing flipped: the session resumes as it was.
+        ensure!(c.session_id == id, "an intact session did not resume");
+        c.query("carry on").await?;
+        c.until("a result", secs(30), is_result).await?;
+        return st.check_global();
+    }
     let notice = notice_of(&c);
     ensure!(
         c.session_id != id && notice.contains("archived") && notice.contains("new session"),
@@ -203,8 +211,19 @@ scenario!(
     ["disk.files_lost"],
     cores: ["engine/src/sessions/durable.rs", "engine/src/store/startup.rs"],
     180,
-    files_gone
+    files_gone,
+    plan: files_gone_plan
 );
+/// The channel swarm; once both sessions are handed over, their data files vanish.
+fn files_gone_plan(seed: u64) -> FaultPlan {
+    let remove = |which: &str| Fault::RemoveFile {
+        host: ENGINE_HOST.into(),
+        path: data_path(&format!("{{{which}}}")),
+    };
+    crate::kit::plans::channel(seed)
+        .after("handed-over", 0, remove("session"))
+        .after("handed-over", 0, remove("orphan"))
+}
 async fn files_gone(world: World) -> Outcome {
     let (mut st, token, id) = handed_over(&world).await?;
     // A second stored session, never resumed, loses its files too.
@@ -215,33 +234,42 @@ async fn files_gone(world: World) -> Outcome {
     let orphan = other.session_id.clone();
     st.sessions.hand_off();
     released(&st, &orphan).await?;
-    for lost in [&id, &orphan] {
-        st.env.disk().remove(&data_path(lost)).or_fail("remove")?;
-    }
+    world.mark_with("handed-over", &[("session", &id), ("orphan", &orphan)]);
+    // What the plan removed, as the disk says.
+    let gone = |id: &str| st.env.disk().metadata(&data_path(id)).is_err();
+    let (id_gone, orphan_gone) = (gone(&id), gone(&orphan));
     let (b, addr_b) = ready_instance(&st, "b", 8081).await?;
     let d = st.new_delivery();
     let mut c = st
         .open_at(0, &addr_b, &format!("token={token}&session={id}"), &d)
         .await?;
     let notice = notice_of(&c);
-    ensure!(
-        c.session_id != id && notice.contains("files are gone"),
-        "resume without files: id {}, notice {notice:?}",
-        c.session_id
-    );
-    ensure!(
-        st.store.get(&id).is_ok_and(|r| r.is_none()),
-        "the record without files was kept"
-    );
+    if id_gone {
+        ensure!(
+            c.session_id != id && notice.contains("files are gone"),
+            "resume without files: id {}, notice {notice:?}",
+            c.session_id
+        );
+        ensure!(
+            st.store.get(&id).is_ok_and(|r| r.is_none()),
+            "the record without files was kept"
+        );
+    } else {
+        ensure!(
+            c.session_id == id,
+            "a session with its files did not resume"
+        );
+    }
     c.query("fresh start").await?;
     c.until("a result", secs(30), is_result).await?;
     let report = b
         .check_store()
         .ok_or_else(|| Failure::correctness("no store"))?
         .or_fail("start-up check")?;
+    let expected: Vec<String> = if orphan_gone { vec![orphan] } else { vec![] };
     ensure!(
-        report.orphans == vec![orphan.clone()],
-        "start-up check purged {:?}, expected [{orphan}]",
+        report.orphans == expected,
+        "start-up check purged {:?}, expected {expected:?}",
         report.orphans
     );
     st.check_global()

@@ -4,10 +4,12 @@
 
 use crate::ensure;
 use crate::kit::channel::*;
+use crate::kit::plans::on_host;
 use crate::scenario::{Failure, Outcome, Scenario};
+use crate::stage::channel::ENGINE_HOST;
 use engine::protocol::ServerEvent;
 use engine::workers::disk::DiskPolicy;
-use sim::{Ratio, World};
+use sim::{Fault, FaultPlan, World};
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![&FORK_FAILS, &DISK_QUOTA, &SEQ_EXHAUSTED]
@@ -21,20 +23,36 @@ scenario!(
     ["proc.spawn_fail"],
     cores: ["engine/src/sessions/service.rs", "engine/src/sessions/driver.rs"],
     180,
-    fork_fails
+    fork_fails,
+    plan: fork_fails_plan
 );
+/// The channel swarm; every spawn fails from the moment the fork is asked for.
+fn fork_fails_plan(seed: u64) -> FaultPlan {
+    let outage = Fault::SpawnOutage {
+        host: ENGINE_HOST.into(),
+    };
+    crate::kit::plans::channel(seed).after("fork", 0, outage)
+}
 async fn fork_fails(world: World) -> Outcome {
     let (mut st, mut parent, token) = one_client(&world, |_, _| {}).await?;
     parent.query("before the fork").await?;
     parent.until("a result", secs(30), is_result).await?;
     let pid = parent.session_id.clone();
     let before = st.session(&pid)?.transcript();
-    let mut options = st.host.procs().options();
-    options.spawn_fail_rate = Ratio::ONE;
-    st.host.procs().set_options(options);
+    let outage = !world.mark("fork").is_empty();
     st.sessions.invalidate_pool(2).await;
     let d = st.new_delivery();
     let mut fork = st.open(1, &format!("token={token}&fork={pid}"), &d).await?;
+    if !outage {
+        // No fault: the fork gets a worker and answers; its source is unchanged.
+        fork.query("on the fork").await?;
+        fork.until("the fork's result", secs(60), is_result).await?;
+        ensure!(
+            st.session(&pid)?.transcript() == before,
+            "the fork changed its source"
+        );
+        return st.check_global();
+    }
     let ended = fork
         .until("the fork's end", secs(120), |m| {
             matches!(m.event, ServerEvent::SessionEnded { .. })
@@ -72,10 +90,17 @@ scenario!(
     ["disk.session_growth"],
     cores: ["engine/src/workers/program/cache.rs", "engine/src/workers/program/cache_index.rs"],
     300,
-    disk_quota
+    disk_quota,
+    plan: disk_quota_plan
 );
+/// The channel swarm; once the stage is up, its host's disk has room for only 1.5 times
+/// the session's quota (less than the snapshots it will leave).
+fn disk_quota_plan(seed: u64) -> FaultPlan {
+    crate::kit::plans::channel(seed).after("stage-up", 0, on_host::disk_room(3 * QUOTA / 2))
+}
+const QUOTA: u64 = 1 << 20;
 async fn disk_quota(world: World) -> Outcome {
-    let quota: u64 = 1 << 20;
+    let quota = QUOTA;
     let cap: u64 = 512 << 10;
     let (mut st, mut c, _) = one_client(&world, |s, _| {
         let mut policy = DiskPolicy::with_quota(quota);
@@ -83,8 +108,7 @@ async fn disk_quota(world: World) -> Outcome {
         s.pool.template.disk = Some(policy);
     })
     .await?;
-    let used = st.host.disk().used_bytes();
-    st.host.disk().set_capacity(used + 3 * quota / 2);
+    world.mark("stage-up");
     let snapshots = 20;
     let size = 2 * quota / snapshots;
     for n in 0..snapshots {

@@ -5,11 +5,14 @@
 use crate::ensure;
 use crate::kit::channel::*;
 use crate::kit::fail::OrFail;
+use crate::kit::plans::{met, on_host};
 use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::ChannelStage;
+use crate::stage::channel::ENGINE_HOST;
 use engine::protocol::{ErrorCode, ServerEvent, ServerMessage};
 use engine::sessions::AdmissionMode;
-use sim::{Ratio, World};
+use sim::{Fault, FaultPlan, World};
+use std::time::Duration;
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![
@@ -40,8 +43,13 @@ scenario!(
         "engine/src/sessions/driver.rs",
     ],
     300,
-    cold_start
+    cold_start,
+    plan: cold_start_plan
 );
+/// The channel swarm; from the stage's start, every worker takes 20 to 30 s to start.
+fn cold_start_plan(seed: u64) -> FaultPlan {
+    crate::kit::plans::channel(seed).after("stage-up", 0, on_host::slow_starts(secs(20), secs(30)))
+}
 async fn cold_start(world: World) -> Outcome {
     let mut st = ChannelStage::start(&world, |s, _| {
         // A 20-30 s start-up needs a connection schedule that waits that long.
@@ -53,10 +61,8 @@ async fn cold_start(world: World) -> Outcome {
         s.pool.size_target = 2;
     })
     .await?;
-    let mut options = st.host.procs().options();
-    options.start_delay_min = secs(20);
-    options.start_delay_max = secs(30);
-    st.host.procs().set_options(options);
+    let met = world.mark("stage-up");
+    let slowest_start = met::slow_starts(&met).map_or(Duration::ZERO, |(min, _)| min);
     st.ready(secs(120)).await?;
     st.eventually("two warm workers", secs(120), || {
         st.sessions.pool_depth() == 2
@@ -78,7 +84,7 @@ async fn cold_start(world: World) -> Outcome {
         .await?;
     let waited = st.sessions.now() - asked;
     ensure!(
-        waited >= secs(19),
+        waited + secs(1) >= slowest_start,
         "the cold session answered after {} ms: it was not cold",
         waited.as_millis()
     );
@@ -609,14 +615,26 @@ scenario!(
     ["proc.spawn_fail"],
     cores: ["engine/src/workers/pool/decisions.rs", "engine/src/gateway/server.rs"],
     300,
-    prewarm_all_fail
+    prewarm_all_fail,
+    plan: prewarm_all_fail_plan
 );
+/// The channel swarm; every spawn fails from the stage's start until the body marks the
+/// end of its outage (60 to 120 s later).
+fn prewarm_all_fail_plan(seed: u64) -> FaultPlan {
+    let host = || ENGINE_HOST.to_string();
+    crate::kit::plans::channel(seed)
+        .after("stage-up", 0, Fault::SpawnOutage { host: host() })
+        .after("outage-over", 0, Fault::SpawnRecover { host: host() })
+}
 async fn prewarm_all_fail(world: World) -> Outcome {
     let mut st = ChannelStage::start(&world, |_, _| {}).await?;
-    let mut options = st.host.procs().options();
-    let healthy = options.clone();
-    options.spawn_fail_rate = Ratio::ONE;
-    st.host.procs().set_options(options);
+    if world.mark("stage-up").is_empty() {
+        // No outage: the pool fills at once and nothing failed.
+        st.ready(secs(120)).await?;
+        let (_, _, failures) = st.sessions.pool_counters();
+        ensure!(failures == 0, "{failures} pre-warm failures with no outage");
+        return st.check_global();
+    }
     let outage = secs(60 + st.rng.below(60));
     tokio::time::sleep(outage).await;
     let (status, _, body) = st.http(0, "GET", "/ready", &[]).await?;
@@ -632,7 +650,7 @@ async fn prewarm_all_fail(world: World) -> Outcome {
         "{failures} attempts in {} s: no backoff",
         outage.as_secs()
     );
-    st.host.procs().set_options(healthy);
+    world.mark("outage-over");
     st.ready(secs(120)).await?;
     let (status, _, _) = st.http(0, "GET", "/ready", &[]).await?;
     ensure!(status == 200, "/ready after recovery: HTTP {status}");

@@ -4,13 +4,14 @@
 
 use crate::ensure;
 use crate::kit::channel::*;
+use crate::kit::plans::{met, on_host, plan_rng};
 use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::ChannelStage;
 use crate::stage::client::SimClient;
 use engine::protocol::{ServerEvent, ServerMessage};
 use engine::workers::WorkerStatus;
 use engine::workers::memory::MemoryPolicy;
-use sim::World;
+use sim::{FaultPlan, World};
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![
@@ -21,6 +22,17 @@ pub fn all() -> Vec<&'static Scenario> {
 }
 
 const LIMIT: u64 = 200 << 20;
+
+/// The channel swarm; workers start in 3 to 6 s from the stage's start (a restart cannot
+/// find a replacement ready at once); the session's worker leaks, when the body names
+/// it, fast enough that the 5-minute prediction calls for a restart within seconds while
+/// it is still far below the limit.
+fn leaky_plan(seed: u64) -> FaultPlan {
+    let rate = LIMIT / (150 + plan_rng(seed).below(100));
+    crate::kit::plans::channel(seed)
+        .after("stage-up", 0, on_host::slow_starts(secs(3), secs(6)))
+        .after("leak", 0, on_host::leak(Some("{worker}"), rate))
+}
 
 /// One client on a session whose workers are watched for memory (limit 200 MiB,
 /// restart when growth would reach it within 5 minutes) and start in 3-6 s.
@@ -39,11 +51,7 @@ async fn leaky_stage(world: &World) -> Result<(ChannelStage, SimClient, String),
         s.answer_pace = Some(ms(500));
     })
     .await?;
-    // Slow starts from the first: a restart cannot find a replacement ready at once.
-    let mut options = st.host.procs().options();
-    options.start_delay_min = secs(3);
-    options.start_delay_max = secs(6);
-    st.host.procs().set_options(options);
+    world.mark("stage-up");
     st.ready(secs(60)).await?;
     let token = st.token("ana", "member", secs(3600));
     let d = st.new_delivery();
@@ -51,10 +59,9 @@ async fn leaky_stage(world: &World) -> Result<(ChannelStage, SimClient, String),
     Ok((st, c, token))
 }
 
-/// Makes the session's worker leak fast enough that the 5-minute prediction calls for
-/// a restart within seconds, while it is still far below the limit. Returns the
-/// worker's name and pid.
-async fn leak(st: &mut ChannelStage, session: &str) -> Result<(String, u32), Failure> {
+/// Marks the moment the session's worker leaks (the plan says how fast). Returns the
+/// worker's name and pid, or `None` when the plan made nothing leak.
+async fn leak(st: &mut ChannelStage, session: &str) -> Result<Option<(String, u32)>, Failure> {
     let s = st.session(session)?;
     let name = s
         .worker()
@@ -65,12 +72,20 @@ async fn leak(st: &mut ChannelStage, session: &str) -> Result<(String, u32), Fai
         .await
         .and_then(|i| i.pid)
         .ok_or_else(|| Failure::correctness(format!("worker {name} has no pid")))?;
-    let rate = LIMIT / (150 + st.rng.below(100));
+    let met = st.world.mark_with("leak", &[("worker", &name)]);
+    Ok(met::leak(&met).map(|_| (name, pid)))
+}
+
+/// The oracle when the plan made nothing leak: the session keeps its worker.
+async fn unleaked(st: &ChannelStage, session: &str, worker: Option<String>) -> Outcome {
+    tokio::time::sleep(secs(60)).await;
+    let s = st.session(session)?;
     ensure!(
-        st.host.procs().leak(pid, rate),
-        "could not make pid {pid} leak"
+        s.stats().restarts == 0 && s.worker() == worker,
+        "a session whose worker did not leak restarted: {:?}",
+        s.stats()
     );
-    Ok((name, pid))
+    st.check_global()
 }
 
 fn states(messages: &[ServerMessage]) -> Vec<String> {
@@ -95,7 +110,8 @@ scenario!(
         "engine/src/sessions/driver.rs",
     ],
     300,
-    restart_after_answer
+    restart_after_answer,
+    plan: leaky_plan
 );
 async fn restart_after_answer(world: World) -> Outcome {
     let (mut st, mut c, _) = leaky_stage(&world).await?;
@@ -103,7 +119,12 @@ async fn restart_after_answer(world: World) -> Outcome {
     c.query(&answer).await?;
     deltas(&mut c, 2).await?;
     let id = c.session_id.clone();
-    let (old, pid) = leak(&mut st, &id).await?;
+    let worker = st.session(&id)?.worker();
+    let Some((old, pid)) = leak(&mut st, &id).await? else {
+        c.until("the result", secs(60), is_result).await?;
+        answer_is(&c, 1, &answer)?;
+        return unleaked(&st, &id, worker).await;
+    };
     let s = st.session(&id)?;
     c.until("the result", secs(60), is_result).await?;
     answer_is(&c, 1, &answer)?;
@@ -145,14 +166,19 @@ scenario!(
         "engine/src/sessions/driver.rs",
     ],
     300,
-    message_during_restart
+    message_during_restart,
+    plan: leaky_plan
 );
 async fn message_during_restart(world: World) -> Outcome {
     let (mut st, mut c, _) = leaky_stage(&world).await?;
     c.query(&words(6, "a")).await?;
     deltas(&mut c, 1).await?;
     let id = c.session_id.clone();
-    leak(&mut st, &id).await?;
+    let worker = st.session(&id)?.worker();
+    if leak(&mut st, &id).await?.is_none() {
+        c.until("the result", secs(60), is_result).await?;
+        return unleaked(&st, &id, worker).await;
+    }
     c.until("restarting", secs(60), is_status("restarting"))
         .await?;
     let held = 1 + st.rng.below(3);
@@ -201,14 +227,18 @@ scenario!(
     ["proc.leak"],
     cores: ["engine/src/sessions/driver.rs", "engine/src/sessions/core/queries.rs"],
     300,
-    atomic_restart
+    atomic_restart,
+    plan: leaky_plan
 );
 async fn atomic_restart(world: World) -> Outcome {
     let (mut st, mut c, _) = leaky_stage(&world).await?;
     c.query("warm up").await?;
     c.until("a result", secs(30), is_result).await?;
     let id = c.session_id.clone();
-    let (old, _) = leak(&mut st, &id).await?;
+    let worker = st.session(&id)?.worker();
+    let Some((old, _)) = leak(&mut st, &id).await? else {
+        return unleaked(&st, &id, worker).await;
+    };
     c.until("restarting", secs(60), is_status("restarting"))
         .await?;
     let during = st.manager.get(&old).await;

@@ -103,6 +103,19 @@ pub enum Fault {
         host: String,
         bytes: u64,
     },
+    /// One bit of file `path` on `host` flips at rest (bit rot, a bad sector): bit
+    /// `bit % 8` of the byte at `offset` modulo the file's length.
+    FlipBit {
+        host: String,
+        path: String,
+        offset: u64,
+        bit: u8,
+    },
+    /// File `path` on `host` vanishes (an operator's clean-up, a lost volume).
+    RemoveFile {
+        host: String,
+        path: String,
+    },
     /// The operator switches the model API on `host` (`World::install_upstream`) to
     /// `set` for every call until the next switch (a 429 period, a 5xx storm, a slow
     /// model; `serving` ends it).
@@ -300,9 +313,33 @@ impl fmt::Display for Fault {
             Fault::SpawnOutage { host } => write!(f, "spawn outage on {host}"),
             Fault::SpawnRecover { host } => write!(f, "spawns recover on {host}"),
             Fault::DiskRoom { host, bytes } => write!(f, "disk room {host} {bytes} bytes"),
+            Fault::FlipBit {
+                host,
+                path,
+                offset,
+                bit,
+            } => write!(f, "flip bit {bit} at {offset} of {host}:{path}"),
+            Fault::RemoveFile { host, path } => write!(f, "remove {host}:{path}"),
             Fault::UpstreamMode { host, set } => write!(f, "model API {host} {set:?}"),
         }
     }
+}
+
+/// Flips bit `bit % 8` of the byte at `offset` modulo the length of `path`; returns
+/// that byte's offset.
+fn flip_bit(disk: &crate::disk::SimDisk, path: &str, offset: u64, bit: u8) -> std::io::Result<u64> {
+    use engine::env::{Disk, OpenMode};
+    let file = disk.open(path, OpenMode::ReadWrite)?;
+    let len = file.len()?;
+    if len == 0 {
+        return Err(std::io::Error::other("the file is empty"));
+    }
+    let at = offset % len;
+    let mut byte = [0u8];
+    file.read_at(&mut byte, at)?;
+    byte[0] ^= 1 << (bit % 8);
+    file.write_at(&byte, at)?;
+    Ok(at)
 }
 
 /// `children of h ` or `children of h with w `: whom a process fault targets.
@@ -373,8 +410,28 @@ impl Fault {
             | Fault::SpawnOutage { host }
             | Fault::SpawnRecover { host }
             | Fault::DiskRoom { host, .. }
+            | Fault::FlipBit { host, .. }
+            | Fault::RemoveFile { host, .. }
             | Fault::UpstreamMode { host, .. } => vec![host],
         }
+    }
+
+    /// The fault with each `{name}` of its target (a process's argument, a file's path)
+    /// replaced by its value in `bindings` (`World::mark_with`).
+    pub fn bound(mut self, bindings: &[(&str, &str)]) -> Fault {
+        let target = match &mut self {
+            Fault::SignalChildren { with_arg, .. }
+            | Fault::HangChildren { with_arg, .. }
+            | Fault::LeakChildren { with_arg, .. } => with_arg.as_mut(),
+            Fault::FlipBit { path, .. } | Fault::RemoveFile { path, .. } => Some(path),
+            _ => None,
+        };
+        if let Some(target) = target {
+            for (name, value) in bindings {
+                *target = target.replace(&format!("{{{name}}}"), value);
+            }
+        }
+        self
     }
 
     /// Applies the fault now. Hosts must exist (see `FaultPlan::validate`).
@@ -492,6 +549,40 @@ impl Fault {
                 disk.set_capacity(capacity);
                 tracing::info!(target: "sim::fault", "disk of {name} limited to {capacity} bytes ({bytes} free)");
             }
+            Fault::FlipBit {
+                host: name,
+                path,
+                offset,
+                bit,
+            } => {
+                let host = host(name);
+                match flip_bit(host.disk(), path, *offset, *bit) {
+                    Ok(at) => world.faults().for_host(name).fire(
+                        "disk.bitflip",
+                        &format!(
+                            "{name}: bit {} of byte {at} of {path} flipped at rest",
+                            bit % 8
+                        ),
+                    ),
+                    Err(e) => tracing::error!(
+                        target: "sim::fault",
+                        "{name}: no bit of {path} flipped: {e}"
+                    ),
+                }
+            }
+            Fault::RemoveFile { host: name, path } => {
+                let host = host(name);
+                match engine::env::Disk::remove(host.disk(), path) {
+                    Ok(()) => world
+                        .faults()
+                        .for_host(name)
+                        .fire("disk.file_removed", &format!("{name}: {path} vanished")),
+                    Err(e) => tracing::error!(
+                        target: "sim::fault",
+                        "{name}: {path} not removed: {e}"
+                    ),
+                }
+            }
             Fault::UpstreamMode { host: name, set } => match world.upstream(name) {
                 Some(upstream) => upstream.set_mode(*set),
                 None => tracing::error!(
@@ -527,6 +618,23 @@ mod tests {
                 },
             )
             .at(20, Fault::HealAll)
+    }
+
+    #[test]
+    fn a_mark_names_the_process_a_plan_targets() {
+        let hang = Fault::HangChildren {
+            host: "h".into(),
+            with_arg: Some("{worker}".into()),
+        };
+        let bound = hang.clone().bound(&[("worker", "pool-3")]);
+        assert_eq!(
+            bound,
+            Fault::HangChildren {
+                host: "h".into(),
+                with_arg: Some("pool-3".into()),
+            }
+        );
+        assert_eq!(hang.clone().bound(&[]), hang, "nothing named: unchanged");
     }
 
     #[test]

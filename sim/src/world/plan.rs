@@ -73,6 +73,13 @@ impl World {
     /// none for it, for example after a shrink removed them): a body judges the engine
     /// against the faults it met, and never assumes one happened.
     pub fn mark(&self, event: &str) -> Vec<Fault> {
+        self.mark_with(event, &[])
+    }
+
+    /// [`World::mark`], naming what the event is about: each `(name, value)` fills the
+    /// `{name}` placeholders of the triggered faults' targets (a plan that hangs
+    /// `{worker}` hangs the worker the body names here, which the plan cannot know).
+    pub fn mark_with(&self, event: &str, bindings: &[(&str, &str)]) -> Vec<Fault> {
         let actions = {
             let mut plan = self.inner.plan.lock().expect("plan poisoned");
             let Some(plan) = plan.as_mut() else {
@@ -81,6 +88,13 @@ impl World {
             };
             plan.triggered.remove(event).unwrap_or_default()
         };
+        let actions: Vec<FaultAction> = actions
+            .into_iter()
+            .map(|mut a| {
+                a.fault = a.fault.bound(bindings);
+                a
+            })
+            .collect();
         tracing::info!(target: "sim::faults", "mark {event}: {} actions", actions.len());
         let faults: Vec<Fault> = actions.iter().map(|a| a.fault.clone()).collect();
         // Actions due at the mark itself apply before `mark` returns, so the body can
