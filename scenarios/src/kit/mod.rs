@@ -6,6 +6,7 @@ pub mod files;
 pub mod inputs;
 pub mod plans;
 pub mod pool;
+pub mod sessions;
 pub mod status;
 pub mod time;
 pub mod workers;

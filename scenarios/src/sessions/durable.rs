@@ -7,71 +7,15 @@ use crate::ensure;
 use crate::kit::channel::*;
 use crate::kit::fail::OrFail;
 use crate::kit::plans::plan_rng;
+use crate::kit::sessions::*;
 use crate::scenario::{Failure, Outcome, Scenario};
-use crate::stage::channel::ChannelStage;
 use crate::stage::channel::ENGINE_HOST;
 use crate::stage::client::SimClient;
-use engine::env::NetAddr;
-use engine::protocol::{ErrorCode, ServerEvent};
-use engine::sessions::Sessions;
+use engine::protocol::ErrorCode;
 use sim::{Fault, FaultPlan, World};
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![&CORRUPTED, &CONCURRENT_RESUME, &FILES_GONE]
-}
-
-/// A session of `ana` on instance A with one question in its history, handed over:
-/// its record stays in the store, unclaimed. Returns the stage, the token, the id.
-pub(super) async fn handed_over(world: &World) -> Result<(ChannelStage, String, String), Failure> {
-    let (st, mut c, token) = one_client(world, |_, _| {}).await?;
-    c.query("remember blue").await?;
-    c.until("a result", secs(30), is_result).await?;
-    let id = c.session_id.clone();
-    let moved = st.sessions.hand_off();
-    ensure!(moved == 1, "{moved} sessions handed over");
-    c.until(
-        "session_ended",
-        secs(10),
-        |m| matches!(&m.event, ServerEvent::SessionEnded { reason } if reason.contains("resume")),
-    )
-    .await?;
-    released(&st, &id).await?;
-    Ok((st, token, id))
-}
-
-/// Waits until session `id`'s record is in the store, claimed by nobody.
-pub(super) async fn released(st: &ChannelStage, id: &str) -> Result<(), Failure> {
-    st.eventually(&format!("{id}'s claim is released"), secs(10), || {
-        st.store
-            .get(id)
-            .is_ok_and(|r| r.is_some_and(|r| r.claimed_by.is_none()))
-    })
-    .await
-}
-
-async fn ready_instance(
-    st: &ChannelStage,
-    name: &str,
-    port: u16,
-) -> Result<(Sessions, NetAddr), Failure> {
-    let instance = st.instance(name, port).await?;
-    let (sessions, addr) = (instance.sessions().clone(), instance.addr().clone());
-    st.eventually(&format!("instance {name} ready"), secs(60), || {
-        sessions.is_ready()
-    })
-    .await?;
-    Ok((sessions, addr))
-}
-
-fn data_path(id: &str) -> String {
-    format!("session-data/{id}.json")
-}
-
-fn notice_of(c: &SimClient) -> String {
-    match &c.welcome.event {
-        ServerEvent::Welcome { notice, .. } => notice.clone().unwrap_or_default(),
-        _ => String::new(),
-    }
 }
 
 scenario!(

@@ -8,9 +8,9 @@
 //! it holds the key, no resume may look at the record, and a resume that cannot get the
 //! key within the acquire timeout must be refused, not left waiting.
 
-use super::durable::handed_over;
 use crate::ensure;
 use crate::kit::channel::*;
+use crate::kit::sessions::handed_over;
 use crate::scenario::{Failure, Outcome, Scenario, converge};
 use crate::stage::channel::ChannelStage;
 use crate::stage::client::SimClient;

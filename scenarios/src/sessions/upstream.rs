@@ -5,16 +5,15 @@
 
 use crate::ensure;
 use crate::kit::channel::*;
+use crate::kit::sessions::*;
 use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::{ChannelStage, ENGINE_HOST, UPSTREAM_HOST, with_upstream};
-use engine::env::OpenMode;
 use engine::protocol::{ErrorCode, ServerEvent};
-use engine::upstream::{LocalUpstream, MODELS_PATH};
+use engine::upstream::MODELS_PATH;
 use sim::faults::Fault;
 use sim::net::PartitionMode;
 use sim::upstream::UpstreamMode;
 use sim::{FaultPlan, SimRng, World};
-use std::sync::Arc;
 use tokio::time::Instant;
 
 pub fn all() -> Vec<&'static Scenario> {
@@ -287,72 +286,4 @@ async fn unreachable_mid_session(world: World) -> Outcome {
         "the session did not survive the outage"
     );
     st.check_global()
-}
-
-fn upstream_of(st: &ChannelStage) -> Result<Arc<LocalUpstream>, Failure> {
-    st.upstream
-        .clone()
-        .ok_or_else(|| Failure::correctness("the stage hosts no upstream"))
-}
-
-/// When the first pre-warm check met 429 (the pause starts from its answer).
-fn first_refused_check(up: &LocalUpstream) -> Result<Instant, Failure> {
-    up.requests()
-        .iter()
-        .find(|r| r.path == MODELS_PATH && r.status == 429)
-        .map(|r| r.at)
-        .ok_or_else(|| Failure::correctness("no pre-warm check met the rate limit"))
-}
-
-/// No worker refused as rate limited serves any live session.
-fn refused_never_bound(st: &ChannelStage) -> Result<(), Failure> {
-    let (_, refused) = st.sessions.prewarm_rate_limited();
-    for s in st.sessions.live() {
-        if let Some(w) = s.worker() {
-            ensure!(
-                !refused.contains(&w),
-                "session {} got worker {w}, refused as rate limited",
-                s.id
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Waits for query `query`'s result and returns its deltas and text.
-async fn wait_answer(
-    client: &mut crate::stage::client::SimClient,
-    query: u64,
-) -> Result<(Vec<String>, String), Failure> {
-    client
-        .until(
-            "the answer",
-            secs(60),
-            |m| matches!(m.event, ServerEvent::Result { query: q, .. } if q == query),
-        )
-        .await?;
-    let (deltas, result) = answer_of(client, query);
-    Ok((deltas, result.unwrap_or_default()))
-}
-
-/// The stored history of session `id` (written before each query) holds `line`.
-fn history_holds(st: &ChannelStage, id: &str, line: &str) -> Result<(), Failure> {
-    let record = st
-        .store
-        .get(id)
-        .map_err(|e| Failure::correctness(format!("read record {id}: {e}")))?
-        .ok_or_else(|| Failure::correctness(format!("session {id} is not stored")))?;
-    let disk = st.env.disk();
-    let file = disk
-        .open(&record.data_path, OpenMode::Read)
-        .map_err(|e| Failure::correctness(format!("open {}: {e}", record.data_path)))?;
-    let len = file.len().unwrap_or(0) as usize;
-    let mut bytes = vec![0u8; len];
-    let read = file.read_at(&mut bytes, 0).unwrap_or(0);
-    let history: Vec<String> = serde_json::from_slice(&bytes[..read]).unwrap_or_default();
-    ensure!(
-        history.iter().any(|l| l == line),
-        "the stored history of {id} lacks {line:?}: {history:?}"
-    );
-    Ok(())
 }
