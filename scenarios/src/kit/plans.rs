@@ -166,6 +166,14 @@ pub mod on_host {
         }
     }
 
+    pub fn crash() -> Fault {
+        Fault::CrashHost { host: HOST.into() }
+    }
+
+    pub fn restart() -> Fault {
+        Fault::RestartHost { host: HOST.into() }
+    }
+
     /// The disk keeps `bytes` of room above what it holds when this applies.
     pub fn disk_room(bytes: u64) -> Fault {
         Fault::DiskRoom {
@@ -215,6 +223,60 @@ pub mod met {
             Fault::LeakChildren { bytes_per_s, .. } => Some(*bytes_per_s),
             _ => None,
         })
+    }
+
+    /// Whether a process fault aimed at `with_arg` reaches `worker`'s process (aimed
+    /// at it by name, or at every child).
+    fn reaches(with_arg: &Option<String>, worker: &str) -> bool {
+        with_arg.as_deref().is_none_or(|w| w == worker)
+    }
+
+    /// The signal among `faults` sent to `worker`'s process, if any.
+    pub fn signal_to(faults: &[Fault], worker: &str) -> Option<sim::faults::SignalName> {
+        faults.iter().find_map(|f| match f {
+            Fault::SignalChildren {
+                signal, with_arg, ..
+            } if reaches(with_arg, worker) => Some(*signal),
+            _ => None,
+        })
+    }
+
+    /// The leak rate among `faults` that reaches `worker`'s process, if any.
+    pub fn leak_of(faults: &[Fault], worker: &str) -> Option<u64> {
+        faults.iter().find_map(|f| match f {
+            Fault::LeakChildren {
+                bytes_per_s,
+                with_arg,
+                ..
+            } if reaches(with_arg, worker) => Some(*bytes_per_s),
+            _ => None,
+        })
+    }
+
+    /// Whether `faults` hang `worker`'s process.
+    pub fn hangs(faults: &[Fault], worker: &str) -> bool {
+        any(
+            faults,
+            |f| matches!(f, Fault::HangChildren { with_arg, .. } if reaches(with_arg, worker)),
+        )
+    }
+
+    /// The room the disk keeps among `faults` (`DiskRoom`), if any.
+    pub fn disk_room(faults: &[Fault]) -> Option<u64> {
+        faults.iter().rev().find_map(|f| match f {
+            Fault::DiskRoom { bytes, .. } => Some(*bytes),
+            _ => None,
+        })
+    }
+
+    /// Whether `faults` crash a host.
+    pub fn crashes_host(faults: &[Fault]) -> bool {
+        any(faults, |f| matches!(f, Fault::CrashHost { .. }))
+    }
+
+    /// Whether `faults` restart a host.
+    pub fn restarts_host(faults: &[Fault]) -> bool {
+        any(faults, |f| matches!(f, Fault::RestartHost { .. }))
     }
 
     /// Whether `faults` hold one that matches `is`.

@@ -6,13 +6,15 @@
 //! Timings are checked in virtual time, within [`TICK`] of their nominal value on a
 //! simulated host and [`REAL_SLACK`] on a real run.
 
+use crate::kit::plans::{met, on_host, plan_rng, swarm, workers};
 use crate::kit::workers::*;
 use engine::env::Signal;
 use engine::workers::breaker::RestartPolicy;
 use engine::workers::memory::MemoryPolicy;
 use engine::workers::program::Request;
 use engine::workers::{OversightRequest, WorkerConfig};
-use sim::faults::SwarmKind;
+use sim::faults::{SignalName, SwarmKind};
+use sim::{FaultPlan, SimRng};
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![
@@ -37,10 +39,68 @@ workers_scenario!(
              restarted after the first backoff again. Nothing is left alive at the end.",
     faults: ["proc.crash_segv", "proc.kill"], secs: 600,
     cores: ["engine/src/workers/breaker.rs", "engine/src/workers/lifecycle.rs"],
+    plan: crash_after_start_plan,
     body: crash_after_start, real
 );
+/// The breaker's failure limit, the body's first draw (the plan kills that many times).
+fn crash_failures_max(rng: &mut SimRng) -> u32 {
+    3 + rng.below(3) as u32
+}
+/// The signal of kill `i` (SIGSEGV first, then SIGKILL, then seeded).
+fn crash_signal(i: u32, rng: &mut SimRng) -> Signal {
+    match i {
+        1 => Signal::Segv,
+        2 => Signal::Kill,
+        _ if rng.below(2) == 0 => Signal::Segv,
+        _ => Signal::Kill,
+    }
+}
+fn signal_name(signal: Signal) -> SignalName {
+    match signal {
+        Signal::Segv => SignalName::Sigsegv,
+        Signal::Term => SignalName::Sigterm,
+        _ => SignalName::Sigkill,
+    }
+}
+/// The worker is killed at each `crash-{i}` the body marks (as many as the breaker's
+/// limit), and once more at `crash-after-start`, after the manual start.
+fn crash_after_start_plan(seed: u64) -> FaultPlan {
+    let failures_max = crash_failures_max(&mut SimRng::new(seed, "scenario"));
+    let mut rng = plan_rng(seed);
+    let plan = (1..=failures_max).fold(workers(seed), |plan, i| {
+        let signal = signal_name(crash_signal(i, &mut rng));
+        plan.after(
+            &format!("crash-{i}"),
+            0,
+            on_host::signal(Some("crashy"), signal),
+        )
+    });
+    plan.after(
+        "crash-after-start",
+        0,
+        on_host::signal(Some("crashy"), SignalName::Sigsegv),
+    )
+}
+/// Kills the ready `worker` (process `pid`) at `event`: on a simulated host the plan
+/// sends the signal, and the body learns which from the faults the mark set going (none
+/// after a shrink: then `None`); a real run has no plan, and the body sends `real`
+/// itself. Returns the signal and the instant it was sent.
+async fn planned_kill(
+    stage: &Stage,
+    worker: &Worker,
+    pid: u32,
+    event: &str,
+    real: Signal,
+) -> Result<Option<(Signal, Instant)>, Failure> {
+    if stage.is_real() {
+        return Ok(Some((real, send_signal(stage, worker, pid, real).await?)));
+    }
+    let at = Instant::now();
+    let met = stage.mark(event);
+    Ok(met::signal_to(&met, worker.name()).map(|s| (s.signal(), at)))
+}
 async fn crash_after_start(mut stage: Stage) -> Outcome {
-    let failures_max = 3 + stage.rng.below(3) as u32;
+    let failures_max = crash_failures_max(&mut stage.rng);
     let backoff_first = ms(200 + 100 * stage.rng.below(7));
     let mut config = stage.config("crashy");
     config.restart = RestartPolicy {
@@ -55,17 +115,27 @@ async fn crash_after_start(mut stage: Stage) -> Outcome {
     let slack = slack(&stage);
     let worker = stage.start_worker("crashy", config).await?;
     let log = StatusLog::follow(&stage.env, &worker);
-    for i in 1..=failures_max {
+    // The kills the plan made so far (all of them, unless a shrink removed some).
+    let mut i = 0u32;
+    for k in 1..=failures_max {
         tokio::time::sleep(ms(100 + stage.rng.below(2_000))).await;
         let pid = ready_pid(&worker)?;
-        let signal = match i {
-            1 => Signal::Segv,
-            2 => Signal::Kill,
-            _ if stage.rng.below(2) == 0 => Signal::Segv,
-            _ => Signal::Kill,
-        };
         let mark = log.mark();
-        let killed_at = send_signal(&stage, &worker, pid, signal).await?;
+        let event = format!("crash-{k}");
+        // A real run draws the signal the plan would have sent.
+        let real = if stage.is_real() {
+            crash_signal(k, &mut stage.rng)
+        } else {
+            Signal::Kill
+        };
+        let Some((signal, killed_at)) = planned_kill(&stage, &worker, pid, &event, real).await?
+        else {
+            // Not killed: the worker stays up on the same process.
+            let now = ready_pid(&worker)?;
+            ensure!(now == pid, "no kill at {event}, yet pid {pid} became {now}");
+            continue;
+        };
+        i += 1;
         let (index, seen_at, status) = log.next_down(mark, secs(10), "the death").await?;
         let noticed = seen_at - killed_at;
         ensure!(noticed <= slack, "crash {i}: noticed {noticed:?} late");
@@ -101,7 +171,62 @@ async fn crash_after_start(mut stage: Stage) -> Outcome {
         ensure!(stats.restarts == u64::from(i), "crash {i}: {stats:?}");
     }
     // The breaker is open: nothing is restarted, however long we wait (longer than the
-    // backoff the next restart would have waited).
+    // backoff the next restart would have waited). Fewer kills (a shrunk plan) leave it
+    // closed, the worker up.
+    let open = i == failures_max;
+    let pid = if open {
+        breaker_stays_open(&stage, &worker, backoff_first, failures_max).await?;
+        // A manual start closes the breaker and clears its history.
+        start_ready(&worker).await?
+    } else {
+        ready_pid(&worker)?
+    };
+    tokio::time::sleep(ms(100 + stage.rng.below(1_000))).await;
+    let mark = log.mark();
+    let event = "crash-after-start";
+    let killed = planned_kill(&stage, &worker, pid, event, Signal::Segv).await?;
+    let Some((_, killed_at)) = killed else {
+        let now = ready_pid(&worker)?;
+        ensure!(now == pid, "no kill at {event}, yet pid {pid} became {now}");
+        return stop_then_clean(&stage, &worker).await;
+    };
+    let failures = if open { 1 } else { i + 1 };
+    let (index, _, status) = log.next_down(mark, secs(10), "leaving Ready").await?;
+    if failures == failures_max {
+        let expected = WorkerStatus::BreakerOpen { failures };
+        ensure!(
+            status == expected,
+            "failure {failures}: {status}, not {expected}"
+        );
+        return stop_clean(&stage, &worker).await;
+    }
+    ensure!(
+        status == WorkerStatus::Restarting { failures },
+        "the first crash after a manual start gave {status}: the breaker kept its history \
+         (expected {failures} failures)"
+    );
+    let (_, ready_at, _) = log.next_ready(index, secs(30), "the restart").await?;
+    let delay = spawned_at(ready_at, &worker.stats()) - killed_at;
+    let nominal = backoff_first * 2u32.pow(failures - 1);
+    let what = format!("after the manual start, a restart (backoff {nominal:?})");
+    on_time(&what, delay, nominal, nominal, slack)?;
+    stop_then_clean(&stage, &worker).await
+}
+
+/// Stops the worker (it ends Stopped) and checks nothing is left.
+async fn stop_then_clean(stage: &Stage, worker: &Worker) -> Outcome {
+    stopped(worker).await?;
+    ensure_clean(stage, "after the stop")
+}
+
+/// Oracle, the breaker open after `failures_max` failures: no process is started,
+/// however long we wait.
+async fn breaker_stays_open(
+    stage: &Stage,
+    worker: &Worker,
+    backoff_first: Duration,
+    failures_max: u32,
+) -> Outcome {
     let spawns = worker.stats().spawns;
     tokio::time::sleep(backoff_first * 2u32.pow(failures_max - 1) + secs(2)).await;
     let (now, status) = (worker.stats().spawns, worker.status());
@@ -113,25 +238,10 @@ async fn crash_after_start(mut stage: Stage) -> Outcome {
         now == spawns && open,
         "breaker open: {now} spawns (was {spawns}), {status}"
     );
-    ensure_clean(&stage, "with the breaker open")?;
+    ensure_clean(stage, "with the breaker open")?;
     let health = worker.health().await;
     ensure!(!health.healthy && !health.probed, "breaker: {health:?}");
-    // A manual start closes the breaker and clears its history.
-    let pid = start_ready(&worker).await?;
-    tokio::time::sleep(ms(100 + stage.rng.below(1_000))).await;
-    let mark = log.mark();
-    let killed_at = send_signal(&stage, &worker, pid, Signal::Segv).await?;
-    let (index, _, status) = log.next_down(mark, secs(10), "leaving Ready").await?;
-    ensure!(
-        status == WorkerStatus::Restarting { failures: 1 },
-        "the first crash after a manual start gave {status}: the breaker kept its history"
-    );
-    let (_, ready_at, _) = log.next_ready(index, secs(30), "the restart").await?;
-    let delay = spawned_at(ready_at, &worker.stats()) - killed_at;
-    let what = format!("after the manual start, a restart (backoff {backoff_first:?})");
-    on_time(&what, delay, backoff_first, backoff_first, slack)?;
-    stopped(&worker).await?;
-    ensure_clean(&stage, "after the stop")
+    Ok(())
 }
 
 const SNAPSHOT_FILE: &str = "snapshot";
@@ -148,13 +258,15 @@ workers_scenario!(
     faults: ["proc.slow_start"], secs: 300,
     cores: ["engine/src/workers/lifecycle.rs", "engine/src/workers/program/run.rs",
             "engine/src/workers/program/cache.rs", "engine/src/workers/program/snapshot.rs"],
-    // No swarm slow starts: its own (0.1 to 3 s) already sit just inside the default
-    // connect schedule (3.6 s); one more on top ends the start, pattern.2.1's edge case.
-    plan: |seed| crate::kit::plans::swarm(seed, &[SwarmKind::NetDelay, SwarmKind::DiskSlow]),
+    // Every start is slow (0.1 to 3 s) from the first. No swarm slow starts: these already
+    // sit just inside the default connect schedule (3.6 s); one more on top ends the
+    // start, pattern.2.1's edge case.
+    plan: |seed| swarm(seed, &[SwarmKind::NetDelay, SwarmKind::DiskSlow])
+        .after("start", 0, on_host::slow_starts(ms(100), ms(3_000))),
     body: graceful_restart
 );
 async fn graceful_restart(mut stage: Stage) -> Outcome {
-    slow_starts(&stage, ms(100), ms(3_000));
+    stage.mark("start");
     let mut config = stage.config("keeper");
     config.args = vec!["--snapshot".into(), SNAPSHOT_FILE.into()];
     let dir = config.dir.clone();
@@ -207,14 +319,26 @@ workers_scenario!(
     faults: ["proc.oom_kill", "proc.leak"], secs: 900,
     cores: ["engine/src/workers/memory.rs", "engine/src/workers/lifecycle/resources.rs",
             "engine/src/workers/lifecycle.rs"],
+    plan: oom_kill_plan,
     body: oom_kill
 );
+/// The container's memory limit, the body's first draw.
+fn oom_container(rng: &mut SimRng) -> u64 {
+    (128 + 32 * rng.below(13)) * MIB
+}
+/// Both workers start leaking at one seeded rate when the body marks `leak`.
+fn oom_kill_plan(seed: u64) -> FaultPlan {
+    let cap = oom_container(&mut SimRng::new(seed, "scenario")) / 4 * 3;
+    let rate = cap / (50 + plan_rng(seed).below(100));
+    workers(seed)
+        .after("leak", 0, on_host::leak(Some("plain"), rate))
+        .after("leak", 0, on_host::leak(Some("watched"), rate))
+}
 async fn oom_kill(mut stage: Stage) -> Outcome {
     let host = stage.host()?.clone();
-    let container = (128 + 32 * stage.rng.below(13)) * MIB;
+    let container = oom_container(&mut stage.rng);
     memory_limit(&host, container);
     let cap = container / 4 * 3;
-    let rate = cap / (50 + stage.rng.below(100));
     let plain = stage.start_worker("plain", stage.config("plain")).await?;
     let mut config = stage.config("watched");
     config.memory = Some(MemoryPolicy::with_limit(cap));
@@ -224,12 +348,80 @@ async fn oom_kill(mut stage: Stage) -> Outcome {
     tokio::time::sleep(ms(stage.rng.below(1_000))).await;
     let plain_pid = ready_pid(&plain)?;
     let watched_pid = ready_pid(&watched)?;
-    let (leak_at, base) = leak(&host, plain_pid, rate)?;
-    leak(&host, watched_pid, rate)?;
-    let oom_at = leak_at + time_to_reach(base, rate, container + 1);
-
+    let resident = |pid| host.procs().resident_bytes(pid).unwrap_or(0);
+    let (plain_base, watched_base) = (resident(plain_pid), resident(watched_pid));
+    let leak_at = Instant::now();
+    let met = stage.mark("leak");
+    let oom_at = |base, rate| leak_at + time_to_reach(base, rate, container + 1);
     // The watched worker is restarted by its supervisor first.
-    let bound = oom_at - Instant::now();
+    let stopping_at = match met::leak_of(&met, "watched") {
+        Some(rate) => {
+            let bound = oom_at(watched_base, rate) - Instant::now();
+            Some(
+                memory_restart(
+                    &host,
+                    &watched,
+                    &watched_log,
+                    bound,
+                    (leak_at, watched_base, rate),
+                    cap,
+                    container,
+                )
+                .await?,
+            )
+        }
+        None => None,
+    };
+    // The unwatched one meets the OOM killer at the predicted instant.
+    let plain_rate = met::leak_of(&met, "plain");
+    if let Some(rate) = plain_rate {
+        let died_at = oom_killed(
+            &plain,
+            &plain_log,
+            oom_at(plain_base, rate),
+            plain_pid,
+            &host,
+        )
+        .await?;
+        if let Some(stopping_at) = stopping_at {
+            ensure!(stopping_at < died_at, "the watched one stopped late");
+        }
+    } else {
+        let now = ready_pid(&plain)?;
+        ensure!(
+            now == plain_pid,
+            "no leak, yet the unwatched pid {plain_pid} became {now}"
+        );
+    }
+    if stopping_at.is_none() {
+        let stats = watched.stats();
+        let same = ready_pid(&watched)? == watched_pid;
+        ensure!(
+            same && stats.memory_restarts == 0,
+            "no leak, yet the watched one: {stats:?}"
+        );
+    }
+    ping(&plain, 1).await?;
+    ping(&watched, 2).await?;
+    let ooms = stage.faults.count("proc.oom_kill");
+    let expected = u64::from(plain_rate.is_some());
+    ensure!(ooms == expected, "{ooms} OOM kills, not {expected}");
+    stage.manager.stop_all().await;
+    ensure_clean(&stage, "at the end")
+}
+
+/// Oracle, the watched worker leaking `rate` bytes/s from `base` at `leak_at`: its memory
+/// watch warns once and restarts it gracefully within `bound`, above 80% of `cap` and
+/// under the container limit. Returns when it began stopping.
+async fn memory_restart(
+    host: &sim::Host,
+    watched: &Worker,
+    watched_log: &StatusLog,
+    bound: Duration,
+    (leak_at, base, rate): (Instant, u64, u64),
+    cap: u64,
+    container: u64,
+) -> Result<Instant, Failure> {
     let stopping = watched_log.next_stopping(1, bound, "the memory restart");
     let (index, stopping_at, _) = stopping.await?;
     let stats = watched.stats();
@@ -251,9 +443,20 @@ async fn oom_kill(mut stage: Stage) -> Outcome {
         graceful(&stats) && stats.crashes == 0 && stats.restarts == 0,
         "the memory restart was not a graceful stop and start: {stats:?}"
     );
-    fresh(&host, &ready, 0, "the restarted watched worker")?;
+    fresh(host, &ready, 0, "the restarted watched worker")?;
+    Ok(stopping_at)
+}
 
-    // The unwatched one meets the OOM killer at the predicted instant.
+/// Oracle, the unwatched worker (`plain_pid`) leaking: the OOM killer ends it at
+/// `oom_at`, seen as a crash, and it recovers after the default backoff with a fresh
+/// process. Returns when it died.
+async fn oom_killed(
+    plain: &Worker,
+    plain_log: &StatusLog,
+    oom_at: Instant,
+    plain_pid: u32,
+    host: &sim::Host,
+) -> Result<Instant, Failure> {
     let bound = oom_at + secs(1) - Instant::now();
     let (index, died_at, status) = plain_log.next_down(1, bound, "the OOM kill").await?;
     between(
@@ -270,19 +473,13 @@ async fn oom_kill(mut stage: Stage) -> Outcome {
             && stats.memory_warnings == 0,
         "after the OOM kill: {status}, {stats:?}"
     );
-    ensure!(stopping_at < died_at, "the watched one stopped late");
     let (_, ready_at, ready) = plain_log.next_ready(index, START_BOUND, "recovery").await?;
     let delay = spawned_at(ready_at, &plain.stats()) - died_at;
     let nominal = RestartPolicy::default_policy().backoff_first;
     let what = format!("restart after the OOM kill (backoff {nominal:?} minus up to 20%)");
     on_time(&what, delay, nominal * 8 / 10, nominal, TICK)?;
-    fresh(&host, &ready, plain_pid, "the recovered worker")?;
-    ping(&plain, 1).await?;
-    ping(&watched, 2).await?;
-    let ooms = stage.faults.count("proc.oom_kill");
-    ensure!(ooms == 1, "{ooms} OOM kills, not 1");
-    stage.manager.stop_all().await;
-    ensure_clean(&stage, "at the end")
+    fresh(host, &ready, plain_pid, "the recovered worker")?;
+    Ok(died_at)
 }
 
 workers_scenario!(
@@ -296,35 +493,74 @@ workers_scenario!(
     faults: ["proc.crash_segv"], secs: 300,
     cores: ["engine/src/workers/lifecycle.rs", "engine/src/workers/breaker.rs",
             "engine/src/workers/worker.rs"],
+    plan: segfault_plan,
     body: segfault, real
 );
+/// How many deaths, the body's first draw (fewer on a real run).
+fn segfault_deaths(rng: &mut SimRng, real: bool) -> u64 {
+    let (least, spread) = if real { (1, 3) } else { (2, 2) };
+    least + rng.below(spread)
+}
+/// The worker dies at each `death-{i}` the body marks: of SIGSEGV, but at a seeded one of
+/// them it starts leaking 32 MiB/s instead (under the 64 MiB container limit the body
+/// sets), for the OOM killer.
+fn segfault_plan(seed: u64) -> FaultPlan {
+    let deaths = segfault_deaths(&mut SimRng::new(seed, "scenario"), false);
+    let oom = 1 + plan_rng(seed).below(deaths);
+    (1..=deaths).fold(workers(seed), |plan, i| {
+        let fault = if i == oom {
+            on_host::leak(Some("seg"), 32 * MIB)
+        } else {
+            on_host::signal(Some("seg"), SignalName::Sigsegv)
+        };
+        plan.after(&format!("death-{i}"), 0, fault)
+    })
+}
 async fn segfault(mut stage: Stage) -> Outcome {
     let real = stage.is_real();
-    let (least, spread) = if real { (1, 3) } else { (2, 2) };
-    let deaths = least + stage.rng.below(spread);
-    let oom_index = if real {
-        None
-    } else {
+    let deaths = segfault_deaths(&mut stage.rng, real);
+    if !real {
         memory_limit(stage.host()?, 64 * MIB);
-        Some(1 + stage.rng.below(deaths))
-    };
+    }
     let slack = slack(&stage);
     let worker = stage.start_worker("seg", stage.config("seg")).await?;
     let log = StatusLog::follow(&stage.env, &worker);
     ping(&worker, 1).await?;
     let backoff = RestartPolicy::default_policy().backoff_first;
-    for i in 1..=deaths {
+    // The deaths the plan caused so far (all of them, unless a shrink removed some).
+    let mut i = 0;
+    for d in 1..=deaths {
         tokio::time::sleep(ms(50 + stage.rng.below(3_000))).await;
         let pid = ready_pid(&worker)?;
         let mark = log.mark();
-        let oom = oom_index == Some(i);
-        let injected_at = if oom {
-            leak(stage.host()?, pid, 32 * MIB)?.0
+        let event = format!("death-{d}");
+        let injected_at = Instant::now();
+        let (oom, signal) = if real {
+            (false, Some(Signal::Segv))
         } else {
-            send_signal(&stage, &worker, pid, Signal::Segv).await?
+            let met = stage.mark(&event);
+            let signal = met::signal_to(&met, "seg").map(|s| s.signal());
+            (met::leak_of(&met, "seg").is_some(), signal)
         };
+        let injected_at = match signal {
+            Some(signal) if !oom => send_real(&stage, &worker, pid, signal, injected_at).await?,
+            _ if oom => injected_at,
+            _ => {
+                // Nothing planned here: the worker stays up on the same process.
+                let now = ready_pid(&worker)?;
+                ensure!(
+                    now == pid,
+                    "no death at {event}, yet pid {pid} became {now}"
+                );
+                continue;
+            }
+        };
+        i += 1;
         let (index, died_at, status) = log.next_down(mark, secs(10), "the death").await?;
-        let words = if oom { "SIGKILL" } else { "SIGSEGV" };
+        let words = match signal {
+            Some(signal) if !oom => signal_words(signal),
+            _ => "SIGKILL",
+        };
         let noticed = died_at - injected_at;
         ensure!(oom || noticed <= slack, "death {i} seen {noticed:?} late");
         let stats = worker.stats();
@@ -355,6 +591,22 @@ async fn segfault(mut stage: Stage) -> Outcome {
     stop_clean(&stage, &worker).await
 }
 
+/// On a real run (no plan), sends `signal` to the worker's process `pid` and returns the
+/// instant of the signal that ended it; on a simulated host the plan sent it at `sent`.
+async fn send_real(
+    stage: &Stage,
+    worker: &Worker,
+    pid: u32,
+    signal: Signal,
+    sent: Instant,
+) -> Result<Instant, Failure> {
+    if stage.is_real() {
+        send_signal(stage, worker, pid, signal).await
+    } else {
+        Ok(sent)
+    }
+}
+
 workers_scenario!(
     CONTAINER_RESTART, "core.EC-122", "Container restarts while workers are running",
     proves: "The engine host boots a supervisor that starts a seeded number of workers; they write \
@@ -367,6 +619,11 @@ workers_scenario!(
     faults: ["host.crash"], secs: 300,
     cores: ["engine/src/workers/manager.rs", "engine/src/workers/program/cache.rs",
             "engine/src/workers/program/snapshot.rs"],
+    // The host crashes when the body marks `crash` and restarts when it marks `restart`
+    // (after its seeded downtime).
+    plan: |seed| workers(seed)
+        .after("crash", 0, on_host::crash())
+        .after("restart", 0, on_host::restart()),
     body: container_restart
 );
 async fn container_restart(mut stage: Stage) -> Outcome {
@@ -394,7 +651,7 @@ async fn container_restart(mut stage: Stage) -> Outcome {
     }
     // Sometimes one more write is in flight when the host dies.
     let in_flight = stage.rng.below(2) == 0;
-    let _writer = if in_flight {
+    let writer = if in_flight {
         let worker = first.worker(&names[0]).await.or_fail("lookup")?;
         Some(stage.env.spawn("in-flight-write", async move {
             let _ = write_cache(&worker, 999, "in-flight", 8 * MIB).await;
@@ -405,20 +662,38 @@ async fn container_restart(mut stage: Stage) -> Outcome {
     tokio::time::sleep(ms(stage.rng.below(200))).await;
     let before = live_pids(&stage);
     live_count(&stage, names.len(), "before the crash")?;
-    host.crash();
-    ensure_clean(&stage, "right after the host crash")?;
-    tokio::time::sleep(secs(1 + stage.rng.below(20))).await;
-    ensure_clean(&stage, "while the host is down")?;
-    host.restart();
-    let second = booted(&slot, 2, &names).await?;
-    let boots = managers(&slot).len();
-    ensure!(boots == 2, "{boots} supervisors booted for one restart");
-    let after = live_pids(&stage);
-    let newest_old = before.iter().max().copied().unwrap_or(0);
-    ensure!(
-        after.len() == names.len() && after.iter().all(|p| *p > newest_old),
-        "after the restart processes {after:?} run (before the crash: {before:?})"
-    );
+    let second = if met::crashes_host(&stage.mark("crash")) {
+        ensure_clean(&stage, "right after the host crash")?;
+        tokio::time::sleep(secs(1 + stage.rng.below(20))).await;
+        ensure_clean(&stage, "while the host is down")?;
+        if !met::restarts_host(&stage.mark("restart")) {
+            // The host stays down (a plan without the restart): nothing more runs.
+            return Ok(());
+        }
+        let second = booted(&slot, 2, &names).await?;
+        let boots = managers(&slot).len();
+        ensure!(boots == 2, "{boots} supervisors booted for one restart");
+        let after = live_pids(&stage);
+        let newest_old = before.iter().max().copied().unwrap_or(0);
+        ensure!(
+            after.len() == names.len() && after.iter().all(|p| *p > newest_old),
+            "after the restart processes {after:?} run (before the crash: {before:?})"
+        );
+        second
+    } else {
+        // No crash (a shrunk plan): the first supervisor keeps its workers, and the
+        // write in flight completes.
+        if let Some(writer) = writer {
+            writer.await.or_fail("the in-flight write")?;
+        }
+        let boots = managers(&slot).len();
+        let after = live_pids(&stage);
+        ensure!(
+            boots == 1 && after == before,
+            "without a crash: {boots} supervisors, processes {after:?} (before: {before:?})"
+        );
+        first
+    };
     for (name, (dir, files, state)) in names.iter().zip(&acked) {
         let found: Vec<(String, u64)> = cache_files(stage.env.disk(), dir)
             .into_iter()
@@ -462,14 +737,39 @@ workers_scenario!(
     faults: ["proc.leak", "proc.hang"], secs: 900,
     cores: ["engine/src/workers/memory.rs", "engine/src/workers/lifecycle/resources.rs",
             "engine/src/workers/lifecycle/deadlines.rs", "engine/src/workers/program/snapshot.rs"],
-    // No slow disk: the oracle gives the stop one sample interval plus the checkpoint
-    // bound after memory crosses 95%, and the checkpoint writes to the disk.
-    plan: |seed| crate::kit::plans::swarm(seed, &[SwarmKind::NetDelay, SwarmKind::ProcSlowStart]),
+    plan: sandbox_memory_plan,
     body: sandbox_memory
 );
+/// The sandbox's memory limit, the body's first draw.
+fn sandbox_limit(rng: &mut SimRng) -> u64 {
+    (512 * MIB) << rng.below(2)
+}
+/// The sandbox leaks at a seeded rate from each `leak-{round}` the body marks, and hangs
+/// at the `hang-{round}` of a seeded round (the body marks it once memory passes 90%).
+/// No slow disk in the swarm: the oracle gives the stop one sample interval plus the
+/// checkpoint bound after memory crosses 95%, and the checkpoint writes to the disk.
+fn sandbox_memory_plan(seed: u64) -> FaultPlan {
+    let limit = sandbox_limit(&mut SimRng::new(seed, "scenario"));
+    let mut rng = plan_rng(seed);
+    let hung_round = rng.below(2);
+    let plan = swarm(seed, &[SwarmKind::NetDelay, SwarmKind::ProcSlowStart]);
+    (0..2u64).fold(plan, |plan, round| {
+        let rate = limit / (40 + rng.below(40));
+        let plan = plan.after(
+            &format!("leak-{round}"),
+            0,
+            on_host::leak(Some("sandbox"), rate),
+        );
+        if round == hung_round {
+            plan.after(&format!("hang-{round}"), 0, on_host::hang(Some("sandbox")))
+        } else {
+            plan
+        }
+    })
+}
 async fn sandbox_memory(mut stage: Stage) -> Outcome {
     let host = stage.host()?.clone();
-    let limit = (512 * MIB) << stage.rng.below(2);
+    let limit = sandbox_limit(&mut stage.rng);
     memory_limit(&host, 2 * limit);
     let interval = ms(200 + 100 * stage.rng.below(9));
     let grace = secs(5);
@@ -493,9 +793,9 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
     config.heartbeat_timeout = secs(120);
     let worker = stage.start_worker("sandbox", config).await?;
     let log = StatusLog::follow(&stage.env, &worker);
-    let hung_first = stage.rng.below(2) == 0;
+    // The rounds whose sandbox leaked (both, unless a shrink removed a leak).
+    let mut leaked = 0u64;
     for round in 0..2u64 {
-        let hung = hung_first == (round == 0);
         tokio::time::sleep(ms(stage.rng.below(1_000))).await;
         let pid = ready_pid(&worker)?;
         // The session so far: a snapshot, then inputs run since (what a checkpoint keeps).
@@ -515,17 +815,25 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
             session = format!("{session}\n{input}");
         }
         let before = worker.stats();
-        let rate = limit / (40 + stage.rng.below(40));
-        let (leak_at, base) = leak(&host, pid, rate)?;
+        let base = host.procs().resident_bytes(pid).unwrap_or(0);
+        let leak_at = Instant::now();
+        let Some(rate) = met::leak_of(&stage.mark(&format!("leak-{round}")), "sandbox") else {
+            // No leak this round: the sandbox stays as it was.
+            let (now, stats) = (ready_pid(&worker)?, worker.stats());
+            ensure!(
+                now == pid && stats.memory_warnings == before.memory_warnings,
+                "round {round} without a leak: pid {pid} became {now}, {stats:?}"
+            );
+            continue;
+        };
+        leaked += 1;
         let warn_cross = leak_at + time_to_reach(base, rate, percent_of(limit, 80));
         let crit_cross = leak_at + time_to_reach(base, rate, percent_of(limit, 95));
         let warned = warning_probe(&stage, worker.clone(), before.memory_warnings);
         let mark = log.mark();
-        if hung {
-            let at_90 = leak_at + time_to_reach(base, rate, percent_of(limit, 90));
-            tokio::time::sleep_until(at_90).await;
-            ensure!(host.procs().hang(pid), "could not hang pid {pid}");
-        }
+        let at_90 = leak_at + time_to_reach(base, rate, percent_of(limit, 90));
+        tokio::time::sleep_until(at_90).await;
+        let hung = met::hangs(&stage.mark(&format!("hang-{round}")), "sandbox");
         let bound = crit_cross + interval + cp_bound + secs(1) - Instant::now();
         let (index, stopping_at, _) = log.next_stopping(mark, bound, "the critical stop").await?;
         // A hung sandbox never answers the checkpoint: the stop waits for its bound. A
@@ -591,7 +899,7 @@ async fn sandbox_memory(mut stage: Stage) -> Outcome {
         };
         let requests = worker.oversight_requests();
         let raises = requests.iter().filter(|r| **r == raise).count() as u64;
-        ensure!(raises == round + 1, "round {round}: requests {requests:?}");
+        ensure!(raises == leaked, "round {round}: requests {requests:?}");
         fresh(
             &host,
             &ready,

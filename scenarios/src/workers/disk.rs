@@ -2,10 +2,12 @@
 //! cache cap with LRU eviction and the 80 % alert) and enable.1.1.3 (a sandbox filling
 //! its ephemeral storage: alert, cleanup proposal, read-only mode).
 
+use crate::kit::plans::{met, on_host, plan_rng, quiet, workers};
 use crate::kit::workers::*;
 use engine::workers::disk::DiskPolicy;
 use engine::workers::program::{Reply, Request};
 use engine::workers::{LargeFile, OversightRequest};
+use sim::{FaultPlan, SimRng};
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![&DISK_FULL, &EPHEMERAL_STORAGE]
@@ -27,11 +29,15 @@ workers_scenario!(
     faults: ["disk.enospc"], secs: 300,
     cores: ["engine/src/workers/program/cache.rs", "engine/src/workers/program/cache_index.rs",
             "engine/src/workers/disk.rs", "engine/src/workers/error.rs"],
+    // The disk fills up (a seeded room left) when the body marks `full`; 8 MiB are free
+    // again when it marks `freed`.
+    plan: |seed| workers(seed)
+        .after("full", 0, on_host::disk_room(10_000 + plan_rng(seed).below(1_000_000)))
+        .after("freed", 0, on_host::disk_room(8 * MIB)),
     body: disk_full
 );
 async fn disk_full(mut stage: Stage) -> Outcome {
     cache_cap(&mut stage).await?;
-    let host = stage.host()?.clone();
     let worker = stage.start_worker("cache", stage.config("cache")).await?;
     let pid = ready_pid(&worker)?;
     let mut usage = 0;
@@ -42,9 +48,13 @@ async fn disk_full(mut stage: Stage) -> Outcome {
         usage += bytes;
     }
     ensure_usage(&worker, usage, "after the warm-up")?;
-    let room = 10_000 + stage.rng.below(1_000_000);
-    let capacity = host.disk().used_bytes() + room;
-    host.disk().set_capacity(capacity);
+    let Some(room) = met::disk_room(&stage.mark("full")) else {
+        // The disk never fills up (a shrunk plan): large writes succeed.
+        let written = write_cache(&worker, 300, "big-again", 4 * MIB).await;
+        written.or_fail("a large write on a disk with room")?;
+        ensure_usage(&worker, usage + 4 * MIB, "after a large write")?;
+        return stop_clean(&stage, &worker).await;
+    };
     for j in 0..1 + stage.rng.below(3) {
         let bytes = room + 1 + stage.rng.below(2_000_000);
         let result = write_cache(&worker, 100 + j, &format!("big-{j}"), bytes).await;
@@ -58,10 +68,20 @@ async fn disk_full(mut stage: Stage) -> Outcome {
     written.or_fail("a write that fits")?;
     usage += fits;
     ensure_usage(&worker, usage, "after a write that fits")?;
-    host.disk().set_capacity(capacity + 8 * MIB);
+    let freed = met::disk_room(&stage.mark("freed"));
     let written = write_cache(&worker, 300, "big-again", 4 * MIB).await;
-    written.or_fail("a large write once space is freed")?;
-    ensure_usage(&worker, usage + 4 * MIB, "after freeing space")?;
+    if freed.is_some_and(|room| room >= 4 * MIB) {
+        written.or_fail("a large write once space is freed")?;
+        usage += 4 * MIB;
+    } else {
+        // Still full (a plan without the freeing): the write fails and leaves nothing.
+        ensure!(
+            no_space(&written),
+            "4 MiB, {} free: {written:?}",
+            room - fits
+        );
+    }
+    ensure_usage(&worker, usage, "after freeing space")?;
     stop_clean(&stage, &worker).await
 }
 
@@ -154,16 +174,25 @@ workers_scenario!(
     faults: ["disk.enospc"], secs: 900,
     cores: ["engine/src/workers/disk.rs", "engine/src/workers/lifecycle/resources.rs",
             "engine/src/workers/oversight.rs", "engine/src/workers/program/cache.rs"],
-    // Quiet: the oracle samples the disk monitor one interval plus 10 ms after each step;
-    // a slow disk operation, a late message or a slow start stretches a sample past it.
-    plan: crate::kit::plans::quiet,
+    plan: ephemeral_storage_plan,
     body: ephemeral_storage
 );
 const LARGE_BYTES: u64 = 10 * MIB;
 
+/// The room on the disk, the body's first draw (its quota is slightly more).
+fn ephemeral_room(rng: &mut SimRng) -> u64 {
+    (48 + rng.below(49)) * MIB
+}
+/// The disk keeps that room (less than the quota) from the `started` mark on. No swarm:
+/// the oracle samples the disk monitor one interval plus 10 ms after each step; a slow
+/// disk operation, a late message or a slow start stretches a sample past it.
+fn ephemeral_storage_plan(seed: u64) -> FaultPlan {
+    let room = ephemeral_room(&mut SimRng::new(seed, "scenario"));
+    quiet(seed).after("started", 0, on_host::disk_room(room))
+}
+
 async fn ephemeral_storage(mut stage: Stage) -> Outcome {
-    let host = stage.host()?.clone();
-    let room = (48 + stage.rng.below(49)) * MIB;
+    let room = ephemeral_room(&mut stage.rng);
     let quota = room + 1 + stage.rng.below(room / 25);
     let policy = DiskPolicy::with_quota(quota);
     let interval = policy.sample_interval;
@@ -171,7 +200,8 @@ async fn ephemeral_storage(mut stage: Stage) -> Outcome {
     config.disk = Some(policy);
     let cache_dir = format!("{}/cache", config.dir);
     let worker = stage.start_worker("sandbox", config).await?;
-    host.disk().set_capacity(host.disk().used_bytes() + room);
+    // The disk's room, when the plan limits it (else the quota is all that limits).
+    let disk_room = met::disk_room(&stage.mark("started"));
     let mut large: Vec<LargeFile> = Vec::new();
     let mut usage = 0;
     let ids = std::cell::Cell::new(0u64);
@@ -262,12 +292,18 @@ async fn ephemeral_storage(mut stage: Stage) -> Outcome {
     let pid = ready_pid(&worker)?;
     let bytes = room - usage + 1 + stage.rng.below(quota - room);
     let result = write("too-big".to_string(), bytes).await;
-    ensure!(
-        matches!(&result, Err(e @ WorkerError::DiskQuotaExceeded { .. })
-            if e.to_string().contains("No space left on device")),
-        "a {bytes}-byte write with {} bytes of room left gave {result:?}",
-        room - usage
-    );
+    if disk_room.is_some_and(|disk_room| disk_room < usage + bytes) {
+        ensure!(
+            matches!(&result, Err(e @ WorkerError::DiskQuotaExceeded { .. })
+                if e.to_string().contains("No space left on device")),
+            "a {bytes}-byte write with {} bytes of room left gave {result:?}",
+            room - usage
+        );
+    } else {
+        // The disk has room (a shrunk plan): the write, within the quota, succeeds.
+        result.or_fail("a write within the quota on a disk with room")?;
+        usage += bytes;
+    }
     ensure_usage(&worker, usage, "after the failed write")?;
     ensure!(ready_pid(&worker)? == pid, "died of the failed write");
     ping(&worker, 1).await?;

@@ -2,12 +2,14 @@
 //! stop that outlasts the grace period), pattern.7.3 (ports taken), 7.5 (memory
 //! growing). Disks filling up are in `disk`.
 
+use crate::kit::plans::{met, on_host, plan_rng, quiet, workers};
 use crate::kit::workers::*;
 use crate::stage::workers::{start_engine, workers_config};
-use engine::env::Signal;
 use engine::workers::PortRange;
 use engine::workers::breaker::RestartPolicy;
 use engine::workers::memory::MemoryPolicy;
+use sim::faults::SignalName;
+use sim::{FaultPlan, SimRng};
 
 /// What asking a responsive worker for a checkpoint may add before a memory stop.
 const CHECKPOINT_SLACK: Duration = Duration::from_millis(50);
@@ -35,16 +37,28 @@ workers_scenario!(
     faults: ["proc.spawn_fail", "disk.emfile"], secs: 300,
     cores: ["engine/src/workers/error.rs", "engine/src/workers/lifecycle.rs",
             "engine/src/workers/breaker.rs", "engine/src/workers/program/cache.rs"],
-    // Quiet: the oracle times the recovery to the sum of the backoffs (30 ms of slack);
-    // late messages, slow disk operations and slow restarts all move it.
-    plan: crate::kit::plans::quiet,
+    plan: fd_exhausted_plan,
     body: fd_exhausted
 );
+/// EMFILE, the errno of a process out of file descriptors.
+const EMFILE: i32 = 24;
+/// A seeded number of spawns fail with EMFILE from the `spawn-fails` mark; at `crash`,
+/// a seeded number more, and the worker is killed. No swarm: the oracle times the
+/// recovery to the sum of the backoffs (30 ms of slack); late messages, slow disk
+/// operations and slow restarts all move it.
+fn fd_exhausted_plan(seed: u64) -> FaultPlan {
+    let mut rng = plan_rng(seed);
+    let k = 1 + rng.below(3) as u32;
+    let m = 1 + rng.below(2) as u32;
+    quiet(seed)
+        .after("spawn-fails", 0, on_host::spawn_fails(EMFILE, k))
+        .after("crash", 0, on_host::spawn_fails(EMFILE, m))
+        .after("crash", 0, on_host::signal(Some("fd"), SignalName::Sigkill))
+}
 async fn fd_exhausted(mut stage: Stage) -> Outcome {
     let host = stage.host()?.clone();
     // 1. Spawns fail with EMFILE.
-    let k = 1 + stage.rng.below(3);
-    host.procs().fail_next_spawn(24, k as u32);
+    let k = u64::from(met::spawn_fails(&stage.mark("spawn-fails")).1);
     stage.register("fd", stage.config("fd")).await?;
     let worker = stage.worker("fd").await?;
     for i in 1..=k {
@@ -93,12 +107,18 @@ async fn fd_exhausted(mut stage: Stage) -> Outcome {
     ensure!(now == usage + bytes, "usage {now} after {bytes} more bytes");
 
     // 3. A crash while spawns fail with EMFILE: the automatic restart backs off.
-    let m = 1 + stage.rng.below(2);
     let log = StatusLog::follow(&stage.env, &worker);
-    host.procs().fail_next_spawn(24, m as u32);
     let mark = log.mark();
     let killed_at = Instant::now();
-    ensure!(stage.kill(pid, Signal::Kill), "could not kill pid {pid}");
+    let met = stage.mark("crash");
+    let m = u64::from(met::spawn_fails(&met).1);
+    if met::signal_to(&met, "fd").is_none() {
+        // Not killed (a shrunk plan): the worker keeps its process.
+        let now = ready_pid(&worker)?;
+        ensure!(now == pid, "no kill, yet pid {pid} became {now}");
+        ping(&worker, 1).await?;
+        return stop_clean(&stage, &worker).await;
+    }
     let (_, ready_at, _) = log.next_ready(mark, secs(30), "recovery").await?;
     let failures = log.restarting(mark);
     let expected: Vec<u32> = (1..=m as u32 + 1).collect();
@@ -132,8 +152,27 @@ workers_scenario!(
     faults: ["proc.slow_start", "proc.hang"], secs: 300,
     cores: ["engine/src/workers/reaper.rs", "engine/src/workers/lifecycle/deadlines.rs",
             "engine/src/workers/manager.rs"],
+    plan: zombies_plan,
     body: zombies
 );
+/// The late worker's init timeout, the body's first draw.
+fn zombie_init_timeout(rng: &mut SimRng) -> Duration {
+    ms(1_000 + 500 * rng.below(5))
+}
+/// Starts are slower than the init timeout from `late` to `late-done`; the hung worker
+/// hangs at `hang`.
+fn zombies_plan(seed: u64) -> FaultPlan {
+    let init_timeout = zombie_init_timeout(&mut SimRng::new(seed, "scenario"));
+    let (min, max) = (init_timeout + secs(1), init_timeout + secs(5));
+    workers(seed)
+        .after("late", 0, on_host::slow_starts(min, max))
+        .after(
+            "late-done",
+            0,
+            on_host::slow_starts(Duration::ZERO, Duration::ZERO),
+        )
+        .after("hang", 0, on_host::hang(Some("hung")))
+}
 async fn zombies(mut stage: Stage) -> Outcome {
     let host = stage.host()?.clone();
     let step = ms(10);
@@ -141,50 +180,73 @@ async fn zombies(mut stage: Stage) -> Outcome {
     let mut adopted = 0u64;
 
     // A worker that misses its init timeout.
-    let init_timeout = ms(1_000 + 500 * stage.rng.below(5));
-    let quiet = host.procs().options();
-    slow_starts_on(&host, init_timeout + secs(1), init_timeout + secs(5));
+    let init_timeout = zombie_init_timeout(&mut stage.rng);
+    let slow = met::slow_starts(&stage.mark("late"));
     let mut config = stage.config("late");
     config.init_timeout = init_timeout;
     stage.register("late", config).await?;
     let result = stage.manager.start("late").await;
+    let timed_out =
+        matches!(&result, Err(WorkerError::InitTimeout { after, .. }) if *after == init_timeout);
+    // Slower than the timeout: it must time out; not slow (a shrunk plan): it must start.
+    let (must, may) = slow.map_or((false, false), |(min, max)| {
+        (min > init_timeout, max > init_timeout)
+    });
     ensure!(
-        matches!(&result, Err(WorkerError::InitTimeout { after, .. }) if *after == init_timeout),
+        timed_out || (!must && result.is_ok()),
         "a start slower than the init timeout gave {result:?}"
     );
-    adopted += 1;
-    host.procs().set_options(quiet);
-    tokio::time::sleep(ms(stage.rng.below(5_000))).await;
+    ensure!(!timed_out || may, "a start with no slow start timed out");
+    // The late worker runs on when it started.
+    let late_running = usize::from(!timed_out);
+    adopted += u64::from(timed_out);
+    // The slow starts end at `late-done`. Should they go on (a plan without their end),
+    // later starts would outlast the connect schedule: only the late worker is judged.
+    let ended = met::slow_starts(&stage.mark("late-done"));
+    let still_slow = ended.or(slow).is_some_and(|(_, max)| max >= secs(3));
+    let others = if still_slow {
+        0
+    } else {
+        tokio::time::sleep(ms(stage.rng.below(5_000))).await;
 
-    // A worker replaced by new registrations under its name.
-    let replacements = 1 + stage.rng.below(3);
-    for r in 0..=replacements {
-        let mut config = stage.config("dup");
-        config.config_version = r + 1;
-        drop(stage.start_worker("dup", config).await?);
-        tokio::time::sleep(ms(stage.rng.below(3_000))).await;
-        if r < replacements {
-            adopted += 1;
+        // A worker replaced by new registrations under its name.
+        let replacements = 1 + stage.rng.below(3);
+        for r in 0..=replacements {
+            let mut config = stage.config("dup");
+            config.config_version = r + 1;
+            drop(stage.start_worker("dup", config).await?);
+            tokio::time::sleep(ms(stage.rng.below(3_000))).await;
+            if r < replacements {
+                adopted += 1;
+            }
         }
-    }
 
-    // A worker that hangs and is killed by hang detection.
-    let hung = stage.start_worker("hung", stage.config("hung")).await?;
-    let log = StatusLog::follow(&stage.env, &hung);
-    let pid = ready_pid(&hung)?;
-    tokio::time::sleep(ms(stage.rng.below(2_000))).await;
-    ensure!(host.procs().hang(pid), "could not hang pid {pid}");
-    log.next(
-        1,
-        secs(30),
-        "the restart of the hung worker",
-        |s| matches!(s, WorkerStatus::Ready { pid: new, .. } if *new != pid),
-    )
-    .await?;
-    let stats = hung.stats();
-    ensure!(stats.hangs_detected == 1, "hang not detected: {stats:?}");
-    drop(log);
-    drop(hung);
+        // A worker that hangs and is killed by hang detection.
+        let hung = stage.start_worker("hung", stage.config("hung")).await?;
+        let log = StatusLog::follow(&stage.env, &hung);
+        let pid = ready_pid(&hung)?;
+        tokio::time::sleep(ms(stage.rng.below(2_000))).await;
+        let hangs = met::hangs(&stage.mark("hang"), "hung");
+        if hangs {
+            log.next(
+                1,
+                secs(30),
+                "the restart of the hung worker",
+                |s| matches!(s, WorkerStatus::Ready { pid: new, .. } if *new != pid),
+            )
+            .await?;
+        }
+        let stats = hung.stats();
+        let detected = u64::from(hangs);
+        ensure!(
+            stats.hangs_detected == detected,
+            "{} hangs detected, {detected} planned: {stats:?}",
+            stats.hangs_detected
+        );
+        drop(log);
+        drop(hung);
+        2
+    };
 
     // One more sweep, then judge.
     tokio::time::sleep(WATCHDOG_INTERVAL + secs(1)).await;
@@ -201,7 +263,7 @@ async fn zombies(mut stage: Stage) -> Outcome {
     );
     let zombies = zombie_pids(&stage);
     ensure!(zombies.is_empty(), "zombies left: {zombies:?}");
-    live_count(&stage, 2, "the dup and hung workers")?;
+    live_count(&stage, others + late_running, "the dup and hung workers")?;
     stage.stop_all().await?;
     ensure_clean(&stage, "at the end")
 }
@@ -216,10 +278,11 @@ workers_scenario!(
     faults: ["proc.hang"], secs: 300,
     cores: ["engine/src/workers/lifecycle.rs", "engine/src/workers/lifecycle/deadlines.rs",
             "engine/src/workers/supervise.rs"],
+    // The restarted worker hangs when the body marks `hang`.
+    plan: |seed| workers(seed).after("hang", 0, on_host::hang(Some("slow"))),
     body: slow_cleanup
 );
 async fn slow_cleanup(mut stage: Stage) -> Outcome {
-    let host = stage.host()?.clone();
     let config = stage.config("slow");
     let grace = config.grace;
     ensure!(grace == secs(30), "the default grace is {grace:?}");
@@ -233,10 +296,18 @@ async fn slow_cleanup(mut stage: Stage) -> Outcome {
     );
     start_ready(&worker).await?;
     tokio::time::sleep(ms(stage.rng.below(5_000))).await;
-    let pid = ready_pid(&worker)?;
-    ensure!(host.procs().hang(pid), "could not hang pid {pid}");
+    let hangs = met::hangs(&stage.mark("hang"), "slow");
     tokio::time::sleep(ms(stage.rng.below(3_000))).await;
     let took = stopped(&worker).await?;
+    if !hangs {
+        // Not hung (a shrunk plan): the second stop is as graceful as the first.
+        let stats = worker.stats();
+        ensure!(
+            took < secs(1) && graceful(&stats),
+            "a responsive stop: {took:?}, {stats:?}"
+        );
+        return ensure_clean(&stage, "after the stop");
+    }
     let what = format!("the stop of a worker that ignores SIGTERM (grace {grace:?})");
     on_time(&what, took, grace, grace, TICK)?;
     let stats = worker.stats();
@@ -345,11 +416,30 @@ workers_scenario!(
              no OOM kill, no crash, a fresh process each time.",
     faults: ["proc.leak"], secs: 1_800,
     cores: ["engine/src/workers/memory.rs", "engine/src/workers/lifecycle/resources.rs"],
+    plan: memory_growth_plan,
     body: memory_growth
 );
+/// The container's memory limit, the body's first draw.
+fn growth_limit(rng: &mut SimRng) -> u64 {
+    (256 + 64 * rng.below(13)) * MIB
+}
+/// The worker leaks at a seeded rate from each `leak-{round}` the body marks (as soon as
+/// the process of the round is ready).
+fn memory_growth_plan(seed: u64) -> FaultPlan {
+    let limit = growth_limit(&mut SimRng::new(seed, "scenario"));
+    let mut rng = plan_rng(seed);
+    (1..=2u64).fold(workers(seed), |plan, round| {
+        let rate = limit / (60 + rng.below(140));
+        plan.after(
+            &format!("leak-{round}"),
+            0,
+            on_host::leak(Some("leaky"), rate),
+        )
+    })
+}
 async fn memory_growth(mut stage: Stage) -> Outcome {
     let host = stage.host()?.clone();
-    let limit = (256 + 64 * stage.rng.below(13)) * MIB;
+    let limit = growth_limit(&mut stage.rng);
     memory_limit(&host, limit);
     let interval = ms(500 + 250 * stage.rng.below(7));
     let horizon = secs(3 + stage.rng.below(6));
@@ -360,12 +450,19 @@ async fn memory_growth(mut stage: Stage) -> Outcome {
     config.memory = Some(policy);
     let worker = stage.start_worker("leaky", config).await?;
     let log = StatusLog::follow(&stage.env, &worker);
+    // The rounds whose worker leaked (both, unless a shrink removed a leak).
+    let mut leaked = 0;
     for round in 1..=2u64 {
         // The leak starts with the process, before the first sample.
         let pid = ready_pid(&worker)?;
         let before = worker.stats();
-        let rate = limit / (60 + stage.rng.below(140));
-        let (leak_at, base) = leak(&host, pid, rate)?;
+        let base = host.procs().resident_bytes(pid).unwrap_or(0);
+        let leak_at = Instant::now();
+        let Some(rate) = met::leak_of(&stage.mark(&format!("leak-{round}")), "leaky") else {
+            // No leak this round (a shrunk plan): nothing to restart.
+            continue;
+        };
+        leaked += 1;
         let warn_cross = leak_at + time_to_reach(base, rate, percent_of(limit, 80));
         let by_growth = limit.saturating_sub(rate * horizon.as_secs());
         let restart_bytes = by_growth.min(percent_of(limit, 95));
@@ -412,6 +509,11 @@ async fn memory_growth(mut stage: Stage) -> Outcome {
     }
     let ooms = stage.faults.count("proc.oom_kill");
     ensure!(ooms == 0, "the OOM killer fired before the memory watch");
+    let restarts = worker.stats().memory_restarts;
+    ensure!(
+        restarts == leaked,
+        "{restarts} memory restarts for {leaked} leaks"
+    );
     ping(&worker, 1).await?;
     stop_clean(&stage, &worker).await
 }

@@ -8,12 +8,14 @@
 //! process really received and what really is on the simulated disk.
 
 use crate::kit::inputs::*;
+use crate::kit::plans::{met, on_host, workers};
 use crate::kit::workers::*;
-use engine::env::{OpenMode, Signal, Task};
+use engine::env::{OpenMode, Task};
 use engine::workers::program::protocol::{Reply, Request, SnapshotState};
 use engine::workers::program::snapshot;
 use engine::workers::sanitize::{BLOCKED_NAMES, BLOCKED_PREFIXES};
 use sim::Ratio;
+use sim::faults::SignalName;
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![
@@ -35,6 +37,8 @@ workers_scenario!(
              new process must again receive exactly the harmless ones.",
     faults: ["input.malicious_env"], secs: 300,
     cores: ["engine/src/workers/sanitize.rs"],
+    // The worker is killed when the body marks `kill`, so that it restarts.
+    plan: |seed| workers(seed).after("kill", 0, on_host::signal(Some("plugin"), SignalName::Sigkill)),
     body: malicious_env
 );
 /// Where the scenario installs a worker that records the variables it was started with.
@@ -115,7 +119,11 @@ async fn malicious_env(mut stage: Stage) -> Outcome {
     // A restart sanitizes again.
     let pid = stage.manager.get("plugin").await.and_then(|i| i.pid);
     let pid = pid.or_fail("the started worker's pid")?;
-    ensure!(stage.kill(pid, Signal::Kill), "could not kill pid {pid}");
+    if met::signal_to(&stage.mark("kill"), "plugin").is_none() {
+        // Not killed (a shrunk plan): the one process keeps what it received.
+        check(1)?;
+        return ensure_healthy(&worker, "without a restart").await;
+    }
     let restarted = || replaced(&worker.status(), pid);
     eventually("the restart after the kill", secs(30), ms(10), restarted).await?;
     check(2)?;
@@ -257,6 +265,11 @@ workers_scenario!(
              The session body is chosen so that no single flipped bit can leave a valid file.",
     faults: ["disk.bitflip", "disk.torn_write"], secs: 300,
     cores: ["engine/src/workers/program/snapshot.rs", "engine/src/workers/program/run.rs"],
+    // On the torn-write path the host crashes when the body marks `crash` and restarts
+    // when it marks `restart`.
+    plan: |seed| workers(seed)
+        .after("crash", 0, on_host::crash())
+        .after("restart", 0, on_host::restart()),
     body: corrupt_snapshot
 );
 const SNAPSHOT_PATH: &str = "state/session.snap";
@@ -295,11 +308,15 @@ async fn corrupt_snapshot(mut stage: Stage) -> Outcome {
         let handle = handle.or_fail("opening the snapshot")?;
         handle.write_at(&rewritten, 0).or_fail("rewrite")?;
         drop(handle);
-        host.crash();
-        tokio::time::sleep(secs(1)).await;
-        host.restart();
-        // The old supervisor died with the host; a new one takes over.
-        stage.restart_engine().await?;
+        if met::crashes_host(&stage.mark("crash")) {
+            tokio::time::sleep(secs(1)).await;
+            if !met::restarts_host(&stage.mark("restart")) {
+                // The host stays down (a plan without the restart): nothing more runs.
+                return Ok(());
+            }
+            // The old supervisor died with the host; a new one takes over.
+            stage.restart_engine().await?;
+        }
         let durable = read_file(stage.env.disk(), &file).or_fail("reading the torn snapshot")?;
         if snapshot::decode(&durable).is_ok() {
             SnapshotState::Restored
@@ -345,6 +362,11 @@ workers_scenario!(
              it.",
     faults: ["host.crash"], secs: 300,
     cores: ["engine/src/workers/program/scrub.rs", "engine/src/workers/program/snapshot.rs"],
+    // The host crashes when the body marks `crash` (a seeded moment into the second
+    // save) and restarts when it marks `restart`.
+    plan: |seed| workers(seed)
+        .after("crash", 0, on_host::crash())
+        .after("restart", 0, on_host::restart()),
     body: secrets_in_snapshot
 );
 async fn secrets_in_snapshot(mut stage: Stage) -> Outcome {
@@ -368,12 +390,21 @@ async fn secrets_in_snapshot(mut stage: Stage) -> Outcome {
         .env
         .spawn("second-save", async move { worker.request(request).await });
     tokio::time::sleep(ms(stage.rng.below(40))).await;
-    let acknowledged = save.is_finished();
-    host.crash();
-    let acknowledged = acknowledged
+    let finished = save.is_finished();
+    let crashed = met::crashes_host(&stage.mark("crash"));
+    // Without a crash (a shrunk plan) the save completes, acknowledged.
+    let acknowledged = (finished || !crashed)
         && matches!(save.await, Ok(Ok(replies)) if replies == vec![Reply::Done { id: 2 }]);
-    tokio::time::sleep(secs(1)).await;
-    host.restart();
+    let restarted = if crashed {
+        tokio::time::sleep(secs(1)).await;
+        met::restarts_host(&stage.mark("restart"))
+    } else {
+        false
+    };
+    if crashed && !restarted {
+        // The host stays down (a plan without the restart): nothing more runs.
+        return Ok(());
+    }
     disk_latency(&host, Duration::ZERO, Duration::ZERO);
 
     // Every byte on the disk, after the crash.
@@ -397,8 +428,13 @@ async fn secrets_in_snapshot(mut stage: Stage) -> Outcome {
     }
     ensure!(first != first_scrubbed, "the first state had no secret");
 
-    // A later resume restores the scrubbed state.
-    stage.restart_engine().await?;
+    // A later resume restores the scrubbed state: after the host restart, a new
+    // supervisor; without a crash, the first one stops its worker.
+    if restarted {
+        stage.restart_engine().await?;
+    } else {
+        stage.manager.stop_all().await;
+    }
     let state = snapshot_state_at_start(&stage, &dir, SNAPSHOT_PATH).await?;
     let restored = state == SnapshotState::Restored;
     ensure!(restored, "over the scrubbed snapshot: {state:?}");
