@@ -6,12 +6,14 @@
 //! on its disk, statuses the supervisor published) beside what the pool reports, and
 //! checks virtual times to the millisecond where the pool's contract fixes them.
 
+use crate::kit::plans::{met, on_host, plan_rng, quiet, swarm, workers};
 use crate::kit::pool::*;
 use crate::kit::workers::*;
+use crate::stage::workers::HOST;
 use engine::workers::pool::{AttemptOutcome, Backoff};
 use engine::workers::{Claim, ClaimPath, Priority, WarmPool};
-use sim::World;
 use sim::faults::{Fault, SwarmKind};
+use sim::{FaultPlan, World};
 use std::collections::BTreeMap;
 
 pub fn all() -> Vec<&'static Scenario> {
@@ -34,21 +36,32 @@ workers_scenario!(
              ready workers and processes, and then nothing more may be started.",
     faults: ["proc.slow_start", "proc.spawn_fail"], secs: 1200,
     cores: ["engine/src/workers/pool/decisions.rs", "engine/src/workers/pool/shell.rs"],
+    plan: staggered_prewarm_plan,
     world: staggered_prewarm
 );
+/// From the engine's start on (the pool warms at once): every process starts after 0.1 s
+/// to a seeded 0.1 to 8 s, and the first 0 to 5 spawns fail with EAGAIN.
+fn staggered_prewarm_plan(seed: u64) -> FaultPlan {
+    let mut rng = plan_rng(seed);
+    let delay_max = ms(100 + rng.below(7_900));
+    let failures = rng.below(6) as u32;
+    let plan = workers(seed).after("boot", 0, on_host::slow_starts(ms(100), delay_max));
+    if failures > 0 {
+        plan.after("boot", 0, on_host::spawn_fails(11, failures))
+    } else {
+        plan
+    }
+}
 async fn staggered_prewarm(world: World) -> Outcome {
-    let (stage, (size, failures, backoff)) = Stage::sim_with(&world, |host, rng, config| {
+    let (stage, (size, boot, backoff)) = Stage::sim_with(&world, |_, rng, config| {
         let size = 3 + rng.below(4) as usize;
-        let delay_max = ms(100 + rng.below(7_900));
-        let failures = rng.below(6) as u32;
-        slow_starts_on(host, ms(100), delay_max);
-        if failures > 0 {
-            host.procs().fail_next_spawn(11, failures);
-        }
         config.sessions.pool = pool_config(size);
-        (size, failures, config.sessions.pool.prewarm_backoff.clone())
+        // On the host before its engine starts: the faults are there from the first spawn.
+        let boot = world.mark("boot");
+        (size, boot, config.sessions.pool.prewarm_backoff.clone())
     })
     .await?;
+    let failures = met::spawn_fails(&boot).1;
     let pool = stage.engine.pool().clone();
 
     // Watch the process table and the supervisor's statuses while it warms up.
@@ -133,36 +146,83 @@ workers_scenario!(
             "engine/src/workers/reaper.rs"],
     // No slow disk: the oracle judges the init timeout to 5 ms, and the attempt's end is
     // stamped after the pool's disk clean-up of the killed worker.
-    plan: |seed| crate::kit::plans::swarm(seed, &[SwarmKind::NetDelay, SwarmKind::ProcSlowStart]),
+    plan: prewarm_init_timeout_plan,
     world: prewarm_init_timeout
 );
+/// The first pre-warm never gets ready: by seed its process starts after 61 to 600 s, or
+/// after 1 to 30 s and hangs at its spawn (the only child then, so the hang targets
+/// every child). Later spawns start in 0.1 to 2 s: only the first one is pathological.
+fn prewarm_init_timeout_plan(seed: u64) -> FaultPlan {
+    let mut rng = plan_rng(seed);
+    let hang = rng.below(2) == 0;
+    let first_delay = if hang {
+        ms(1_000 + rng.below(29_000))
+    } else {
+        ms(61_000 + rng.below(539_000))
+    };
+    let plan = swarm(seed, &[SwarmKind::NetDelay, SwarmKind::ProcSlowStart])
+        .after("boot", 0, on_host::slow_starts(first_delay, first_delay))
+        .after("first-spawn", 0, on_host::slow_starts(ms(100), ms(2_000)));
+    if hang {
+        plan.after("first-spawn", 0, on_host::hang(None))
+    } else {
+        plan
+    }
+}
 async fn prewarm_init_timeout(world: World) -> Outcome {
-    let (stage, (size, hang, first_delay, init_timeout)) =
-        Stage::sim_with(&world, |host, rng, config| {
-            let size = 1 + rng.below(3) as usize;
-            let hang = rng.below(2) == 0;
-            let first_delay = if hang {
-                ms(1_000 + rng.below(29_000))
-            } else {
-                ms(61_000 + rng.below(539_000))
-            };
-            slow_starts_on(host, first_delay, first_delay);
-            config.sessions.pool = pool_config(size);
-            let init_timeout = config.sessions.pool.template.init_timeout;
-            (size, hang, first_delay, init_timeout)
-        })
-        .await?;
+    let (stage, (size, boot, init_timeout)) = Stage::sim_with(&world, |_, rng, config| {
+        let size = 1 + rng.below(3) as usize;
+        config.sessions.pool = pool_config(size);
+        let init_timeout = config.sessions.pool.template.init_timeout;
+        // On the host before its engine starts: the first spawn is slow.
+        (size, world.mark("boot"), init_timeout)
+    })
+    .await?;
     ensure!(init_timeout == secs(60), "init timeout {init_timeout:?}");
+    let (first_min, first_max) = met::slow_starts(&boot).unwrap_or_default();
     let pool = stage.engine.pool().clone();
     eventually("the first pre-warm's spawn", secs(1), ms(1), || {
         !live_pids(&stage).is_empty()
     })
     .await?;
     let first = live_pids(&stage)[0];
-    // Later spawns start in 0.1 to 2 s: only the first one is pathological.
-    slow_starts(&stage, ms(100), ms(2_000));
-    if hang {
-        self::hang(&stage, first)?;
+    let spawned = stage.mark("first-spawn");
+    let hang = met::any(&spawned, |f| matches!(f, Fault::HangChildren { .. }));
+    // Later spawns start as the plan says from here on, else as the first one did.
+    let later_max = met::slow_starts(&spawned)
+        .or(met::slow_starts(&boot))
+        .map_or(Duration::ZERO, |(_, max)| max);
+    // The warm-up bound: 10 s a worker when later spawns take up to 2 s, plus their
+    // extra delay if the plan made them slower.
+    let warm_bound =
+        secs(size as u64 * 10 + 20) + later_max.saturating_sub(ms(2_000)) * size as u32;
+    // The hang keeps the first process from ever beginning when it lands during its
+    // start delay (the plan's case); one that lands after the program began is caught
+    // by the missing heartbeats instead, and the pool recovers.
+    let hung_unstarted = hang && pool.now() < first_min;
+    if hang && !hung_unstarted {
+        let what = "the pool recovering from a worker hung after it began";
+        let bound = warm_bound + WATCHDOG_INTERVAL + secs(10);
+        eventually(what, bound, ms(10), || {
+            settled(&pool, size) && live_pids(&stage).len() == size
+        })
+        .await?;
+        return no_zombies(&stage, "at the end");
+    }
+    if !hung_unstarted && first_min <= init_timeout {
+        // Nothing pathological planned (a shrunk or given plan): the pool warms with
+        // no failure, on the pre-warm rhythm.
+        warmed(&pool, size as u64, first_max + warm_bound).await?;
+        let stats = pool.stats();
+        ensure!(
+            stats.prewarm_failed == 0
+                && stats.prewarm_ready == size as u64
+                && stats.prewarm_attempts.len() == size,
+            "no init timeout, {size} workers: {stats:?}"
+        );
+        check_rhythm(&stats.prewarm_attempts, &Backoff::prewarm())?;
+        live_count(&stage, size, "pool workers")?;
+        return no_zombies(&stage, "at the end");
     }
 
     // Not killed early.
@@ -192,8 +252,26 @@ async fn prewarm_init_timeout(world: World) -> Outcome {
         !zombie_pids(&stage).contains(&first) && stage.manager.reaper().reaped() >= 1
     })
     .await?;
+    let failed = &attempt.name;
 
-    warmed(&pool, size as u64, secs(size as u64 * 10 + 20)).await?;
+    if later_max > init_timeout {
+        // Every later spawn is as slow (the plan made none faster): all this run can
+        // show is the retry, with a fresh worker, a stagger after the failure.
+        let what = "the retry after the init timeout";
+        eventually(what, STAGGER + ms(100), ms(1), || {
+            pool.stats().prewarm_attempts.len() >= 2
+        })
+        .await?;
+        let attempts = pool.stats().prewarm_attempts;
+        check_rhythm(&attempts[..2], &Backoff::prewarm())?;
+        ensure!(
+            attempts[1].name != *failed,
+            "the retry reused the failed worker {failed:?} instead of a fresh one",
+        );
+        return Ok(());
+    }
+
+    warmed(&pool, size as u64, warm_bound).await?;
     let stats = pool.stats();
     ensure!(
         stats.prewarm_failed == 1
@@ -202,7 +280,6 @@ async fn prewarm_init_timeout(world: World) -> Outcome {
         "one init timeout, {size} workers: {stats:?}"
     );
     check_rhythm(&stats.prewarm_attempts, &Backoff::prewarm())?;
-    let failed = &attempt.name;
     ensure!(
         stats.prewarm_attempts[1].name != *failed,
         "the retry reused the failed worker {failed:?} instead of a fresh one",
@@ -212,8 +289,8 @@ async fn prewarm_init_timeout(world: World) -> Outcome {
 
     // Past the moment the slow process would have begun: it stays dead.
     let now = pool.now();
-    if first_delay + secs(1) > now {
-        tokio::time::sleep(first_delay + secs(1) - now).await;
+    if first_max + secs(1) > now {
+        tokio::time::sleep(first_max + secs(1) - now).await;
     }
     let live = live_pids(&stage);
     let members = pool.members();
@@ -241,35 +318,39 @@ workers_scenario!(
              cold starts, timeouts and pre-emptions must match exactly.",
     faults: ["proc.slow_start"], secs: 1200,
     cores: ["engine/src/workers/pool/decisions/claims.rs", "engine/src/workers/pool/shell.rs"],
-    // Quiet: the oracle times the queue's wait and the cold start to the millisecond and
-    // the pre-emption to 100 ms; late messages, slow starts and slow disk operations
-    // (the pre-emption's checkpoint) all move them.
-    plan: crate::kit::plans::quiet,
+    plan: pool_exhausted_plan,
     world: pool_exhausted
 );
+/// Once the pool is warm, every new process takes a seeded 35 to 50 s to start (longer
+/// than the 30 s a claim waits). No swarm: the oracle times the queue's wait and the
+/// cold start to the millisecond and the pre-emption to 100 ms; late messages, slow
+/// starts and slow disk operations (the pre-emption's checkpoint) all move them.
+fn pool_exhausted_plan(seed: u64) -> FaultPlan {
+    let start_delay = ms(35_000 + plan_rng(seed).below(15_000));
+    quiet(seed).after("warm", 0, on_host::slow_starts(start_delay, start_delay))
+}
 enum Step {
     Release,
     High,
 }
 
 async fn pool_exhausted(world: World) -> Outcome {
-    let (mut stage, (size, extra, releases, start_delay)) =
-        Stage::sim_with(&world, |_, rng, config| {
-            let size = 2 + rng.below(3) as usize;
-            let extra = 1 + rng.below(3) as usize;
-            let releases = rng.below((size - 1).min(3) as u64 + 1) as usize;
-            let start_delay = ms(35_000 + rng.below(15_000));
-            config.sessions.pool = pool_config(size);
-            (size, extra, releases, start_delay)
-        })
-        .await?;
+    let (mut stage, (size, extra, releases)) = Stage::sim_with(&world, |_, rng, config| {
+        let size = 2 + rng.below(3) as usize;
+        let extra = 1 + rng.below(3) as usize;
+        let releases = rng.below((size - 1).min(3) as u64 + 1) as usize;
+        config.sessions.pool = pool_config(size);
+        (size, extra, releases)
+    })
+    .await?;
     let pool = stage.engine.pool().clone();
     let wait_max = pool.config().wait_max;
     let template_dir = pool.config().template.dir.clone();
     warmed(&pool, size as u64, secs(size as u64 * 10 + 20)).await?;
     tokio::time::sleep(STAGGER).await;
-    // From now on every process takes `start_delay` to begin.
-    slow_starts(&stage, start_delay, start_delay);
+    // From now on every process takes the plan's start delay to begin.
+    let met = stage.mark("warm");
+    let start_delay = met::slow_starts(&met).map_or(Duration::ZERO, |(min, _)| min);
 
     let t0 = pool.now();
     let mut lows: Vec<Option<Claim>> = Vec::new();
@@ -336,6 +417,85 @@ async fn pool_exhausted(world: World) -> Outcome {
         );
     }
     normal.sort_by_key(Claim::id);
+    let (high, victim, asked) = high.expect("the High claim was made");
+    if start_delay < wait_max + STAGGER {
+        // New processes start faster than a claim waits (the plan's slow starts gone, in
+        // a shrunk or given plan): the pool's refills serve the queue and the High claim
+        // may find an idle worker, so no exhaustion to judge. Every claim is still
+        // served in time, requested with the others, each path as its name says, a
+        // pre-emption (if any) after the checkpoint, and the pool settles.
+        for c in &normal {
+            let waited = c.granted_at() - c.requested_at();
+            let what = format!("Normal claim {} made with the others", c.id());
+            between(&what, c.requested_at(), t0, t0 + INSTANT_SLACK)?;
+            let plausible = match c.path() {
+                ClaimPath::Warm | ClaimPath::Waited => waited < wait_max + INSTANT_SLACK,
+                ClaimPath::Cold { after_wait } => {
+                    let cold = if after_wait {
+                        waited.saturating_sub(wait_max)
+                    } else {
+                        waited
+                    };
+                    (!after_wait || waited >= wait_max)
+                        && cold <= start_delay + READY_AFTER_START_MAX
+                }
+                ClaimPath::Preempted { .. } => false,
+            };
+            ensure!(
+                plausible,
+                "Normal claim {} got {:?} after {waited:?} (starts take {start_delay:?})",
+                c.id(),
+                c.path()
+            );
+        }
+        let took = high.granted_at() - asked;
+        let preempted = match high.path() {
+            ClaimPath::Preempted { victim: v } => {
+                ensure!(
+                    v == victim,
+                    "the High claim pre-empted {v}, not the newest Low claim {victim}"
+                );
+                true
+            }
+            _ => false,
+        };
+        if preempted {
+            ensure!(took <= ms(100), "the pre-emption took {took:?}");
+            let victim_claim = lows.iter().flatten().find(|c| c.id() == victim);
+            let revocation = victim_claim.and_then(Claim::revocation);
+            ensure!(
+                matches!(revocation, Some(r) if r.by_claim == high.id() && r.checkpointed),
+                "the pre-empted Low claim was told {revocation:?}"
+            );
+            let path = format!("{template_dir}/{}/{SNAPSHOT_FILE}", high.name());
+            let body = snapshot_at(stage.env.disk(), &path)?;
+            ensure!(
+                body == states[&victim],
+                "the checkpoint holds {body:?}, not the pre-empted session's {:?}",
+                states[&victim]
+            );
+        }
+        let stats = pool.stats();
+        ensure!(
+            stats.claims_warm >= size as u64
+                && stats.sla_warnings == stats.cold_starts
+                && stats.preemptions == u64::from(preempted)
+                && stats.preemptions_abandoned == 0
+                && stats.cold_start_failures == 0,
+            "counts after {size} warm claims and a High claim that got {:?}: {stats:?}",
+            high.path()
+        );
+        drop(high);
+        drop(lows);
+        drop(normal);
+        return eventually(
+            "the pool settling back to its size",
+            secs(180),
+            ms(100),
+            || settled(&pool, size) && live_pids(&stage).len() == size,
+        )
+        .await;
+    }
 
     // The first three queued, the others cold-started at once.
     for (i, c) in normal.iter().enumerate() {
@@ -371,7 +531,6 @@ async fn pool_exhausted(world: World) -> Outcome {
     }
 
     // The pre-emption.
-    let (high, victim, asked) = high.expect("the High claim was made");
     ensure!(
         high.path() == ClaimPath::Preempted { victim },
         "the High claim got {:?}; expected to pre-empt Low claim {victim}",
@@ -446,14 +605,27 @@ workers_scenario!(
              with its target of fresh workers and exactly that many processes.",
     faults: ["proc.slow_start", "clock.jump"], secs: 3600,
     cores: ["engine/src/workers/pool/decisions.rs", "engine/src/workers/pool/decisions/claims.rs"],
+    // Every process starts in 0.1 to 2 s from the engine's start on; the host's wall
+    // clock jumps back by up to two days at the configuration change.
+    plan: |seed| {
+        let jump_ms = -(1 + plan_rng(seed).below(48 * 3_600_000) as i64);
+        let jump = Fault::ClockJump {
+            host: HOST.to_string(),
+            delta_ms: jump_ms,
+        };
+        workers(seed)
+            .after("boot", 0, on_host::slow_starts(ms(100), ms(2_000)))
+            .after("changed", 0, jump)
+    },
     world: stale_warm_worker
 );
 async fn stale_warm_worker(world: World) -> Outcome {
-    let (mut stage, (size, max_age)) = Stage::sim_with(&world, |host, rng, config| {
+    let (stage, (size, max_age)) = Stage::sim_with(&world, |_, rng, config| {
         // At least 3, so that at least 2 idle workers go stale at once.
         let size = 3 + rng.below(3) as usize;
         let max_age = secs(300 + rng.below(900));
-        slow_starts_on(host, ms(100), ms(2_000));
+        // On the host before its engine starts: the slow starts hold from the first spawn.
+        world.mark("boot");
         config.sessions.pool = pool_config(size);
         config.sessions.pool.max_age = max_age;
         (size, max_age)
@@ -478,12 +650,7 @@ async fn stale_warm_worker(world: World) -> Outcome {
     let changed_at = pool.now();
     let attempts_before = pool.stats().prewarm_attempts.len();
     pool.set_config_version(2);
-    let jump_ms = -(1 + stage.rng.below(48 * 3_600_000) as i64);
-    Fault::ClockJump {
-        host: "engine-0".to_string(),
-        delta_ms: jump_ms,
-    }
-    .apply(&world);
+    stage.mark("changed");
     let olds: Vec<String> = stale_members(&pool, 2);
     ensure!(
         olds.len() == size,

@@ -5,14 +5,32 @@
 //! (`proc.slow_start`) or fail to spawn, so a registry that blocked on another worker's
 //! start, or leaked a process, would show.
 
+use crate::kit::plans::{met, on_host, plan_rng, workers};
 use crate::kit::workers::*;
 use engine::workers::WorkerManager;
+use sim::FaultPlan;
 use std::sync::Arc;
 
 const SLOW_MIN: Duration = Duration::from_millis(100);
 const SLOW_MAX: Duration = Duration::from_millis(2_500);
 /// Longer than any slow start plus the connect schedule.
 const BOUND: Duration = Duration::from_secs(10);
+
+/// The workers swarm, and every spawn from the body's first one on starts slowly
+/// (0.1 to 2.5 s): a registry that blocked on another worker's start would show.
+fn slow_plan(seed: u64) -> FaultPlan {
+    workers(seed).after("spawn", 0, on_host::slow_starts(SLOW_MIN, SLOW_MAX))
+}
+
+/// What the OS says for `errno` (`No such file or directory`), as a spawn error
+/// carries it.
+fn os_words(errno: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    match text.find(" (os error") {
+        Some(end) => text[..end].to_string(),
+        None => text,
+    }
+}
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![
@@ -43,34 +61,52 @@ workers_scenario!(
     faults: ["proc.spawn_fail"], secs: 120,
     cores: ["engine/src/workers/lifecycle.rs", "engine/src/workers/supervise.rs",
             "engine/src/workers/error.rs"],
+    // The spawn fails the way execve fails for a missing (ENOENT) or non-executable
+    // (EACCES) binary, by seed.
+    plan: |seed| {
+        let errno = [2, 13][plan_rng(seed).below(2) as usize];
+        workers(seed).after("spawn", 0, on_host::spawn_fails(errno, 1))
+    },
     body: binary_missing, real
 );
-async fn binary_missing(mut stage: Stage) -> Outcome {
-    let missing = stage.rng.below(2) == 0;
-    let (errno, mut words) = if missing {
-        (2, "No such file or directory")
-    } else {
-        (13, "Permission denied")
-    };
+async fn binary_missing(stage: Stage) -> Outcome {
     let mut config = stage.config("w");
-    if stage.is_real() {
+    let words = if stage.is_real() {
         config.program = "/nonexistent/chaos-worker".to_string();
-        words = "No such file or directory";
+        Some(os_words(2))
     } else {
-        stage.host()?.procs().fail_next_spawn(errno, 1);
-    }
+        let met = stage.mark("spawn");
+        match met::spawn_fails(&met) {
+            (Some(errno), n) if n > 0 => Some(os_words(errno)),
+            _ => None,
+        }
+    };
     stage.register("w", config).await?;
     let result = stage.manager.start("w").await;
+    let worker = stage.worker("w").await?;
+    let Some(words) = words else {
+        // No spawn failure planned (a shrunk or given plan): the start succeeds, once.
+        result.or_fail("start with no spawn failure planned")?;
+        let stats = worker.stats();
+        ensure!(
+            stats.spawn_failures == 0 && stats.spawns == 1,
+            "one good start made {} spawn failures and {} spawns",
+            stats.spawn_failures,
+            stats.spawns
+        );
+        live_count(&stage, 1, "after the start")?;
+        stage.manager.stop_all().await;
+        return Ok(());
+    };
     let Err(WorkerError::SpawnFailed { reason, .. }) = &result else {
         return Err(Failure::correctness(format!(
             "start with a {words} binary returned {result:?}, not a spawn failure"
         )));
     };
-    ensure!(reason.contains(words), "{reason:?} lacks {words:?}");
-    let worker = stage.worker("w").await?;
+    ensure!(reason.contains(&words), "{reason:?} lacks {words:?}");
     let status = worker.status();
     ensure!(
-        matches!(&status, WorkerStatus::Failed { reason } if reason.contains(words)),
+        matches!(&status, WorkerStatus::Failed { reason } if reason.contains(&words)),
         "status after the failed spawn is {status}, not Failed with the OS error"
     );
     // Nothing retries behind the caller's back (virtual time is free; real time is not).
@@ -95,10 +131,11 @@ workers_scenario!(
              the Uninitialized status, without probing and without spawning anything for it.",
     faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/worker.rs", "engine/src/workers/lifecycle.rs"],
+    plan: slow_plan,
     body: health_never_started, real
 );
 async fn health_never_started(stage: Stage) -> Outcome {
-    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    stage.mark("spawn");
     stage.register_default("busy").await?;
     stage.register_default("idle").await?;
     let mut busy = Some(stage.start_in_background("start-busy", "busy"));
@@ -131,10 +168,11 @@ workers_scenario!(
              or process is involved, and stopping it again is just as harmless.",
     faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/lifecycle.rs", "engine/src/workers/worker.rs"],
+    plan: slow_plan,
     body: stop_never_started, real
 );
 async fn stop_never_started(stage: Stage) -> Outcome {
-    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    stage.mark("spawn");
     stage.register_default("busy").await?;
     stage.register_default("idle").await?;
     let busy = stage.start_in_background("start-busy", "busy");
@@ -166,17 +204,22 @@ workers_scenario!(
     faults: ["proc.spawn_fail"], secs: 120,
     cores: ["engine/src/workers/worker.rs", "engine/src/workers/lifecycle.rs",
             "engine/src/workers/supervise.rs"],
+    plan: |seed| {
+        let k = 1 + plan_rng(seed).below(3) as u32;
+        workers(seed).after("spawn", 0, on_host::spawn_fails(11, k))
+    },
     body: repeated_starts
 );
-async fn repeated_starts(mut stage: Stage) -> Outcome {
-    let k = 1 + stage.rng.below(3) as u32;
-    stage.host()?.procs().fail_next_spawn(11, k);
+async fn repeated_starts(stage: Stage) -> Outcome {
+    let met = stage.mark("spawn");
+    let (errno, k) = met::spawn_fails(&met);
+    let words = os_words(errno.unwrap_or(11));
     stage.register_default("w").await?;
     let worker = stage.worker("w").await?;
     for i in 1..=k {
         let result = worker.start().await;
         ensure!(
-            matches!(&result, Err(WorkerError::SpawnFailed { reason, .. }) if reason.contains("temporarily unavailable")),
+            matches!(&result, Err(WorkerError::SpawnFailed { reason, .. }) if reason.contains(&words)),
             "start {i} of {k} failing spawns returned {result:?}"
         );
         let status = worker.status();
@@ -201,10 +244,11 @@ workers_scenario!(
              names, and every worker must end up ready on its own process and port.",
     faults: ["proc.slow_start"], secs: 300,
     cores: ["engine/src/workers/manager.rs", "engine/src/workers/ports.rs"],
+    plan: slow_plan,
     body: concurrent_registration, real
 );
 async fn concurrent_registration(stage: Stage) -> Outcome {
-    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    stage.mark("spawn");
     let mut tasks = Vec::new();
     for i in 0..10 {
         let manager = stage.manager.clone();
@@ -248,13 +292,18 @@ workers_scenario!(
              100 ms bound: healthy if it was answered before the hang, unhealthy after.",
     faults: ["proc.hang"], secs: 120,
     cores: ["engine/src/workers/worker.rs", "engine/src/workers/request.rs"],
+    // The worker hangs 0 to 3 ms after the checks are sent, among them.
+    plan: |seed| {
+        let at = plan_rng(seed).below(4);
+        workers(seed).after("checks", at, on_host::hang(Some("w")))
+    },
     body: parallel_health_checks, real
 );
-async fn parallel_health_checks(mut stage: Stage) -> Outcome {
+async fn parallel_health_checks(stage: Stage) -> Outcome {
     stage.register_default("w").await?;
     stage.start_within("w", BOUND).await?;
     let pid = stage.pid("w").await;
-    let hang_after = Duration::from_micros(stage.rng.below(3_000));
+    let hangs_before = stage.faults.count("proc.hang");
     let started = Instant::now();
     let mut checks = Vec::new();
     for _ in 0..20 {
@@ -264,10 +313,9 @@ async fn parallel_health_checks(mut stage: Stage) -> Outcome {
             (health, Instant::now())
         }));
     }
-    if let Ok(host) = stage.host() {
-        tokio::time::sleep(hang_after).await;
-        ensure!(host.procs().hang(pid), "could not hang pid {pid}");
-    }
+    // The plan hangs the worker at a seeded moment after this mark; the body learns of
+    // it from the device once the checks are done (nothing hung: all stay healthy).
+    stage.mark("checks");
     let bound = ms(100);
     let mut healthy = 0;
     for check in checks {
@@ -280,13 +328,18 @@ async fn parallel_health_checks(mut stage: Stage) -> Outcome {
         );
         healthy += usize::from(health.healthy);
     }
-    if stage.is_real() {
+    let hung = stage.faults.count("proc.hang") > hangs_before;
+    if !hung {
         ensure!(healthy == 20, "{healthy} of 20 checks healthy");
     }
     let after = stage.manager.health("w").await.or_fail("health")?;
-    ensure!(stage.is_real() || !after.healthy, "hung, yet {after:?}");
-    if let Ok(host) = stage.host() {
-        host.procs().kill_with(pid, engine::env::Signal::Kill);
+    if hung {
+        ensure!(!after.healthy, "hung, yet {after:?}");
+        // Clean-up, not the edge case: end the hung process rather than wait out a
+        // graceful stop it cannot answer.
+        stage.kill(pid, engine::env::Signal::Kill);
+    } else {
+        ensure!(after.healthy, "nothing hung, yet {after:?}");
     }
     stage.manager.stop_all().await;
     Ok(())
@@ -299,12 +352,17 @@ workers_scenario!(
              error, the rest successfully, and exactly one worker process may exist at the end.",
     faults: ["proc.spawn_fail"], secs: 120,
     cores: ["engine/src/workers/worker.rs", "engine/src/workers/lifecycle.rs"],
+    plan: |seed| {
+        let k = 1 + plan_rng(seed).below(3) as u32;
+        workers(seed)
+            .after("spawn", 0, on_host::spawn_fails(11, k))
+            .after("spawn", 0, on_host::slow_starts(SLOW_MIN, SLOW_MAX))
+    },
     body: concurrent_starts
 );
-async fn concurrent_starts(mut stage: Stage) -> Outcome {
-    let k = 1 + stage.rng.below(3) as usize;
-    stage.host()?.procs().fail_next_spawn(11, k as u32);
-    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+async fn concurrent_starts(stage: Stage) -> Outcome {
+    let met = stage.mark("spawn");
+    let k = met::spawn_fails(&met).1 as usize;
     stage.register_default("w").await?;
     let tasks: Vec<_> = (0..5)
         .map(|_| stage.start_in_background("start", "w"))
@@ -331,10 +389,11 @@ workers_scenario!(
              (slowly), be found by get, answer health checks, and stop, like any other.",
     faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/name.rs", "engine/src/workers/manager.rs"],
+    plan: slow_plan,
     body: empty_name, real
 );
 async fn empty_name(stage: Stage) -> Outcome {
-    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    stage.mark("spawn");
     full_cycle(&stage, "", BOUND).await
 }
 
@@ -346,10 +405,11 @@ workers_scenario!(
              alive nor a zombie) within one watchdog interval.",
     faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/manager.rs", "engine/src/workers/reaper.rs"],
+    plan: slow_plan,
     body: duplicate_name
 );
 async fn duplicate_name(stage: Stage) -> Outcome {
-    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    stage.mark("spawn");
     stage.register_default("dup").await?;
     stage.start_within("dup", BOUND).await?;
     let old_pid = stage.pid("dup").await;
@@ -381,10 +441,11 @@ workers_scenario!(
              be refused with an error that says why and stays short.",
     faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/name.rs"],
+    plan: slow_plan,
     body: long_name, real
 );
 async fn long_name(mut stage: Stage) -> Outcome {
-    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    stage.mark("spawn");
     let alphabet: Vec<char> = "abcdefghijklmnopqrstuvwxyz0123456789-_.".chars().collect();
     let name: String = (0..1000)
         .map(|_| alphabet[stage.rng.below(alphabet.len() as u64) as usize])
@@ -406,10 +467,11 @@ workers_scenario!(
              argument can carry) is refused, with a reason.",
     faults: ["proc.slow_start"], secs: 300,
     cores: ["engine/src/workers/name.rs", "engine/src/workers/manager.rs"],
+    plan: slow_plan,
     body: special_names, real
 );
 async fn special_names(stage: Stage) -> Outcome {
-    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    stage.mark("spawn");
     let names = [
         "a-b",
         "a_b",
@@ -441,10 +503,11 @@ workers_scenario!(
              return nothing, and the registered worker must be unaffected.",
     faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/manager.rs", "engine/src/workers/error.rs"],
+    plan: slow_plan,
     body: unknown_name, real
 );
 async fn unknown_name(stage: Stage) -> Outcome {
-    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    stage.mark("spawn");
     stage.register_default("known").await?;
     let known = stage.start_in_background("start-known", "known");
     let not_registered = |r: &Result<(), WorkerError>| matches!(r, Err(e @ WorkerError::NotRegistered { .. }) if e.to_string().contains("ghost"));
@@ -467,10 +530,11 @@ workers_scenario!(
              reads of the worker list must return identical results, in name order.",
     faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/manager.rs"],
+    plan: slow_plan,
     body: repeated_list, real
 );
 async fn repeated_list(mut stage: Stage) -> Outcome {
-    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    stage.mark("spawn");
     let n = 2 + stage.rng.below(4);
     for i in 0..n {
         let name = format!("w{}", n - i);
@@ -498,12 +562,13 @@ workers_scenario!(
              straight to the reported address gets its pong.",
     faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/manager.rs", "engine/src/workers/worker.rs"],
+    plan: slow_plan,
     body: metadata, real
 );
 async fn metadata(stage: Stage) -> Outcome {
     use engine::workers::program::{Line, LineReader, Reply, Request, decode_reply, encode_line};
     use tokio::io::AsyncWriteExt;
-    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    stage.mark("spawn");
     stage.register_default("meta").await?;
     stage.start_within("meta", BOUND).await?;
     let info = stage.manager.get("meta").await.or_fail("get")?;
@@ -543,6 +608,7 @@ workers_scenario!(
              must end with exactly the four workers, all ready.",
     faults: ["proc.slow_start"], secs: 120,
     cores: ["engine/src/workers/manager.rs"],
+    plan: slow_plan,
     body: shared_manager, real
 );
 const _: () = {
@@ -552,7 +618,7 @@ const _: () = {
 };
 
 async fn shared_manager(stage: Stage) -> Outcome {
-    slow_starts(&stage, SLOW_MIN, SLOW_MAX);
+    stage.mark("spawn");
     let mut tasks = Vec::new();
     for i in 0..4 {
         let manager: Arc<WorkerManager> = stage.manager.clone();
