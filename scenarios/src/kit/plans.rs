@@ -181,6 +181,27 @@ pub mod on_host {
             bytes,
         }
     }
+
+    /// The disk loses power; the host stays up.
+    pub fn power_cut() -> Fault {
+        Fault::DiskPowerCut { host: HOST.into() }
+    }
+
+    /// `Some(n)`: `n` more open files than are open now; `None`: no limit.
+    pub fn open_files_spare(spare: Option<u32>) -> Fault {
+        Fault::OpenFilesSpare {
+            host: HOST.into(),
+            spare,
+        }
+    }
+
+    /// Every read flips a bit with probability `rate` (zero ends it).
+    pub fn rot(rate: sim::Ratio) -> Fault {
+        Fault::DiskRot {
+            host: HOST.into(),
+            rate,
+        }
+    }
 }
 
 /// What the faults a mark set going hold, for the body's oracles (it judges the

@@ -345,38 +345,11 @@ pub fn fresh(host: &sim::Host, ready: &WorkerStatus, old: u32, what: &str) -> Re
     Ok(pid)
 }
 
-/// Makes `pid` leak `rate` bytes/s from now: returns the instant and its resident bytes.
-pub fn leak(host: &sim::Host, pid: u32, rate: u64) -> Result<(Instant, u64), Failure> {
-    let base = host.procs().resident_bytes(pid).unwrap_or(0);
-    let at = Instant::now();
-    ensure!(
-        host.procs().leak(pid, rate),
-        "could not make pid {pid} leak"
-    );
-    Ok((at, base))
-}
-
 /// Watches (every 5 ms) for the worker's memory warnings to pass `was`.
 pub fn warning_probe(stage: &Stage, worker: Arc<Worker>, was: u64) -> Probe {
     Probe::start(&stage.env, ms(5), move || {
         worker.stats().memory_warnings > was
     })
-}
-
-/// Makes every spawn on the simulated host start slowly, by a seeded delay between
-/// `min` and `max` (counted as `proc.slow_start`). No-op on a real run.
-pub fn slow_starts(stage: &Stage, min: Duration, max: Duration) {
-    if let Ok(host) = stage.host() {
-        slow_starts_on(host, min, max);
-    }
-}
-
-/// [`slow_starts`] on a simulated host (before its engine starts, say).
-pub fn slow_starts_on(host: &sim::Host, min: Duration, max: Duration) {
-    let mut options = host.procs().options();
-    options.start_delay_min = min;
-    options.start_delay_max = max;
-    host.procs().set_options(options);
 }
 
 /// Sets the simulated host's container memory limit.
@@ -427,12 +400,6 @@ pub fn ensure_clean(stage: &Stage, when: &str) -> Outcome {
 pub fn no_zombies(stage: &Stage, when: &str) -> Outcome {
     let zombies = zombie_pids(stage);
     ensure!(zombies.is_empty(), "{when}: zombies {zombies:?}");
-    Ok(())
-}
-
-/// Makes the simulated process `pid` hang: it stops answering anything.
-pub fn hang(stage: &Stage, pid: u32) -> Outcome {
-    ensure!(stage.host()?.procs().hang(pid), "could not hang pid {pid}");
     Ok(())
 }
 
@@ -745,13 +712,6 @@ pub async fn hold_ports(
         held.insert(port, env.net().bind(port).await.or_fail("hold a port")?);
     }
     Ok(held)
-}
-
-/// Makes every read of the simulated host's disk flip a bit at `rate`.
-pub fn disk_bitflips(host: &sim::Host, rate: sim::Ratio) {
-    let mut options = host.disk().options();
-    options.bitflip_rate = rate;
-    host.disk().set_options(options);
 }
 
 /// Sets the latency of every operation of the simulated host's disk to `min..=max`.

@@ -262,7 +262,8 @@ workers_scenario!(
     // sit just inside the default connect schedule (3.6 s); one more on top ends the
     // start, pattern.2.1's edge case.
     plan: |seed| swarm(seed, &[SwarmKind::NetDelay, SwarmKind::DiskSlow])
-        .after("start", 0, on_host::slow_starts(ms(100), ms(3_000))),
+        .after("start", 0, on_host::slow_starts(ms(100), ms(3_000)))
+        .after("stopped", 0, on_host::power_cut()),
     body: graceful_restart
 );
 async fn graceful_restart(mut stage: Stage) -> Outcome {
@@ -285,8 +286,8 @@ async fn graceful_restart(mut stage: Stage) -> Outcome {
     );
     ensure!(took < grace / 10, "the graceful stop took {took:?}");
     ensure_clean(&stage, "after the stop")?;
-    // Power cut while stopped: only what was synced survives.
-    stage.host()?.disk().crash();
+    // Power cut while stopped (the plan's): only what was synced survives.
+    stage.mark("stopped");
     let pid = start_ready(&worker).await?;
     ensure!(pid != first_pid, "the restart reused pid {pid}");
     let found = cache_files(stage.env.disk(), &dir);

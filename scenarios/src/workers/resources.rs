@@ -42,8 +42,9 @@ workers_scenario!(
 );
 /// EMFILE, the errno of a process out of file descriptors.
 const EMFILE: i32 = 24;
-/// A seeded number of spawns fail with EMFILE from the `spawn-fails` mark; at `crash`,
-/// a seeded number more, and the worker is killed. No swarm: the oracle times the
+/// A seeded number of spawns fail with EMFILE from the `spawn-fails` mark; between
+/// `descriptors-out` and `descriptors-back` the worker's own opens fail so; at `crash`,
+/// a seeded number more spawns fail, and the worker is killed. No swarm: the oracle times the
 /// recovery to the sum of the backoffs (30 ms of slack); late messages, slow disk
 /// operations and slow restarts all move it.
 fn fd_exhausted_plan(seed: u64) -> FaultPlan {
@@ -52,11 +53,12 @@ fn fd_exhausted_plan(seed: u64) -> FaultPlan {
     let m = 1 + rng.below(2) as u32;
     quiet(seed)
         .after("spawn-fails", 0, on_host::spawn_fails(EMFILE, k))
+        .after("descriptors-out", 0, on_host::open_files_spare(Some(0)))
+        .after("descriptors-back", 0, on_host::open_files_spare(None))
         .after("crash", 0, on_host::spawn_fails(EMFILE, m))
         .after("crash", 0, on_host::signal(Some("fd"), SignalName::Sigkill))
 }
 async fn fd_exhausted(mut stage: Stage) -> Outcome {
-    let host = stage.host()?.clone();
     // 1. Spawns fail with EMFILE.
     let k = u64::from(met::spawn_fails(&stage.mark("spawn-fails")).1);
     stage.register("fd", stage.config("fd")).await?;
@@ -86,20 +88,24 @@ async fn fd_exhausted(mut stage: Stage) -> Outcome {
 
     // 2. The worker's own opens fail with EMFILE.
     let usage = worker.disk_usage();
-    let saved = host.disk().options();
-    let mut limited = saved.clone();
-    limited.open_files_max = host.disk().open_files();
-    host.disk().set_options(limited);
+    let out = !stage.mark("descriptors-out").is_empty();
+    let mut usage_out = usage;
     for j in 0..1 + stage.rng.below(3) {
         let bytes = 1 + stage.rng.below(200_000);
         let result = write_cache(&worker, 10 + j, &format!("f{j}"), bytes).await;
-        ensure!(emfile(&result), "cache write {j}: {result:?}");
+        if out {
+            ensure!(emfile(&result), "cache write {j}: {result:?}");
+        } else {
+            result.or_fail("cache write with descriptors to spare")?;
+            usage_out += bytes;
+        }
     }
     ensure!(ready_pid(&worker)? == pid, "did not survive EMFILE");
     ensure_healthy(&worker, "descriptors exhausted").await?;
     let now = worker.disk_usage();
-    ensure!(now == usage, "failed writes: usage {now}, was {usage}");
-    host.disk().set_options(saved);
+    ensure!(now == usage_out, "failed writes: usage {now}, was {usage}");
+    let usage = usage_out;
+    stage.mark("descriptors-back");
     let bytes = 1 + stage.rng.below(200_000);
     let written = write_cache(&worker, 20, "after", bytes).await;
     written.or_fail("cache write once descriptors are free")?;

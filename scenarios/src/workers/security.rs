@@ -14,7 +14,6 @@ use engine::env::{OpenMode, Task};
 use engine::workers::program::protocol::{Reply, Request, SnapshotState};
 use engine::workers::program::snapshot;
 use engine::workers::sanitize::{BLOCKED_NAMES, BLOCKED_PREFIXES};
-use sim::Ratio;
 use sim::faults::SignalName;
 
 pub fn all() -> Vec<&'static Scenario> {
@@ -268,6 +267,8 @@ workers_scenario!(
     // On the torn-write path the host crashes when the body marks `crash` and restarts
     // when it marks `restart`.
     plan: |seed| workers(seed)
+        .after("rot", 0, on_host::rot(sim::Ratio::ONE))
+        .after("rot-over", 0, on_host::rot(sim::Ratio::ZERO))
         .after("crash", 0, on_host::crash())
         .after("restart", 0, on_host::restart()),
     body: corrupt_snapshot
@@ -294,8 +295,12 @@ async fn corrupt_snapshot(mut stage: Stage) -> Outcome {
     let host = stage.host()?.clone();
     let bitflip = stage.rng.below(2) == 0;
     let expected = if bitflip {
-        disk_bitflips(&host, Ratio::ONE);
-        SnapshotState::CorruptFallback
+        // The media rots (the plan's): every read flips a bit, until `rot-over`.
+        if stage.mark("rot").is_empty() {
+            SnapshotState::Restored
+        } else {
+            SnapshotState::CorruptFallback
+        }
     } else {
         // Another writer (an older tool) rewrites the file in place and never syncs;
         // the host dies before the disk wrote it all.
@@ -328,7 +333,8 @@ async fn corrupt_snapshot(mut stage: Stage) -> Outcome {
     let state = snapshot_state_at_start(&stage, &dir, SNAPSHOT_PATH).await?;
     ensure!(state == expected, "reported {state:?}, not {expected:?}");
     let flips = stage.faults.count("disk.bitflip");
-    ensure!(!bitflip || flips >= 1, "no bit flipped");
+    let rotted = expected == SnapshotState::CorruptFallback;
+    ensure!(!bitflip || !rotted || flips >= 1, "no bit flipped");
 
     // Under the supervisor: no hard failure, and the next save repairs the file.
     if bitflip {
@@ -337,7 +343,7 @@ async fn corrupt_snapshot(mut stage: Stage) -> Outcome {
     } else {
         stage.start_worker("shell", config).await?;
     }
-    disk_bitflips(&host, Ratio::ZERO);
+    stage.mark("rot-over");
     let worker = stage.worker("shell").await?;
     ensure_healthy(&worker, "over a bad snapshot").await?;
     let stats = worker.stats();

@@ -116,6 +116,23 @@ pub enum Fault {
         host: String,
         path: String,
     },
+    /// The disk of `host` loses power while the host stays up: unsynced writes are lost
+    /// or torn, open handles go stale (a storage controller's reset, a detached volume).
+    DiskPowerCut {
+        host: String,
+    },
+    /// The disk of `host` allows `spare` more open files than are open now (0: every
+    /// further open fails with EMFILE); `None` lifts the limit again.
+    OpenFilesSpare {
+        host: String,
+        spare: Option<u32>,
+    },
+    /// Every read of `host`'s disk flips a bit with probability `rate` (failing
+    /// media); a rate of zero ends it.
+    DiskRot {
+        host: String,
+        rate: crate::Ratio,
+    },
     /// The operator switches the model API on `host` (`World::install_upstream`) to
     /// `set` for every call until the next switch (a 429 period, a 5xx storm, a slow
     /// model; `serving` ends it).
@@ -320,6 +337,12 @@ impl fmt::Display for Fault {
                 bit,
             } => write!(f, "flip bit {bit} at {offset} of {host}:{path}"),
             Fault::RemoveFile { host, path } => write!(f, "remove {host}:{path}"),
+            Fault::DiskPowerCut { host } => write!(f, "power cut of the disk of {host}"),
+            Fault::OpenFilesSpare { host, spare } => match spare {
+                Some(n) => write!(f, "open files on {host}: {n} more"),
+                None => write!(f, "open files on {host}: unlimited"),
+            },
+            Fault::DiskRot { host, rate } => write!(f, "disk rot on {host} {rate}"),
             Fault::UpstreamMode { host, set } => write!(f, "model API {host} {set:?}"),
         }
     }
@@ -412,6 +435,9 @@ impl Fault {
             | Fault::DiskRoom { host, .. }
             | Fault::FlipBit { host, .. }
             | Fault::RemoveFile { host, .. }
+            | Fault::DiskPowerCut { host }
+            | Fault::OpenFilesSpare { host, .. }
+            | Fault::DiskRot { host, .. }
             | Fault::UpstreamMode { host, .. } => vec![host],
         }
     }
@@ -582,6 +608,24 @@ impl Fault {
                         "{name}: {path} not removed: {e}"
                     ),
                 }
+            }
+            Fault::DiskPowerCut { host: name } => host(name).disk().crash(),
+            Fault::OpenFilesSpare { host: name, spare } => {
+                let host = host(name);
+                let disk = host.disk();
+                let mut options = disk.options();
+                options.open_files_max = match spare {
+                    Some(n) => disk.open_files().saturating_add(*n),
+                    None => crate::disk::DiskOptions::quiet().open_files_max,
+                };
+                disk.set_options(options);
+            }
+            Fault::DiskRot { host: name, rate } => {
+                let host = host(name);
+                let disk = host.disk();
+                let mut options = disk.options();
+                options.bitflip_rate = *rate;
+                disk.set_options(options);
             }
             Fault::UpstreamMode { host: name, set } => match world.upstream(name) {
                 Some(upstream) => upstream.set_mode(*set),

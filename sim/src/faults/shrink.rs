@@ -14,7 +14,8 @@
 //! 4. shorten each fault that has an end (move the heal, resume or restart earlier), by
 //!    bisection toward the shortest duration that still fails;
 //! 5. move each fault later, by bisection toward the latest start that still fails,
-//!    without passing the original plan's last action;
+//!    without passing the original plan's last action. Passes 4 and 5 retime only
+//!    faults timed from the start: a fault triggered by an event keeps its moment;
 //! 6. drop workload steps (a plan that carries its workload), delta-debugging style
 //!    like faults: a failure often needs only a few of the requests that preceded it.
 //!
@@ -179,8 +180,13 @@ fn units_of(plan: &FaultPlan) -> Vec<Unit> {
             continue;
         }
         taken[i] = true;
-        let end = (i + 1..actions.len())
-            .find(|&j| !taken[j] && ends(&actions[i].fault, &actions[j].fault));
+        // A triggered action's time counts from its own event: only actions of the
+        // same trigger pair (a cut at one event and its heal at another are two faults).
+        let end = (i + 1..actions.len()).find(|&j| {
+            !taken[j]
+                && actions[i].after == actions[j].after
+                && ends(&actions[i].fault, &actions[j].fault)
+        });
         if let Some(j) = end {
             taken[j] = true;
         }
@@ -325,7 +331,13 @@ impl Shrinker<'_> {
     fn shorten_faults(&mut self) -> bool {
         let mut changed = false;
         for index in 0..self.best.units.len() {
-            let Some(duration) = self.best.units.get(index).and_then(Unit::duration_ms) else {
+            let Some(duration) = self
+                .best
+                .units
+                .get(index)
+                .filter(|u| u.onset.action.after.is_none())
+                .and_then(Unit::duration_ms)
+            else {
                 continue;
             };
             // `fails_at` fails (the current duration); `passes_at` was tried and did not.
@@ -371,7 +383,14 @@ impl Shrinker<'_> {
     fn move_faults_later(&mut self) -> bool {
         let mut changed = false;
         for index in 0..self.best.units.len() {
-            let Some(unit) = self.best.units.get(index) else {
+            // A triggered fault's moment is its event (a body may rely on it applying
+            // as it marks); only faults timed from the start move.
+            let Some(unit) = self
+                .best
+                .units
+                .get(index)
+                .filter(|u| u.onset.action.after.is_none())
+            else {
                 continue;
             };
             let room = self.horizon.saturating_sub(unit.last_ms());
@@ -501,6 +520,29 @@ mod tests {
         assert!(!shrunk.budget_exhausted);
         assert_eq!(calls, shrunk.runs, "every run is counted");
         assert!(shrunk.runs < 40, "{} runs for six faults", shrunk.runs);
+    }
+
+    #[test]
+    fn a_triggered_fault_keeps_its_moment_and_pairs_only_within_its_event() {
+        let (cut, heal) = (
+            Fault::PauseHost {
+                host: "server".into(),
+            },
+            Fault::ResumeHost {
+                host: "server".into(),
+            },
+        );
+        let plan = six()
+            .after("cut", 0, cut.clone())
+            .after("heal", 0, heal.clone());
+        let mut fails = |p: &FaultPlan| has(p, &cut);
+        let shrunk = shrink(&plan, MAX_RUNS_DEFAULT, &mut fails, &mut quiet);
+        // The resume at another event is a fault of its own, dropped; the pause stays
+        // at its event's moment (timed faults would have moved to 600 ms).
+        assert_eq!(shrunk.plan.actions.len(), 1, "{:?}", shrunk.plan.describe());
+        let kept = &shrunk.plan.actions[0];
+        assert_eq!((kept.after.as_deref(), kept.at_ms), (Some("cut"), 0));
+        assert!(!has(&shrunk.plan, &heal));
     }
 
     #[test]
