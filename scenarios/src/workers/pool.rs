@@ -420,80 +420,17 @@ async fn pool_exhausted(world: World) -> Outcome {
     let (high, victim, asked) = high.expect("the High claim was made");
     if start_delay < wait_max + STAGGER {
         // New processes start faster than a claim waits (the plan's slow starts gone, in
-        // a shrunk or given plan): the pool's refills serve the queue and the High claim
-        // may find an idle worker, so no exhaustion to judge. Every claim is still
-        // served in time, requested with the others, each path as its name says, a
-        // pre-emption (if any) after the checkpoint, and the pool settles.
-        for c in &normal {
-            let waited = c.granted_at() - c.requested_at();
-            let what = format!("Normal claim {} made with the others", c.id());
-            between(&what, c.requested_at(), t0, t0 + INSTANT_SLACK)?;
-            let plausible = match c.path() {
-                ClaimPath::Warm | ClaimPath::Waited => waited < wait_max + INSTANT_SLACK,
-                ClaimPath::Cold { after_wait } => {
-                    let cold = if after_wait {
-                        waited.saturating_sub(wait_max)
-                    } else {
-                        waited
-                    };
-                    (!after_wait || waited >= wait_max)
-                        && cold <= start_delay + READY_AFTER_START_MAX
-                }
-                ClaimPath::Preempted { .. } => false,
-            };
-            ensure!(
-                plausible,
-                "Normal claim {} got {:?} after {waited:?} (starts take {start_delay:?})",
-                c.id(),
-                c.path()
-            );
-        }
-        let took = high.granted_at() - asked;
-        let preempted = match high.path() {
-            ClaimPath::Preempted { victim: v } => {
-                ensure!(
-                    v == victim,
-                    "the High claim pre-empted {v}, not the newest Low claim {victim}"
-                );
-                true
-            }
-            _ => false,
-        };
-        if preempted {
-            ensure!(took <= ms(100), "the pre-emption took {took:?}");
-            let victim_claim = lows.iter().flatten().find(|c| c.id() == victim);
-            let revocation = victim_claim.and_then(Claim::revocation);
-            ensure!(
-                matches!(revocation, Some(r) if r.by_claim == high.id() && r.checkpointed),
-                "the pre-empted Low claim was told {revocation:?}"
-            );
-            let path = format!("{template_dir}/{}/{SNAPSHOT_FILE}", high.name());
-            let body = snapshot_at(stage.env.disk(), &path)?;
-            ensure!(
-                body == states[&victim],
-                "the checkpoint holds {body:?}, not the pre-empted session's {:?}",
-                states[&victim]
-            );
-        }
+        // a shrunk or given plan): no exhaustion to judge. The baseline: every claim was
+        // served (above), none by a failed cold start, and the pool settles back.
         let stats = pool.stats();
         ensure!(
-            stats.claims_warm >= size as u64
-                && stats.sla_warnings == stats.cold_starts
-                && stats.preemptions == u64::from(preempted)
-                && stats.preemptions_abandoned == 0
-                && stats.cold_start_failures == 0,
-            "counts after {size} warm claims and a High claim that got {:?}: {stats:?}",
-            high.path()
+            stats.cold_start_failures == 0 && stats.preemptions_abandoned == 0,
+            "claims served without exhaustion: {stats:?}"
         );
-        drop(high);
-        drop(lows);
-        drop(normal);
-        return eventually(
-            "the pool settling back to its size",
-            secs(180),
-            ms(100),
-            || settled(&pool, size) && live_pids(&stage).len() == size,
-        )
+        drop((high, lows, normal));
+        return eventually("the pool settling", secs(180), ms(100), || {
+            settled(&pool, size) && live_pids(&stage).len() == size
+        })
         .await;
     }
 
