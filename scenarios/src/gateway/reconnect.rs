@@ -8,14 +8,10 @@ use crate::kit::channel::*;
 use crate::kit::fail::{OrFail, unexpected};
 use crate::kit::plans;
 use crate::scenario::{Failure, Outcome, Scenario};
-use crate::stage::channel::ChannelStage;
-use crate::stage::client::{SharedDelivery, SimClient};
 use engine::protocol::{ErrorCode, ServerEvent};
-use engine::sessions::Session;
 use engine::sessions::replay::ReplayLimits;
 use sim::World;
 use sim::net::PartitionMode;
-use std::sync::Arc;
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![
@@ -31,31 +27,6 @@ pub fn all() -> Vec<&'static Scenario> {
     ]
 }
 
-/// The plan of a scenario whose client's connection is reset mid-answer (a proxy
-/// closing it, a network gone): the channel swarm plus that reset.
-fn reset_mid_answer(seed: u64) -> sim::FaultPlan {
-    plans::reset_client_at(plans::channel(seed), "mid-answer")
-}
-
-/// Marks "mid-answer" (the plan resets client 0's connection there), drops the client
-/// and waits until the server notices. Returns the client's delivery record, its
-/// session's id and the session.
-async fn reset_and_leave(
-    world: &World,
-    st: &ChannelStage,
-    c: SimClient,
-) -> Result<(SharedDelivery, String, Arc<Session>), Failure> {
-    world.mark("mid-answer");
-    let (d, id) = (c.delivery.clone(), c.session_id.clone());
-    c.drop_abruptly();
-    let s = st.session(&id)?;
-    st.eventually("the server notices the reset", secs(10), || {
-        !s.is_attached()
-    })
-    .await?;
-    Ok((d, id, s))
-}
-
 scenario!(
     MISSED_MESSAGES,
     "core.EC-036",
@@ -65,7 +36,7 @@ scenario!(
     cores: ["engine/src/sessions/core/stream.rs", "engine/src/sessions/replay.rs"],
     120,
     missed_messages,
-    plan: reset_mid_answer
+    plan: plans::reset_mid_answer
 );
 async fn missed_messages(world: World) -> Outcome {
     let (mut st, mut c, token) = one_client(&world, |s, _| s.answer_pace = Some(ms(100))).await?;
@@ -166,7 +137,7 @@ scenario!(
     cores: ["engine/src/sessions/core/stream.rs", "engine/src/gateway/connection.rs"],
     180,
     proxy_idle_close,
-    plan: reset_mid_answer
+    plan: plans::reset_mid_answer
 );
 async fn proxy_idle_close(world: World) -> Outcome {
     // A model that pauses 3 s between parts; a proxy that cuts sockets silent for 2 s.

@@ -6,7 +6,6 @@ use crate::ensure;
 use crate::kit::channel::*;
 use crate::scenario::{Failure, Outcome, Scenario};
 use engine::protocol::ServerEvent;
-use engine::workers::program::expand_word;
 use sim::World;
 
 pub fn all() -> Vec<&'static Scenario> {
@@ -17,28 +16,6 @@ pub fn all() -> Vec<&'static Scenario> {
         &BUSY_CLIENT,
         &SLOW_CLIENT,
     ]
-}
-
-/// What the worker answers to `input`: its parts joined by spaces.
-fn expected_answer(input: &str) -> String {
-    input
-        .split_whitespace()
-        .flat_map(expand_word)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn result_of(c: &crate::stage::client::SimClient, query: u64) -> Option<(String, bool, u64)> {
-    let d = c.delivery.lock().expect("delivery");
-    d.messages.iter().find_map(|m| match &m.event {
-        ServerEvent::Result {
-            query: q,
-            text,
-            truncated,
-            bytes,
-        } if *q == query => Some((text.clone(), *truncated, *bytes)),
-        _ => None,
-    })
 }
 
 scenario!(

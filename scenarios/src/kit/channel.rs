@@ -2,8 +2,12 @@
 
 use crate::scenario::Failure;
 use crate::stage::channel::ChannelStage;
-use crate::stage::client::SimClient;
+use crate::stage::client::{SharedDelivery, SimClient};
 use engine::protocol::{ErrorCode, ServerEvent, ServerMessage};
+use engine::sessions::Session;
+use engine::workers::program::expand_word;
+use sim::World;
+use std::sync::Arc;
 
 pub use super::time::{ms, secs};
 
@@ -131,4 +135,58 @@ pub fn refusal_text(e: &crate::stage::client::ConnectError) -> String {
         crate::stage::client::ConnectError::Refused(r) => r.body.clone(),
         crate::stage::client::ConnectError::Io(e) => e.clone(),
     }
+}
+
+/// Marks "mid-answer" (the plan resets client 0's connection there), drops the client
+/// and waits until the server notices. Returns the client's delivery record, its
+/// session's id and the session.
+pub async fn reset_and_leave(
+    world: &World,
+    st: &ChannelStage,
+    c: SimClient,
+) -> Result<(SharedDelivery, String, Arc<Session>), Failure> {
+    world.mark("mid-answer");
+    let (d, id) = (c.delivery.clone(), c.session_id.clone());
+    c.drop_abruptly();
+    let s = st.session(&id)?;
+    st.eventually("the server notices the reset", secs(10), || {
+        !s.is_attached()
+    })
+    .await?;
+    Ok((d, id, s))
+}
+
+/// What the worker answers to `input`: its parts joined by spaces.
+pub fn expected_answer(input: &str) -> String {
+    input
+        .split_whitespace()
+        .flat_map(expand_word)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Query `query`'s result as the client got it: its text, whether it was cut at the
+/// result bound, and the full size.
+pub fn result_of(c: &SimClient, query: u64) -> Option<(String, bool, u64)> {
+    let d = c.delivery.lock().expect("delivery");
+    d.messages.iter().find_map(|m| match &m.event {
+        ServerEvent::Result {
+            query: q,
+            text,
+            truncated,
+            bytes,
+        } if *q == query => Some((text.clone(), *truncated, *bytes)),
+        _ => None,
+    })
+}
+
+/// The status states among `messages`, in order.
+pub fn states(messages: &[ServerMessage]) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|m| match &m.event {
+            ServerEvent::Status { state } => Some(state.clone()),
+            _ => None,
+        })
+        .collect()
 }

@@ -107,3 +107,22 @@ pub fn provision_durably(disk: &dyn Disk, dir: &str) -> Outcome {
     }
     Ok(())
 }
+
+/// Bytes of the files under `dir`, recursively.
+pub fn dir_bytes(env: &engine::env::Env, dir: &str) -> u64 {
+    let disk = env.disk();
+    let Ok(names) = disk.list(dir) else {
+        return 0;
+    };
+    names
+        .iter()
+        .map(|n| {
+            let path = format!("{dir}/{n}");
+            match disk.metadata(&path) {
+                Ok(m) if m.is_dir => dir_bytes(env, &path),
+                Ok(m) => m.len,
+                Err(_) => 0,
+            }
+        })
+        .sum()
+}

@@ -305,3 +305,9 @@ pub mod met {
         faults.iter().any(is)
     }
 }
+
+/// The plan of a scenario whose client's connection is reset mid-answer (a proxy
+/// closing it, a network gone): the channel swarm plus that reset.
+pub fn reset_mid_answer(seed: u64) -> sim::FaultPlan {
+    reset_client_at(channel(seed), "mid-answer")
+}

@@ -772,3 +772,54 @@ mod tests {
         assert_eq!(percent_of(101, 95), 96);
     }
 }
+
+/// What the OS says for `errno` (`No such file or directory`), as a spawn error
+/// carries it.
+pub fn os_words(errno: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    match text.find(" (os error") {
+        Some(end) => text[..end].to_string(),
+        None => text,
+    }
+}
+
+/// Kills the ready `worker` (process `pid`) at `event`: on a simulated host the plan
+/// sends the signal, and the body learns which from the faults the mark set going (none
+/// after a shrink: then `None`); a real run has no plan, and the body sends `real`
+/// itself. Returns the signal and the instant it was sent.
+pub async fn planned_kill(
+    stage: &Stage,
+    worker: &Worker,
+    pid: u32,
+    event: &str,
+    real: Signal,
+) -> Result<Option<(Signal, Instant)>, Failure> {
+    if stage.is_real() {
+        return Ok(Some((real, send_signal(stage, worker, pid, real).await?)));
+    }
+    let at = Instant::now();
+    let met = stage.mark(event);
+    Ok(crate::kit::plans::met::signal_to(&met, worker.name()).map(|s| (s.signal(), at)))
+}
+
+/// On a real run (no plan), sends `signal` to the worker's process `pid` and returns the
+/// instant of the signal that ended it; on a simulated host the plan sent it at `sent`.
+pub async fn send_real(
+    stage: &Stage,
+    worker: &Worker,
+    pid: u32,
+    signal: Signal,
+    sent: Instant,
+) -> Result<Instant, Failure> {
+    if stage.is_real() {
+        send_signal(stage, worker, pid, signal).await
+    } else {
+        Ok(sent)
+    }
+}
+
+/// Stops the worker (it ends Stopped) and checks nothing is left.
+pub async fn stop_then_clean(stage: &Stage, worker: &Worker) -> Outcome {
+    stopped(worker).await?;
+    ensure_clean(stage, "after the stop")
+}

@@ -4,6 +4,7 @@
 
 use crate::ensure;
 use crate::kit::channel::*;
+use crate::kit::files::dir_bytes;
 use crate::kit::plans::on_host;
 use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::ENGINE_HOST;
@@ -137,25 +138,6 @@ async fn disk_quota(world: World) -> Outcome {
         "the worker restarted or crashed"
     );
     st.check_global()
-}
-
-/// Bytes of the files under `dir`, recursively.
-fn dir_bytes(env: &engine::env::Env, dir: &str) -> u64 {
-    let disk = env.disk();
-    let Ok(names) = disk.list(dir) else {
-        return 0;
-    };
-    names
-        .iter()
-        .map(|n| {
-            let path = format!("{dir}/{n}");
-            match disk.metadata(&path) {
-                Ok(m) if m.is_dir => dir_bytes(env, &path),
-                Ok(m) => m.len,
-                Err(_) => 0,
-            }
-        })
-        .sum()
 }
 
 scenario!(

@@ -4,14 +4,11 @@
 
 use crate::ensure;
 use crate::kit::channel::*;
-use crate::kit::plans::{met, on_host, plan_rng};
+use crate::kit::sessions::leaky::*;
 use crate::scenario::{Failure, Outcome, Scenario};
-use crate::stage::channel::ChannelStage;
-use crate::stage::client::SimClient;
-use engine::protocol::{ServerEvent, ServerMessage};
+use engine::protocol::ServerEvent;
 use engine::workers::WorkerStatus;
-use engine::workers::memory::MemoryPolicy;
-use sim::{FaultPlan, World};
+use sim::World;
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![
@@ -19,83 +16,6 @@ pub fn all() -> Vec<&'static Scenario> {
         &MESSAGE_DURING_RESTART,
         &ATOMIC_RESTART,
     ]
-}
-
-const LIMIT: u64 = 200 << 20;
-
-/// The channel swarm; workers start in 3 to 6 s from the stage's start (a restart cannot
-/// find a replacement ready at once); the session's worker leaks, when the body names
-/// it, fast enough that the 5-minute prediction calls for a restart within seconds while
-/// it is still far below the limit.
-fn leaky_plan(seed: u64) -> FaultPlan {
-    let rate = LIMIT / (150 + plan_rng(seed).below(100));
-    crate::kit::plans::channel(seed)
-        .after("stage-up", 0, on_host::slow_starts(secs(3), secs(6)))
-        .after("leak", 0, on_host::leak(Some("{worker}"), rate))
-}
-
-/// One client on a session whose workers are watched for memory (limit 200 MiB,
-/// restart when growth would reach it within 5 minutes) and start in 3-6 s.
-async fn leaky_stage(world: &World) -> Result<(ChannelStage, SimClient, String), Failure> {
-    let mut st = ChannelStage::start(world, |s, _| {
-        let mut policy = MemoryPolicy::with_limit(LIMIT);
-        policy.horizon = secs(300);
-        policy.owner_restarts = true;
-        s.pool.template.memory = Some(policy);
-        s.pool.template.init_timeout = secs(30);
-        s.pool.template.connect.initial_wait = secs(2);
-        s.pool.template.connect.attempts_max = 30;
-        s.pool.template.connect.delay_max = secs(1);
-        s.pool.template.connect.total_max = secs(28);
-        s.pool.size_target = 1;
-        s.answer_pace = Some(ms(500));
-    })
-    .await?;
-    world.mark("stage-up");
-    st.ready(secs(60)).await?;
-    let token = st.token("ana", "member", secs(3600));
-    let d = st.new_delivery();
-    let c = st.open(0, &format!("token={token}"), &d).await?;
-    Ok((st, c, token))
-}
-
-/// Marks the moment the session's worker leaks (the plan says how fast). Returns the
-/// worker's name and pid, or `None` when the plan made nothing leak.
-async fn leak(st: &mut ChannelStage, session: &str) -> Result<Option<(String, u32)>, Failure> {
-    let s = st.session(session)?;
-    let name = s
-        .worker()
-        .ok_or_else(|| Failure::correctness("no worker bound"))?;
-    let pid = st
-        .manager
-        .get(&name)
-        .await
-        .and_then(|i| i.pid)
-        .ok_or_else(|| Failure::correctness(format!("worker {name} has no pid")))?;
-    let met = st.world.mark_with("leak", &[("worker", &name)]);
-    Ok(met::leak(&met).map(|_| (name, pid)))
-}
-
-/// The oracle when the plan made nothing leak: the session keeps its worker.
-async fn unleaked(st: &ChannelStage, session: &str, worker: Option<String>) -> Outcome {
-    tokio::time::sleep(secs(60)).await;
-    let s = st.session(session)?;
-    ensure!(
-        s.stats().restarts == 0 && s.worker() == worker,
-        "a session whose worker did not leak restarted: {:?}",
-        s.stats()
-    );
-    st.check_global()
-}
-
-fn states(messages: &[ServerMessage]) -> Vec<String> {
-    messages
-        .iter()
-        .filter_map(|m| match &m.event {
-            ServerEvent::Status { state } => Some(state.clone()),
-            _ => None,
-        })
-        .collect()
 }
 
 scenario!(

@@ -73,9 +73,14 @@ async fn rate_limited_create(world: World) -> Outcome {
         // No rate limit (a shrunk or given plan): the model answers, the pool refills.
         ana.query("hello model").await?;
         let (_, answer) = wait_answer(&mut ana, 1).await?;
-        ensure!(answer.contains("hello model"), "not the model's: {answer:?}");
-        st.eventually("the pool refilled", secs(120), || st.sessions.pool_depth() == 2)
-            .await?;
+        ensure!(
+            answer.contains("hello model"),
+            "not the model's: {answer:?}"
+        );
+        st.eventually("the pool refilled", secs(120), || {
+            st.sessions.pool_depth() == 2
+        })
+        .await?;
         return st.check_global();
     }
     st.eventually("a pre-warm refused as rate limited", secs(120), || {

@@ -6,6 +6,7 @@
 
 pub mod channel;
 pub mod client;
+pub mod lock;
 mod sim_worker;
 mod upstream;
 pub mod workers;

@@ -55,20 +55,13 @@ fn crash_signal(i: u32, rng: &mut SimRng) -> Signal {
         _ => Signal::Kill,
     }
 }
-fn signal_name(signal: Signal) -> SignalName {
-    match signal {
-        Signal::Segv => SignalName::Sigsegv,
-        Signal::Term => SignalName::Sigterm,
-        _ => SignalName::Sigkill,
-    }
-}
 /// The worker is killed at each `crash-{i}` the body marks (as many as the breaker's
 /// limit), and once more at `crash-after-start`, after the manual start.
 fn crash_after_start_plan(seed: u64) -> FaultPlan {
     let failures_max = crash_failures_max(&mut SimRng::new(seed, "scenario"));
     let mut rng = plan_rng(seed);
     let plan = (1..=failures_max).fold(workers(seed), |plan, i| {
-        let signal = signal_name(crash_signal(i, &mut rng));
+        let signal = SignalName::from(crash_signal(i, &mut rng));
         plan.after(
             &format!("crash-{i}"),
             0,
@@ -80,24 +73,6 @@ fn crash_after_start_plan(seed: u64) -> FaultPlan {
         0,
         on_host::signal(Some("crashy"), SignalName::Sigsegv),
     )
-}
-/// Kills the ready `worker` (process `pid`) at `event`: on a simulated host the plan
-/// sends the signal, and the body learns which from the faults the mark set going (none
-/// after a shrink: then `None`); a real run has no plan, and the body sends `real`
-/// itself. Returns the signal and the instant it was sent.
-async fn planned_kill(
-    stage: &Stage,
-    worker: &Worker,
-    pid: u32,
-    event: &str,
-    real: Signal,
-) -> Result<Option<(Signal, Instant)>, Failure> {
-    if stage.is_real() {
-        return Ok(Some((real, send_signal(stage, worker, pid, real).await?)));
-    }
-    let at = Instant::now();
-    let met = stage.mark(event);
-    Ok(met::signal_to(&met, worker.name()).map(|s| (s.signal(), at)))
 }
 async fn crash_after_start(mut stage: Stage) -> Outcome {
     let failures_max = crash_failures_max(&mut stage.rng);
@@ -211,12 +186,6 @@ async fn crash_after_start(mut stage: Stage) -> Outcome {
     let what = format!("after the manual start, a restart (backoff {nominal:?})");
     on_time(&what, delay, nominal, nominal, slack)?;
     stop_then_clean(&stage, &worker).await
-}
-
-/// Stops the worker (it ends Stopped) and checks nothing is left.
-async fn stop_then_clean(stage: &Stage, worker: &Worker) -> Outcome {
-    stopped(worker).await?;
-    ensure_clean(stage, "after the stop")
 }
 
 /// Oracle, the breaker open after `failures_max` failures: no process is started,
@@ -590,22 +559,6 @@ async fn segfault(mut stage: Stage) -> Outcome {
         ping(&worker, 100 + i).await?;
     }
     stop_clean(&stage, &worker).await
-}
-
-/// On a real run (no plan), sends `signal` to the worker's process `pid` and returns the
-/// instant of the signal that ended it; on a simulated host the plan sent it at `sent`.
-async fn send_real(
-    stage: &Stage,
-    worker: &Worker,
-    pid: u32,
-    signal: Signal,
-    sent: Instant,
-) -> Result<Instant, Failure> {
-    if stage.is_real() {
-        send_signal(stage, worker, pid, signal).await
-    } else {
-        Ok(sent)
-    }
 }
 
 workers_scenario!(

@@ -22,16 +22,6 @@ fn slow_plan(seed: u64) -> FaultPlan {
     workers(seed).after("spawn", 0, on_host::slow_starts(SLOW_MIN, SLOW_MAX))
 }
 
-/// What the OS says for `errno` (`No such file or directory`), as a spawn error
-/// carries it.
-fn os_words(errno: i32) -> String {
-    let text = std::io::Error::from_raw_os_error(errno).to_string();
-    match text.find(" (os error") {
-        Some(end) => text[..end].to_string(),
-        None => text,
-    }
-}
-
 pub fn all() -> Vec<&'static Scenario> {
     vec![
         &BINARY_MISSING,

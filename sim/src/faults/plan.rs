@@ -151,6 +151,17 @@ pub enum SignalName {
     Sigterm,
 }
 
+impl From<Signal> for SignalName {
+    /// The plan's name of `signal` (any signal a plan cannot send is a SIGKILL).
+    fn from(signal: Signal) -> Self {
+        match signal {
+            Signal::Segv => SignalName::Sigsegv,
+            Signal::Term => SignalName::Sigterm,
+            _ => SignalName::Sigkill,
+        }
+    }
+}
+
 impl SignalName {
     pub fn signal(self) -> Signal {
         match self {
