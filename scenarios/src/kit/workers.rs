@@ -759,20 +759,6 @@ pub async fn booted(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn leak_arithmetic() {
-        assert_eq!(time_to_reach(10, 10, 20), Duration::from_secs(1));
-        assert_eq!(time_to_reach(10, 3, 11), Duration::from_nanos(333_333_334));
-        assert_eq!(time_to_reach(30, 3, 11), Duration::ZERO);
-        assert_eq!(percent_of(100, 95), 95);
-        assert_eq!(percent_of(101, 95), 96);
-    }
-}
-
 /// What the OS says for `errno` (`No such file or directory`), as a spawn error
 /// carries it.
 pub fn os_words(errno: i32) -> String {
@@ -822,4 +808,18 @@ pub async fn send_real(
 pub async fn stop_then_clean(stage: &Stage, worker: &Worker) -> Outcome {
     stopped(worker).await?;
     ensure_clean(stage, "after the stop")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leak_arithmetic() {
+        assert_eq!(time_to_reach(10, 10, 20), Duration::from_secs(1));
+        assert_eq!(time_to_reach(10, 3, 11), Duration::from_nanos(333_333_334));
+        assert_eq!(time_to_reach(30, 3, 11), Duration::ZERO);
+        assert_eq!(percent_of(100, 95), 95);
+        assert_eq!(percent_of(101, 95), 96);
+    }
 }
