@@ -2,8 +2,9 @@
 //! actions, timed or triggered by an event the body marks) and a swarm part drawn from
 //! the seed, from the kinds relevant to the subsystem.
 //!
-//! Each kind of a subsystem's swarm is on in about half the seeds, at a rate from the
-//! ladder (1/1000 to 1/5), so some runs meet a storm of one kind and others none. The
+//! Each kind of a subsystem's swarm is on in about half the seeds (at least one kind on),
+//! at a rate from the ladder's upper rungs (1/100 to 1/5: `SwarmPlan::draw_short`), so
+//! some runs meet a storm of one kind and others none of it. The
 //! timing kinds (late messages, slow disk operations, slow process starts) must leave
 //! every outcome-judging oracle true: a correct engine only gets slower under them. A
 //! scenario that needs quiet to judge says so in its plan (a narrower swarm, with the
@@ -32,7 +33,7 @@ pub const WORKERS_SWARM: &[SwarmKind] = &[
 /// A plan with no fixed part and a swarm over `kinds`, drawn from `seed`.
 pub fn swarm(seed: u64, kinds: &[SwarmKind]) -> FaultPlan {
     FaultPlan {
-        swarm: SwarmPlan::draw(seed, kinds),
+        swarm: SwarmPlan::draw_short(seed, kinds),
         ..FaultPlan::default()
     }
 }

@@ -128,6 +128,29 @@ impl SwarmPlan {
         SwarmPlan { rates }
     }
 
+    /// Draws a swarm for a short run (a catalog scenario: seconds to minutes of virtual
+    /// time, tens to hundreds of operations) over `allowed` kinds: each kind on in about
+    /// half the seeds, at least one on, at a rate from the ladder's upper rungs (1/100 to
+    /// 1/5). A 1/1000 rate would seldom fire in so short a run: such a draw is a quiet
+    /// run in disguise, and quiet runs are what the gate's fixed plans already are.
+    pub fn draw_short(seed: u64, allowed: &[SwarmKind]) -> Self {
+        let mut rng = SimRng::new(seed, "swarm");
+        let upper = &LADDER[1..];
+        let mut rates = BTreeMap::new();
+        for kind in allowed {
+            let on = rng.below(2) == 1;
+            let rate = upper[rng.below(upper.len() as u64) as usize];
+            if on {
+                rates.insert(*kind, rate);
+            }
+        }
+        if rates.is_empty() && !allowed.is_empty() {
+            let kind = allowed[rng.below(allowed.len() as u64) as usize];
+            rates.insert(kind, upper[rng.below(upper.len() as u64) as usize]);
+        }
+        SwarmPlan { rates }
+    }
+
     /// The ladder's next rung below `rate` (by value), if any: what a shrinker tries
     /// when it lowers a rate. A rate between rungs steps to the rung under it.
     pub fn lower_rate(rate: Ratio) -> Option<Ratio> {
@@ -207,6 +230,29 @@ impl SwarmPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_run_swarm_has_a_kind_on_each_kind_off_in_some_seeds_and_no_rare_rate() {
+        let kinds = [SwarmKind::NetDelay, SwarmKind::DiskSlow, SwarmKind::ProcSlowStart];
+        let mut off = BTreeMap::new();
+        for seed in 0..400 {
+            let plan = SwarmPlan::draw_short(seed, &kinds);
+            assert!(!plan.rates.is_empty(), "seed {seed}: every kind off");
+            assert!(
+                plan.rates.values().all(|r| *r != LADDER[0]),
+                "seed {seed}: a 1/1000 rate in a short run"
+            );
+            for kind in kinds {
+                if !plan.rates.contains_key(&kind) {
+                    *off.entry(kind).or_insert(0) += 1;
+                }
+            }
+        }
+        for kind in kinds {
+            let n = off.get(&kind).copied().unwrap_or(0);
+            assert!((100..300).contains(&n), "{kind:?} off in {n} of 400 seeds");
+        }
+    }
 
     #[test]
     fn swarms_differ_by_seed_and_repeat_per_seed() {
