@@ -218,6 +218,7 @@ mod tests {
             sim_time_ns: 1,
             events: 1,
             faults: BTreeMap::new(),
+            swarm_faults: Default::default(),
             faults_expected: vec![],
             faults_expected_fired: false,
             wall_ms: 1,

@@ -67,6 +67,10 @@ pub struct RunRecord {
     pub events: u64,
     /// Faults that fired in this run, per kind.
     pub faults: BTreeMap<String, u64>,
+    /// Of those, the ones the run's swarm drew (a swarm rate, not a fixed fault), per
+    /// kind. Absent in records written before it was kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub swarm_faults: BTreeMap<String, u64>,
     /// The scenario's own fault kinds.
     pub faults_expected: Vec<String>,
     /// Whether at least one of `faults_expected` fired in this run.

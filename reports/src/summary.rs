@@ -117,6 +117,7 @@ mod tests {
             } else {
                 BTreeMap::new()
             },
+            swarm_faults: BTreeMap::new(),
             faults_expected: vec!["net.reset".to_string()],
             faults_expected_fired: fired,
             wall_ms: 0,

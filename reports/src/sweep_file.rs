@@ -208,6 +208,7 @@ mod tests {
             sim_time_ns: 5,
             events: 3,
             faults: BTreeMap::from([("net.reset".to_string(), 1)]),
+            swarm_faults: Default::default(),
             faults_expected: vec!["net.reset".to_string()],
             faults_expected_fired: true,
             wall_ms: 2,

@@ -93,6 +93,7 @@ pub fn run_real(
         sim_time_ns: 0,
         events: 0,
         faults,
+        swarm_faults: Default::default(),
         faults_expected,
         faults_expected_fired,
         wall_ms,

@@ -88,6 +88,7 @@ pub fn run_scenario_with_plan(
             sim_time_ns: report.sim_time_ns,
             events: report.trace.events,
             faults: report.faults,
+            swarm_faults: report.swarm_faults,
             faults_expected,
             faults_expected_fired,
             wall_ms,

@@ -262,6 +262,7 @@ mod tests {
             sim_time_ns: 0,
             events: 0,
             faults: Default::default(),
+            swarm_faults: Default::default(),
             faults_expected: vec![],
             faults_expected_fired: false,
             wall_ms: 0,

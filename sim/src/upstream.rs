@@ -154,8 +154,9 @@ impl SimUpstream {
         self.lock().mode = mode;
     }
 
-    /// Draws one call's plan; returns it with the fault kind it counts as, if any.
-    fn draw(&self) -> (AnswerPlan, Option<(&'static str, String)>) {
+    /// Draws one call's plan; returns it with the fault kind it counts as, if any, and
+    /// whether a swarm rate drew it.
+    fn draw(&self) -> (AnswerPlan, Option<(&'static str, String, bool)>) {
         let mut guard = self.lock();
         let State { options, mode, rng } = &mut *guard;
         let between = |rng: &mut SimRng, low: Duration, high: Duration| {
@@ -170,6 +171,8 @@ impl SimUpstream {
             status,
             retry_after,
         };
+        // Faults of the operator's modes are the plan's; in `Serving`, the swarm's rates.
+        let swarm = matches!(*mode, UpstreamMode::Serving);
         let (outcome, fault) = match *mode {
             UpstreamMode::RateLimited { retry_after_ms } => {
                 let after = Duration::from_millis(retry_after_ms);
@@ -247,15 +250,22 @@ impl SimUpstream {
                 }
             }
         };
-        (AnswerPlan { delay, outcome }, fault)
+        (
+            AnswerPlan { delay, outcome },
+            fault.map(|f| (f.0, f.1, swarm)),
+        )
     }
 }
 
 impl AnswerPolicy for SimUpstream {
     fn plan(&self, path: &str) -> AnswerPlan {
         let (plan, fault) = self.draw();
-        if let Some((kind, detail)) = fault {
-            self.faults.fire(kind, &format!("{path}: {detail}"));
+        match fault {
+            Some((kind, detail, true)) => {
+                self.faults.fire_swarm(kind, &format!("{path}: {detail}"))
+            }
+            Some((kind, detail, false)) => self.faults.fire(kind, &format!("{path}: {detail}")),
+            None => {}
         }
         plan
     }

@@ -16,6 +16,7 @@ fn record(id: &str, seed: u64, pass: bool, fired: bool) -> RunRecord {
         } else {
             BTreeMap::new()
         },
+        swarm_faults: BTreeMap::new(),
         faults_expected: vec!["disk.enospc".to_string()],
         faults_expected_fired: fired,
         wall_ms: 0,

@@ -120,6 +120,7 @@ pub fn record(id: &str, seed: u64) -> RunRecord {
         events: 10 + seed,
         faults_expected_fired: faults.get(own).is_some_and(|n| *n > 0),
         faults,
+        swarm_faults: Default::default(),
         faults_expected: vec![own.to_string()],
         // Wall clock: differs between runs of the test suite in real life; redacted.
         wall_ms: 100 + seed * 37 + id.len() as u64,

@@ -84,7 +84,14 @@ async fn fast_tokens(world: World) -> Outcome {
     answer_is(&c, 1, &answer)?;
     let s = st.session(&c.session_id)?;
     let peak = s.stats().outbound_peak;
-    ensure!(peak <= 10, "{peak} messages queued for a reading client");
+    // A reading client still stalls for a swarm's latency spike: the tokens of one spike
+    // may queue on top of the 10 a steady stream allows (seed 70222 met 11).
+    let spike = world.net().options().delay_spike_max;
+    let bound = 10 + (spike.as_millis() / pace.as_millis()) as usize;
+    ensure!(
+        peak <= bound,
+        "{peak} messages queued for a reading client (at most {bound})"
+    );
     st.check_global()
 }
 

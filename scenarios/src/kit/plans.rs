@@ -15,8 +15,16 @@ use sim::faults::{Fault, SwarmKind, SwarmPlan};
 
 /// The channel stage (gateway and sessions on one engine host, clients on their own):
 /// its traffic crosses the network, its replay log and store touch the disk, its warm
-/// pool starts workers, and (when the stage hosts one) its model API answers late.
+/// pool starts workers.
 pub const CHANNEL_SWARM: &[SwarmKind] = &[
+    SwarmKind::NetDelay,
+    SwarmKind::DiskSlow,
+    SwarmKind::ProcSlowStart,
+];
+
+/// The channel stage hosting the model API (`with_upstream`): its answers come late too.
+/// (A kind that cannot fire in a scenario would make a swarm that draws only it quiet.)
+pub const CHANNEL_UPSTREAM_SWARM: &[SwarmKind] = &[
     SwarmKind::NetDelay,
     SwarmKind::DiskSlow,
     SwarmKind::ProcSlowStart,
@@ -42,6 +50,11 @@ pub fn swarm(seed: u64, kinds: &[SwarmKind]) -> FaultPlan {
 /// tabs, tokens the clients send) or its configuration.
 pub fn channel(seed: u64) -> FaultPlan {
     swarm(seed, CHANNEL_SWARM)
+}
+
+/// The swarm of a channel stage that hosts the model API.
+pub fn channel_upstream(seed: u64) -> FaultPlan {
+    swarm(seed, CHANNEL_UPSTREAM_SWARM)
 }
 
 /// The workers stage's swarm, for a scenario whose edge case is its workload.

@@ -43,7 +43,7 @@ fn rate_limited_plan(seed: u64) -> FaultPlan {
         host: UPSTREAM_HOST.into(),
         set,
     };
-    crate::kit::plans::channel(seed)
+    crate::kit::plans::channel_upstream(seed)
         .after(
             "pool-full",
             0,
@@ -178,7 +178,7 @@ scenario!(
 /// through, healed when the body marks it.
 fn unreachable_plan(seed: u64) -> FaultPlan {
     let (a, b) = (ENGINE_HOST.to_string(), UPSTREAM_HOST.to_string());
-    crate::kit::plans::channel(seed)
+    crate::kit::plans::channel_upstream(seed)
         .after(
             "answered",
             0,

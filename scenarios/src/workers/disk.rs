@@ -147,8 +147,7 @@ async fn cache_cap(stage: &mut Stage) -> Outcome {
         // alert is raised (the deep sweep met three alerts for one crossing, at seeds
         // 182, 60177 and 60731).
         ensure!(
-            stats.disk_alerts >= crossings
-                && stats.disk_alerts <= crossings + evicting_writes,
+            stats.disk_alerts >= crossings && stats.disk_alerts <= crossings + evicting_writes,
             "op {op}: {} disk alerts after {crossings} crossings of 80% ({evicting_writes} \
              evicting writes above it)",
             stats.disk_alerts

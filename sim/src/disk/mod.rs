@@ -109,7 +109,7 @@ impl Shared {
         }
         if inner.rng_faults.chance(inner.options.eio_rate) {
             let detail = format!("{}: {op} {what:?} failed with EIO", self.host);
-            self.faults.fire("disk.eio", &detail);
+            self.faults.fire_swarm("disk.eio", &detail);
             return Err(os(EIO));
         }
         Ok(())
@@ -315,7 +315,7 @@ impl Disk for SimDisk {
             (delay, slow)
         };
         if let Some(slow) = slow {
-            self.shared.faults.fire(
+            self.shared.faults.fire_swarm(
                 "disk.slow",
                 &format!("disk operation {} ms slower", slow.as_millis()),
             );

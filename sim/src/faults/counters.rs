@@ -10,6 +10,9 @@ use std::sync::{Arc, Mutex};
 #[derive(Clone, Default)]
 pub struct FaultCounters {
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// Of those, the ones a swarm rate drew (not a plan's fixed action, not a scenario's
+    /// configuration): what tells a run the swarm reached from one it did not.
+    swarm: Arc<Mutex<BTreeMap<String, u64>>>,
     host: Option<Arc<str>>,
 }
 
@@ -18,6 +21,7 @@ impl FaultCounters {
     pub fn for_host(&self, host: &str) -> FaultCounters {
         FaultCounters {
             counts: self.counts.clone(),
+            swarm: self.swarm.clone(),
             host: Some(Arc::from(host)),
         }
     }
@@ -34,6 +38,20 @@ impl FaultCounters {
             }
             None => tracing::info!(target: "sim::fault", kind, "fault fired: {detail}"),
         }
+    }
+
+    /// [`FaultCounters::fire`] for a fault a swarm rate drew: also tallied as the swarm's.
+    pub fn fire_swarm(&self, kind: &str, detail: &str) {
+        {
+            let mut swarm = self.swarm.lock().expect("fault counters poisoned");
+            *swarm.entry(kind.to_string()).or_insert(0) += 1;
+        }
+        self.fire(kind, detail);
+    }
+
+    /// Faults a swarm rate drew, per kind.
+    pub fn swarm_snapshot(&self) -> BTreeMap<String, u64> {
+        self.swarm.lock().expect("fault counters poisoned").clone()
     }
 
     /// Records one edge case of `kind` the engine met (its own `engine::met` event is

@@ -233,7 +233,11 @@ mod tests {
 
     #[test]
     fn a_short_run_swarm_has_a_kind_on_each_kind_off_in_some_seeds_and_no_rare_rate() {
-        let kinds = [SwarmKind::NetDelay, SwarmKind::DiskSlow, SwarmKind::ProcSlowStart];
+        let kinds = [
+            SwarmKind::NetDelay,
+            SwarmKind::DiskSlow,
+            SwarmKind::ProcSlowStart,
+        ];
         let mut off = BTreeMap::new();
         for seed in 0..400 {
             let plan = SwarmPlan::draw_short(seed, &kinds);

@@ -237,7 +237,7 @@ impl SimNet {
             let state = self.lock();
             (state.hosts[from].name.clone(), state.hosts[to].name.clone())
         };
-        self.faults.for_host(&names.0).fire(
+        self.faults.for_host(&names.0).fire_swarm(
             "net.delay",
             &format!(
                 "write {}→{} delayed {} ms more",

@@ -24,6 +24,8 @@ const EAGAIN: i32 = 11;
 /// The faults one child will meet, drawn at its spawn.
 struct ChildPlan {
     start_delay: Duration,
+    /// Whether the swarm's slow start added to the start delay.
+    slow_start_swarm: bool,
     crash_after: Option<Duration>,
     hang_after: Option<Duration>,
     garble: bool,
@@ -44,7 +46,8 @@ impl ChildPlan {
             options.start_delay_min
         };
         let slow_start_max = options.slow_start_max.as_nanos() as u64;
-        let start_delay = if rng.chance(options.slow_start_rate) {
+        let slow_start_swarm = rng.chance(options.slow_start_rate);
+        let start_delay = if slow_start_swarm {
             start_delay + Duration::from_nanos(rng.between(0, slow_start_max))
         } else {
             start_delay
@@ -60,6 +63,7 @@ impl ChildPlan {
         let output_seed = (garble || truncate_after.is_some()).then(|| rng.next_u64());
         ChildPlan {
             start_delay,
+            slow_start_swarm,
             crash_after,
             hang_after,
             garble,
@@ -166,7 +170,11 @@ impl SimProcs {
                 "pid {pid} ({}) starts after {:?}",
                 spec.program, plan.start_delay
             );
-            self.faults.fire("proc.slow_start", &detail);
+            if plan.slow_start_swarm {
+                self.faults.fire_swarm("proc.slow_start", &detail);
+            } else {
+                self.faults.fire("proc.slow_start", &detail);
+            }
         }
         // A simulated host has no variables of its own to inherit, so `env_clear` changes
         // nothing: the child gets exactly what the parent set.

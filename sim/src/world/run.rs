@@ -35,6 +35,8 @@ pub struct RunReport<T> {
     pub sim_time_ns: u64,
     /// Faults that fired, per kind.
     pub faults: BTreeMap<String, u64>,
+    /// Of those, the ones a swarm rate drew, per kind.
+    pub swarm_faults: BTreeMap<String, u64>,
 }
 
 thread_local! {
@@ -121,6 +123,7 @@ where
         trace: TraceSummary::default(),
         sim_time_ns: 0,
         faults: BTreeMap::new(),
+        swarm_faults: BTreeMap::new(),
     };
     let handle = match thread {
         Ok(handle) => handle,
@@ -219,6 +222,7 @@ where
         tracing::error!(target: "sim::world", "run aborted by a panic: {message}");
     }
     let faults = world.faults().snapshot();
+    let swarm_faults = world.faults().swarm_snapshot();
     // The trace ends with the run. What happens while the runtime is torn down (tasks
     // dropped, children killed) follows tokio's task-list order, which depends on
     // process-wide task ids, so it would differ between runs in one process.
@@ -233,5 +237,6 @@ where
         trace: sink.map(|s| s.summary()).unwrap_or_default(),
         sim_time_ns,
         faults,
+        swarm_faults,
     }
 }
