@@ -46,7 +46,7 @@ READY_BOUND = 60
 MESSAGE_BOUND = 60
 STOP_BOUND = 60
 
-SECRET = "real-client-secret"
+SECRET = "real-client-secret-of-32-bytes-at-least"
 UPSTREAM_KEY = "real-client-api-key"
 USER = "alice"
 # The long answer: one delta per word, paced by the server (--answer-pace-ms).
@@ -59,6 +59,10 @@ CUT_AFTER = 15
 # away this long (the server publishes while no connection is attached). Not a timing
 # assertion: only makes the server run ahead, so the reconnect has something to replay.
 STALL = 0.5
+# Over the server's frame bound (4 bytes a character of its 100,000, plus the envelope).
+OVERSIZED_BYTES = 600_000
+# More opens than the per-address burst (30), so the limit is met.
+RATE_TRIES_MAX = 80
 
 CHECKS = []
 
@@ -259,6 +263,17 @@ class Client:
         self.ws.close()
 
 
+def closed_with(ws):
+    """Reads until the server closes `ws` (its close code is then on `ws`)."""
+    try:
+        while True:
+            ws.recv(timeout=MESSAGE_BOUND)
+    except ConnectionClosed:
+        pass
+    except TimeoutError:
+        raise TestFailure(f"the server did not close the connection within {MESSAGE_BOUND} s")
+
+
 def is_result(query):
     return lambda m: m.get("type") == "result" and m.get("query") == query
 
@@ -287,13 +302,14 @@ def bad_command_lines(engine):
     env = {k: v for k, v in os.environ.items() if k not in ("ENGINE_TOKEN_SECRET", "ENGINE_UPSTREAM_KEY")}
     for args, what in [
         (["serve"], "serve without a token secret"),
-        (["serve", "--token-secret", "s", "--port", "http"], "serve with a non-numeric port"),
-        (["serve", "--token-secret", "s", "--session-limit", "0"], "serve with a zero session limit"),
-        (["serve", "--token-secret", "s", "--worker-bin", "/nonexistent/worker"], "serve with a missing worker binary"),
+        (["serve", "--token-secret", "short"], "serve with a token secret under 32 bytes"),
+        (["serve", "--token-secret", SECRET, "--port", "http"], "serve with a non-numeric port"),
+        (["serve", "--token-secret", SECRET, "--session-limit", "0"], "serve with a zero session limit"),
+        (["serve", "--token-secret", SECRET, "--worker-bin", "/nonexistent/worker"], "serve with a missing worker binary"),
         (["token", "--sub", "x"], "token without a secret"),
         (["upstream"], "upstream without an API key"),
-        (["serve", "--token-secret", "s", "--upstream", "nowhere"], "serve with an upstream address without a port"),
-        (["serve", "--token-secret", "s", "--upstream", "127.0.0.1:1"], "serve with an upstream but no key"),
+        (["serve", "--token-secret", SECRET, "--upstream", "nowhere"], "serve with an upstream address without a port"),
+        (["serve", "--token-secret", SECRET, "--upstream", "127.0.0.1:1"], "serve with an upstream but no key"),
     ]:
         r = subprocess.run([engine] + args, env=env, capture_output=True, text=True, timeout=START_BOUND)
         check(
@@ -420,6 +436,36 @@ def scenario_served(engine, worker, tmp, upstream_addr):
               "a query after the reconnects streams and completes")
         c.close()
 
+        # A frame over the server's size bound: refused with close code 1009 and a reason.
+        big = Client(base_ws, token, stream, session, last_seq=stream.last_seq)
+        big.ws.send("x" * OVERSIZED_BYTES)
+        closed_with(big.ws)
+        check(big.ws.close_code == 1009,
+              f"a {OVERSIZED_BYTES}-byte frame is refused with close code 1009 "
+              f"(got {big.ws.close_code} {big.ws.close_reason!r})")
+
+        # A reconnect to a session that does not exist: refused with close code 1008
+        # until this address's rate limit is spent, then HTTP 429 with Retry-After.
+        refused = []
+        limited = None
+        for _ in range(RATE_TRIES_MAX):
+            try:
+                ws = connect(f"{base_ws}/ws?token={token}&session=s-missing&last_seq=1",
+                             open_timeout=MESSAGE_BOUND, proxy=None)
+            except InvalidStatus as e:
+                limited = e.response
+                break
+            closed_with(ws)
+            refused.append(ws.close_code)
+        check(refused and set(refused) == {1008},
+              f"{len(refused)} opens of a missing session refused with close code 1008 ({set(refused)})")
+        check(limited is not None and limited.status_code == 429
+              and int(limited.headers.get("Retry-After", "0")) >= 1,
+              "past the per-address limit, HTTP 429 with Retry-After "
+              f"({limited.status_code if limited else None}, "
+              f"Retry-After {limited.headers.get('Retry-After') if limited else None})")
+        time.sleep(int(limited.headers.get("Retry-After", "2")) + 1)
+
         # Shutdown with a query streaming: a socket without `session` creates one.
         stream = Stream()
         c = Client(base_ws, token, stream, session=None)
@@ -432,10 +478,10 @@ def scenario_served(engine, worker, tmp, upstream_addr):
         kinds = [m.get("type") for m in ended]
         check("interrupted" in kinds and not stream.violations,
               f"SIGTERM: the streaming query was interrupted and the session ended ({ended[-1]})")
-        try:
-            c.close()
-        except Exception:
-            pass
+        closed_with(c.ws)
+        check(c.ws.close_code == 1001,
+              f"SIGTERM: the server closed with 1001, going away (got {c.ws.close_code} "
+              f"{c.ws.close_reason!r})")
     except BaseException:
         log("--- engine serve log (tail) ---")
         log(server.log_tail())

@@ -88,6 +88,8 @@ pub enum ErrorCode {
     /// The model API cannot be reached: the query failed, the session is kept, and a
     /// status `upstream_available` follows when it is back.
     UpstreamUnavailable,
+    /// What was asked for (a stored result, say) does not exist.
+    NotFound,
 }
 
 /// A decoding failure: its code and a short detail (at most [`DETAIL_CHARS_MAX`]).

@@ -69,7 +69,7 @@ struct UpstreamArgs {
 
 #[derive(Args, Debug)]
 struct SecretArg {
-    /// The shared secret tokens are signed with.
+    /// The shared secret tokens are signed with: at least 32 bytes (HS256's key size).
     #[arg(
         long,
         env = "ENGINE_TOKEN_SECRET",
@@ -77,6 +77,23 @@ struct SecretArg {
         value_parser = NonEmptyStringValueParser::new()
     )]
     token_secret: String,
+}
+
+/// The least a token secret may hold: HS256 signs with a 256-bit key, and a shorter
+/// secret can be guessed offline from any one token.
+const TOKEN_SECRET_BYTES_MIN: usize = 32;
+
+/// The token keys of `secret`, refused under [`TOKEN_SECRET_BYTES_MIN`] (checked here,
+/// not by clap, whose message would quote the secret).
+fn token_keys(secret: &SecretArg) -> Result<TokenKeys, Failed> {
+    let bytes = secret.token_secret.len();
+    if bytes < TOKEN_SECRET_BYTES_MIN {
+        return Err(Failed::usage(format!(
+            "the token secret has {bytes} bytes; it needs at least {TOKEN_SECRET_BYTES_MIN} \
+             (make one with: openssl rand -hex 32)"
+        )));
+    }
+    Ok(TokenKeys::new(secret.token_secret.as_bytes(), TOKEN_SKEW))
 }
 
 #[derive(Args, Debug)]
@@ -206,7 +223,7 @@ fn unix_now_s() -> u64 {
 }
 
 fn token(args: TokenArgs) -> Result<(), Failed> {
-    let keys = TokenKeys::new(args.secret.token_secret.as_bytes(), TOKEN_SKEW);
+    let keys = token_keys(&args.secret)?;
     let token = keys.issue(&Claims {
         sub: args.sub,
         role: args.role,
@@ -317,7 +334,7 @@ fn print_listening(addr: &engine::env::NetAddr) {
 
 /// The production profile with this command line's choices.
 fn config(args: &ServeArgs, program: &Path) -> Result<EngineConfig, Failed> {
-    let keys = TokenKeys::new(args.secret.token_secret.as_bytes(), TOKEN_SKEW);
+    let keys = token_keys(&args.secret)?;
     let mut config = EngineConfig::production(program.to_string_lossy().into_owned(), keys);
     config.port = args.port;
     let sessions = &mut config.sessions;

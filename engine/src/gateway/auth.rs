@@ -37,6 +37,22 @@ impl std::fmt::Display for AuthError {
     }
 }
 
+/// Why a token failed to verify, in words (the library's own text is a variant name).
+fn in_words(e: &jsonwebtoken::errors::Error) -> &'static str {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::InvalidToken => "not a JWT (three dot-separated base64url parts)",
+        ErrorKind::InvalidSignature => "its signature does not match this server's secret",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            "it is not signed with HS256"
+        }
+        ErrorKind::MissingRequiredClaim(_) => "a required claim (sub, role, exp) is missing",
+        ErrorKind::ImmatureSignature => "it is not valid yet",
+        ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => "its parts do not decode",
+        _ => "it cannot be verified",
+    }
+}
+
 /// Issues and verifies tokens with one shared secret.
 #[derive(Clone)]
 pub struct TokenKeys {
@@ -68,7 +84,7 @@ impl TokenKeys {
         validation.validate_exp = false;
         validation.set_required_spec_claims(&["exp", "sub"]);
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+            .map_err(|e| AuthError::Invalid(in_words(&e).to_string()))?;
         let claims = data.claims;
         let deadline = claims.exp.saturating_add(self.skew.as_secs());
         if now_unix_s >= deadline {
@@ -118,5 +134,30 @@ mod tests {
             Err(AuthError::Invalid(_))
         ));
         assert!(matches!(keys.verify("", 0), Err(AuthError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_refused_token_is_explained_in_words_not_variant_names() {
+        let keys = TokenKeys::new(b"secret", Duration::ZERO);
+        let forged = TokenKeys::new(b"other", Duration::ZERO).issue(&claims(u64::MAX / 2));
+        let said = |token: &str| keys.verify(token, 0).unwrap_err().to_string();
+        assert_eq!(
+            said(""),
+            "invalid token: not a JWT (three dot-separated base64url parts)"
+        );
+        assert_eq!(
+            said(&forged),
+            "invalid token: its signature does not match this server's secret"
+        );
+        for token in ["", "x.y.z", forged.as_str()] {
+            let text = said(token);
+            // A variant name is CamelCase: a capital after a small letter in one word.
+            let camel = text.split(|c: char| !c.is_alphanumeric()).any(|w| {
+                w.chars()
+                    .zip(w.chars().skip(1))
+                    .any(|(a, b)| a.is_lowercase() && b.is_uppercase())
+            });
+            assert!(!camel, "a type or variant name in {text:?}");
+        }
     }
 }

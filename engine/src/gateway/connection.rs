@@ -16,6 +16,22 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// A Close frame with its RFC 6455 status code and a reason in words (at most 123
+/// bytes, the room a control frame leaves).
+fn close_frame(code: CloseCode, reason: &str) -> Message {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason[..end].to_string().into(),
+    }))
+}
 
 pub(crate) async fn run_socket(
     gw: Arc<Gateway>,
@@ -31,7 +47,12 @@ pub(crate) async fn run_socket(
         } => (session, last_seq, notice),
         Opening::Refuse(message) => {
             let _ = socket.send(Message::Text(message.encode().into())).await;
-            let _ = socket.send(Message::Close(None)).await;
+            let _ = socket
+                .send(close_frame(
+                    CloseCode::Policy,
+                    "the session cannot be opened",
+                ))
+                .await;
             return;
         }
     };
@@ -53,7 +74,9 @@ pub(crate) async fn run_socket(
                     .to_string(),
             });
             let _ = socket.send(Message::Text(refusal.encode().into())).await;
-            let _ = socket.send(Message::Close(None)).await;
+            let _ = socket
+                .send(close_frame(CloseCode::Policy, "invalid sequence number"))
+                .await;
             session.request_end("reset after an invalid sequence number");
             return;
         }
@@ -91,7 +114,14 @@ pub(crate) async fn run_socket(
                 let _ = conn.write(&mut socket, m.encode()).await;
             }
             // The session ended and the client has its last word: close, so nothing
-            // sent later is left hanging on a dead session.
+            // sent later is left hanging on a dead session. Going away (1001) when the
+            // server drains, a normal close (1000) otherwise.
+            let (code, reason) = if conn.gw.sessions.is_draining() {
+                (CloseCode::Away, "the server is shutting down")
+            } else {
+                (CloseCode::Normal, "the session ended")
+            };
+            let _ = socket.send(close_frame(code, reason)).await;
             conn.close(&mut socket).await;
             return conn.detach();
         }
@@ -102,7 +132,9 @@ pub(crate) async fn run_socket(
                 let reason = displaced.borrow().clone().unwrap_or_default();
                 let m = ServerMessage::control(ServerEvent::Replaced { reason });
                 let _ = conn.write(&mut socket, m.encode()).await;
-                let _ = socket.send(Message::Close(None)).await;
+                let _ = socket
+                    .send(close_frame(CloseCode::Normal, "replaced by a newer connection"))
+                    .await;
                 return;
             }
             _ = ready => {}
@@ -113,8 +145,13 @@ pub(crate) async fn run_socket(
                 }
             }
             frame = socket.next() => {
-                let Some(Ok(frame)) = frame else {
-                    return conn.detach();
+                let frame = match frame {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(e)) => {
+                        conn.refuse_unreadable(&mut socket, e).await;
+                        return conn.detach();
+                    }
+                    None => return conn.detach(),
                 };
                 if conn.on_frame(&mut socket, frame).await.is_err() {
                     return conn.detach();
@@ -150,6 +187,30 @@ impl Conn {
 
     fn now_unix_ms(&self) -> u64 {
         self.gw.sessions.env().wall_unix_ms()
+    }
+
+    /// A frame that could not be read: one over the size bound is refused with 1009 and
+    /// a reason, and logged once with its size; any other error ends the connection
+    /// (logged at debug: a client that vanished is not news).
+    async fn refuse_unreadable(&self, socket: &mut WebSocket, e: WsError) {
+        let capacity = match &e {
+            WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+                Some((*size, *max_size))
+            }
+            _ => None,
+        };
+        match capacity {
+            Some((size, max)) => {
+                tracing::warn!(
+                    session = %self.session.id,
+                    "frame refused: {size} bytes, over the {max}-byte bound; closing with 1009"
+                );
+                let reason = format!("message too big: {size} bytes, at most {max}");
+                let _ = socket.send(close_frame(CloseCode::Size, &reason)).await;
+                self.close(socket).await;
+            }
+            None => tracing::debug!(session = %self.session.id, "connection read failed: {e}"),
+        }
     }
 
     /// Sends our Close (or the reply to the client's) and flushes it, within the write

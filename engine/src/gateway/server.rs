@@ -260,11 +260,15 @@ fn admit(
 ) -> Result<Claims, Response> {
     let claims = authenticate(gw, headers, query_token)?;
     if let Err(wait) = gw.admit_address(&client_address(gw, peer, headers)) {
-        return Err(busy_response(
-            wait,
+        // 429, the status clients and proxies know for "slow down" (503 means the
+        // service is down), with when to come back.
+        let mut r = error_response(
+            StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::RateLimited,
             "too many requests from this address",
-        ));
+        );
+        crate::http::set_retry_after(&mut r, wait);
+        return Err(r);
     }
     Ok(claims)
 }
@@ -311,7 +315,7 @@ async fn full_result(
         Some(text) => (StatusCode::OK, text).into_response(),
         None => error_response(
             StatusCode::NOT_FOUND,
-            ErrorCode::InvalidMessage,
+            ErrorCode::NotFound,
             "no stored result for that query",
         ),
     }

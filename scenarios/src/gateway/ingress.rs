@@ -322,7 +322,7 @@ async fn forwarded_for(world: World) -> Outcome {
         let (status, _, body) = st.http(0, "POST", "/sessions", &headers).await?;
         match status {
             201 => spoofer_ok += 1,
-            503 if body.contains("rate_limited") => {}
+            429 if body.contains("rate_limited") => {}
             other => {
                 return Err(Failure::correctness(format!(
                     "spoofer: HTTP {other} {body}"

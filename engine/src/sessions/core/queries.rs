@@ -125,6 +125,15 @@ impl SessionCore {
                     message: "no extension is left for this session".to_string(),
                 },
             },
+            ClientInput::Ack { seq } if seq > self.log.last_seq() => InputOutcome::Refuse {
+                // Acknowledging what was never sent: a confused or forged client. Said, not
+                // silently clamped, so the client can see its own bug.
+                code: ErrorCode::InvalidSequence,
+                message: format!(
+                    "ack {seq} is ahead of the stream: the last message sent is {}",
+                    self.log.last_seq()
+                ),
+            },
             ClientInput::Ack { seq } => {
                 self.handle_ack(seq);
                 InputOutcome::None

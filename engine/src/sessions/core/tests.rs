@@ -200,6 +200,28 @@ fn messages_aged_out_before_they_were_written_are_told_as_a_gap() {
 }
 
 #[test]
+fn an_ack_ahead_of_the_stream_is_refused_and_changes_nothing() {
+    let mut core = SessionCore::new(settings(QueryMode::Reject), "member".into(), vec![], s(0));
+    core.handle_attach(s(0), None).unwrap();
+    core.handle_publish(
+        s(1),
+        ServerEvent::Status {
+            state: "idle".into(),
+        },
+    );
+    let refused = core.handle_input(s(1), ClientInput::Ack { seq: 9 });
+    assert!(
+        matches!(&refused, InputOutcome::Refuse { code: ErrorCode::InvalidSequence, message }
+            if message.contains("ack 9") && message.contains("last message sent is 1")),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        core.handle_input(s(1), ClientInput::Ack { seq: 1 }),
+        InputOutcome::None
+    ));
+}
+
+#[test]
 fn a_session_no_client_came_back_to_is_parked_for_a_resume() {
     let mut settings = settings(QueryMode::Reject);
     settings.limits.detached_max = s(120);
