@@ -305,6 +305,8 @@ def bad_command_lines(engine):
         (["serve", "--token-secret", "short"], "serve with a token secret under 32 bytes"),
         (["serve", "--token-secret", SECRET, "--port", "http"], "serve with a non-numeric port"),
         (["serve", "--token-secret", SECRET, "--session-limit", "0"], "serve with a zero session limit"),
+        (["serve", "--token-secret", SECRET, "--idle-timeout-secs", "10"],
+         "serve with an idle timeout under the first-message wait"),
         (["serve", "--token-secret", SECRET, "--worker-bin", "/nonexistent/worker"], "serve with a missing worker binary"),
         (["token", "--sub", "x"], "token without a secret"),
         (["upstream"], "upstream without an API key"),

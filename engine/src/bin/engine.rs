@@ -85,7 +85,7 @@ const TOKEN_SECRET_BYTES_MIN: usize = 32;
 
 /// The token keys of `secret`, refused under [`TOKEN_SECRET_BYTES_MIN`] (checked here,
 /// not by clap, whose message would quote the secret).
-fn token_keys(secret: &SecretArg) -> Result<TokenKeys, Failed> {
+fn token_keys(secret: &SecretArg, skew: Duration) -> Result<TokenKeys, Failed> {
     let bytes = secret.token_secret.len();
     if bytes < TOKEN_SECRET_BYTES_MIN {
         return Err(Failed::usage(format!(
@@ -93,7 +93,7 @@ fn token_keys(secret: &SecretArg) -> Result<TokenKeys, Failed> {
              (make one with: openssl rand -hex 32)"
         )));
     }
-    Ok(TokenKeys::new(secret.token_secret.as_bytes(), TOKEN_SKEW))
+    Ok(TokenKeys::new(secret.token_secret.as_bytes(), skew))
 }
 
 #[derive(Args, Debug)]
@@ -120,6 +120,14 @@ struct ServeArgs {
     /// rate; 0: as fast as the worker can).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     answer_pace_ms: u64,
+    /// Accepted clock difference between the token issuer and this server, in seconds
+    /// (a token is still accepted this long after its `exp`).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=600))]
+    token_skew_secs: u64,
+    /// A session with no message from its user for this long ends, in seconds (at least
+    /// the 300 s a new session waits for its first message).
+    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(300..=604_800))]
+    idle_timeout_secs: u64,
     /// A query sent while one runs waits behind it (`queue`) or is refused with
     /// `query_in_progress` (`reject`).
     #[arg(long, default_value = "reject", value_parser = ["queue", "reject"])]
@@ -223,7 +231,7 @@ fn unix_now_s() -> u64 {
 }
 
 fn token(args: TokenArgs) -> Result<(), Failed> {
-    let keys = token_keys(&args.secret)?;
+    let keys = token_keys(&args.secret, TOKEN_SKEW)?;
     let token = keys.issue(&Claims {
         sub: args.sub,
         role: args.role,
@@ -334,11 +342,12 @@ fn print_listening(addr: &engine::env::NetAddr) {
 
 /// The production profile with this command line's choices.
 fn config(args: &ServeArgs, program: &Path) -> Result<EngineConfig, Failed> {
-    let keys = token_keys(&args.secret)?;
+    let keys = token_keys(&args.secret, Duration::from_secs(args.token_skew_secs))?;
     let mut config = EngineConfig::production(program.to_string_lossy().into_owned(), keys);
     config.port = args.port;
     let sessions = &mut config.sessions;
     sessions.session_limit = usize::try_from(args.session_limit).unwrap_or(usize::MAX);
+    sessions.limits.idle_timeout = Duration::from_secs(args.idle_timeout_secs);
     sessions.pool.size_target = usize::try_from(args.prewarm).unwrap_or(usize::MAX);
     sessions.answer_pace =
         (args.answer_pace_ms > 0).then(|| Duration::from_millis(args.answer_pace_ms));
