@@ -252,14 +252,6 @@ pub mod met {
         (errno, count)
     }
 
-    /// The leak rate among `faults`, if any.
-    pub fn leak(faults: &[Fault]) -> Option<u64> {
-        faults.iter().find_map(|f| match f {
-            Fault::LeakChildren { bytes_per_s, .. } => Some(*bytes_per_s),
-            _ => None,
-        })
-    }
-
     /// Whether a process fault aimed at `with_arg` reaches `worker`'s process (aimed
     /// at it by name, or at every child).
     fn reaches(with_arg: &Option<String>, worker: &str) -> bool {

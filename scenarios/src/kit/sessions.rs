@@ -207,7 +207,7 @@ pub mod leaky {
             .and_then(|i| i.pid)
             .ok_or_else(|| Failure::correctness(format!("worker {name} has no pid")))?;
         let met = st.world.mark_with("leak", &[("worker", &name)]);
-        Ok(met::leak(&met).map(|_| (name, pid)))
+        Ok(met::leak_of(&met, &name).map(|_| (name, pid)))
     }
 
     /// The oracle when the plan made nothing leak: the session keeps its worker.

@@ -105,6 +105,24 @@ pub struct SwarmPlan {
     pub rates: BTreeMap<SwarmKind, Ratio>,
 }
 
+/// Each of `allowed` on with probability 1/2, at a rate drawn from `rungs` (drawn for
+/// every kind, on or off, so a kind's draw does not shift the next kind's).
+fn draw_rates(
+    rng: &mut SimRng,
+    allowed: &[SwarmKind],
+    rungs: &[Ratio],
+) -> BTreeMap<SwarmKind, Ratio> {
+    let mut rates = BTreeMap::new();
+    for kind in allowed {
+        let on = rng.below(2) == 1;
+        let rate = rungs[rng.below(rungs.len() as u64) as usize];
+        if on {
+            rates.insert(*kind, rate);
+        }
+    }
+    rates
+}
+
 /// The rate ladder: from rare to a storm.
 pub const LADDER: [Ratio; 4] = [
     Ratio::new(1, 1000),
@@ -117,15 +135,9 @@ impl SwarmPlan {
     /// Draws a swarm over `allowed` kinds from the run seed (stream `"swarm"`).
     pub fn draw(seed: u64, allowed: &[SwarmKind]) -> Self {
         let mut rng = SimRng::new(seed, "swarm");
-        let mut rates = BTreeMap::new();
-        for kind in allowed {
-            let on = rng.below(2) == 1;
-            let rate = LADDER[rng.below(LADDER.len() as u64) as usize];
-            if on {
-                rates.insert(*kind, rate);
-            }
+        SwarmPlan {
+            rates: draw_rates(&mut rng, allowed, &LADDER),
         }
-        SwarmPlan { rates }
     }
 
     /// Draws a swarm for a short run (a catalog scenario: seconds to minutes of virtual
@@ -136,14 +148,7 @@ impl SwarmPlan {
     pub fn draw_short(seed: u64, allowed: &[SwarmKind]) -> Self {
         let mut rng = SimRng::new(seed, "swarm");
         let upper = &LADDER[1..];
-        let mut rates = BTreeMap::new();
-        for kind in allowed {
-            let on = rng.below(2) == 1;
-            let rate = upper[rng.below(upper.len() as u64) as usize];
-            if on {
-                rates.insert(*kind, rate);
-            }
-        }
+        let mut rates = draw_rates(&mut rng, allowed, upper);
         if rates.is_empty() && !allowed.is_empty() {
             let kind = allowed[rng.below(allowed.len() as u64) as usize];
             rates.insert(kind, upper[rng.below(upper.len() as u64) as usize]);
