@@ -141,6 +141,28 @@ mod tests {
         );
     }
 
+    /// CI annotations point at `declared_at`: it must name a workspace file whose line,
+    /// or one of the two around it, holds the scenario's id.
+    #[test]
+    fn every_scenario_is_declared_where_it_says() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for s in all() {
+            let at = s.declared_at;
+            #[allow(clippy::disallowed_methods, reason = "reading the workspace's source")]
+            let text = std::fs::read_to_string(root.join(at.file))
+                .unwrap_or_else(|e| panic!("{}: declared in {}: {e}", s.id, at.file));
+            let from = (at.line as usize).saturating_sub(3);
+            let lines: Vec<&str> = text.lines().skip(from).take(5).collect();
+            assert!(
+                lines.iter().any(|l| l.contains(&format!("\"{}\"", s.id))),
+                "{}: {}:{} does not declare it: {lines:?}",
+                s.id,
+                at.file,
+                at.line
+            );
+        }
+    }
+
     #[test]
     fn the_cores_check_names_the_scenario_and_the_path() {
         fn body(_: sim::World) -> crate::scenario::BodyFuture {
@@ -157,6 +179,7 @@ mod tests {
             body,
             real: None,
             plan: None,
+            declared_at: crate::declared_here!(),
         };
         let problems = core_problems(
             &with(&[

@@ -71,6 +71,27 @@ pub struct Scenario {
     /// `chaos shrink` reduces, `chaos repro` replays and the fuzzer writes. `None`
     /// only for self-checks that inject their faults imperatively.
     pub plan: Option<Plan>,
+    /// Where the scenario is declared (`declared_here!()`): CI annotations point there.
+    pub declared_at: SourceLine,
+}
+
+/// A line of the workspace's source: a workspace-relative path and a 1-based line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SourceLine {
+    pub file: &'static str,
+    pub line: u32,
+}
+
+/// The [`SourceLine`] of the outermost macro call that expands to it: inside a
+/// scenario-declaring macro, the line that declares the scenario.
+#[macro_export]
+macro_rules! declared_here {
+    () => {
+        $crate::scenario::SourceLine {
+            file: file!(),
+            line: line!(),
+        }
+    };
 }
 
 /// Who applies a scenario's plan.

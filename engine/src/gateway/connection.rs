@@ -62,15 +62,16 @@ pub(crate) async fn run_socket(
         Err(e) => {
             // The client claims messages never sent: tampering or corruption. Refuse,
             // and reset the session.
-            tracing::warn!(session = %session.id, "reconnect refused: {e:?}");
+            tracing::warn!(session = %session.id, "reconnect refused: {e}");
             crate::met!(
                 "client.seq_ahead",
-                "session {}: reconnect refused and the session reset: {e:?}",
+                "session {}: reconnect refused and the session reset: {e}",
                 session.id
             );
             let refusal = ServerMessage::control(ServerEvent::Error {
                 code: ErrorCode::InvalidSequence,
-                message: "last_seq is ahead of the server: refresh the page; the session was reset"
+                message: "last_seq is ahead of the server, so the session was reset: refresh the \
+                          client's state from a new session"
                     .to_string(),
             });
             let _ = socket.send(Message::Text(refusal.encode().into())).await;
@@ -313,6 +314,14 @@ impl Conn {
         message: String,
     ) -> Result<(), Gone> {
         self.gw.stats.frames_refused.fetch_add(1, Ordering::Relaxed);
+        // One line per refused frame, with the code the client was sent: an operator
+        // reading the log sees what the client saw.
+        let wire = serde_json::to_string(&code).unwrap_or_default();
+        tracing::info!(
+            session = %self.session.id,
+            "frame refused ({}): {message}",
+            wire.trim_matches('"')
+        );
         self.publish(socket, ServerEvent::Error { code, message })
             .await
     }

@@ -309,4 +309,66 @@ mod tests {
         );
         assert_eq!(inbound.poll_refresh(9_700_000), None, "once per token");
     }
+
+    /// Whether `text` holds a CamelCase word: a type or variant name leaking out.
+    pub(crate) fn has_camel_case(text: &str) -> bool {
+        text.split(|c: char| !c.is_alphanumeric()).any(|w| {
+            let c: Vec<char> = w.chars().collect();
+            c.windows(2)
+                .any(|p| p[0].is_lowercase() && p[1].is_uppercase())
+        })
+    }
+
+    #[test]
+    fn every_refusal_is_worded_for_people() {
+        let keys = keys();
+        let now = ctx(&keys, 100);
+        let mut late = ctx(&keys, 20_000);
+        late.chars_max = 1000;
+        let mut draining = ctx(&keys, 100);
+        draining.draining = true;
+        let long = format!(r#"{{"type":"query","text":"{}"}}"#, "x".repeat(2000));
+        let cases: Vec<(Frame, &FrameContext, ErrorCode)> = vec![
+            (Frame::Binary, &now, ErrorCode::BinaryNotSupported),
+            (Frame::Text("{not json"), &now, ErrorCode::InvalidJson),
+            (
+                Frame::Text(r#"{"type":"launch"}"#),
+                &now,
+                ErrorCode::UnknownMessageType,
+            ),
+            (
+                Frame::Text(r#"{"type":"query"}"#),
+                &now,
+                ErrorCode::InvalidMessage,
+            ),
+            (Frame::Text(&long), &now, ErrorCode::MessageTooLarge),
+            (
+                Frame::Text(r#"{"type":"query","text":"hi"}"#),
+                &late,
+                ErrorCode::TokenExpired,
+            ),
+            (
+                Frame::Text(r#"{"type":"query","text":"hi"}"#),
+                &draining,
+                ErrorCode::ServerShuttingDown,
+            ),
+            (
+                Frame::Text(r#"{"type":"refresh_token","token":"nonsense"}"#),
+                &now,
+                ErrorCode::Unauthorized,
+            ),
+        ];
+        for (frame, context, expected) in cases {
+            let action = inbound(10_000).handle_frame(frame, context, |_| Ok(()));
+            let InboundAction::Refuse { code, message } = action else {
+                panic!("{frame:?} was not refused: {action:?}");
+            };
+            assert_eq!(code, expected, "{frame:?}: {message}");
+            assert!(!message.is_empty(), "{frame:?}: an empty message");
+            assert!(
+                !has_camel_case(&message),
+                "{frame:?}: a type name in {message:?}"
+            );
+        }
+    }
 }

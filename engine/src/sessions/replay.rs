@@ -57,6 +57,20 @@ pub enum ReplayError {
     Gap { from: u64, to: u64 },
 }
 
+impl std::fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReplayError::Ahead { client, server } => write!(
+                f,
+                "the client's last sequence number {client} is ahead of the server's {server}"
+            ),
+            ReplayError::Gap { from, to } => {
+                write!(f, "messages {from} to {to} are no longer held for replay")
+            }
+        }
+    }
+}
+
 /// The last sequence number was used: wrapping would repeat numbers, so the stream ends
 /// instead (2^64 messages: at a million a second, about 584,000 years).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -121,7 +121,7 @@ pub(crate) async fn exchange_into(
                 },
                 other => WorkerError::Refused {
                     name: name.clone(),
-                    code: format!("{other:?}").to_lowercase(),
+                    code: other.name().to_string(),
                     message: message.clone(),
                 },
             });

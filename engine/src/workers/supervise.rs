@@ -536,7 +536,7 @@ async fn init(
                 Ok(Reply::Error { code, message, .. }) => {
                     return Err(InitFailure::Error(WorkerError::Refused {
                         name: name.clone(),
-                        code: format!("{code:?}").to_lowercase(),
+                        code: code.name().to_string(),
                         message,
                     }));
                 }

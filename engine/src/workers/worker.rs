@@ -308,7 +308,13 @@ impl Worker {
             Ok(Ok(replies)) if matches!(replies.last(), Some(Reply::Pong { .. })) => {
                 (true, "pong".to_string())
             }
-            Ok(Ok(replies)) => (false, format!("unexpected reply {replies:?}")),
+            Ok(Ok(replies)) => (
+                false,
+                format!(
+                    "unexpected reply {}",
+                    serde_json::to_string(&replies.last()).unwrap_or_default()
+                ),
+            ),
             Ok(Err(e)) => (false, e.to_string()),
             Err(_) => (false, format!("no answer within {} ms", bound.as_millis())),
         };

@@ -170,13 +170,8 @@ pub fn gate(args: GateArgs) -> Result<ExitCode, CliError> {
     for note in &outcome.notes {
         println!("note: {note}");
     }
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the CI system tells the CLI how to annotate, as the issue asks"
-    )]
-    let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
     for finding in &outcome.findings {
-        print_finding(finding, github);
+        print_finding(finding);
     }
     if outcome.passed() {
         println!("gate: passed ({} runs)", records.len());
@@ -187,20 +182,13 @@ pub fn gate(args: GateArgs) -> Result<ExitCode, CliError> {
     }
 }
 
-fn print_finding(finding: &Finding, github: bool) {
-    if github {
-        // GitHub Actions turns this into an annotation; newlines must be escaped.
-        let message = finding
-            .to_string()
-            .replace('%', "%25")
-            .replace('\r', "%0D")
-            .replace('\n', "%0A");
-        println!(
-            "::error title=chaos gate: {} {}::{message}",
-            finding.kind.name(),
-            finding.id
-        );
-    }
+fn print_finding(finding: &Finding) {
+    super::github::annotate(
+        &finding.id,
+        &format!("chaos gate: {} {}", finding.kind.name(), finding.id),
+        &finding.to_string(),
+        finding.repro.as_deref(),
+    );
     println!("FAIL {finding}");
     if let Some(repro) = &finding.repro {
         println!("  repro: {repro}");

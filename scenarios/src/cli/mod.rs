@@ -5,6 +5,7 @@
 
 mod files;
 mod gate;
+mod github;
 mod list;
 mod report;
 mod repro;

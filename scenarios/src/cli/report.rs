@@ -98,6 +98,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, CliError> {
     for path in &written {
         println!("wrote {}", path.display());
     }
+    super::github::append_step_summary(&reports::render::markdown(&readiness));
     // Last, in a plain form CI log readers can grep.
     println!(
         "readiness: {} ({} blocking)",

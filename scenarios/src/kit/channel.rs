@@ -34,6 +34,7 @@ macro_rules! scenario {
             },
             real: None,
             plan: Some(crate::scenario::Plan::World($plan)),
+            declared_at: $crate::declared_here!(),
         };
     };
 }

@@ -86,6 +86,7 @@ macro_rules! workers_scenario {
             plan: Some($crate::scenario::Plan::World(
                 $crate::kit::workers::workers_scenario!(@plan $($plan)?),
             )),
+            declared_at: $crate::declared_here!(),
         };
     };
     (@real $logic:ident real) => {{

@@ -37,6 +37,7 @@ use tokio::time::Instant;
 
 pub static SCALE: Scenario = Scenario {
     id: "api.SCALE-001",
+    declared_at: crate::declared_here!(),
     title: "Distributed session lock contention caps horizontal scaling",
     proves: "Groups of 1 to 10 engine instances hammer a few shared session keys \
              through the real lock service and client (10 ms critical sections, exponential \

@@ -11,6 +11,7 @@ const HOST: &str = "skewed";
 
 pub static SKEW_DOES_NOT_BEND_TIMEOUTS: Scenario = Scenario {
     id: "sim.clock.skew-does-not-bend-timeouts",
+    declared_at: crate::declared_here!(),
     title: "Clock jumps and drift show in wall time only, never in timeouts",
     proves: "A host's wall clock jumps backwards by a seeded amount and then drifts at a seeded \
              rate while a task on it waits on a monotonic timeout. The wall clock must show \

@@ -41,6 +41,7 @@ fn read_all(env: &Env, path: &str) -> std::io::Result<Vec<u8>> {
 
 pub static ATOMIC_REPLACE_CRASH: Scenario = Scenario {
     id: "sim.disk.atomic-replace-crash",
+    declared_at: crate::declared_here!(),
     title: "An fsync'd atomic replace survives a crash; an unsynced write does not",
     proves: "A writer replaces a file version after version the careful way (write a temporary \
              file, sync its data, rename it over the old one, sync the directory) and also \
@@ -139,6 +140,7 @@ fn atomic_replace_crash(world: World) -> BodyFuture {
 
 pub static TORN_LOG_RECOVERY: Scenario = Scenario {
     id: "sim.disk.torn-log-recovery",
+    declared_at: crate::declared_here!(),
     title: "A checksummed log recovers every synced record after a crash and no torn one",
     proves: "A writer appends checksummed records to a log and syncs after a seeded number of \
              records. The host crashes at a seeded time, tearing unsynced appends at block \

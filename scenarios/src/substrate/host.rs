@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub static PAUSE_DELAYS_HEARTBEATS: Scenario = Scenario {
     id: "sim.host.pause-delays-heartbeats",
+    declared_at: crate::declared_here!(),
     title: "A paused host sends no heartbeats and resumes them afterwards",
     proves: "A host sends a heartbeat every 100 ms to a monitor. It is paused for a seeded time \
              (a stop-the-world pause). The monitor must see a gap at least as long as the \

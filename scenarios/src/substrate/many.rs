@@ -22,6 +22,7 @@ const PACE: Duration = Duration::from_millis(10);
 
 pub static MANY_FAULTS_EXACTLY_ONCE: Scenario = Scenario {
     id: "sim.net.many-faults-exactly-once",
+    declared_at: crate::declared_here!(),
     title: "Partitions, resets, a pause and swarm resets: every record applied exactly once",
     proves: "A client sends 1000 numbered records to a server that persists each one (a few \
              ms of simulated fsync) before acknowledging it; a request unanswered for 400 ms \

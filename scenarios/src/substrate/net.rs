@@ -14,6 +14,7 @@ const PORT: u16 = 7000;
 
 pub static PARTITION_HEAL_NO_LOSS: Scenario = Scenario {
     id: "sim.net.partition-heal-no-loss",
+    declared_at: crate::declared_here!(),
     title: "A partition healed mid-stream loses and reorders no bytes",
     proves: "A client streams seeded, variable-length messages to a server while a holding \
              partition cuts the link at a seeded time for a seeded duration. Every byte must \
@@ -166,6 +167,7 @@ pub(crate) fn io_failure(e: std::io::Error) -> Failure {
 
 pub static RESET_RECONNECT_RESUME: Scenario = Scenario {
     id: "sim.net.reset-reconnect-resume",
+    declared_at: crate::declared_here!(),
     title: "Resets mid-stream: a resuming client delivers every record exactly once",
     proves: "A client sends numbered records and the server acknowledges each one; the swarm \
              resets connections on writes (at a seeded rate) and a fixed fault resets them \
@@ -309,6 +311,7 @@ fn reset_reconnect_resume(world: World) -> BodyFuture {
 
 pub static BACKPRESSURE_BOUNDED: Scenario = Scenario {
     id: "sim.net.backpressure-bounded",
+    declared_at: crate::declared_here!(),
     title: "A stalled reader stalls its writer instead of growing buffers",
     proves: "A producer writes far more than a connection's in-flight bound to a consumer \
              that pauses reading for a seeded time. While it pauses, the producer must be \

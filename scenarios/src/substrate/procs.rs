@@ -13,6 +13,7 @@ fn proc_failure(e: std::io::Error) -> Failure {
 
 pub static OOM_KILL_STATUS: Scenario = Scenario {
     id: "sim.proc.oom-kill-status",
+    declared_at: crate::declared_here!(),
     title: "A leaking child is OOM-killed and reports SIGKILL, never an exit code",
     proves: "A child leaks memory at a seeded rate on a host with a seeded memory limit. Its \
              resident size, sampled by the parent, must grow; the OOM killer must end it once it \
@@ -66,6 +67,7 @@ fn oom_kill_status(world: World) -> BodyFuture {
 
 pub static SEGV_ZOMBIE_REAPED: Scenario = Scenario {
     id: "sim.proc.segv-zombie-reaped",
+    declared_at: crate::declared_here!(),
     title: "A crashed child stays a zombie until reaped, then is gone",
     proves: "A child dies of SIGSEGV at a seeded time. Until its parent waits for it, it must \
              remain in the process table as a zombie whose status is kept; waiting must report \
@@ -123,6 +125,7 @@ fn segv_zombie_reaped(world: World) -> BodyFuture {
 
 pub static SIGTERM_GRACE_THEN_KILL: Scenario = Scenario {
     id: "sim.proc.sigterm-grace-then-kill",
+    declared_at: crate::declared_here!(),
     title: "A hung child ignores SIGTERM; SIGKILL after the grace period ends it",
     proves: "A child hangs at a seeded time (it stops making progress). Its parent stops it the \
              careful way: SIGTERM, a grace period, then SIGKILL. The hung child must not exit on \

@@ -39,6 +39,7 @@ pub fn all() -> Vec<&'static Scenario> {
 
 pub static ENGINE: Scenario = Scenario {
     id: "vopr.engine",
+    declared_at: crate::declared_here!(),
     title: "The whole engine under random users, random faults, crashes and restarts",
     proves: "Two to six users (some with tokens that expire, some snooping on others' sessions) \
              create, query, burst, interrupt, extend, fork, drop, reconnect with and without \

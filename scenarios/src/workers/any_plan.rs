@@ -51,6 +51,7 @@ const RECOVERY_BOUND: Duration = Duration::from_secs(90);
 
 pub static ANY_FAULT_PLAN: Scenario = Scenario {
     id: "sim.workers.any-fault-plan",
+    declared_at: crate::declared_here!(),
     title: "Two supervised workers under any fault plan: answers match, recovery after heal, nothing leaked",
     proves: "Two workers serve a stream of pings, runs and cache reads and writes while the \
              plan's episodes hit their host inside a 20 s window (signals to every worker \

@@ -195,12 +195,12 @@ async fn path_escape(mut stage: Stage) -> Outcome {
             )));
         };
         ensure!(
-            code == "accessdenied" && message.contains("refused"),
+            code == "access_denied" && message.contains("refused"),
             "the write to {name:?} was refused with {code}: {message}"
         );
         let shown = error.to_string();
         ensure!(
-            shown.contains("accessdenied") && shown.contains("refused"),
+            shown.contains("access_denied") && shown.contains("refused"),
             "the user would read {shown:?}, which does not say access was denied"
         );
     }

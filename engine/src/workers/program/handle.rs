@@ -189,7 +189,7 @@ async fn answer<W: AsyncWrite + Unpin + ?Sized>(
                     Some((name, bytes)) => {
                         vec![match shared.cache.write(&shared.env, name, bytes).await {
                             Ok(()) => format!("cached:{name}"),
-                            Err((code, _)) => format!("cache_refused:{name}:{code:?}"),
+                            Err((code, _)) => format!("cache_refused:{name}:{}", code.name()),
                         }]
                     }
                     None => expand_word(word),

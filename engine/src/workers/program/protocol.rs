@@ -147,6 +147,25 @@ pub enum ErrorCode {
     NotFound,
 }
 
+impl ErrorCode {
+    /// The code's wire name (`too_many_files`), the one messages show.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::Protocol => "protocol",
+            ErrorCode::Usage => "usage",
+            ErrorCode::AddrInUse => "addr_in_use",
+            ErrorCode::NoSpace => "no_space",
+            ErrorCode::TooManyFiles => "too_many_files",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::Io => "io",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::ReadOnly => "read_only",
+            ErrorCode::NotFound => "not_found",
+        }
+    }
+}
+
 /// What the worker found in its snapshot file at start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -288,6 +307,27 @@ fn cut(text: &str, chars_max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_code_names_are_the_wire_names() {
+        use ErrorCode::*;
+        for code in [
+            Protocol,
+            Usage,
+            AddrInUse,
+            NoSpace,
+            TooManyFiles,
+            AccessDenied,
+            Io,
+            ShuttingDown,
+            QuotaExceeded,
+            ReadOnly,
+            NotFound,
+        ] {
+            let wire = serde_json::to_string(&code).expect("serializes");
+            assert_eq!(wire, format!("\"{}\"", code.name()));
+        }
+    }
 
     fn every_request() -> Vec<Request> {
         vec![
