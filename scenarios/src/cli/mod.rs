@@ -6,9 +6,13 @@
 mod files;
 mod gate;
 mod list;
+mod output;
+mod provenance;
 mod report;
 mod repro;
 mod run;
+mod seeds;
+mod select;
 mod shrink;
 mod suggest;
 mod sweep;

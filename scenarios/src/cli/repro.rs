@@ -23,7 +23,7 @@ pub struct ReproArgs {
     /// A failure record or sweep file, or a scenario id.
     target: String,
     /// The seed (required with an id; with a sweep file, picks that run).
-    #[arg(long)]
+    #[arg(long, value_parser = super::seeds::parse_seed)]
     seed: Option<u64>,
     /// Trace events shown before the end of the run.
     #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=200))]
@@ -37,7 +37,9 @@ enum Recorded {
 }
 
 pub fn repro(args: ReproArgs) -> Result<ExitCode, CliError> {
-    let (id, seed, recorded) = if Path::new(&args.target).is_file() {
+    // Anything on disk by that name is a file to read (a directory gets a clear error
+    // there), not an id.
+    let (id, seed, recorded) = if Path::new(&args.target).exists() {
         let recorded = record_from_file(Path::new(&args.target), args.seed)?;
         let (id, seed) = match &recorded {
             Recorded::Run(r) => (r.id.clone(), r.seed),
@@ -99,9 +101,11 @@ pub fn repro(args: ReproArgs) -> Result<ExitCode, CliError> {
             println!("replay: identical to the record (trace hash {hash})");
         } else {
             println!(
-                "replay: DIFFERS from the record: trace hash {hash} then, {} now; verdict {:?} \
-                 then, {:?} now (the code changed since, or the run is not deterministic)",
-                record.trace_hash, verdict, record.verdict
+                "replay: DIFFERS from the record: trace hash {hash} then, {} now; verdict {} \
+                 then, {} now (the code changed since, or the run is not deterministic)",
+                record.trace_hash,
+                verdict_name(verdict),
+                verdict_name(record.verdict)
             );
         }
     }
@@ -125,6 +129,14 @@ pub fn repro(args: ReproArgs) -> Result<ExitCode, CliError> {
             println!("verdict: PASS (the run did not fail)");
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `pass` or `fail`, as records spell it.
+fn verdict_name(verdict: reports::Verdict) -> &'static str {
+    match verdict {
+        reports::Verdict::Pass => "pass",
+        reports::Verdict::Fail => "fail",
     }
 }
 

@@ -21,7 +21,7 @@ pub struct ShrinkArgs {
     /// Scenario id (one that declares a fault plan: see `chaos list --substrate`).
     id: String,
     /// The seed of the failing run.
-    #[arg(long)]
+    #[arg(long, value_parser = super::seeds::parse_seed)]
     seed: u64,
     /// At most this many runs for the whole shrink.
     #[arg(long, default_value_t = MAX_RUNS_DEFAULT as u64,
