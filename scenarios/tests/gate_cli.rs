@@ -74,6 +74,13 @@ fn the_gate_passes_as_expected_and_fails_with_a_named_reason() {
     let out = gate(&path, &[], false);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("gate: passed"), "{}", stdout(&out));
+    // --json: the sweep file on stdout, the verdict on stderr.
+    let out = gate(&path, &["--json"], false);
+    assert_eq!(out.status.code(), Some(0));
+    let printed = SweepFile::parse("stdout", &stdout(&out)).expect("stdout is a sweep file");
+    assert_eq!(printed.file.records.len(), records.len());
+    assert_eq!(printed.file.determinism, Some(vec![]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("gate: passed"));
 
     // The shards, judged instead of a local sweep, give the same verdict.
     let (a, b) = (one.to_str().unwrap(), two.to_str().unwrap());

@@ -30,7 +30,7 @@ pub fn read_text_named(path: &Path) -> Result<String, CliError> {
                  or a plan), not a binary or compressed file",
             )
         }
-        io::ErrorKind::NotFound => CliError::new(format!("{name} does not exist"))
+        io::ErrorKind::NotFound => CliError::new(format!("cannot read {name}: {e}"))
             .hint("check the path; relative paths start at the current directory"),
         _ => CliError::new(format!("cannot read {name}: {e}")),
     })
