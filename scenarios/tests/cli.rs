@@ -467,6 +467,16 @@ fn records_and_sweep_files_say_which_build_made_them() {
         "once per file"
     );
     assert!(sweep["records"][0]["plan_digest"].is_string());
+    // --version names the same build.
+    let version = text(&chaos(&["--version"]).stdout);
+    assert!(
+        version.contains(&format!(
+            "(commit {}, dirty: {}",
+            p["commit"].as_str().unwrap(),
+            p["dirty"]
+        )),
+        "{version}"
+    );
 }
 
 #[test]
