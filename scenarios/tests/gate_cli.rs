@@ -129,6 +129,18 @@ fn repro_replays_a_recorded_run_bit_for_bit() {
     assert!(text.contains("replay: identical to the record"), "{text}");
     assert!(text.contains("verdict: PASS"), "{text}");
     assert!(text.contains("#1 "), "the trace is shown: {text}");
+    assert!(!text.contains("note: recorded by"), "same build: {text}");
+    // A record of another build says so beside the replay.
+    let mut other = SweepFile::parse("s", &read(&file)).unwrap().file;
+    other.provenance.as_mut().unwrap().commit = "0123456789abcdef".to_string();
+    let moved = dir.path().join("other-build.json");
+    write(&moved, &other.to_json().unwrap());
+    let out = chaos(&["repro", moved.to_str().unwrap(), "--seed", "1"], false);
+    let text = stdout(&out);
+    assert!(
+        text.contains("note: recorded by commit 0123456789ab"),
+        "{text}"
+    );
     // No failing run to pick, an id without a seed: clear errors.
     let out = chaos(&["repro", file.to_str().unwrap()], false);
     assert_eq!(out.status.code(), Some(2));

@@ -174,6 +174,7 @@ pub fn gate(args: GateArgs) -> Result<ExitCode, CliError> {
         jobs.len(),
         (sample as usize).min(jobs.len())
     );
+    say!(out, "build: {}", super::provenance::current());
     let records = if args.from.is_empty() {
         run_sweep(&jobs, workers, &|_| {})
     } else {

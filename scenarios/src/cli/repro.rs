@@ -108,6 +108,18 @@ pub fn repro(args: ReproArgs) -> Result<ExitCode, CliError> {
                 verdict_name(record.verdict)
             );
         }
+        // A record made by another build may replay differently for that reason alone.
+        let here = super::provenance::current();
+        if let Recorded::Run(r) = recorded
+            && let Some(then) = r.provenance.as_ref().filter(|p| !p.same_build(&here))
+        {
+            println!(
+                "note: recorded by {} ({}), replayed by {}",
+                then.build(),
+                then.date,
+                here.build()
+            );
+        }
     }
     match (record.failure_class, &record.message) {
         (Some(class), message) => {
@@ -168,11 +180,17 @@ fn record_from_file(path: &Path, seed: Option<u64>) -> Result<Recorded, CliError
             ))
         })?
         .file;
+    let built_by = sweep.provenance;
     let pick = sweep
         .records
         .into_iter()
         .filter(|r| seed.is_none_or(|s| r.seed == s))
-        .find(|r| !r.passed() || seed.is_some());
+        .find(|r| !r.passed() || seed.is_some())
+        // The file names the build once for all its records.
+        .map(|r| reports::RunRecord {
+            provenance: r.provenance.or(built_by),
+            ..r
+        });
     pick.map(Recorded::Run).ok_or_else(|| match seed {
         Some(s) => CliError::new(format!("{name} has no run with seed {s}")),
         None => CliError::new(format!("{name} has no failing run"))
