@@ -4,8 +4,10 @@
 //! the same seed that must give the same trace. `--accept` writes a new baseline: the
 //! only way the expectations change.
 
+mod accept;
+
 use super::CliError;
-use super::files::{read_text, write_text};
+use super::files::read_text;
 use super::output::{JSON_TO_STDOUT, JsonTargets, say};
 use super::select::Filter;
 use crate::catalog::{Catalog, Status};
@@ -13,12 +15,10 @@ use crate::registry;
 use crate::runner::{Job, run_scenario, sweep as run_sweep};
 use crate::scenario::Scenario;
 use clap::Args;
-use reports::gate::review::{BaselineDiff, review};
 use reports::gate::{Baseline, Finding, judge, sample_indices};
 use reports::shard::Shard;
 use reports::summary::{render_table, summarize};
 use reports::sweep_file::{DeterminismFinding, SWEEP_SCHEMA, SweepFile};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -75,51 +75,9 @@ pub struct GateArgs {
     filter: Filter,
 }
 
-/// What `--accept` may record: failures named with a reason (id → reason).
-fn accepted_failures(args: &GateArgs) -> Result<BTreeMap<String, String>, CliError> {
-    if args.accept && args.filter.is_set() {
-        return Err(CliError::new(format!(
-            "--accept writes the whole baseline, so it cannot take {}",
-            args.filter.describe()
-        ))
-        .hint("run `chaos gate --accept` without a selection; judge a part with `chaos gate --prefix P`"));
-    }
-    let ids = &args.accept_failure;
-    if !args.reason.is_empty() && args.reason.len() != 1 && args.reason.len() != ids.len() {
-        return Err(CliError::new(format!(
-            "{} --accept-failure and {} --reason: give one reason per failure, or one for all",
-            ids.len(),
-            args.reason.len()
-        )));
-    }
-    if !ids.is_empty() && args.reason.is_empty() {
-        return Err(CliError::new("--accept-failure needs a --reason")
-            .hint("say why the failure is accepted: --accept-failure ID --reason \"…\""));
-    }
-    if args.reason.iter().any(|r| r.trim().is_empty()) {
-        return Err(CliError::new("a --reason is empty").hint("say why the failure is accepted"));
-    }
-    let known: Vec<&str> = registry::all().iter().map(|s| s.id).collect();
-    let exact = Filter {
-        ids: ids.clone(),
-        ..Filter::default()
-    };
-    if !ids.is_empty() {
-        exact.select(&known, "scenario")?;
-    }
-    Ok(ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let reason = args.reason.get(i).unwrap_or(&args.reason[0]);
-            (id.clone(), reason.trim().to_string())
-        })
-        .collect())
-}
-
 pub fn gate(args: GateArgs) -> Result<ExitCode, CliError> {
     // Every check of the options comes before the sweep, which can take minutes.
-    let accepted = accepted_failures(&args)?;
+    let accepted = accept::accepted_failures(&args)?;
     let known: Vec<&'static str> = registry::all().iter().map(|s| s.id).collect();
     let taken = args.filter.select(&known, "scenario")?;
     let targets = JsonTargets::new(args.json.clone(), args.output.clone())?;
@@ -227,7 +185,7 @@ pub fn gate(args: GateArgs) -> Result<ExitCode, CliError> {
     if args.accept {
         let mut new = Baseline::accept(&records, seed_start, seeds, sample);
         new.provenance = Some(super::provenance::current());
-        return accept(
+        return accept::accept(
             &mut out,
             &args,
             old.as_ref(),
@@ -263,92 +221,6 @@ pub fn gate(args: GateArgs) -> Result<ExitCode, CliError> {
     } else {
         say!(out, "gate: FAILED, {} findings", outcome.findings.len());
         Ok(ExitCode::from(1))
-    }
-}
-
-/// `--accept`: prints what changes against `old`, and writes `new` unless it records a
-/// failure nobody accepted.
-fn accept(
-    out: &mut dyn Write,
-    args: &GateArgs,
-    old: Option<&Baseline>,
-    new: Baseline,
-    accepted: &BTreeMap<String, String>,
-    records: &[reports::RunRecord],
-    determinism: &[DeterminismFinding],
-) -> Result<ExitCode, CliError> {
-    let path = args.baseline.display();
-    let diff = BaselineDiff::between(old, &new);
-    match old {
-        None => say!(
-            out,
-            "baseline: {path} does not exist yet; every scenario is new"
-        ),
-        Some(_) if diff.is_empty() => say!(out, "baseline: no change against {path}"),
-        Some(_) => say!(out, "baseline: changes against {path}:"),
-    }
-    if old.is_some() {
-        for line in diff.lines() {
-            say!(out, "  {line}");
-        }
-    }
-    for id in accepted.keys() {
-        if new.scenarios.get(id) != Some(&reports::gate::Expected::Fail) {
-            say!(
-                out,
-                "note: {id} does not fail: --accept-failure {id} has nothing to accept"
-            );
-        }
-    }
-    let written = review(old, new, accepted).map_err(|refusal| {
-        for id in &refusal.unaccepted {
-            let failing = records.iter().filter(|r| r.id == *id && !r.passed());
-            for r in failing.take(3) {
-                say!(
-                    out,
-                    "FAIL {id} seed {}: {}\n  repro: {}",
-                    r.seed,
-                    r.message.as_deref().unwrap_or(""),
-                    r.repro
-                );
-            }
-        }
-        let ids = refusal.unaccepted.join(", ");
-        CliError::new(format!(
-            "refusing to record {} as expected to fail: {ids} (later gates would pass with \
-             the failure); the baseline is unchanged",
-            count(refusal.unaccepted.len(), "new failure")
-        ))
-        .hint(format!(
-            "fix it, or accept it knowingly: `chaos gate --accept --accept-failure {} \
-             --reason \"why\"`",
-            refusal.unaccepted[0]
-        ))
-    })?;
-    write_text(&args.baseline, &written.to_json())?;
-    say!(
-        out,
-        "gate: baseline written to {} ({} scenarios)",
-        args.baseline.display(),
-        written.scenarios.len()
-    );
-    for d in determinism {
-        say!(
-            out,
-            "warning: {} seed {} is not deterministic",
-            d.id,
-            d.seed
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `1 new failure`, `2 new failures`.
-fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
     }
 }
 
