@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p scenarios --bin chaos
 status=0
-target/release/chaos gate --json results/gate.json "$@" || status=$?
+target/release/chaos gate -o results/gate.json "$@" || status=$?
 if [ -f results/gate.json ]; then
   target/release/chaos report results/gate.json --out results/gate-report
 fi

@@ -8,6 +8,6 @@ cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-100}
 cargo build --release --locked -p scenarios --bin chaos
 status=0
-target/release/chaos sweep --seeds "$SEEDS" --json results/sweep.json "$@" || status=$?
+target/release/chaos sweep --seeds "$SEEDS" -o results/sweep.json "$@" || status=$?
 target/release/chaos report results/sweep.json --out results/report
 exit "$status"

@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod gate;
 pub mod merge;
+pub mod provenance;
 pub mod readiness;
 pub mod record;
 pub mod render;

@@ -5,7 +5,11 @@
 //! but the result is **partial** and a readiness report built from it is not ready. A
 //! run (id, seed) held by two files, or a shard given twice, is an error rather than a
 //! silent double count: the totals of a merge must equal those of one unsharded sweep.
+//! Files of two different builds (commit, dirty flag or version differ: see
+//! [`Provenance::same_build`]) are refused: their runs judge different code. Files
+//! written before provenance was kept merge with any build.
 
+use crate::provenance::Provenance;
 use crate::record::RunRecord;
 use crate::shard::Shard;
 use crate::sweep_file::{DeterminismFinding, LoadedSweep};
@@ -22,6 +26,9 @@ pub struct Merged {
     pub determinism: Option<Vec<DeterminismFinding>>,
     /// Shards of a sweep that no input holds.
     pub missing: Vec<MissingShard>,
+    /// The build that ran the merged files (the first input's that says; they all
+    /// agree); `None` when no input records one.
+    pub provenance: Option<Provenance>,
 }
 
 impl Merged {
@@ -54,6 +61,17 @@ pub struct MissingShard {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MergeError {
     pub message: String,
+    /// What to do about it, when the merge knows better than a generic hint.
+    pub hint: Option<String>,
+}
+
+impl MergeError {
+    fn new(message: String) -> MergeError {
+        MergeError {
+            message,
+            hint: None,
+        }
+    }
 }
 
 impl fmt::Display for MergeError {
@@ -68,6 +86,7 @@ impl std::error::Error for MergeError {}
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct SweepKey {
     prefix: Option<String>,
+    filters: Vec<String>,
     seed_start: u64,
     seeds: u64,
     count: u64,
@@ -75,10 +94,13 @@ struct SweepKey {
 
 impl SweepKey {
     fn describe(&self) -> String {
-        let scenarios = match &self.prefix {
+        let mut scenarios = match &self.prefix {
             Some(p) => format!("scenarios {p}*"),
             None => "all scenarios".to_string(),
         };
+        if !self.filters.is_empty() {
+            scenarios = format!("{scenarios} matching {}", self.filters.join(", "));
+        }
         let seeds = if self.seeds == 0 {
             "no seeds".to_string()
         } else {
@@ -100,9 +122,7 @@ impl SweepKey {
 /// Merges `files` (at least one).
 pub fn merge(files: Vec<LoadedSweep>) -> Result<Merged, MergeError> {
     if files.is_empty() {
-        return Err(MergeError {
-            message: "no sweep files to merge".to_string(),
-        });
+        return Err(MergeError::new("no sweep files to merge".to_string()));
     }
     // Sweep → shard index → (file name, jobs_total).
     let mut groups: BTreeMap<SweepKey, BTreeMap<u64, (String, u64)>> = BTreeMap::new();
@@ -110,10 +130,35 @@ pub fn merge(files: Vec<LoadedSweep>) -> Result<Merged, MergeError> {
     let mut owner: BTreeMap<(String, u64), String> = BTreeMap::new();
     let mut records = Vec::new();
     let mut findings: Option<Vec<DeterminismFinding>> = None;
+    // The first input that names its build, and that build.
+    let mut build: Option<(String, Provenance)> = None;
     for loaded in files {
         let file = loaded.file;
+        if let Some(mine) = &file.provenance {
+            match &build {
+                Some((first, theirs)) if !theirs.same_build(mine) => {
+                    return Err(MergeError {
+                        message: format!(
+                            "{first} and {} come from two different builds ({} against {}): \
+                             their runs judge different code",
+                            loaded.name,
+                            theirs.build(),
+                            mine.build()
+                        ),
+                        hint: Some(
+                            "run every shard with one build (one commit, a clean checkout), \
+                             or report each build's files separately"
+                                .to_string(),
+                        ),
+                    });
+                }
+                Some(_) => {}
+                None => build = Some((loaded.name.clone(), mine.clone())),
+            }
+        }
         let key = SweepKey {
             prefix: file.prefix.clone(),
+            filters: file.filters.clone(),
             seed_start: file.seed_start,
             seeds: file.seeds,
             count: file.shard.count,
@@ -128,21 +173,17 @@ pub fn merge(files: Vec<LoadedSweep>) -> Result<Merged, MergeError> {
             if let Some((first, total)) =
                 shards.values().find(|(_, total)| *total != file.jobs_total)
             {
-                return Err(MergeError {
-                    message: format!(
-                        "{} and {first} are shards of one {sweep} but disagree on its size \
+                return Err(MergeError::new(format!(
+                    "{} and {first} are shards of one {sweep} but disagree on its size \
                          ({} jobs against {total}): were they built from different scenario sets?",
-                        loaded.name, file.jobs_total
-                    ),
-                });
+                    loaded.name, file.jobs_total
+                )));
             }
             if let Some((first, _)) = shards.get(&file.shard.index) {
-                return Err(MergeError {
-                    message: format!(
-                        "shard {} of the {sweep} is given twice: {first} and {}",
-                        file.shard, loaded.name
-                    ),
-                });
+                return Err(MergeError::new(format!(
+                    "shard {} of the {sweep} is given twice: {first} and {}",
+                    file.shard, loaded.name
+                )));
             }
             shards.insert(file.shard.index, (loaded.name.clone(), file.jobs_total));
         }
@@ -161,12 +202,10 @@ pub fn merge(files: Vec<LoadedSweep>) -> Result<Merged, MergeError> {
                 } else {
                     format!("in both {first} and {}", loaded.name)
                 };
-                return Err(MergeError {
-                    message: format!(
-                        "run {} seed {} appears {place}: overlapping files would count it twice",
-                        run.0, run.1
-                    ),
-                });
+                return Err(MergeError::new(format!(
+                    "run {} seed {} appears {place}: overlapping files would count it twice",
+                    run.0, run.1
+                )));
             }
             records.push(record);
         }
@@ -198,6 +237,7 @@ pub fn merge(files: Vec<LoadedSweep>) -> Result<Merged, MergeError> {
         records,
         determinism: findings,
         missing,
+        provenance: build.map(|(_, p)| p),
     })
 }
 
@@ -223,6 +263,8 @@ mod tests {
             faults_expected_fired: false,
             wall_ms: 1,
             repro: String::new(),
+            plan_digest: None,
+            provenance: None,
         }
     }
 
@@ -246,10 +288,12 @@ mod tests {
                 seed_start: 1,
                 seeds,
                 prefix: None,
+                filters: Vec::new(),
                 jobs_total,
                 scenarios,
                 records: mine.iter().map(|(id, s)| record(id, *s)).collect(),
                 determinism: None,
+                provenance: None,
             },
         }
     }
@@ -311,6 +355,49 @@ mod tests {
         .unwrap_err();
         assert!(err.message.contains("shard 2/3"), "{err}");
         assert!(err.message.contains("x.json and y.json"), "{err}");
+    }
+
+    #[test]
+    fn shards_of_two_builds_are_refused_naming_both() {
+        use crate::provenance::sample;
+        let built = |name, index, commit, dirty| {
+            let mut s = shard(name, index, 2, &["a"], 4);
+            s.file.provenance = Some(sample(commit, dirty));
+            s
+        };
+        // One build on two hosts merges, and the merge says which build it was.
+        let mut other_host = built("2.json", 2, "abc", false);
+        other_host.file.provenance.as_mut().unwrap().host = "elsewhere".to_string();
+        let merged = merge(vec![built("1.json", 1, "abc", false), other_host]).unwrap();
+        assert_eq!(merged.provenance.unwrap().commit, "abc");
+        // An old file without provenance merges with any build.
+        let merged = merge(vec![
+            shard("old.json", 1, 2, &["a"], 4),
+            built("2.json", 2, "abc", false),
+        ]);
+        assert!(merged.is_ok());
+        for (commit, dirty, why) in [("def", false, "commit def"), ("abc", true, "(dirty)")] {
+            let err = merge(vec![
+                built("1.json", 1, "abc", false),
+                built("2.json", 2, commit, dirty),
+            ])
+            .unwrap_err();
+            assert!(
+                err.message
+                    .contains("1.json and 2.json come from two different builds"),
+                "{err}"
+            );
+            assert!(
+                err.message.contains("commit abc, version 0.1.0 against"),
+                "{err}"
+            );
+            assert!(err.message.contains(why), "{err}");
+            assert!(err.hint.as_deref().unwrap().contains("one build"));
+        }
+        let mut newer = built("2.json", 2, "abc", false);
+        newer.file.provenance.as_mut().unwrap().version = "0.2.0".to_string();
+        let err = merge(vec![built("1.json", 1, "abc", false), newer]).unwrap_err();
+        assert!(err.message.contains("version 0.2.0"), "{err}");
     }
 
     #[test]

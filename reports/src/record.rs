@@ -1,6 +1,7 @@
 //! The record of one run (scenario, seed): what `chaos run --json` prints and what a
 //! sweep writes, one per run.
 
+use crate::provenance::Provenance;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -79,6 +80,16 @@ pub struct RunRecord {
     pub wall_ms: u64,
     /// The one command that replays this run.
     pub repro: String,
+    /// Digest of the fault plan the run was given or drew (`provenance::digest` of its
+    /// JSON): two runs with one digest ran one plan. Absent for scenarios without a
+    /// declared plan and in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_digest: Option<String>,
+    /// The build and machine that made the run. Set on `chaos run --json`; a sweep file
+    /// carries it once for all its records (and leaves it out of each). Absent in
+    /// records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 impl RunRecord {

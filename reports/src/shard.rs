@@ -49,6 +49,22 @@ impl Shard {
         Shard::new(parse("index", i)?, parse("count", n)?)
     }
 
+    /// Parses nextest's spelling, `count:i/n` (`--partition count:2/8`): the same
+    /// slices as `--shard i/n`. Other partition kinds (nextest's `hash:`) are refused:
+    /// a shard here is a position in (id, seed) order, which keeps shards even.
+    pub fn parse_partition(text: &str) -> Result<Shard, String> {
+        match text.trim().split_once(':') {
+            Some(("count", rest)) => Shard::parse(rest),
+            Some((kind, _)) => Err(format!(
+                "partition kind {kind:?} is not supported: chaos partitions by count only \
+                 (count:i/n, the same as --shard i/n)"
+            )),
+            None => Err(format!(
+                "partition {text:?} is not of the form count:i/n (for example count:2/8)"
+            )),
+        }
+    }
+
     /// Whether the job at `position` (in (id, seed) order) belongs to this shard.
     pub fn contains(self, position: usize) -> bool {
         (position as u64) % self.count == self.index - 1
@@ -154,6 +170,22 @@ mod tests {
             ("", "not of the form"),
         ] {
             let err = Shard::parse(text).unwrap_err();
+            assert!(err.contains(why), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn partitions_by_count_are_shards_and_other_kinds_are_refused() {
+        assert_eq!(
+            Shard::parse_partition("count:2/8"),
+            Ok(Shard { index: 2, count: 8 })
+        );
+        for (text, why) in [
+            ("hash:1/2", "partition kind \"hash\" is not supported"),
+            ("2/8", "not of the form count:i/n"),
+            ("count:9/8", "outside 1..=8"),
+        ] {
+            let err = Shard::parse_partition(text).unwrap_err();
             assert!(err.contains(why), "{text:?}: {err}");
         }
     }

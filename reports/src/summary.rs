@@ -122,6 +122,8 @@ mod tests {
             faults_expected_fired: fired,
             wall_ms: 0,
             repro: format!("repro {id} {seed}"),
+            plan_digest: None,
+            provenance: None,
         }
     }
 

@@ -8,6 +8,7 @@
 //! unsharded file. Parsing never panics: every problem is a [`SweepFileError`] naming
 //! the file.
 
+use crate::provenance::Provenance;
 use crate::record::RunRecord;
 use crate::shard::Shard;
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,10 @@ pub struct SweepFile {
     pub seeds: u64,
     /// The `--prefix` the sweep selected scenarios with, if any.
     pub prefix: Option<String>,
+    /// The `--id`s and `--filter` patterns the sweep selected scenarios with, sorted;
+    /// empty when it took every scenario (under `prefix`). Absent in older files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<String>,
     /// Jobs (scenario × seed) in the whole, unsharded sweep: shards of one sweep agree on
     /// it, which catches shards built from different scenario sets.
     pub jobs_total: u64,
@@ -40,6 +45,10 @@ pub struct SweepFile {
     /// sweep); `Some(vec![])` when a check ran and found nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub determinism: Option<Vec<DeterminismFinding>>,
+    /// The build and machine that ran this file's records. `None` in files written
+    /// before it was kept (and in the legacy form): such files merge with any build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 /// A scenario and seed that gave two different traces when run twice.
@@ -160,10 +169,12 @@ impl SweepFile {
                 (seed_max - seed_min).saturating_add(1)
             },
             prefix: None,
+            filters: Vec::new(),
             jobs_total: records.len() as u64,
             scenarios,
             records,
             determinism: None,
+            provenance: None,
         }
     }
 
@@ -213,6 +224,8 @@ mod tests {
             faults_expected_fired: true,
             wall_ms: 2,
             repro: format!("chaos run {id} --seed {seed}"),
+            plan_digest: None,
+            provenance: None,
         }
     }
 
@@ -223,10 +236,12 @@ mod tests {
             seed_start: 1,
             seeds: 4,
             prefix: Some("sim.".to_string()),
+            filters: vec!["sim.a".to_string()],
             jobs_total: 8,
             scenarios: vec!["sim.a".to_string()],
             records: vec![record("sim.a", 2), record("sim.a", 4)],
             determinism: None,
+            provenance: Some(crate::provenance::sample("abc", false)),
         }
     }
 

@@ -101,6 +101,8 @@ pub fn run_real(
             "cargo build --release -p engine --bin worker && cargo run --release -p scenarios --bin chaos -- run {} --seed {seed} --real",
             scenario.id
         ),
+        plan_digest: None,
+        provenance: None,
     })
 }
 

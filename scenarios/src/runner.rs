@@ -28,6 +28,7 @@ pub fn run_scenario_with_plan(
 ) -> RunResult {
     let mut options = WorldOptions::new(seed);
     options.sim_time_max = scenario.sim_time_max;
+    let plan_digest = plan_digest(scenario, seed, plan.as_ref());
     let world_plan = match scenario.plan {
         Some(Plan::World(draw)) => Some(plan.unwrap_or_else(|| draw(seed))),
         _ => {
@@ -93,9 +94,29 @@ pub fn run_scenario_with_plan(
             faults_expected_fired,
             wall_ms,
             repro: repro_command(scenario.id, seed),
+            plan_digest,
+            provenance: None,
         },
         trace: report.trace,
     }
+}
+
+/// The digest of the plan the run plays: the given one, else the one the seed draws;
+/// `None` for a scenario that declares no plan (and ignores a given one).
+fn plan_digest(scenario: &Scenario, seed: u64, given: Option<&FaultPlan>) -> Option<String> {
+    let own = scenario.plan?;
+    let drawn;
+    let plan = match given {
+        Some(plan) => plan,
+        None => {
+            drawn = own.draw(seed);
+            &drawn
+        }
+    };
+    // A plan is plain data; should encoding ever fail, the record says nothing.
+    serde_json::to_string(plan)
+        .ok()
+        .map(|json| reports::provenance::digest(&json))
 }
 
 /// The scenario's own fault kinds, and whether any of them fired in `faults`.

@@ -267,6 +267,8 @@ mod tests {
             faults_expected_fired: false,
             wall_ms: 0,
             repro: String::new(),
+            plan_digest: None,
+            provenance: None,
         }
     }
 

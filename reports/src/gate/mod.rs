@@ -6,6 +6,7 @@
 //! expects is gone, when a scenario is inert (none of its own faults fired in any run),
 //! when a new scenario fails, and when a same-seed re-run gives a different trace.
 
+use crate::provenance::Provenance;
 use crate::record::RunRecord;
 use crate::summary::summarize;
 use crate::sweep_file::DeterminismFinding;
@@ -38,6 +39,14 @@ pub struct Baseline {
     /// Runs re-run with the same seed to check determinism.
     pub determinism_sample: u64,
     pub scenarios: BTreeMap<String, Expected>,
+    /// Why each expected failure was accepted (`chaos gate --accept --accept-failure ID
+    /// --reason TEXT`); later gates print it beside the known failure. Absent in
+    /// baselines written before reviews.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reasons: BTreeMap<String, String>,
+    /// The build that recorded the baseline. Absent in older baselines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
 }
 
 impl Baseline {
@@ -88,6 +97,8 @@ impl Baseline {
             seeds,
             determinism_sample,
             scenarios,
+            reasons: BTreeMap::new(),
+            provenance: None,
         }
     }
 
@@ -177,8 +188,14 @@ pub fn judge(
         if s.failed > 0 {
             match expected {
                 Some(Expected::Fail) => out.notes.push(format!(
-                    "{}: known failure ({} of {} runs fail)",
-                    s.id, s.failed, s.runs
+                    "{}: known failure ({} of {} runs fail){}",
+                    s.id,
+                    s.failed,
+                    s.runs,
+                    baseline
+                        .reasons
+                        .get(&s.id)
+                        .map_or(String::new(), |why| format!(", accepted because: {why}"))
                 )),
                 Some(Expected::Pass) | None => {
                     let kind = if expected.is_some() {
@@ -289,6 +306,8 @@ pub fn sample_indices(jobs: usize, sample: usize) -> Vec<usize> {
     }
     (0..sample).map(|k| k * jobs / sample).collect()
 }
+
+pub mod review;
 
 #[cfg(test)]
 mod tests;

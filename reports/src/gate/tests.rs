@@ -21,6 +21,8 @@ fn record(id: &str, seed: u64, pass: bool, fired: bool) -> RunRecord {
         faults_expected_fired: fired,
         wall_ms: 0,
         repro: format!("chaos run {id} --seed {seed}"),
+        plan_digest: None,
+        provenance: None,
     }
 }
 
@@ -31,6 +33,8 @@ fn baseline(entries: &[(&str, Expected)]) -> Baseline {
         seeds: 2,
         determinism_sample: 1,
         scenarios: entries.iter().map(|(id, e)| (id.to_string(), *e)).collect(),
+        reasons: BTreeMap::new(),
+        provenance: None,
     }
 }
 
@@ -84,6 +88,32 @@ fn known_failures_fixes_and_new_scenarios_are_notes_unless_new_ones_fail() {
         [(FindingKind::NewFailure, "newbad".to_string(), Some(1))]
     );
     assert_eq!(outcome.notes.len(), 3, "{:?}", outcome.notes);
+    // A known failure accepted with a reason shows it.
+    let mut base = base;
+    base.reasons
+        .insert("known".to_string(), "upstream bug #7".to_string());
+    let outcome = judge(&base, &records, &[], &[]);
+    assert!(
+        outcome
+            .notes
+            .iter()
+            .any(|n| n
+                == "known: known failure (1 of 1 runs fail), accepted because: upstream bug #7"),
+        "{:?}",
+        outcome.notes
+    );
+}
+
+#[test]
+fn old_baselines_without_reasons_or_provenance_still_parse() {
+    let old = r#"{"schema": "chaos-gate-baseline/1", "seed_start": 1, "seeds": 2,
+        "determinism_sample": 1, "scenarios": {"a": "pass", "b": "fail"}}"#;
+    let base = Baseline::parse(old).unwrap();
+    assert!(base.reasons.is_empty() && base.provenance.is_none());
+    let mut with = base.clone();
+    with.reasons.insert("b".to_string(), "why".to_string());
+    with.provenance = Some(crate::provenance::sample("abc", false));
+    assert_eq!(Baseline::parse(&with.to_json()), Ok(with));
 }
 
 #[test]

@@ -127,6 +127,8 @@ pub fn record(id: &str, seed: u64) -> RunRecord {
         repro: format!(
             "cargo run --release -p scenarios --bin chaos -- run {id} --seed {seed} --trace"
         ),
+        plan_digest: None,
+        provenance: None,
     }
 }
 
@@ -158,10 +160,12 @@ pub fn shard_file(index: u64, count: u64) -> LoadedSweep {
             seed_start: 1,
             seeds: 4,
             prefix: None,
+            filters: Vec::new(),
             jobs_total,
             scenarios,
             records: mine.iter().map(|(id, seed)| record(id, *seed)).collect(),
             determinism: None,
+            provenance: None,
         },
     }
 }

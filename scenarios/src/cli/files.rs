@@ -14,9 +14,26 @@ pub fn read_text(path: &Path) -> io::Result<String> {
     std::fs::read_to_string(path)
 }
 
-/// The file's text, or an error naming it.
+/// The file's text, or an error naming it and saying what to do: a directory or a
+/// binary file (not UTF-8) given where a chaos file belongs gets its own message rather
+/// than the OS's.
 pub fn read_text_named(path: &Path) -> Result<String, CliError> {
-    read_text(path).map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))
+    let name = path.display();
+    if path.is_dir() {
+        return Err(CliError::new(format!("{name} is a directory, not a file"))
+            .hint(format!("name a file in it, for example {name}/sweep.json")));
+    }
+    read_text(path).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidData => {
+            CliError::new(format!("{name} is not a text file (it is not UTF-8)")).hint(
+                "give the JSON file chaos wrote (a sweep file, a run record, a shrunk record \
+                 or a plan), not a binary or compressed file",
+            )
+        }
+        io::ErrorKind::NotFound => CliError::new(format!("cannot read {name}: {e}"))
+            .hint("check the path; relative paths start at the current directory"),
+        _ => CliError::new(format!("cannot read {name}: {e}")),
+    })
 }
 
 /// Creates `dir` and its missing parents.

@@ -33,10 +33,11 @@ pub fn error_line(id: &str, title: &str, message: &str, repro: Option<&str>) -> 
     format!("::error {}::{}", properties.join(","), data(&body))
 }
 
-/// Prints [`error_line`] when running on GitHub Actions.
-pub fn annotate(id: &str, title: &str, message: &str, repro: Option<&str>) {
+/// Writes [`error_line`] to `out` when running on GitHub Actions (`out` is stdout, or
+/// stderr when stdout carries JSON: the runner reads workflow commands from both).
+pub fn annotate(out: &mut dyn Write, id: &str, title: &str, message: &str, repro: Option<&str>) {
     if on_github() {
-        println!("{}", error_line(id, title, message, repro));
+        let _ = writeln!(out, "{}", error_line(id, title, message, repro));
     }
 }
 

@@ -10,9 +10,9 @@ pub struct ListArgs {
     /// Only entries with this status: implemented, planned or not-applicable.
     #[arg(long)]
     status: Option<String>,
-    /// Only ids starting with this prefix (for example `core.` or `pattern.1`).
-    #[arg(long)]
-    prefix: Option<String>,
+    /// Which entries (default: all of them).
+    #[command(flatten)]
+    filter: super::select::Filter,
     /// Print a JSON array instead of a table.
     #[arg(long)]
     json: bool,
@@ -68,11 +68,16 @@ pub fn list(args: ListArgs) -> Result<ExitCode, CliError> {
         })?),
     };
     let catalog = Catalog::embedded();
+    check_names(
+        &args.filter,
+        &catalog.ids().collect::<Vec<_>>(),
+        "catalog entry",
+    )?;
     let entries: Vec<ListedEntry> = catalog
         .entries
         .iter()
         .filter(|e| status.is_none_or(|s| e.status == s))
-        .filter(|e| args.prefix.as_deref().is_none_or(|p| e.id.starts_with(p)))
+        .filter(|e| args.filter.matches(&e.id))
         .map(|e| ListedEntry {
             id: &e.id,
             title: &e.title,
@@ -103,18 +108,36 @@ pub fn list(args: ListArgs) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::SUCCESS);
     }
     if entries.is_empty() {
-        let hint = if let Some(p) = &args.prefix {
-            let known: Vec<&str> = catalog.ids().collect();
-            let near = super::suggest::closest(p, known.into_iter());
-            if near.is_empty() {
-                "prefixes are core., enable., cwm., api. and pattern.".to_string()
-            } else {
-                format!("did you mean {}?", near.join(", "))
+        let selected: Vec<Status> = catalog
+            .entries
+            .iter()
+            .filter(|e| args.filter.matches(&e.id))
+            .map(|e| e.status)
+            .collect();
+        match (status, args.filter.is_set()) {
+            (Some(wanted), true) if !selected.is_empty() => {
+                eprintln!(
+                    "{} match {} but none is {wanted} ({})",
+                    count(selected.len(), "entry", "entries"),
+                    args.filter.describe(),
+                    statuses(&selected)
+                );
             }
-        } else {
-            "no entry has that status yet".to_string()
-        };
-        eprintln!("no catalog entries match ({hint})");
+            _ => {
+                let hint = if let Some(p) = &args.filter.prefix {
+                    let known: Vec<&str> = catalog.ids().collect();
+                    let near = super::suggest::closest(p, known.into_iter());
+                    if near.is_empty() {
+                        "prefixes are core., enable., cwm., api. and pattern.".to_string()
+                    } else {
+                        format!("did you mean {}?", near.join(", "))
+                    }
+                } else {
+                    "no entry has that status yet".to_string()
+                };
+                eprintln!("no catalog entries match ({hint})");
+            }
+        }
         return Ok(ExitCode::SUCCESS);
     }
     for e in &entries {
@@ -142,10 +165,16 @@ fn list_substrate(args: &ListArgs) -> Result<ExitCode, CliError> {
             "--status applies to catalog entries, not to --substrate",
         ));
     }
+    let known: Vec<&str> = registry::all()
+        .into_iter()
+        .map(|s| s.id)
+        .filter(|id| registry::is_substrate(id))
+        .collect();
+    check_names(&args.filter, &known, "self-check")?;
     let scenarios: Vec<ListedScenario> = registry::all()
         .into_iter()
         .filter(|s| registry::is_substrate(s.id))
-        .filter(|s| args.prefix.as_deref().is_none_or(|p| s.id.starts_with(p)))
+        .filter(|s| args.filter.matches(s.id))
         .map(|s| ListedScenario {
             id: s.id,
             title: s.title,
@@ -169,4 +198,46 @@ fn list_substrate(args: &ListArgs) -> Result<ExitCode, CliError> {
         println!("\n[plan]: declares its fault plan, so `chaos shrink` can reduce a failing run");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Exact ids must exist and patterns must match something (a prefix that matches
+/// nothing is answered with a suggestion, not an error).
+fn check_names(filter: &super::select::Filter, known: &[&str], what: &str) -> Result<(), CliError> {
+    if filter.ids.is_empty() && filter.patterns.is_empty() {
+        return Ok(());
+    }
+    let names = super::select::Filter {
+        prefix: None,
+        ..filter.clone()
+    };
+    names.select(known, what).map(|_| ())
+}
+
+/// `1 entry`, `12 entries`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// What statuses the entries have: `they are planned`, `5 planned, 2 not-applicable`.
+fn statuses(found: &[Status]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for status in found {
+        match counts.iter_mut().find(|(name, _)| *name == status.name()) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((status.name(), 1)),
+        }
+    }
+    match counts.as_slice() {
+        [(name, _)] if found.len() == 1 => format!("it is {name}"),
+        [(name, _)] => format!("they are {name}"),
+        _ => counts
+            .iter()
+            .map(|(name, n)| format!("{n} {name}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
 }

@@ -7,9 +7,13 @@ mod files;
 mod gate;
 mod github;
 mod list;
+mod output;
+mod provenance;
 mod report;
 mod repro;
 mod run;
+mod seeds;
+mod select;
 mod shrink;
 mod suggest;
 mod sweep;
@@ -19,7 +23,22 @@ use std::process::ExitCode;
 
 /// Deterministic simulation and chaos tests for the agent platform engine.
 #[derive(Parser, Debug)]
-#[command(name = "chaos", version, about, propagate_version = true)]
+// `chaos --version` names the build, as the provenance in its files does.
+#[command(
+    name = "chaos",
+    version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (commit ",
+        env!("CHAOS_BUILD_COMMIT"),
+        ", dirty: ",
+        env!("CHAOS_BUILD_DIRTY"),
+        ", ",
+        env!("CHAOS_BUILD_TOOLCHAIN"),
+        ")"
+    ),
+    about,
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -126,8 +126,9 @@ pub(super) fn load_merged(
         loaded.push(file);
     }
     merge(loaded).map_err(|e| {
-        CliError::new(e.message)
-            .hint("give each shard of a sweep once; shards of one sweep share seeds and prefix")
+        CliError::new(e.message).hint(e.hint.unwrap_or_else(|| {
+            "give each shard of a sweep once; shards of one sweep share seeds and prefix".into()
+        }))
     })
 }
 

@@ -23,7 +23,7 @@ pub struct ReproArgs {
     /// A failure record or sweep file, or a scenario id.
     target: String,
     /// The seed (required with an id; with a sweep file, picks that run).
-    #[arg(long)]
+    #[arg(long, value_parser = super::seeds::parse_seed)]
     seed: Option<u64>,
     /// Trace events shown before the end of the run.
     #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(1..=200))]
@@ -37,7 +37,9 @@ enum Recorded {
 }
 
 pub fn repro(args: ReproArgs) -> Result<ExitCode, CliError> {
-    let (id, seed, recorded) = if Path::new(&args.target).is_file() {
+    // Anything on disk by that name is a file to read (a directory gets a clear error
+    // there), not an id.
+    let (id, seed, recorded) = if Path::new(&args.target).exists() {
         let recorded = record_from_file(Path::new(&args.target), args.seed)?;
         let (id, seed) = match &recorded {
             Recorded::Run(r) => (r.id.clone(), r.seed),
@@ -99,9 +101,23 @@ pub fn repro(args: ReproArgs) -> Result<ExitCode, CliError> {
             println!("replay: identical to the record (trace hash {hash})");
         } else {
             println!(
-                "replay: DIFFERS from the record: trace hash {hash} then, {} now; verdict {:?} \
-                 then, {:?} now (the code changed since, or the run is not deterministic)",
-                record.trace_hash, verdict, record.verdict
+                "replay: DIFFERS from the record: trace hash {hash} then, {} now; verdict {} \
+                 then, {} now (the code changed since, or the run is not deterministic)",
+                record.trace_hash,
+                verdict_name(verdict),
+                verdict_name(record.verdict)
+            );
+        }
+        // A record made by another build may replay differently for that reason alone.
+        let here = super::provenance::current();
+        if let Recorded::Run(r) = recorded
+            && let Some(then) = r.provenance.as_ref().filter(|p| !p.same_build(&here))
+        {
+            println!(
+                "note: recorded by {} ({}), replayed by {}",
+                then.build(),
+                then.date,
+                here.build()
             );
         }
     }
@@ -125,6 +141,14 @@ pub fn repro(args: ReproArgs) -> Result<ExitCode, CliError> {
             println!("verdict: PASS (the run did not fail)");
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `pass` or `fail`, as records spell it.
+fn verdict_name(verdict: reports::Verdict) -> &'static str {
+    match verdict {
+        reports::Verdict::Pass => "pass",
+        reports::Verdict::Fail => "fail",
     }
 }
 
@@ -156,11 +180,17 @@ fn record_from_file(path: &Path, seed: Option<u64>) -> Result<Recorded, CliError
             ))
         })?
         .file;
+    let built_by = sweep.provenance;
     let pick = sweep
         .records
         .into_iter()
         .filter(|r| seed.is_none_or(|s| r.seed == s))
-        .find(|r| !r.passed() || seed.is_some());
+        .find(|r| !r.passed() || seed.is_some())
+        // The file names the build once for all its records.
+        .map(|r| reports::RunRecord {
+            provenance: r.provenance.or(built_by),
+            ..r
+        });
     pick.map(Recorded::Run).ok_or_else(|| match seed {
         Some(s) => CliError::new(format!("{name} has no run with seed {s}")),
         None => CliError::new(format!("{name} has no failing run"))

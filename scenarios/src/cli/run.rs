@@ -13,14 +13,18 @@ pub struct RunArgs {
     /// Scenario id (see `chaos list --status implemented` and `chaos list --substrate`).
     id: String,
     /// The run seed (any unsigned 64-bit integer).
-    #[arg(long)]
+    #[arg(long, value_parser = super::seeds::parse_seed)]
     seed: u64,
     /// Print the trace in simulated time.
     #[arg(long)]
     trace: bool,
-    /// Print the run record as JSON instead of text.
+    /// Print the run record as JSON instead of text (with --trace, the trace is in it,
+    /// as the `trace` array).
     #[arg(long)]
     json: bool,
+    /// Also write the run record as JSON to FILE (with --trace, the trace is in it).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
     /// Also write the trace as JSON lines to this file.
     #[arg(long, value_name = "FILE")]
     trace_jsonl: Option<std::path::PathBuf>,
@@ -127,11 +131,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         })?;
     }
     let mut out = std::io::stdout().lock();
-    if args.json {
-        let json =
-            serde_json::to_string_pretty(record).map_err(|e| CliError::new(e.to_string()))?;
-        let _ = writeln!(out, "{json}");
-    } else {
+    if args.json || args.output.is_some() {
+        let json = record_json(record, args.trace.then_some(&result.trace))?;
+        if let Some(path) = &args.output {
+            super::files::write_text(path, &json)?;
+        }
+        if args.json {
+            let _ = write!(out, "{json}");
+        }
+    }
+    if !args.json {
         if args.trace {
             for line in &result.trace.lines {
                 let _ = writeln!(out, "{line}");
@@ -192,6 +201,28 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     })
 }
 
+/// The run record as pretty JSON (ending in a newline), with this build's provenance
+/// and, when given, the trace: `trace` (its kept lines, as `--trace-jsonl` writes them)
+/// and `trace_lines_dropped` (later events only the hash covers).
+fn record_json(
+    record: &reports::RunRecord,
+    trace: Option<&sim::trace::TraceSummary>,
+) -> Result<String, CliError> {
+    let encode = |e: serde_json::Error| CliError::new(format!("cannot encode the record: {e}"));
+    let mut record = record.clone();
+    record.provenance = Some(super::provenance::current());
+    let mut value = serde_json::to_value(&record).map_err(encode)?;
+    if let (Some(trace), Some(fields)) = (trace, value.as_object_mut()) {
+        let lines = serde_json::to_value(&trace.lines).map_err(encode)?;
+        fields.insert("trace".to_string(), lines);
+        fields.insert(
+            "trace_lines_dropped".to_string(),
+            trace.lines_dropped.into(),
+        );
+    }
+    Ok(serde_json::to_string_pretty(&value).map_err(encode)? + "\n")
+}
+
 fn run_real(scenario: &'static Scenario, args: &RunArgs) -> Result<ExitCode, CliError> {
     let program = args
         .worker_bin
@@ -206,18 +237,27 @@ fn run_real(scenario: &'static Scenario, args: &RunArgs) -> Result<ExitCode, Cli
             .hint("`chaos list --json` shows which scenarios have a reality check (real: true)")
     })?;
     let mut out = std::io::stdout().lock();
-    if args.json {
-        let text =
-            serde_json::to_string_pretty(&record).map_err(|e| CliError::new(e.to_string()))?;
-        let _ = writeln!(out, "{text}");
-    } else {
+    if args.json || args.output.is_some() {
+        let json = record_json(&record, None)?;
+        if let Some(path) = &args.output {
+            super::files::write_text(path, &json)?;
+        }
+        if args.json {
+            let _ = write!(out, "{json}");
+        }
+    }
+    if !args.json {
         let _ = writeln!(
             out,
             "scenario:    {} (seed {}, real environment)",
             record.id, record.seed
         );
         let _ = writeln!(out, "cores:       {}", scenario.cores.join(", "));
-        let _ = writeln!(out, "verdict:     {:?}", record.verdict);
+        let verdict = match record.failure_class {
+            None => "PASS".to_string(),
+            Some(class) => format!("FAIL ({class})"),
+        };
+        let _ = writeln!(out, "verdict:     {verdict}");
         if let Some(message) = &record.message {
             let _ = writeln!(out, "failure:     {message}");
         }

@@ -21,14 +21,15 @@ pub struct ShrinkArgs {
     /// Scenario id (one that declares a fault plan: see `chaos list --substrate`).
     id: String,
     /// The seed of the failing run.
-    #[arg(long)]
+    #[arg(long, value_parser = super::seeds::parse_seed)]
     seed: u64,
     /// At most this many runs for the whole shrink.
     #[arg(long, default_value_t = MAX_RUNS_DEFAULT as u64,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     max_runs: u64,
-    /// Where to save the minimal run (default `results/shrunk-ID-seedN.json`).
-    #[arg(long, value_name = "FILE")]
+    /// Where to save the minimal run (default `results/shrunk-ID-seedN.json`); `-o` and
+    /// `--output`, as in the other commands, are the same.
+    #[arg(long, short = 'o', visible_alias = "output", value_name = "FILE")]
     out: Option<PathBuf>,
     /// Start from this plan instead of the seed's own: a fault plan as JSON, or a
     /// `chaos-shrunk/1` record (its plan).

@@ -20,7 +20,9 @@ fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// Up to three known ids closest to `wanted` (case-insensitive prefix matches first).
+/// Up to three distinct known ids closest to `wanted` (case-insensitive prefix matches
+/// first). `known` may list an id twice (a catalog entry and its scenario): it is
+/// suggested once.
 pub fn closest<'a>(wanted: &str, known: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     let lower = wanted.to_lowercase();
     let mut scored: Vec<(usize, &str)> = known
@@ -35,6 +37,8 @@ pub fn closest<'a>(wanted: &str, known: impl Iterator<Item = &'a str>) -> Vec<&'
         .filter(|(score, _)| *score <= 3.max(wanted.len() / 3))
         .collect();
     scored.sort();
+    // One id always gets one score, so its copies are neighbours after the sort.
+    scored.dedup();
     scored.into_iter().take(3).map(|(_, id)| id).collect()
 }
 
@@ -59,5 +63,14 @@ mod tests {
             vec!["sim.net.partition-heal-no-loss"]
         );
         assert!(closest("zzzzzzzzzzzzzzzzzzzzzzzz", ids.iter().copied()).is_empty());
+    }
+
+    #[test]
+    fn an_id_known_twice_is_suggested_once() {
+        let twice = ["core.EC-001", "core.EC-002", "core.EC-001", "core.EC-002"];
+        assert_eq!(
+            closest("core.EC-00", twice.iter().copied()),
+            ["core.EC-001", "core.EC-002"]
+        );
     }
 }

@@ -1,4 +1,6 @@
 use super::CliError;
+use super::output::{JSON_TO_STDOUT, JsonTargets, say};
+use super::select::Filter;
 use crate::registry;
 use crate::runner::{Job, sweep as run_sweep};
 use crate::scenario::Scenario;
@@ -7,32 +9,40 @@ use indicatif::{ProgressBar, ProgressStyle};
 use reports::shard::Shard;
 use reports::summary::{render_table, summarize};
 use reports::sweep_file::{SWEEP_SCHEMA, SweepFile};
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct SweepArgs {
-    /// Only scenarios whose id starts with this prefix (default: every scenario).
-    #[arg(long)]
-    prefix: Option<String>,
+    /// Which scenarios (default: every scenario).
+    #[command(flatten)]
+    filter: Filter,
     /// Seeds per scenario.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     seeds: u64,
     /// First seed; runs use seeds `seed_start .. seed_start + seeds`.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::seeds::parse_seed)]
     seed_start: u64,
     /// Runs in parallel (default: the machine's cores).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     jobs: Option<u64>,
-    /// Write the sweep file (schema chaos-sweep/1: the sweep, the shard, one record per
-    /// run) to this file; `chaos report` reads and merges such files.
-    #[arg(long, value_name = "FILE")]
+    /// Print the sweep file (schema chaos-sweep/1: the sweep, the shard, one record per
+    /// run) to stdout; the summary goes to stderr. (`--json FILE`, the older spelling of
+    /// `--output FILE`, still works.)
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = JSON_TO_STDOUT)]
     json: Option<PathBuf>,
+    /// Write the sweep file to FILE; `chaos report` reads and merges such files.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
     /// Run only shard I of N (1-based): every N-th job of the sweep ordered by (scenario,
     /// seed). The N shards are disjoint and together are the whole sweep.
     #[arg(long, value_name = "I/N", value_parser = Shard::parse)]
     shard: Option<Shard>,
+    /// nextest's spelling of --shard: `count:I/N` is `--shard I/N`.
+    #[arg(long, value_name = "count:I/N", value_parser = Shard::parse_partition,
+          conflicts_with = "shard")]
+    partition: Option<Shard>,
 }
 
 /// The jobs of shard `shard` of scenarios × seeds `seed_start..=last`, in (id, seed)
@@ -51,23 +61,15 @@ pub fn shard_jobs(
 }
 
 pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
-    let scenarios = registry::select(args.prefix.as_deref());
-    if scenarios.is_empty() {
-        let prefix = args.prefix.unwrap_or_default();
-        let near = super::suggest::closest(&prefix, registry::all().iter().map(|s| s.id));
-        let hint = if near.is_empty() {
-            "`chaos list --status implemented` and `chaos list --substrate` show what exists"
-                .to_string()
-        } else {
-            format!("did you mean {}?", near.join(", "))
-        };
-        return Err(CliError::new(format!("no scenario id starts with {prefix:?}")).hint(hint));
-    }
-    let last = args
-        .seed_start
-        .checked_add(args.seeds - 1)
-        .ok_or_else(|| CliError::new("--seed-start plus --seeds overflows a 64-bit seed"))?;
-    let shard = args.shard.unwrap_or(Shard::WHOLE);
+    let targets = JsonTargets::new(args.json.clone(), args.output.clone())?;
+    let known: Vec<&'static str> = registry::all().iter().map(|s| s.id).collect();
+    let taken = args.filter.select(&known, "scenario")?;
+    let scenarios: Vec<&'static Scenario> = registry::all()
+        .into_iter()
+        .filter(|s| taken.contains(&s.id))
+        .collect();
+    let last = super::seeds::last_seed(args.seed_start, args.seeds)?;
+    let shard = args.shard.or(args.partition).unwrap_or(Shard::WHOLE);
     let jobs = shard_jobs(&scenarios, args.seed_start, last, shard);
     // Same product as the job list before sharding; a u64 cannot overflow here because
     // `--seeds` is at most 1,000,000 and the registry is small.
@@ -96,7 +98,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
         bar.inc(1);
     });
     bar.finish_and_clear();
-    if let Some(path) = &args.json {
+    if targets.stdout || targets.file.is_some() {
         let mut ids: Vec<String> = jobs.iter().map(|j| j.scenario.id.to_string()).collect();
         ids.sort();
         ids.dedup();
@@ -105,24 +107,28 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
             shard,
             seed_start: args.seed_start,
             seeds: args.seeds,
-            prefix: args.prefix.clone(),
+            prefix: args.filter.prefix.clone(),
+            filters: args.filter.names(),
             jobs_total,
             scenarios: ids,
             records: records.clone(),
             determinism: None,
+            provenance: Some(super::provenance::current()),
         };
         let json = file.to_json().map_err(|e| CliError::new(e.to_string()))?;
-        super::files::write_text(path, &(json + "\n"))?;
+        targets.write(&json)?;
     }
+    let mut out = targets.human();
     let summaries = summarize(&records);
-    print!("{}", render_table(&summaries));
+    let _ = write!(out, "{}", render_table(&summaries));
     let failed: Vec<_> = records.iter().filter(|r| !r.passed()).collect();
     let inert: Vec<_> = summaries.iter().filter(|s| s.inert()).collect();
     // A shard holds only some of a scenario's seeds: its faults may well fire in another
     // shard's runs, so inertness is judged on the merge (`chaos report`), not here.
     let inert_decides = shard.is_whole();
     for r in failed.iter().take(20) {
-        println!(
+        say!(
+            out,
             "FAIL {} seed {} ({}): {}\n  repro: {}",
             r.id,
             r.seed,
@@ -132,24 +138,28 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
         );
     }
     if failed.len() > 20 {
-        println!("… and {} more failures", failed.len() - 20);
+        say!(out, "… and {} more failures", failed.len() - 20);
     }
     for s in &inert {
         if inert_decides {
-            println!(
+            say!(
+                out,
                 "INERT {}: none of its own faults fired in {} runs",
-                s.id, s.runs
+                s.id,
+                s.runs
             );
         } else {
-            println!(
+            say!(
+                out,
                 "no own fault of {} fired in this shard's {} runs (judged over all shards by \
                  `chaos report`)",
-                s.id, s.runs
+                s.id,
+                s.runs
             );
         }
     }
-    if let Some(path) = &args.json {
-        println!("records: {}", path.display());
+    if let Some(path) = &targets.file {
+        say!(out, "records: {}", path.display());
     }
     let of_shard = if shard.is_whole() {
         String::new()
@@ -161,14 +171,16 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
     } else {
         "inert scenarios are judged on the merged shards".to_string()
     };
-    println!(
+    say!(
+        out,
         "\n{} runs of {} scenarios (seeds {}..={last}{of_shard}), {inert_count}",
         records.len(),
         summaries.len(),
         args.seed_start,
     );
     // Last, in the plain form CI log readers understand.
-    println!(
+    say!(
+        out,
         "sweep: {} passed, {} failed",
         records.len() - failed.len(),
         failed.len()

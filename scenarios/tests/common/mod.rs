@@ -42,3 +42,8 @@ pub fn read(path: &Path) -> String {
 pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
+
+#[allow(clippy::disallowed_methods, reason = "writing test input files")]
+pub fn write_bytes(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+}
