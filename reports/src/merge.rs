@@ -250,6 +250,7 @@ mod tests {
                 scenarios,
                 records: mine.iter().map(|(id, s)| record(id, *s)).collect(),
                 determinism: None,
+                elapsed_ms: None,
             },
         }
     }

@@ -40,6 +40,11 @@ pub struct SweepFile {
     /// sweep); `Some(vec![])` when a check ran and found nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub determinism: Option<Vec<DeterminismFinding>>,
+    /// Elapsed wall time of the whole command that wrote the file, ms (its runs ran in
+    /// parallel, so it is less than the sum of their `wall_ms`). `None` in files written
+    /// before it was recorded. Wall clock: for people, never compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<u64>,
 }
 
 /// A scenario and seed that gave two different traces when run twice.
@@ -164,6 +169,7 @@ impl SweepFile {
             scenarios,
             records,
             determinism: None,
+            elapsed_ms: None,
         }
     }
 
@@ -227,6 +233,7 @@ mod tests {
             scenarios: vec!["sim.a".to_string()],
             records: vec![record("sim.a", 2), record("sim.a", 4)],
             determinism: None,
+            elapsed_ms: None,
         }
     }
 

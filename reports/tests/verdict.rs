@@ -124,7 +124,7 @@ fn a_determinism_finding_blocks_and_an_empty_check_does_not() {
 }
 
 #[test]
-fn a_planned_entry_blocks_only_when_high_risk() {
+fn a_planned_entry_blocks_only_when_high_risk_under_the_builtin_policy() {
     let mut catalog = clean_catalog();
     catalog.push(entry(
         "core.EC-005",
@@ -133,7 +133,7 @@ fn a_planned_entry_blocks_only_when_high_risk() {
         EntryStatus::Planned,
     ));
     let r = report_of(&clean_merge(), &catalog);
-    assert_eq!(kinds(&r), vec![BlockerKind::HighRiskPlanned]);
+    assert_eq!(kinds(&r), vec![BlockerKind::Planned]);
     assert_eq!(r.verdict.blocking[0].id.as_deref(), Some("core.EC-005"));
     // A high-risk not-applicable entry is counted, not blocking.
     catalog.pop();

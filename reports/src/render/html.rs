@@ -7,8 +7,11 @@
 
 use super::RenderError;
 use super::svg::{self, Bar, Chart, Scale, Segment};
-use super::text::{BLOCKERS_UNFOLDED_MAX, blocker_groups, failing_seeds, seconds, verdict_word};
-use crate::readiness::{CoverageRow, Outcome, Readiness};
+use super::text::{
+    BLOCKERS_UNFOLDED_MAX, blocker_groups, change_text, coverage_line, failing_seeds,
+    judgement_word, policy_line, regression_line, run_time, seconds, trend_scenarios, verdict_word,
+};
+use crate::readiness::{CoverageRow, Outcome, Readiness, VerdictName, plural};
 use minijinja::value::{Serde, Value};
 use minijinja::{Environment, UndefinedBehavior, context};
 use std::collections::BTreeMap;
@@ -28,6 +31,8 @@ pub fn html(r: &Readiness) -> Result<String, RenderError> {
     // A typo in the template must fail the snapshot tests, not render as empty text.
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.add_filter("seconds", |ms: u64| seconds(ms));
+    // `{{ n | plural("run") }}`: `1 run`, `2 runs`.
+    env.add_filter("plural", |n: u64, noun: String| plural(n, &noun));
     // The template sees an outcome in its serialized form; this gives the words people read.
     env.add_filter("outcome_label", |name: String| {
         Outcome::ALL
@@ -57,22 +62,62 @@ pub fn html(r: &Readiness) -> Result<String, RenderError> {
         .filter(|s| s.outcome == Outcome::Failed)
         .map(|s| (s.id.as_str(), failing_seeds(r, &s.id, SEEDS_LISTED_MAX)))
         .collect();
-    let blockers: Vec<Value> = blocker_groups(r)
-        .into_iter()
-        .map(|g| {
-            let folded = g.messages.len() > BLOCKERS_UNFOLDED_MAX;
-            let messages: Vec<String> = g.messages.into_iter().map(str::to_string).collect();
-            context! { label => g.label, messages => messages, folded => folded }
+    let groups = blocker_groups(r);
+    let verdicts: Vec<Value> = [
+        (VerdictName::Regression, "Regression"),
+        (VerdictName::Coverage, "Coverage"),
+    ]
+    .into_iter()
+    .map(|(name, title)| {
+        let mine: Vec<Value> = groups
+            .iter()
+            .filter(|g| g.verdict == name)
+            .map(|g| {
+                let folded = g.messages.len() > BLOCKERS_UNFOLDED_MAX;
+                let messages: Vec<String> = g.messages.iter().map(|m| m.to_string()).collect();
+                context! { label => g.label, messages => messages, folded => folded }
+            })
+            .collect();
+        let pass = match name {
+            VerdictName::Regression => r.verdict.regression.pass,
+            VerdictName::Coverage => r.verdict.coverage.pass,
+        };
+        context! {
+            title => title,
+            word => judgement_word(r, name),
+            pass => pass,
+            groups => mine,
+        }
+    })
+    .collect();
+    let trend: Vec<Value> = r
+        .trend
+        .as_ref()
+        .map(|t| {
+            trend_scenarios(t)
+                .into_iter()
+                .map(|(heading, list)| {
+                    let items: Vec<String> = list.iter().map(change_text).collect();
+                    context! { heading => heading, items => items }
+                })
+                .collect()
         })
-        .collect();
+        .unwrap_or_default();
     env.get_template(TEMPLATE_NAME)
         .and_then(|t| {
             t.render(context! {
                 r => Value::from(Serde(r)),
                 verdict_word => verdict_word(r),
+                lines => context! {
+                    regression => regression_line(r),
+                    coverage => coverage_line(r),
+                    policy => policy_line(r),
+                    run_time => run_time(&r.totals),
+                },
                 charts => charts,
                 failing_seeds => failing_seeds,
-                blockers => blockers,
+                verdicts => verdicts,
+                trend => trend,
             })
         })
         .map_err(error)
@@ -118,44 +163,98 @@ fn coverage_chart(title: &str, rows: &[CoverageRow]) -> String {
     .to_svg()
 }
 
+/// One bar per subsystem (not per scenario: a hundred green bars would push everything
+/// else down), its failing and inert scenarios named beside it.
 fn pass_rate_chart(r: &Readiness) -> String {
+    struct Group {
+        passed: u64,
+        failed: u64,
+        inert_passed: u64,
+        scenarios: u64,
+        failing: Vec<String>,
+    }
+    let mut groups: Vec<(String, Group)> = Vec::new();
+    for s in r.scenarios.iter().filter(|s| s.runs > 0) {
+        let key = format!("{} / {}", s.source, s.subsystem);
+        let i = match groups.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                groups.push((
+                    key,
+                    Group {
+                        passed: 0,
+                        failed: 0,
+                        inert_passed: 0,
+                        scenarios: 0,
+                        failing: Vec::new(),
+                    },
+                ));
+                groups.len() - 1
+            }
+        };
+        let g = &mut groups[i].1;
+        g.scenarios += 1;
+        g.failed += s.failed;
+        if s.inert || s.unknown {
+            g.inert_passed += s.passed;
+        } else {
+            g.passed += s.passed;
+        }
+        if matches!(
+            s.outcome,
+            Outcome::Failed | Outcome::Inert | Outcome::Unknown
+        ) {
+            g.failing.push(format!("{} {}", s.id, s.outcome.name()));
+        }
+    }
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
     Chart {
-        title: "pass rate per scenario",
-        bars: r
-            .scenarios
-            .iter()
-            .filter(|s| s.runs > 0)
-            .map(|s| Bar {
-                label: s.id.clone(),
-                segments: vec![
-                    Segment {
-                        value: s.passed,
-                        color: if s.inert { svg::PURPLE } else { svg::GREEN },
-                        name: if s.inert {
-                            "passed but inert"
-                        } else {
-                            "passed"
+        title: "pass rate per subsystem",
+        bars: groups
+            .into_iter()
+            .map(|(label, g)| {
+                let runs = g.passed + g.failed + g.inert_passed;
+                let mut note = format!(
+                    "{} of {}, {}",
+                    super::text::percent(g.passed, runs),
+                    plural(runs, "run"),
+                    plural(g.scenarios, "scenario")
+                );
+                // The note has little room; the failing section names them all.
+                match g.failing.as_slice() {
+                    [] => {}
+                    [one] => note = format!("{note}; {one}"),
+                    [first, ..] => {
+                        note = format!("{note}; {first} and {} more", g.failing.len() - 1)
+                    }
+                }
+                Bar {
+                    label,
+                    segments: vec![
+                        Segment {
+                            value: g.passed,
+                            color: svg::GREEN,
+                            name: "passed",
                         },
-                    },
-                    Segment {
-                        value: s.failed,
-                        color: svg::RED,
-                        name: "failed",
-                    },
-                ],
-                note: format!(
-                    "{} ({}/{}){}",
-                    super::text::percent(s.passed, s.runs),
-                    s.passed,
-                    s.runs,
-                    if s.inert { " INERT" } else { "" }
-                ),
+                        Segment {
+                            value: g.inert_passed,
+                            color: svg::PURPLE,
+                            name: "passed, but inert or unknown",
+                        },
+                        Segment {
+                            value: g.failed,
+                            color: svg::RED,
+                            name: "failed",
+                        },
+                    ],
+                    note,
+                }
             })
             .collect(),
         legend: vec![
             (svg::GREEN, "passed"),
             (svg::RED, "failed"),
-            (svg::PURPLE, "passed, but inert"),
+            (svg::PURPLE, "passed, but inert or unknown"),
         ],
         scale: Scale::Share,
     }
@@ -175,7 +274,7 @@ fn faults_chart(r: &Readiness) -> String {
                     color: svg::BLUE,
                     name: "fired",
                 }],
-                note: format!("{} in {} runs", f.fired, f.runs),
+                note: format!("{} in {}", f.fired, plural(f.runs, "run")),
             })
             .collect(),
         legend: Vec::new(),

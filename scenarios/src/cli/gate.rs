@@ -53,6 +53,7 @@ pub struct GateArgs {
 }
 
 pub fn gate(args: GateArgs) -> Result<ExitCode, CliError> {
+    let stopwatch = super::elapsed::Stopwatch::start();
     let old = match read_text(&args.baseline) {
         Ok(text) => Some(Baseline::parse(&text).map_err(|e| {
             CliError::new(format!("{}: {e}", args.baseline.display()))
@@ -135,6 +136,7 @@ pub fn gate(args: GateArgs) -> Result<ExitCode, CliError> {
             scenarios: ids,
             records: records.clone(),
             determinism: Some(determinism.clone()),
+            elapsed_ms: args.from.is_empty().then(|| stopwatch.elapsed_ms()),
         };
         let json = file.to_json().map_err(|e| CliError::new(e.to_string()))?;
         write_text(path, &(json + "\n"))?;

@@ -3,6 +3,7 @@
 //! Every bad input (unknown id, bad seed, bad flag, unwritable file) ends in a clear
 //! message, a suggestion where one helps, and exit status 2; never a panic.
 
+mod elapsed;
 mod files;
 mod gate;
 mod list;

@@ -51,6 +51,7 @@ pub fn shard_jobs(
 }
 
 pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
+    let stopwatch = super::elapsed::Stopwatch::start();
     let scenarios = registry::select(args.prefix.as_deref());
     if scenarios.is_empty() {
         let prefix = args.prefix.unwrap_or_default();
@@ -110,6 +111,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
             scenarios: ids,
             records: records.clone(),
             determinism: None,
+            elapsed_ms: Some(stopwatch.elapsed_ms()),
         };
         let json = file.to_json().map_err(|e| CliError::new(e.to_string()))?;
         super::files::write_text(path, &(json + "\n"))?;
