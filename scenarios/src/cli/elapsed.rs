@@ -4,8 +4,16 @@
 use std::time::Instant;
 
 /// Started when created.
+#[allow(
+    clippy::disallowed_types,
+    reason = "wall time for people; never part of a run or a trace"
+)]
 pub struct Stopwatch(Instant);
 
+#[allow(
+    clippy::disallowed_types,
+    reason = "wall time for people; never part of a run or a trace"
+)]
 impl Stopwatch {
     pub fn start() -> Stopwatch {
         #[allow(

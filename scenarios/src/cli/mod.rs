@@ -8,6 +8,7 @@ mod files;
 mod gate;
 mod list;
 mod report;
+mod report_inputs;
 mod repro;
 mod run;
 mod shrink;
