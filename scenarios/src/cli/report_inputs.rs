@@ -18,7 +18,14 @@ pub const DEFAULT_POLICY: &str = "ci/readiness-policy.toml";
 /// The policy: the file named, else the default file if present, else the built-in one.
 pub fn policy(given: Option<&Path>) -> Result<Policy, CliError> {
     let (path, text) = match given {
-        Some(path) => (path.to_path_buf(), read_text_named(path)?),
+        Some(path) => (
+            path.to_path_buf(),
+            read_text_named(path).map_err(|e| {
+                e.hint(format!(
+                    "--policy names a TOML policy file, like {DEFAULT_POLICY} in this repository"
+                ))
+            })?,
+        ),
         None => match read_text(Path::new(DEFAULT_POLICY)) {
             Ok(text) => (PathBuf::from(DEFAULT_POLICY), text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Policy::builtin()),
