@@ -203,8 +203,11 @@ fn coverage(o: &mut String, r: &Readiness) {
     let c = &r.coverage;
     let _ = writeln!(
         o,
-        "{} entries: {} implemented, {} planned, {} not applicable.\n",
-        c.total.total, c.total.implemented, c.total.planned, c.total.not_applicable
+        "{}: {} implemented, {} planned, {} not applicable.\n",
+        plural(c.total.total, "entry"),
+        c.total.implemented,
+        c.total.planned,
+        c.total.not_applicable
     );
     let _ = writeln!(
         o,
