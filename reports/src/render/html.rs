@@ -8,10 +8,11 @@
 use super::RenderError;
 use super::svg::{self, Bar, Chart, Scale, Segment};
 use super::text::{
-    BLOCKERS_UNFOLDED_MAX, blocker_groups, change_text, coverage_line, failing_seeds,
-    judgement_word, policy_line, regression_line, run_time, seconds, trend_scenarios, verdict_word,
+    BLOCKERS_UNFOLDED_MAX, blocker_groups, change_text, changed_faults, coverage_line,
+    failing_seeds, judgement_word, policy_line, regression_line, run_time, seconds,
+    trend_scenarios, verdict_word,
 };
-use crate::readiness::{CoverageRow, Outcome, Readiness, VerdictName, plural};
+use crate::readiness::{CoverageRow, Outcome, Readiness, ScenarioReport, VerdictName, plural};
 use minijinja::value::{Serde, Value};
 use minijinja::{Environment, UndefinedBehavior, context};
 use std::collections::BTreeMap;
@@ -90,6 +91,20 @@ pub fn html(r: &Readiness) -> Result<String, RenderError> {
         }
     })
     .collect();
+    let (trend_faults, trend_faults_same): (Vec<Value>, usize) = match &r.trend {
+        Some(t) => {
+            let changed = changed_faults(t);
+            let same = t.faults.len() - changed.len();
+            (
+                changed
+                    .into_iter()
+                    .map(|f| Value::from(Serde(f.clone())))
+                    .collect(),
+                same,
+            )
+        }
+        None => (Vec::new(), 0),
+    };
     let trend: Vec<Value> = r
         .trend
         .as_ref()
@@ -118,6 +133,8 @@ pub fn html(r: &Readiness) -> Result<String, RenderError> {
                 failing_seeds => failing_seeds,
                 verdicts => verdicts,
                 trend => trend,
+                trend_faults => trend_faults,
+                trend_faults_same => trend_faults_same,
             })
         })
         .map_err(error)
@@ -164,93 +181,53 @@ fn coverage_chart(title: &str, rows: &[CoverageRow]) -> String {
 }
 
 /// One bar per subsystem (not per scenario: a hundred green bars would push everything
-/// else down), its failing and inert scenarios named beside it.
+/// else down), each followed by a bar per scenario of it that failed, is inert or is
+/// unknown to this build, named.
 fn pass_rate_chart(r: &Readiness) -> String {
-    struct Group {
-        passed: u64,
-        failed: u64,
-        inert_passed: u64,
-        scenarios: u64,
-        failing: Vec<String>,
-    }
-    let mut groups: Vec<(String, Group)> = Vec::new();
+    // (source / subsystem, its scenarios with runs), in that key's order.
+    let mut groups: BTreeMap<String, Vec<&ScenarioReport>> = BTreeMap::new();
     for s in r.scenarios.iter().filter(|s| s.runs > 0) {
-        let key = format!("{} / {}", s.source, s.subsystem);
-        let i = match groups.iter().position(|(k, _)| *k == key) {
-            Some(i) => i,
-            None => {
-                groups.push((
-                    key,
-                    Group {
-                        passed: 0,
-                        failed: 0,
-                        inert_passed: 0,
-                        scenarios: 0,
-                        failing: Vec::new(),
-                    },
-                ));
-                groups.len() - 1
-            }
-        };
-        let g = &mut groups[i].1;
-        g.scenarios += 1;
-        g.failed += s.failed;
-        if s.inert || s.unknown {
-            g.inert_passed += s.passed;
-        } else {
-            g.passed += s.passed;
-        }
-        if matches!(
-            s.outcome,
-            Outcome::Failed | Outcome::Inert | Outcome::Unknown
-        ) {
-            g.failing.push(format!("{} {}", s.id, s.outcome.name()));
+        groups
+            .entry(format!("{} / {}", s.source, s.subsystem))
+            .or_default()
+            .push(s);
+    }
+    let mut bars = Vec::new();
+    for (label, scenarios) in groups {
+        let sum = |f: fn(&ScenarioReport) -> u64| scenarios.iter().map(|s| f(s)).sum::<u64>();
+        let suspect = |s: &ScenarioReport| s.inert || s.unknown;
+        let passed = sum(|s| if s.inert || s.unknown { 0 } else { s.passed });
+        let runs = sum(|s| s.runs);
+        bars.push(Bar {
+            label,
+            segments: segments(passed, runs - passed - sum(|s| s.failed), sum(|s| s.failed)),
+            note: format!(
+                "{} of {}, {}",
+                super::text::percent(passed, runs),
+                plural(runs, "run"),
+                plural(scenarios.len() as u64, "scenario")
+            ),
+        });
+        for s in scenarios
+            .iter()
+            .filter(|s| s.outcome != Outcome::Passed || suspect(s))
+        {
+            let suspect_passed = if suspect(s) { s.passed } else { 0 };
+            bars.push(Bar {
+                label: format!("↳ {}", s.id),
+                segments: segments(s.passed - suspect_passed, suspect_passed, s.failed),
+                note: format!(
+                    "{}: {} of {} failed",
+                    s.outcome.label(),
+                    s.failed,
+                    plural(s.runs, "run")
+                ),
+            });
         }
     }
-    groups.sort_by(|a, b| a.0.cmp(&b.0));
     Chart {
-        title: "pass rate per subsystem",
-        bars: groups
-            .into_iter()
-            .map(|(label, g)| {
-                let runs = g.passed + g.failed + g.inert_passed;
-                let mut note = format!(
-                    "{} of {}, {}",
-                    super::text::percent(g.passed, runs),
-                    plural(runs, "run"),
-                    plural(g.scenarios, "scenario")
-                );
-                // The note has little room; the failing section names them all.
-                match g.failing.as_slice() {
-                    [] => {}
-                    [one] => note = format!("{note}; {one}"),
-                    [first, ..] => {
-                        note = format!("{note}; {first} and {} more", g.failing.len() - 1)
-                    }
-                }
-                Bar {
-                    label,
-                    segments: vec![
-                        Segment {
-                            value: g.passed,
-                            color: svg::GREEN,
-                            name: "passed",
-                        },
-                        Segment {
-                            value: g.inert_passed,
-                            color: svg::PURPLE,
-                            name: "passed, but inert or unknown",
-                        },
-                        Segment {
-                            value: g.failed,
-                            color: svg::RED,
-                            name: "failed",
-                        },
-                    ],
-                    note,
-                }
-            })
-            .collect(),
+        title: "pass rate per subsystem, with its failing, inert and unknown scenarios",
+        bars,
         legend: vec![
             (svg::GREEN, "passed"),
             (svg::RED, "failed"),
@@ -259,6 +236,26 @@ fn pass_rate_chart(r: &Readiness) -> String {
         scale: Scale::Share,
     }
     .to_svg()
+}
+
+fn segments(passed: u64, suspect: u64, failed: u64) -> Vec<Segment> {
+    vec![
+        Segment {
+            value: passed,
+            color: svg::GREEN,
+            name: "passed",
+        },
+        Segment {
+            value: suspect,
+            color: svg::PURPLE,
+            name: "passed, but inert or unknown",
+        },
+        Segment {
+            value: failed,
+            color: svg::RED,
+            name: "failed",
+        },
+    ]
 }
 
 fn faults_chart(r: &Readiness) -> String {

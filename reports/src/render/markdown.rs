@@ -1,9 +1,9 @@
 //! The Markdown rendering, for a pull request or a release page.
 
 use super::text::{
-    BLOCKERS_UNFOLDED_MAX, blocker_groups, change_text, coverage_line, failing_seeds, failure_line,
-    faults_line, judgement_word, md_code, md_code_cell, md_inline, percent, policy_line,
-    regression_line, run_time, trend_scenarios, verdict_word,
+    BLOCKERS_UNFOLDED_MAX, blocker_groups, change_text, changed_faults, coverage_line,
+    failing_seeds, failure_line, faults_line, judgement_word, md_code, md_code_cell, md_inline,
+    percent, policy_line, regression_line, run_time, trend_scenarios, verdict_word,
 };
 use crate::readiness::{CoverageRow, Outcome, Readiness, ScenarioReport, VerdictName, plural};
 use std::fmt::Write as _;
@@ -98,7 +98,8 @@ fn trend(o: &mut String, r: &Readiness) {
     ] {
         let _ = writeln!(o, "| {name} | {} | {} |", c.before, c.after);
     }
-    for f in &t.faults {
+    let changed = changed_faults(t);
+    for f in &changed {
         let _ = writeln!(
             o,
             "| faults fired: {} | {} | {} |",
@@ -108,6 +109,14 @@ fn trend(o: &mut String, r: &Readiness) {
         );
     }
     let _ = writeln!(o);
+    let same = t.faults.len() - changed.len();
+    if same > 0 {
+        let _ = writeln!(
+            o,
+            "Faults fired: {} with the same count before and after.\n",
+            plural(same as u64, "other kind")
+        );
+    }
 }
 
 fn verdict(o: &mut String, r: &Readiness) {

@@ -1,7 +1,8 @@
 //! Small text helpers shared by the renderings, so numbers read the same everywhere.
 
 use crate::readiness::{
-    FailedRun, Readiness, ScenarioChange, Totals, Trend, VerdictName, WaiverStatus, plural,
+    FailedRun, FaultChange, Readiness, ScenarioChange, Totals, Trend, VerdictName, WaiverStatus,
+    plural,
 };
 use std::collections::BTreeMap;
 
@@ -128,15 +129,31 @@ pub fn trend_lines(t: &Trend) -> Vec<String> {
         t.planned.before,
         t.planned.after
     ));
-    let faults: Vec<String> = t
-        .faults
+    let changed = changed_faults(t);
+    let faults: Vec<String> = changed
         .iter()
         .map(|f| format!("{} {} → {}", f.kind, f.before, f.after))
         .collect();
-    if !faults.is_empty() {
-        lines.push(format!("  faults fired: {}", faults.join(", ")));
+    let same = t.faults.len() - changed.len();
+    match (faults.is_empty(), same) {
+        (true, 0) => {}
+        (true, _) => lines.push(format!(
+            "  faults fired: the same counts ({})",
+            plural(same as u64, "kind")
+        )),
+        (false, 0) => lines.push(format!("  faults fired: {}", faults.join(", "))),
+        (false, _) => lines.push(format!(
+            "  faults fired: {}; {} unchanged",
+            faults.join(", "),
+            plural(same as u64, "other kind")
+        )),
     }
     lines
+}
+
+/// The fault kinds whose count changed: the ones worth a line (the JSON keeps them all).
+pub fn changed_faults(t: &Trend) -> Vec<&FaultChange> {
+    t.faults.iter().filter(|f| f.before != f.after).collect()
 }
 
 /// Wall milliseconds as seconds with a unit (`12.345 s`).
