@@ -93,3 +93,29 @@ pub fn today_of(generated_at: &str) -> Result<Date, CliError> {
     Date::parse(generated_at.get(..10).unwrap_or(generated_at))
         .map_err(|e| CliError::new(format!("the system clock gives no usable date: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Catalog, SOURCES};
+
+    #[test]
+    fn every_seed_document_has_a_title() {
+        let titles = documents();
+        for (_, file, _) in SOURCES {
+            assert!(titles.contains_key(file), "{file} has no title");
+        }
+        for e in &Catalog::embedded().entries {
+            assert!(titles.contains_key(&e.source), "{}: {}", e.id, e.source);
+        }
+    }
+
+    #[test]
+    fn today_is_the_date_of_the_generation_time() {
+        assert_eq!(
+            today_of("2026-12-06T09:10:11Z").unwrap().to_string(),
+            "2026-12-06"
+        );
+        assert!(today_of("garbage").is_err());
+    }
+}
