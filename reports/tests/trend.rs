@@ -163,12 +163,16 @@ fn every_rendering_shows_the_trend_first() {
     );
     // A planted failure fires the same faults: the kinds are summed up, not listed.
     assert!(
-        md.contains("Faults fired: 3 other kinds with the same count before and after."),
+        md.contains("Faults fired: 3 kinds with the same count before and after."),
         "{md}"
     );
     assert!(!md.contains("| faults fired: `host.crash`"), "{md}");
     let page = html(&r).unwrap();
     assert!(at(&page, "id=\"trend\"") < at(&page, "id=\"verdict\""));
+    assert!(
+        page.contains("Faults fired: 3 kinds with the same count before and after."),
+        "{page}"
+    );
     assert!(page.contains("core.EC-001 (passed → failed)"), "{page}");
     let xml = junit(&r).unwrap();
     assert!(

@@ -114,7 +114,14 @@ fn trend(o: &mut String, r: &Readiness) {
         let _ = writeln!(
             o,
             "Faults fired: {} with the same count before and after.\n",
-            plural(same as u64, "other kind")
+            plural(
+                same as u64,
+                if changed.is_empty() {
+                    "kind"
+                } else {
+                    "other kind"
+                }
+            )
         );
     }
 }
