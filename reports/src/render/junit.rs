@@ -219,7 +219,7 @@ fn verdict_case(r: &Readiness) -> TestCase {
         .as_ref()
         .map_or(String::new(), |t| trend_lines(t).join("\n") + "\n");
     case.set_system_out(format!(
-        "{trend}{}\n{}\n{}\n{}, {} failed; {}\nrules:\n{}\n",
+        "{trend}{}\n{}\n{}\n{}, {} failed. {}.\nrules:\n{}\n",
         regression_line(r),
         coverage_line(r),
         policy_line(r),
