@@ -294,6 +294,7 @@ mod tests {
                 records: mine.iter().map(|(id, s)| record(id, *s)).collect(),
                 determinism: None,
                 provenance: None,
+                elapsed_ms: None,
             },
         }
     }

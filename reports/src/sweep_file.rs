@@ -49,6 +49,11 @@ pub struct SweepFile {
     /// before it was kept (and in the legacy form): such files merge with any build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Provenance>,
+    /// Elapsed wall time of the whole command that wrote the file, ms (its runs ran in
+    /// parallel, so it is less than the sum of their `wall_ms`). `None` in files written
+    /// before it was recorded. Wall clock: for people, never compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<u64>,
 }
 
 /// A scenario and seed that gave two different traces when run twice.
@@ -175,6 +180,7 @@ impl SweepFile {
             records,
             determinism: None,
             provenance: None,
+            elapsed_ms: None,
         }
     }
 
@@ -242,6 +248,7 @@ mod tests {
             records: vec![record("sim.a", 2), record("sim.a", 4)],
             determinism: None,
             provenance: Some(crate::provenance::sample("abc", false)),
+            elapsed_ms: None,
         }
     }
 

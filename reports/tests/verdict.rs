@@ -4,10 +4,12 @@
 
 mod common;
 
-use common::{entry, record, report_of, shard_file};
+use common::{entry, record, report_of, report_with, shard_file};
 use reports::catalog::{EntryStatus, Risk};
 use reports::merge::{Merged, merge};
-use reports::readiness::{BlockerKind, Outcome, Readiness};
+use reports::readiness::{
+    BlockerKind, Outcome, Policy, Readiness, VerdictName, WaiverStatus, elapsed_of,
+};
 use reports::record::{FailureClass, Verdict};
 use reports::sweep_file::DeterminismFinding;
 
@@ -124,7 +126,7 @@ fn a_determinism_finding_blocks_and_an_empty_check_does_not() {
 }
 
 #[test]
-fn a_planned_entry_blocks_only_when_high_risk() {
+fn a_planned_entry_blocks_only_when_high_risk_under_the_builtin_policy() {
     let mut catalog = clean_catalog();
     catalog.push(entry(
         "core.EC-005",
@@ -133,7 +135,7 @@ fn a_planned_entry_blocks_only_when_high_risk() {
         EntryStatus::Planned,
     ));
     let r = report_of(&clean_merge(), &catalog);
-    assert_eq!(kinds(&r), vec![BlockerKind::HighRiskPlanned]);
+    assert_eq!(kinds(&r), vec![BlockerKind::Planned]);
     assert_eq!(r.verdict.blocking[0].id.as_deref(), Some("core.EC-005"));
     // A high-risk not-applicable entry is counted, not blocking.
     catalog.pop();
@@ -179,4 +181,183 @@ fn absent_determinism_data_reads_none_recorded() {
     let html = reports::render::html(&r).unwrap();
     assert!(html.contains("None recorded"), "{html}");
     assert!(md.contains("# Release readiness: READY"), "{md}");
+}
+
+fn with_planned_high(id: &str) -> Vec<reports::catalog::CatalogEntry> {
+    let mut catalog = clean_catalog();
+    catalog.push(entry(id, "plugins", Risk::High, EntryStatus::Planned));
+    catalog
+}
+
+fn policy(text: &str) -> Policy {
+    Policy::parse("ci/readiness-policy.toml", text).unwrap()
+}
+
+fn waiver(entry: &str, owner: &str, expires: &str) -> String {
+    format!(
+        "[[waiver]]\nentry = \"{entry}\"\nreason = \"plugins subsystem not built yet\"\n\
+         owner = \"{owner}\"\nexpires = \"{expires}\"\n"
+    )
+}
+
+#[test]
+fn a_waiver_in_force_makes_coverage_ready_while_a_failing_run_still_blocks() {
+    let catalog = with_planned_high("core.EC-059");
+    let p = policy(&waiver("core.EC-05*", "engine team", "2027-03-31"));
+    let r = report_with(&clean_merge(), &catalog, &p, None);
+    assert!(r.verdict.ready, "{:#?}", r.verdict);
+    assert_eq!(
+        (r.verdict.coverage.pass, r.verdict.coverage.waived),
+        (true, 1)
+    );
+    assert_eq!(r.policy.waivers[0].status, WaiverStatus::Used);
+    assert_eq!(r.policy.waivers[0].covers, vec!["core.EC-059"]);
+    // Without the waiver the same input blocks coverage.
+    let bare = report_of(&clean_merge(), &catalog);
+    assert!(!bare.verdict.coverage.pass && bare.verdict.regression.pass);
+    // A failing run blocks regression whatever the waivers say.
+    let mut merged = clean_merge();
+    merged.records[0].verdict = Verdict::Fail;
+    let r = report_with(&merged, &catalog, &p, None);
+    assert!(!r.verdict.ready);
+    assert!(r.verdict.coverage.pass);
+    assert_eq!(
+        (r.verdict.regression.pass, r.verdict.regression.blocking),
+        (false, 1)
+    );
+    assert_eq!(kinds(&r), vec![BlockerKind::Failing]);
+    assert_eq!(r.verdict.blocking[0].verdict, VerdictName::Regression);
+}
+
+#[test]
+fn an_expired_waiver_blocks_naming_its_owner_and_date() {
+    let catalog = with_planned_high("core.EC-059");
+    // The fixture's today is 2026-11-23: a waiver holds on its last day, not after.
+    let on_its_day = policy(&waiver("core.EC-059", "plugin team", "2026-11-23"));
+    assert!(
+        report_with(&clean_merge(), &catalog, &on_its_day, None)
+            .verdict
+            .ready
+    );
+    let p = policy(&waiver("core.EC-059", "plugin team", "2026-11-22"));
+    let r = report_with(&clean_merge(), &catalog, &p, None);
+    assert_eq!(kinds(&r), vec![BlockerKind::ExpiredWaiver]);
+    let b = &r.verdict.blocking[0];
+    assert_eq!(b.verdict, VerdictName::Coverage);
+    assert_eq!(
+        b.message,
+        "the waiver for core.EC-059 (owner plugin team) expired on 2026-11-22; it still \
+         covers 1 planned entry: core.EC-059"
+    );
+    assert_eq!(r.policy.waivers[0].status, WaiverStatus::Expired);
+    assert!(r.verdict.regression.pass && !r.verdict.coverage.pass);
+    assert_eq!(r.verdict.coverage.waived, 0);
+}
+
+#[test]
+fn an_unused_waiver_is_listed_and_does_not_block_even_when_expired() {
+    let text = waiver("core.EC-059", "a", "2027-01-01") + &waiver("cwm.EC-0*", "b", "2020-01-01");
+    let r = report_with(
+        &clean_merge(),
+        &with_planned_high("core.EC-059"),
+        &policy(&text),
+        None,
+    );
+    assert!(r.verdict.ready, "{:#?}", r.verdict);
+    let statuses: Vec<_> = r.policy.waivers.iter().map(|w| w.status).collect();
+    assert_eq!(statuses, vec![WaiverStatus::Used, WaiverStatus::Unused]);
+    let md = reports::render::markdown(&r);
+    assert!(md.contains("unused: remove it?"), "{md}");
+    assert!(
+        md.contains("policy: ci/readiness-policy.toml (2 waivers: 1 used, 0 expired, 1 unused"),
+        "{md}"
+    );
+}
+
+#[test]
+fn the_policy_decides_which_risks_block() {
+    let mut catalog = clean_catalog();
+    // clean_catalog holds a medium-risk planned entry, core.EC-004.
+    let r = report_with(
+        &clean_merge(),
+        &catalog,
+        &policy("[coverage]\nblock_planned = [\"high\", \"medium\"]\n"),
+        None,
+    );
+    assert_eq!(kinds(&r), vec![BlockerKind::Planned]);
+    assert_eq!(r.verdict.blocking[0].id.as_deref(), Some("core.EC-004"));
+    assert!(
+        r.rules
+            .iter()
+            .any(|rule| rule.contains("high- or medium-risk"))
+    );
+    catalog.push(entry(
+        "core.EC-005",
+        "store",
+        Risk::High,
+        EntryStatus::Planned,
+    ));
+    let r = report_with(
+        &clean_merge(),
+        &catalog,
+        &policy("[coverage]\nblock_planned = []\n"),
+        None,
+    );
+    assert!(r.verdict.ready, "{:#?}", r.verdict);
+}
+
+#[test]
+fn runs_of_an_id_this_build_does_not_know_block_and_never_pass() {
+    let mut merged = clean_merge();
+    for r in merged
+        .records
+        .iter_mut()
+        .filter(|r| r.id.starts_with("sim."))
+    {
+        r.id = "sim.net.renamed-long-ago".to_string();
+    }
+    let r = report_of(&merged, &clean_catalog());
+    assert_eq!(kinds(&r), vec![BlockerKind::Unknown]);
+    let s = r
+        .scenarios
+        .iter()
+        .find(|s| s.id == "sim.net.renamed-long-ago")
+        .unwrap();
+    assert_eq!((s.outcome, s.unknown), (Outcome::Unknown, true));
+    assert_eq!(s.subsystem, "unknown");
+    assert_eq!(
+        (r.totals.scenarios_unknown, r.totals.scenarios_passed),
+        (1, 1)
+    );
+    assert!(
+        r.verdict.blocking[0]
+            .message
+            .starts_with("scenario sim.net.renamed-long-ago is unknown to this build: 4 runs"),
+        "{}",
+        r.verdict.blocking[0].message
+    );
+    let md = reports::render::markdown(&r);
+    assert!(md.contains("**UNKNOWN** to this build"), "{md}");
+    let xml = reports::render::junit(&r).unwrap();
+    assert!(xml.contains("type=\"unknown\""), "{xml}");
+}
+
+#[test]
+fn elapsed_time_is_the_longest_input_file() {
+    let mut files = vec![shard_file(1, 2), shard_file(2, 2)];
+    files[0].file.elapsed_ms = Some(900);
+    files[1].file.elapsed_ms = Some(1400);
+    assert_eq!(elapsed_of(&files), Some(1400));
+    files[1].file.elapsed_ms = None;
+    assert_eq!(elapsed_of(&files), Some(900));
+    files[0].file.elapsed_ms = None;
+    assert_eq!(elapsed_of(&files), None);
+    let mut r = report_of(&clean_merge(), &clean_catalog());
+    r.totals.wall_ms = 274_000;
+    r.totals.elapsed_ms = Some(141_000);
+    let md = reports::render::markdown(&r);
+    assert!(
+        md.contains("Run time 274.000 s summed over runs; 141.000 s elapsed"),
+        "{md}"
+    );
 }

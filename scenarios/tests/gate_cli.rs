@@ -105,7 +105,7 @@ fn the_gate_passes_as_expected_and_fails_with_a_named_reason() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("FAIL disappeared sim.gone"), "{text}");
     assert!(
-        text.contains("::error title=chaos gate: disappeared sim.gone::"),
+        text.contains("::error title=chaos gate%3A disappeared sim.gone::"),
         "{text}"
     );
     assert!(text.contains(&format!("note: {first}: fixed")), "{text}");

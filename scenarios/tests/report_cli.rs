@@ -1,7 +1,9 @@
 //! `chaos sweep --shard` and `chaos report` end to end: two shards of the simulator's
 //! self-checks merge to exactly the unsharded sweep, the report writes its four files
 //! (the JUnit XML with one case per scenario run set), and bad input gets a clear error
-//! with exit status 2.
+//! with exit status 2; the policy and its waivers decide the coverage verdict while a
+//! failing run still blocks the regression verdict; `--previous` names a planted failure
+//! as newly failing and, once fixed, as fixed.
 
 mod common;
 use common::{chaos, read, text, write};
@@ -98,6 +100,8 @@ fn two_shards_merge_to_the_unsharded_sweep() {
     // Wall times differ between runs of one seed; everything else must match.
     merged["wall_ms"] = 0.into();
     unsharded["wall_ms"] = 0.into();
+    merged["elapsed_ms"] = 0.into();
+    unsharded["elapsed_ms"] = 0.into();
     assert_eq!(merged, unsharded);
     let without_wall = |mut v: serde_json::Value| {
         for s in v.as_array_mut().unwrap() {
@@ -167,7 +171,7 @@ fn report_writes_four_files_and_junit_has_a_case_per_scenario() {
         assert!(!read(&rep.join(name)).is_empty(), "{name}");
     }
     let json: serde_json::Value = serde_json::from_str(&read(&rep.join("readiness.json"))).unwrap();
-    assert_eq!(json["schema"], "chaos-readiness/1");
+    assert_eq!(json["schema"], "chaos-readiness/2");
     let scenarios = json["scenarios"].as_array().unwrap();
     let clock = scenarios
         .iter()
@@ -186,8 +190,8 @@ fn report_writes_four_files_and_junit_has_a_case_per_scenario() {
     let xml = read(&rep.join("junit.xml"));
     assert_eq!(
         xml.matches("<testcase ").count(),
-        scenarios.len() + 1,
-        "one per scenario plus the verdict"
+        scenarios.len() + 3,
+        "one per scenario plus the two verdicts and both together"
     );
     assert!(
         xml.contains(
@@ -300,9 +304,290 @@ fn a_legacy_bare_array_is_still_read() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let md = read(&rep.join("readiness.md"));
     assert!(md.contains("legacy sweep file"), "{md}");
-    assert!(md.contains("2 runs of 1 scenarios"), "{md}");
+    assert!(md.contains("2 runs of 1 scenario:"), "{md}");
     assert!(
         !rep.join("readiness.html").exists(),
         "only the asked format is written"
     );
+}
+
+/// High-risk planned entries of the catalog: the repository's policy waives each.
+fn high_risk_planned() -> usize {
+    scenarios::catalog::Catalog::embedded()
+        .entries
+        .iter()
+        .filter(|e| {
+            e.risk == scenarios::catalog::Risk::High
+                && e.status == scenarios::catalog::Status::Planned
+        })
+        .count()
+}
+
+/// The repository's policy file.
+fn repo_policy() -> String {
+    format!("{}/../ci/readiness-policy.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A one-scenario sweep (sim.clock.*, seeds 1..=2) into `file`; with `fail`, its seed-2
+/// run is rewritten as a correctness failure: the planted bug.
+fn small_sweep(file: &Path, fail: bool) {
+    let out = chaos(&[
+        "sweep",
+        "--prefix",
+        "sim.clock.",
+        "--seeds",
+        "2",
+        "--json",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut sweep: serde_json::Value = serde_json::from_str(&read(file)).unwrap();
+    assert!(
+        sweep["elapsed_ms"].is_u64(),
+        "the sweep records its elapsed time"
+    );
+    if fail {
+        let run = &mut sweep["records"][1];
+        run["verdict"] = "fail".into();
+        run["failure_class"] = "correctness".into();
+        run["message"] = "planted".into();
+        write(file, &sweep.to_string());
+    }
+}
+
+fn report_of(files: &[&Path], out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["report"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    args.extend(["--out", out.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    chaos(&args)
+}
+
+#[test]
+fn the_repository_policy_makes_coverage_ready_and_a_failing_run_still_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, bad) = (dir.path().join("good.json"), dir.path().join("bad.json"));
+    small_sweep(&good, false);
+    small_sweep(&bad, true);
+    let policy = repo_policy();
+    let n = high_risk_planned();
+    let out = report_of(
+        &[&good],
+        &dir.path().join("g"),
+        &["--policy", &policy, "--require-ready"],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let tail: Vec<&str> = stdout.lines().rev().take(3).collect();
+    assert_eq!(
+        tail,
+        vec![
+            "readiness: ready (0 blocking)",
+            &format!("coverage: ready (0 blocking, {n} waived)"),
+            "regression: pass (0 blocking)",
+        ],
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{n} used, 0 expired, 0 unused")),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&read(&dir.path().join("g/readiness.json"))).unwrap();
+    assert_eq!(json["verdict"]["coverage"]["waived"], n);
+    assert!(json["totals"]["elapsed_ms"].is_u64());
+    let md = read(&dir.path().join("g/readiness.md"));
+    assert!(md.contains("summed over runs;"), "{md}");
+
+    // The same policy, a failing run: regression blocks, --require-ready exits 1.
+    let out = report_of(
+        &[&bad],
+        &dir.path().join("b"),
+        &["--policy", &policy, "--require-ready"],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("regression: FAIL (1 blocking)"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("coverage: ready (0 blocking, {n} waived)")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("readiness: NOT READY (1 blocking)\n"),
+        "{stdout}"
+    );
+
+    // Run from the repository's root, the policy file is found without --policy.
+    let root = format!("{}/..", env!("CARGO_MANIFEST_DIR"));
+    let out = common::command(&[
+        "report",
+        good.to_str().unwrap(),
+        "--out",
+        dir.path().join("d").to_str().unwrap(),
+        "--formats",
+        "json",
+    ])
+    .current_dir(&root)
+    .output()
+    .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("policy: ci/readiness-policy.toml ("),
+        "{stdout}"
+    );
+    assert!(stdout.contains("coverage: ready"), "{stdout}");
+}
+
+#[test]
+fn an_expired_waiver_blocks_coverage_and_names_its_owner_and_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.json");
+    small_sweep(&good, false);
+    // The repository's waivers, one of them expired.
+    let policy = read(Path::new(&repo_policy())).replacen(
+        "entry = \"core.EC-059\"\nreason = \"plugins subsystem not built yet\"\nowner = \"engine team\"\nexpires = \"2027-03-31\"",
+        "entry = \"core.EC-059\"\nreason = \"plugins subsystem not built yet\"\nowner = \"plugin team\"\nexpires = \"2020-01-31\"",
+        1,
+    );
+    assert!(
+        policy.contains("owner = \"plugin team\""),
+        "the repository's policy no longer waives core.EC-059 as this test expects"
+    );
+    let file = dir.path().join("policy.toml");
+    write(&file, &policy);
+    let out = report_of(
+        &[&good],
+        &dir.path().join("r"),
+        &["--policy", file.to_str().unwrap(), "--require-ready"],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(
+            "blocking: expired waiver: the waiver for core.EC-059 (owner plugin team) expired on 2020-01-31"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("regression: pass (0 blocking)"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "coverage: NOT READY (1 blocking, {} waived)",
+            high_risk_planned() - 1
+        )),
+        "{stdout}"
+    );
+    // Without --require-ready the report is written and the exit status is 0.
+    let out = report_of(
+        &[&good],
+        &dir.path().join("r2"),
+        &["--policy", file.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn previous_names_a_planted_failure_newly_failing_then_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, bad) = (dir.path().join("good.json"), dir.path().join("bad.json"));
+    small_sweep(&good, false);
+    small_sweep(&bad, true);
+    let id = "sim.clock.skew-does-not-bend-timeouts";
+    let first = dir.path().join("first");
+    assert!(report_of(&[&good], &first, &[]).status.success());
+    // The previous report given as its directory.
+    let second = dir.path().join("second");
+    let out = report_of(&[&bad], &second, &["--previous", first.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!("newly failing (1): {id} (passed → failed)")),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&read(&second.join("readiness.json"))).unwrap();
+    assert_eq!(json["trend"]["newly_failing"][0]["id"], id);
+    let md = read(&second.join("readiness.md"));
+    assert!(md.contains("## Since the previous report"), "{md}");
+    // The fix, compared with the failing report given as its file.
+    let third = dir.path().join("third");
+    let previous = second.join("readiness.json");
+    let out = report_of(
+        &[&good],
+        &third,
+        &["--previous", previous.to_str().unwrap()],
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("fixed (1): {id} (failed → passed)")),
+        "{stdout}"
+    );
+    // The --out directory itself as the previous report: read before it is replaced.
+    let out = report_of(&[&bad], &third, &["--previous", third.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("newly failing (1): {id} (passed → failed)")),
+        "{stdout}"
+    );
+    let out = report_of(&[&good], &third, &["--previous", third.to_str().unwrap()]);
+    assert!(text(&out.stdout).contains(&format!("fixed (1): {id}")));
+    let xml = read(&third.join("junit.xml"));
+    assert!(
+        xml.contains(&format!("<property name=\"trend.fixed\" value=\"{id}\"/>")),
+        "{xml}"
+    );
+}
+
+#[test]
+fn bad_policy_and_previous_files_get_a_clear_error_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.json");
+    small_sweep(&good, false);
+    let bad_policy = dir.path().join("bad.toml");
+    write(
+        &bad_policy,
+        "[coverage]\nblock_planned = [\"high\"]\n\n[[waiver]]\nentry = \"core.EC-059\"\nreason = \"r\"\nowner = \"o\"\nexpires = \"2027-02-30\"\n",
+    );
+    let not_report = dir.path().join("not-report.json");
+    write(&not_report, "{\"schema\": \"chaos-sweep/1\"}");
+    let empty_dir = dir.path().join("empty");
+    std::fs::create_dir(&empty_dir).unwrap();
+    let g = good.to_str().unwrap();
+    let out_dir = dir.path().join("out");
+    let o = out_dir.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["report", g, "--out", o, "--policy", "/nonexistent/p.toml"],
+            "cannot read /nonexistent/p.toml".into(),
+        ),
+        (
+            vec!["report", g, "--out", o, "--policy", bad_policy.to_str().unwrap()],
+            format!(
+                "{}: line 8: waiver for \"core.EC-059\": expires: \"2027-02-30\": month 2 of 2027 has no day 30",
+                bad_policy.display()
+            ),
+        ),
+        (
+            vec!["report", g, "--out", o, "--previous", "/nonexistent/old.json"],
+            "cannot read the previous report /nonexistent/old.json".into(),
+        ),
+        (
+            vec!["report", g, "--out", o, "--previous", empty_dir.to_str().unwrap()],
+            format!("no readiness.json in {}", empty_dir.display()),
+        ),
+        (
+            vec!["report", g, "--out", o, "--previous", not_report.to_str().unwrap()],
+            "schema \"chaos-sweep/1\", but this build reads chaos-readiness/1 and chaos-readiness/2"
+                .into(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = chaos(&args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "chaos {args:?}: {stderr}");
+        assert!(
+            stderr.contains(&expected),
+            "chaos {args:?} said {stderr:?}, expected {expected:?}"
+        );
+        assert!(stderr.contains("hint: "), "chaos {args:?}: {stderr}");
+    }
 }

@@ -1,21 +1,54 @@
 //! From merged runs and the catalog to a [`Readiness`].
 
 use super::coverage::coverage;
-use super::verdict::{RULES, verdict};
+use super::trend::{PreviousReport, trend};
+use super::verdict::{rules, verdict};
 use super::*;
 use crate::catalog::{CatalogEntry, id_prefix};
 use crate::merge::Merged;
 use crate::record::RunRecord;
 use crate::summary::summarize;
+use crate::sweep_file::LoadedSweep;
+
+/// What the build running the report knows of one of its scenarios.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownScenario {
+    pub title: String,
+    /// It declares a fault plan, so `chaos shrink` applies to its failures.
+    pub has_plan: bool,
+}
 
 /// Everything a report is built from.
 pub struct ReportInput<'a> {
     pub merged: &'a Merged,
     pub catalog: &'a [CatalogEntry],
-    /// Titles of scenarios outside the catalog (the simulator's self-checks), by id.
-    pub titles: &'a BTreeMap<String, String>,
+    /// Every scenario this build knows, by id (catalog scenarios and self-checks alike).
+    /// Runs of any other id are flagged as unknown to this build, never passed.
+    pub known: &'a BTreeMap<String, KnownScenario>,
+    /// Seed documents' titles, by file name.
+    pub documents: &'a BTreeMap<String, String>,
+    /// Which planned entries block coverage, and the waivers.
+    pub policy: &'a Policy,
+    /// The day waivers are judged on (UTC); passed in so building stays pure.
+    pub today: Date,
     /// When the report is made (UTC, RFC 3339); passed in so building stays pure.
     pub generated_at: String,
+    /// The sweep's elapsed wall time ([`elapsed_of`] the inputs).
+    pub elapsed_ms: Option<u64>,
+    /// An earlier report to compare with.
+    pub previous: Option<&'a PreviousReport>,
+}
+
+/// The elapsed wall time of a set of sweep files: the longest file's. Shards run side by
+/// side on separate machines, so the sweep took as long as its slowest shard (their sum
+/// would be machine time, which `wall_ms` already shows). `None` when no file recorded it.
+pub fn elapsed_of(files: &[LoadedSweep]) -> Option<u64> {
+    files.iter().filter_map(|f| f.file.elapsed_ms).max()
+}
+
+/// The command that shrinks a failing run.
+fn shrink_command(id: &str, seed: u64) -> String {
+    format!("cargo run --release -p scenarios --bin chaos -- shrink {id} --seed {seed}")
 }
 
 /// Builds the report. Pure: the same input gives the same report.
@@ -26,7 +59,7 @@ pub fn build(input: &ReportInput<'_>) -> Readiness {
         .records
         .iter()
         .filter(|r| !r.passed())
-        .map(failed_run)
+        .map(|r| failed_run(r, input))
         .collect();
     failures.sort_by(|a, b| (&a.id, a.seed).cmp(&(&b.id, b.seed)));
     let determinism = Determinism {
@@ -35,7 +68,14 @@ pub fn build(input: &ReportInput<'_>) -> Readiness {
     };
     let planned = open_entries(input.catalog, EntryStatus::Planned);
     let not_applicable = open_entries(input.catalog, EntryStatus::NotApplicable);
-    let verdict = verdict(merged, &scenarios, &determinism, input.catalog);
+    let judged = verdict(
+        merged,
+        &scenarios,
+        &determinism,
+        input.catalog,
+        input.policy,
+        input.today,
+    );
     let count = |o: Outcome| scenarios.iter().filter(|s| s.outcome == o).count() as u64;
     let totals = Totals {
         runs: merged.records.len() as u64,
@@ -46,13 +86,29 @@ pub fn build(input: &ReportInput<'_>) -> Readiness {
         scenarios_failed: count(Outcome::Failed),
         scenarios_inert: count(Outcome::Inert),
         scenarios_not_run: count(Outcome::NotRun),
+        scenarios_unknown: count(Outcome::Unknown),
         wall_ms: merged.records.iter().map(|r| r.wall_ms).sum(),
+        elapsed_ms: input.elapsed_ms,
     };
-    Readiness {
+    let mut coverage = coverage(input.catalog);
+    for row in &mut coverage.by_source {
+        row.document_title = row
+            .document
+            .as_ref()
+            .and_then(|d| input.documents.get(d).cloned());
+    }
+    let mut report = Readiness {
         schema: READINESS_SCHEMA.to_string(),
         generated_at: input.generated_at.clone(),
-        verdict,
-        rules: RULES.iter().map(|r| r.to_string()).collect(),
+        verdict: judged.verdict,
+        rules: rules(input.policy),
+        policy: PolicyReport {
+            source: input.policy.source.clone(),
+            today: input.today.to_string(),
+            blocking_risks: input.policy.blocking_risks.clone(),
+            waivers: judged.waivers,
+        },
+        trend: None,
         inputs: Inputs {
             files: merged
                 .inputs
@@ -76,23 +132,27 @@ pub fn build(input: &ReportInput<'_>) -> Readiness {
                 .collect(),
         },
         totals,
-        coverage: coverage(input.catalog),
+        coverage,
         faults: fault_totals(&merged.records),
         scenarios,
         failures,
         determinism,
         planned,
         not_applicable,
-    }
+    };
+    report.trend = input.previous.map(|p| trend(p, &report));
+    report
 }
 
-fn failed_run(r: &RunRecord) -> FailedRun {
+fn failed_run(r: &RunRecord, input: &ReportInput<'_>) -> FailedRun {
+    let has_plan = input.known.get(&r.id).is_some_and(|k| k.has_plan);
     FailedRun {
         id: r.id.clone(),
         seed: r.seed,
         class: r.failure_class,
         message: r.message.clone(),
         repro: r.repro.clone(),
+        shrink: has_plan.then(|| shrink_command(&r.id, r.seed)),
     }
 }
 
@@ -111,10 +171,16 @@ fn scenarios(input: &ReportInput<'_>) -> Vec<ScenarioReport> {
         let Some(s) = summarize(own).pop() else {
             continue;
         };
-        let first_failure = own.iter().find(|r| !r.passed()).map(failed_run);
+        let first_failure = own
+            .iter()
+            .find(|r| !r.passed())
+            .map(|r| failed_run(r, input));
         let inert = s.inert();
+        let unknown = !input.known.contains_key(&s.id);
         let outcome = if s.failed > 0 {
             Outcome::Failed
+        } else if unknown {
+            Outcome::Unknown
         } else if inert {
             Outcome::Inert
         } else {
@@ -122,7 +188,8 @@ fn scenarios(input: &ReportInput<'_>) -> Vec<ScenarioReport> {
         };
         let mut row = blank_row(&s.id, input);
         row.outcome = outcome;
-        row.inert = inert;
+        row.inert = inert && !unknown;
+        row.unknown = unknown;
         row.runs = s.runs;
         row.passed = s.passed;
         row.failed = s.failed;
@@ -148,8 +215,10 @@ fn scenarios(input: &ReportInput<'_>) -> Vec<ScenarioReport> {
 fn blank_row(id: &str, input: &ReportInput<'_>) -> ScenarioReport {
     let entry = input.catalog.iter().find(|e| e.id == id);
     let source = id_prefix(id).to_string();
+    let known = input.known.get(id);
     let subsystem = match entry {
         Some(e) => e.subsystem.clone(),
+        None if known.is_none() => "unknown".to_string(),
         None if source == "sim" => "simulator".to_string(),
         None => "uncataloged".to_string(),
     };
@@ -157,14 +226,16 @@ fn blank_row(id: &str, input: &ReportInput<'_>) -> ScenarioReport {
         id: id.to_string(),
         title: entry
             .map(|e| e.title.clone())
-            .or_else(|| input.titles.get(id).cloned()),
+            .or_else(|| known.map(|k| k.title.clone())),
         source,
         document: entry.map(|e| e.source.clone()),
+        document_title: entry.and_then(|e| input.documents.get(&e.source).cloned()),
         subsystem,
         risk: entry.map(|e| e.risk),
         catalog_status: entry.map(|e| e.status),
         outcome: Outcome::NotRun,
         inert: false,
+        unknown: false,
         runs: 0,
         passed: 0,
         failed: 0,

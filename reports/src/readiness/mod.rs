@@ -1,4 +1,4 @@
-//! The release readiness report as data (schema `chaos-readiness/1`): built once from
+//! The release readiness report as data (schema `chaos-readiness/2`): built once from
 //! merged sweep files and the catalog, then rendered as Markdown, HTML, JSON and JUnit
 //! XML (`crate::render`). Every rendering shows the same facts because they all read
 //! this one structure; the JSON rendering *is* this structure, so each field here is
@@ -6,10 +6,16 @@
 
 mod build;
 mod coverage;
+mod date;
+mod policy;
+mod trend;
 mod verdict;
 
-pub use build::{ReportInput, build};
-pub use verdict::RULES;
+pub use build::{KnownScenario, ReportInput, build, elapsed_of};
+pub use date::Date;
+pub use policy::{Policy, PolicyError, Waiver};
+pub use trend::{Change, FaultChange, PreviousError, PreviousReport, ScenarioChange, Trend, trend};
+pub use verdict::rules;
 
 use crate::catalog::{EntryStatus, Risk};
 use crate::record::FailureClass;
@@ -18,7 +24,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The `schema` value of the JSON rendering.
-pub const READINESS_SCHEMA: &str = "chaos-readiness/1";
+pub const READINESS_SCHEMA: &str = "chaos-readiness/2";
+
+/// Earlier schemas this build still reads back (as `--previous`).
+pub const READINESS_SCHEMAS_READ: [&str; 2] = ["chaos-readiness/1", READINESS_SCHEMA];
 
 /// The whole report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,8 +36,13 @@ pub struct Readiness {
     /// When the report was made (UTC, RFC 3339). Wall clock: for people, never compared.
     pub generated_at: String,
     pub verdict: Verdict,
-    /// The rules the verdict follows, in words, as the report states them.
+    /// The rules the verdicts follow, in words, as the report states them.
     pub rules: Vec<String>,
+    /// The policy the coverage verdict followed, and every waiver in it.
+    pub policy: PolicyReport,
+    /// The comparison with an earlier report, when one was given (`--previous`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trend: Option<Trend>,
     pub inputs: Inputs,
     pub totals: Totals,
     pub coverage: Coverage,
@@ -46,18 +60,56 @@ pub struct Readiness {
     pub not_applicable: Vec<OpenEntry>,
 }
 
+/// Two named verdicts and their conjunction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
-    /// True when nothing blocks.
+    /// True when both verdicts pass: nothing blocks.
     pub ready: bool,
-    /// Why it is not ready, most fundamental first (partial input, failures, inert
-    /// scenarios, determinism, planned high-risk entries).
+    /// Did this build get worse: failures, inert scenarios, determinism findings, partial
+    /// input, runs unknown to this build. Blocks always.
+    pub regression: Judgement,
+    /// Is enough of the catalog tested: planned entries of the risks the policy blocks,
+    /// unless waived; expired waivers.
+    pub coverage: Judgement,
+    /// Why it is not ready: the regression verdict's blockers first (partial input,
+    /// failures, inert scenarios, determinism, unknown ids), then the coverage verdict's
+    /// (expired waivers, planned entries).
     pub blocking: Vec<Blocker>,
+}
+
+/// One verdict.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Judgement {
+    /// Nothing blocks it.
+    pub pass: bool,
+    /// Its blockers in `Verdict::blocking`.
+    pub blocking: u64,
+    /// Planned entries that would block but a waiver in force accepts (coverage only).
+    pub waived: u64,
+}
+
+/// Which of the two verdicts a blocker belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerdictName {
+    Regression,
+    Coverage,
+}
+
+impl VerdictName {
+    pub fn name(self) -> &'static str {
+        match self {
+            VerdictName::Regression => "regression",
+            VerdictName::Coverage => "coverage",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Blocker {
     pub kind: BlockerKind,
+    /// The verdict it blocks (follows from `kind`).
+    pub verdict: VerdictName,
     /// The scenario or catalog entry concerned, if one is.
     pub id: Option<String>,
     pub message: String,
@@ -74,17 +126,23 @@ pub enum BlockerKind {
     Inert,
     /// A scenario and seed gave two different traces.
     Nondeterministic,
-    /// A high-risk catalog entry has no scenario yet.
-    HighRiskPlanned,
+    /// Runs of a scenario id this build does not know (another build's, or renamed).
+    Unknown,
+    /// A waiver that still covers a planned entry has expired.
+    ExpiredWaiver,
+    /// A planned entry of a risk the policy blocks, with no waiver.
+    Planned,
 }
 
 impl BlockerKind {
-    pub const ALL: [BlockerKind; 5] = [
+    pub const ALL: [BlockerKind; 7] = [
         BlockerKind::PartialMerge,
         BlockerKind::Failing,
         BlockerKind::Inert,
         BlockerKind::Nondeterministic,
-        BlockerKind::HighRiskPlanned,
+        BlockerKind::Unknown,
+        BlockerKind::ExpiredWaiver,
+        BlockerKind::Planned,
     ];
 
     /// The serialized name (`partial-merge`, …).
@@ -94,7 +152,9 @@ impl BlockerKind {
             BlockerKind::Failing => "failing",
             BlockerKind::Inert => "inert",
             BlockerKind::Nondeterministic => "nondeterministic",
-            BlockerKind::HighRiskPlanned => "high-risk-planned",
+            BlockerKind::Unknown => "unknown",
+            BlockerKind::ExpiredWaiver => "expired-waiver",
+            BlockerKind::Planned => "planned",
         }
     }
 
@@ -105,7 +165,65 @@ impl BlockerKind {
             BlockerKind::Failing => "failing",
             BlockerKind::Inert => "inert",
             BlockerKind::Nondeterministic => "nondeterministic",
-            BlockerKind::HighRiskPlanned => "high-risk planned",
+            BlockerKind::Unknown => "unknown to this build",
+            BlockerKind::ExpiredWaiver => "expired waiver",
+            BlockerKind::Planned => "planned, not waived",
+        }
+    }
+
+    /// The verdict it blocks.
+    pub fn verdict(self) -> VerdictName {
+        match self {
+            BlockerKind::ExpiredWaiver | BlockerKind::Planned => VerdictName::Coverage,
+            _ => VerdictName::Regression,
+        }
+    }
+}
+
+/// The policy as the report states it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyReport {
+    /// The policy file read, or `built-in default`.
+    pub source: String,
+    /// The day waivers were judged on (`YYYY-MM-DD`, UTC).
+    pub today: String,
+    /// Planned entries of these risks block the coverage verdict unless waived.
+    pub blocking_risks: Vec<Risk>,
+    /// Every waiver of the policy, in file order.
+    pub waivers: Vec<WaiverReport>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaiverReport {
+    /// A catalog id, or a pattern with `*`.
+    pub entry: String,
+    pub reason: String,
+    pub owner: String,
+    /// The last day it holds (`YYYY-MM-DD`).
+    pub expires: String,
+    pub status: WaiverStatus,
+    /// The planned entries of a blocking risk it matches, in catalog order.
+    pub covers: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaiverStatus {
+    /// In force and covering at least one entry that would block.
+    Used,
+    /// Past its date while still covering an entry: blocks.
+    Expired,
+    /// Covers no planned entry of a blocking risk (implemented since, or a typo): a hint
+    /// to remove it; never blocks.
+    Unused,
+}
+
+impl WaiverStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            WaiverStatus::Used => "used",
+            WaiverStatus::Expired => "expired",
+            WaiverStatus::Unused => "unused",
         }
     }
 }
@@ -151,8 +269,16 @@ pub struct Totals {
     pub scenarios_inert: u64,
     /// `implemented` catalog entries with no run in the input.
     pub scenarios_not_run: u64,
-    /// Sum of the runs' wall times. Wall clock: for people, never compared.
+    /// Scenarios with runs whose id this build does not know (and not failing).
+    #[serde(default)]
+    pub scenarios_unknown: u64,
+    /// Sum of the runs' wall times: machine time, larger than the elapsed time when runs
+    /// ran in parallel. Wall clock: for people, never compared.
     pub wall_ms: u64,
+    /// Elapsed wall time of the sweep: the longest input file's (shards run side by
+    /// side); `None` when no input recorded it. Wall clock: for people, never compared.
+    #[serde(default)]
+    pub elapsed_ms: Option<u64>,
 }
 
 /// Catalog coverage: entries counted by status, in several groupings.
@@ -173,6 +299,9 @@ pub struct CoverageRow {
     pub key: String,
     /// For a source row, the seed document's file name.
     pub document: Option<String>,
+    /// For a source row, the seed document's title, when known.
+    #[serde(default)]
+    pub document_title: Option<String>,
     pub implemented: u64,
     pub planned: u64,
     pub not_applicable: u64,
@@ -187,9 +316,13 @@ pub struct ScenarioReport {
     pub title: Option<String>,
     /// The id prefix (`core`, `pattern`, `sim`, …).
     pub source: String,
-    /// The seed document, for catalog entries.
+    /// The seed document's file name, for catalog entries.
     pub document: Option<String>,
-    /// The catalog subsystem; `simulator` for self-checks, `uncataloged` otherwise.
+    /// The seed document's title, when known.
+    #[serde(default)]
+    pub document_title: Option<String>,
+    /// The catalog subsystem; `simulator` for self-checks, `unknown` for ids this build
+    /// does not know.
     pub subsystem: String,
     /// `None` outside the catalog.
     pub risk: Option<Risk>,
@@ -198,6 +331,9 @@ pub struct ScenarioReport {
     pub outcome: Outcome,
     /// None of its own faults fired in any of its runs (also set when it failed).
     pub inert: bool,
+    /// Its id is unknown to this build (also set when it failed).
+    #[serde(default)]
+    pub unknown: bool,
     pub runs: u64,
     pub passed: u64,
     pub failed: u64,
@@ -224,14 +360,17 @@ pub enum Outcome {
     Inert,
     /// `implemented` in the catalog, but no run in the input.
     NotRun,
+    /// Runs of an id this build does not know, none failing: never counted as passed.
+    Unknown,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 4] = [
+    pub const ALL: [Outcome; 5] = [
         Outcome::Passed,
         Outcome::Failed,
         Outcome::Inert,
         Outcome::NotRun,
+        Outcome::Unknown,
     ];
 
     /// The serialized name (`passed`, `not-run`, …).
@@ -241,6 +380,7 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Inert => "inert",
             Outcome::NotRun => "not-run",
+            Outcome::Unknown => "unknown",
         }
     }
 
@@ -251,6 +391,7 @@ impl Outcome {
             Outcome::Failed => "FAILED",
             Outcome::Inert => "INERT",
             Outcome::NotRun => "not run",
+            Outcome::Unknown => "UNKNOWN to this build",
         }
     }
 }
@@ -263,6 +404,10 @@ pub struct FailedRun {
     pub message: Option<String>,
     /// The command that replays the run.
     pub repro: String,
+    /// The command that shrinks it to a minimal fault schedule, for scenarios that
+    /// declare a fault plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shrink: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -296,9 +441,32 @@ pub struct OpenEntry {
     pub reason: String,
 }
 
+/// `1 run`, `2 runs`, `0 entries`: a count and its noun, singular only for one.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        return format!("1 {noun}");
+    }
+    let plural = match noun.strip_suffix('y') {
+        Some(stem) if !stem.ends_with(['a', 'e', 'o', 'u']) => format!("{stem}ies"),
+        _ => format!("{noun}s"),
+    };
+    format!("{n} {plural}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(plural(1, "run"), "1 run");
+        assert_eq!(plural(0, "run"), "0 runs");
+        assert_eq!(plural(2, "fault"), "2 faults");
+        assert_eq!(plural(1, "planned entry"), "1 planned entry");
+        assert_eq!(plural(3, "planned entry"), "3 planned entries");
+        assert_eq!(plural(2, "day"), "2 days");
+        assert_eq!(plural(2, "sweep file"), "2 sweep files");
+    }
 
     #[test]
     fn enum_names_are_their_serialized_forms() {
@@ -307,6 +475,16 @@ mod tests {
         }
         for o in Outcome::ALL {
             assert_eq!(serde_json::to_value(o).unwrap(), o.name());
+        }
+        for v in [VerdictName::Regression, VerdictName::Coverage] {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.name());
+        }
+        for w in [
+            WaiverStatus::Used,
+            WaiverStatus::Expired,
+            WaiverStatus::Unused,
+        ] {
+            assert_eq!(serde_json::to_value(w).unwrap(), w.name());
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The JSON rendering: the [`Readiness`] structure itself (schema `chaos-readiness/1`,
+//! The JSON rendering: the [`Readiness`] structure itself (schema `chaos-readiness/2`,
 //! every field documented in `reports/SCHEMA.md`), for other tools.
 
 use super::RenderError;

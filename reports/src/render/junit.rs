@@ -4,12 +4,17 @@
 //! `source/subsystem`. A failing scenario is a failure whose message carries the first
 //! failing seed, class, message and reproduce command; an inert scenario is a failure of
 //! type `inert` (it tested nothing, so it must not show green); an implemented scenario
-//! with no run is skipped. Suite `readiness`: one case, `verdict`, failing with the
-//! blocking reasons when not ready, so a planned high-risk entry is visible in CI too.
+//! with no run is skipped; a scenario unknown to this build is a failure of type
+//! `unknown`. Suite `readiness`: cases `regression` and `coverage`, one per verdict, each
+//! failing with its blocking reasons, and `verdict`, failing when either does, so a
+//! planned high-risk entry is visible in CI too. A trend (`--previous`) is in the
+//! `scenarios` suite's properties (`trend.*`) and the `verdict` case's system-out.
 
 use super::RenderError;
-use super::text::{failure_line, faults_line, seconds};
-use crate::readiness::{Outcome, Readiness, ScenarioReport};
+use super::text::{
+    coverage_line, failure_line, faults_line, policy_line, regression_line, run_time, trend_lines,
+};
+use crate::readiness::{Outcome, Readiness, ScenarioReport, VerdictName, plural};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
 
@@ -21,12 +26,37 @@ pub fn junit(r: &Readiness) -> Result<String, RenderError> {
     let mut suite = TestSuite::new("scenarios");
     suite.add_property(Property::new("generated_at", r.generated_at.as_str()));
     suite.add_property(Property::new("schema", r.schema.as_str()));
+    suite.add_property(Property::new("policy", r.policy.source.as_str()));
+    if let Some(t) = &r.trend {
+        let ids = |list: &[crate::readiness::ScenarioChange]| {
+            list.iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        for (name, value) in [
+            ("trend.previous", t.previous_file.clone()),
+            ("trend.newly_failing", ids(&t.newly_failing)),
+            ("trend.fixed", ids(&t.fixed)),
+            ("trend.still_failing", ids(&t.still_failing)),
+            ("trend.coverage_gained", t.coverage_gained.join(" ")),
+            ("trend.coverage_lost", t.coverage_lost.join(" ")),
+            (
+                "trend.runs",
+                format!("{} -> {}", t.runs.before, t.runs.after),
+            ),
+        ] {
+            suite.add_property(Property::new(name, value));
+        }
+    }
     suite.set_time(Duration::from_millis(r.totals.wall_ms));
     for s in &r.scenarios {
         suite.add_test_case(scenario_case(r, s));
     }
     report.add_test_suite(suite);
     let mut readiness = TestSuite::new("readiness");
+    readiness.add_test_case(judgement_case(r, VerdictName::Regression));
+    readiness.add_test_case(judgement_case(r, VerdictName::Coverage));
     readiness.add_test_case(verdict_case(r));
     report.add_test_suite(readiness);
     report.to_string().map_err(|e| RenderError {
@@ -44,6 +74,14 @@ fn scenario_case(r: &Readiness, s: &ScenarioReport) -> TestCase {
             status
         }
         Outcome::Failed => failed_status(r, s),
+        Outcome::Unknown => {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            status.set_type("unknown").set_message(format!(
+                "unknown to this build: {} of a scenario id this build does not know; not counted as passed",
+                plural(s.runs, "run")
+            ));
+            status
+        }
         Outcome::Inert => {
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
             status
@@ -75,25 +113,29 @@ fn scenario_case(r: &Readiness, s: &ScenarioReport) -> TestCase {
 
 fn inert_message(s: &ScenarioReport) -> String {
     format!(
-        "INERT: none of its own faults ({}) fired in any of its {} runs",
+        "INERT: none of its own faults ({}) fired in any of its {}",
         s.faults_expected.join(", "),
-        s.runs
+        plural(s.runs, "run")
     )
 }
 
 fn failed_status(r: &Readiness, s: &ScenarioReport) -> TestCaseStatus {
     let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
     let Some(first) = &s.first_failure else {
-        status.set_message(format!("{} of {} runs failed", s.failed, s.runs));
+        status.set_message(format!("{} of {} failed", s.failed, plural(s.runs, "run")));
         return status;
     };
     let mut message = format!(
-        "{} of {} runs failed; first {} | repro: {}",
+        "{} of {} failed; first {} | repro: {}",
         s.failed,
-        s.runs,
+        plural(s.runs, "run"),
         failure_line(first),
         first.repro
     );
+    if let Some(shrink) = &first.shrink {
+        message.push_str(" | shrink: ");
+        message.push_str(shrink);
+    }
     if s.inert {
         message.push_str(" | also ");
         message.push_str(&inert_message(s));
@@ -106,8 +148,8 @@ fn failed_status(r: &Readiness, s: &ScenarioReport) -> TestCaseStatus {
         .collect();
     if mine.len() > FAILURES_DESCRIBED_MAX {
         description.push(format!(
-            "… and {} more failing runs",
-            mine.len() - FAILURES_DESCRIBED_MAX
+            "… and {} more",
+            plural((mine.len() - FAILURES_DESCRIBED_MAX) as u64, "failing run")
         ));
     }
     status
@@ -115,6 +157,38 @@ fn failed_status(r: &Readiness, s: &ScenarioReport) -> TestCaseStatus {
         .set_message(message)
         .set_description(description.join("\n"));
     status
+}
+
+/// One case per verdict, failing with that verdict's blockers.
+fn judgement_case(r: &Readiness, name: VerdictName) -> TestCase {
+    let lines: Vec<String> = r
+        .verdict
+        .blocking
+        .iter()
+        .filter(|b| b.verdict == name)
+        .map(|b| format!("{}: {}", b.kind.label(), b.message))
+        .collect();
+    let line = match name {
+        VerdictName::Regression => regression_line(r),
+        VerdictName::Coverage => coverage_line(r),
+    };
+    let status = if lines.is_empty() {
+        TestCaseStatus::success()
+    } else {
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        status
+            .set_type(format!("{}-blocked", name.name()))
+            .set_message(format!(
+                "{line}; first: {}",
+                lines.first().map_or("", String::as_str)
+            ))
+            .set_description(lines.join("\n"));
+        status
+    };
+    let mut case = TestCase::new(name.name(), status);
+    case.set_classname("readiness");
+    case.set_system_out(format!("{line}\n{}\n", policy_line(r)));
+    case
 }
 
 fn verdict_case(r: &Readiness) -> TestCase {
@@ -131,8 +205,8 @@ fn verdict_case(r: &Readiness) -> TestCase {
         status
             .set_type("not-ready")
             .set_message(format!(
-                "not ready: {} blocking reason(s); first: {}",
-                lines.len(),
+                "not ready: {}; first: {}",
+                plural(lines.len() as u64, "blocking reason"),
                 lines.first().map_or("", String::as_str)
             ))
             .set_description(lines.join("\n"));
@@ -140,11 +214,18 @@ fn verdict_case(r: &Readiness) -> TestCase {
     };
     let mut case = TestCase::new("verdict", status);
     case.set_classname("readiness");
+    let trend = r
+        .trend
+        .as_ref()
+        .map_or(String::new(), |t| trend_lines(t).join("\n") + "\n");
     case.set_system_out(format!(
-        "{} runs, {} failed; run wall time {}\nrules:\n{}\n",
-        r.totals.runs,
+        "{trend}{}\n{}\n{}\n{}, {} failed. {}.\nrules:\n{}\n",
+        regression_line(r),
+        coverage_line(r),
+        policy_line(r),
+        plural(r.totals.runs, "run"),
         r.totals.runs_failed,
-        seconds(r.totals.wall_ms),
+        run_time(&r.totals),
         r.rules
             .iter()
             .enumerate()

@@ -12,7 +12,10 @@ pub use html::html;
 pub use json::json;
 pub use junit::junit;
 pub use markdown::markdown;
-pub use text::{BLOCKERS_UNFOLDED_MAX, BlockerGroup, blocker_groups};
+pub use text::{
+    BLOCKERS_UNFOLDED_MAX, BlockerGroup, blocker_groups, coverage_line, policy_line,
+    regression_line, run_time, trend_lines,
+};
 
 use crate::readiness::Readiness;
 use std::fmt;

@@ -1,7 +1,160 @@
 //! Small text helpers shared by the renderings, so numbers read the same everywhere.
 
-use crate::readiness::{FailedRun, Readiness};
+use crate::readiness::{
+    FailedRun, FaultChange, Readiness, ScenarioChange, Totals, Trend, VerdictName, WaiverStatus,
+    plural,
+};
 use std::collections::BTreeMap;
+
+/// `regression: pass (0 blocking)` or `regression: FAIL (3 blocking)`: the line the CLI
+/// prints and every rendering shows.
+pub fn regression_line(r: &Readiness) -> String {
+    let j = &r.verdict.regression;
+    format!(
+        "regression: {} ({} blocking)",
+        if j.pass { "pass" } else { "FAIL" },
+        j.blocking
+    )
+}
+
+/// `coverage: ready (0 blocking, 53 waived)` or `coverage: NOT READY (…)`.
+pub fn coverage_line(r: &Readiness) -> String {
+    let j = &r.verdict.coverage;
+    format!(
+        "coverage: {} ({} blocking, {} waived)",
+        if j.pass { "ready" } else { "NOT READY" },
+        j.blocking,
+        j.waived
+    )
+}
+
+/// `policy: FILE (2 waivers: 1 used, 0 expired, 1 unused; judged on 2026-12-06)`.
+pub fn policy_line(r: &Readiness) -> String {
+    let p = &r.policy;
+    let count = |s: WaiverStatus| p.waivers.iter().filter(|w| w.status == s).count();
+    format!(
+        "policy: {} ({}: {} used, {} expired, {} unused; judged on {})",
+        p.source,
+        plural(p.waivers.len() as u64, "waiver"),
+        count(WaiverStatus::Used),
+        count(WaiverStatus::Expired),
+        count(WaiverStatus::Unused),
+        p.today
+    )
+}
+
+/// The run time in words: the summed run time, and the elapsed time beside it when an
+/// input recorded it (runs ran in parallel, so the sum exceeds it).
+pub fn run_time(t: &Totals) -> String {
+    match t.elapsed_ms {
+        Some(elapsed) => format!(
+            "Run time {} summed over runs; {} elapsed (the longest input file)",
+            seconds(t.wall_ms),
+            seconds(elapsed)
+        ),
+        None => format!(
+            "Run time {} summed over runs (no input recorded its elapsed time)",
+            seconds(t.wall_ms)
+        ),
+    }
+}
+
+/// The verdict's heading word for one of the two verdicts.
+pub fn judgement_word(r: &Readiness, verdict: VerdictName) -> &'static str {
+    match verdict {
+        VerdictName::Regression if r.verdict.regression.pass => "pass",
+        VerdictName::Regression => "FAIL",
+        VerdictName::Coverage if r.verdict.coverage.pass => "ready",
+        VerdictName::Coverage => "NOT READY",
+    }
+}
+
+/// A trend's scenario lists as (heading, changes) pairs, empty lists left out.
+pub fn trend_scenarios(t: &Trend) -> Vec<(&'static str, &[ScenarioChange])> {
+    [
+        ("newly failing", t.newly_failing.as_slice()),
+        ("fixed", t.fixed.as_slice()),
+        ("still failing", t.still_failing.as_slice()),
+        ("failing before, not run now", t.no_longer_run.as_slice()),
+    ]
+    .into_iter()
+    .filter(|(_, list)| !list.is_empty())
+    .collect()
+}
+
+/// `id (passed → failed)`.
+pub fn change_text(c: &ScenarioChange) -> String {
+    format!("{} ({} → {})", c.id, c.before, c.after)
+}
+
+/// The trend in plain lines (CLI output, JUnit system-out).
+pub fn trend_lines(t: &Trend) -> Vec<String> {
+    let mut lines = vec![format!(
+        "since {} ({}, {}):",
+        t.previous_file,
+        t.previous_generated_at,
+        if t.previous_ready {
+            "ready"
+        } else {
+            "not ready"
+        }
+    )];
+    for (heading, list) in trend_scenarios(t) {
+        let items: Vec<String> = list.iter().map(change_text).collect();
+        lines.push(format!(
+            "  {heading} ({}): {}",
+            list.len(),
+            items.join(", ")
+        ));
+    }
+    if t.is_quiet() {
+        lines.push("  no scenario changed sides; coverage unchanged".to_string());
+    }
+    for (heading, list) in [
+        ("coverage gained", &t.coverage_gained),
+        ("coverage lost", &t.coverage_lost),
+    ] {
+        if !list.is_empty() {
+            lines.push(format!("  {heading} ({}): {}", list.len(), list.join(", ")));
+        }
+    }
+    lines.push(format!(
+        "  runs {} → {}, failed {} → {}; implemented entries {} → {}, planned {} → {}",
+        t.runs.before,
+        t.runs.after,
+        t.runs_failed.before,
+        t.runs_failed.after,
+        t.implemented.before,
+        t.implemented.after,
+        t.planned.before,
+        t.planned.after
+    ));
+    let changed = changed_faults(t);
+    let faults: Vec<String> = changed
+        .iter()
+        .map(|f| format!("{} {} → {}", f.kind, f.before, f.after))
+        .collect();
+    let same = t.faults.len() - changed.len();
+    match (faults.is_empty(), same) {
+        (true, 0) => {}
+        (true, _) => lines.push(format!(
+            "  faults fired: the same counts ({})",
+            plural(same as u64, "kind")
+        )),
+        (false, 0) => lines.push(format!("  faults fired: {}", faults.join(", "))),
+        (false, _) => lines.push(format!(
+            "  faults fired: {}; {} unchanged",
+            faults.join(", "),
+            plural(same as u64, "other kind")
+        )),
+    }
+    lines
+}
+
+/// The fault kinds whose count changed: the ones worth a line (the JSON keeps them all).
+pub fn changed_faults(t: &Trend) -> Vec<&FaultChange> {
+    t.faults.iter().filter(|f| f.before != f.after).collect()
+}
 
 /// Wall milliseconds as seconds with a unit (`12.345 s`).
 pub fn seconds(ms: u64) -> String {
@@ -66,6 +219,7 @@ pub fn failure_line(f: &FailedRun) -> String {
 
 /// Blockers of one kind, for renderings that show them grouped.
 pub struct BlockerGroup<'a> {
+    pub verdict: VerdictName,
     pub label: &'static str,
     pub messages: Vec<&'a str>,
 }
@@ -81,6 +235,7 @@ pub fn blocker_groups(report: &Readiness) -> Vec<BlockerGroup<'_>> {
         match groups.last_mut() {
             Some(g) if g.label == b.kind.label() => g.messages.push(&b.message),
             _ => groups.push(BlockerGroup {
+                verdict: b.verdict,
                 label: b.kind.label(),
                 messages: vec![&b.message],
             }),

@@ -9,6 +9,12 @@
 //! - `core.EC-004` (low, planned): counted, does not block;
 //! - `api.CODE-001` (low, not-applicable, with a reason);
 //! - `sim.net.partition-heal-no-loss`: a simulator self-check outside the catalog, passes.
+//!
+//! The policy waives `core.EC-00*` (so the planned `core.EC-003` does not block coverage)
+//! and holds an expired waiver that covers nothing; `core.EC-002` declares a fault plan
+//! (its failures suggest `chaos shrink`). The previous report, for the trend, is of an
+//! earlier build: complete, `core.EC-001` failing at seed 1, `core.EC-002` passing, and
+//! `enable.1.1.1` still planned.
 
 #![allow(
     dead_code,
@@ -17,13 +23,58 @@
 
 use reports::catalog::{CatalogEntry, EntryStatus, Risk};
 use reports::merge::{Merged, merge};
-use reports::readiness::{Readiness, ReportInput, build};
+use reports::readiness::{
+    Date, KnownScenario, Policy, PreviousReport, Readiness, ReportInput, build,
+};
 use reports::record::{FailureClass, RunRecord, Verdict};
+use reports::render::json;
 use reports::shard::Shard;
 use reports::sweep_file::{DeterminismFinding, LoadedSweep, SWEEP_SCHEMA, SweepFile};
 use std::collections::BTreeMap;
 
 pub const GENERATED_AT: &str = "2026-11-23T10:11:12Z";
+/// The day waivers are judged on.
+pub const TODAY: &str = "2026-11-23";
+
+/// The fixture's policy file.
+pub const POLICY: &str = r#"
+[coverage]
+block_planned = ["high"]
+
+[[waiver]]
+entry = "core.EC-00*"
+reason = "gateway subsystem not built yet"
+owner = "engine team"
+expires = "2027-03-31"
+
+[[waiver]]
+entry = "cwm.EC-0*"
+reason = "windows subsystem not built yet"
+owner = "windows team"
+expires = "2026-01-31"
+"#;
+
+pub fn policy() -> Policy {
+    Policy::parse("ci/readiness-policy.toml", POLICY).expect("the fixture policy parses")
+}
+
+pub fn today() -> Date {
+    Date::parse(TODAY).unwrap()
+}
+
+/// Seed documents' titles.
+pub fn documents() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "000_338ed706851a2ca5.txt".to_string(),
+            "Edge Case Matrix - Core Engine".to_string(),
+        ),
+        (
+            "004_327fc7c032567eef.txt".to_string(),
+            "MEMO-010: POC 1 Edge Case Analysis".to_string(),
+        ),
+    ])
+}
 
 pub fn entry(id: &str, subsystem: &str, risk: Risk, status: EntryStatus) -> CatalogEntry {
     let source = match id.split('.').next() {
@@ -61,11 +112,30 @@ pub fn catalog() -> Vec<CatalogEntry> {
     ]
 }
 
-pub fn titles() -> BTreeMap<String, String> {
-    BTreeMap::from([(
+/// What the build knows: every implemented entry of `catalog` and the self-check;
+/// `core.EC-002` declares a fault plan.
+pub fn known(catalog: &[CatalogEntry]) -> BTreeMap<String, KnownScenario> {
+    let mut known: BTreeMap<String, KnownScenario> = catalog
+        .iter()
+        .filter(|e| e.status == EntryStatus::Implemented)
+        .map(|e| {
+            (
+                e.id.clone(),
+                KnownScenario {
+                    title: e.title.clone(),
+                    has_plan: e.id == "core.EC-002",
+                },
+            )
+        })
+        .collect();
+    known.insert(
         "sim.net.partition-heal-no-loss".to_string(),
-        "A partition healed mid-stream loses and reorders no bytes".to_string(),
-    )])
+        KnownScenario {
+            title: "A partition healed mid-stream loses and reorders no bytes".to_string(),
+            has_plan: false,
+        },
+    );
+    known
 }
 
 /// The scenario's own fault kind, and the faults a run of it sees.
@@ -166,6 +236,7 @@ pub fn shard_file(index: u64, count: u64) -> LoadedSweep {
             records: mine.iter().map(|(id, seed)| record(id, *seed)).collect(),
             determinism: None,
             provenance: None,
+            elapsed_ms: Some(1000 + index * 100),
         },
     }
 }
@@ -183,16 +254,65 @@ pub fn partial_merge() -> Merged {
     merge(vec![first, shard_file(3, 3)]).expect("fixture shards merge")
 }
 
+/// The report of `merged` under the built-in policy, with no previous report.
 pub fn report_of(merged: &Merged, catalog: &[CatalogEntry]) -> Readiness {
+    report_with(merged, catalog, &Policy::builtin(), None)
+}
+
+pub fn report_with(
+    merged: &Merged,
+    catalog: &[CatalogEntry],
+    policy: &Policy,
+    previous: Option<&PreviousReport>,
+) -> Readiness {
     build(&ReportInput {
         merged,
         catalog,
-        titles: &titles(),
+        known: &known(catalog),
+        documents: &documents(),
+        policy,
+        today: today(),
         generated_at: GENERATED_AT.to_string(),
+        elapsed_ms: Some(1300),
+        previous,
     })
+}
+
+/// The earlier build's report, as `chaos report --previous` reads it back.
+pub fn previous() -> PreviousReport {
+    let mut files: Vec<LoadedSweep> = (1..=3).map(|i| shard_file(i, 3)).collect();
+    for f in &mut files {
+        for r in &mut f.file.records {
+            if r.id == "core.EC-002" {
+                *r = RunRecord {
+                    verdict: Verdict::Pass,
+                    failure_class: None,
+                    message: None,
+                    ..r.clone()
+                };
+            }
+            if r.id == "core.EC-001" && r.seed == 1 {
+                r.verdict = Verdict::Fail;
+                r.failure_class = Some(FailureClass::Crash);
+                r.message = Some("panicked".to_string());
+            }
+            // One fault kind fired less often then.
+            r.faults.remove("host.crash");
+        }
+    }
+    let merged = merge(files).expect("fixture shards merge");
+    let mut catalog = catalog();
+    catalog
+        .iter_mut()
+        .filter(|e| e.id == "enable.1.1.1")
+        .for_each(|e| e.status = EntryStatus::Planned);
+    let mut earlier = report_of(&merged, &catalog);
+    earlier.generated_at = "2026-11-20T09:00:00Z".to_string();
+    let text = json(&earlier).expect("renders");
+    PreviousReport::parse("results/previous/readiness.json", &text).expect("reads back")
 }
 
 /// The report the snapshot tests render.
 pub fn report() -> Readiness {
-    report_of(&partial_merge(), &catalog())
+    report_with(&partial_merge(), &catalog(), &policy(), Some(&previous()))
 }

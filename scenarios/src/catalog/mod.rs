@@ -17,6 +17,25 @@ pub const SOURCES: [(&str, &str, usize); 5] = [
     ("pattern", "004_327fc7c032567eef.txt", 22),
 ];
 
+/// The seed documents' titles (their first heading), by file name, so reports name a
+/// document rather than its hashed file name.
+pub const SOURCE_TITLES: [(&str, &str); 5] = [
+    (
+        "000_338ed706851a2ca5.txt",
+        "Edge Case Matrix - claude_sdk_pattern Core Engine",
+    ),
+    ("001_ecc96e162557ab1e.txt", "Edge Cases and Failure Modes"),
+    (
+        "002_5789a8996a5b6c93.txt",
+        "Context Window Manager - Edge Cases Documentation",
+    ),
+    ("003_b21b109604bba31c.txt", "Known Issues and Limitations"),
+    (
+        "004_327fc7c032567eef.txt",
+        "MEMO-010: POC 1 Edge Case Analysis and Foundation Hardening",
+    ),
+];
+
 pub const SUBSYSTEMS: [&str; 12] = [
     "gateway",
     "sessions",

@@ -81,6 +81,7 @@ pub fn gate(args: GateArgs) -> Result<ExitCode, CliError> {
     let known: Vec<&'static str> = registry::all().iter().map(|s| s.id).collect();
     let taken = args.filter.select(&known, "scenario")?;
     let targets = JsonTargets::new(args.json.clone(), args.output.clone())?;
+    let stopwatch = super::elapsed::Stopwatch::start();
     let old = match read_text(&args.baseline) {
         Ok(text) => Some(Baseline::parse(&text).map_err(|e| {
             CliError::new(format!("{}: {e}", args.baseline.display()))
@@ -175,6 +176,7 @@ pub fn gate(args: GateArgs) -> Result<ExitCode, CliError> {
             records: records.clone(),
             determinism: Some(determinism.clone()),
             provenance: Some(super::provenance::current()),
+            elapsed_ms: args.from.is_empty().then(|| stopwatch.elapsed_ms()),
         };
         let json = file.to_json().map_err(|e| CliError::new(e.to_string()))?;
         targets.write(&json)?;

@@ -3,6 +3,7 @@
 //! Every bad input (unknown id, bad seed, bad flag, unwritable file) ends in a clear
 //! message, a suggestion where one helps, and exit status 2; never a panic.
 
+mod elapsed;
 mod files;
 mod gate;
 mod github;
@@ -10,6 +11,7 @@ mod list;
 mod output;
 mod provenance;
 mod report;
+mod report_inputs;
 mod repro;
 mod run;
 mod seeds;

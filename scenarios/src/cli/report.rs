@@ -3,19 +3,23 @@
 //! `readiness.json`, `junit.xml`.
 //!
 //! The work is in `reports` (pure: text in, strings out); this file reads the inputs,
-//! joins the embedded catalog, and writes the files.
+//! joins the embedded catalog, the policy and an earlier report (`report_inputs.rs`),
+//! and writes the files. It prints both verdicts on their own lines, then the overall
+//! `readiness:` line last.
 
 use super::CliError;
 use super::files::{create_dir, read_text_named, write_text};
+use super::report_inputs;
 use crate::catalog::{self, Catalog};
-use crate::registry;
 use clap::Args;
 use reports::catalog::{CatalogEntry, EntryStatus, Risk};
 use reports::merge::merge;
-use reports::readiness::{ReportInput, build};
-use reports::render::{BLOCKERS_UNFOLDED_MAX, Format, blocker_groups};
-use reports::sweep_file::SweepFile;
-use std::collections::BTreeMap;
+use reports::readiness::{ReportInput, WaiverStatus, build, elapsed_of, plural};
+use reports::render::{
+    BLOCKERS_UNFOLDED_MAX, Format, blocker_groups, coverage_line, policy_line, regression_line,
+    trend_lines,
+};
+use reports::sweep_file::{LoadedSweep, SweepFile};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,24 +35,43 @@ pub struct ReportArgs {
     /// Which renderings to write, comma-separated: md, html, json, junit.
     #[arg(long, value_name = "LIST", default_value = "md,html,json,junit")]
     formats: String,
-    /// Exit with status 1 when the verdict is not ready (the files are written anyway).
+    /// Exit with status 1 when either verdict blocks, regression or coverage (the files
+    /// are written anyway).
     #[arg(long)]
     require_ready: bool,
+    /// The readiness policy: which planned entries block coverage, and the waivers.
+    /// Default: ci/readiness-policy.toml when it exists, else high-risk planned entries
+    /// block and nothing is waived.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// An earlier report to compare with: its readiness.json, or the directory holding it.
+    #[arg(long, value_name = "FILE|DIR")]
+    previous: Option<PathBuf>,
 }
 
 pub fn report(args: ReportArgs) -> Result<ExitCode, CliError> {
     let formats = parse_formats(&args.formats)?;
-    let merged = load_merged(&args.files)?;
+    let policy = report_inputs::policy(args.policy.as_deref())?;
+    let previous = args
+        .previous
+        .as_deref()
+        .map(report_inputs::previous)
+        .transpose()?;
+    let loaded = load_sweeps(&args.files)?;
+    let elapsed_ms = elapsed_of(&loaded);
+    let merged = merge_loaded(loaded)?;
     let catalog = catalog_view(&Catalog::embedded());
-    let titles: BTreeMap<String, String> = registry::all()
-        .into_iter()
-        .map(|s| (s.id.to_string(), s.title.to_string()))
-        .collect();
+    let generated_at = now_utc();
     let readiness = build(&ReportInput {
         merged: &merged,
         catalog: &catalog,
-        titles: &titles,
-        generated_at: now_utc(),
+        known: &report_inputs::known_scenarios(),
+        documents: &report_inputs::documents(),
+        policy: &policy,
+        today: report_inputs::today_of(&generated_at)?,
+        generated_at,
+        elapsed_ms,
+        previous: previous.as_ref(),
     });
     create_dir(&args.out)?;
     let mut written = Vec::new();
@@ -63,14 +86,15 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, CliError> {
     let v = &readiness.verdict;
     let t = &readiness.totals;
     println!(
-        "{} runs of {} scenarios from {} file(s): {} failed; {} scenarios failed, {} inert, {} not run",
-        t.runs,
-        t.scenarios_run,
-        readiness.inputs.files.len(),
+        "{} of {} from {}: {} failed; {} failed, {} inert, {} not run, {} unknown to this build",
+        plural(t.runs, "run"),
+        plural(t.scenarios_run, "scenario"),
+        plural(readiness.inputs.files.len() as u64, "file"),
         t.runs_failed,
-        t.scenarios_failed,
+        plural(t.scenarios_failed, "scenario"),
         t.scenarios_inert,
-        t.scenarios_not_run
+        t.scenarios_not_run,
+        t.scenarios_unknown
     );
     for m in &readiness.inputs.missing_shards {
         println!("missing shard {} of the {}", m.shard, m.sweep);
@@ -78,9 +102,9 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, CliError> {
     for group in blocker_groups(&readiness) {
         if group.messages.len() > BLOCKERS_UNFOLDED_MAX {
             println!(
-                "blocking: {}: {} entries (listed in the report)",
+                "blocking: {}: {} (listed in the report)",
                 group.label,
-                group.messages.len()
+                plural(group.messages.len() as u64, "entry")
             );
         } else {
             for message in group.messages {
@@ -94,12 +118,31 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, CliError> {
         .filter_map(|s| s.first_failure.as_ref())
     {
         println!("repro: {}", f.repro);
+        if let Some(shrink) = &f.shrink {
+            println!("shrink: {shrink}");
+        }
+    }
+    for w in &readiness.policy.waivers {
+        if w.status == WaiverStatus::Unused {
+            println!(
+                "note: the waiver for {} ({}) covers no planned entry that would block; remove it?",
+                w.entry, readiness.policy.source
+            );
+        }
+    }
+    if let Some(t) = &readiness.trend {
+        for line in trend_lines(t) {
+            println!("{line}");
+        }
     }
     for path in &written {
         println!("wrote {}", path.display());
     }
     super::github::append_step_summary(&reports::render::markdown(&readiness));
-    // Last, in a plain form CI log readers can grep.
+    // Last, in a plain form CI log readers can grep: each verdict, then both together.
+    println!("{}", policy_line(&readiness));
+    println!("{}", regression_line(&readiness));
+    println!("{}", coverage_line(&readiness));
     println!(
         "readiness: {} ({} blocking)",
         if v.ready { "ready" } else { "NOT READY" },
@@ -116,6 +159,11 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, CliError> {
 pub(super) fn load_merged(
     files: &[std::path::PathBuf],
 ) -> Result<reports::merge::Merged, CliError> {
+    merge_loaded(load_sweeps(files)?)
+}
+
+/// Reads sweep files.
+fn load_sweeps(files: &[std::path::PathBuf]) -> Result<Vec<LoadedSweep>, CliError> {
     let mut loaded = Vec::new();
     for path in files {
         let text = read_text_named(path)?;
@@ -125,6 +173,11 @@ pub(super) fn load_merged(
         })?;
         loaded.push(file);
     }
+    Ok(loaded)
+}
+
+/// Merges sweep files read by [`load_sweeps`].
+fn merge_loaded(loaded: Vec<LoadedSweep>) -> Result<reports::merge::Merged, CliError> {
     merge(loaded).map_err(|e| {
         CliError::new(e.message).hint(e.hint.unwrap_or_else(|| {
             "give each shard of a sweep once; shards of one sweep share seeds and prefix".into()

@@ -61,9 +61,9 @@ pub fn repro(args: ReproArgs) -> Result<ExitCode, CliError> {
             check_plan_fits(scenario, seed, &r.plan)
                 .map_err(|e| CliError::new(format!("{}: {e}", args.target)))?;
             println!(
-                "plan given to the run ({} faults, {} actions):",
-                fault_count(&r.plan),
-                r.plan.actions.len()
+                "plan given to the run ({}, {}):",
+                reports::readiness::plural(fault_count(&r.plan) as u64, "fault"),
+                reports::readiness::plural(r.plan.actions.len() as u64, "action")
             );
             for line in r.plan.describe() {
                 println!("  {line}");

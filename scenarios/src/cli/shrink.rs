@@ -112,8 +112,8 @@ pub fn shrink(args: ShrinkArgs) -> Result<ExitCode, CliError> {
     );
     println!();
     let found = format!(
-        "found in {} runs{}",
-        run.shrunk.runs,
+        "found in {}{}",
+        reports::readiness::plural(run.shrunk.runs as u64, "run"),
         if run.shrunk.budget_exhausted {
             " (the budget ran out: a longer shrink may find a smaller plan)"
         } else {

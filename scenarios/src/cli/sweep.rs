@@ -61,6 +61,7 @@ pub fn shard_jobs(
 }
 
 pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
+    let stopwatch = super::elapsed::Stopwatch::start();
     let targets = JsonTargets::new(args.json.clone(), args.output.clone())?;
     let known: Vec<&'static str> = registry::all().iter().map(|s| s.id).collect();
     let taken = args.filter.select(&known, "scenario")?;
@@ -114,6 +115,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
             records: records.clone(),
             determinism: None,
             provenance: Some(super::provenance::current()),
+            elapsed_ms: Some(stopwatch.elapsed_ms()),
         };
         let json = file.to_json().map_err(|e| CliError::new(e.to_string()))?;
         targets.write(&json)?;
