@@ -337,7 +337,7 @@ fn small_sweep(file: &Path, fail: bool) {
         "sim.clock.",
         "--seeds",
         "2",
-        "--json",
+        "-o",
         file.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -590,4 +590,57 @@ fn bad_policy_and_previous_files_get_a_clear_error_and_exit_2() {
         );
         assert!(stderr.contains("hint: "), "chaos {args:?}: {stderr}");
     }
+}
+
+/// On GitHub Actions a failing scenario is annotated at its declaration with its repro
+/// line, and the report lands in the job summary.
+#[test]
+fn on_github_a_failure_is_annotated_at_its_declaration_and_the_report_summarized() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    small_sweep(&bad, true);
+    let summary = dir.path().join("summary.md");
+    write(&summary, "earlier step\n");
+    let out = common::command(&[
+        "report",
+        bad.to_str().unwrap(),
+        "--out",
+        dir.path().join("r").to_str().unwrap(),
+        "--policy",
+        &repo_policy(),
+    ])
+    .env("GITHUB_ACTIONS", "true")
+    .env("GITHUB_STEP_SUMMARY", &summary)
+    .output()
+    .unwrap();
+    let stdout = text(&out.stdout);
+    let id = "sim.clock.skew-does-not-bend-timeouts";
+    let annotation = stdout
+        .lines()
+        .find(|l| l.starts_with("::error file=scenarios/src/substrate/clock.rs,line="))
+        .unwrap_or_else(|| panic!("no annotation at the declaration: {stdout}"));
+    assert!(
+        annotation.contains(&format!("title=chaos report%3A failing {id}::")),
+        "{annotation}"
+    );
+    assert!(
+        annotation.contains("%0Arepro: ")
+            && annotation.ends_with(&format!("run {id} --seed 2 --trace")),
+        "{annotation}"
+    );
+    let summarized = read(&summary);
+    assert!(
+        summarized.starts_with("earlier step\n"),
+        "appended, not replaced"
+    );
+    assert!(summarized.contains("Release readiness"), "{summarized}");
+    assert!(summarized.contains(id), "{summarized}");
+
+    // Off GitHub: no workflow commands, and no summary written.
+    let quiet = report_of(
+        &[&bad],
+        &dir.path().join("q"),
+        &["--policy", &repo_policy()],
+    );
+    assert!(!text(&quiet.stdout).contains("::error"));
 }

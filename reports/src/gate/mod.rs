@@ -188,10 +188,10 @@ pub fn judge(
         if s.failed > 0 {
             match expected {
                 Some(Expected::Fail) => out.notes.push(format!(
-                    "{}: known failure ({} of {} runs fail){}",
+                    "{}: known failure ({} of {} fail){}",
                     s.id,
                     s.failed,
-                    s.runs,
+                    crate::readiness::plural(s.runs, "run"),
                     baseline
                         .reasons
                         .get(&s.id)
@@ -243,8 +243,8 @@ pub fn judge(
                 id: s.id.clone(),
                 seed: None,
                 message: format!(
-                    "none of its own faults fired in its {} runs: it tested nothing",
-                    s.runs
+                    "none of its own faults fired in its {}: it tested nothing",
+                    crate::readiness::plural(s.runs, "run")
                 ),
                 repro: records
                     .iter()

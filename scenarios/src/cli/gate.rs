@@ -16,6 +16,7 @@ use crate::runner::{Job, run_scenario, sweep as run_sweep};
 use crate::scenario::Scenario;
 use clap::Args;
 use reports::gate::{Baseline, Finding, judge, sample_indices};
+use reports::readiness::plural;
 use reports::shard::Shard;
 use reports::summary::{render_table, summarize};
 use reports::sweep_file::{DeterminismFinding, SWEEP_SCHEMA, SweepFile};
@@ -128,9 +129,9 @@ pub fn gate(args: GateArgs) -> Result<ExitCode, CliError> {
     let mut out = targets.human();
     say!(
         out,
-        "gate: {} scenarios × seeds {seed_start}..={last} ({} runs), {} re-run for determinism",
-        scenarios.len(),
-        jobs.len(),
+        "gate: {} × seeds {seed_start}..={last} ({}), {} re-run for determinism",
+        plural(scenarios.len() as u64, "scenario"),
+        plural(jobs.len() as u64, "run"),
         (sample as usize).min(jobs.len())
     );
     say!(out, "build: {}", super::provenance::current());
@@ -213,10 +214,18 @@ pub fn gate(args: GateArgs) -> Result<ExitCode, CliError> {
         print_finding(&mut out, finding);
     }
     if outcome.passed() {
-        say!(out, "gate: passed ({} runs)", records.len());
+        say!(
+            out,
+            "gate: passed ({})",
+            plural(records.len() as u64, "run")
+        );
         Ok(ExitCode::SUCCESS)
     } else {
-        say!(out, "gate: FAILED, {} findings", outcome.findings.len());
+        say!(
+            out,
+            "gate: FAILED, {}",
+            plural(outcome.findings.len() as u64, "finding")
+        );
         Ok(ExitCode::from(1))
     }
 }
@@ -241,8 +250,8 @@ fn from_files(files: &[PathBuf], jobs: &[Job]) -> Result<Vec<reports::RunRecord>
     let merged = super::report::load_merged(files)?;
     if !merged.missing.is_empty() {
         return Err(CliError::new(format!(
-            "the sweep files lack {} shard(s); the gate judges the whole fixed sweep",
-            merged.missing.len()
+            "the sweep files lack {}; the gate judges the whole fixed sweep",
+            plural(merged.missing.len() as u64, "shard")
         )));
     }
     let want: Vec<(&str, u64)> = jobs.iter().map(|j| (j.scenario.id, j.seed)).collect();

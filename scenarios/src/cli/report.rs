@@ -135,6 +135,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, CliError> {
             println!("{line}");
         }
     }
+    annotate_blockers(&readiness);
     for path in &written {
         println!("wrote {}", path.display());
     }
@@ -155,6 +156,26 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, CliError> {
     })
 }
 
+/// On GitHub Actions, one `::error` annotation per blocker: at the scenario's
+/// declaration when it is one of this build's, with the repro line of a failure.
+fn annotate_blockers(readiness: &reports::readiness::Readiness) {
+    let mut out = std::io::stdout();
+    for b in &readiness.verdict.blocking {
+        let id = b.id.as_deref().unwrap_or("");
+        let repro = readiness
+            .scenarios
+            .iter()
+            .find(|s| s.id == id)
+            .and_then(|s| s.first_failure.as_ref())
+            .map(|f| f.repro.as_str());
+        let title = match &b.id {
+            Some(id) => format!("chaos report: {} {id}", b.kind.label()),
+            None => format!("chaos report: {}", b.kind.label()),
+        };
+        super::github::annotate(&mut out, id, &title, &b.message, repro);
+    }
+}
+
 /// Reads sweep files and merges them (shards of one sweep, or one whole sweep).
 pub(super) fn load_merged(
     files: &[std::path::PathBuf],
@@ -168,8 +189,7 @@ fn load_sweeps(files: &[std::path::PathBuf]) -> Result<Vec<LoadedSweep>, CliErro
     for path in files {
         let text = read_text_named(path)?;
         let file = SweepFile::parse(&path.display().to_string(), &text).map_err(|e| {
-            CliError::new(e.to_string())
-                .hint("sweep files are written by `chaos sweep --json FILE`")
+            CliError::new(e.to_string()).hint("sweep files are written by `chaos sweep -o FILE`")
         })?;
         loaded.push(file);
     }

@@ -6,6 +6,7 @@ use crate::runner::{Job, sweep as run_sweep};
 use crate::scenario::Scenario;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use reports::readiness::plural;
 use reports::shard::Shard;
 use reports::summary::{render_table, summarize};
 use reports::sweep_file::{SWEEP_SCHEMA, SweepFile};
@@ -142,21 +143,51 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
     if failed.len() > 20 {
         say!(out, "… and {} more failures", failed.len() - 20);
     }
+    // One annotation per failing scenario, at its first failing seed: GitHub shows a
+    // handful per step, so one per run would hide the other scenarios.
+    let mut annotated = std::collections::BTreeSet::new();
+    for r in failed.iter().filter(|r| annotated.insert(r.id.as_str())) {
+        let runs = failed.iter().filter(|f| f.id == r.id).count() as u64;
+        super::github::annotate(
+            &mut out,
+            &r.id,
+            &format!("chaos sweep: {} failed", r.id),
+            &format!(
+                "{} failed ({}); first at seed {}: {}",
+                r.id,
+                plural(runs, "run"),
+                r.seed,
+                r.message.as_deref().unwrap_or("")
+            ),
+            Some(&r.repro),
+        );
+    }
     for s in &inert {
         if inert_decides {
+            super::github::annotate(
+                &mut out,
+                &s.id,
+                &format!("chaos sweep: {} inert", s.id),
+                &format!(
+                    "none of {}'s own faults fired in {}: it tested nothing",
+                    s.id,
+                    plural(s.runs, "run")
+                ),
+                None,
+            );
             say!(
                 out,
-                "INERT {}: none of its own faults fired in {} runs",
+                "INERT {}: none of its own faults fired in {}",
                 s.id,
-                s.runs
+                plural(s.runs, "run")
             );
         } else {
             say!(
                 out,
-                "no own fault of {} fired in this shard's {} runs (judged over all shards by \
+                "no own fault of {} fired in this shard's {} (judged over all shards by \
                  `chaos report`)",
                 s.id,
-                s.runs
+                plural(s.runs, "run")
             );
         }
     }
@@ -169,15 +200,15 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
         format!(", shard {shard} of {jobs_total} jobs")
     };
     let inert_count = if inert_decides {
-        format!("{} inert scenarios", inert.len())
+        format!("{} inert", plural(inert.len() as u64, "scenario"))
     } else {
         "inert scenarios are judged on the merged shards".to_string()
     };
     say!(
         out,
-        "\n{} runs of {} scenarios (seeds {}..={last}{of_shard}), {inert_count}",
-        records.len(),
-        summaries.len(),
+        "\n{} of {} (seeds {}..={last}{of_shard}), {inert_count}",
+        plural(records.len() as u64, "run"),
+        plural(summaries.len() as u64, "scenario"),
         args.seed_start,
     );
     // Last, in the plain form CI log readers understand.

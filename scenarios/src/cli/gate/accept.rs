@@ -120,9 +120,9 @@ pub(super) fn accept(
     write_text(&args.baseline, &written.to_json())?;
     say!(
         out,
-        "gate: baseline written to {} ({} scenarios)",
+        "gate: baseline written to {} ({})",
         args.baseline.display(),
-        written.scenarios.len()
+        reports::readiness::plural(written.scenarios.len() as u64, "scenario")
     );
     for d in determinism {
         say!(
