@@ -1,4 +1,4 @@
-//! The results file of one sweep, or of one shard of a sweep: what `chaos sweep --json
+//! The results file of one sweep, or of one shard of a sweep: what `chaos sweep -o
 //! FILE` writes and what `chaos report` reads back (schema `chaos-sweep/1`).
 //!
 //! It is a versioned object rather than a bare array of records so that a set of shard
@@ -152,7 +152,7 @@ impl SweepFile {
                 })
             }
             Some(_) => Err(error(format!(
-                "not JSON (a sweep file is a {SWEEP_SCHEMA} object written by `chaos sweep --json`)"
+                "not JSON (a sweep file is a {SWEEP_SCHEMA} object written by `chaos sweep -o FILE`)"
             ))),
         }
     }

@@ -32,7 +32,10 @@ pub fn read_text_named(path: &Path) -> Result<String, CliError> {
         }
         io::ErrorKind::NotFound => CliError::new(format!("cannot read {name}: {e}"))
             .hint("check the path; relative paths start at the current directory"),
-        _ => CliError::new(format!("cannot read {name}: {e}")),
+        io::ErrorKind::PermissionDenied => CliError::new(format!("cannot read {name}: {e}"))
+            .hint("the file's permissions do not let this user read it"),
+        _ => CliError::new(format!("cannot read {name}: {e}"))
+            .hint("check that the path names a readable file"),
     })
 }
 
@@ -42,8 +45,10 @@ pub fn create_dir(dir: &Path) -> Result<(), CliError> {
         clippy::disallowed_methods,
         reason = "the CLI writes where the user asked"
     )]
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CliError::new(format!("cannot create {}: {e}", dir.display())))
+    std::fs::create_dir_all(dir).map_err(|e| {
+        CliError::new(format!("cannot create {}: {e}", dir.display()))
+            .hint("choose a directory this user can write, for example under results/")
+    })
 }
 
 /// Writes `text` to `path`, creating its directory if needed.
@@ -55,6 +60,8 @@ pub fn write_text(path: &Path, text: &str) -> Result<(), CliError> {
         clippy::disallowed_methods,
         reason = "the CLI writes where the user asked"
     )]
-    std::fs::write(path, text)
-        .map_err(|e| CliError::new(format!("cannot write {}: {e}", path.display())))
+    std::fs::write(path, text).map_err(|e| {
+        CliError::new(format!("cannot write {}: {e}", path.display()))
+            .hint("choose a path this user can write, for example under results/")
+    })
 }

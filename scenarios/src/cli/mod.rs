@@ -64,6 +64,26 @@ enum Command {
     Shrink(shrink::ShrinkArgs),
 }
 
+impl Command {
+    /// The subcommand as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::List(_) => "list",
+            Command::Run(_) => "run",
+            Command::Sweep(_) => "sweep",
+            Command::Report(_) => "report",
+            Command::Repro(_) => "repro",
+            Command::Gate(_) => "gate",
+            Command::Shrink(_) => "shrink",
+        }
+    }
+}
+
+/// The hint of an error that has no hint of its own.
+pub fn generic_hint(command: &str) -> String {
+    format!("`chaos {command} --help` lists its options and what each expects")
+}
+
 /// Exit status for bad input.
 pub const EXIT_USAGE: u8 = 2;
 
@@ -102,6 +122,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    let name = cli.command.name();
     let result = match cli.command {
         Command::List(args) => list::list(args),
         Command::Run(args) => run::run(args),
@@ -115,8 +136,11 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", e.message);
-            if let Some(hint) = e.hint {
-                eprintln!("hint: {hint}");
+            // Every error ends with a hint; the paths the CLI tests run each have their
+            // own, and this one catches any path that has none yet.
+            match e.hint {
+                Some(hint) => eprintln!("hint: {hint}"),
+                None => eprintln!("hint: {}", generic_hint(name)),
             }
             ExitCode::from(EXIT_USAGE)
         }

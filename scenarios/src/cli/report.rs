@@ -25,7 +25,7 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// Sweep files written by `chaos sweep --json` (any number of shards; they are
+    /// Sweep files written by `chaos sweep -o FILE` (any number of shards; they are
     /// merged, and missing shards make the report partial).
     #[arg(value_name = "FILE", required = true)]
     files: Vec<PathBuf>,

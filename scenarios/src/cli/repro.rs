@@ -52,6 +52,10 @@ pub fn repro(args: ReproArgs) -> Result<ExitCode, CliError> {
                 "{:?} is not a file, so it is taken as a scenario id, which needs --seed N",
                 args.target
             ))
+            .hint(format!(
+                "`chaos repro {} --seed N` replays seed N; give a file to replay a record",
+                args.target
+            ))
         })?;
         (args.target.clone(), seed, None)
     };
@@ -178,6 +182,7 @@ fn record_from_file(path: &Path, seed: Option<u64>) -> Result<Recorded, CliError
                  (`chaos shrink`) nor a sweep file: {}",
                 e.message
             ))
+            .hint("give the file `chaos run --json`, `chaos shrink` or `chaos sweep -o` wrote")
         })?
         .file;
     let built_by = sweep.provenance;
