@@ -167,7 +167,7 @@ fn sweep_writes_one_record_per_run_and_summarizes() {
         .collect();
     assert_eq!(seeds, vec![1, 2, 3]);
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("3 runs of 1 scenarios"), "{stdout}");
+    assert!(stdout.contains("3 runs of 1 scenario"), "{stdout}");
     assert_eq!(
         stdout.lines().last(),
         Some("sweep: 3 passed, 0 failed"),

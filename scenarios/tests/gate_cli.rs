@@ -109,7 +109,7 @@ fn the_gate_passes_as_expected_and_fails_with_a_named_reason() {
         "{text}"
     );
     assert!(text.contains(&format!("note: {first}: fixed")), "{text}");
-    assert!(text.contains("gate: FAILED, 1 findings"), "{text}");
+    assert!(text.contains("gate: FAILED, 1 finding"), "{text}");
 
     // A broken baseline is a clear error.
     write(&path, "{\"schema\": 1}");
@@ -321,7 +321,7 @@ fn accept_refuses_a_new_failure_unless_accepted_with_a_reason() {
     let text = stdout(&out);
     assert!(
         text.contains(&format!(
-            "note: core.EC-001: known failure (1 of 1 runs fail), accepted because: {reason}"
+            "note: core.EC-001: known failure (fails 1 of 1 run), accepted because: {reason}"
         )),
         "{text}"
     );

@@ -188,7 +188,7 @@ pub fn judge(
         if s.failed > 0 {
             match expected {
                 Some(Expected::Fail) => out.notes.push(format!(
-                    "{}: known failure ({} of {} fail){}",
+                    "{}: known failure (fails {} of {}){}",
                     s.id,
                     s.failed,
                     crate::readiness::plural(s.runs, "run"),

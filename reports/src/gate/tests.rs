@@ -98,7 +98,7 @@ fn known_failures_fixes_and_new_scenarios_are_notes_unless_new_ones_fail() {
             .notes
             .iter()
             .any(|n| n
-                == "known: known failure (1 of 1 runs fail), accepted because: upstream bug #7"),
+                == "known: known failure (fails 1 of 1 run), accepted because: upstream bug #7"),
         "{:?}",
         outcome.notes
     );

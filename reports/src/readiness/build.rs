@@ -109,6 +109,7 @@ pub fn build(input: &ReportInput<'_>) -> Readiness {
             waivers: judged.waivers,
         },
         trend: None,
+        build: merged.provenance.clone(),
         inputs: Inputs {
             files: merged
                 .inputs

@@ -43,6 +43,10 @@ pub struct Readiness {
     /// The comparison with an earlier report, when one was given (`--previous`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trend: Option<Trend>,
+    /// The build that ran the judged sweeps (all inputs agree: the merge refuses two
+    /// builds); `None` when the inputs predate provenance.
+    #[serde(default)]
+    pub build: Option<crate::provenance::Provenance>,
     pub inputs: Inputs,
     pub totals: Totals,
     pub coverage: Coverage,

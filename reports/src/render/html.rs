@@ -8,7 +8,7 @@
 use super::RenderError;
 use super::svg::{self, Bar, Chart, Scale, Segment};
 use super::text::{
-    BLOCKERS_UNFOLDED_MAX, blocker_groups, change_text, changed_faults, coverage_line,
+    BLOCKERS_UNFOLDED_MAX, blocker_groups, build_line, change_text, changed_faults, coverage_line,
     failing_seeds, judgement_word, policy_line, regression_line, run_time, seconds,
     trend_scenarios, verdict_word,
 };
@@ -128,6 +128,7 @@ pub fn html(r: &Readiness) -> Result<String, RenderError> {
                     coverage => coverage_line(r),
                     policy => policy_line(r),
                     run_time => run_time(&r.totals),
+                    build => build_line(r),
                 },
                 charts => charts,
                 failing_seeds => failing_seeds,

@@ -27,6 +27,18 @@ pub fn junit(r: &Readiness) -> Result<String, RenderError> {
     suite.add_property(Property::new("generated_at", r.generated_at.as_str()));
     suite.add_property(Property::new("schema", r.schema.as_str()));
     suite.add_property(Property::new("policy", r.policy.source.as_str()));
+    if let Some(b) = &r.build {
+        for (name, value) in [
+            ("build.commit", b.commit.clone()),
+            ("build.dirty", b.dirty.to_string()),
+            ("build.version", b.version.clone()),
+            ("build.toolchain", b.toolchain.clone()),
+            ("build.host", format!("{} on {}", b.target, b.host)),
+            ("build.date", b.date.clone()),
+        ] {
+            suite.add_property(Property::new(name, value.as_str()));
+        }
+    }
     if let Some(t) = &r.trend {
         let ids = |list: &[crate::readiness::ScenarioChange]| {
             list.iter()

@@ -1,7 +1,7 @@
 //! The Markdown rendering, for a pull request or a release page.
 
 use super::text::{
-    BLOCKERS_UNFOLDED_MAX, blocker_groups, change_text, changed_faults, coverage_line,
+    BLOCKERS_UNFOLDED_MAX, blocker_groups, build_line, change_text, changed_faults, coverage_line,
     failing_seeds, failure_line, faults_line, judgement_word, md_code, md_code_cell, md_inline,
     percent, policy_line, regression_line, run_time, trend_scenarios, verdict_word,
 };
@@ -20,7 +20,8 @@ pub fn markdown(r: &Readiness) -> String {
     let _ = writeln!(
         o,
         "Generated {} from {}. {} of {}: {} passed, {} failed. \
-         Scenarios: {} passed, {} failed, {} inert, {} not run, {} unknown to this build. {}.\n",
+         Scenarios: {} passed, {} failed, {} inert, {} not run, {} unknown to this build. {}. \
+         {}.\n",
         md_inline(&r.generated_at),
         plural(r.inputs.files.len() as u64, "sweep file"),
         plural(t.runs, "run"),
@@ -32,7 +33,8 @@ pub fn markdown(r: &Readiness) -> String {
         t.scenarios_inert,
         t.scenarios_not_run,
         t.scenarios_unknown,
-        run_time(t)
+        run_time(t),
+        md_inline(&build_line(r))
     );
     let _ = writeln!(
         o,

@@ -13,7 +13,7 @@ pub use json::json;
 pub use junit::junit;
 pub use markdown::markdown;
 pub use text::{
-    BLOCKERS_UNFOLDED_MAX, BlockerGroup, blocker_groups, coverage_line, policy_line,
+    BLOCKERS_UNFOLDED_MAX, BlockerGroup, blocker_groups, build_line, coverage_line, policy_line,
     regression_line, run_time, trend_lines,
 };
 

@@ -10,7 +10,8 @@ const WIDTH: u32 = 900;
 const ROW: u32 = 22;
 /// Height of a bar inside its row, px.
 const BAR: u32 = 14;
-/// Width reserved right of the bars for the numbers, px.
+/// Width reserved right of the bars for the numbers, px, at least (more when a note
+/// needs it).
 const NOTE_WIDTH: u32 = 230;
 /// Width of one character of the 12 px monospace labels, in half pixels: common
 /// monospace faces advance 0.6 em (7.2 px); 7.5 leaves a margin for wider ones.
@@ -67,7 +68,19 @@ impl Chart<'_> {
             .max()
             .unwrap_or(8) as u32;
         let label_width = label_chars * CHAR_HALF_PX / 2 + 12;
-        let bar_width = WIDTH.saturating_sub(label_width + NOTE_WIDTH).max(100);
+        // The notes get the room their longest needs (8 px gap, a margin after).
+        let note_chars = self
+            .bars
+            .iter()
+            .map(|b| b.note.chars().count())
+            .max()
+            .unwrap_or(0) as u32;
+        let note_width = NOTE_WIDTH.max(note_chars * CHAR_HALF_PX / 2 + 16);
+        let bar_width = WIDTH.saturating_sub(label_width + note_width).max(100);
+        debug_assert!(
+            label_width + bar_width + note_width <= WIDTH || bar_width == 100,
+            "the chart's parts fit its width"
+        );
         let legend_rows = u32::from(!self.legend.is_empty());
         let rows = self.bars.len().max(1) as u32;
         let height = (rows + legend_rows) * ROW + 8;
@@ -221,6 +234,27 @@ mod tests {
             ],
             note: format!("{pass}/{}", pass + fail),
         }
+    }
+
+    #[test]
+    fn a_long_note_gets_the_room_it_needs_inside_the_chart() {
+        let mut long = bar("core", 10, 0);
+        long.note = "100 % of 1250 runs, 25 scenarios, 3 inert".to_string();
+        let svg = chart(Scale::Absolute, vec![long]);
+        // 41 chars: 41 * 7.5 + 16 = 323 px of notes; labels 4 * 7.5 + 12 = 42 px.
+        let bar_width = 900 - 42 - 323;
+        assert!(
+            svg.contains(&format!(
+                "width=\"{bar_width}\" height=\"14\" fill=\"#2e7d32\""
+            )),
+            "{svg}"
+        );
+        let note_x = 42 + bar_width + 8;
+        assert!(svg.contains(&format!("<text x=\"{note_x}\"")), "{svg}");
+        assert!(
+            note_x + 41 * 15 / 2 <= 900,
+            "the note ends inside the chart"
+        );
     }
 
     #[test]

@@ -59,6 +59,14 @@ pub fn run_time(t: &Totals) -> String {
     }
 }
 
+/// The build the report judged, in words: which commit ran the sweeps, with what, where.
+pub fn build_line(r: &Readiness) -> String {
+    match &r.build {
+        Some(b) => format!("Judged build: {b}"),
+        None => "Judged build: not recorded (the inputs predate provenance)".to_string(),
+    }
+}
+
 /// The verdict's heading word for one of the two verdicts.
 pub fn judgement_word(r: &Readiness, verdict: VerdictName) -> &'static str {
     match verdict {

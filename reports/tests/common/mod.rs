@@ -235,7 +235,16 @@ pub fn shard_file(index: u64, count: u64) -> LoadedSweep {
             scenarios,
             records: mine.iter().map(|(id, seed)| record(id, *seed)).collect(),
             determinism: None,
-            provenance: None,
+            // One build ran every shard (a merge of two builds is refused).
+            provenance: Some(reports::provenance::Provenance {
+                commit: "0123456789abcdef0123456789abcdef01234567".to_string(),
+                dirty: false,
+                version: "0.1.0".to_string(),
+                toolchain: "rustc 1.95.0 (fixture)".to_string(),
+                target: "x86_64-unknown-linux-gnu".to_string(),
+                host: format!("runner-{index}"),
+                date: "2026-12-01T00:00:00Z".to_string(),
+            }),
             elapsed_ms: Some(1000 + index * 100),
         },
     }

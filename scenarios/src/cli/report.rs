@@ -141,6 +141,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, CliError> {
     }
     super::github::append_step_summary(&reports::render::markdown(&readiness));
     // Last, in a plain form CI log readers can grep: each verdict, then both together.
+    println!("{}", reports::render::build_line(&readiness));
     println!("{}", policy_line(&readiness));
     println!("{}", regression_line(&readiness));
     println!("{}", coverage_line(&readiness));
