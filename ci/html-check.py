@@ -6,6 +6,9 @@ REPORT_DIR holds readiness.html and readiness.json (as `chaos report` writes the
 page is loaded from disk in a real browser, driven over the DevTools protocol, and
 judged against the JSON rendering of the same report:
 - the page parses and lays out: the title and the verdict heading state the verdict;
+- the failing-scenario section names every failing scenario of the JSON (or says
+  none), and with a trend in the JSON the trend section names each newly failing,
+  fixed and still failing scenario;
 - every scenario of the JSON is in the page's visible text, every blocking entry in
   the page (long lists are folded);
 - every chart is drawn with a size, and no chart label spills outside its chart;
@@ -55,6 +58,14 @@ PAGE_FACTS = r"""
   return {
     title: document.title,
     verdict: (document.querySelector('#verdict') || {}).textContent || null,
+    sections: Object.fromEntries(['failing', 'trend'].map(id => {
+      // A section: its heading and everything up to the next h2.
+      const h = document.getElementById(id);
+      if (!h) return [id, null];
+      let text = '', n = h.nextElementSibling;
+      while (n && n.tagName !== 'H2') { text += n.textContent + '\n'; n = n.nextElementSibling; }
+      return [id, text];
+    })),
     text: document.body.innerText,
     allText: document.body.textContent,
     charts,
@@ -168,9 +179,11 @@ def main():
     if problems:
         sys.exit(1)
     scenarios = len(readiness["scenarios"])
+    failing = sum(1 for s in readiness["scenarios"] if s["outcome"] == "failed")
+    trend = "with its trend" if readiness.get("trend") else "no trend"
     print(
-        f"html-check: ok: {scenarios} scenarios and {len(facts['charts'])} charts shown, "
-        f"page {height} px tall; screenshot {screenshot}"
+        f"html-check: ok: {report.name}: {scenarios} scenarios ({failing} failing, {trend}) "
+        f"and {len(facts['charts'])} charts shown, page {height} px tall; screenshot {screenshot}"
     )
 
 
@@ -182,6 +195,26 @@ def judge(facts, readiness, console_errors):
     if not facts["verdict"] or word not in facts["verdict"].lower():
         problems.append(f"the verdict heading {facts['verdict']!r} does not say {word!r}")
     text = facts["text"]
+    failing = facts["sections"]["failing"]
+    if failing is None:
+        problems.append("no failing-scenario section (#failing)")
+    else:
+        ids = [s["id"] for s in readiness["scenarios"] if s["outcome"] == "failed"]
+        lost = [i for i in ids if i not in failing]
+        if lost:
+            problems.append(f"failing scenarios missing from #failing: {lost[:5]}")
+        if not ids and "none" not in failing.lower():
+            problems.append("#failing neither lists a scenario nor says none")
+    trend = readiness.get("trend")
+    if trend:
+        section = facts["sections"]["trend"]
+        if section is None:
+            problems.append("the JSON has a trend but the page has no #trend section")
+        else:
+            for kind in ("newly_failing", "fixed", "still_failing"):
+                lost = [c["id"] for c in trend[kind] if c["id"] not in section]
+                if lost:
+                    problems.append(f"#trend lacks {kind.replace('_', ' ')}: {lost[:5]}")
     missing = [s["id"] for s in readiness["scenarios"] if s["id"] not in text]
     if missing:
         problems.append(f"{len(missing)} scenario(s) of the JSON are not in the page: {missing[:5]}")

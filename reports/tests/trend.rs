@@ -43,6 +43,46 @@ fn cat() -> Vec<CatalogEntry> {
     catalog()
 }
 
+/// All four renderings of `r`, pinned as `{name}.{md,html,json,xml}` with wall-clock
+/// values redacted (as in render.rs).
+fn snapshot_all(name: &str, r: &Readiness) {
+    let renderings = [
+        ("md", markdown(r)),
+        ("html", html(r).unwrap()),
+        ("json", json(r).unwrap()),
+        ("xml", junit(r).unwrap()),
+    ];
+    for (ext, text) in renderings {
+        insta::with_settings!({
+            filters => vec![
+                (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", "[generated_at]"),
+                (r"\d+\.\d{3} s\b", "[wall time]"),
+                (r#""wall_ms": \d+"#, r#""wall_ms": "[wall_ms]""#),
+                (r#"time="[0-9.]+""#, r#"time="[time]""#),
+            ],
+        }, {
+            insta::assert_snapshot!(format!("{name}.{ext}"), text);
+        });
+    }
+}
+
+/// The acceptance pair: a build with one planted failure against the clean build's
+/// report names it newly failing; the fixed build against the planted one names it
+/// fixed. Every rendering is pinned, so a lost trend line shows in review.
+#[test]
+fn planted_then_fixed_in_all_four_renderings() {
+    let good = report_of(&clean(), &cat());
+    let bad = report_with(
+        &planted(),
+        &cat(),
+        &Policy::builtin(),
+        Some(&read_back(&good)),
+    );
+    snapshot_all("trend_newly_failing", &bad);
+    let fixed = report_with(&clean(), &cat(), &Policy::builtin(), Some(&read_back(&bad)));
+    snapshot_all("trend_fixed", &fixed);
+}
+
 #[test]
 fn a_planted_failure_is_newly_failing_and_then_fixed() {
     let good = report_of(&clean(), &cat());

@@ -213,6 +213,11 @@ pub fn gate(args: GateArgs) -> Result<ExitCode, CliError> {
     for finding in &outcome.findings {
         print_finding(&mut out, finding);
     }
+    say!(
+        out,
+        "verdict: regression, against {} (coverage of the catalog is `chaos report`'s)",
+        args.baseline.display()
+    );
     if outcome.passed() {
         say!(
             out,

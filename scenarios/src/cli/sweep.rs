@@ -211,6 +211,15 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
         plural(summaries.len() as u64, "scenario"),
         args.seed_start,
     );
+    say!(
+        out,
+        "verdict: regression (failing runs{}; coverage of the catalog is `chaos report`'s)",
+        if inert_decides {
+            ", inert scenarios"
+        } else {
+            ""
+        }
+    );
     // Last, in the plain form CI log readers understand.
     say!(
         out,
