@@ -1,8 +1,12 @@
 //! The peer workloads (../shared/bench/peers/README.md) on our substrate.
 //!
-//! `cargo bench -p sim --bench workloads -- w1|w2 [--seed N] [--secs S] [--clients C]
-//! [--tasks T] [--iters I]` prints one `RESULT …` line in the peers' format, so
-//! `summarize`-style tooling and side-by-side runs compare like with like.
+//! `cargo bench -p sim --bench workloads -- w1|w2|floor|all [--seed N] [--secs S]
+//! [--clients C] [--tasks T] [--iters I] [--rounds R]` prints one `RESULT …` line per
+//! workload in the peers' format, so `summarize`-style tooling and side-by-side runs
+//! compare like with like. `floor` is W2 on a bare paused tokio runtime (plain
+//! `tokio::spawn`, nothing of ours: the peers' `floor_tokio_w2`), built here so the
+//! ratio ours/floor comes from one binary; `all` runs W1, W2 and the floor alternately
+//! `--rounds` times (default 5) and prints the medians and that ratio.
 //!
 //! W1 rpc-echo: one server and 8 client hosts; each client does sequential
 //! request/response (4-byte length + 64-byte payload, echo checked) until 60 simulated
@@ -89,7 +93,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> std::io::Result<(
     }
 }
 
-fn w1(seed: u64, secs: u64, clients: u32) {
+fn w1(seed: u64, secs: u64, clients: u32) -> f64 {
     let wall0 = std::time::Instant::now();
     let log: Arc<Mutex<Vec<(u64, u32, u64)>>> = Arc::new(Mutex::new(Vec::new()));
     let log_in = log.clone();
@@ -163,13 +167,32 @@ fn w1(seed: u64, secs: u64, clients: u32) {
         report.trace.hash,
         h.0
     );
+    wall * 1e9 / rts as f64
 }
 
-fn w2(seed: u64, tasks: usize, iters: usize) {
+/// The peers' W2 schedule: per task, `iters` sleeps in [1 s, 3600 s) at 1 ms resolution.
+fn w2_schedule(seed: u64, tasks: usize, iters: usize) -> Vec<Vec<u64>> {
     let mut r = SplitMix64(seed);
-    let sched: Vec<Vec<u64>> = (0..tasks)
+    (0..tasks)
         .map(|_| (0..iters).map(|_| r.range(1_000, 3_600_000)).collect())
-        .collect();
+        .collect()
+}
+
+/// One W2 task: sleeps its schedule; returns its wake-ups and its largest lateness.
+async fn sleeper(schedule: Vec<u64>) -> (u64, Duration) {
+    let mut n = 0u64;
+    let mut late = Duration::ZERO;
+    for ms in schedule {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
+        tokio::time::sleep_until(deadline).await;
+        late = late.max(tokio::time::Instant::now().duration_since(deadline));
+        n += 1;
+    }
+    (n, late)
+}
+
+fn w2(seed: u64, tasks: usize, iters: usize) -> f64 {
+    let sched = w2_schedule(seed, tasks, iters);
     let wall0 = std::time::Instant::now();
     let mut options = WorldOptions::new(seed);
     options.sim_time_max = Duration::from_secs(3600 * (iters as u64 + 1));
@@ -177,17 +200,7 @@ fn w2(seed: u64, tasks: usize, iters: usize) {
         let env = world.add_host("timers").env();
         let mut handles = Vec::with_capacity(tasks);
         for s in sched {
-            handles.push(env.spawn("sleeper", async move {
-                let mut n = 0u64;
-                let mut late = Duration::ZERO;
-                for ms in s {
-                    let deadline = tokio::time::Instant::now() + Duration::from_millis(ms);
-                    tokio::time::sleep_until(deadline).await;
-                    late = late.max(tokio::time::Instant::now().duration_since(deadline));
-                    n += 1;
-                }
-                (n, late)
-            }));
+            handles.push(env.spawn("sleeper", sleeper(s)));
         }
         let (mut wakeups, mut max_late) = (0u64, Duration::ZERO);
         for h in handles {
@@ -205,15 +218,81 @@ fn w2(seed: u64, tasks: usize, iters: usize) {
         max_late.as_micros(),
         sim_s / wall
     );
+    wall
+}
+
+/// W2 on a bare paused tokio `current_thread` runtime: what a simulator built on paused
+/// tokio cannot go below (the peers' `floor_tokio_w2`, same schedule, same output).
+fn floor(seed: u64, tasks: usize, iters: usize) -> f64 {
+    let sched = w2_schedule(seed, tasks, iters);
+    let wall0 = std::time::Instant::now();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a paused current-thread runtime builds");
+    let (wakeups, max_late, sim_s) = runtime.block_on(async move {
+        let t0 = tokio::time::Instant::now();
+        let mut handles = Vec::with_capacity(tasks);
+        for s in sched {
+            handles.push(tokio::spawn(sleeper(s)));
+        }
+        let (mut wakeups, mut max_late) = (0u64, Duration::ZERO);
+        for h in handles {
+            let (n, late) = h.await.expect("sleeper");
+            wakeups += n;
+            max_late = max_late.max(late);
+        }
+        (wakeups, max_late, t0.elapsed().as_secs_f64())
+    });
+    let wall = wall0.elapsed().as_secs_f64();
+    println!(
+        "RESULT bench=w2 sim=tokio-paused seed={seed} cap_s=0 wall_s={wall:.4} sim_s={sim_s:.1} wakeups={wakeups} max_late_us={} sim_per_wall={:.0}",
+        max_late.as_micros(),
+        sim_s / wall
+    );
+    wall
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// W1, W2 and the floor, alternately, `rounds` times: medians and the W2/floor ratio.
+fn all(args: &BTreeMap<String, String>, seed: u64) {
+    let rounds = num(args, "rounds", 5).max(1);
+    let tasks = num(args, "tasks", 10_000) as usize;
+    let iters = num(args, "iters", 10) as usize;
+    let (mut w1_ns, mut w2_s, mut floor_s) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        w1_ns.push(w1(
+            seed,
+            num(args, "secs", 60),
+            num(args, "clients", 8) as u32,
+        ));
+        w2_s.push(w2(seed, tasks, iters));
+        floor_s.push(floor(seed, tasks, iters));
+    }
+    let (w1_ns, w2_s, floor_s) = (median(w1_ns), median(w2_s), median(floor_s));
+    println!(
+        "SUMMARY rounds={rounds} w1_ns_per_rt={w1_ns:.0} w2_wall_s={w2_s:.4} floor_wall_s={floor_s:.4} w2_over_floor={:.3}",
+        w2_s / floor_s
+    );
 }
 
 fn main() {
     let args = args();
     let seed = num(&args, "seed", 1);
+    if args.contains_key("all") {
+        all(&args, seed);
+        return;
+    }
     let w1_wanted = args.contains_key("w1");
     let w2_wanted = args.contains_key("w2");
-    if !w1_wanted && !w2_wanted {
-        eprintln!("usage: cargo bench -p sim --bench workloads -- w1|w2 [--seed N]");
+    let floor_wanted = args.contains_key("floor");
+    if !w1_wanted && !w2_wanted && !floor_wanted {
+        eprintln!("usage: cargo bench -p sim --bench workloads -- w1|w2|floor|all [--seed N]");
         std::process::exit(2);
     }
     if w1_wanted {
@@ -225,6 +304,13 @@ fn main() {
     }
     if w2_wanted {
         w2(
+            seed,
+            num(&args, "tasks", 10_000) as usize,
+            num(&args, "iters", 10) as usize,
+        );
+    }
+    if floor_wanted {
+        floor(
             seed,
             num(&args, "tasks", 10_000) as usize,
             num(&args, "iters", 10) as usize,
