@@ -41,6 +41,7 @@
 //! Not modelled: sparse files (a file is at most [`state::FILE_LEN_MAX`] bytes, EFBIG
 //! beyond), hard links, symlinks, removing directories, permissions, misdirected writes.
 
+mod content;
 mod errno;
 mod file;
 mod options;

@@ -1,6 +1,7 @@
 //! The durable/pending model: inodes, the volatile and durable namespaces, and what a
 //! crash does to them. Pure data and rules: no faults, no handles (see `mod.rs`).
 
+use super::content::Content;
 use super::errno::{EEXIST, EFBIG, EINVAL, EISDIR, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, os};
 use super::tear::tear;
 use crate::seed::SimRng;
@@ -19,11 +20,13 @@ pub(super) const ROOT: Ino = 0;
 pub(super) const FILE_LEN_MAX: u64 = 1 << 30;
 
 enum Node {
+    /// Content blocks are shared copy-on-write (see `content`): `sync_data` makes
+    /// `durable` share `pending`'s blocks, and a later write copies only what it changes.
     File {
         /// What survives a crash for sure.
-        durable: Vec<u8>,
+        durable: Content,
         /// What the host reads and writes.
-        pending: Vec<u8>,
+        pending: Content,
     },
     Dir {
         /// The volatile namespace: what `list` and lookups see.
@@ -140,8 +143,8 @@ impl Fs {
             None if !mode.creates() => return Err(os(ENOENT)),
             None => {
                 let ino = self.alloc(Node::File {
-                    durable: Vec::new(),
-                    pending: Vec::new(),
+                    durable: Content::default(),
+                    pending: Content::default(),
                 });
                 self.entries_mut(parent).insert(name.to_string(), ino);
                 ino
@@ -258,16 +261,9 @@ impl Fs {
         }
     }
 
-    fn file(&self, ino: Ino) -> (&Vec<u8>, &Vec<u8>) {
+    fn file(&self, ino: Ino) -> (&Content, &Content) {
         match self.nodes.get(&ino) {
             Some(Node::File { durable, pending }) => (durable, pending),
-            _ => panic!("disk inode {ino} is not an open file"),
-        }
-    }
-
-    fn pending_mut(&mut self, ino: Ino) -> &mut Vec<u8> {
-        match self.nodes.get_mut(&ino) {
-            Some(Node::File { pending, .. }) => pending,
             _ => panic!("disk inode {ino} is not an open file"),
         }
     }
@@ -277,20 +273,15 @@ impl Fs {
     }
 
     pub fn read(&self, ino: Ino, buf: &mut [u8], offset: u64) -> usize {
-        let pending = self.file(ino).1;
         let Ok(start) = usize::try_from(offset) else {
             return 0;
         };
-        if start >= pending.len() {
-            return 0;
-        }
-        let n = buf.len().min(pending.len() - start);
-        buf[..n].copy_from_slice(&pending[start..start + n]);
-        n
+        self.file(ino).1.read(buf, start)
     }
 
-    /// Resizes the pending content, charging growth against `capacity`.
-    pub fn set_len(&mut self, ino: Ino, len: u64, capacity: u64) -> io::Result<()> {
+    /// Checks that file `ino` may be `len` bytes long: EFBIG past the longest file,
+    /// ENOSPC if its growth would pass `capacity`. Returns its current length.
+    fn check_len(&self, ino: Ino, len: u64, capacity: u64) -> io::Result<u64> {
         if len > FILE_LEN_MAX {
             return Err(os(EFBIG));
         }
@@ -298,12 +289,29 @@ impl Fs {
         if len > old && self.used_bytes + (len - old) > capacity {
             return Err(os(ENOSPC));
         }
-        self.pending_mut(ino).resize(len as usize, 0);
+        Ok(old)
+    }
+
+    fn pending_mut(&mut self, ino: Ino) -> &mut Content {
+        match self.nodes.get_mut(&ino) {
+            Some(Node::File { pending, .. }) => pending,
+            _ => panic!("disk inode {ino} is not an open file"),
+        }
+    }
+
+    fn set_used(&mut self, old: u64, len: u64, capacity: u64) {
         self.used_bytes = self.used_bytes + len - old;
         assert!(
             len <= old || self.used_bytes <= capacity,
             "disk grew past capacity"
         );
+    }
+
+    /// Resizes the pending content, charging growth against `capacity`.
+    pub fn set_len(&mut self, ino: Ino, len: u64, capacity: u64) -> io::Result<()> {
+        let old = self.check_len(ino, len, capacity)?;
+        self.pending_mut(ino).resize(len as usize);
+        self.set_used(old, len, capacity);
         Ok(())
     }
 
@@ -312,17 +320,15 @@ impl Fs {
         let end = offset
             .checked_add(buf.len() as u64)
             .ok_or_else(|| os(EFBIG))?;
-        if end > self.len(ino) {
-            self.set_len(ino, end, capacity)?;
-        }
-        let start = offset as usize;
-        self.pending_mut(ino)[start..start + buf.len()].copy_from_slice(buf);
+        let old = self.check_len(ino, end.max(self.len(ino)), capacity)?;
+        self.pending_mut(ino).write(buf, offset as usize);
+        self.set_used(old, old.max(end), capacity);
         Ok(())
     }
 
     pub fn sync_data(&mut self, ino: Ino) {
         if let Some(Node::File { durable, pending }) = self.nodes.get_mut(&ino) {
-            durable.clone_from(pending);
+            *durable = pending.clone();
         }
     }
 
@@ -373,16 +379,17 @@ impl Fs {
             if durable == pending {
                 continue;
             }
-            let torn = tear(durable, pending, block, rng);
-            if torn.content != *pending {
+            let pending_bytes = pending.to_vec();
+            let torn = tear(&durable.to_vec(), &pending_bytes, block, rng);
+            if torn.content != pending_bytes {
                 loss.files_reverted += 1;
             }
             if torn.is_torn(pending.len()) {
                 loss.torn
                     .push((*ino, torn.blocks_kept, torn.blocks_reverted));
             }
-            *durable = torn.content;
-            pending.clone_from(durable);
+            *durable = Content::from_vec(&torn.content);
+            *pending = durable.clone();
         }
         self.used_bytes = self.recount();
         loss

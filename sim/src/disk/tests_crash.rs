@@ -57,6 +57,33 @@ fn an_unsynced_write_may_be_lost_and_the_loss_is_counted() {
     );
 }
 
+/// Synced content is shared with the pending content until the next change: a
+/// truncation and rewrite after a sync (the path that copies nothing) must still leave
+/// the synced bytes durable, and a second sync must make the new ones durable.
+#[test]
+fn a_rewrite_after_sync_keeps_the_synced_bytes_until_the_next_sync() {
+    let mut outcomes = BTreeMap::new();
+    for seed in 0..SEEDS {
+        let (disk, _faults) = quiet_disk_seeded(seed);
+        durable_file(&disk, "f", b"old");
+        let file = disk.open("f", OpenMode::Truncate).unwrap();
+        file.write_at(b"new", 0).unwrap();
+        assert_eq!(get(&disk, "f"), b"new", "the host reads what it wrote");
+        drop(file);
+        disk.crash();
+        let content = get(&disk, "f");
+        assert!(content == b"old" || content == b"new", "{content:?}");
+        *outcomes.entry(content).or_insert(0) += 1;
+        durable_file(&disk, "f", b"two");
+        disk.crash();
+        assert_eq!(get(&disk, "f"), b"two", "synced twice, durable twice");
+    }
+    assert!(
+        outcomes.contains_key(b"old".as_slice()),
+        "the synced bytes survive some crashes: {outcomes:?}"
+    );
+}
+
 fn quiet_disk_seeded(seed: u64) -> (SimDisk, FaultCounters) {
     disk_with(DiskOptions::quiet(), seed)
 }
