@@ -51,14 +51,21 @@ pub fn current_host_index() -> Option<usize> {
     (index != NO_HOST).then_some(index)
 }
 
-/// One traced event.
+/// One traced event. Host, level and target are shared or static, so recording an
+/// event allocates only its message (and keeping it twice, in `lines` and `tail`, clones
+/// only that).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TraceEvent {
     pub t_ns: u64,
-    pub host: String,
-    pub level: String,
-    pub target: String,
+    #[serde(serialize_with = "serialize_shared_str")]
+    pub host: Arc<str>,
+    pub level: &'static str,
+    pub target: &'static str,
     pub message: String,
+}
+
+fn serialize_shared_str<S: serde::Serializer>(value: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(value)
 }
 
 impl fmt::Display for TraceEvent {
@@ -101,6 +108,8 @@ pub const TAIL_MAX: usize = 200;
 struct TraceState {
     /// Host names by index, registered by the world.
     hosts: Vec<Arc<str>>,
+    /// [`WORLD_HOST`], shared by every event outside a host's task.
+    world: Arc<str>,
     hash: Fnv,
     events: u64,
     lines: Vec<TraceEvent>,
@@ -122,6 +131,7 @@ impl TraceSink {
             start,
             state: Arc::new(Mutex::new(TraceState {
                 hosts: Vec::new(),
+                world: Arc::from(WORLD_HOST),
                 hash: Fnv::default(),
                 events: 0,
                 lines: Vec::new(),
@@ -145,14 +155,20 @@ impl TraceSink {
 
     /// Records an event. `host` names the host it concerns when the event says so (a
     /// `host` field); otherwise it is the host whose task is running, or the world.
-    pub fn record(&self, level: &Level, target: &str, host: Option<String>, message: String) {
+    pub fn record(
+        &self,
+        level: &Level,
+        target: &'static str,
+        host: Option<String>,
+        message: String,
+    ) {
         let t_ns = Instant::now().duration_since(self.start).as_nanos() as u64;
         let mut state = self.state.lock().expect("trace poisoned");
         let host: Arc<str> = match host {
             Some(named) => Arc::from(named),
             None => current_host_index()
                 .and_then(|i| state.hosts.get(i).cloned())
-                .unwrap_or_else(|| Arc::from(WORLD_HOST)),
+                .unwrap_or_else(|| state.world.clone()),
         };
         let hash = &mut state.hash;
         hash.u64(t_ns);
@@ -166,9 +182,9 @@ impl TraceSink {
         state.events += 1;
         let event = TraceEvent {
             t_ns,
-            host: host.to_string(),
-            level: level.as_str().to_string(),
-            target: target.to_string(),
+            host,
+            level: level.as_str(),
+            target,
             message,
         };
         if state.tail.len() == TAIL_MAX {
