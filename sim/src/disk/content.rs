@@ -4,18 +4,39 @@
 //! was grown by reallocation (copying it and touching fresh pages as it doubled) and
 //! copied whole on every sync. In blocks, growth never moves written bytes, a sync
 //! shares the blocks (the durable copy is a list of pointers), and a later write copies
-//! only the blocks it changes.
+//! only the blocks it changes. A full block of one repeated byte (the fill of a cache
+//! file, zeros) is one shared block for the whole process: a scenario that fills a disk
+//! of 96 MiB with such files costs pointers, not 96 MiB of memory.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Bytes per block. Every block but the last is full; the last holds the rest, so a
 /// small file costs its length, not a block.
 pub(super) const BLOCK_BYTES: usize = 64 * 1024;
 
+/// A block of content, shared between copies of a file's content.
+type Block = Arc<Vec<u8>>;
+
+/// The shared full block of `byte` repeated.
+fn uniform_block(byte: u8) -> Block {
+    static BLOCKS: OnceLock<Mutex<Vec<Option<Block>>>> = OnceLock::new();
+    let blocks = BLOCKS.get_or_init(|| Mutex::new(vec![None; 256]));
+    let mut blocks = blocks.lock().expect("uniform blocks poisoned");
+    blocks[usize::from(byte)]
+        .get_or_insert_with(|| Arc::new(vec![byte; BLOCK_BYTES]))
+        .clone()
+}
+
+/// `Some(byte)` if `bytes` is one byte repeated.
+fn uniform(bytes: &[u8]) -> Option<u8> {
+    let first = *bytes.first()?;
+    bytes.iter().all(|&b| b == first).then_some(first)
+}
+
 #[derive(Clone, Debug, Default)]
 pub(super) struct Content {
     len: usize,
-    blocks: Vec<Arc<Vec<u8>>>,
+    blocks: Vec<Block>,
 }
 
 impl Content {
@@ -65,12 +86,20 @@ impl Content {
         while done < buf.len() {
             let at = offset + done;
             let index = at / BLOCK_BYTES;
+            let within = at % BLOCK_BYTES;
+            let step = (buf.len() - done).min(BLOCK_BYTES - within);
+            let whole = (step == BLOCK_BYTES)
+                .then(|| uniform(&buf[done..done + step]))
+                .flatten();
             if index == self.blocks.len() {
                 self.blocks.push(Arc::default());
             }
+            if let Some(byte) = whole {
+                self.blocks[index] = uniform_block(byte);
+                done += step;
+                continue;
+            }
             let block = Arc::make_mut(&mut self.blocks[index]);
-            let within = at % BLOCK_BYTES;
-            let step = (buf.len() - done).min(BLOCK_BYTES - within);
             let overlap = block.len().saturating_sub(within).min(step);
             block[within..within + overlap].copy_from_slice(&buf[done..done + overlap]);
             block.extend_from_slice(&buf[done + overlap..done + step]);
@@ -94,7 +123,11 @@ impl Content {
         while self.blocks.len() < blocks {
             let start = self.blocks.len() * BLOCK_BYTES;
             let size = (len - start).min(BLOCK_BYTES);
-            self.blocks.push(Arc::new(vec![0; size]));
+            self.blocks.push(if size == BLOCK_BYTES {
+                uniform_block(0)
+            } else {
+                Arc::new(vec![0; size])
+            });
         }
         self.len = len;
     }
@@ -131,7 +164,13 @@ mod tests {
                 0 => {
                     let offset = rng.below(span) as usize;
                     let len = rng.below(BLOCK_BYTES as u64 + 10) as usize;
-                    let buf = vec![(step % 251) as u8 + 1; len];
+                    // Half the writes are one byte repeated (shared full blocks), half
+                    // are not.
+                    let buf: Vec<u8> = if step % 2 == 0 {
+                        vec![(step % 251) as u8 + 1; len]
+                    } else {
+                        (0..len).map(|i| (i % 253) as u8).collect()
+                    };
                     if offset > model.len() {
                         model.resize(offset, 0);
                     }
@@ -175,5 +214,24 @@ mod tests {
             );
         }
         assert_eq!(Content::from_vec(&model), content);
+    }
+
+    /// Full blocks of one repeated byte are shared, and changing one copies it first.
+    #[test]
+    fn uniform_blocks_are_shared_and_copied_on_change() {
+        let mut a = Content::default();
+        a.write(&vec![b'x'; 2 * BLOCK_BYTES], 0);
+        let mut b = Content::default();
+        b.write(&vec![b'x'; BLOCK_BYTES], 0);
+        assert!(Arc::ptr_eq(&a.blocks[0], &a.blocks[1]));
+        assert!(Arc::ptr_eq(&a.blocks[0], &b.blocks[0]));
+        a.write(b"y", 5);
+        assert_eq!(
+            b.to_vec(),
+            vec![b'x'; BLOCK_BYTES],
+            "the shared block is unchanged"
+        );
+        assert_eq!(a.to_vec()[5], b'y');
+        assert_eq!(a.to_vec()[BLOCK_BYTES + 5], b'x');
     }
 }
