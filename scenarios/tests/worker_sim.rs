@@ -367,7 +367,7 @@ fn the_simulated_worker_speaks_the_protocol() {
         .trace
         .lines
         .iter()
-        .filter(|e| e.target.starts_with("engine::workers::program") && e.host == "node")
+        .filter(|e| e.target.starts_with("engine::workers::program") && &*e.host == "node")
         .map(|e| e.to_string())
         .collect();
     for expected in [
