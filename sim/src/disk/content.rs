@@ -27,10 +27,11 @@ fn uniform_block(byte: u8) -> Block {
         .clone()
 }
 
-/// `Some(byte)` if `bytes` is one byte repeated.
+/// `Some(byte)` if `bytes` is one byte repeated: every byte equals the next, which is one
+/// `memcmp` of the slice against itself shifted by one (a byte loop cost 5% of a gate).
 fn uniform(bytes: &[u8]) -> Option<u8> {
     let first = *bytes.first()?;
-    bytes.iter().all(|&b| b == first).then_some(first)
+    (bytes[1..] == bytes[..bytes.len() - 1]).then_some(first)
 }
 
 #[derive(Clone, Debug, Default)]
