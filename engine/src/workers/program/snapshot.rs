@@ -20,9 +20,17 @@ const FORMAT_VERSION: &str = "v1";
 /// scrubbing can at most about double; anything much larger is not ours.
 const FILE_BYTES_MAX: u64 = 4 * LINE_BYTES_MAX as u64;
 
+/// FNV-1a's starting state (its offset basis).
+pub const FNV64_START: u64 = 0xcbf2_9ce4_8422_2325;
+
 /// FNV-1a, 64 bits.
 pub fn fnv64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    fnv64_extend(FNV64_START, bytes)
+}
+
+/// FNV-1a continued from `hash`, the state after some earlier bytes: `fnv64(a ++ b)` is
+/// `fnv64_extend(fnv64(a), b)`, so a caller trying many endings hashes the prefix once.
+pub fn fnv64_extend(mut hash: u64, bytes: &[u8]) -> u64 {
     for &b in bytes {
         hash ^= u64::from(b);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
@@ -177,6 +185,7 @@ mod tests {
         assert_eq!(fnv64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv64(b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(fnv64_extend(fnv64(b"foo"), b"bar"), fnv64(b"foobar"));
     }
 
     #[test]
