@@ -44,6 +44,8 @@ for seed in $(seq "$VOPR_SEEDS"); do
   total_cpu=$(awk -v a="$total_cpu" -v u="$user" -v s="$sys" 'BEGIN{print a+u+s}')
 done
 awk -v s="$total_sim" -v c="$total_cpu" 'BEGIN { printf "VOPR total sim_s=%.1f cpu_s=%.2f sim_s_per_cpu_s=%.0f (process start-up included)\n", s, c, s / c }'
+echo "== VOPR benchmark: simulated seconds per wall second, one core, no process start-up"
+cargo bench -q -p scenarios --bench vopr --locked -- --seeds "${VOPR_BENCH_SEEDS:-50}" 2>/dev/null | grep '^RESULT'
 
 [[ "${MEMORY:-1}" == 0 ]] && exit 0
 echo "== peak memory of one run (seed 1) of every scenario"
