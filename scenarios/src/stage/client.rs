@@ -14,6 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// Bytes a simulated client's WebSocket reads at most at once.
+const CLIENT_READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// What one logical client (one user in one tab) saw of one session's stream.
 #[derive(Debug, Default)]
@@ -129,7 +133,13 @@ impl SimClient {
         let request = url
             .into_client_request()
             .map_err(|e| ConnectError::Io(e.to_string()))?;
-        let (ws, _) = match tokio_tungstenite::client_async(request, stream).await {
+        // tungstenite zero-fills its whole read buffer (128 KiB by default) before every
+        // read: for a client that mostly reads small frames that was the largest single
+        // cost of a VOPR run. Frames larger than the buffer are read in several reads.
+        let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER_BYTES);
+        let connected =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await;
+        let (ws, _) = match connected {
             Ok(ok) => ok,
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                 let body = response
