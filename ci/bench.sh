@@ -26,19 +26,20 @@ echo "== W1, W2, floor ($ROUNDS rounds, medians)"
 
 echo "== gate-like sweep: every scenario x $SEEDS seeds, one job"
 /usr/bin/time -f '%U %S %M' -o "$TMP/sweep.time" \
-  "$CHAOS" sweep --seeds "$SEEDS" --jobs 1 -o "$TMP/sweep.json" 2>"$TMP/sweep.err" >/dev/null || true
+  "$CHAOS" sweep --seeds "$SEEDS" --jobs 1 -o "$TMP/sweep.json" >"$TMP/sweep.err" 2>&1 || true
 runs=$(grep -oE 'sweep: [0-9]+ passed, [0-9]+ failed' "$TMP/sweep.err" | awk '{print $2 + $4}')
-read -r user sys peak <"$TMP/sweep.time"
+# A sweep with failing or inert scenarios exits non-zero: time's last line has the figures.
+read -r user sys peak < <(tail -1 "$TMP/sweep.time")
 awk -v r="$runs" -v u="$user" -v s="$sys" \
   'BEGIN { printf "SWEEP runs=%d cpu_s=%.2f runs_per_cpu_s=%.1f ms_cpu_per_run=%.2f\n", r, u + s, r / (u + s), 1000 * (u + s) / r }'
-grep -E '^sweep:' "$TMP/sweep.err"
+grep -E '^sweep:' "$TMP/sweep.err" || { echo "the sweep did not finish:" >&2; tail -5 "$TMP/sweep.err" >&2; exit 1; }
 
 echo "== VOPR: vopr.engine seeds 1..$VOPR_SEEDS, one process each"
 total_sim=0; total_cpu=0
 for seed in $(seq "$VOPR_SEEDS"); do
-  /usr/bin/time -f '%U %S %M' -o "$TMP/vopr.time" "$CHAOS" run vopr.engine --seed "$seed" >"$TMP/vopr.out"
+  /usr/bin/time -f '%U %S %M' -o "$TMP/vopr.time" "$CHAOS" run vopr.engine --seed "$seed" >"$TMP/vopr.out" || true
   sim=$(grep -oE 'sim time: +[0-9.]+s' "$TMP/vopr.out" | grep -oE '[0-9.]+')
-  read -r user sys peak <"$TMP/vopr.time"
+  read -r user sys peak < <(tail -1 "$TMP/vopr.time")
   echo "VOPR seed=$seed sim_s=$sim cpu_s=$(awk -v u="$user" -v s="$sys" 'BEGIN{print u+s}') peak_kib=$peak $(grep -oE 'verdict: +[A-Z]+' "$TMP/vopr.out" | tr -s ' ')"
   total_sim=$(awk -v a="$total_sim" -v b="$sim" 'BEGIN{print a+b}')
   total_cpu=$(awk -v a="$total_cpu" -v u="$user" -v s="$sys" 'BEGIN{print a+u+s}')
@@ -53,7 +54,7 @@ echo "== peak memory of one run (seed 1) of every scenario"
   grep -E '^[a-z]' | awk '{print $1}' | sort -u >"$TMP/ids"
 while read -r id; do
   /usr/bin/time -f '%M' -o "$TMP/mem.time" "$CHAOS" run "$id" --seed 1 >/dev/null 2>&1 || true
-  echo "$(cat "$TMP/mem.time") $id"
+  echo "$(tail -1 "$TMP/mem.time") $id"
 done <"$TMP/ids" | sort -n >"$TMP/mem"
 echo "scenarios measured: $(wc -l <"$TMP/mem"); largest peaks (KiB, whole process):"
 tail -5 "$TMP/mem"
