@@ -31,9 +31,13 @@ declare -A RUNS=(
 )
 for name in w2 w1 sweep vopr; do
   cmd=${RUNS[$name]}
-  if perf record -q -e cpu-clock -F 1999 -g -o "$OUT/$name.perf" -- $cmd >/dev/null 2>&1; then
+  # The command's own exit status does not matter here (a sweep with an inert scenario
+  # exits 1); a profile that was written does.
+  rm -f "$OUT/$name.perf"
+  perf record -q -e cpu-clock -F 1999 -g -o "$OUT/$name.perf" -- $cmd >/dev/null 2>&1 || true
+  if [[ -s "$OUT/$name.perf" ]]; then
     perf report -i "$OUT/$name.perf" --no-children --sort symbol --stdio -g none 2>/dev/null |
-      grep '%' | head -60 >"$OUT/$name.perf.txt"
+      grep '%' | head -60 >"$OUT/$name.perf.txt" || true
     perf script -i "$OUT/$name.perf" 2>/dev/null | inferno-collapse-perf >"$OUT/$name.folded"
     inferno-flamegraph --title "$name" <"$OUT/$name.folded" >"$OUT/$name.svg"
     echo "$name: $OUT/$name.perf.txt $OUT/$name.svg"
@@ -41,8 +45,8 @@ for name in w2 w1 sweep vopr; do
     echo "$name: perf unavailable here (perf_event_paranoid?); use CALLGRIND=1" >&2
   fi
   if [[ "${CALLGRIND:-0}" == 1 ]]; then
-    valgrind -q --tool=callgrind --callgrind-out-file="$OUT/$name.cg" $cmd >/dev/null 2>&1
-    callgrind_annotate --inclusive=yes "$OUT/$name.cg" 2>/dev/null | head -80 >"$OUT/$name.cg.txt"
+    valgrind -q --tool=callgrind --callgrind-out-file="$OUT/$name.cg" $cmd >/dev/null 2>&1 || true
+    callgrind_annotate --inclusive=yes "$OUT/$name.cg" 2>/dev/null | head -80 >"$OUT/$name.cg.txt" || true
     echo "$name: $OUT/$name.cg.txt"
   fi
 done
