@@ -17,8 +17,8 @@ judged against the JSON rendering of the same report:
 A screenshot of the whole page is saved for people. Exit status 1 names each problem.
 """
 
+import base64
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -165,8 +165,6 @@ def main():
             {"format": "png", "captureBeyondViewport": True,
              "clip": {"x": 0, "y": 0, "width": 1280, "height": min(height, 16000), "scale": 1}},
         )
-        import base64
-
         screenshot.write_bytes(base64.b64decode(shot["data"]))
         problems = judge(facts, readiness, page.console_errors)
     finally:

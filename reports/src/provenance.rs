@@ -136,6 +136,9 @@ mod tests {
         assert_eq!(digest(""), "cbf29ce484222325");
         assert_ne!(digest("{\"a\":1}"), digest("{\"a\":2}"));
         assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(format_utc(1_798_761_599), "2026-12-31T23:59:59Z");
+        assert_eq!(format_utc(1_767_225_600), "2026-01-01T00:00:00Z");
         assert_eq!(format_utc(1_796_546_498), "2026-12-06T08:41:38Z");
     }
 }

@@ -141,16 +141,7 @@ fn two_shards_merge_to_the_unsharded_sweep() {
 fn report_writes_four_files_and_junit_has_a_case_per_scenario() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("s.json");
-    let out = chaos(&[
-        "sweep",
-        "--prefix",
-        "sim.clock.",
-        "--seeds",
-        "2",
-        "--json",
-        file.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    small_sweep(&file, false);
     let rep = dir.path().join("rep/nested");
     let out = chaos(&[
         "report",
@@ -279,16 +270,7 @@ fn bad_input_gets_a_clear_error_and_exit_2() {
 fn a_legacy_bare_array_is_still_read() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("s.json");
-    let out = chaos(&[
-        "sweep",
-        "--prefix",
-        "sim.clock.",
-        "--seeds",
-        "2",
-        "--json",
-        file.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
+    small_sweep(&file, false);
     let sweep: serde_json::Value = serde_json::from_str(&read(&file)).unwrap();
     let legacy = dir.path().join("legacy.json");
     write(&legacy, &sweep["records"].to_string());

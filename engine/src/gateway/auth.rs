@@ -151,13 +151,10 @@ mod tests {
         );
         for token in ["", "x.y.z", forged.as_str()] {
             let text = said(token);
-            // A variant name is CamelCase: a capital after a small letter in one word.
-            let camel = text.split(|c: char| !c.is_alphanumeric()).any(|w| {
-                w.chars()
-                    .zip(w.chars().skip(1))
-                    .any(|(a, b)| a.is_lowercase() && b.is_uppercase())
-            });
-            assert!(!camel, "a type or variant name in {text:?}");
+            assert!(
+                !crate::gateway::inbound::tests::has_camel_case(&text),
+                "a type or variant name in {text:?}"
+            );
         }
     }
 }

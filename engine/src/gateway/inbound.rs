@@ -210,7 +210,7 @@ fn refuse(code: ErrorCode, message: &str) -> InboundAction {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn keys() -> TokenKeys {

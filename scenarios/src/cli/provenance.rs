@@ -28,10 +28,11 @@ fn host_name() -> String {
         .unwrap_or_else(|| UNKNOWN.to_string())
 }
 
-fn now_utc() -> String {
+/// The current time, UTC, to the second: when a file or report was made, for people.
+pub(super) fn now_utc() -> String {
     #[allow(
         clippy::disallowed_methods,
-        reason = "provenance states when a file was made; never compared or hashed"
+        reason = "files and reports state when they were made; never compared or hashed"
     )]
     let now = std::time::SystemTime::now();
     format_utc(

@@ -61,7 +61,7 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, CliError> {
     let elapsed_ms = elapsed_of(&loaded);
     let merged = merge_loaded(loaded)?;
     let catalog = catalog_view(&Catalog::embedded());
-    let generated_at = now_utc();
+    let generated_at = super::provenance::now_utc();
     let readiness = build(&ReportInput {
         merged: &merged,
         catalog: &catalog,
@@ -260,52 +260,9 @@ fn catalog_view(catalog: &Catalog) -> Vec<CatalogEntry> {
         .collect()
 }
 
-/// The current time, UTC, RFC 3339 to the second: when the report was made, for people.
-fn now_utc() -> String {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "a report states when it was made; never compared or hashed"
-    )]
-    let now = std::time::SystemTime::now();
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format_utc(secs)
-}
-
-/// Seconds since the Unix epoch as `YYYY-MM-DDThh:mm:ssZ` (proleptic Gregorian).
-fn format_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_formatting_matches_known_dates() {
-        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_utc(1_798_761_599), "2026-12-31T23:59:59Z");
-        assert_eq!(format_utc(1_767_225_600), "2026-01-01T00:00:00Z");
-    }
 
     #[test]
     fn the_catalog_view_keeps_every_entry_and_its_status() {

@@ -145,9 +145,10 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
     }
     // One annotation per failing scenario, at its first failing seed: GitHub shows a
     // handful per step, so one per run would hide the other scenarios.
-    let mut annotated = std::collections::BTreeSet::new();
-    for r in failed.iter().filter(|r| annotated.insert(r.id.as_str())) {
-        let runs = failed.iter().filter(|f| f.id == r.id).count() as u64;
+    for (s, r) in summaries
+        .iter()
+        .filter_map(|s| Some((s, failed.iter().find(|r| r.id == s.id)?)))
+    {
         super::github::annotate(
             &mut out,
             &r.id,
@@ -155,7 +156,7 @@ pub fn sweep(args: SweepArgs) -> Result<ExitCode, CliError> {
             &format!(
                 "{} failed ({}); first at seed {}: {}",
                 r.id,
-                plural(runs, "run"),
+                plural(s.failed, "run"),
                 r.seed,
                 r.message.as_deref().unwrap_or("")
             ),
