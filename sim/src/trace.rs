@@ -36,13 +36,15 @@ thread_local! {
     static CURRENT_HOST: Cell<usize> = const { Cell::new(NO_HOST) };
 }
 
-/// Runs `f` with host `index` as the current host of this thread, restoring the
-/// previous one.
-pub(crate) fn with_host<R>(index: usize, f: impl FnOnce() -> R) -> R {
-    let previous = CURRENT_HOST.with(|c| c.replace(index));
-    let out = f();
+/// Makes host `index` the current host of this thread; returns the previous one, which
+/// [`leave_host`] restores once the host's task has been polled.
+pub(crate) fn enter_host(index: usize) -> usize {
+    CURRENT_HOST.with(|c| c.replace(index))
+}
+
+/// Restores the current host [`enter_host`] replaced.
+pub(crate) fn leave_host(previous: usize) {
     CURRENT_HOST.with(|c| c.set(previous));
-    out
 }
 
 /// Index of the current host, if a host's task is running.

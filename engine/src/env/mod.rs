@@ -21,7 +21,7 @@ pub use process::{
 };
 pub use random::{RandomSource, uniform_below};
 pub use scoped_disk::ScopedDisk;
-pub use spawn::{Spawner, Task, TaskGone};
+pub use spawn::{Admission, Task, TaskGate, TaskGone, spawn_task};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -43,7 +43,9 @@ pub struct EnvParts {
     pub host: String,
     pub clock: Arc<dyn WallClock>,
     pub random: Arc<dyn RandomSource>,
-    pub spawner: Arc<dyn Spawner>,
+    /// The host's task gate; `None` in the real environment, where a host never pauses
+    /// or crashes under the engine.
+    pub tasks: Option<Arc<dyn TaskGate>>,
     pub net: Arc<dyn Network>,
     pub disk: Arc<dyn Disk>,
     pub procs: Arc<dyn ProcessLauncher>,
@@ -81,7 +83,7 @@ impl Env {
             host: p.host.clone(),
             clock: p.clock.clone(),
             random: p.random.clone(),
-            spawner: p.spawner.clone(),
+            tasks: p.tasks.clone(),
             net: p.net.clone(),
             disk,
             procs: p.procs.clone(),
@@ -115,7 +117,7 @@ impl Env {
         T: Send + 'static,
         F: Future<Output = T> + Send + 'static,
     {
-        spawn::spawn_typed(&*self.parts.spawner, name, future)
+        spawn::spawn_task(self.parts.tasks.as_ref(), name, future)
     }
 
     /// Waits for the latency the disk charges for one operation (zero for the real disk,

@@ -5,7 +5,7 @@ use super::process::{Phase, ProcShared};
 use super::program::SimProgram;
 use crate::faults::FaultCounters;
 use crate::seed::SimRng;
-use engine::env::{Env, Signal, Spawner};
+use engine::env::{Env, Signal, TaskGate};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,7 +19,8 @@ const SPAWN_FAILS_PLANNED_MAX: usize = 64;
 /// [`engine::env::ProcessLauncher`]. See the module documentation for the fault contract.
 pub struct SimProcs {
     pub(crate) host: String,
-    pub(crate) spawner: Arc<dyn Spawner>,
+    /// The host's task gate (`None` in unit tests without a world).
+    pub(crate) tasks: Option<Arc<dyn TaskGate>>,
     pub(crate) faults: FaultCounters,
     pub(crate) state: Mutex<HostState>,
 }
@@ -42,12 +43,12 @@ impl SimProcs {
         options: ProcsOptions,
         rng: SimRng,
         faults: FaultCounters,
-        spawner: Arc<dyn Spawner>,
+        tasks: Option<Arc<dyn TaskGate>>,
     ) -> Self {
         options.check();
         SimProcs {
             host: host.to_string(),
-            spawner,
+            tasks,
             faults,
             state: Mutex::new(HostState {
                 options,

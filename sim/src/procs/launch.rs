@@ -8,7 +8,9 @@ use super::pipe::{OutputFaults, Pipe, Stream};
 use super::process::{Descriptors, Phase, ProcShared, SIGNALS_PENDING_MAX};
 use super::program::{MemoryGauge, ProgramCtx, Signals};
 use crate::seed::SimRng;
-use engine::env::{BoxFuture, ChildProc, ExitStatus, ProcSpec, ProcessLauncher, Signal};
+use engine::env::{
+    BoxFuture, ChildProc, ExitStatus, ProcSpec, ProcessLauncher, Signal, spawn_task,
+};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -194,9 +196,11 @@ impl SimProcs {
                 rx: signal_rx,
             },
         };
-        let task = self
-            .spawner
-            .spawn("sim.proc", Box::pin(run(proc.clone(), program, ctx, plan)));
+        let task = spawn_task(
+            self.tasks.as_ref(),
+            "sim.proc",
+            run(proc.clone(), program, ctx, plan),
+        );
         proc.set_task(task);
         Ok(Box::new(SimChild {
             proc,

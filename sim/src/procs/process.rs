@@ -4,12 +4,12 @@
 
 use super::pipe::Pipe;
 use crate::faults::FaultCounters;
+use engine::env::Task;
 use engine::env::{ExitStatus, Signal};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::{Notify, mpsc, watch};
-use tokio::task::JoinHandle;
 use tokio::time::{Duration, Instant};
 
 /// `ESRCH`: no such process (reaped, or vanished with its host).
@@ -69,7 +69,7 @@ pub(crate) struct Descriptors {
 struct ProcState {
     phase: Phase,
     hung: bool,
-    task: Option<JoinHandle<()>>,
+    task: Option<Task<()>>,
     /// Handlers for SIGTERM, SIGINT and SIGHUP are installed.
     handling_signals: bool,
     signal_tx: Option<mpsc::Sender<Signal>>,
@@ -146,7 +146,7 @@ impl ProcShared {
     }
 
     /// Hands over the program's task; aborts it at once if the process already ended.
-    pub(crate) fn set_task(&self, task: JoinHandle<()>) {
+    pub(crate) fn set_task(&self, task: Task<()>) {
         let mut st = self.lock();
         if st.phase == Phase::Running {
             st.task = Some(task);

@@ -6,7 +6,7 @@ use super::host::SimProcs;
 use crate::seed::SimRng;
 use engine::env::{
     BoxFuture, Disk, DiskFile, Env, EnvParts, FileMeta, NetAddr, NetListener, NetStream, Network,
-    OpenMode, RandomSource, Spawner, WallClock,
+    OpenMode, RandomSource, WallClock,
 };
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -15,14 +15,14 @@ use tokio::time::Instant;
 
 /// Builds the host's `Env` around `procs` and hands it to `procs` (`set_env`). Call it
 /// inside the runtime that will run the children.
-pub fn standalone_env(procs: Arc<SimProcs>, spawner: Arc<dyn Spawner>, seed: u64) -> Env {
+pub fn standalone_env(procs: Arc<SimProcs>, seed: u64) -> Env {
     let env = Env::new(EnvParts {
         host: procs.host.clone(),
         clock: Arc::new(EpochClock {
             start: Instant::now(),
         }),
         random: Arc::new(Random(Mutex::new(SimRng::new(seed, "procs.standalone")))),
-        spawner,
+        tasks: procs.tasks.clone(),
         net: Arc::new(NoNet),
         disk: Arc::new(NoDisk),
         procs: procs.clone(),

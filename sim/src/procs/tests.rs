@@ -4,27 +4,13 @@
 use super::*;
 use crate::faults::FaultCounters;
 use crate::seed::SimRng;
-use engine::env::{BoxFuture, ChildProc, Env, ProcSpec, Signal, Spawner};
+use engine::env::{ChildProc, Env, ProcSpec, Signal};
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
-
-/// The unit tests run without a world, so tasks go straight to the runtime.
-struct TestSpawner;
-
-impl Spawner for TestSpawner {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "test-only spawner: unit tests of one device run without a world's host task set"
-    )]
-    fn spawn(&self, _name: &'static str, future: BoxFuture<'static, ()>) -> JoinHandle<()> {
-        tokio::task::spawn(future)
-    }
-}
 
 pub(super) fn block_on<F: Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -49,10 +35,10 @@ pub(super) fn host(options: ProcsOptions, seed: u64) -> TestHost {
         options,
         SimRng::new(seed, "procs.test"),
         faults.clone(),
-        Arc::new(TestSpawner),
+        None,
     ));
     install_coreutils(&procs);
-    let env = standalone_env(procs.clone(), Arc::new(TestSpawner), seed);
+    let env = standalone_env(procs.clone(), seed);
     TestHost { procs, env, faults }
 }
 

@@ -5,13 +5,11 @@ use crate::clock::SimClock;
 use crate::disk::SimDisk;
 use crate::procs::SimProcs;
 use crate::trace;
-use engine::env::{BoxFuture, Env, Spawner};
-use std::future::Future;
-use std::pin::Pin;
+use engine::env::{Admission, BoxFuture, Env, TaskGate};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
-use tokio::task::{AbortHandle, JoinHandle};
+use std::task::{Context, Waker};
+use tokio::task::AbortHandle;
 
 /// A boot program: what a host runs when it starts and after every restart.
 pub type BootFn = Arc<dyn Fn(Env) -> BoxFuture<'static, ()> + Send + Sync>;
@@ -89,69 +87,50 @@ impl HostGate {
     }
 }
 
-/// A task of a host: does not run while the host is paused, never runs again once the
-/// host crashed, and marks the host as current for the trace while it runs.
-struct GatedTask {
-    gate: Arc<HostGate>,
-    incarnation: u64,
-    /// The pause (by count) in which this task last queued its waker.
-    parked_in: u64,
-    future: BoxFuture<'static, ()>,
-}
-
-impl Future for GatedTask {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.gate.incarnation.load(Ordering::Relaxed) != self.incarnation {
-            return Poll::Ready(());
-        }
-        if self.gate.is_paused() {
-            // A task polled again during one pause must not queue its waker twice.
-            let pause = self.gate.pauses.load(Ordering::Relaxed);
-            if self.parked_in != pause {
-                self.parked_in = pause;
-                self.gate
-                    .paused_wakers
-                    .lock()
-                    .expect("gate poisoned")
-                    .push(cx.waker().clone());
-            }
-            return Poll::Pending;
-        }
-        let index = self.gate.index;
-        trace::with_host(index, || self.future.as_mut().poll(cx))
+/// Every task of a host passes its gate on each poll: it does not run while the host is
+/// paused, never runs again once the host crashed, and marks the host as current for the
+/// trace while it runs.
+impl TaskGate for HostGate {
+    fn start(&self) -> Option<u64> {
+        self.is_up()
+            .then(|| self.incarnation.load(Ordering::Relaxed))
     }
-}
 
-/// Spawns tasks that belong to one host.
-pub(crate) struct SimSpawner {
-    pub(crate) gate: Arc<HostGate>,
-}
-
-impl Spawner for SimSpawner {
-    #[allow(
-        clippy::disallowed_methods,
-        reason = "the simulated spawner is the seam: it ties the task to its host"
-    )]
-    fn spawn(&self, name: &'static str, future: BoxFuture<'static, ()>) -> JoinHandle<()> {
-        if !self.gate.is_up() {
-            tracing::debug!(target: "sim::host", "task {name} not started: host is down");
-            return tokio::spawn(async {});
+    fn admit(&self, incarnation: u64, parked_in: &mut u64, cx: &Context<'_>) -> Admission {
+        // A crash aborts every tracked task, so this holds today; it keeps a task of a
+        // dead incarnation from ever running should one escape the list.
+        if self.incarnation.load(Ordering::Relaxed) != incarnation {
+            return Admission::Gone;
         }
-        let task = GatedTask {
-            gate: self.gate.clone(),
-            incarnation: self.gate.incarnation.load(Ordering::Relaxed),
-            parked_in: 0,
-            future,
-        };
-        let handle = tokio::spawn(task);
-        let mut tasks = self.gate.tasks.lock().expect("gate poisoned");
+        if !self.is_paused() {
+            return Admission::Run;
+        }
+        // A task polled again during one pause must not queue its waker twice.
+        let pause = self.pauses.load(Ordering::Relaxed);
+        if *parked_in != pause {
+            *parked_in = pause;
+            self.paused_wakers
+                .lock()
+                .expect("gate poisoned")
+                .push(cx.waker().clone());
+        }
+        Admission::Wait
+    }
+
+    fn enter(&self) -> usize {
+        trace::enter_host(self.index)
+    }
+
+    fn leave(&self, previous: usize) {
+        trace::leave_host(previous);
+    }
+
+    fn track(&self, task: AbortHandle) {
+        let mut tasks = self.tasks.lock().expect("gate poisoned");
         if tasks.len() >= 64 && tasks.len().is_power_of_two() {
             tasks.retain(|t| !t.is_finished());
         }
-        tasks.push(handle.abort_handle());
-        handle
+        tasks.push(task);
     }
 }
 

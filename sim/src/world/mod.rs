@@ -21,8 +21,8 @@ use crate::procs::{ProcsOptions, SimProcs};
 use crate::seed::SimRng;
 use crate::trace::TraceSink;
 use crate::upstream::{SimUpstream, UpstreamOptions};
-use engine::env::{Env, EnvParts, Spawner};
-use host::{HostGate, HostShared, SimSpawner};
+use engine::env::{Env, EnvParts, TaskGate};
+use host::{HostGate, HostShared};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -190,7 +190,7 @@ impl World {
         if let Some(trace) = &self.inner.trace {
             trace.add_host(index, name);
         }
-        let spawner: Arc<dyn Spawner> = Arc::new(SimSpawner { gate: gate.clone() });
+        let tasks: Arc<dyn TaskGate> = gate.clone();
         let clock = Arc::new(SimClock::new(self.inner.start, clock));
         let disk = Arc::new(SimDisk::new(
             name,
@@ -203,7 +203,7 @@ impl World {
             options.procs.clone(),
             SimRng::new(seed, &format!("procs/{name}")),
             self.inner.faults.for_host(name),
-            spawner.clone(),
+            Some(tasks.clone()),
         ));
         let env = Env::new(EnvParts {
             host: name.to_string(),
@@ -212,7 +212,7 @@ impl World {
                 seed,
                 &format!("host/{name}"),
             )))),
-            spawner,
+            tasks: Some(tasks),
             net: Arc::new(HostNet::new(self.inner.net.clone(), index)),
             disk: disk.clone(),
             procs: procs.clone(),

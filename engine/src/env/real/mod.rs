@@ -14,14 +14,13 @@ pub use disk::RealDisk;
 pub use net::RealNet;
 pub use process::RealProcs;
 
-use super::{BoxFuture, Env, EnvParts, RandomSource, Spawner, WallClock};
+use super::{Env, EnvParts, RandomSource, WallClock};
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
-use tokio::task::JoinHandle;
 
 /// Settings of a real environment.
 #[derive(Clone, Debug)]
@@ -59,7 +58,7 @@ pub fn real_env(options: RealEnvOptions) -> Env {
         host: options.host.clone(),
         clock: Arc::new(RealClock),
         random: Arc::new(RealRandom(Mutex::new(rng))),
-        spawner: Arc::new(RealSpawner),
+        tasks: None,
         net: Arc::new(RealNet::new(options.bind_ip)),
         disk: Arc::new(RealDisk::new(options.data_dir.clone())),
         procs: Arc::new(RealProcs::new(options.data_dir)),
@@ -79,13 +78,5 @@ struct RealRandom(Mutex<ChaCha12Rng>);
 impl RandomSource for RealRandom {
     fn next_u64(&self) -> u64 {
         self.0.lock().expect("rng lock poisoned").next_u64()
-    }
-}
-
-struct RealSpawner;
-
-impl Spawner for RealSpawner {
-    fn spawn(&self, _name: &'static str, future: BoxFuture<'static, ()>) -> JoinHandle<()> {
-        tokio::spawn(future)
     }
 }
