@@ -10,6 +10,7 @@
 //! Crash semantics: the clock survives a crash (it is hardware); its skew stays.
 
 use engine::env::WallClock;
+use std::cell::Cell;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
@@ -53,7 +54,7 @@ impl SimClock {
     }
 
     fn elapsed_ns(&self) -> u64 {
-        Instant::now().duration_since(self.start).as_nanos() as u64
+        virtual_now().duration_since(self.start).as_nanos() as u64
     }
 
     /// Current skew from true time, in nanoseconds.
@@ -85,6 +86,68 @@ impl SimClock {
         state.offset_ns = skew(&state, elapsed);
         state.drift_since_ns = elapsed;
         state.drift_ppm = drift_ppm;
+    }
+}
+
+/// The virtual time as this world's thread last read it, valid until the runtime parks.
+#[derive(Clone, Copy)]
+enum StepNow {
+    /// Not a world's thread (a test's own runtime): every read asks tokio.
+    Off,
+    /// A world's thread whose runtime parked since the last read.
+    Unread,
+    At(Instant),
+}
+
+thread_local! {
+    static STEP_NOW: Cell<StepNow> = const { Cell::new(StepNow::Off) };
+}
+
+/// `tokio::time::Instant::now()`, read once per scheduler step on a world's thread.
+///
+/// Why: reading tokio's paused clock locks it (through the runtime's thread-local
+/// context), the largest single cost of the network's hot path; and paused time only
+/// moves while the runtime parks (auto-advance), never while a task runs. So a world's
+/// runtime marks the reading stale after every park ([`StepClock::runtime_unparked`],
+/// its `on_thread_unpark` hook) and the first read of a step caches it. Elsewhere (no
+/// [`StepClock`] on this thread) this is tokio's clock, read every time.
+pub fn virtual_now() -> Instant {
+    STEP_NOW.with(|step| match step.get() {
+        StepNow::At(now) => now,
+        StepNow::Off => Instant::now(),
+        StepNow::Unread => {
+            let now = Instant::now();
+            step.set(StepNow::At(now));
+            now
+        }
+    })
+}
+
+/// Turns on [`virtual_now`]'s cache on this thread while it lives. Held by a world's
+/// thread around its runtime's `block_on`, whose runtime calls
+/// [`StepClock::runtime_unparked`] after every park; with that hook missing, the cache
+/// would freeze time, so both come together in `world::run`.
+pub(crate) struct StepClock(());
+
+impl StepClock {
+    pub(crate) fn start() -> Self {
+        STEP_NOW.with(|step| step.set(StepNow::Unread));
+        StepClock(())
+    }
+
+    /// The runtime parked, so tokio may have advanced paused time: read it again.
+    pub(crate) fn runtime_unparked() {
+        STEP_NOW.with(|step| {
+            if !matches!(step.get(), StepNow::Off) {
+                step.set(StepNow::Unread);
+            }
+        });
+    }
+}
+
+impl Drop for StepClock {
+    fn drop(&mut self) {
+        STEP_NOW.with(|step| step.set(StepNow::Off));
     }
 }
 
@@ -148,5 +211,32 @@ mod tests {
             clock.jump(i64::MIN);
             assert_eq!(clock.now_unix_ns(), 0);
         });
+    }
+
+    #[test]
+    fn the_cached_reading_follows_virtual_time_across_parks() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .on_thread_unpark(StepClock::runtime_unparked)
+            .build()
+            .expect("runtime");
+        let step = StepClock::start();
+        runtime.block_on(async {
+            let start = Instant::now();
+            assert_eq!(virtual_now(), start);
+            for ms in [1, 3, 7, 250] {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                assert_eq!(virtual_now(), Instant::now(), "stale after a {ms} ms sleep");
+            }
+            tokio::task::yield_now().await;
+            assert_eq!(virtual_now(), Instant::now());
+            assert_eq!(virtual_now() - start, Duration::from_millis(261));
+        });
+        drop(step);
+        assert!(
+            matches!(STEP_NOW.with(Cell::get), StepNow::Off),
+            "the cache is off once the world's thread lets go of it"
+        );
     }
 }

@@ -33,13 +33,45 @@ struct PipeState {
     reset: bool,
     reader_waker: Option<Waker>,
     writer_waker: Option<Waker>,
+    /// Buffers of segments read to the end, reused by later writes: a message then
+    /// costs no allocation (a request and its reply each reuse the last one's buffer).
+    spare: Vec<Vec<u8>>,
     /// Fires when the head segment is due. Armed by whoever learns the head's time
     /// first: the reader, or the writer on the reader's behalf (polled with the parked
     /// reader's waker), so a message costs the reader one wake-up, at delivery.
     delivery_timer: Option<Pin<Box<Sleep>>>,
 }
 
+/// Spare buffers a pipe direction keeps, and the largest one it keeps: enough for a
+/// request/response exchange; a bulk transfer's large buffers go back to the allocator.
+const SPARE_BUFFERS_MAX: usize = 2;
+const SPARE_CAPACITY_MAX: usize = 16 * 1024;
+
 impl PipeState {
+    /// A segment holding `bytes`, in a spare buffer when there is one.
+    fn segment(&mut self, deliver_at: Instant, bytes: &[u8]) -> Segment {
+        let mut data = self.spare.pop().unwrap_or_default();
+        debug_assert!(data.is_empty(), "a spare buffer is kept empty");
+        data.extend_from_slice(bytes);
+        Segment {
+            deliver_at,
+            data,
+            read_pos: 0,
+        }
+    }
+
+    /// Drops the head segment (read to its end), keeping its buffer for a later write.
+    fn pop_head(&mut self) {
+        let Some(head) = self.segments.pop_front() else {
+            return;
+        };
+        let mut data = head.data;
+        if self.spare.len() < SPARE_BUFFERS_MAX && data.capacity() <= SPARE_CAPACITY_MAX {
+            data.clear();
+            self.spare.push(data);
+        }
+    }
+
     /// Arms the delivery timer for `deadline` and polls it with `waker`: true if due.
     fn arm(&mut self, deadline: Instant, waker: &Waker) -> bool {
         let timer = self
@@ -130,7 +162,7 @@ impl SimStream {
             rx,
             local,
             peer,
-            passed: Instant::now(),
+            passed: crate::clock::virtual_now(),
         }
     }
 }
@@ -188,7 +220,7 @@ impl AsyncRead for SimStream {
             this.net.tapped(this.rx.from, this.rx.to, &available[..n]);
             head.read_pos += n;
             if head.read_pos == head.data.len() {
-                state.segments.pop_front();
+                state.pop_head();
             }
             debug_assert!(state.in_flight >= n, "in-flight accounting underflow");
             state.in_flight -= n;
@@ -236,7 +268,7 @@ impl AsyncWrite for SimStream {
             this.net.count_spike(this.tx.from, this.tx.to, spike);
         }
         let n = buf.len().min(cap - state.in_flight);
-        let now = Instant::now();
+        let now = crate::clock::virtual_now();
         this.passed = now;
         let mut deliver_at = now + latency;
         if let Some(last) = state.last_deliver_at {
@@ -244,11 +276,8 @@ impl AsyncWrite for SimStream {
             deliver_at = deliver_at.max(last);
         }
         state.last_deliver_at = Some(deliver_at);
-        state.segments.push_back(Segment {
-            deliver_at,
-            data: buf[..n].to_vec(),
-            read_pos: 0,
-        });
+        let segment = state.segment(deliver_at, &buf[..n]);
+        state.segments.push_back(segment);
         state.in_flight += n;
         debug_assert!(state.in_flight <= cap, "in-flight bound exceeded");
         if state.segments.len() == 1 {
