@@ -90,17 +90,40 @@ impl SimClock {
 }
 
 /// The virtual time as this world's thread last read it, valid until the runtime parks.
-#[derive(Clone, Copy)]
-enum StepNow {
-    /// Not a world's thread (a test's own runtime): every read asks tokio.
-    Off,
-    /// A world's thread whose runtime parked since the last read.
-    Unread,
-    At(Instant),
+struct StepNow {
+    /// A world's thread (its world started at `start`): readings are cached.
+    on: Cell<bool>,
+    start: Cell<Option<Instant>>,
+    /// This step's reading; `None` until read (or always, when off).
+    now: Cell<Option<Instant>>,
+    /// `now - start` in nanoseconds, valid with `now`.
+    since_start_ns: Cell<u64>,
+}
+
+impl StepNow {
+    /// Reads tokio's clock, and caches the reading when on.
+    #[cold]
+    fn refresh(&self) -> Instant {
+        let now = Instant::now();
+        if self.on.get() {
+            self.now.set(Some(now));
+            let start = self.start.get().expect("a world's thread knows its start");
+            self.since_start_ns
+                .set(now.duration_since(start).as_nanos() as u64);
+        }
+        now
+    }
 }
 
 thread_local! {
-    static STEP_NOW: Cell<StepNow> = const { Cell::new(StepNow::Off) };
+    static STEP_NOW: StepNow = const {
+        StepNow {
+            on: Cell::new(false),
+            start: Cell::new(None),
+            now: Cell::new(None),
+            since_start_ns: Cell::new(0),
+        }
+    };
 }
 
 /// `tokio::time::Instant::now()`, read once per scheduler step on a world's thread.
@@ -111,14 +134,27 @@ thread_local! {
 /// runtime marks the reading stale after every park ([`StepClock::runtime_unparked`],
 /// its `on_thread_unpark` hook) and the first read of a step caches it. Elsewhere (no
 /// [`StepClock`] on this thread) this is tokio's clock, read every time.
+#[inline]
 pub fn virtual_now() -> Instant {
-    STEP_NOW.with(|step| match step.get() {
-        StepNow::At(now) => now,
-        StepNow::Off => Instant::now(),
-        StepNow::Unread => {
-            let now = Instant::now();
-            step.set(StepNow::At(now));
-            now
+    STEP_NOW.with(|step| match step.now.get() {
+        Some(now) => now,
+        None => step.refresh(),
+    })
+}
+
+/// Nanoseconds of virtual time since `start`: [`virtual_now`]`() - start`, without the
+/// subtraction when `start` is the world's own start (its trace and `World::now_ns`).
+#[inline]
+pub fn virtual_ns_since(start: Instant) -> u64 {
+    STEP_NOW.with(|step| {
+        let now = match step.now.get() {
+            Some(now) => now,
+            None => step.refresh(),
+        };
+        if step.on.get() && step.start.get() == Some(start) {
+            step.since_start_ns.get()
+        } else {
+            now.duration_since(start).as_nanos() as u64
         }
     })
 }
@@ -130,24 +166,29 @@ pub fn virtual_now() -> Instant {
 pub(crate) struct StepClock(());
 
 impl StepClock {
-    pub(crate) fn start() -> Self {
-        STEP_NOW.with(|step| step.set(StepNow::Unread));
+    /// `start`: the world's virtual time zero.
+    pub(crate) fn start(start: Instant) -> Self {
+        STEP_NOW.with(|step| {
+            step.start.set(Some(start));
+            step.now.set(None);
+            step.on.set(true);
+        });
         StepClock(())
     }
 
     /// The runtime parked, so tokio may have advanced paused time: read it again.
     pub(crate) fn runtime_unparked() {
-        STEP_NOW.with(|step| {
-            if !matches!(step.get(), StepNow::Off) {
-                step.set(StepNow::Unread);
-            }
-        });
+        STEP_NOW.with(|step| step.now.set(None));
     }
 }
 
 impl Drop for StepClock {
     fn drop(&mut self) {
-        STEP_NOW.with(|step| step.set(StepNow::Off));
+        STEP_NOW.with(|step| {
+            step.on.set(false);
+            step.start.set(None);
+            step.now.set(None);
+        });
     }
 }
 
@@ -221,9 +262,9 @@ mod tests {
             .on_thread_unpark(StepClock::runtime_unparked)
             .build()
             .expect("runtime");
-        let step = StepClock::start();
+        let start = runtime.block_on(async { Instant::now() });
+        let step = StepClock::start(start);
         runtime.block_on(async {
-            let start = Instant::now();
             assert_eq!(virtual_now(), start);
             for ms in [1, 3, 7, 250] {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -232,10 +273,17 @@ mod tests {
             tokio::task::yield_now().await;
             assert_eq!(virtual_now(), Instant::now());
             assert_eq!(virtual_now() - start, Duration::from_millis(261));
+            assert_eq!(virtual_ns_since(start), 261_000_000);
+            let later = start + Duration::from_millis(11);
+            assert_eq!(
+                virtual_ns_since(later),
+                250_000_000,
+                "another origin subtracts"
+            );
         });
         drop(step);
         assert!(
-            matches!(STEP_NOW.with(Cell::get), StepNow::Off),
+            STEP_NOW.with(|step| !step.on.get() && step.now.get().is_none()),
             "the cache is off once the world's thread lets go of it"
         );
     }

@@ -30,6 +30,7 @@
 //! (a reply lost on the way never counts as received).
 
 mod connect;
+mod deliveries;
 mod listener;
 mod options;
 mod partition;
@@ -42,6 +43,7 @@ pub use pipe::SimStream;
 
 use crate::faults::FaultCounters;
 use crate::seed::{Ratio, SimRng};
+use deliveries::Deliveries;
 use engine::env::{BoxFuture, NetAddr, NetListener, NetStream, Network};
 use listener::Incoming;
 use pipe::Pipe;
@@ -105,12 +107,20 @@ struct Draws {
 
 impl Draws {
     fn latency(&mut self, from: usize, to: usize) -> Duration {
-        let (low, high) = self
-            .links
-            .get(&(from, to))
-            .copied()
-            .unwrap_or((self.latency_min_ns, self.latency_max_ns));
-        Duration::from_nanos(self.rng.between(low, high))
+        Duration::from_nanos(self.latency_ns(from, to))
+    }
+
+    /// The link's latency in nanoseconds (per-link ranges are rare: most worlds have none).
+    fn latency_ns(&mut self, from: usize, to: usize) -> u64 {
+        let (low, high) = if self.links.is_empty() {
+            (self.latency_min_ns, self.latency_max_ns)
+        } else {
+            self.links
+                .get(&(from, to))
+                .copied()
+                .unwrap_or((self.latency_min_ns, self.latency_max_ns))
+        };
+        self.rng.between(low, high)
     }
 }
 
@@ -118,6 +128,8 @@ impl Draws {
 pub struct SimNet {
     state: Mutex<NetState>,
     draws: Mutex<Draws>,
+    /// Readers waiting for a message in flight, woken by one shared timer.
+    deliveries: Arc<Deliveries>,
     in_flight_bytes_max: AtomicUsize,
     holds_active: AtomicUsize,
     faults: FaultCounters,
@@ -148,6 +160,7 @@ impl SimNet {
                 delay_rate: options.delay_rate,
                 delay_spike_max_ns: options.delay_spike_max.as_nanos() as u64,
             }),
+            deliveries: Deliveries::new(),
             in_flight_bytes_max: AtomicUsize::new(options.in_flight_bytes_max),
             state: Mutex::new(NetState {
                 options,
@@ -222,13 +235,15 @@ impl SimNet {
         let mut draws = self.draws.lock().expect("net draws poisoned");
         let reset_rate = draws.reset_rate;
         let reset = draws.rng.chance(reset_rate);
-        let latency = draws.latency(from, to);
+        let latency_ns = draws.latency_ns(from, to);
         let delay_rate = draws.delay_rate;
-        let spike = draws.rng.chance(delay_rate).then(|| {
+        let spike_ns = draws.rng.chance(delay_rate).then(|| {
             let max = draws.delay_spike_max_ns;
-            Duration::from_nanos(draws.rng.between(0, max))
+            draws.rng.between(0, max)
         });
-        (latency + spike.unwrap_or_default(), reset, spike)
+        drop(draws);
+        let latency = Duration::from_nanos(latency_ns.saturating_add(spike_ns.unwrap_or(0)));
+        (latency, reset, spike_ns.map(Duration::from_nanos))
     }
 
     /// Counts a swarm latency spike on `from → to`.

@@ -1,15 +1,15 @@
 //! One direction of a simulated connection and the stream type built from two of them.
 
 use super::SimNet;
+use super::deliveries::WaitKey;
 use engine::env::{NetAddr, NetStream};
 use std::collections::VecDeque;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 pub(super) const ECONNRESET: i32 = 104;
 const EPIPE: i32 = 32;
@@ -36,10 +36,11 @@ struct PipeState {
     /// Buffers of segments read to the end, reused by later writes: a message then
     /// costs no allocation (a request and its reply each reuse the last one's buffer).
     spare: Vec<Vec<u8>>,
-    /// Fires when the head segment is due. Armed by whoever learns the head's time
-    /// first: the reader, or the writer on the reader's behalf (polled with the parked
-    /// reader's waker), so a message costs the reader one wake-up, at delivery.
-    delivery_timer: Option<Pin<Box<Sleep>>>,
+    /// The parked reader's place in the network's delivery queue (`deliveries.rs`),
+    /// waiting for the head segment. Queued by whoever learns the head's time first: the
+    /// reader, or the writer on a parked reader's behalf, so a message costs the reader
+    /// one wake-up, at delivery.
+    waiting: Option<WaitKey>,
 }
 
 /// Spare buffers a pipe direction keeps, and the largest one it keeps: enough for a
@@ -70,20 +71,6 @@ impl PipeState {
             data.clear();
             self.spare.push(data);
         }
-    }
-
-    /// Arms the delivery timer for `deadline` and polls it with `waker`: true if due.
-    fn arm(&mut self, deadline: Instant, waker: &Waker) -> bool {
-        let timer = self
-            .delivery_timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
-        }
-        timer
-            .as_mut()
-            .poll(&mut Context::from_waker(waker))
-            .is_ready()
     }
 }
 
@@ -184,49 +171,62 @@ impl AsyncRead for SimStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        loop {
-            let mut state = this.rx.state.lock().expect("pipe poisoned");
-            if state.reset {
-                return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
-            }
-            let Some(head) = state.segments.front_mut() else {
-                if state.write_closed {
-                    return Poll::Ready(Ok(()));
-                }
-                store(&mut state.reader_waker, cx);
-                return Poll::Pending;
-            };
-            if head.deliver_at > this.passed {
-                let deadline = head.deliver_at;
-                if !state.arm(deadline, cx.waker()) {
-                    store(&mut state.reader_waker, cx);
-                    return Poll::Pending;
-                }
-                this.passed = deadline;
-                continue;
-            }
-            if this.net.holds(this.rx.from, this.rx.to) {
-                store(&mut state.reader_waker, cx);
-                drop(state);
-                this.net.park_held(&this.rx);
-                return Poll::Pending;
-            }
-            if buf.remaining() == 0 {
+        let mut guard = this.rx.state.lock().expect("pipe poisoned");
+        let state = &mut *guard;
+        if state.reset {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
+        }
+        let Some(head) = state.segments.front_mut() else {
+            if state.write_closed {
                 return Poll::Ready(Ok(()));
             }
-            let available = &head.data[head.read_pos..];
-            let n = available.len().min(buf.remaining());
-            buf.put_slice(&available[..n]);
-            this.net.tapped(this.rx.from, this.rx.to, &available[..n]);
-            head.read_pos += n;
-            if head.read_pos == head.data.len() {
-                state.pop_head();
+            store(&mut state.reader_waker, cx);
+            return Poll::Pending;
+        };
+        if head.deliver_at > this.passed {
+            let now = crate::clock::virtual_now();
+            this.passed = now;
+            let deliver_at = head.deliver_at;
+            if deliver_at > now {
+                // In flight: wait in the delivery queue, unless already there with
+                // this waker for this segment.
+                let known = matches!(
+                    (&state.reader_waker, state.waiting),
+                    (Some(parked), Some((queued_at, _)))
+                        if queued_at == deliver_at && parked.will_wake(cx.waker())
+                );
+                if !known {
+                    store(&mut state.reader_waker, cx);
+                    let key = this
+                        .net
+                        .deliveries
+                        .wait(state.waiting, deliver_at, now, cx.waker());
+                    state.waiting = Some(key);
+                }
+                return Poll::Pending;
             }
-            debug_assert!(state.in_flight >= n, "in-flight accounting underflow");
-            state.in_flight -= n;
-            wake(&mut state.writer_waker);
+        }
+        if this.net.holds(this.rx.from, this.rx.to) {
+            store(&mut state.reader_waker, cx);
+            drop(guard);
+            this.net.park_held(&this.rx);
+            return Poll::Pending;
+        }
+        if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
+        let available = &head.data[head.read_pos..];
+        let n = available.len().min(buf.remaining());
+        buf.put_slice(&available[..n]);
+        this.net.tapped(this.rx.from, this.rx.to, &available[..n]);
+        head.read_pos += n;
+        if head.read_pos == head.data.len() {
+            state.pop_head();
+        }
+        debug_assert!(state.in_flight >= n, "in-flight accounting underflow");
+        state.in_flight -= n;
+        wake(&mut state.writer_waker);
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -283,12 +283,14 @@ impl AsyncWrite for SimStream {
         if state.segments.len() == 1 {
             // The new segment is the head: a parked reader is woken when it is due,
             // not now (it could do nothing with it before then).
-            if let Some(waker) = state.reader_waker.take() {
-                if state.arm(deliver_at, &waker) {
-                    waker.wake();
-                } else {
-                    state.reader_waker = Some(waker);
-                }
+            if deliver_at <= now {
+                wake(&mut state.reader_waker);
+            } else if let Some(reader) = &state.reader_waker {
+                let key = this
+                    .net
+                    .deliveries
+                    .wait(state.waiting, deliver_at, now, reader);
+                state.waiting = Some(key);
             }
         }
         Poll::Ready(Ok(n))
@@ -317,6 +319,7 @@ impl Drop for SimStream {
         state.reader_gone = true;
         state.segments.clear();
         state.in_flight = 0;
+        // A queued wake-up of this reader stays queued: a spurious wake, harmless.
         wake(&mut state.writer_waker);
     }
 }

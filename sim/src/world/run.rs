@@ -184,7 +184,7 @@ where
     let route = trace::route_to(sink.clone(), world.faults().clone());
     let driver = world.clone();
     // From here on, reads of the clock on this thread happen inside the runtime.
-    let step_clock = StepClock::start();
+    let step_clock = StepClock::start(start);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(async move {
             let run = tokio::time::timeout(budget, body(driver));
