@@ -42,7 +42,7 @@ pub use options::NetOptions;
 pub use pipe::SimStream;
 
 use crate::faults::FaultCounters;
-use crate::seed::{Ratio, SimRng};
+use crate::seed::{Between, Ratio, SimRng};
 use deliveries::Deliveries;
 use engine::env::{BoxFuture, NetAddr, NetListener, NetStream, Network};
 use listener::Incoming;
@@ -96,13 +96,17 @@ struct NetState {
 /// What every write draws from, behind one lock (writes are the hot path).
 struct Draws {
     rng: SimRng,
-    latency_min_ns: u64,
-    latency_max_ns: u64,
-    /// Per-link latency ranges (from, to) → (min, max) ns, overriding the default.
-    links: BTreeMap<(usize, usize), (u64, u64)>,
+    /// The default one-way latency range, in nanoseconds.
+    latency: Between,
+    /// Per-link latency ranges (from, to), in nanoseconds, overriding the default.
+    links: BTreeMap<(usize, usize), Between>,
     reset_rate: Ratio,
     delay_rate: Ratio,
     delay_spike_max_ns: u64,
+}
+
+fn latency_range(min: Duration, max: Duration) -> Between {
+    Between::new(min.as_nanos() as u64, max.as_nanos() as u64)
 }
 
 impl Draws {
@@ -112,15 +116,12 @@ impl Draws {
 
     /// The link's latency in nanoseconds (per-link ranges are rare: most worlds have none).
     fn latency_ns(&mut self, from: usize, to: usize) -> u64 {
-        let (low, high) = if self.links.is_empty() {
-            (self.latency_min_ns, self.latency_max_ns)
+        let range = if self.links.is_empty() {
+            self.latency
         } else {
-            self.links
-                .get(&(from, to))
-                .copied()
-                .unwrap_or((self.latency_min_ns, self.latency_max_ns))
+            self.links.get(&(from, to)).copied().unwrap_or(self.latency)
         };
-        self.rng.between(low, high)
+        self.rng.draw(range)
     }
 }
 
@@ -153,8 +154,7 @@ impl SimNet {
         Arc::new(SimNet {
             draws: Mutex::new(Draws {
                 rng,
-                latency_min_ns: options.latency_min.as_nanos() as u64,
-                latency_max_ns: options.latency_max.as_nanos() as u64,
+                latency: latency_range(options.latency_min, options.latency_max),
                 links: BTreeMap::new(),
                 reset_rate: options.reset_rate,
                 delay_rate: options.delay_rate,
@@ -208,8 +208,7 @@ impl SimNet {
             .store(options.in_flight_bytes_max, Ordering::Relaxed);
         {
             let mut draws = self.draws.lock().expect("net draws poisoned");
-            draws.latency_min_ns = options.latency_min.as_nanos() as u64;
-            draws.latency_max_ns = options.latency_max.as_nanos() as u64;
+            draws.latency = latency_range(options.latency_min, options.latency_max);
             draws.reset_rate = options.reset_rate;
             draws.delay_rate = options.delay_rate;
             draws.delay_spike_max_ns = options.delay_spike_max.as_nanos() as u64;
@@ -271,9 +270,7 @@ impl SimNet {
         match range {
             Some((min, max)) => {
                 assert!(min <= max, "latency range {min:?}..={max:?} is empty");
-                draws
-                    .links
-                    .insert((ia, ib), (min.as_nanos() as u64, max.as_nanos() as u64));
+                draws.links.insert((ia, ib), latency_range(min, max));
             }
             None => {
                 draws.links.remove(&(ia, ib));
