@@ -1,7 +1,8 @@
 //! The network's delivery alarm: one tokio timer for every reader waiting on a message.
 //!
-//! A reader whose next message is still in flight waits here, keyed by the message's
-//! delivery instant. One tokio timer (the alarm) is armed at the earliest key; when it
+//! A reader whose next message is still in flight waits here (under the network's
+//! traffic lock, which every write takes anyway), keyed by the message's delivery
+//! instant. One tokio timer (the alarm) is armed at the earliest key; when it
 //! fires, its waker (no task: it runs where tokio fires timers) wakes every reader due
 //! by then, in key order (delivery instant, then the order they began to wait), and
 //! arms the alarm at the next key.
@@ -13,35 +14,29 @@
 //! tick at or after its instant); the order in which readers due at the same tick are
 //! woken, relative to each other and to other timers of that tick, is this map's order.
 
+use super::SimNet;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::task::{Context, Wake, Waker};
 use tokio::time::{Instant, Sleep};
 
-/// Where a waiting reader sits in the queue (its pipe keeps it, to move or remove it).
+/// Where a waiting reader sits in the queue (its pipe keeps it, to move it).
 pub(super) type WaitKey = (Instant, u64);
 
 pub(super) struct Deliveries {
-    state: Mutex<AlarmState>,
-    /// The alarm timer's waker: fires the due deliveries.
-    alarm: Waker,
-}
-
-struct AlarmState {
     /// Earliest key on top.
     waiting: BinaryHeap<Waiting>,
-    /// Entries still in `waiting` whose reader moved or left (rare): skipped when due.
+    /// Entries still in `waiting` whose reader moved (rare): skipped when due.
     cancelled: Vec<u64>,
     next_seq: u64,
     timer: Option<Pin<Box<Sleep>>>,
     /// The deadline the alarm is registered for; `None` while nothing is registered.
     armed_for: Option<Instant>,
-    /// Wakers taken out of `waiting` by a firing, woken once the lock is released
-    /// (kept to reuse its allocation).
-    firing: Vec<Waker>,
+    /// The alarm timer's waker: fires the due deliveries.
+    alarm: Waker,
 }
 
 struct Waiting {
@@ -70,7 +65,7 @@ impl PartialEq for Waiting {
 
 impl Eq for Waiting {}
 
-struct Alarm(Weak<Deliveries>);
+struct Alarm(Weak<SimNet>);
 
 impl Wake for Alarm {
     fn wake(self: Arc<Self>) {
@@ -78,108 +73,87 @@ impl Wake for Alarm {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if let Some(deliveries) = self.0.upgrade() {
-            deliveries.fire();
+        if let Some(net) = self.0.upgrade() {
+            net.fire_deliveries();
         }
     }
 }
 
 impl Deliveries {
-    pub(super) fn new() -> Arc<Self> {
-        Arc::new_cyclic(|me| Deliveries {
-            state: Mutex::new(AlarmState {
-                waiting: BinaryHeap::new(),
-                cancelled: Vec::new(),
-                next_seq: 0,
-                timer: None,
-                armed_for: None,
-                firing: Vec::new(),
-            }),
-            alarm: Waker::from(Arc::new(Alarm(me.clone()))),
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, AlarmState> {
-        self.state.lock().expect("deliveries poisoned")
+    pub(super) fn new(net: Weak<SimNet>) -> Self {
+        Deliveries {
+            waiting: BinaryHeap::new(),
+            cancelled: Vec::new(),
+            next_seq: 0,
+            timer: None,
+            armed_for: None,
+            alarm: Waker::from(Arc::new(Alarm(net))),
+        }
     }
 
     /// Has `reader` woken at `deliver_at` (strictly after `now`, the current virtual
     /// time); `key` is the reader's earlier place in the queue, moved. Returns the new one.
     pub(super) fn wait(
-        &self,
+        &mut self,
         key: Option<WaitKey>,
         deliver_at: Instant,
         now: Instant,
         reader: &Waker,
     ) -> WaitKey {
         // A deadline already reached would fire the alarm inside its own registration,
-        // which re-enters this lock: callers read or wake at once instead.
+        // which re-enters the traffic lock: callers read or wake at once instead.
         assert!(deliver_at > now, "a due delivery is read, not waited for");
-        let mut state = self.lock();
         if let Some((old_at, old_seq)) = key
             && old_at > now
         {
             // Still queued (everything due by now has fired): skip it when it comes due.
-            state.cancelled.push(old_seq);
+            self.cancelled.push(old_seq);
         }
-        let seq = state.next_seq;
-        state.next_seq += 1;
+        let seq = self.next_seq;
+        self.next_seq += 1;
         let key = (deliver_at, seq);
-        state.waiting.push(Waiting {
+        self.waiting.push(Waiting {
             key,
             reader: reader.clone(),
         });
-        if state.armed_for.is_none_or(|armed| deliver_at < armed) {
-            self.arm(&mut state, deliver_at);
+        if self.armed_for.is_none_or(|armed| deliver_at < armed) {
+            self.arm(deliver_at);
         }
         key
     }
 
     /// Registers the alarm for `deadline` (in the future: tokio does not fire it now).
-    fn arm(&self, state: &mut AlarmState, deadline: Instant) {
-        let timer = state
+    fn arm(&mut self, deadline: Instant) {
+        let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         timer.as_mut().reset(deadline);
         // Polled outside any task's cooperative budget: the alarm belongs to no task,
-        // and a spent budget would wake the alarm from inside this lock.
+        // and a spent budget would wake the alarm from inside the traffic lock.
         let poll = std::pin::pin!(tokio::task::coop::unconstrained(timer.as_mut()))
             .poll(&mut Context::from_waker(&self.alarm));
         assert!(
             poll.is_pending(),
             "the alarm was armed for a passed instant"
         );
-        state.armed_for = Some(deadline);
+        self.armed_for = Some(deadline);
     }
 
-    /// The alarm fired: wakes the readers due by now and arms it for the next one.
-    fn fire(&self) {
-        // Read tokio's clock itself: this runs while the runtime parks, before a world's
-        // cached reading (`clock::virtual_now`) is marked stale.
-        let now = Instant::now();
-        let mut firing = {
-            let mut state = self.lock();
-            state.armed_for = None;
-            let mut firing = std::mem::take(&mut state.firing);
-            while state.waiting.peek().is_some_and(|w| w.key.0 <= now) {
-                let Waiting { key, reader } = state.waiting.pop().expect("peeked");
-                if let Some(i) = state.cancelled.iter().position(|&seq| seq == key.1) {
-                    state.cancelled.swap_remove(i);
-                    continue;
-                }
-                firing.push(reader);
+    /// The alarm fired at `now`: wakes the readers due by then, in key order, and arms
+    /// the alarm for the next one. The wakers are tasks' (they only schedule their task,
+    /// never call back into the network), so they are woken under the traffic lock.
+    pub(super) fn fire(&mut self, now: Instant) {
+        self.armed_for = None;
+        while self.waiting.peek().is_some_and(|w| w.key.0 <= now) {
+            let Waiting { key, reader } = self.waiting.pop().expect("peeked");
+            if let Some(i) = self.cancelled.iter().position(|&seq| seq == key.1) {
+                self.cancelled.swap_remove(i);
+                continue;
             }
-            if let Some(next) = state.waiting.peek().map(|w| w.key.0) {
-                self.arm(&mut state, next);
-            }
-            firing
-        };
-        for waker in firing.drain(..) {
-            waker.wake();
+            reader.wake();
         }
-        let mut state = self.lock();
-        if state.firing.capacity() < firing.capacity() {
-            state.firing = firing;
+        if let Some(next) = self.waiting.peek().map(|w| w.key.0) {
+            self.arm(next);
         }
     }
 }

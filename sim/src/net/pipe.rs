@@ -197,10 +197,12 @@ impl AsyncRead for SimStream {
                 );
                 if !known {
                     store(&mut state.reader_waker, cx);
-                    let key = this
-                        .net
-                        .deliveries
-                        .wait(state.waiting, deliver_at, now, cx.waker());
+                    let key = this.net.traffic().deliveries.wait(
+                        state.waiting,
+                        deliver_at,
+                        now,
+                        cx.waker(),
+                    );
                     state.waiting = Some(key);
                 }
                 return Poll::Pending;
@@ -255,43 +257,49 @@ impl AsyncWrite for SimStream {
             store(&mut state.writer_waker, cx);
             return Poll::Pending;
         }
-        // Lock order: pipe, then the network's draws (never the reverse). The swarm
-        // reset and the latency come from the network's stream, in write order.
-        let (latency, reset, spike) = this.net.draw_write(this.tx.from, this.tx.to);
+        let n = buf.len().min(cap - state.in_flight);
+        let now = crate::clock::virtual_now();
+        this.passed = now;
+        // Lock order: pipe, then the network's traffic (never the reverse). The swarm
+        // reset and the latency come from the network's stream, in write order; a parked
+        // reader of a new head segment is queued for its delivery under the same lock.
+        let mut traffic = this.net.traffic();
+        let (latency, reset, spike) = traffic.draw_write(this.tx.from, this.tx.to);
         if reset {
+            drop(traffic);
             drop(state);
             this.net
                 .reset_pair(&this.tx, &this.rx, "swarm reset on write");
             return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
         }
-        if let Some(spike) = spike {
-            this.net.count_spike(this.tx.from, this.tx.to, spike);
-        }
-        let n = buf.len().min(cap - state.in_flight);
-        let now = crate::clock::virtual_now();
-        this.passed = now;
         let mut deliver_at = now + latency;
         if let Some(last) = state.last_deliver_at {
             // A stream delivers in order: a message never overtakes an earlier one.
             deliver_at = deliver_at.max(last);
+        }
+        // A new head segment: a parked reader is woken when it is due, not now (it could
+        // do nothing with it before then).
+        let head = state.segments.is_empty();
+        if head
+            && deliver_at > now
+            && let Some(reader) = &state.reader_waker
+        {
+            let key = traffic
+                .deliveries
+                .wait(state.waiting, deliver_at, now, reader);
+            state.waiting = Some(key);
+        }
+        drop(traffic);
+        if let Some(spike) = spike {
+            this.net.count_spike(this.tx.from, this.tx.to, spike);
         }
         state.last_deliver_at = Some(deliver_at);
         let segment = state.segment(deliver_at, &buf[..n]);
         state.segments.push_back(segment);
         state.in_flight += n;
         debug_assert!(state.in_flight <= cap, "in-flight bound exceeded");
-        if state.segments.len() == 1 {
-            // The new segment is the head: a parked reader is woken when it is due,
-            // not now (it could do nothing with it before then).
-            if deliver_at <= now {
-                wake(&mut state.reader_waker);
-            } else if let Some(reader) = &state.reader_waker {
-                let key = this
-                    .net
-                    .deliveries
-                    .wait(state.waiting, deliver_at, now, reader);
-                state.waiting = Some(key);
-            }
+        if head && deliver_at <= now {
+            wake(&mut state.reader_waker);
         }
         Poll::Ready(Ok(n))
     }
