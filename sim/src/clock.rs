@@ -98,6 +98,9 @@ struct StepNow {
     now: Cell<Option<Instant>>,
     /// `now - start` in nanoseconds, valid with `now`.
     since_start_ns: Cell<u64>,
+    /// `now` was read while the runtime parked, after its clock moved (see
+    /// [`StepClock::read_while_parked`]): the park's end keeps it.
+    read_while_parked: Cell<bool>,
 }
 
 impl StepNow {
@@ -105,13 +108,17 @@ impl StepNow {
     #[cold]
     fn refresh(&self) -> Instant {
         let now = Instant::now();
+        self.cache(now);
+        now
+    }
+
+    fn cache(&self, now: Instant) {
         if self.on.get() {
             self.now.set(Some(now));
             let start = self.start.get().expect("a world's thread knows its start");
             self.since_start_ns
                 .set(now.duration_since(start).as_nanos() as u64);
         }
-        now
     }
 }
 
@@ -122,6 +129,7 @@ thread_local! {
             start: Cell::new(None),
             now: Cell::new(None),
             since_start_ns: Cell::new(0),
+            read_while_parked: Cell::new(false),
         }
     };
 }
@@ -176,9 +184,30 @@ impl StepClock {
         StepClock(())
     }
 
-    /// The runtime parked, so tokio may have advanced paused time: read it again.
+    /// The runtime parked, so tokio may have advanced paused time: read it again,
+    /// unless it was read during this park, after the clock moved.
     pub(crate) fn runtime_unparked() {
-        STEP_NOW.with(|step| step.now.set(None));
+        STEP_NOW.with(|step| {
+            if !step.read_while_parked.replace(false) {
+                step.now.set(None);
+            }
+        });
+    }
+
+    /// Reads tokio's clock from inside the runtime's park, where tokio fires timers
+    /// (after it advanced paused time, before the park ends), and keeps the reading for
+    /// the tasks this park wakes. Only for code that tokio's timer driver calls (the
+    /// network's delivery alarm): called anywhere else, the next park's end would keep
+    /// a reading that park may have made stale.
+    pub(crate) fn read_while_parked() -> Instant {
+        let now = Instant::now();
+        STEP_NOW.with(|step| {
+            if step.on.get() {
+                step.cache(now);
+                step.read_while_parked.set(true);
+            }
+        });
+        now
     }
 }
 
@@ -188,6 +217,7 @@ impl Drop for StepClock {
             step.on.set(false);
             step.start.set(None);
             step.now.set(None);
+            step.read_while_parked.set(false);
         });
     }
 }

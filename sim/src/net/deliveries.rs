@@ -15,8 +15,7 @@
 //! woken, relative to each other and to other timers of that tick, is this map's order.
 
 use super::SimNet;
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
@@ -27,8 +26,10 @@ use tokio::time::{Instant, Sleep};
 pub(super) type WaitKey = (Instant, u64);
 
 pub(super) struct Deliveries {
-    /// Earliest key on top.
-    waiting: BinaryHeap<Waiting>,
+    /// Sorted by key, earliest first. Short (a few readers per pending tick), and a new
+    /// key nearly always goes near the end (latencies are close to each other), so a
+    /// sorted deque beats a heap here.
+    waiting: VecDeque<Waiting>,
     /// Entries still in `waiting` whose reader moved (rare): skipped when due.
     cancelled: Vec<u64>,
     next_seq: u64,
@@ -43,27 +44,6 @@ struct Waiting {
     key: WaitKey,
     reader: Waker,
 }
-
-impl Ord for Waiting {
-    /// Reversed, so the max-heap's top is the earliest key.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.key.cmp(&self.key)
-    }
-}
-
-impl PartialOrd for Waiting {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Waiting {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-
-impl Eq for Waiting {}
 
 struct Alarm(Weak<SimNet>);
 
@@ -82,7 +62,7 @@ impl Wake for Alarm {
 impl Deliveries {
     pub(super) fn new(net: Weak<SimNet>) -> Self {
         Deliveries {
-            waiting: BinaryHeap::new(),
+            waiting: VecDeque::new(),
             cancelled: Vec::new(),
             next_seq: 0,
             timer: None,
@@ -112,10 +92,15 @@ impl Deliveries {
         let seq = self.next_seq;
         self.next_seq += 1;
         let key = (deliver_at, seq);
-        self.waiting.push(Waiting {
-            key,
-            reader: reader.clone(),
-        });
+        // Keys are unique (the sequence number), so this is the only place for it.
+        let at = self.waiting.partition_point(|w| w.key < key);
+        self.waiting.insert(
+            at,
+            Waiting {
+                key,
+                reader: reader.clone(),
+            },
+        );
         if self.armed_for.is_none_or(|armed| deliver_at < armed) {
             self.arm(deliver_at);
         }
@@ -144,15 +129,15 @@ impl Deliveries {
     /// never call back into the network), so they are woken under the traffic lock.
     pub(super) fn fire(&mut self, now: Instant) {
         self.armed_for = None;
-        while self.waiting.peek().is_some_and(|w| w.key.0 <= now) {
-            let Waiting { key, reader } = self.waiting.pop().expect("peeked");
+        while self.waiting.front().is_some_and(|w| w.key.0 <= now) {
+            let Waiting { key, reader } = self.waiting.pop_front().expect("looked");
             if let Some(i) = self.cancelled.iter().position(|&seq| seq == key.1) {
                 self.cancelled.swap_remove(i);
                 continue;
             }
             reader.wake();
         }
-        if let Some(next) = self.waiting.peek().map(|w| w.key.0) {
+        if let Some(next) = self.waiting.front().map(|w| w.key.0) {
             self.arm(next);
         }
     }

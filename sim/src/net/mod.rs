@@ -242,11 +242,10 @@ impl SimNet {
         self.traffic().latency(from, to)
     }
 
-    /// The delivery alarm fired: wakes the readers due by now.
+    /// The delivery alarm fired (tokio's timer driver calls this while the runtime
+    /// parks): wakes the readers due by now.
     fn fire_deliveries(&self) {
-        // Read tokio's clock itself: this runs while the runtime parks, before a world's
-        // cached reading (`clock::virtual_now`) is marked stale.
-        let now = tokio::time::Instant::now();
+        let now = crate::clock::StepClock::read_while_parked();
         self.traffic().deliveries.fire(now);
     }
 
