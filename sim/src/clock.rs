@@ -196,9 +196,11 @@ impl StepClock {
 
     /// Reads tokio's clock from inside the runtime's park, where tokio fires timers
     /// (after it advanced paused time, before the park ends), and keeps the reading for
-    /// the tasks this park wakes. Only for code that tokio's timer driver calls (the
-    /// network's delivery alarm): called anywhere else, the next park's end would keep
-    /// a reading that park may have made stale.
+    /// the tasks this park wakes. Only for a timer's waker that tokio fires when time
+    /// reaches it (the network's delivery alarm, always armed in the future): tokio
+    /// fires every timer due in the same park that advanced time to it, so this never
+    /// runs in a park that ends without the hook (a yield). Called anywhere else, the
+    /// next park's end would keep a reading that park may have made stale.
     pub(crate) fn read_while_parked() -> Instant {
         let now = Instant::now();
         STEP_NOW.with(|step| {
