@@ -9,10 +9,11 @@
 //!
 //! Why: a tokio timer per pipe direction cost a timer-wheel re-registration and two
 //! polls per message, about a sixth of a W1 round trip. Deliveries due at one tick of
-//! tokio's 1 ms wheel now share one wheel entry, and a message costs an ordered-map
-//! insert and removal. Delivery times are unchanged (a message is readable at the first
-//! tick at or after its instant); the order in which readers due at the same tick are
-//! woken, relative to each other and to other timers of that tick, is this map's order.
+//! tokio's 1 ms wheel now share one wheel entry, and a message costs an insert into a
+//! short sorted queue and a removal from its front. Delivery times are unchanged (a
+//! message is readable at the first tick at or after its instant); the order in which
+//! readers due at the same tick are woken, relative to each other and to other timers of
+//! that tick, is this queue's order.
 
 use super::SimNet;
 use std::collections::VecDeque;
