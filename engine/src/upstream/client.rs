@@ -6,6 +6,7 @@ use super::breaker::Breaker;
 use super::config::UpstreamConfig;
 use super::error::UpstreamError;
 use super::http::{Answer, Call, ExchangeError, exchange};
+use super::wire::{Content, Message, MessagesAnswer, MessagesRequest, Role};
 use super::{MESSAGES_PATH, MODELS_PATH};
 use crate::env::Env;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,17 +45,6 @@ pub struct UpstreamClient {
     state: Mutex<State>,
     /// Woken when the breaker opens (whoever watches for the upstream's return).
     opened: Notify,
-}
-
-#[derive(serde::Serialize)]
-struct MessagesRequest<'a> {
-    model: &'a str,
-    input: &'a str,
-}
-
-#[derive(serde::Deserialize)]
-struct MessagesAnswer {
-    output: String,
 }
 
 impl UpstreamClient {
@@ -116,8 +106,14 @@ impl UpstreamClient {
     /// Sends a query's input to the model; its answer comes back.
     pub async fn complete(&self, input: &str) -> Result<String, UpstreamError> {
         let body = serde_json::to_vec(&MessagesRequest {
-            model: &self.config.model,
-            input,
+            model: self.config.model.clone(),
+            max_tokens: self.config.max_tokens,
+            messages: vec![Message {
+                role: Role::User,
+                content: Content::Text(input.to_string()),
+            }],
+            system: None,
+            stream: false,
         })
         .map_err(|e| UpstreamError::Malformed {
             detail: e.to_string(),
@@ -126,7 +122,7 @@ impl UpstreamClient {
             .call(hyper::Method::POST, MESSAGES_PATH, Some(body))
             .await?;
         serde_json::from_slice::<MessagesAnswer>(&answer)
-            .map(|a| a.output)
+            .map(|a| a.text())
             .map_err(|e| UpstreamError::Malformed {
                 detail: format!("answer is not a messages answer: {e}"),
             })

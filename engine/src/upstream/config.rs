@@ -9,6 +9,8 @@ pub struct UpstreamConfig {
     /// Sent as `x-api-key`.
     pub api_key: String,
     pub model: String,
+    /// The most tokens an answer may have (`max_tokens` of each call).
+    pub max_tokens: u32,
     /// One request, connect to last body byte: past this the upstream counts as
     /// unreachable.
     pub request_timeout: Duration,
@@ -25,6 +27,7 @@ impl UpstreamConfig {
             addr,
             api_key: api_key.into(),
             model: "local-echo-1".to_string(),
+            max_tokens: 4096,
             request_timeout: Duration::from_secs(30),
             answer_bytes_max: 4 * 1024 * 1024,
             breaker: BreakerPolicy::DEFAULT,

@@ -1,6 +1,7 @@
 //! One HTTP/1.1 exchange with the upstream over the environment's network (hyper's
 //! client connection; one connection per call, so a dead connection is never reused).
 
+use super::wire::API_VERSION;
 use crate::env::{Env, NetAddr};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
@@ -57,7 +58,8 @@ pub(crate) async fn exchange(
         .method(call.method)
         .uri(call.path)
         .header(header::HOST, addr.to_string())
-        .header("x-api-key", call.api_key);
+        .header("x-api-key", call.api_key)
+        .header("anthropic-version", API_VERSION);
     if call.body.is_some() {
         request = request.header(header::CONTENT_TYPE, "application/json");
     }
