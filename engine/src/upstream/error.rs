@@ -15,6 +15,12 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// Whether trying again soon may succeed: the upstream was unreachable, did not
+    /// answer in time, failed with a 5xx or dropped the connection.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, UpstreamError::Unavailable { .. })
+    }
+
     /// When trying again makes sense, if the error says.
     pub fn retry_in(&self) -> Option<Duration> {
         match self {

@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod http;
 mod local;
+pub mod retry;
 mod stream;
 pub mod wire;
 
