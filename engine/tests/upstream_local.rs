@@ -133,11 +133,12 @@ async fn an_answer_past_the_bound_is_unusable_not_an_outage() {
     let env = real_env(RealEnvOptions::loopback(dir.path()));
     let (_upstream, _mode, addr) = serve(&env).await;
     let mut config = UpstreamConfig::new(addr, "key-1");
-    config.answer_bytes_max = 64;
+    // A messages answer's envelope is about 250 bytes: a short answer fits.
+    config.answer_bytes_max = 512;
     let c = UpstreamClient::new(env.clone(), config);
     assert!(matches!(
-        c.complete(&"w ".repeat(100)).await,
-        Err(UpstreamError::Malformed { detail }) if detail.contains("longer than 64 bytes")
+        c.complete(&"w ".repeat(400)).await,
+        Err(UpstreamError::Malformed { detail }) if detail.contains("longer than 512 bytes")
     ));
     assert_eq!(c.complete("short").await.expect("a short answer"), "short");
     assert!(!c.is_open());

@@ -46,7 +46,7 @@ pub(crate) async fn ask_model(shared: &Shared, session: &Session, text: &str) ->
             ErrorCode::UpstreamRateLimited,
             "your session is kept: send it again then",
         ),
-        UpstreamError::Malformed { .. } => (
+        UpstreamError::Malformed { .. } | UpstreamError::Abandoned => (
             ErrorCode::UpstreamUnavailable,
             "your session is kept: send it again",
         ),

@@ -1,5 +1,7 @@
 use super::breaker::BreakerPolicy;
+use super::retry::upstream_retry_policy;
 use crate::env::NetAddr;
+use crate::workers::retry::RetryPolicy;
 use std::time::Duration;
 
 /// How the engine reaches its upstream model API.
@@ -17,6 +19,10 @@ pub struct UpstreamConfig {
     /// Answers longer than this are refused as malformed (the engine's memory bound).
     pub answer_bytes_max: usize,
     pub breaker: BreakerPolicy,
+    /// How a streamed call is retried after a transient failure before its first byte.
+    pub retry: RetryPolicy,
+    /// A stream silent this long (no event, not even a ping) counts as timed out.
+    pub stream_idle_timeout: Duration,
     /// A 429 without `Retry-After` holds requests back this long.
     pub rate_limit_default: Duration,
 }
@@ -31,6 +37,8 @@ impl UpstreamConfig {
             request_timeout: Duration::from_secs(30),
             answer_bytes_max: 4 * 1024 * 1024,
             breaker: BreakerPolicy::DEFAULT,
+            retry: upstream_retry_policy(),
+            stream_idle_timeout: Duration::from_secs(60),
             rate_limit_default: Duration::from_secs(60),
         }
     }
@@ -45,5 +53,10 @@ impl UpstreamConfig {
             "answer_bytes_max must be positive"
         );
         self.breaker.check();
+        self.retry.check();
+        assert!(
+            !self.stream_idle_timeout.is_zero(),
+            "stream_idle_timeout must be positive"
+        );
     }
 }

@@ -12,6 +12,8 @@ pub enum UpstreamError {
     CircuitOpen { retry_in: Duration },
     /// An answer we cannot use (bad status, bad JSON, too large).
     Malformed { detail: String },
+    /// The caller stopped taking the streamed answer (its query was interrupted).
+    Abandoned,
 }
 
 impl UpstreamError {
@@ -50,6 +52,7 @@ impl fmt::Display for UpstreamError {
             UpstreamError::Malformed { detail } => {
                 write!(f, "the model API gave an unusable answer: {detail}")
             }
+            UpstreamError::Abandoned => f.write_str("the streamed answer was no longer wanted"),
         }
     }
 }

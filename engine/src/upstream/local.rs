@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures_util::StreamExt;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -271,15 +272,24 @@ fn whole(reply: Reply, ending: Ending) -> Response {
                 .collect(),
         ),
     };
-    let mut parts: Vec<Result<String, std::io::Error>> = match ending {
+    let parts: Vec<Result<String, std::io::Error>> = match ending {
         Ending::Whole => pieces.into_iter().map(Ok).collect(),
         Ending::CutClean | Ending::Dropped => half(pieces).into_iter().map(Ok).collect(),
     };
-    if ending == Ending::Dropped {
-        // The server drops the connection instead of finishing the answer.
-        parts.push(Err(std::io::Error::other("connection dropped mid-answer")));
-    }
-    let body = axum::body::Body::from_stream(futures_util::stream::iter(parts));
+    let dropped = futures_util::stream::once(async {
+        // Once what was sent has gone out (hyper flushes while the body waits), the
+        // server drops the connection instead of finishing the answer.
+        tokio::task::yield_now().await;
+        Err(std::io::Error::other("connection dropped mid-answer"))
+    });
+    let body = match ending {
+        Ending::Dropped => {
+            axum::body::Body::from_stream(futures_util::stream::iter(parts).chain(dropped))
+        }
+        Ending::Whole | Ending::CutClean => {
+            axum::body::Body::from_stream(futures_util::stream::iter(parts))
+        }
+    };
     ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
 

@@ -2,6 +2,8 @@
 //! rate-limit window for all of them, so a failing or limiting upstream is not hammered
 //! by each session in turn.
 
+mod streamed;
+
 use super::breaker::Breaker;
 use super::config::UpstreamConfig;
 use super::error::UpstreamError;
@@ -28,6 +30,8 @@ pub struct UpstreamStats {
     pub unavailable: u64,
     /// Calls refused because the breaker was open.
     pub refused_open: u64,
+    /// Streamed calls tried again after a transient failure.
+    pub retries: u64,
     pub breaker_opened: u64,
     pub breaker_closed: u64,
 }
@@ -105,19 +109,7 @@ impl UpstreamClient {
 
     /// Sends a query's input to the model; its answer comes back.
     pub async fn complete(&self, input: &str) -> Result<String, UpstreamError> {
-        let body = serde_json::to_vec(&MessagesRequest {
-            model: self.config.model.clone(),
-            max_tokens: self.config.max_tokens,
-            messages: vec![Message {
-                role: Role::User,
-                content: Content::Text(input.to_string()),
-            }],
-            system: None,
-            stream: false,
-        })
-        .map_err(|e| UpstreamError::Malformed {
-            detail: e.to_string(),
-        })?;
+        let body = self.messages_body(input, false)?;
         let answer = self
             .call(hyper::Method::POST, MESSAGES_PATH, Some(body))
             .await?;
@@ -126,6 +118,23 @@ impl UpstreamClient {
             .map_err(|e| UpstreamError::Malformed {
                 detail: format!("answer is not a messages answer: {e}"),
             })
+    }
+
+    /// A messages call asking for the answer to `input` (one user turn).
+    fn messages_body(&self, input: &str, stream: bool) -> Result<Vec<u8>, UpstreamError> {
+        serde_json::to_vec(&MessagesRequest {
+            model: self.config.model.clone(),
+            max_tokens: self.config.max_tokens,
+            messages: vec![Message {
+                role: Role::User,
+                content: Content::Text(input.to_string()),
+            }],
+            system: None,
+            stream,
+        })
+        .map_err(|e| UpstreamError::Malformed {
+            detail: e.to_string(),
+        })
     }
 
     fn admit(&self) -> Result<(), UpstreamError> {
@@ -179,7 +188,7 @@ impl UpstreamClient {
             }),
             Ok(Ok(answer)) => self.classify(answer),
         };
-        self.record(&outcome);
+        self.record(outcome.as_ref().map(|_| ()));
         outcome
     }
 
@@ -201,7 +210,7 @@ impl UpstreamClient {
         }
     }
 
-    fn record(&self, outcome: &Result<Vec<u8>, UpstreamError>) {
+    fn record(&self, outcome: Result<(), &UpstreamError>) {
         let now = self.now();
         let mut s = self.state();
         match outcome {
@@ -228,7 +237,8 @@ impl UpstreamClient {
                     self.opened.notify_one();
                 }
             }
-            Err(UpstreamError::CircuitOpen { .. }) => {}
+            // Not an answer from the upstream: nothing to learn about it.
+            Err(UpstreamError::CircuitOpen { .. } | UpstreamError::Abandoned) => {}
         }
     }
 }

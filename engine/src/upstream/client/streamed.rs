@@ -1,0 +1,177 @@
+//! A streamed model call: the answer's text deltas go to the caller as they arrive, in
+//! order, through a bounded channel (a burst waits for the caller instead of piling up
+//! here). A transient failure before the first streamed byte is retried
+//! (`upstream::retry`); after it, the call fails and the partial length is logged.
+
+use super::UpstreamClient;
+use crate::upstream::MESSAGES_PATH;
+use crate::upstream::error::UpstreamError;
+use crate::upstream::http::{Answer, Call, ExchangeError, open};
+use crate::upstream::retry::{CallRetry, RetryVerdict};
+use crate::upstream::stream::{StreamAssembler, StreamError, StreamStep, StreamSummary};
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use http_body_util::{BodyDataStream, BodyExt, Limited};
+use tokio::sync::mpsc;
+
+/// An error answer's body is read up to this many bytes (its message, for the log).
+const ERROR_BODY_MAX: usize = 64 << 10;
+
+impl UpstreamClient {
+    /// Streams the model's answer to `input`, each text delta sent to `deltas` in order.
+    /// Returns the answer's summary once it is whole.
+    pub async fn stream(
+        &self,
+        input: &str,
+        deltas: &mpsc::Sender<String>,
+    ) -> Result<StreamSummary, UpstreamError> {
+        let body = self.messages_body(input, true)?;
+        let mut retry = CallRetry::new(self.config.retry.clone());
+        loop {
+            let mut streamed = 0usize;
+            let outcome = self.stream_once(body.clone(), deltas, &mut streamed).await;
+            self.record(outcome.as_ref().map(|_| ()));
+            let error = match outcome {
+                Ok(summary) => return Ok(summary),
+                Err(e) => e,
+            };
+            if streamed > 0 {
+                tracing::warn!(
+                    partial_bytes = streamed,
+                    "the model's answer broke off mid-stream: {error}"
+                );
+            }
+            match retry.handle_failure(&error, streamed, self.env.random().next_u64()) {
+                RetryVerdict::After(delay) => {
+                    self.state().stats.retries += 1;
+                    tracing::info!(
+                        retry = retry.retries(),
+                        delay_ms = delay.as_millis() as u64,
+                        "retrying the model call: {error}"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                RetryVerdict::GiveUp(reason) => {
+                    tracing::debug!(?reason, "the model call fails: {error}");
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    async fn stream_once(
+        &self,
+        body: Vec<u8>,
+        deltas: &mpsc::Sender<String>,
+        streamed: &mut usize,
+    ) -> Result<StreamSummary, UpstreamError> {
+        self.admit()?;
+        let call = Call {
+            method: hyper::Method::POST,
+            path: MESSAGES_PATH,
+            api_key: &self.config.api_key,
+            body: Some(body),
+            body_max: self.config.answer_bytes_max,
+        };
+        let head = tokio::time::timeout(
+            self.config.request_timeout,
+            open(&self.env, &self.config.addr, call),
+        )
+        .await;
+        let opened = match head {
+            Err(_) => return Err(self.silent(self.config.request_timeout, "no answer")),
+            Ok(Err(ExchangeError::Unreached(e))) => {
+                return Err(UpstreamError::Unavailable {
+                    detail: e.to_string(),
+                });
+            }
+            Ok(Err(ExchangeError::TooLarge(max))) => {
+                return Err(UpstreamError::Malformed {
+                    detail: format!("answer longer than {max} bytes"),
+                });
+            }
+            Ok(Ok(opened)) => opened,
+        };
+        if !(200..300).contains(&opened.status) {
+            let body = match Limited::new(opened.body, ERROR_BODY_MAX).collect().await {
+                Ok(collected) => collected.to_bytes().to_vec(),
+                Err(_) => Vec::new(),
+            };
+            return Err(self
+                .classify(Answer {
+                    status: opened.status,
+                    retry_after: opened.retry_after,
+                    body,
+                })
+                .expect_err("a status outside 2xx classifies as an error"));
+        }
+        let mut assembler = StreamAssembler::new(self.config.answer_bytes_max);
+        let mut events = BodyDataStream::new(opened.body).eventsource();
+        loop {
+            let next = tokio::time::timeout(self.config.stream_idle_timeout, events.next()).await;
+            let event = match next {
+                Err(_) => {
+                    return Err(self.silent(self.config.stream_idle_timeout, "no streamed event"));
+                }
+                Ok(None) => return assembler.handle_end().map_err(stream_error),
+                Ok(Some(Err(e))) => {
+                    return Err(UpstreamError::Unavailable {
+                        detail: format!(
+                            "the stream broke off after {} bytes: {e}",
+                            assembler.text_bytes()
+                        ),
+                    });
+                }
+                Ok(Some(Ok(event))) => event,
+            };
+            match assembler
+                .handle_event(&event.event, &event.data)
+                .map_err(stream_error)?
+            {
+                StreamStep::Nothing => {}
+                StreamStep::Delta(text) => {
+                    *streamed += text.len();
+                    if deltas.send(text).await.is_err() {
+                        return Err(UpstreamError::Abandoned);
+                    }
+                }
+                StreamStep::Done(summary) if summary.text_bytes == 0 => {
+                    // An empty answer is no answer: the query fails and may be sent again.
+                    tracing::warn!("the model's answer is empty");
+                    return Err(UpstreamError::Malformed {
+                        detail: "the answer is empty".to_string(),
+                    });
+                }
+                StreamStep::Done(summary) => return Ok(summary),
+            }
+        }
+    }
+
+    fn silent(&self, bound: std::time::Duration, what: &str) -> UpstreamError {
+        tracing::warn!(
+            bound_s = bound.as_secs(),
+            "model call timed out ({what} within the bound): the model API may be degraded"
+        );
+        UpstreamError::Unavailable {
+            detail: format!("{what} within {} s", bound.as_secs()),
+        }
+    }
+}
+
+/// A stream that broke off is the upstream failing (transient); one that breaks the
+/// protocol is an unusable answer.
+fn stream_error(e: StreamError) -> UpstreamError {
+    match &e {
+        StreamError::EndedEarly { .. } => UpstreamError::Unavailable {
+            detail: e.to_string(),
+        },
+        StreamError::Api { kind, .. } if kind == "overloaded_error" || kind == "api_error" => {
+            UpstreamError::Unavailable {
+                detail: e.to_string(),
+            }
+        }
+        StreamError::Api { .. } | StreamError::Malformed(_) => UpstreamError::Malformed {
+            detail: e.to_string(),
+        },
+    }
+}
