@@ -48,8 +48,6 @@ impl Setup {
             served.serve(serve_env, listener).await
         });
         let mut config = UpstreamConfig::new(addr, "key-1");
-        // The breaker stays out of the way: these tests count retries.
-        config.breaker.failures_to_open = 100;
         // The upstream's schedule, with delays short enough for a test on real time.
         config.retry = RetryPolicy {
             delay_first: Duration::from_millis(5),
@@ -113,6 +111,23 @@ async fn a_5xx_is_retried_three_times_then_fails() {
     );
     assert_eq!(s.upstream.calls(), 4, "one call and three retries");
     assert_eq!(s.client.stats().retries, 3);
+    // The breaker (3 failed calls open it) counted one call, not four attempts.
+    assert!(!s.client.is_open());
+    for _ in 0..2 {
+        s.stream(INPUT).await.1.expect_err("still failing");
+    }
+    assert!(s.client.is_open(), "three failed calls open the breaker");
+    assert_eq!(s.upstream.calls(), 12);
+    let (_, refused) = s.stream(INPUT).await;
+    assert!(
+        matches!(refused, Err(UpstreamError::CircuitOpen { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        s.upstream.calls(),
+        12,
+        "an open breaker sends nothing, and nothing is retried"
+    );
 }
 
 #[tokio::test]

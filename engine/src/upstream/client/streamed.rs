@@ -1,7 +1,8 @@
 //! A streamed model call: the answer's text deltas go to the caller as they arrive, in
 //! order, through a bounded channel (a burst waits for the caller instead of piling up
 //! here). A transient failure before the first streamed byte is retried
-//! (`upstream::retry`); after it, the call fails and the partial length is logged.
+//! (`upstream::retry`); after it, the call fails and the partial length is logged. The
+//! breaker and the rate-limit window learn each call's final outcome.
 
 use super::UpstreamClient;
 use crate::upstream::MESSAGES_PATH;
@@ -29,10 +30,11 @@ impl UpstreamClient {
         let mut retry = CallRetry::new(self.config.retry.clone());
         loop {
             let mut streamed = 0usize;
-            let outcome = self.stream_once(body.clone(), deltas, &mut streamed).await;
-            self.record(outcome.as_ref().map(|_| ()));
-            let error = match outcome {
-                Ok(summary) => return Ok(summary),
+            let error = match self.stream_once(body.clone(), deltas, &mut streamed).await {
+                Ok(summary) => {
+                    self.record(Ok(()));
+                    return Ok(summary);
+                }
                 Err(e) => e,
             };
             if streamed > 0 {
@@ -52,6 +54,9 @@ impl UpstreamClient {
                     tokio::time::sleep(delay).await;
                 }
                 RetryVerdict::GiveUp(reason) => {
+                    // The breaker counts calls, not attempts: a call retried three times
+                    // is one failure, so one query's retries cannot open it alone.
+                    self.record(Err(&error));
                     tracing::debug!(?reason, "the model call fails: {error}");
                     return Err(error);
                 }
