@@ -29,4 +29,4 @@ echo "== real client: websockets against engine serve"
 "$venv/bin/python" ci/real-client/test_channel.py --engine "$target/debug/engine" --worker "$target/debug/worker"
 
 echo "== SDK check: the anthropic SDK against engine upstream"
-"$venv/bin/python" ci/real-client/test_model_api.py --engine "$target/debug/engine"
+"$venv/bin/python" ci/real-client/test_model_api.py --engine "$target/debug/engine" --worker "$target/debug/worker"

@@ -11,9 +11,11 @@ uses the SDK's ordinary calls and judges what the SDK hands back:
 - a raw `stream=True` iteration sees the event kinds in the API's order;
 - `models.list` lists the server's models;
 - a wrong key raises the SDK's `AuthenticationError`, an unknown model its
-  `NotFoundError`, both with the API's error type.
+  `NotFoundError`, both with the API's error type;
+- `engine serve` started with a wrong key finds it with its start-up test call and exits
+  2 with a message, instead of starting and failing every session.
 
-Usage: test_model_api.py --engine PATH
+Usage: test_model_api.py --engine PATH --worker PATH
 """
 
 import argparse
@@ -25,7 +27,7 @@ import tempfile
 import anthropic
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_channel import TestFailure, Upstream, UPSTREAM_KEY, log  # noqa: E402
+from test_channel import SECRET, START_BOUND, TestFailure, Upstream, UPSTREAM_KEY, log  # noqa: E402
 
 MODEL = "local-echo-1"
 TEXT = "Streaming, through the official SDK: every delta once, in order. " * 4
@@ -103,9 +105,21 @@ def errors(base_url):
     log("errors: wrong key -> AuthenticationError, unknown model -> NotFoundError")
 
 
+def serve_with_a_wrong_key(engine, worker, addr, tmp):
+    env = dict(os.environ, ENGINE_TOKEN_SECRET=SECRET, ENGINE_UPSTREAM_KEY="not-the-key")
+    command = [engine, "serve", "--port", "0", "--data-dir", os.path.join(tmp, "wrong-key"),
+               "--worker-bin", worker, "--upstream", addr]
+    r = subprocess.run(command, env=env, capture_output=True, text=True, timeout=START_BOUND)
+    check(r.returncode == 2, f"serve with a wrong upstream key exited {r.returncode}, not 2:\n{r.stderr[-2000:]}")
+    check("refused the engine's API key" in r.stderr and "panicked" not in r.stderr,
+          f"serve with a wrong upstream key: no clear message:\n{r.stderr[-2000:]}")
+    log("serve with a wrong key: exit 2, " + r.stderr.strip().splitlines()[-1][:120])
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--engine", required=True)
+    parser.add_argument("--worker", required=True)
     args = parser.parse_args()
     log(f"anthropic SDK {anthropic.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,6 +133,7 @@ def main():
             raw_events(client)
             models(client)
             errors(base_url)
+            serve_with_a_wrong_key(args.engine, args.worker, addr, tmp)
         except TestFailure as e:
             print(f"FAIL: {e}\nupstream log:\n{upstream.log_tail()}", file=sys.stderr)
             sys.exit(1)

@@ -46,6 +46,10 @@ pub(crate) async fn ask_model(shared: &Shared, session: &Session, text: &str) ->
             ErrorCode::UpstreamRateLimited,
             "your session is kept: send it again then",
         ),
+        UpstreamError::KeyRejected { .. } => (
+            ErrorCode::UpstreamUnavailable,
+            "your session is kept; the engine's operator must fix its model API key",
+        ),
         UpstreamError::Malformed { .. } | UpstreamError::Abandoned => (
             ErrorCode::UpstreamUnavailable,
             "your session is kept: send it again",

@@ -14,6 +14,9 @@ pub enum UpstreamError {
     Malformed { detail: String },
     /// The caller stopped taking the streamed answer (its query was interrupted).
     Abandoned,
+    /// The API refused the engine's key (401 or 403): a configuration error, which no
+    /// retry and no waiting fixes.
+    KeyRejected { status: u16, detail: String },
 }
 
 impl UpstreamError {
@@ -53,6 +56,10 @@ impl fmt::Display for UpstreamError {
                 write!(f, "the model API gave an unusable answer: {detail}")
             }
             UpstreamError::Abandoned => f.write_str("the streamed answer was no longer wanted"),
+            UpstreamError::KeyRejected { status, detail } => write!(
+                f,
+                "the model API refused the engine's API key (HTTP {status}): {detail}"
+            ),
         }
     }
 }

@@ -8,7 +8,7 @@ use super::breaker::Breaker;
 use super::config::UpstreamConfig;
 use super::error::UpstreamError;
 use super::http::{Answer, Call, ExchangeError, exchange};
-use super::wire::{Content, Message, MessagesAnswer, MessagesRequest, Role};
+use super::wire::{Content, ErrorAnswer, Message, MessagesAnswer, MessagesRequest, Role};
 use super::{MESSAGES_PATH, MODELS_PATH};
 use crate::env::Env;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -198,14 +198,15 @@ impl UpstreamClient {
             429 => Err(UpstreamError::RateLimited {
                 retry_after: answer.retry_after.unwrap_or(self.config.rate_limit_default),
             }),
+            401 | 403 => Err(UpstreamError::KeyRejected {
+                status: answer.status,
+                detail: error_message(&answer.body),
+            }),
             500..=599 => Err(UpstreamError::Unavailable {
                 detail: format!("HTTP {}", answer.status),
             }),
             status => Err(UpstreamError::Malformed {
-                detail: format!(
-                    "HTTP {status}: {}",
-                    String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)])
-                ),
+                detail: format!("HTTP {status}: {}", error_message(&answer.body)),
             }),
         }
     }
@@ -214,7 +215,7 @@ impl UpstreamClient {
         let now = self.now();
         let mut s = self.state();
         match outcome {
-            Ok(_) | Err(UpstreamError::Malformed { .. }) => {
+            Ok(_) | Err(UpstreamError::Malformed { .. } | UpstreamError::KeyRejected { .. }) => {
                 // It answered: the upstream is reachable.
                 s.stats.answered += 1;
                 s.breaker.succeeded();
@@ -240,5 +241,14 @@ impl UpstreamClient {
             // Not an answer from the upstream: nothing to learn about it.
             Err(UpstreamError::CircuitOpen { .. } | UpstreamError::Abandoned) => {}
         }
+    }
+}
+
+/// An error answer's message: the API's own words when the body is its error shape,
+/// else the body's start.
+fn error_message(body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorAnswer>(body) {
+        Ok(e) => format!("{} ({})", e.error.message, e.error.kind),
+        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
     }
 }
