@@ -49,12 +49,5 @@ echo "== VOPR benchmark: simulated seconds per wall second, one core, no process
 cargo bench -q -p scenarios --bench vopr --locked -- --seeds "${VOPR_BENCH_SEEDS:-50}" 2>/dev/null | grep '^RESULT'
 
 [[ "${MEMORY:-1}" == 0 ]] && exit 0
-echo "== peak memory of one run (seed 1) of every scenario"
-{ "$CHAOS" list --status implemented; "$CHAOS" list --substrate; } |
-  grep -E '^[a-z]' | awk '{print $1}' | sort -u >"$TMP/ids"
-while read -r id; do
-  /usr/bin/time -f '%M' -o "$TMP/mem.time" "$CHAOS" run "$id" --seed 1 >/dev/null 2>&1 || true
-  echo "$(tail -1 "$TMP/mem.time") $id"
-done <"$TMP/ids" | sort -n >"$TMP/mem"
-echo "scenarios measured: $(wc -l <"$TMP/mem"); largest peaks (KiB, whole process):"
-tail -5 "$TMP/mem"
+echo "== peak memory of one run (seed 1) of every scenario (ci/peak-memory.sh)"
+NO_BUILD=1 SEEDS=1 OUT="$TMP/mem.tsv" bash ci/peak-memory.sh | tail -6 || true

@@ -164,7 +164,7 @@ impl TraceSink {
         host: Option<String>,
         message: String,
     ) {
-        let t_ns = Instant::now().duration_since(self.start).as_nanos() as u64;
+        let t_ns = crate::clock::virtual_ns_since(self.start);
         let mut state = self.state.lock().expect("trace poisoned");
         let host: Arc<str> = match host {
             Some(named) => Arc::from(named),

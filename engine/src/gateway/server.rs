@@ -312,13 +312,28 @@ async fn full_result(
         );
     };
     match session.full_result(query) {
-        Some(text) => (StatusCode::OK, text).into_response(),
+        Some(text) => full_result_response(text),
         None => error_response(
             StatusCode::NOT_FOUND,
             ErrorCode::NotFound,
             "no stored result for that query",
         ),
     }
+}
+
+/// A stored result as the response body, served from the session's own copy (a 10 MB
+/// result is not copied per fetch), with the headers a `String` body gets.
+fn full_result_response(text: Arc<String>) -> Response {
+    /// The bytes of a shared result, for a body that owns a reference to them.
+    struct SharedText(Arc<String>);
+    impl AsRef<[u8]> for SharedText {
+        fn as_ref(&self) -> &[u8] {
+            self.0.as_bytes()
+        }
+    }
+    let body = axum::body::Body::from(axum::body::Bytes::from_owner(SharedText(text)));
+    let content_type = (header::CONTENT_TYPE, "text/plain; charset=utf-8");
+    (StatusCode::OK, [content_type], body).into_response()
 }
 
 #[derive(serde::Deserialize)]

@@ -37,7 +37,7 @@ pub(crate) enum Stored {
     /// Claimed for this instance; the history to restore, and where the restored
     /// stream's numbering starts (after every number an earlier incarnation used).
     Restored {
-        transcript: Vec<String>,
+        transcript: Vec<Arc<String>>,
         first_seq_after: u64,
     },
 }
@@ -56,10 +56,10 @@ impl Durable {
         id: &str,
         user: &str,
         parent: Option<&str>,
-        transcript: &[String],
+        transcript: &[Arc<String>],
         claimed: bool,
     ) -> Result<(), String> {
-        let bytes = serde_json::to_vec(transcript).map_err(|e| e.to_string())?;
+        let bytes = encode_transcript(transcript).map_err(|e| e.to_string())?;
         let path = self.data_path(id);
         let write = || -> io::Result<()> {
             let disk = env.disk();
@@ -149,7 +149,7 @@ impl Durable {
         };
         match self.store.claim(id, &self.claimant, env.wall_unix_ms()) {
             Ok(ClaimOutcome::Claimed { restores }) => Stored::Restored {
-                transcript,
+                transcript: transcript.into_iter().map(Arc::new).collect(),
                 first_seq_after: restored_seq_base(restores),
             },
             Ok(ClaimOutcome::AlreadyClaimed { by }) => Stored::Claimed { by },
@@ -222,4 +222,36 @@ fn read_all(env: &Env, path: &str) -> io::Result<Vec<u8>> {
 /// missed), never ahead (which would reset the session as tampering).
 pub(crate) fn restored_seq_base(restores: u32) -> u64 {
     u64::from(restores) << 32
+}
+
+/// The history as its data file holds it: a JSON array of strings, written into a
+/// buffer sized for it up front (a history holding a 10 MB answer would otherwise grow
+/// its buffer by doubling, to 16 MiB, with the 8 MiB one still held while it moves).
+fn encode_transcript(transcript: &[Arc<String>]) -> serde_json::Result<Vec<u8>> {
+    // Each entry's text, its two quotes and a comma, and the brackets; escapes (rare)
+    // grow the buffer past this.
+    let unescaped: usize = transcript.iter().map(|e| e.len() + 3).sum();
+    let mut bytes = Vec::with_capacity(unescaped + 2);
+    let entries: Vec<&str> = transcript.iter().map(|e| e.as_str()).collect();
+    serde_json::to_writer(&mut bytes, &entries)?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_history_encodes_as_the_json_array_of_its_strings() {
+        let entries = ["> q", "plain", "quote \" backslash \\ newline \n é \u{1}"];
+        let shared: Vec<Arc<String>> = entries.iter().map(|e| Arc::new(e.to_string())).collect();
+        let owned: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
+        let encoded = encode_transcript(&shared).unwrap();
+        assert_eq!(encoded, serde_json::to_vec(&owned).unwrap());
+        assert_eq!(
+            serde_json::from_slice::<Vec<String>>(&encoded).unwrap(),
+            owned
+        );
+        assert_eq!(encode_transcript(&[]).unwrap(), b"[]");
+    }
 }

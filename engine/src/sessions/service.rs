@@ -153,6 +153,7 @@ impl Shared {
         let Some(d) = &self.durable else {
             return;
         };
+        // Shared entries: taking them costs references, not a copy of the history.
         let (transcript, handed_off) =
             session.with_core(|c| (c.transcript().to_vec(), c.is_handed_off()));
         let saved = d.save(
@@ -376,7 +377,7 @@ impl Sessions {
         role: &str,
         ticket: Option<u64>,
         parent: Option<String>,
-        transcript: Vec<String>,
+        transcript: Vec<Arc<String>>,
         restore: Option<Restore>,
     ) -> Result<Arc<Session>, CreateError> {
         let shared = &self.shared;
@@ -524,7 +525,7 @@ impl Sessions {
     /// A new session with a copy of `id`'s history as of now; the two then diverge.
     pub fn fork(&self, id: &str, user: &str, role: &str) -> Result<Arc<Session>, ForkError> {
         let parent = self.get(id).ok_or(ForkError::NotFound)?;
-        let transcript = parent.transcript();
+        let transcript = parent.transcript_shared();
         let fork = self
             .create_with(user, role, None, Some(id.to_string()), transcript, None)
             .map_err(ForkError::Create)?;

@@ -9,7 +9,7 @@ use super::core::{
 use super::lifecycle::{SessionEvent, SessionState};
 use super::replay::ReplayError;
 use crate::protocol::ServerEvent;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
@@ -103,13 +103,24 @@ impl Session {
         self.read(SessionCore::is_attached)
     }
 
-    /// The full answer of query `query`, if it was truncated on the stream.
-    pub fn full_result(&self, query: u64) -> Option<String> {
-        self.read(|c| c.full_result(query).map(str::to_string))
+    /// The full answer of query `query`, if it was truncated on the stream (the
+    /// session's own copy, shared).
+    pub fn full_result(&self, query: u64) -> Option<Arc<String>> {
+        self.read(|c| c.full_result_shared(query))
     }
 
-    /// The session's history (query texts and answers): what a fork copies.
+    /// The session's history (query texts and answers), copied.
     pub fn transcript(&self) -> Vec<String> {
+        self.read(|c| {
+            c.transcript()
+                .iter()
+                .map(|e| e.as_str().to_owned())
+                .collect()
+        })
+    }
+
+    /// The session's history as shared entries: what a fork takes and a persist writes.
+    pub(crate) fn transcript_shared(&self) -> Vec<Arc<String>> {
         self.read(|c| c.transcript().to_vec())
     }
 

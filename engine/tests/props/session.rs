@@ -243,7 +243,8 @@ proptest! {
             prop_assert_eq!(core.behind(), model.behind(), "unwritten messages");
             prop_assert_eq!(core.is_attached(), model.attached.is_some());
             prop_assert_eq!(core.running(), model.running.as_ref().map(|r| r.id));
-            prop_assert_eq!(core.transcript(), model.transcript.as_slice(), "transcript");
+            let transcript: Vec<&str> = core.transcript().iter().map(|e| e.as_str()).collect();
+            prop_assert_eq!(transcript, model.transcript.as_slice(), "transcript");
             prop_assert_eq!(core.end_reason(), model.end_reason.as_deref());
             let stats = core.stats();
             // A reconnect may find more than the bound waiting (the replay log holds

@@ -166,6 +166,113 @@ pub fn expected_answer(input: &str) -> String {
         .join(" ")
 }
 
+/// The worker's answer to an input, made part by part as it is compared: a 10 MB
+/// answer is checked byte for byte against what arrived without being held a second
+/// time (the same parts [`expected_answer`] joins).
+pub struct ExpectedAnswer<'a> {
+    input: &'a str,
+}
+
+/// How a text compares with an [`ExpectedAnswer`], every byte compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnswerMatch {
+    /// The text is the whole answer.
+    Whole,
+    /// The text is a proper prefix of the answer (empty included).
+    Prefix,
+    /// The text differs from the answer first at this byte offset (or goes on past its
+    /// end).
+    Differs { at: usize },
+}
+
+impl<'a> ExpectedAnswer<'a> {
+    pub fn new(input: &'a str) -> Self {
+        ExpectedAnswer { input }
+    }
+
+    /// The answer's pieces in order: the parts and the spaces between them.
+    fn pieces(&self) -> impl Iterator<Item = String> + Send + 'a {
+        let parts = self.input.split_whitespace().flat_map(expand_word);
+        parts.enumerate().flat_map(|(i, part)| {
+            let space = (i > 0).then(|| " ".to_string());
+            space.into_iter().chain(std::iter::once(part))
+        })
+    }
+
+    /// The answer's length in bytes.
+    pub fn byte_len(&self) -> usize {
+        self.pieces().map(|p| p.len()).sum()
+    }
+
+    /// How `text` compares with the answer.
+    pub fn compare(&self, text: &[u8]) -> AnswerMatch {
+        let mut check = self.check();
+        check.feed(text);
+        check.finish()
+    }
+
+    /// A comparison fed a text in pieces as it arrives (a body read from the network).
+    pub fn check(&self) -> AnswerCheck<'a> {
+        AnswerCheck {
+            pieces: Box::new(self.pieces()),
+            piece: String::new(),
+            used: 0,
+            matched: 0,
+            differs: None,
+        }
+    }
+}
+
+/// A text compared with an [`ExpectedAnswer`] as it arrives ([`ExpectedAnswer::check`]).
+pub struct AnswerCheck<'a> {
+    pieces: Box<dyn Iterator<Item = String> + Send + 'a>,
+    /// The answer's piece being compared, and how much of it matched.
+    piece: String,
+    used: usize,
+    /// Bytes of the text that matched so far.
+    matched: usize,
+    differs: Option<usize>,
+}
+
+impl AnswerCheck<'_> {
+    /// Compares the text's next bytes.
+    pub fn feed(&mut self, mut text: &[u8]) {
+        while !text.is_empty() && self.differs.is_none() {
+            if self.used == self.piece.len() {
+                match self.pieces.next() {
+                    Some(piece) => (self.piece, self.used) = (piece, 0),
+                    // The text goes on past the answer's end.
+                    None => self.differs = Some(self.matched),
+                }
+                continue;
+            }
+            let want = &self.piece.as_bytes()[self.used..];
+            let n = want.len().min(text.len());
+            if want[..n] != text[..n] {
+                let i = (0..n).find(|&i| want[i] != text[i]).unwrap_or(n);
+                self.differs = Some(self.matched + i);
+                return;
+            }
+            self.used += n;
+            self.matched += n;
+            text = &text[n..];
+        }
+    }
+
+    /// How the whole text fed compares with the answer.
+    pub fn finish(mut self) -> AnswerMatch {
+        if let Some(at) = self.differs {
+            return AnswerMatch::Differs { at };
+        }
+        let rest_of_piece = self.used < self.piece.len();
+        if rest_of_piece || self.pieces.any(|p| !p.is_empty()) {
+            AnswerMatch::Prefix
+        } else {
+            AnswerMatch::Whole
+        }
+    }
+}
+
 /// Query `query`'s result as the client got it: its text, whether it was cut at the
 /// result bound, and the full size.
 pub fn result_of(c: &SimClient, query: u64) -> Option<(String, bool, u64)> {
@@ -190,4 +297,41 @@ pub fn states(messages: &[ServerMessage]) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expected_answer_compares_as_its_joined_string_does() {
+        let input = "a payload:40000 bc payload:7";
+        let joined = expected_answer(input);
+        let expected = ExpectedAnswer::new(input);
+        assert_eq!(expected.byte_len(), joined.len());
+        let bytes = joined.as_bytes();
+        assert_eq!(expected.compare(bytes), AnswerMatch::Whole);
+        assert_eq!(expected.compare(b""), AnswerMatch::Prefix);
+        for cut in [1, 2, 16_000, 16_386, 16_387, bytes.len() - 1] {
+            assert_eq!(
+                expected.compare(&bytes[..cut]),
+                AnswerMatch::Prefix,
+                "{cut}"
+            );
+        }
+        for at in [0, 1, 2, 20_000, bytes.len() - 1] {
+            let mut changed = bytes.to_vec();
+            changed[at] ^= 1;
+            assert_eq!(expected.compare(&changed), AnswerMatch::Differs { at });
+        }
+        for chunk in [1, 7, 16_384, 100_000] {
+            let mut check = expected.check();
+            bytes.chunks(chunk).for_each(|c| check.feed(c));
+            assert_eq!(check.finish(), AnswerMatch::Whole, "in pieces of {chunk}");
+        }
+        let mut longer = bytes.to_vec();
+        longer.push(b'x');
+        let end = bytes.len();
+        assert_eq!(expected.compare(&longer), AnswerMatch::Differs { at: end });
+    }
 }

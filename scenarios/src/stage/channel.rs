@@ -5,7 +5,9 @@
 
 use crate::kit::fail::OrFail;
 use crate::scenario::Failure;
-use crate::stage::client::{ConnectError, Delivery, SharedDelivery, SimClient, http};
+use crate::stage::client::{
+    ConnectError, Delivery, SharedDelivery, SimClient, http, http_streamed,
+};
 use engine::env::{Env, NetAddr};
 use engine::gateway::{Claims, Gateway, GatewayConfig, TokenKeys};
 use engine::sessions::{Sessions, SessionsConfig};
@@ -255,6 +257,21 @@ impl ChannelStage {
         let host = self.client_host(n);
         let env = host.env();
         http(env.net(), &self.addr, method, path, headers).await
+    }
+
+    /// [`Self::http`] with the body handed to `on_body` in pieces as it arrives
+    /// ([`http_streamed`]): the status and the head.
+    pub async fn http_streamed(
+        &mut self,
+        n: usize,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        on_body: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<(u16, String), Failure> {
+        let host = self.client_host(n);
+        let env = host.env();
+        http_streamed(env.net(), &self.addr, method, path, headers, on_body).await
     }
 
     /// Waits until the pool has a warm worker (readiness).

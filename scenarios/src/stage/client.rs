@@ -296,6 +296,25 @@ pub async fn http(
     path: &str,
     headers: &[(&str, &str)],
 ) -> Result<(u16, String, String), Failure> {
+    let mut body = Vec::new();
+    let on_body = &mut |piece: &[u8]| body.extend_from_slice(piece);
+    let (status, head) = http_streamed(net, addr, method, path, headers, on_body).await?;
+    let body = String::from_utf8(body)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
+    Ok((status, head, body))
+}
+
+/// [`http`] whose body is handed to `on_body` in pieces as it arrives instead of being
+/// kept: a client checking a body of megabytes as it reads it (every byte still seen
+/// once). Returns the status and the head.
+pub async fn http_streamed(
+    net: &dyn engine::env::Network,
+    addr: &NetAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    on_body: &mut (dyn FnMut(&[u8]) + Send),
+) -> Result<(u16, String), Failure> {
     let mut stream = net.connect(addr).await.or_fail("http connect")?;
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
@@ -308,17 +327,54 @@ pub async fn http(
         .write_all(request.as_bytes())
         .await
         .or_fail("http send")?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
+    let head = tokio::time::timeout(Duration::from_secs(30), read_response(&mut stream, on_body))
         .await
         .map_err(|_| Failure::liveness("http response did not arrive".to_string()))?
         .or_fail("http receive")?;
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Failure::correctness(format!("bad http response: {head:?}")))?;
-    Ok((status, head.to_string(), body.to_string()))
+    Ok((status, head))
+}
+
+/// Reads a response up to the server's close: returns its head (decoded, without the
+/// blank line) and hands the body to `on_body` in pieces of at most
+/// [`BODY_PIECE_BYTES`]. The head and the body are decoded apart; the blank line
+/// between them is ASCII, so no character straddles it.
+async fn read_response(
+    stream: &mut Box<dyn NetStream>,
+    on_body: &mut (dyn FnMut(&[u8]) + Send),
+) -> std::io::Result<String> {
+    let mut raw = Vec::new();
+    let body_at = loop {
+        if let Some(at) = blank_line(&raw) {
+            break at + 4;
+        }
+        if stream.read_buf(&mut raw).await? == 0 {
+            // No blank line before the close: all of it is head, as before.
+            return Ok(String::from_utf8_lossy(&raw).into_owned());
+        }
+    };
+    let head = String::from_utf8_lossy(&raw[..body_at - 4]).into_owned();
+    if raw.len() > body_at {
+        on_body(&raw[body_at..]);
+    }
+    let mut piece = vec![0; BODY_PIECE_BYTES];
+    loop {
+        let n = stream.read(&mut piece).await?;
+        if n == 0 {
+            return Ok(head);
+        }
+        on_body(&piece[..n]);
+    }
+}
+
+/// The largest piece of a body the HTTP client reads at once.
+const BODY_PIECE_BYTES: usize = 64 << 10;
+
+/// Where the blank line ending an HTTP head starts.
+fn blank_line(raw: &[u8]) -> Option<usize> {
+    raw.windows(4).position(|w| w == b"\r\n\r\n")
 }

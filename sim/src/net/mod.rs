@@ -30,6 +30,7 @@
 //! (a reply lost on the way never counts as received).
 
 mod connect;
+mod deliveries;
 mod listener;
 mod options;
 mod partition;
@@ -41,7 +42,8 @@ pub use options::NetOptions;
 pub use pipe::SimStream;
 
 use crate::faults::FaultCounters;
-use crate::seed::{Ratio, SimRng};
+use crate::seed::{Between, Ratio, SimRng};
+use deliveries::Deliveries;
 use engine::env::{BoxFuture, NetAddr, NetListener, NetStream, Network};
 use listener::Incoming;
 use pipe::Pipe;
@@ -91,33 +93,58 @@ struct NetState {
     held: Vec<Weak<Pipe>>,
 }
 
-/// What every write draws from, behind one lock (writes are the hot path).
-struct Draws {
+/// What every write touches, behind one lock (writes are the hot path): the draws, and
+/// the queue of readers waiting for a message in flight.
+struct Traffic {
     rng: SimRng,
-    latency_min_ns: u64,
-    latency_max_ns: u64,
-    /// Per-link latency ranges (from, to) → (min, max) ns, overriding the default.
-    links: BTreeMap<(usize, usize), (u64, u64)>,
+    /// The default one-way latency range, in nanoseconds.
+    latency: Between,
+    /// Per-link latency ranges (from, to), in nanoseconds, overriding the default.
+    links: BTreeMap<(usize, usize), Between>,
     reset_rate: Ratio,
     delay_rate: Ratio,
     delay_spike_max_ns: u64,
+    deliveries: Deliveries,
 }
 
-impl Draws {
+fn latency_range(min: Duration, max: Duration) -> Between {
+    Between::new(min.as_nanos() as u64, max.as_nanos() as u64)
+}
+
+impl Traffic {
     fn latency(&mut self, from: usize, to: usize) -> Duration {
-        let (low, high) = self
-            .links
-            .get(&(from, to))
-            .copied()
-            .unwrap_or((self.latency_min_ns, self.latency_max_ns));
-        Duration::from_nanos(self.rng.between(low, high))
+        Duration::from_nanos(self.latency_ns(from, to))
+    }
+
+    /// The link's latency in nanoseconds (per-link ranges are rare: most worlds have none).
+    fn latency_ns(&mut self, from: usize, to: usize) -> u64 {
+        let range = if self.links.is_empty() {
+            self.latency
+        } else {
+            self.links.get(&(from, to)).copied().unwrap_or(self.latency)
+        };
+        self.rng.draw(range)
+    }
+
+    /// Latency of the next write on `from → to`, whether the swarm resets the
+    /// connection instead, and the swarm's latency spike (already part of the latency).
+    /// A rate of zero draws nothing, so a kind switched off shifts no other draw.
+    fn draw_write(&mut self, from: usize, to: usize) -> (Duration, bool, Option<Duration>) {
+        let reset = self.rng.chance(self.reset_rate);
+        let latency_ns = self.latency_ns(from, to);
+        let spike_ns = self
+            .rng
+            .chance(self.delay_rate)
+            .then(|| self.rng.between(0, self.delay_spike_max_ns));
+        let latency = Duration::from_nanos(latency_ns.saturating_add(spike_ns.unwrap_or(0)));
+        (latency, reset, spike_ns.map(Duration::from_nanos))
     }
 }
 
 /// The world's network. Hosts reach it through [`HostNet`], their `Network` seam.
 pub struct SimNet {
     state: Mutex<NetState>,
-    draws: Mutex<Draws>,
+    traffic: Mutex<Traffic>,
     in_flight_bytes_max: AtomicUsize,
     holds_active: AtomicUsize,
     faults: FaultCounters,
@@ -138,15 +165,15 @@ struct Tap {
 impl SimNet {
     pub fn new(options: NetOptions, rng: SimRng, faults: FaultCounters) -> Arc<Self> {
         options.check();
-        Arc::new(SimNet {
-            draws: Mutex::new(Draws {
+        Arc::new_cyclic(|me| SimNet {
+            traffic: Mutex::new(Traffic {
                 rng,
-                latency_min_ns: options.latency_min.as_nanos() as u64,
-                latency_max_ns: options.latency_max.as_nanos() as u64,
+                latency: latency_range(options.latency_min, options.latency_max),
                 links: BTreeMap::new(),
                 reset_rate: options.reset_rate,
                 delay_rate: options.delay_rate,
                 delay_spike_max_ns: options.delay_spike_max.as_nanos() as u64,
+                deliveries: Deliveries::new(me.clone()),
             }),
             in_flight_bytes_max: AtomicUsize::new(options.in_flight_bytes_max),
             state: Mutex::new(NetState {
@@ -194,12 +221,11 @@ impl SimNet {
         self.in_flight_bytes_max
             .store(options.in_flight_bytes_max, Ordering::Relaxed);
         {
-            let mut draws = self.draws.lock().expect("net draws poisoned");
-            draws.latency_min_ns = options.latency_min.as_nanos() as u64;
-            draws.latency_max_ns = options.latency_max.as_nanos() as u64;
-            draws.reset_rate = options.reset_rate;
-            draws.delay_rate = options.delay_rate;
-            draws.delay_spike_max_ns = options.delay_spike_max.as_nanos() as u64;
+            let mut traffic = self.traffic();
+            traffic.latency = latency_range(options.latency_min, options.latency_max);
+            traffic.reset_rate = options.reset_rate;
+            traffic.delay_rate = options.delay_rate;
+            traffic.delay_spike_max_ns = options.delay_spike_max.as_nanos() as u64;
         }
         self.lock().options = options;
     }
@@ -208,27 +234,19 @@ impl SimNet {
         self.in_flight_bytes_max.load(Ordering::Relaxed)
     }
 
-    fn sample_latency(&self, from: usize, to: usize) -> Duration {
-        self.draws
-            .lock()
-            .expect("net draws poisoned")
-            .latency(from, to)
+    fn traffic(&self) -> std::sync::MutexGuard<'_, Traffic> {
+        self.traffic.lock().expect("net traffic poisoned")
     }
 
-    /// Latency of the next write on `from → to`, whether the swarm resets the
-    /// connection instead, and the swarm's latency spike (already part of the latency).
-    /// A rate of zero draws nothing, so a kind switched off shifts no other draw.
-    fn draw_write(&self, from: usize, to: usize) -> (Duration, bool, Option<Duration>) {
-        let mut draws = self.draws.lock().expect("net draws poisoned");
-        let reset_rate = draws.reset_rate;
-        let reset = draws.rng.chance(reset_rate);
-        let latency = draws.latency(from, to);
-        let delay_rate = draws.delay_rate;
-        let spike = draws.rng.chance(delay_rate).then(|| {
-            let max = draws.delay_spike_max_ns;
-            Duration::from_nanos(draws.rng.between(0, max))
-        });
-        (latency + spike.unwrap_or_default(), reset, spike)
+    fn sample_latency(&self, from: usize, to: usize) -> Duration {
+        self.traffic().latency(from, to)
+    }
+
+    /// The delivery alarm fired (tokio's timer driver calls this while the runtime
+    /// parks): wakes the readers due by now.
+    fn fire_deliveries(&self) {
+        let now = crate::clock::StepClock::read_while_parked();
+        self.traffic().deliveries.fire(now);
     }
 
     /// Counts a swarm latency spike on `from → to`.
@@ -252,16 +270,14 @@ impl SimNet {
     /// `[min, max]`; `None` returns it to the default range.
     pub fn set_link_latency(&self, a: &str, b: &str, range: Option<(Duration, Duration)>) {
         let (ia, ib) = (self.expect_host(a), self.expect_host(b));
-        let mut draws = self.draws.lock().expect("net draws poisoned");
+        let mut traffic = self.traffic();
         match range {
             Some((min, max)) => {
                 assert!(min <= max, "latency range {min:?}..={max:?} is empty");
-                draws
-                    .links
-                    .insert((ia, ib), (min.as_nanos() as u64, max.as_nanos() as u64));
+                traffic.links.insert((ia, ib), latency_range(min, max));
             }
             None => {
-                draws.links.remove(&(ia, ib));
+                traffic.links.remove(&(ia, ib));
             }
         }
     }

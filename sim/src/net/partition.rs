@@ -6,11 +6,15 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 impl SimNet {
-    /// Whether traffic from `from` to `to` is currently held by a partition.
+    /// Whether traffic from `from` to `to` is currently held by a partition. Every read
+    /// asks, and nearly always no hold is active: that answer stays inline.
+    #[inline]
     pub(super) fn holds(&self, from: usize, to: usize) -> bool {
-        if self.holds_active.load(Ordering::Relaxed) == 0 {
-            return false;
-        }
+        self.holds_active.load(Ordering::Relaxed) != 0 && self.holds_slow(from, to)
+    }
+
+    #[cold]
+    fn holds_slow(&self, from: usize, to: usize) -> bool {
         self.lock().partitions.get(&(from, to)) == Some(&PartitionMode::Hold)
     }
 

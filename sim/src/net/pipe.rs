@@ -1,15 +1,15 @@
 //! One direction of a simulated connection and the stream type built from two of them.
 
 use super::SimNet;
+use super::deliveries::WaitKey;
 use engine::env::{NetAddr, NetStream};
 use std::collections::VecDeque;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 pub(super) const ECONNRESET: i32 = 104;
 const EPIPE: i32 = 32;
@@ -33,25 +33,44 @@ struct PipeState {
     reset: bool,
     reader_waker: Option<Waker>,
     writer_waker: Option<Waker>,
-    /// Fires when the head segment is due. Armed by whoever learns the head's time
-    /// first: the reader, or the writer on the reader's behalf (polled with the parked
-    /// reader's waker), so a message costs the reader one wake-up, at delivery.
-    delivery_timer: Option<Pin<Box<Sleep>>>,
+    /// Buffers of segments read to the end, reused by later writes: a message then
+    /// costs no allocation (a request and its reply each reuse the last one's buffer).
+    spare: Vec<Vec<u8>>,
+    /// The parked reader's place in the network's delivery queue (`deliveries.rs`),
+    /// waiting for the head segment. Queued by whoever learns the head's time first: the
+    /// reader, or the writer on a parked reader's behalf, so a message costs the reader
+    /// one wake-up, at delivery.
+    waiting: Option<WaitKey>,
 }
 
+/// Spare buffers a pipe direction keeps, and the largest one it keeps: enough for a
+/// request/response exchange; a bulk transfer's large buffers go back to the allocator.
+const SPARE_BUFFERS_MAX: usize = 2;
+const SPARE_CAPACITY_MAX: usize = 16 * 1024;
+
 impl PipeState {
-    /// Arms the delivery timer for `deadline` and polls it with `waker`: true if due.
-    fn arm(&mut self, deadline: Instant, waker: &Waker) -> bool {
-        let timer = self
-            .delivery_timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
+    /// A segment holding `bytes`, in a spare buffer when there is one.
+    fn segment(&mut self, deliver_at: Instant, bytes: &[u8]) -> Segment {
+        let mut data = self.spare.pop().unwrap_or_default();
+        debug_assert!(data.is_empty(), "a spare buffer is kept empty");
+        data.extend_from_slice(bytes);
+        Segment {
+            deliver_at,
+            data,
+            read_pos: 0,
         }
-        timer
-            .as_mut()
-            .poll(&mut Context::from_waker(waker))
-            .is_ready()
+    }
+
+    /// Drops the head segment (read to its end), keeping its buffer for a later write.
+    fn pop_head(&mut self) {
+        let Some(head) = self.segments.pop_front() else {
+            return;
+        };
+        let mut data = head.data;
+        if self.spare.len() < SPARE_BUFFERS_MAX && data.capacity() <= SPARE_CAPACITY_MAX {
+            data.clear();
+            self.spare.push(data);
+        }
     }
 }
 
@@ -130,7 +149,7 @@ impl SimStream {
             rx,
             local,
             peer,
-            passed: Instant::now(),
+            passed: crate::clock::virtual_now(),
         }
     }
 }
@@ -152,49 +171,64 @@ impl AsyncRead for SimStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        loop {
-            let mut state = this.rx.state.lock().expect("pipe poisoned");
-            if state.reset {
-                return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
-            }
-            let Some(head) = state.segments.front_mut() else {
-                if state.write_closed {
-                    return Poll::Ready(Ok(()));
-                }
-                store(&mut state.reader_waker, cx);
-                return Poll::Pending;
-            };
-            if head.deliver_at > this.passed {
-                let deadline = head.deliver_at;
-                if !state.arm(deadline, cx.waker()) {
-                    store(&mut state.reader_waker, cx);
-                    return Poll::Pending;
-                }
-                this.passed = deadline;
-                continue;
-            }
-            if this.net.holds(this.rx.from, this.rx.to) {
-                store(&mut state.reader_waker, cx);
-                drop(state);
-                this.net.park_held(&this.rx);
-                return Poll::Pending;
-            }
-            if buf.remaining() == 0 {
+        let mut guard = this.rx.state.lock().expect("pipe poisoned");
+        let state = &mut *guard;
+        if state.reset {
+            return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
+        }
+        let Some(head) = state.segments.front_mut() else {
+            if state.write_closed {
                 return Poll::Ready(Ok(()));
             }
-            let available = &head.data[head.read_pos..];
-            let n = available.len().min(buf.remaining());
-            buf.put_slice(&available[..n]);
-            this.net.tapped(this.rx.from, this.rx.to, &available[..n]);
-            head.read_pos += n;
-            if head.read_pos == head.data.len() {
-                state.segments.pop_front();
+            store(&mut state.reader_waker, cx);
+            return Poll::Pending;
+        };
+        if head.deliver_at > this.passed {
+            let now = crate::clock::virtual_now();
+            this.passed = now;
+            let deliver_at = head.deliver_at;
+            if deliver_at > now {
+                // In flight: wait in the delivery queue, unless already there with
+                // this waker for this segment.
+                let known = matches!(
+                    (&state.reader_waker, state.waiting),
+                    (Some(parked), Some((queued_at, _)))
+                        if queued_at == deliver_at && parked.will_wake(cx.waker())
+                );
+                if !known {
+                    store(&mut state.reader_waker, cx);
+                    let key = this.net.traffic().deliveries.wait(
+                        state.waiting,
+                        deliver_at,
+                        now,
+                        cx.waker(),
+                    );
+                    state.waiting = Some(key);
+                }
+                return Poll::Pending;
             }
-            debug_assert!(state.in_flight >= n, "in-flight accounting underflow");
-            state.in_flight -= n;
-            wake(&mut state.writer_waker);
+        }
+        if this.net.holds(this.rx.from, this.rx.to) {
+            store(&mut state.reader_waker, cx);
+            drop(guard);
+            this.net.park_held(&this.rx);
+            return Poll::Pending;
+        }
+        if buf.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
+        let available = &head.data[head.read_pos..];
+        let n = available.len().min(buf.remaining());
+        buf.put_slice(&available[..n]);
+        this.net.tapped(this.rx.from, this.rx.to, &available[..n]);
+        head.read_pos += n;
+        if head.read_pos == head.data.len() {
+            state.pop_head();
+        }
+        debug_assert!(state.in_flight >= n, "in-flight accounting underflow");
+        state.in_flight -= n;
+        wake(&mut state.writer_waker);
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -223,44 +257,49 @@ impl AsyncWrite for SimStream {
             store(&mut state.writer_waker, cx);
             return Poll::Pending;
         }
-        // Lock order: pipe, then the network's draws (never the reverse). The swarm
-        // reset and the latency come from the network's stream, in write order.
-        let (latency, reset, spike) = this.net.draw_write(this.tx.from, this.tx.to);
+        let n = buf.len().min(cap - state.in_flight);
+        let now = crate::clock::virtual_now();
+        this.passed = now;
+        // Lock order: pipe, then the network's traffic (never the reverse). The swarm
+        // reset and the latency come from the network's stream, in write order; a parked
+        // reader of a new head segment is queued for its delivery under the same lock.
+        let mut traffic = this.net.traffic();
+        let (latency, reset, spike) = traffic.draw_write(this.tx.from, this.tx.to);
         if reset {
+            drop(traffic);
             drop(state);
             this.net
                 .reset_pair(&this.tx, &this.rx, "swarm reset on write");
             return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
         }
-        if let Some(spike) = spike {
-            this.net.count_spike(this.tx.from, this.tx.to, spike);
-        }
-        let n = buf.len().min(cap - state.in_flight);
-        let now = Instant::now();
-        this.passed = now;
         let mut deliver_at = now + latency;
         if let Some(last) = state.last_deliver_at {
             // A stream delivers in order: a message never overtakes an earlier one.
             deliver_at = deliver_at.max(last);
         }
+        // A new head segment: a parked reader is woken when it is due, not now (it could
+        // do nothing with it before then).
+        let head = state.segments.is_empty();
+        if head
+            && deliver_at > now
+            && let Some(reader) = &state.reader_waker
+        {
+            let key = traffic
+                .deliveries
+                .wait(state.waiting, deliver_at, now, reader);
+            state.waiting = Some(key);
+        }
+        drop(traffic);
+        if let Some(spike) = spike {
+            this.net.count_spike(this.tx.from, this.tx.to, spike);
+        }
         state.last_deliver_at = Some(deliver_at);
-        state.segments.push_back(Segment {
-            deliver_at,
-            data: buf[..n].to_vec(),
-            read_pos: 0,
-        });
+        let segment = state.segment(deliver_at, &buf[..n]);
+        state.segments.push_back(segment);
         state.in_flight += n;
         debug_assert!(state.in_flight <= cap, "in-flight bound exceeded");
-        if state.segments.len() == 1 {
-            // The new segment is the head: a parked reader is woken when it is due,
-            // not now (it could do nothing with it before then).
-            if let Some(waker) = state.reader_waker.take() {
-                if state.arm(deliver_at, &waker) {
-                    waker.wake();
-                } else {
-                    state.reader_waker = Some(waker);
-                }
-            }
+        if head && deliver_at <= now {
+            wake(&mut state.reader_waker);
         }
         Poll::Ready(Ok(n))
     }
@@ -288,6 +327,7 @@ impl Drop for SimStream {
         state.reader_gone = true;
         state.segments.clear();
         state.in_flight = 0;
+        // A queued wake-up of this reader stays queued: a spurious wake, harmless.
         wake(&mut state.writer_waker);
     }
 }

@@ -375,3 +375,52 @@ fn a_tap_sees_what_a_host_read_when_it_read_it_and_nothing_it_never_got() {
         assert_eq!(seen.lock().unwrap().len(), 1);
     });
 }
+
+/// The delivery alarm (`deliveries.rs`): a message is readable at the first 1 ms tick at
+/// or after its delivery instant, never earlier, however many readers wait on that tick,
+/// and a reader that stops waiting and waits again still gets it on time.
+#[test]
+fn messages_are_read_at_their_delivery_tick_by_every_waiting_reader() {
+    let read_after = run(5, |world| async move {
+        let server = world.add_host("server");
+        let client = world.add_host("client");
+        echo_server(&server.env());
+        let one_way = |us| Some((Duration::from_micros(us), Duration::from_micros(us)));
+        world
+            .net()
+            .set_link_latency("client", "server", one_way(2_300));
+        world
+            .net()
+            .set_link_latency("server", "client", one_way(1_200));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let client_env = client.env();
+        let mut streams = Vec::new();
+        for _ in 0..10 {
+            let net = client_env.net();
+            streams.push(net.connect(&NetAddr::new("server", 7)).await.unwrap());
+        }
+        // Every request leaves at one instant, on a tick: each reaches the server at
+        // +3 ms (2.3 ms, rounded up to the tick) and its echo returns at +5 ms.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let t0 = Instant::now();
+        for (i, stream) in streams.iter_mut().enumerate() {
+            stream.write_all(&[i as u8]).await.unwrap();
+        }
+        let mut read_after = Vec::new();
+        for (i, stream) in streams.iter_mut().enumerate() {
+            let mut byte = [0u8; 1];
+            if i == 0 {
+                let early = tokio::time::timeout(Duration::from_millis(4), stream.read(&mut byte));
+                assert!(
+                    early.await.is_err(),
+                    "the echo is not readable before +5 ms"
+                );
+            }
+            stream.read_exact(&mut byte).await.unwrap();
+            assert_eq!(byte[0], i as u8);
+            read_after.push(Instant::now() - t0);
+        }
+        read_after
+    });
+    assert_eq!(read_after, vec![Duration::from_millis(5); 10]);
+}

@@ -123,7 +123,7 @@ impl World {
 
     /// Virtual nanoseconds since the world started.
     pub fn now_ns(&self) -> u64 {
-        Instant::now().duration_since(self.inner.start).as_nanos() as u64
+        crate::clock::virtual_ns_since(self.inner.start)
     }
 
     /// The fault plan of this run: the one the world was given (`WorldOptions::fault_plan`),

@@ -1,6 +1,7 @@
 //! Running a world: a fresh thread, a paused seeded runtime, the trace, the budget.
 
 use super::{World, WorldOptions};
+use crate::clock::StepClock;
 use crate::trace::{self, TraceSink, TraceSummary};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -169,6 +170,9 @@ where
         // scheduler while it holds its core, and a task whose drop wakes another (a
         // child's signal channel) then panics during cleanup, which aborts the process.
         .unhandled_panic(UnhandledPanic::Ignore)
+        // Paused time moves only while the runtime parks: the cached clock reading of
+        // `clock::virtual_now` is stale from then on.
+        .on_thread_unpark(StepClock::runtime_unparked)
         .build()
         .expect("a current-thread runtime with time always builds");
     let start = runtime.block_on(async { Instant::now() });
@@ -179,6 +183,8 @@ where
     let world = World::new(options, start, sink.clone());
     let route = trace::route_to(sink.clone(), world.faults().clone());
     let driver = world.clone();
+    // From here on, reads of the clock on this thread happen inside the runtime.
+    let step_clock = StepClock::start(start);
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(async move {
             let run = tokio::time::timeout(budget, body(driver));
@@ -194,6 +200,7 @@ where
         })
     }));
     ABORT_WAKER.with(|w| *w.borrow_mut() = None);
+    drop(step_clock);
     let sim_time_ns = {
         let _enter = runtime.enter();
         Instant::now().duration_since(start).as_nanos() as u64

@@ -34,6 +34,7 @@ use super::limits::{LimitAction, LimitClock, SessionLimits};
 use super::replay::{ReplayLimits, ReplayLog};
 use crate::protocol::ServerEvent;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Counters of one session, for oracles and operators.
@@ -143,13 +144,15 @@ pub struct SessionCore {
     running: Option<Running>,
     interrupt_requested: bool,
     role: String,
-    /// Full answers of truncated results, by query.
-    results: BTreeMap<u64, String>,
+    /// Full answers of truncated results, by query: the same allocations as their
+    /// transcript entries (a 10 MB tool result is held once, not once per reader).
+    results: BTreeMap<u64, Arc<String>>,
     limit: LimitClock,
     /// Since when no connection is attached (`None`: one is).
     detached_since: Option<Duration>,
-    /// The session's history (query texts and answers): what a fork copies.
-    transcript: Vec<String>,
+    /// The session's history (query texts and answers): what a fork copies (shared
+    /// entries: a fork, a persist and an HTTP fetch take references, not copies).
+    transcript: Vec<Arc<String>>,
     end_reason: Option<String>,
     /// The worker serving the session now (`None` until one is bound).
     worker: Option<String>,
@@ -169,7 +172,7 @@ impl SessionCore {
     pub fn new(
         settings: SessionSettings,
         role: String,
-        transcript: Vec<String>,
+        transcript: Vec<Arc<String>>,
         now: Duration,
     ) -> Self {
         settings.check();
@@ -213,7 +216,7 @@ impl SessionCore {
         &self.role
     }
 
-    pub fn transcript(&self) -> &[String] {
+    pub fn transcript(&self) -> &[Arc<String>] {
         &self.transcript
     }
 
@@ -227,7 +230,13 @@ impl SessionCore {
 
     /// The full answer of query `query`, if it was truncated on the stream.
     pub fn full_result(&self, query: u64) -> Option<&str> {
-        self.results.get(&query).map(String::as_str)
+        self.results.get(&query).map(|full| full.as_str())
+    }
+
+    /// [`Self::full_result`] as a handle on the session's own copy (an HTTP fetch
+    /// serves it without copying it).
+    pub fn full_result_shared(&self, query: u64) -> Option<Arc<String>> {
+        self.results.get(&query).cloned()
     }
 
     pub fn is_handed_off(&self) -> bool {

@@ -5,6 +5,7 @@
 use super::{QueryMode, Running, SessionCore};
 use crate::protocol::{ErrorCode, ServerEvent};
 use crate::sessions::lifecycle::{IllegalTransition, SessionEvent, SessionState};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A client's request to the session (decoded and admitted by the gateway).
@@ -212,21 +213,22 @@ impl SessionCore {
         let query = running.id;
         Some(match end {
             QueryEnd::Done => {
-                let full = running.parts.join(" ");
+                // The parts go once the whole is made: a 10 MB answer is held twice only
+                // for the join, then once (the transcript and, if truncated, the HTTP
+                // fetch share it; `Arc<String>`, as `Arc<str>` would copy it again).
+                let parts = std::mem::take(&mut running.parts);
+                let full = Arc::new(parts.join(" "));
+                drop(parts);
                 let bytes = full.len();
                 let limit = self.settings.result_bytes_max;
                 let truncated = bytes > limit;
-                let shown = if truncated {
-                    let mut cut = limit;
-                    while !full.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    full[..cut].to_string()
-                } else {
-                    full.clone()
-                };
+                let mut cut = bytes.min(limit);
+                while !full.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                let shown = full[..cut].to_string();
                 let text = std::mem::take(&mut running.text);
-                self.transcript.push(format!("> {text}"));
+                self.transcript.push(Arc::new(format!("> {text}")));
                 self.transcript.push(full.clone());
                 if truncated {
                     crate::met!(

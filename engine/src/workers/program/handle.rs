@@ -146,26 +146,62 @@ pub const PAYLOAD_PART_BYTES: usize = 16 << 10;
 
 /// One word of a `run` input as the parts of the answer: the word itself, or for
 /// `payload:N` (a tool that returns a big result) N bytes of generated text in parts
-/// of [`PAYLOAD_PART_BYTES`].
-pub fn expand_word(word: &str) -> Vec<String> {
+/// of [`PAYLOAD_PART_BYTES`]. The parts are made one at a time as they are taken, so a
+/// worker sending a payload of megabytes holds one part of it, not the whole.
+pub fn expand_word(word: &str) -> WordParts {
     let size = word
         .strip_prefix("payload:")
         .and_then(|n| n.parse::<usize>().ok())
         .filter(|n| (1..=PAYLOAD_BYTES_MAX).contains(n));
-    let Some(size) = size else {
-        return vec![word.to_string()];
-    };
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    // Built part by part from the repeating alphabet, bytes first: a char-by-char String
-    // and a lossy re-decoding of each part cost a visible share of the gate's CPU.
-    (0..size)
-        .step_by(PAYLOAD_PART_BYTES)
-        .map(|start| {
-            let end = (start + PAYLOAD_PART_BYTES).min(size);
-            let part: Vec<u8> = (start..end).map(|i| ALPHABET[i % ALPHABET.len()]).collect();
-            String::from_utf8(part).expect("the alphabet is ASCII")
-        })
-        .collect()
+    match size {
+        Some(size) => WordParts {
+            word: None,
+            next: 0,
+            size,
+        },
+        None => WordParts::one(word.to_string()),
+    }
+}
+
+/// The parts of one word of a `run` input ([`expand_word`]), made as they are taken.
+#[derive(Clone, Debug)]
+pub struct WordParts {
+    /// A plain word: its one part.
+    word: Option<String>,
+    /// A payload: the offset of its next part, and its size.
+    next: usize,
+    size: usize,
+}
+
+impl WordParts {
+    /// A single part.
+    fn one(part: String) -> WordParts {
+        WordParts {
+            word: Some(part),
+            next: 0,
+            size: 0,
+        }
+    }
+}
+
+impl Iterator for WordParts {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        if let Some(word) = self.word.take() {
+            return Some(word);
+        }
+        if self.next >= self.size {
+            return None;
+        }
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        // Built from the repeating alphabet, bytes first: a char-by-char String and a
+        // lossy re-decoding of each part cost a visible share of the gate's CPU.
+        let (start, end) = (self.next, (self.next + PAYLOAD_PART_BYTES).min(self.size));
+        self.next = end;
+        let part: Vec<u8> = (start..end).map(|i| ALPHABET[i % ALPHABET.len()]).collect();
+        Some(String::from_utf8(part).expect("the alphabet is ASCII"))
+    }
 }
 
 /// `cache:NAME:BYTES`: write a cache file of BYTES bytes named NAME.
@@ -190,10 +226,11 @@ async fn answer<W: AsyncWrite + Unpin + ?Sized>(
                     // A tool that leaves a file behind (a shell snapshot): it goes
                     // through the cache, so the quota and eviction apply.
                     Some((name, bytes)) => {
-                        vec![match shared.cache.write(&shared.env, name, bytes).await {
+                        let part = match shared.cache.write(&shared.env, name, bytes).await {
                             Ok(()) => format!("cached:{name}"),
                             Err((code, _)) => format!("cache_refused:{name}:{}", code.name()),
-                        }]
+                        };
+                        WordParts::one(part)
                     }
                     None => expand_word(word),
                 };
@@ -290,5 +327,33 @@ async fn take_snapshot(shared: &Shared, id: u64, state: &str) -> Reply {
                 message: format!("saving snapshot {path:?}: {e}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_word_expands_to_its_size_in_parts_of_the_part_size() {
+        let parts: Vec<String> =
+            expand_word(&format!("payload:{}", 2 * PAYLOAD_PART_BYTES + 5)).collect();
+        let sizes: Vec<usize> = parts.iter().map(String::len).collect();
+        assert_eq!(sizes, [PAYLOAD_PART_BYTES, PAYLOAD_PART_BYTES, 5]);
+        let whole = parts.concat();
+        assert!(whole.starts_with("abcdefghijklmnopqrstuvwxyz0123456789abc"));
+        // The alphabet runs on across parts.
+        let at = PAYLOAD_PART_BYTES;
+        assert_eq!(
+            whole.as_bytes()[at],
+            b"abcdefghijklmnopqrstuvwxyz0123456789"[at % 36]
+        );
+        assert_eq!(expand_word("word").collect::<Vec<_>>(), ["word"]);
+        assert_eq!(expand_word("payload:0").collect::<Vec<_>>(), ["payload:0"]);
+        let too_big = format!("payload:{}", PAYLOAD_BYTES_MAX + 1);
+        assert_eq!(
+            expand_word(&too_big).collect::<Vec<_>>(),
+            std::slice::from_ref(&too_big)
+        );
     }
 }

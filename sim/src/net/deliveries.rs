@@ -1,0 +1,145 @@
+//! The network's delivery alarm: one tokio timer for every reader waiting on a message.
+//!
+//! A reader whose next message is still in flight waits here (under the network's
+//! traffic lock, which every write takes anyway), keyed by the message's delivery
+//! instant. One tokio timer (the alarm) is armed at the earliest key; when it
+//! fires, its waker (no task: it runs where tokio fires timers) wakes every reader due
+//! by then, in key order (delivery instant, then the order they began to wait), and
+//! arms the alarm at the next key.
+//!
+//! Why: a tokio timer per pipe direction cost a timer-wheel re-registration and two
+//! polls per message, about a sixth of a W1 round trip. Deliveries due at one tick of
+//! tokio's 1 ms wheel now share one wheel entry, and a message costs an insert into a
+//! short sorted queue and a removal from its front. Delivery times are unchanged (a
+//! message is readable at the first tick at or after its instant); the order in which
+//! readers due at the same tick are woken, relative to each other and to other timers of
+//! that tick, is this queue's order.
+
+use super::SimNet;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Wake, Waker};
+use tokio::time::{Instant, Sleep};
+
+/// Where a waiting reader sits in the queue (its pipe keeps it, to move it).
+pub(super) type WaitKey = (Instant, u64);
+
+pub(super) struct Deliveries {
+    /// Sorted by key, earliest first. Short (a few readers per pending tick), and a new
+    /// key nearly always goes near the end (latencies are close to each other), so a
+    /// sorted deque beats a heap here.
+    waiting: VecDeque<Waiting>,
+    /// Entries still in `waiting` whose reader moved (rare): skipped when due.
+    cancelled: Vec<u64>,
+    next_seq: u64,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// The deadline the alarm is registered for; `None` while nothing is registered.
+    armed_for: Option<Instant>,
+    /// The alarm timer's waker: fires the due deliveries.
+    alarm: Waker,
+}
+
+struct Waiting {
+    key: WaitKey,
+    reader: Waker,
+}
+
+struct Alarm(Weak<SimNet>);
+
+impl Wake for Alarm {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(net) = self.0.upgrade() {
+            net.fire_deliveries();
+        }
+    }
+}
+
+impl Deliveries {
+    pub(super) fn new(net: Weak<SimNet>) -> Self {
+        Deliveries {
+            waiting: VecDeque::new(),
+            cancelled: Vec::new(),
+            next_seq: 0,
+            timer: None,
+            armed_for: None,
+            alarm: Waker::from(Arc::new(Alarm(net))),
+        }
+    }
+
+    /// Has `reader` woken at `deliver_at` (strictly after `now`, the current virtual
+    /// time); `key` is the reader's earlier place in the queue, moved. Returns the new one.
+    pub(super) fn wait(
+        &mut self,
+        key: Option<WaitKey>,
+        deliver_at: Instant,
+        now: Instant,
+        reader: &Waker,
+    ) -> WaitKey {
+        // A deadline already reached would fire the alarm inside its own registration,
+        // which re-enters the traffic lock: callers read or wake at once instead.
+        assert!(deliver_at > now, "a due delivery is read, not waited for");
+        if let Some((old_at, old_seq)) = key
+            && old_at > now
+        {
+            // Still queued (everything due by now has fired): skip it when it comes due.
+            self.cancelled.push(old_seq);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let key = (deliver_at, seq);
+        // Keys are unique (the sequence number), so this is the only place for it.
+        let at = self.waiting.partition_point(|w| w.key < key);
+        self.waiting.insert(
+            at,
+            Waiting {
+                key,
+                reader: reader.clone(),
+            },
+        );
+        if self.armed_for.is_none_or(|armed| deliver_at < armed) {
+            self.arm(deliver_at);
+        }
+        key
+    }
+
+    /// Registers the alarm for `deadline` (in the future: tokio does not fire it now).
+    fn arm(&mut self, deadline: Instant) {
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        timer.as_mut().reset(deadline);
+        // Polled outside any task's cooperative budget: the alarm belongs to no task,
+        // and a spent budget would wake the alarm from inside the traffic lock.
+        let poll = std::pin::pin!(tokio::task::coop::unconstrained(timer.as_mut()))
+            .poll(&mut Context::from_waker(&self.alarm));
+        assert!(
+            poll.is_pending(),
+            "the alarm was armed for a passed instant"
+        );
+        self.armed_for = Some(deadline);
+    }
+
+    /// The alarm fired at `now`: wakes the readers due by then, in key order, and arms
+    /// the alarm for the next one. The wakers are tasks' (they only schedule their task,
+    /// never call back into the network), so they are woken under the traffic lock.
+    pub(super) fn fire(&mut self, now: Instant) {
+        self.armed_for = None;
+        while self.waiting.front().is_some_and(|w| w.key.0 <= now) {
+            let Waiting { key, reader } = self.waiting.pop_front().expect("looked");
+            if let Some(i) = self.cancelled.iter().position(|&seq| seq == key.1) {
+                self.cancelled.swap_remove(i);
+                continue;
+            }
+            reader.wake();
+        }
+        if let Some(next) = self.waiting.front().map(|w| w.key.0) {
+            self.arm(next);
+        }
+    }
+}
