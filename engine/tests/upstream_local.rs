@@ -107,7 +107,7 @@ async fn answers_limits_failures_and_bad_keys_are_told_apart() {
     let bad = client(&env, &addr, "wrong");
     assert!(matches!(
         bad.probe().await,
-        Err(UpstreamError::Malformed { detail }) if detail.contains("401")
+        Err(UpstreamError::KeyRejected { status: 401, detail }) if detail.contains("authentication_error")
     ));
     let statuses: Vec<u16> = upstream.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, vec![200, 200, 429, 503, 503, 401]);

@@ -96,7 +96,11 @@ async fn streamed_answer(up: &UpstreamClient, text: &str) -> Result<String, Upst
     };
     let (summary, answer) = tokio::join!(biased; call, join);
     let summary = summary?;
-    debug_assert_eq!(summary.text_bytes, answer.len(), "a delta was lost or repeated");
+    debug_assert_eq!(
+        summary.text_bytes,
+        answer.len(),
+        "a delta was lost or repeated"
+    );
     Ok(answer)
 }
 

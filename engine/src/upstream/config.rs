@@ -23,6 +23,9 @@ pub struct UpstreamConfig {
     pub retry: RetryPolicy,
     /// A stream silent this long (no event, not even a ping) counts as timed out.
     pub stream_idle_timeout: Duration,
+    /// A streamed call, retries included, waits at most this long for its answer to
+    /// begin; each attempt waits at most `request_timeout` of it.
+    pub first_byte_timeout: Duration,
     /// A 429 without `Retry-After` holds requests back this long.
     pub rate_limit_default: Duration,
 }
@@ -39,6 +42,7 @@ impl UpstreamConfig {
             breaker: BreakerPolicy::DEFAULT,
             retry: upstream_retry_policy(),
             stream_idle_timeout: Duration::from_secs(60),
+            first_byte_timeout: Duration::from_secs(60),
             rate_limit_default: Duration::from_secs(60),
         }
     }
@@ -57,6 +61,10 @@ impl UpstreamConfig {
         assert!(
             !self.stream_idle_timeout.is_zero(),
             "stream_idle_timeout must be positive"
+        );
+        assert!(
+            !self.first_byte_timeout.is_zero(),
+            "first_byte_timeout must be positive"
         );
     }
 }

@@ -42,7 +42,7 @@ pub enum GiveUpReason {
     NotTransient,
     /// Part of the answer already reached the session.
     Streamed,
-    /// The retries (or the time allowed for them) are spent.
+    /// The retries, the time allowed for their delays or the call's deadline are spent.
     Exhausted,
 }
 
@@ -65,12 +65,14 @@ impl CallRetry {
     }
 
     /// An attempt failed with `error` after `streamed_bytes` bytes of its answer were
-    /// forwarded; `random` is a fresh draw for the jitter.
+    /// forwarded; `random` is a fresh draw for the jitter; `remaining` is what is left of
+    /// the call's deadline (a retry that could not start before it is not made).
     pub fn handle_failure(
         &mut self,
         error: &UpstreamError,
         streamed_bytes: usize,
         random: u64,
+        remaining: Duration,
     ) -> RetryVerdict {
         if streamed_bytes > 0 {
             return RetryVerdict::GiveUp(GiveUpReason::Streamed);
@@ -78,9 +80,14 @@ impl CallRetry {
         if !error.is_transient() {
             return RetryVerdict::GiveUp(GiveUpReason::NotTransient);
         }
-        match self.schedule.next_delay(random) {
-            Some(delay) => RetryVerdict::After(delay),
-            None => RetryVerdict::GiveUp(GiveUpReason::Exhausted),
+        // A retry past the deadline is not made, nor counted.
+        let mut schedule = self.schedule.clone();
+        match schedule.next_delay(random) {
+            Some(delay) if delay < remaining => {
+                self.schedule = schedule;
+                RetryVerdict::After(delay)
+            }
+            Some(_) | None => RetryVerdict::GiveUp(GiveUpReason::Exhausted),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! `upstream::retry::CallRetry` against what it promises, over any sequence of failed
 //! attempts: nothing is retried once a byte of the answer was streamed; only transient
 //! failures (unreachable, timed out, 5xx) are retried, never a 429, an open breaker or an
-//! unusable answer; at most `attempts_max` retries, within `total_max` in all; each delay
-//! is full jitter, between zero and the nominal exponential delay of its retry.
+//! unusable answer; at most `attempts_max` retries, within `total_max` in all and never
+//! one that could not start before the call's deadline; each delay is full jitter,
+//! between zero and the nominal exponential delay of its retry.
 
 use crate::reference::ms;
 use engine::upstream::UpstreamError;
@@ -20,12 +21,14 @@ fn failure() -> impl Strategy<Value = UpstreamError> {
     ]
 }
 
-/// One failed attempt: its error, the bytes it had streamed, the jitter draw.
-fn attempt() -> impl Strategy<Value = (UpstreamError, usize, u64)> {
+/// One failed attempt: its error, the bytes it had streamed, the jitter draw, what was
+/// left of the call's deadline.
+fn attempt() -> impl Strategy<Value = (UpstreamError, usize, u64, Duration)> {
     (
         failure(),
         prop_oneof![4 => Just(0usize), 1 => 1..10_000usize],
         any::<u64>(),
+        prop_oneof![3 => Just(Duration::from_secs(60)), 1 => (0..3_000u64).prop_map(ms)],
     )
 }
 
@@ -35,15 +38,16 @@ proptest! {
         let policy = upstream_retry_policy();
         let mut retry = CallRetry::new(policy.clone());
         let mut waited = Duration::ZERO;
-        for (error, streamed, random) in attempts {
+        for (error, streamed, random, remaining) in attempts {
             let before = retry.retries();
-            let verdict = retry.handle_failure(&error, streamed, random);
+            let verdict = retry.handle_failure(&error, streamed, random, remaining);
             match verdict {
                 RetryVerdict::After(delay) => {
                     prop_assert_eq!(streamed, 0, "retried after {} streamed bytes", streamed);
                     prop_assert!(error.is_transient(), "retried a {:?}", error);
                     let nominal = exponential_delay(policy.delay_first, policy.factor, policy.delay_max, before + 1);
                     prop_assert!(delay <= nominal, "delay {:?} above the nominal {:?}", delay, nominal);
+                    prop_assert!(delay < remaining, "a retry after the call's deadline");
                     waited += delay;
                     prop_assert_eq!(retry.retries(), before + 1);
                 }
@@ -72,7 +76,7 @@ proptest! {
         let delays: Vec<Duration> = draws
             .iter()
             .filter_map(|&r| match CallRetry::new(upstream_retry_policy()).handle_failure(
-                &UpstreamError::Unavailable { detail: "reset".to_string() }, 0, r)
+                &UpstreamError::Unavailable { detail: "reset".to_string() }, 0, r, Duration::from_secs(60))
             {
                 RetryVerdict::After(d) => Some(d),
                 RetryVerdict::GiveUp(_) => None,

@@ -14,11 +14,12 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use http_body_util::{BodyDataStream, BodyExt, Limited};
 use tokio::sync::mpsc;
-
-/// An error answer's body is read up to this many bytes (its message, for the log).
-const ERROR_BODY_MAX: usize = 64 << 10;
+use tokio::time::Instant;
 
 impl UpstreamClient {
+    /// An error answer's body is read up to this many bytes (its message, for the log).
+    const ERROR_BODY_MAX: usize = 64 << 10;
+
     /// Streams the model's answer to `input`, each text delta sent to `deltas` in order.
     /// Returns the answer's summary once it is whole.
     pub async fn stream(
@@ -28,9 +29,11 @@ impl UpstreamClient {
     ) -> Result<StreamSummary, UpstreamError> {
         let body = self.messages_body(input, true)?;
         let mut retry = CallRetry::new(self.config.retry.clone());
+        let deadline = Instant::now() + self.config.first_byte_timeout;
         loop {
             let mut streamed = 0usize;
-            let error = match self.stream_once(body.clone(), deltas, &mut streamed).await {
+            let attempt = self.stream_once(body.clone(), deltas, &mut streamed, deadline);
+            let error = match attempt.await {
                 Ok(summary) => {
                     self.record(Ok(()));
                     return Ok(summary);
@@ -43,7 +46,9 @@ impl UpstreamClient {
                     "the model's answer broke off mid-stream: {error}"
                 );
             }
-            match retry.handle_failure(&error, streamed, self.env.random().next_u64()) {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let draw = self.env.random().next_u64();
+            match retry.handle_failure(&error, streamed, draw, remaining) {
                 RetryVerdict::After(delay) => {
                     self.state().stats.retries += 1;
                     tracing::info!(
@@ -69,8 +74,14 @@ impl UpstreamClient {
         body: Vec<u8>,
         deltas: &mpsc::Sender<String>,
         streamed: &mut usize,
+        deadline: Instant,
     ) -> Result<StreamSummary, UpstreamError> {
         self.admit()?;
+        // Until its first byte, an attempt waits no longer than the call's deadline.
+        let head_bound = self
+            .config
+            .request_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
         let call = Call {
             method: hyper::Method::POST,
             path: MESSAGES_PATH,
@@ -78,13 +89,9 @@ impl UpstreamClient {
             body: Some(body),
             body_max: self.config.answer_bytes_max,
         };
-        let head = tokio::time::timeout(
-            self.config.request_timeout,
-            open(&self.env, &self.config.addr, call),
-        )
-        .await;
+        let head = tokio::time::timeout(head_bound, open(&self.env, &self.config.addr, call)).await;
         let opened = match head {
-            Err(_) => return Err(self.silent(self.config.request_timeout, "no answer")),
+            Err(_) => return Err(self.silent(head_bound, "no answer")),
             Ok(Err(ExchangeError::Unreached(e))) => {
                 return Err(UpstreamError::Unavailable {
                     detail: e.to_string(),
@@ -98,7 +105,10 @@ impl UpstreamClient {
             Ok(Ok(opened)) => opened,
         };
         if !(200..300).contains(&opened.status) {
-            let body = match Limited::new(opened.body, ERROR_BODY_MAX).collect().await {
+            let body = match Limited::new(opened.body, Self::ERROR_BODY_MAX)
+                .collect()
+                .await
+            {
                 Ok(collected) => collected.to_bytes().to_vec(),
                 Err(_) => Vec::new(),
             };
@@ -113,12 +123,16 @@ impl UpstreamClient {
         let mut assembler = StreamAssembler::new(self.config.answer_bytes_max);
         let mut events = BodyDataStream::new(opened.body).eventsource();
         loop {
-            let next = tokio::time::timeout(self.config.stream_idle_timeout, events.next()).await;
+            let idle_bound = if *streamed == 0 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                self.config.stream_idle_timeout.min(left)
+            } else {
+                self.config.stream_idle_timeout
+            };
+            let next = tokio::time::timeout(idle_bound, events.next()).await;
             let event = match next {
-                Err(_) => {
-                    return Err(self.silent(self.config.stream_idle_timeout, "no streamed event"));
-                }
-                Ok(None) => return assembler.handle_end().map_err(stream_error),
+                Err(_) => return Err(self.silent(idle_bound, "no streamed event")),
+                Ok(None) => return assembler.handle_end().map_err(UpstreamError::from),
                 Ok(Some(Err(e))) => {
                     return Err(UpstreamError::Unavailable {
                         detail: format!(
@@ -131,7 +145,7 @@ impl UpstreamClient {
             };
             match assembler
                 .handle_event(&event.event, &event.data)
-                .map_err(stream_error)?
+                .map_err(UpstreamError::from)?
             {
                 StreamStep::Nothing => {}
                 StreamStep::Delta(text) => {
@@ -154,29 +168,31 @@ impl UpstreamClient {
 
     fn silent(&self, bound: std::time::Duration, what: &str) -> UpstreamError {
         tracing::warn!(
-            bound_s = bound.as_secs(),
+            bound_ms = bound.as_millis() as u64,
             "model call timed out ({what} within the bound): the model API may be degraded"
         );
         UpstreamError::Unavailable {
-            detail: format!("{what} within {} s", bound.as_secs()),
+            detail: format!("{what} within {:.1} s", bound.as_secs_f64()),
         }
     }
 }
 
 /// A stream that broke off is the upstream failing (transient); one that breaks the
 /// protocol is an unusable answer.
-fn stream_error(e: StreamError) -> UpstreamError {
-    match &e {
-        StreamError::EndedEarly { .. } => UpstreamError::Unavailable {
-            detail: e.to_string(),
-        },
-        StreamError::Api { kind, .. } if kind == "overloaded_error" || kind == "api_error" => {
-            UpstreamError::Unavailable {
+impl From<StreamError> for UpstreamError {
+    fn from(e: StreamError) -> Self {
+        match &e {
+            StreamError::EndedEarly { .. } => UpstreamError::Unavailable {
                 detail: e.to_string(),
+            },
+            StreamError::Api { kind, .. } if kind == "overloaded_error" || kind == "api_error" => {
+                UpstreamError::Unavailable {
+                    detail: e.to_string(),
+                }
             }
+            StreamError::Api { .. } | StreamError::Malformed(_) => UpstreamError::Malformed {
+                detail: e.to_string(),
+            },
         }
-        StreamError::Api { .. } | StreamError::Malformed(_) => UpstreamError::Malformed {
-            detail: e.to_string(),
-        },
     }
 }
