@@ -107,7 +107,7 @@ async fn answers_limits_failures_and_bad_keys_are_told_apart() {
     let bad = client(&env, &addr, "wrong");
     assert!(matches!(
         bad.probe().await,
-        Err(UpstreamError::Malformed { detail }) if detail.contains("401")
+        Err(UpstreamError::KeyRejected { status: 401, detail }) if detail.contains("authentication_error")
     ));
     let statuses: Vec<u16> = upstream.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, vec![200, 200, 429, 503, 503, 401]);
@@ -133,11 +133,12 @@ async fn an_answer_past_the_bound_is_unusable_not_an_outage() {
     let env = real_env(RealEnvOptions::loopback(dir.path()));
     let (_upstream, _mode, addr) = serve(&env).await;
     let mut config = UpstreamConfig::new(addr, "key-1");
-    config.answer_bytes_max = 64;
+    // A messages answer's envelope is about 250 bytes: a short answer fits.
+    config.answer_bytes_max = 512;
     let c = UpstreamClient::new(env.clone(), config);
     assert!(matches!(
-        c.complete(&"w ".repeat(100)).await,
-        Err(UpstreamError::Malformed { detail }) if detail.contains("longer than 64 bytes")
+        c.complete(&"w ".repeat(400)).await,
+        Err(UpstreamError::Malformed { detail }) if detail.contains("longer than 512 bytes")
     ));
     assert_eq!(c.complete("short").await.expect("a short answer"), "short");
     assert!(!c.is_open());

@@ -18,7 +18,7 @@ use engine::gateway::{Claims, TokenKeys};
 use engine::sessions::QueryMode;
 use engine::sessions::lock::SessionLockConfig;
 use engine::upstream::{LocalUpstream, UpstreamConfig};
-use engine::{Engine, EngineConfig, LockChoice};
+use engine::{Engine, EngineConfig, EngineError, LockChoice};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -387,9 +387,11 @@ async fn run(args: ServeArgs, program: PathBuf, dir: PathBuf) -> Result<(), Fail
     let stop = stop_signal().map_err(|e| Failed::runtime(format!("cannot handle signals: {e}")))?;
     let env = real_env(RealEnvOptions::loopback(dir.clone()));
     let config = config(&args, &program)?;
-    let engine = Engine::start(env, config)
-        .await
-        .map_err(|e| Failed::runtime(e.to_string()))?;
+    let engine = Engine::start(env, config).await.map_err(|e| match e {
+        // A refused key is the operator's configuration, like a bad argument.
+        EngineError::UpstreamKey(_) => Failed::usage(e.to_string()),
+        e => Failed::runtime(e.to_string()),
+    })?;
     let addr = engine.addr().clone();
     if let Some(service) = engine.lock_service() {
         tracing::info!(addr = %service.addr(), "session lock service listening");

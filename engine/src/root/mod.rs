@@ -23,7 +23,7 @@ use crate::gateway::Gateway;
 use crate::sessions::lock::{LockServer, SessionLock};
 use crate::sessions::{RoleTools, Sessions, SessionsParts, ToolGate, UpstreamCheck, check_store};
 use crate::store::{SessionStore, StoreError};
-use crate::upstream::UpstreamClient;
+use crate::upstream::{UpstreamClient, UpstreamError};
 use crate::workers::{WarmCheck, WarmPool, WorkerManager};
 use std::fmt;
 use std::sync::Arc;
@@ -46,6 +46,8 @@ pub enum EngineError {
         path: String,
         source: std::io::Error,
     },
+    /// The model API refused the configured key at the start-up check.
+    UpstreamKey(UpstreamError),
 }
 
 impl fmt::Display for EngineError {
@@ -66,6 +68,11 @@ impl fmt::Display for EngineError {
                 f,
                 "session lock service: cannot record its start in {path:?} \
                  (a later start would not know to wait out this one's leases): {source}"
+            ),
+            EngineError::UpstreamKey(e) => write!(
+                f,
+                "start-up check of the model API: {e}; fix the key (--upstream-key or \
+                 ENGINE_UPSTREAM_KEY) and start again"
             ),
         }
     }
@@ -132,6 +139,9 @@ impl Engine {
             .upstream
             .clone()
             .map(|c| UpstreamClient::new(env.clone(), c));
+        if let Some(up) = &upstream {
+            check_upstream_key(up).await?;
+        }
         // A pre-warm is kept only if the model API answers for it.
         let check = upstream
             .clone()
@@ -256,5 +266,33 @@ impl Engine {
     /// The lock service, when this instance hosts it (`LockChoice::Serve`).
     pub fn lock_service(&self) -> Option<&LockServer> {
         self.lock_service.as_ref()
+    }
+}
+
+/// How long the start-up check of the model API's key may take: an upstream that does
+/// not answer in time is left to the breaker, not allowed to hold the start.
+const KEY_CHECK_BOUND: Duration = Duration::from_secs(2);
+
+/// One test call at start-up: a refused key stops the start (every session would fail
+/// on it later, and trip the breaker for all of them); an unreachable or failing
+/// upstream does not, since it may come back.
+async fn check_upstream_key(up: &UpstreamClient) -> Result<(), EngineError> {
+    match tokio::time::timeout(KEY_CHECK_BOUND, up.probe()).await {
+        Ok(Ok(())) => {
+            tracing::info!("model API key accepted");
+            Ok(())
+        }
+        Ok(Err(e @ UpstreamError::KeyRejected { .. })) => Err(EngineError::UpstreamKey(e)),
+        Ok(Err(e)) => {
+            tracing::warn!("model API key not checked at start-up: {e}");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!(
+                bound_s = KEY_CHECK_BOUND.as_secs(),
+                "model API key not checked at start-up: no answer in time"
+            );
+            Ok(())
+        }
     }
 }

@@ -37,7 +37,7 @@ pub(crate) async fn ask_model(shared: &Shared, session: &Session, text: &str) ->
     let Some(up) = &shared.upstream else {
         return Some(text.to_string());
     };
-    let e = match up.complete(text).await {
+    let e = match streamed_answer(up, text).await {
         Ok(answer) => return Some(answer),
         Err(e) => e,
     };
@@ -46,7 +46,11 @@ pub(crate) async fn ask_model(shared: &Shared, session: &Session, text: &str) ->
             ErrorCode::UpstreamRateLimited,
             "your session is kept: send it again then",
         ),
-        UpstreamError::Malformed { .. } => (
+        UpstreamError::KeyRejected { .. } => (
+            ErrorCode::UpstreamUnavailable,
+            "your session is kept; the engine's operator must fix its model API key",
+        ),
+        UpstreamError::Malformed { .. } | UpstreamError::Abandoned => (
             ErrorCode::UpstreamUnavailable,
             "your session is kept: send it again",
         ),
@@ -68,6 +72,36 @@ pub(crate) async fn ask_model(shared: &Shared, session: &Session, text: &str) ->
         )
         .await;
     None
+}
+
+/// Deltas of a streamed answer waiting to be joined (a burst waits for the joiner).
+const DELTAS_QUEUED_MAX: usize = 64;
+
+/// The model's answer, streamed and joined in order. The session does not forward the
+/// deltas to the client yet (the worker carries the answer out as a whole); the stream
+/// brings the upstream's retries, its idle timeout and its end-of-stream checks.
+async fn streamed_answer(up: &UpstreamClient, text: &str) -> Result<String, UpstreamError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(DELTAS_QUEUED_MAX);
+    let call = async move {
+        let summary = up.stream(text, &tx).await;
+        drop(tx);
+        summary
+    };
+    let join = async {
+        let mut answer = String::new();
+        while let Some(delta) = rx.recv().await {
+            answer.push_str(&delta);
+        }
+        answer
+    };
+    let (summary, answer) = tokio::join!(biased; call, join);
+    let summary = summary?;
+    debug_assert_eq!(
+        summary.text_bytes,
+        answer.len(),
+        "a delta was lost or repeated"
+    );
+    Ok(answer)
 }
 
 /// Each time the breaker opens: probe when it allows, until the breaker is closed

@@ -12,9 +12,20 @@ pub enum UpstreamError {
     CircuitOpen { retry_in: Duration },
     /// An answer we cannot use (bad status, bad JSON, too large).
     Malformed { detail: String },
+    /// The caller stopped taking the streamed answer (its query was interrupted).
+    Abandoned,
+    /// The API refused the engine's key (401 or 403): a configuration error, which no
+    /// retry and no waiting fixes.
+    KeyRejected { status: u16, detail: String },
 }
 
 impl UpstreamError {
+    /// Whether trying again soon may succeed: the upstream was unreachable, did not
+    /// answer in time, failed with a 5xx or dropped the connection.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, UpstreamError::Unavailable { .. })
+    }
+
     /// When trying again makes sense, if the error says.
     pub fn retry_in(&self) -> Option<Duration> {
         match self {
@@ -44,6 +55,11 @@ impl fmt::Display for UpstreamError {
             UpstreamError::Malformed { detail } => {
                 write!(f, "the model API gave an unusable answer: {detail}")
             }
+            UpstreamError::Abandoned => f.write_str("the streamed answer was no longer wanted"),
+            UpstreamError::KeyRejected { status, detail } => write!(
+                f,
+                "the model API refused the engine's API key (HTTP {status}): {detail}"
+            ),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! One HTTP/1.1 exchange with the upstream over the environment's network (hyper's
 //! client connection; one connection per call, so a dead connection is never reused).
 
+use super::wire::API_VERSION;
 use crate::env::{Env, NetAddr};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
@@ -35,11 +36,19 @@ fn other(what: &str, e: impl std::fmt::Display) -> ExchangeError {
     ExchangeError::Unreached(io::Error::other(format!("{what}: {e}")))
 }
 
-pub(crate) async fn exchange(
+/// An answer whose head has arrived; its body is still on the wire.
+pub(crate) struct Opened {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: hyper::body::Incoming,
+}
+
+/// Sends `call` and waits for the answer's head.
+pub(crate) async fn open(
     env: &Env,
     addr: &NetAddr,
     call: Call<'_>,
-) -> Result<Answer, ExchangeError> {
+) -> Result<Opened, ExchangeError> {
     let stream = env
         .net()
         .connect(addr)
@@ -57,7 +66,8 @@ pub(crate) async fn exchange(
         .method(call.method)
         .uri(call.path)
         .header(header::HOST, addr.to_string())
-        .header("x-api-key", call.api_key);
+        .header("x-api-key", call.api_key)
+        .header("anthropic-version", API_VERSION);
     if call.body.is_some() {
         request = request.header(header::CONTENT_TYPE, "application/json");
     }
@@ -75,12 +85,27 @@ pub(crate) async fn exchange(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let body = Limited::new(response.into_body(), call.body_max)
+    Ok(Opened {
+        status,
+        retry_after,
+        body: response.into_body(),
+    })
+}
+
+/// One whole exchange: the head, then the body collected up to `call.body_max` bytes.
+pub(crate) async fn exchange(
+    env: &Env,
+    addr: &NetAddr,
+    call: Call<'_>,
+) -> Result<Answer, ExchangeError> {
+    let body_max = call.body_max;
+    let opened = open(env, addr, call).await?;
+    let body = Limited::new(opened.body, body_max)
         .collect()
         .await
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
-                ExchangeError::TooLarge(call.body_max)
+                ExchangeError::TooLarge(body_max)
             } else {
                 other("body", e)
             }
@@ -88,8 +113,8 @@ pub(crate) async fn exchange(
         .to_bytes()
         .to_vec();
     Ok(Answer {
-        status,
-        retry_after,
+        status: opened.status,
+        retry_after: opened.retry_after,
         body,
     })
 }

@@ -10,12 +10,18 @@ mod config;
 mod error;
 mod http;
 mod local;
+pub mod retry;
+mod stream;
+pub mod wire;
 
 pub use breaker::{Breaker, BreakerPolicy};
 pub use client::{UpstreamClient, UpstreamStats};
 pub use config::UpstreamConfig;
 pub use error::UpstreamError;
-pub use local::{AnswerOutcome, AnswerPlan, AnswerPolicy, LocalUpstream, UpstreamRequest};
+pub use local::{
+    AnswerOutcome, AnswerPlan, AnswerPolicy, LOCAL_MODELS, LocalUpstream, UpstreamRequest,
+};
+pub use stream::{StreamAssembler, StreamError, StreamStep, StreamSummary};
 
 /// Where the model list is read: the cheap call a pre-warm makes.
 pub const MODELS_PATH: &str = "/v1/models";

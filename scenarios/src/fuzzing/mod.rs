@@ -15,6 +15,7 @@
 //! | `fault_plan` | fault plans, shrunk records, sweep files | parse never panics; accepted records round-trip |
 //! | `simulation` | a whole world's fault plan (via `arbitrary`) | the world's oracles hold |
 //! | `client_frame` | a client's WebSocket text frame | decoding never panics; the size limit holds; decoded frames round-trip |
+//! | `upstream_stream` | a streamed model answer's body, cut into reads | decoding never panics; the bound holds; whole only after `message_stop`; the cut changes nothing |
 
 mod catalog;
 mod client_frame;
@@ -23,6 +24,7 @@ mod poll;
 mod protocol;
 mod records;
 pub mod simulation;
+mod upstream_stream;
 
 pub use catalog::catalog;
 pub use client_frame::client_frame;
@@ -30,16 +32,18 @@ pub use config::config;
 pub use protocol::worker_protocol;
 pub use records::fault_plan;
 pub use simulation::simulation;
+pub use upstream_stream::upstream_stream;
 
 /// A fuzz target: bytes in, a panic when it finds a bug.
 pub type Target = fn(&[u8]);
 
 /// Every target by name, as `fuzz/` names them (the replay test walks this list).
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("worker_protocol", worker_protocol),
     ("catalog", catalog),
     ("config", config),
     ("fault_plan", fault_plan),
     ("simulation", simulation),
     ("client_frame", client_frame),
+    ("upstream_stream", upstream_stream),
 ];

@@ -2,10 +2,13 @@
 //! rate-limit window for all of them, so a failing or limiting upstream is not hammered
 //! by each session in turn.
 
+mod streamed;
+
 use super::breaker::Breaker;
 use super::config::UpstreamConfig;
 use super::error::UpstreamError;
 use super::http::{Answer, Call, ExchangeError, exchange};
+use super::wire::{Content, ErrorAnswer, Message, MessagesAnswer, MessagesRequest, Role};
 use super::{MESSAGES_PATH, MODELS_PATH};
 use crate::env::Env;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,6 +30,8 @@ pub struct UpstreamStats {
     pub unavailable: u64,
     /// Calls refused because the breaker was open.
     pub refused_open: u64,
+    /// Streamed calls tried again after a transient failure.
+    pub retries: u64,
     pub breaker_opened: u64,
     pub breaker_closed: u64,
 }
@@ -44,17 +49,6 @@ pub struct UpstreamClient {
     state: Mutex<State>,
     /// Woken when the breaker opens (whoever watches for the upstream's return).
     opened: Notify,
-}
-
-#[derive(serde::Serialize)]
-struct MessagesRequest<'a> {
-    model: &'a str,
-    input: &'a str,
-}
-
-#[derive(serde::Deserialize)]
-struct MessagesAnswer {
-    output: String,
 }
 
 impl UpstreamClient {
@@ -115,21 +109,32 @@ impl UpstreamClient {
 
     /// Sends a query's input to the model; its answer comes back.
     pub async fn complete(&self, input: &str) -> Result<String, UpstreamError> {
-        let body = serde_json::to_vec(&MessagesRequest {
-            model: &self.config.model,
-            input,
-        })
-        .map_err(|e| UpstreamError::Malformed {
-            detail: e.to_string(),
-        })?;
+        let body = self.messages_body(input, false)?;
         let answer = self
             .call(hyper::Method::POST, MESSAGES_PATH, Some(body))
             .await?;
         serde_json::from_slice::<MessagesAnswer>(&answer)
-            .map(|a| a.output)
+            .map(|a| a.text())
             .map_err(|e| UpstreamError::Malformed {
                 detail: format!("answer is not a messages answer: {e}"),
             })
+    }
+
+    /// A messages call asking for the answer to `input` (one user turn).
+    fn messages_body(&self, input: &str, stream: bool) -> Result<Vec<u8>, UpstreamError> {
+        serde_json::to_vec(&MessagesRequest {
+            model: self.config.model.clone(),
+            max_tokens: self.config.max_tokens,
+            messages: vec![Message {
+                role: Role::User,
+                content: Content::Text(input.to_string()),
+            }],
+            system: None,
+            stream,
+        })
+        .map_err(|e| UpstreamError::Malformed {
+            detail: e.to_string(),
+        })
     }
 
     fn admit(&self) -> Result<(), UpstreamError> {
@@ -183,7 +188,7 @@ impl UpstreamClient {
             }),
             Ok(Ok(answer)) => self.classify(answer),
         };
-        self.record(&outcome);
+        self.record(outcome.as_ref().map(|_| ()));
         outcome
     }
 
@@ -193,23 +198,24 @@ impl UpstreamClient {
             429 => Err(UpstreamError::RateLimited {
                 retry_after: answer.retry_after.unwrap_or(self.config.rate_limit_default),
             }),
+            401 | 403 => Err(UpstreamError::KeyRejected {
+                status: answer.status,
+                detail: error_message(&answer.body),
+            }),
             500..=599 => Err(UpstreamError::Unavailable {
                 detail: format!("HTTP {}", answer.status),
             }),
             status => Err(UpstreamError::Malformed {
-                detail: format!(
-                    "HTTP {status}: {}",
-                    String::from_utf8_lossy(&answer.body[..answer.body.len().min(200)])
-                ),
+                detail: format!("HTTP {status}: {}", error_message(&answer.body)),
             }),
         }
     }
 
-    fn record(&self, outcome: &Result<Vec<u8>, UpstreamError>) {
+    fn record(&self, outcome: Result<(), &UpstreamError>) {
         let now = self.now();
         let mut s = self.state();
         match outcome {
-            Ok(_) | Err(UpstreamError::Malformed { .. }) => {
+            Ok(_) | Err(UpstreamError::Malformed { .. } | UpstreamError::KeyRejected { .. }) => {
                 // It answered: the upstream is reachable.
                 s.stats.answered += 1;
                 s.breaker.succeeded();
@@ -232,7 +238,17 @@ impl UpstreamClient {
                     self.opened.notify_one();
                 }
             }
-            Err(UpstreamError::CircuitOpen { .. }) => {}
+            // Not an answer from the upstream: nothing to learn about it.
+            Err(UpstreamError::CircuitOpen { .. } | UpstreamError::Abandoned) => {}
         }
+    }
+}
+
+/// An error answer's message: the API's own words when the body is its error shape,
+/// else the body's start.
+fn error_message(body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorAnswer>(body) {
+        Ok(e) => format!("{} ({})", e.error.message, e.error.kind),
+        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
     }
 }

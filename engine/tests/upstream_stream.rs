@@ -1,0 +1,211 @@
+//! Streamed model calls against the local model server, for real on loopback: every
+//! delta once and in order; a transient failure before the first byte retried (and
+//! counted), never after it; a 429 not retried; a stream cut short, an error mid-stream
+//! or an empty answer never taken for an answer.
+
+use engine::env::real::{RealEnvOptions, real_env};
+use engine::env::{Env, NetAddr};
+use engine::upstream::{
+    AnswerOutcome, AnswerPlan, AnswerPolicy, LocalUpstream, UpstreamClient, UpstreamConfig,
+    UpstreamError,
+};
+use engine::workers::retry::RetryPolicy;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Answers every call with one outcome, switched by the test.
+#[derive(Default)]
+struct OneOutcome(Mutex<AnswerOutcome>);
+
+impl AnswerPolicy for OneOutcome {
+    fn plan(&self, _path: &str) -> AnswerPlan {
+        AnswerPlan {
+            delay: Duration::ZERO,
+            outcome: self.0.lock().unwrap().clone(),
+        }
+    }
+}
+
+struct Setup {
+    env: Env,
+    upstream: Arc<LocalUpstream>,
+    outcome: Arc<OneOutcome>,
+    client: Arc<UpstreamClient>,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = real_env(RealEnvOptions::loopback(dir.path()));
+        let outcome = Arc::new(OneOutcome::default());
+        let upstream = LocalUpstream::new("key-1", Some(outcome.clone()));
+        let listener = env.net().bind(0).await.expect("bind loopback");
+        let addr = NetAddr::new("127.0.0.1", listener.local_addr().port);
+        let (served, serve_env) = (upstream.clone(), env.clone());
+        env.spawn("upstream", async move {
+            served.serve(serve_env, listener).await
+        });
+        let mut config = UpstreamConfig::new(addr, "key-1");
+        // The upstream's schedule, with delays short enough for a test on real time.
+        config.retry = RetryPolicy {
+            delay_first: Duration::from_millis(5),
+            delay_max: Duration::from_millis(20),
+            ..config.retry
+        };
+        let client = UpstreamClient::new(env.clone(), config);
+        Setup {
+            env,
+            upstream,
+            outcome,
+            client,
+            _dir: dir,
+        }
+    }
+
+    fn set(&self, outcome: AnswerOutcome) {
+        *self.outcome.0.lock().unwrap() = outcome;
+    }
+
+    /// Streams `input`; returns the deltas received and the call's result.
+    async fn stream(&self, input: &str) -> (Vec<String>, Result<u64, UpstreamError>) {
+        let (tx, mut rx) = mpsc::channel(4);
+        let client = self.client.clone();
+        let input = input.to_string();
+        let call = self.env.spawn("call", async move {
+            client.stream(&input, &tx).await.map(|s| s.deltas)
+        });
+        let mut deltas = Vec::new();
+        while let Some(d) = rx.recv().await {
+            deltas.push(d);
+        }
+        (deltas, call.await.expect("the call task ends"))
+    }
+}
+
+const INPUT: &str = "a streamed answer, long enough for several deltas of sixteen characters";
+
+#[tokio::test]
+async fn every_delta_arrives_once_and_in_order() {
+    let s = Setup::new().await;
+    let (deltas, result) = s.stream(INPUT).await;
+    assert_eq!(deltas.concat(), INPUT);
+    assert!(deltas.len() > 3, "{} deltas", deltas.len());
+    assert_eq!(result, Ok(deltas.len() as u64));
+    assert_eq!(s.upstream.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_5xx_is_retried_three_times_then_fails() {
+    let s = Setup::new().await;
+    s.set(AnswerOutcome::Refuse {
+        status: 503,
+        retry_after: None,
+    });
+    let (deltas, result) = s.stream(INPUT).await;
+    assert!(deltas.is_empty());
+    assert!(
+        matches!(result, Err(UpstreamError::Unavailable { .. })),
+        "{result:?}"
+    );
+    assert_eq!(s.upstream.calls(), 4, "one call and three retries");
+    assert_eq!(s.client.stats().retries, 3);
+    // The breaker (3 failed calls open it) counted one call, not four attempts.
+    assert!(!s.client.is_open());
+    for _ in 0..2 {
+        s.stream(INPUT).await.1.expect_err("still failing");
+    }
+    assert!(s.client.is_open(), "three failed calls open the breaker");
+    assert_eq!(s.upstream.calls(), 12);
+    let (_, refused) = s.stream(INPUT).await;
+    assert!(
+        matches!(refused, Err(UpstreamError::CircuitOpen { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        s.upstream.calls(),
+        12,
+        "an open breaker sends nothing, and nothing is retried"
+    );
+}
+
+#[tokio::test]
+async fn a_429_is_not_retried() {
+    let s = Setup::new().await;
+    s.set(AnswerOutcome::Refuse {
+        status: 429,
+        retry_after: Some(Duration::from_secs(3)),
+    });
+    let (_, result) = s.stream(INPUT).await;
+    assert!(
+        matches!(result, Err(UpstreamError::RateLimited { .. })),
+        "{result:?}"
+    );
+    assert_eq!(s.upstream.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_stream_broken_after_its_first_byte_fails_without_a_retry() {
+    for outcome in [AnswerOutcome::DropMidAnswer, AnswerOutcome::Truncate] {
+        let s = Setup::new().await;
+        s.set(outcome.clone());
+        let (deltas, result) = s.stream(INPUT).await;
+        assert!(
+            !deltas.is_empty(),
+            "{outcome:?}: part of the answer streamed first"
+        );
+        assert!(
+            INPUT.starts_with(&deltas.concat()),
+            "{outcome:?}: a prefix, in order"
+        );
+        match result {
+            Err(UpstreamError::Unavailable { detail }) => {
+                assert!(detail.contains("bytes"), "{outcome:?}: {detail}")
+            }
+            other => panic!("{outcome:?}: {other:?}"),
+        }
+        assert_eq!(
+            s.upstream.calls(),
+            1,
+            "{outcome:?}: never retried after a byte"
+        );
+        assert_eq!(s.client.stats().retries, 0);
+    }
+}
+
+#[tokio::test]
+async fn a_stream_broken_before_its_first_byte_is_retried() {
+    let s = Setup::new().await;
+    s.set(AnswerOutcome::DropMidAnswer);
+    // Two words: the first half of the stream's events carries no text yet.
+    let (deltas, result) = s.stream("hi").await;
+    assert!(deltas.is_empty());
+    assert!(
+        matches!(result, Err(UpstreamError::Unavailable { .. })),
+        "{result:?}"
+    );
+    assert_eq!(s.upstream.calls(), 4, "retried: nothing had been streamed");
+}
+
+#[tokio::test]
+async fn an_empty_answer_is_an_error_not_an_answer() {
+    let s = Setup::new().await;
+    s.set(AnswerOutcome::Empty);
+    let (deltas, result) = s.stream(INPUT).await;
+    assert!(deltas.is_empty());
+    assert!(
+        matches!(&result, Err(UpstreamError::Malformed { detail }) if detail.contains("empty")),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_caller_that_stops_listening_abandons_the_call() {
+    let s = Setup::new().await;
+    let (tx, rx) = mpsc::channel(1);
+    drop(rx);
+    let result = s.client.stream(INPUT, &tx).await;
+    assert_eq!(result.map(|_| ()), Err(UpstreamError::Abandoned));
+    assert_eq!(s.client.stats().breaker_opened, 0);
+}
