@@ -83,7 +83,7 @@ pub static ENGINE: Scenario = Scenario {
         "engine/src/gateway/inbound.rs",
         "engine/src/store/sessions.rs",
         "engine/src/sessions/lock/server.rs",
-        "engine/src/upstream/client.rs",
+        "engine/src/upstream/client/mod.rs",
     ],
     sim_time_max: Duration::from_secs(SAFETY_MS / 1000 + 1_200),
     body: vopr,
