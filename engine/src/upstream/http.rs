@@ -32,8 +32,8 @@ pub(crate) struct Call<'a> {
     pub body_max: usize,
 }
 
-fn other(what: &str, e: impl std::fmt::Display) -> ExchangeError {
-    ExchangeError::Unreached(io::Error::other(format!("{what}: {e}")))
+fn other(what: &str, e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("{what}: {e}"))
 }
 
 /// An answer whose head has arrived; its body is still on the wire.
@@ -43,17 +43,10 @@ pub(crate) struct Opened {
     pub body: hyper::body::Incoming,
 }
 
-/// Sends `call` and waits for the answer's head.
-pub(crate) async fn open(
-    env: &Env,
-    addr: &NetAddr,
-    call: Call<'_>,
-) -> Result<Opened, ExchangeError> {
-    let stream = env
-        .net()
-        .connect(addr)
-        .await
-        .map_err(ExchangeError::Unreached)?;
+/// Sends `call` and waits for the answer's head. An error means the upstream was not
+/// reached, or the connection failed before the head.
+pub(crate) async fn open(env: &Env, addr: &NetAddr, call: Call<'_>) -> io::Result<Opened> {
+    let stream = env.net().connect(addr).await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| other("handshake", e))?;
@@ -92,6 +85,29 @@ pub(crate) async fn open(
     })
 }
 
+impl Opened {
+    /// The rest of the answer: its body, collected up to `body_max` bytes.
+    pub(crate) async fn collect(self, body_max: usize) -> Result<Answer, ExchangeError> {
+        let body = Limited::new(self.body, body_max)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    ExchangeError::TooLarge(body_max)
+                } else {
+                    ExchangeError::Unreached(other("body", e))
+                }
+            })?
+            .to_bytes()
+            .to_vec();
+        Ok(Answer {
+            status: self.status,
+            retry_after: self.retry_after,
+            body,
+        })
+    }
+}
+
 /// One whole exchange: the head, then the body collected up to `call.body_max` bytes.
 pub(crate) async fn exchange(
     env: &Env,
@@ -99,22 +115,8 @@ pub(crate) async fn exchange(
     call: Call<'_>,
 ) -> Result<Answer, ExchangeError> {
     let body_max = call.body_max;
-    let opened = open(env, addr, call).await?;
-    let body = Limited::new(opened.body, body_max)
-        .collect()
+    let opened = open(env, addr, call)
         .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                ExchangeError::TooLarge(body_max)
-            } else {
-                other("body", e)
-            }
-        })?
-        .to_bytes()
-        .to_vec();
-    Ok(Answer {
-        status: opened.status,
-        retry_after: opened.retry_after,
-        body,
-    })
+        .map_err(ExchangeError::Unreached)?;
+    opened.collect(body_max).await
 }

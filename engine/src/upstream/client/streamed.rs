@@ -7,12 +7,12 @@
 use super::UpstreamClient;
 use crate::upstream::MESSAGES_PATH;
 use crate::upstream::error::UpstreamError;
-use crate::upstream::http::{Answer, Call, ExchangeError, open};
+use crate::upstream::http::{Answer, Call, open};
 use crate::upstream::retry::{CallRetry, RetryVerdict};
 use crate::upstream::stream::{StreamAssembler, StreamError, StreamStep, StreamSummary};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
-use http_body_util::{BodyDataStream, BodyExt, Limited};
+use http_body_util::BodyDataStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -92,32 +92,24 @@ impl UpstreamClient {
         let head = tokio::time::timeout(head_bound, open(&self.env, &self.config.addr, call)).await;
         let opened = match head {
             Err(_) => return Err(self.silent(head_bound, "no answer")),
-            Ok(Err(ExchangeError::Unreached(e))) => {
+            Ok(Err(e)) => {
                 return Err(UpstreamError::Unavailable {
                     detail: e.to_string(),
-                });
-            }
-            Ok(Err(ExchangeError::TooLarge(max))) => {
-                return Err(UpstreamError::Malformed {
-                    detail: format!("answer longer than {max} bytes"),
                 });
             }
             Ok(Ok(opened)) => opened,
         };
         if !(200..300).contains(&opened.status) {
-            let body = match Limited::new(opened.body, Self::ERROR_BODY_MAX)
-                .collect()
-                .await
-            {
-                Ok(collected) => collected.to_bytes().to_vec(),
-                Err(_) => Vec::new(),
-            };
+            // The error's body is only its message: one that cannot be read is empty.
+            let (status, retry_after) = (opened.status, opened.retry_after);
+            let answer = opened.collect(Self::ERROR_BODY_MAX).await;
+            let answer = answer.unwrap_or(Answer {
+                status,
+                retry_after,
+                body: Vec::new(),
+            });
             return Err(self
-                .classify(Answer {
-                    status: opened.status,
-                    retry_after: opened.retry_after,
-                    body,
-                })
+                .classify(answer)
                 .expect_err("a status outside 2xx classifies as an error"));
         }
         let mut assembler = StreamAssembler::new(self.config.answer_bytes_max);
