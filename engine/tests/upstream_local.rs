@@ -2,46 +2,16 @@
 //! 429 with Retry-After and the shared rate-limit window, 5xx opening the breaker, a
 //! bad key.
 
+mod common;
+
+use common::serve;
 use engine::env::real::{RealEnvOptions, real_env};
 use engine::env::{Env, NetAddr};
 use engine::upstream::{
-    AnswerOutcome, AnswerPlan, AnswerPolicy, BreakerPolicy, LocalUpstream, UpstreamClient,
-    UpstreamConfig, UpstreamError,
+    AnswerOutcome, BreakerPolicy, UpstreamClient, UpstreamConfig, UpstreamError,
 };
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-/// Answers every call with one outcome, switched by the test (the simulated model API
-/// draws them from rates instead; here the real server carries each one out).
-#[derive(Default)]
-struct OneOutcome(Mutex<AnswerOutcome>);
-
-impl OneOutcome {
-    fn set(&self, outcome: AnswerOutcome) {
-        *self.0.lock().unwrap() = outcome;
-    }
-}
-
-impl AnswerPolicy for OneOutcome {
-    fn plan(&self, _path: &str) -> AnswerPlan {
-        AnswerPlan {
-            delay: Duration::ZERO,
-            outcome: self.0.lock().unwrap().clone(),
-        }
-    }
-}
-
-async fn serve(env: &Env) -> (Arc<LocalUpstream>, Arc<OneOutcome>, NetAddr) {
-    let policy = Arc::new(OneOutcome::default());
-    let upstream = LocalUpstream::new("key-1", Some(policy.clone()));
-    let listener = env.net().bind(0).await.expect("bind loopback");
-    let addr = NetAddr::new("127.0.0.1", listener.local_addr().port);
-    let (served, serve_env) = (upstream.clone(), env.clone());
-    env.spawn("upstream", async move {
-        served.serve(serve_env, listener).await
-    });
-    (upstream, policy, addr)
-}
 
 fn client(env: &Env, addr: &NetAddr, key: &str) -> Arc<UpstreamClient> {
     let mut config = UpstreamConfig::new(addr.clone(), key);

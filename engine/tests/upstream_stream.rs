@@ -3,29 +3,18 @@
 //! counted), never after it; a 429 not retried; a stream cut short, an error mid-stream
 //! or an empty answer never taken for an answer.
 
+mod common;
+
+use common::{OneOutcome, serve};
+use engine::env::Env;
 use engine::env::real::{RealEnvOptions, real_env};
-use engine::env::{Env, NetAddr};
 use engine::upstream::{
-    AnswerOutcome, AnswerPlan, AnswerPolicy, LocalUpstream, UpstreamClient, UpstreamConfig,
-    UpstreamError,
+    AnswerOutcome, LocalUpstream, UpstreamClient, UpstreamConfig, UpstreamError,
 };
 use engine::workers::retry::RetryPolicy;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// Answers every call with one outcome, switched by the test.
-#[derive(Default)]
-struct OneOutcome(Mutex<AnswerOutcome>);
-
-impl AnswerPolicy for OneOutcome {
-    fn plan(&self, _path: &str) -> AnswerPlan {
-        AnswerPlan {
-            delay: Duration::ZERO,
-            outcome: self.0.lock().unwrap().clone(),
-        }
-    }
-}
 
 struct Setup {
     env: Env,
@@ -39,14 +28,7 @@ impl Setup {
     async fn new() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let env = real_env(RealEnvOptions::loopback(dir.path()));
-        let outcome = Arc::new(OneOutcome::default());
-        let upstream = LocalUpstream::new("key-1", Some(outcome.clone()));
-        let listener = env.net().bind(0).await.expect("bind loopback");
-        let addr = NetAddr::new("127.0.0.1", listener.local_addr().port);
-        let (served, serve_env) = (upstream.clone(), env.clone());
-        env.spawn("upstream", async move {
-            served.serve(serve_env, listener).await
-        });
+        let (upstream, outcome, addr) = serve(&env).await;
         let mut config = UpstreamConfig::new(addr, "key-1");
         // The upstream's schedule, with delays short enough for a test on real time.
         config.retry = RetryPolicy {
@@ -65,7 +47,7 @@ impl Setup {
     }
 
     fn set(&self, outcome: AnswerOutcome) {
-        *self.outcome.0.lock().unwrap() = outcome;
+        self.outcome.set(outcome);
     }
 
     /// Streams `input`; returns the deltas received and the call's result.
