@@ -18,6 +18,9 @@ pub enum ClientMessage {
     /// A user message: starts a query (or queues it, or is refused while one runs).
     Query {
         text: String,
+        /// How the model is asked (model, beta features); absent: the engine's defaults.
+        #[serde(default, skip_serializing_if = "QueryOptions::is_default")]
+        options: QueryOptions,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         v: Option<u32>,
     },
@@ -44,6 +47,27 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         v: Option<u32>,
     },
+}
+
+/// A query's options, as the client asks for them. The engine builds the model call's
+/// options from these: a model or beta name it does not know is replaced (the default
+/// model) or left out (the beta), with a `warning` to the client, never a failure.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryOptions {
+    /// The model to answer (the engine's default when absent). Once given, it stays the
+    /// session's model for later queries, until another is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Beta features to ask the model API for (`anthropic-beta`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub betas: Vec<String>,
+}
+
+impl QueryOptions {
+    pub fn is_default(&self) -> bool {
+        self == &QueryOptions::default()
+    }
 }
 
 impl ClientMessage {
@@ -88,6 +112,15 @@ pub enum ErrorCode {
     /// The model API cannot be reached: the query failed, the session is kept, and a
     /// status `upstream_available` follows when it is back.
     UpstreamUnavailable,
+    /// The model's streamed answer broke off: the query failed, the deltas it sent are
+    /// to be discarded, the session is kept and the query may be sent again.
+    AnswerBrokeOff,
+    /// The model asked for does not exist at the model API: the query failed, the
+    /// session is kept.
+    ModelNotFound,
+    /// The model API refused the request as invalid (an unsupported beta feature, say):
+    /// the query failed, the session is kept.
+    UpstreamRejected,
     /// What was asked for (a stored result, say) does not exist.
     NotFound,
 }
@@ -167,6 +200,18 @@ pub enum ServerEvent {
     Queued {
         query: u64,
         position: u32,
+    },
+    /// One streamed part of the model's answer to a query, in order, before the worker
+    /// carries it out. An `answer_broke_off` error for the query says to discard them.
+    ModelDelta {
+        query: u64,
+        text: String,
+    },
+    /// Something the user should know that did not stop the query (`kind`:
+    /// `model_unknown`, `beta_unknown`, `model_fallback`, `upstream_slow`).
+    Warning {
+        kind: String,
+        message: String,
     },
     /// One streamed part of a query's answer.
     Delta {
@@ -274,6 +319,7 @@ mod tests {
             decode_client(r#"{"type":"query","text":"hi"}"#, 100),
             Ok(ClientMessage::Query {
                 text: "hi".into(),
+                options: QueryOptions::default(),
                 v: None
             })
         );

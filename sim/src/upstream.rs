@@ -25,6 +25,17 @@
 //!   `upstream.slow`. Survivable: within the request timeout it is an answer, beyond it
 //!   a timeout.
 //!
+//! The operator's modes (plan data, `Fault::UpstreamMode`) fix one fault for the calls
+//! they target until the next mode: `RateLimited` (429), `Failing` (503), `Slow`, and
+//! per call kind `ModelOverloaded` (529 for one model: `upstream.overloaded`),
+//! `ModelRetired` (404 for one model: `upstream.model_retired`), `KeyRevoked` (401 for
+//! every call: `upstream.key_revoked`), `BetaRetired` (400 for calls asking for one
+//! beta: `upstream.beta_retired`), `Trickle` (a streamed answer's events paced:
+//! `upstream.trickle`), `Burst` (a streamed answer in one write: `upstream.burst`),
+//! `Silent` (no call answered: `upstream.timeout`), `Dropping` and `Emptying` (messages
+//! answers dropped halfway or empty: `upstream.dropped`, `upstream.empty`).
+//! Calls a mode does not target meet the swarm's rates as in `Serving`.
+//!
 //! A wrong API key gets 401 from the server itself (not a fault). Crash semantics: the
 //! device lives with its host's server; a crashed host answers nothing (its listener is
 //! gone) until its boot program serves again. Draws come from the run seed (stream
@@ -32,7 +43,7 @@
 
 use crate::faults::FaultCounters;
 use crate::seed::{Ratio, SimRng};
-use engine::upstream::{AnswerOutcome, AnswerPlan, AnswerPolicy};
+use engine::upstream::{AnswerOutcome, AnswerPlan, AnswerPolicy, CallInfo};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -91,7 +102,7 @@ impl UpstreamOptions {
 
 /// What the operator has the API do for every call until told otherwise (a fixed
 /// fault, as plan data: `Fault::UpstreamMode`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum UpstreamMode {
     #[default]
@@ -102,6 +113,24 @@ pub enum UpstreamMode {
     Failing,
     /// Every call is answered this much later (an overloaded model).
     Slow { delay_ms: u64 },
+    /// Messages calls to this model get 529 `overloaded_error`; other calls are served.
+    ModelOverloaded { model: String },
+    /// Messages calls to this model get 404 `not_found_error` (a retired model).
+    ModelRetired { model: String },
+    /// Every call gets 401: the engine's key was revoked.
+    KeyRevoked,
+    /// Messages calls asking for this beta feature get 400 (a withdrawn beta).
+    BetaRetired { beta: String },
+    /// Streamed answers pause this long before each event (a model streaming slowly).
+    Trickle { event_ms: u64 },
+    /// Streamed answers come in one write, every event at once (a burst).
+    Burst,
+    /// No call is ever answered (a silent API).
+    Silent,
+    /// Messages answers drop their connection halfway through.
+    Dropping,
+    /// Messages answers are empty.
+    Emptying,
 }
 
 /// The simulated model API of one host.
@@ -145,7 +174,7 @@ impl SimUpstream {
     }
 
     pub fn mode(&self) -> UpstreamMode {
-        self.lock().mode
+        self.lock().mode.clone()
     }
 
     /// The operator's switch (a fixed fault): every call from now on, until the next.
@@ -156,7 +185,7 @@ impl SimUpstream {
 
     /// Draws one call's plan; returns it with the fault kind it counts as, if any, and
     /// whether a swarm rate drew it.
-    fn draw(&self) -> (AnswerPlan, Option<(&'static str, String, bool)>) {
+    fn draw(&self, call: &CallInfo<'_>) -> (AnswerPlan, Option<(&'static str, String, bool)>) {
         let mut guard = self.lock();
         let State { options, mode, rng } = &mut *guard;
         let between = |rng: &mut SimRng, low: Duration, high: Duration| {
@@ -171,9 +200,83 @@ impl SimUpstream {
             status,
             retry_after,
         };
-        // Faults of the operator's modes are the plan's; in `Serving`, the swarm's rates.
-        let swarm = matches!(*mode, UpstreamMode::Serving);
-        let (outcome, fault) = match *mode {
+        let messages = call.model.is_some();
+        let streamed = messages && call.stream;
+        let (mut event_pace, mut one_write) = (Duration::ZERO, false);
+        // Faults of the operator's modes are the plan's; calls a mode does not target,
+        // and every call in `Serving`, meet the swarm's rates.
+        let targeted = match &*mode {
+            UpstreamMode::ModelOverloaded { model } => call.model == Some(model.as_str()),
+            UpstreamMode::ModelRetired { model } => call.model == Some(model.as_str()),
+            UpstreamMode::BetaRetired { beta } => messages && call.betas.contains(beta),
+            UpstreamMode::Trickle { .. } | UpstreamMode::Burst => streamed,
+            UpstreamMode::Dropping | UpstreamMode::Emptying => messages,
+            _ => true,
+        };
+        let mode = if targeted {
+            mode.clone()
+        } else {
+            UpstreamMode::Serving
+        };
+        let swarm = matches!(mode, UpstreamMode::Serving);
+        let (outcome, fault) = match mode {
+            UpstreamMode::ModelOverloaded { model } => (
+                refuse(529, None),
+                Some(("upstream.overloaded", format!("529 for {model} (operator)"))),
+            ),
+            UpstreamMode::ModelRetired { model } => (
+                refuse(404, None),
+                Some((
+                    "upstream.model_retired",
+                    format!("404 for {model} (operator)"),
+                )),
+            ),
+            UpstreamMode::KeyRevoked => (
+                refuse(401, None),
+                Some(("upstream.key_revoked", "401 (operator)".to_string())),
+            ),
+            UpstreamMode::BetaRetired { beta } => (
+                refuse(400, None),
+                Some((
+                    "upstream.beta_retired",
+                    format!("400 for beta {beta} (operator)"),
+                )),
+            ),
+            UpstreamMode::Trickle { event_ms } => {
+                event_pace = Duration::from_millis(event_ms);
+                (
+                    AnswerOutcome::Serve,
+                    Some((
+                        "upstream.trickle",
+                        format!("streamed one event per {event_ms} ms (operator)"),
+                    )),
+                )
+            }
+            UpstreamMode::Silent => (
+                AnswerOutcome::Hang,
+                Some(("upstream.timeout", "never answered (operator)".to_string())),
+            ),
+            UpstreamMode::Dropping => (
+                AnswerOutcome::DropMidAnswer,
+                Some((
+                    "upstream.dropped",
+                    "connection dropped mid-answer (operator)".to_string(),
+                )),
+            ),
+            UpstreamMode::Emptying => (
+                AnswerOutcome::Empty,
+                Some(("upstream.empty", "empty answer (operator)".to_string())),
+            ),
+            UpstreamMode::Burst => {
+                one_write = true;
+                (
+                    AnswerOutcome::Serve,
+                    Some((
+                        "upstream.burst",
+                        "every event in one write (operator)".to_string(),
+                    )),
+                )
+            }
             UpstreamMode::RateLimited { retry_after_ms } => {
                 let after = Duration::from_millis(retry_after_ms);
                 (
@@ -250,16 +353,20 @@ impl SimUpstream {
                 }
             }
         };
-        (
-            AnswerPlan { delay, outcome },
-            fault.map(|f| (f.0, f.1, swarm)),
-        )
+        let plan = AnswerPlan {
+            delay,
+            outcome,
+            event_pace,
+            one_write,
+        };
+        (plan, fault.map(|f| (f.0, f.1, swarm)))
     }
 }
 
 impl AnswerPolicy for SimUpstream {
-    fn plan(&self, path: &str) -> AnswerPlan {
-        let (plan, fault) = self.draw();
+    fn plan(&self, call: &CallInfo<'_>) -> AnswerPlan {
+        let (plan, fault) = self.draw(call);
+        let path = call.path;
         match fault {
             Some((kind, detail, true)) => {
                 self.faults.fire_swarm(kind, &format!("{path}: {detail}"))
@@ -274,6 +381,17 @@ impl AnswerPolicy for SimUpstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A call to `path`: a streamed messages call to the default model, or a model list.
+    fn call(path: &'static str) -> CallInfo<'static> {
+        let messages = path == "/v1/messages";
+        CallInfo {
+            path,
+            model: messages.then_some("local-echo-1"),
+            betas: &[],
+            stream: messages,
+        }
+    }
 
     fn device(options: UpstreamOptions) -> (SimUpstream, FaultCounters) {
         let faults = FaultCounters::default();
@@ -290,7 +408,7 @@ mod tests {
     fn a_quiet_api_serves_every_call_at_once_and_counts_nothing() {
         let (up, faults) = device(UpstreamOptions::quiet());
         for _ in 0..100 {
-            assert_eq!(up.plan("/v1/messages"), AnswerPlan::default());
+            assert_eq!(up.plan(&call("/v1/messages")), AnswerPlan::default());
         }
         assert!(faults.snapshot().is_empty());
     }
@@ -307,7 +425,7 @@ mod tests {
             slow_rate: Ratio::new(1, 2),
             ..UpstreamOptions::quiet()
         });
-        let plans: Vec<AnswerPlan> = (0..2_000).map(|_| up.plan("/v1/messages")).collect();
+        let plans: Vec<AnswerPlan> = (0..2_000).map(|_| up.plan(&call("/v1/messages"))).collect();
         let counted: u64 = faults.snapshot().values().sum();
         let faulty = plans
             .iter()
@@ -343,7 +461,7 @@ mod tests {
         up.set_mode(UpstreamMode::RateLimited {
             retry_after_ms: 5_000,
         });
-        let plan = up.plan("/v1/models");
+        let plan = up.plan(&call("/v1/models"));
         assert_eq!(
             plan.outcome,
             AnswerOutcome::Refuse {
@@ -352,9 +470,9 @@ mod tests {
             }
         );
         up.set_mode(UpstreamMode::Slow { delay_ms: 4_000 });
-        assert_eq!(up.plan("/v1/messages").delay, Duration::from_secs(4));
+        assert_eq!(up.plan(&call("/v1/messages")).delay, Duration::from_secs(4));
         up.set_mode(UpstreamMode::Serving);
-        assert_eq!(up.plan("/v1/messages"), AnswerPlan::default());
+        assert_eq!(up.plan(&call("/v1/messages")), AnswerPlan::default());
         assert_eq!(faults.count("upstream.rate_limited"), 1);
         assert_eq!(faults.count("upstream.slow"), 1);
     }

@@ -133,7 +133,7 @@ impl Inbound {
         // Bytes bound characters from above: only long frames pay for counting.
         let at_limit = text.len() >= ctx.chars_max && text.chars().count() == ctx.chars_max;
         let action = match message {
-            ClientMessage::Query { text, .. } => match admit(&self.claims.sub) {
+            ClientMessage::Query { text, options, .. } => match admit(&self.claims.sub) {
                 Err(wait) => {
                     crate::met!(
                         "client.rate_limit_crossed",
@@ -146,7 +146,7 @@ impl Inbound {
                         message: format!("rate limited: retry in {} ms", wait.as_millis()),
                     }
                 }
-                Ok(()) => InboundAction::Session(ClientInput::Query { text }),
+                Ok(()) => InboundAction::Session(ClientInput::Query { text, options }),
             },
             ClientMessage::Interrupt { .. } => InboundAction::Session(ClientInput::Interrupt),
             ClientMessage::Extend { .. } => InboundAction::Session(ClientInput::Extend),

@@ -11,7 +11,7 @@ use super::lifecycle::SessionEvent;
 use super::service::Shared;
 use super::session::Session;
 use super::upstream::ask_model;
-use crate::protocol::{ErrorCode, ServerEvent};
+use crate::protocol::{ErrorCode, QueryOptions, ServerEvent};
 use crate::workers::program::protocol::{Reply, Request};
 use crate::workers::{Claim, Priority, Worker};
 use std::future::Future;
@@ -64,8 +64,12 @@ pub(crate) async fn drive(shared: Arc<Shared>, session: Arc<Session>) {
                 worker = restart(&shared, &session, worker).await;
                 continue;
             }
-            Step::Run { query, text } => {
-                run_query(&shared, &session, worker.worker(), query, text).await;
+            Step::Run {
+                query,
+                text,
+                options,
+            } => {
+                run_query(&shared, &session, worker.worker(), query, text, options).await;
                 continue;
             }
             Step::Wait => {}
@@ -85,7 +89,14 @@ pub(crate) async fn drive(shared: Arc<Shared>, session: Arc<Session>) {
     }
 }
 
-async fn run_query(shared: &Shared, session: &Session, worker: &Worker, query: u64, text: String) {
+async fn run_query(
+    shared: &Shared,
+    session: &Session,
+    worker: &Worker,
+    query: u64,
+    text: String,
+    options: QueryOptions,
+) {
     // The state before the query is durable: a resume elsewhere starts from here.
     shared.env.disk_pace().await;
     shared.persist(session);
@@ -116,7 +127,7 @@ async fn run_query(shared: &Shared, session: &Session, worker: &Worker, query: u
     }
     // The model answers first (when there is one); an interrupt or the session's end
     // does not wait for it.
-    let asked = ask_model(shared, session, &text);
+    let asked = ask_model(shared, session, query, &text, &options);
     let end = match stopped_or(shared, session, asked).await {
         Err(stopped) => stopped,
         Ok(None) => return finish(shared, session, query).await,

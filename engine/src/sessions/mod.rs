@@ -17,10 +17,12 @@ pub mod gate;
 mod lifecycle;
 mod limits;
 pub mod lock;
+mod model_call;
 pub mod replay;
 mod resume_lock;
 mod service;
 mod session;
+mod slow_stream;
 mod upstream;
 
 pub use admission::AdmissionMode;

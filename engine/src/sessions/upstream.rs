@@ -1,15 +1,20 @@
 //! Sessions and the model API: a pre-warmed worker is kept only if the upstream answers
 //! its check (a rate-limited one is disposed and pre-warming pauses); each query asks
-//! the model first, and a failure there fails the query but keeps the session; after
-//! an outage the sessions that were told are told again when the upstream is back.
+//! the model first (its options checked, its history sent, the answer's deltas
+//! forwarded to the client as they stream, the whole bounded by the query timeout), and
+//! a failure there fails the query but keeps the session; after an outage the sessions
+//! that were told are told again when the upstream is back.
 
+use super::model_call::build_call;
 use super::service::Shared;
 use super::session::Session;
+use super::slow_stream::SlowStream;
 use crate::env::BoxFuture;
-use crate::protocol::{ErrorCode, ServerEvent};
-use crate::upstream::{UpstreamClient, UpstreamError};
+use crate::protocol::{ErrorCode, QueryOptions, ServerEvent};
+use crate::upstream::{ModelCall, ModelEvent, UpstreamClient, UpstreamError};
 use crate::workers::{CheckRefusal, WarmCheck};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The pre-warm pool's check: a freshly started warm worker is kept only if the model
@@ -31,17 +36,75 @@ impl WarmCheck for UpstreamCheck {
     }
 }
 
-/// The model's answer to a query's text (what the worker then carries out), or `None`
-/// when there is none: the client has been told why.
-pub(crate) async fn ask_model(shared: &Shared, session: &Session, text: &str) -> Option<String> {
+/// The model's answer to query `query` (what the worker then carries out), or `None`
+/// when there is none: the client has been told why. The answer's deltas reach the
+/// client as they stream, in order.
+pub(crate) async fn ask_model(
+    shared: &Shared,
+    session: &Session,
+    query: u64,
+    text: &str,
+    options: &QueryOptions,
+) -> Option<String> {
     let Some(up) = &shared.upstream else {
         return Some(text.to_string());
     };
-    let e = match streamed_answer(up, text).await {
-        Ok(answer) => return Some(answer),
-        Err(e) => e,
+    let built =
+        session.with_core(|c| build_call(up.config(), c.model(), options, c.transcript(), text));
+    if let Some(model) = built.session_model {
+        session.with_core(|c| c.handle_model_chosen(model));
+    }
+    if built.trimmed > 0 {
+        crate::met!(
+            "upstream.context_trimmed",
+            "session {}: {} history entries left out of the model call",
+            session.id,
+            built.trimmed
+        );
+    }
+    for (kind, message) in built.warnings {
+        match kind {
+            "model_unknown" => crate::met!("upstream.model_unknown", "{message}"),
+            _ => crate::met!("upstream.beta_unknown", "{message}"),
+        }
+        let warning = ServerEvent::Warning {
+            kind: kind.to_string(),
+            message,
+        };
+        session.publish(shared.now(), warning).await;
+    }
+    let config = up.config();
+    let forwarded = AtomicUsize::new(0);
+    let answer = streamed_answer(shared, session, up, query, &built.call, &forwarded);
+    let e = match tokio::time::timeout(config.query_timeout, answer).await {
+        Ok(Ok(answer)) => return Some(answer),
+        Ok(Err(e)) => e,
+        Err(_) => {
+            crate::met!(
+                "upstream.query_timeout",
+                "session {} query {query}: no whole answer within {} s",
+                session.id,
+                config.query_timeout.as_secs()
+            );
+            UpstreamError::Unavailable {
+                detail: format!(
+                    "no whole answer within the query timeout ({} s)",
+                    config.query_timeout.as_secs()
+                ),
+            }
+        }
     };
-    let (code, next) = match e {
+    tell_failure(shared, session, e, forwarded.load(Ordering::Relaxed)).await;
+    None
+}
+
+/// Tells the client why its query has no answer (and keeps the session).
+async fn tell_failure(shared: &Shared, session: &Session, e: UpstreamError, forwarded: usize) {
+    let (code, next) = match &e {
+        _ if forwarded > 0 => (
+            ErrorCode::AnswerBrokeOff,
+            "discard the part of the answer you received; your session is kept: send it again",
+        ),
         UpstreamError::RateLimited { .. } => (
             ErrorCode::UpstreamRateLimited,
             "your session is kept: send it again then",
@@ -50,7 +113,21 @@ pub(crate) async fn ask_model(shared: &Shared, session: &Session, text: &str) ->
             ErrorCode::UpstreamUnavailable,
             "your session is kept; the engine's operator must fix its model API key",
         ),
-        UpstreamError::Malformed { .. } | UpstreamError::Abandoned => (
+        UpstreamError::ModelNotFound { .. } => {
+            // The session's model is gone: later queries go to the default.
+            session.with_core(|c| c.handle_model_chosen(None));
+            (
+                ErrorCode::ModelNotFound,
+                "your session is kept and its next query goes to the default model",
+            )
+        }
+        UpstreamError::Rejected { .. } => (
+            ErrorCode::UpstreamRejected,
+            "your session is kept: send it again without what was refused",
+        ),
+        UpstreamError::Malformed { .. }
+        | UpstreamError::Abandoned
+        | UpstreamError::BrokeOff { .. } => (
             ErrorCode::UpstreamUnavailable,
             "your session is kept: send it again",
         ),
@@ -62,46 +139,85 @@ pub(crate) async fn ask_model(shared: &Shared, session: &Session, text: &str) ->
             )
         }
     };
-    session
-        .publish(
-            shared.now(),
-            ServerEvent::Error {
-                code,
-                message: format!("the query failed: {e}; {next}"),
-            },
-        )
-        .await;
-    None
+    let error = ServerEvent::Error {
+        code,
+        message: format!("the query failed: {e}; {next}"),
+    };
+    session.publish(shared.now(), error).await;
 }
 
-/// Deltas of a streamed answer waiting to be joined (a burst waits for the joiner).
-const DELTAS_QUEUED_MAX: usize = 64;
+/// Model events waiting to be forwarded (a burst waits for the session's stream,
+/// which waits for the client: nothing grows without bound).
+const EVENTS_QUEUED_MAX: usize = 64;
 
-/// The model's answer, streamed and joined in order. The session does not forward the
-/// deltas to the client yet (the worker carries the answer out as a whole); the stream
-/// brings the upstream's retries, its idle timeout and its end-of-stream checks.
-async fn streamed_answer(up: &UpstreamClient, text: &str) -> Result<String, UpstreamError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(DELTAS_QUEUED_MAX);
-    let call = async move {
-        let summary = up.stream(text, &tx).await;
+/// The model's answer, streamed: each delta is published to the client as it comes,
+/// in order, and joined for the worker (`forwarded` counts the bytes published). A
+/// stream slower than the configured rate draws one `upstream_slow` warning.
+async fn streamed_answer(
+    shared: &Shared,
+    session: &Session,
+    up: &UpstreamClient,
+    query: u64,
+    call: &ModelCall,
+    forwarded: &AtomicUsize,
+) -> Result<String, UpstreamError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(EVENTS_QUEUED_MAX);
+    let streaming = async move {
+        let summary = up.stream(call, &tx).await;
         drop(tx);
         summary
     };
-    let join = async {
+    let config = up.config();
+    let forward = async {
         let mut answer = String::new();
-        while let Some(delta) = rx.recv().await {
-            answer.push_str(&delta);
+        let mut pace = SlowStream::new(config.slow_window, config.slow_tokens);
+        loop {
+            let check = pace.next_check();
+            let event = tokio::select! {
+                biased;
+                event = rx.recv() => event,
+                _ = shared.sleep_until(check.unwrap_or(Duration::MAX)), if check.is_some() => {
+                    if let Some(message) = pace.handle_check(shared.now()) {
+                        crate::met!("upstream.slow_stream", "session {} query {query}: {message}", session.id);
+                        let warning = ServerEvent::Warning { kind: "upstream_slow".to_string(), message };
+                        session.publish(shared.now(), warning).await;
+                    }
+                    continue;
+                }
+            };
+            let Some(event) = event else { break };
+            match event {
+                ModelEvent::Delta(text) => {
+                    pace.handle_delta(shared.now());
+                    answer.push_str(&text);
+                    forwarded.fetch_add(text.len(), Ordering::Relaxed);
+                    let delta = ServerEvent::ModelDelta { query, text };
+                    session.publish(shared.now(), delta).await;
+                }
+                ModelEvent::Fallback { from, to, why } => {
+                    let message = format!("{to} is answering: {from} is unavailable ({why})");
+                    let warning = ServerEvent::Warning {
+                        kind: "model_fallback".to_string(),
+                        message,
+                    };
+                    session.publish(shared.now(), warning).await;
+                }
+            }
         }
         answer
     };
-    let (summary, answer) = tokio::join!(biased; call, join);
-    let summary = summary?;
-    debug_assert_eq!(
-        summary.text_bytes,
-        answer.len(),
-        "a delta was lost or repeated"
-    );
-    Ok(answer)
+    let (summary, answer) = tokio::join!(biased; streaming, forward);
+    match summary {
+        Ok(summary) => {
+            debug_assert_eq!(
+                summary.text_bytes,
+                answer.len(),
+                "a delta was lost or repeated"
+            );
+            Ok(answer)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Each time the breaker opens: probe when it allows, until the breaker is closed

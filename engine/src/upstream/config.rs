@@ -10,7 +10,15 @@ pub struct UpstreamConfig {
     pub addr: NetAddr,
     /// Sent as `x-api-key`.
     pub api_key: String,
+    /// The default model: queries that name none, or name one not in `known_models`.
     pub model: String,
+    /// The models a query may name; another name falls back to `model`, with a warning.
+    pub known_models: Vec<String>,
+    /// Answers when `model` is unavailable (5xx or overloaded after the retries); the
+    /// user is told.
+    pub fallback_model: Option<String>,
+    /// Beta features a query may ask for; others are left out, with a warning.
+    pub known_betas: Vec<String>,
     /// The most tokens an answer may have (`max_tokens` of each call).
     pub max_tokens: u32,
     /// One request, connect to last body byte: past this the upstream counts as
@@ -28,6 +36,12 @@ pub struct UpstreamConfig {
     pub first_byte_timeout: Duration,
     /// A 429 without `Retry-After` holds requests back this long.
     pub rate_limit_default: Duration,
+    /// The whole model call of one query, streaming included (QUERY_TIMEOUT_SECONDS).
+    pub query_timeout: Duration,
+    /// A stream slower than `slow_tokens` deltas in a `slow_window` draws an
+    /// `upstream_slow` warning (once per query).
+    pub slow_window: Duration,
+    pub slow_tokens: u32,
 }
 
 impl UpstreamConfig {
@@ -36,6 +50,15 @@ impl UpstreamConfig {
             addr,
             api_key: api_key.into(),
             model: "local-echo-1".to_string(),
+            known_models: crate::upstream::LOCAL_MODELS
+                .iter()
+                .map(|m| m.to_string())
+                .collect(),
+            fallback_model: None,
+            known_betas: crate::upstream::LOCAL_BETAS
+                .iter()
+                .map(|b| b.to_string())
+                .collect(),
             max_tokens: 4096,
             request_timeout: Duration::from_secs(30),
             answer_bytes_max: 4 * 1024 * 1024,
@@ -44,6 +67,10 @@ impl UpstreamConfig {
             stream_idle_timeout: Duration::from_secs(60),
             first_byte_timeout: Duration::from_secs(60),
             rate_limit_default: Duration::from_secs(60),
+            query_timeout: Duration::from_secs(300),
+            // Below 1 token a second, judged over 10 s.
+            slow_window: Duration::from_secs(10),
+            slow_tokens: 10,
         }
     }
 
@@ -65,6 +92,15 @@ impl UpstreamConfig {
         assert!(
             !self.first_byte_timeout.is_zero(),
             "first_byte_timeout must be positive"
+        );
+        assert!(
+            self.known_models.contains(&self.model),
+            "the default model {:?} is not among the known models",
+            self.model
+        );
+        assert!(
+            !self.query_timeout.is_zero() && !self.slow_window.is_zero(),
+            "query_timeout and slow_window must be positive"
         );
     }
 }

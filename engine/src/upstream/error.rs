@@ -17,6 +17,17 @@ pub enum UpstreamError {
     /// The API refused the engine's key (401 or 403): a configuration error, which no
     /// retry and no waiting fixes.
     KeyRejected { status: u16, detail: String },
+    /// The API does not know the model asked for (404).
+    ModelNotFound { model: String, detail: String },
+    /// The API refused the request as invalid (400: an unsupported beta feature, say).
+    Rejected { status: u16, detail: String },
+    /// The streamed answer broke off after `partial_bytes` bytes reached the caller:
+    /// they are to be discarded; not retried (the user saw them), but the query may be
+    /// sent again.
+    BrokeOff {
+        partial_bytes: usize,
+        detail: String,
+    },
 }
 
 impl UpstreamError {
@@ -59,6 +70,22 @@ impl fmt::Display for UpstreamError {
             UpstreamError::KeyRejected { status, detail } => write!(
                 f,
                 "the model API refused the engine's API key (HTTP {status}): {detail}"
+            ),
+            UpstreamError::ModelNotFound { model, detail } => {
+                write!(f, "the model API has no model {model:?}: {detail}")
+            }
+            UpstreamError::Rejected { status, detail } => {
+                write!(
+                    f,
+                    "the model API refused the request (HTTP {status}): {detail}"
+                )
+            }
+            UpstreamError::BrokeOff {
+                partial_bytes,
+                detail,
+            } => write!(
+                f,
+                "the model's answer broke off after {partial_bytes} bytes ({detail})"
             ),
         }
     }

@@ -28,6 +28,8 @@ pub(crate) struct Call<'a> {
     pub method: hyper::Method,
     pub path: &'a str,
     pub api_key: &'a str,
+    /// Sent as `anthropic-beta` (comma-separated) when not empty.
+    pub betas: &'a [String],
     pub body: Option<Vec<u8>>,
     pub body_max: usize,
 }
@@ -61,6 +63,9 @@ pub(crate) async fn open(env: &Env, addr: &NetAddr, call: Call<'_>) -> io::Resul
         .header(header::HOST, addr.to_string())
         .header("x-api-key", call.api_key)
         .header("anthropic-version", API_VERSION);
+    if !call.betas.is_empty() {
+        request = request.header("anthropic-beta", call.betas.join(","));
+    }
     if call.body.is_some() {
         request = request.header(header::CONTENT_TYPE, "application/json");
     }

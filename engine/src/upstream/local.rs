@@ -29,6 +29,10 @@ pub struct AnswerPlan {
     /// How long the server takes before it answers (or before it fails the answer).
     pub delay: Duration,
     pub outcome: AnswerOutcome,
+    /// A streamed answer's pause before each event after the first (a slow model).
+    pub event_pace: Duration,
+    /// A streamed answer's events all go out in one write (a burst), not one by one.
+    pub one_write: bool,
 }
 
 /// What the call gets, after the plan's delay.
@@ -52,9 +56,22 @@ pub enum AnswerOutcome {
     Empty,
 }
 
-/// Decides how each call is answered (`path` is the API path called).
+/// What the server knows of a call when it asks its policy how to answer.
+#[derive(Clone, Copy, Debug)]
+pub struct CallInfo<'a> {
+    /// The API path called.
+    pub path: &'a str,
+    /// A messages call's model.
+    pub model: Option<&'a str>,
+    /// The beta features the call asks for (`anthropic-beta`).
+    pub betas: &'a [String],
+    /// A messages call that asks for a streamed answer.
+    pub stream: bool,
+}
+
+/// Decides how each call is answered.
 pub trait AnswerPolicy: Send + Sync {
-    fn plan(&self, path: &str) -> AnswerPlan;
+    fn plan(&self, call: &CallInfo<'_>) -> AnswerPlan;
 }
 
 /// One call the server saw.
@@ -66,6 +83,10 @@ pub struct UpstreamRequest {
     /// The start of a messages call's input (at most `INPUT_HEAD_CHARS` characters):
     /// what was asked, for a checker.
     pub input_head: Option<String>,
+    /// A messages call's model, its beta features and how many turns it carried.
+    pub model: Option<String>,
+    pub betas: Vec<String>,
+    pub turns: usize,
 }
 
 /// How much of each call's input the log keeps.
@@ -88,7 +109,11 @@ struct LocalState {
 const LOG_MAX: usize = 10_000;
 
 /// The models the local server answers as (any other name gets 404, as the API does).
-pub const LOCAL_MODELS: [&str; 2] = ["local-echo-1", "local-echo-2"];
+pub const LOCAL_MODELS: [&str; 3] = ["local-echo-1", "local-echo-2", "local-echo-lite"];
+
+/// The beta features the local server accepts (any other name gets 400, as the API
+/// does).
+pub const LOCAL_BETAS: [&str; 2] = ["echo-tools-2026-01-01", "echo-context-2026-06-01"];
 
 /// Characters per streamed text delta.
 const DELTA_CHARS: usize = 16;
@@ -139,7 +164,7 @@ impl LocalUpstream {
     /// Checks the key and asks the policy how to answer; logs the call with the status
     /// it gets (0 for a call left hanging or dropped). Returns the plan (a 401 for a
     /// wrong key).
-    fn admit(&self, path: &str, headers: &HeaderMap, input_head: Option<String>) -> AnswerPlan {
+    fn admit(&self, headers: &HeaderMap, call: CallInfo<'_>, logged: Logged) -> AnswerPlan {
         // The SDKs send the key as `x-api-key` or, newer ones, as a bearer token.
         let bearer = headers
             .get(axum::http::header::AUTHORIZATION)
@@ -152,13 +177,13 @@ impl LocalUpstream {
         let key_ok = key.is_some_and(|k| k == self.api_key);
         let plan = match (&self.policy, key_ok) {
             (_, false) => AnswerPlan {
-                delay: Duration::ZERO,
                 outcome: AnswerOutcome::Refuse {
                     status: 401,
                     retry_after: None,
                 },
+                ..AnswerPlan::default()
             },
-            (Some(policy), true) => policy.plan(path),
+            (Some(policy), true) => policy.plan(&call),
             (None, true) => AnswerPlan::default(),
         };
         let status = match &plan.outcome {
@@ -174,13 +199,36 @@ impl LocalUpstream {
             }
             s.requests.push_back(UpstreamRequest {
                 at: Instant::now(),
-                path: path.to_string(),
+                path: call.path.to_string(),
                 status,
-                input_head,
+                input_head: logged.input_head,
+                model: call.model.map(str::to_string),
+                betas: call.betas.to_vec(),
+                turns: logged.turns,
             });
         }
         plan
     }
+}
+
+/// What the log keeps of a messages call beyond its `CallInfo`.
+#[derive(Default)]
+struct Logged {
+    input_head: Option<String>,
+    turns: usize,
+}
+
+/// The beta features a call asks for (`anthropic-beta`, comma-separated).
+fn betas_of(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all("anthropic-beta")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// An error answer in the API's shape and, if given, `Retry-After`.
@@ -199,6 +247,8 @@ fn refusal(status: u16, retry_after: Option<Duration>, message: &str) -> Respons
 
 /// What a served call answers with.
 enum Reply {
+    /// A refusal: nothing is built.
+    Refused,
     Models(ModelList),
     Message {
         answer: MessagesAnswer,
@@ -217,9 +267,12 @@ async fn answer(plan: AnswerPlan, reply: Reply) -> Response {
             retry_after,
         } => {
             let message = match status {
+                400 => "invalid request",
                 401 => "invalid API key (x-api-key or a bearer token)",
+                404 => "model not found",
                 429 => "rate limited",
-                _ => "overloaded",
+                529 => "overloaded",
+                _ => "internal server error",
             };
             refusal(status, retry_after, message)
         }
@@ -235,11 +288,11 @@ async fn answer(plan: AnswerPlan, reply: Reply) -> Response {
                 }
                 models => models,
             };
-            whole(reply, Ending::Whole)
+            whole(reply, Ending::Whole, &plan)
         }
-        AnswerOutcome::Serve => whole(reply, Ending::Whole),
-        AnswerOutcome::Truncate => whole(reply, Ending::CutClean),
-        AnswerOutcome::DropMidAnswer => whole(reply, Ending::Dropped),
+        AnswerOutcome::Serve => whole(reply, Ending::Whole, &plan),
+        AnswerOutcome::Truncate => whole(reply, Ending::CutClean, &plan),
+        AnswerOutcome::DropMidAnswer => whole(reply, Ending::Dropped, &plan),
     }
 }
 
@@ -254,9 +307,11 @@ enum Ending {
     Dropped,
 }
 
-fn whole(reply: Reply, ending: Ending) -> Response {
+fn whole(reply: Reply, ending: Ending, plan: &AnswerPlan) -> Response {
     let (content_type, pieces): (&str, Vec<String>) = match reply {
         Reply::Models(list) => ("application/json", vec![json(&list)]),
+        // Only a refusal's plan comes with nothing built (answered above it).
+        Reply::Refused => ("application/json", vec!["{}".to_string()]),
         Reply::Message {
             answer,
             stream: false,
@@ -272,10 +327,24 @@ fn whole(reply: Reply, ending: Ending) -> Response {
                 .collect(),
         ),
     };
-    let parts: Vec<Result<String, std::io::Error>> = match ending {
-        Ending::Whole => pieces.into_iter().map(Ok).collect(),
-        Ending::CutClean | Ending::Dropped => half(pieces).into_iter().map(Ok).collect(),
+    let pieces = match ending {
+        Ending::Whole => pieces,
+        Ending::CutClean | Ending::Dropped => half(pieces),
     };
+    let pieces = if plan.one_write {
+        vec![pieces.concat()]
+    } else {
+        pieces
+    };
+    let pace = plan.event_pace;
+    let parts = futures_util::stream::iter(pieces.into_iter().enumerate()).then(
+        move |(i, piece)| async move {
+            if i > 0 && !pace.is_zero() {
+                tokio::time::sleep(pace).await;
+            }
+            Ok::<_, std::io::Error>(piece)
+        },
+    );
     let dropped = futures_util::stream::once(async {
         // Once what was sent has gone out (hyper flushes while the body waits), the
         // server drops the connection instead of finishing the answer.
@@ -283,12 +352,8 @@ fn whole(reply: Reply, ending: Ending) -> Response {
         Err(std::io::Error::other("connection dropped mid-answer"))
     });
     let body = match ending {
-        Ending::Dropped => {
-            axum::body::Body::from_stream(futures_util::stream::iter(parts).chain(dropped))
-        }
-        Ending::Whole | Ending::CutClean => {
-            axum::body::Body::from_stream(futures_util::stream::iter(parts))
-        }
+        Ending::Dropped => axum::body::Body::from_stream(parts.chain(dropped)),
+        Ending::Whole | Ending::CutClean => axum::body::Body::from_stream(parts),
     };
     ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
@@ -327,7 +392,13 @@ fn model_list() -> ModelList {
 }
 
 async fn models(State(up): State<Arc<LocalUpstream>>, headers: HeaderMap) -> Response {
-    let plan = up.admit(MODELS_PATH, &headers, None);
+    let call = CallInfo {
+        path: MODELS_PATH,
+        model: None,
+        betas: &[],
+        stream: false,
+    };
+    let plan = up.admit(&headers, call, Logged::default());
     answer(plan, Reply::Models(model_list())).await
 }
 
@@ -372,20 +443,39 @@ async fn messages(
     body: axum::body::Bytes,
 ) -> Response {
     let request = serde_json::from_slice::<MessagesRequest>(&body);
-    let input_head = request
-        .as_ref()
-        .ok()
-        .map(|r| last_user_text(r).chars().take(INPUT_HEAD_CHARS).collect());
-    let plan = up.admit(MESSAGES_PATH, &headers, input_head);
+    let betas = betas_of(&headers);
+    let logged = Logged {
+        input_head: request
+            .as_ref()
+            .ok()
+            .map(|r| last_user_text(r).chars().take(INPUT_HEAD_CHARS).collect()),
+        turns: request.as_ref().map_or(0, |r| r.messages.len()),
+    };
+    let call = CallInfo {
+        path: MESSAGES_PATH,
+        model: request.as_ref().ok().map(|r| r.model.as_str()),
+        betas: &betas,
+        stream: request.as_ref().is_ok_and(|r| r.stream),
+    };
+    let plan = up.admit(&headers, call, logged);
+    let unknown_beta = betas.iter().find(|b| !LOCAL_BETAS.contains(&b.as_str()));
     match request {
         // A refusal is answered before the request is judged (a wrong key gets 401).
         _ if matches!(plan.outcome, AnswerOutcome::Refuse { .. }) => {
-            answer(plan, Reply::Models(model_list())).await
+            answer(plan, Reply::Refused).await
         }
         Ok(request) if !LOCAL_MODELS.contains(&request.model.as_str()) => refusal(
             404,
             None,
             &format!("model: {} is not a model of this server", request.model),
+        ),
+        Ok(_) if unknown_beta.is_some() => refusal(
+            400,
+            None,
+            &format!(
+                "anthropic-beta: {} is not a supported beta feature",
+                unknown_beta.expect("matched")
+            ),
         ),
         Ok(request) => {
             let call = up.calls();

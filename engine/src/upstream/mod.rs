@@ -15,11 +15,12 @@ mod stream;
 pub mod wire;
 
 pub use breaker::{Breaker, BreakerPolicy};
-pub use client::{UpstreamClient, UpstreamStats};
+pub use client::{ModelCall, ModelEvent, UpstreamClient, UpstreamStats};
 pub use config::UpstreamConfig;
 pub use error::UpstreamError;
 pub use local::{
-    AnswerOutcome, AnswerPlan, AnswerPolicy, LOCAL_MODELS, LocalUpstream, UpstreamRequest,
+    AnswerOutcome, AnswerPlan, AnswerPolicy, CallInfo, LOCAL_BETAS, LOCAL_MODELS, LocalUpstream,
+    UpstreamRequest,
 };
 pub use stream::{StreamAssembler, StreamError, StreamStep, StreamSummary};
 

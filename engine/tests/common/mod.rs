@@ -2,9 +2,8 @@
 //! outcome for every call, switched by the test.
 
 use engine::env::{Env, NetAddr};
-use engine::upstream::{AnswerOutcome, AnswerPlan, AnswerPolicy, LocalUpstream};
+use engine::upstream::{AnswerOutcome, AnswerPlan, AnswerPolicy, CallInfo, LocalUpstream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Answers every call with one outcome, switched by the test (the simulated model API
 /// draws them from rates instead; here the real server carries each one out).
@@ -18,10 +17,10 @@ impl OneOutcome {
 }
 
 impl AnswerPolicy for OneOutcome {
-    fn plan(&self, _path: &str) -> AnswerPlan {
+    fn plan(&self, _call: &CallInfo<'_>) -> AnswerPlan {
         AnswerPlan {
-            delay: Duration::ZERO,
             outcome: self.0.lock().unwrap().clone(),
+            ..AnswerPlan::default()
         }
     }
 }

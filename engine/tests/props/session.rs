@@ -106,7 +106,7 @@ proptest! {
             match op {
                 Op::Query { words } => {
                     let text = (0..words).map(|w| format!("w{w}")).collect::<Vec<_>>().join(" ");
-                    let got = core.handle_input(now, ClientInput::Query { text: text.clone() });
+                    let got = core.handle_input(now, ClientInput::Query { text: text.clone(), options: Default::default() });
                     let want = model.query(text);
                     prop_assert_eq!(got, want, "query outcome");
                 }
@@ -172,7 +172,7 @@ proptest! {
                     let want = model.step(restart_due);
                     prop_assert_eq!(&got, &want, "the driver's step");
                     match got {
-                        Step::Run { query, text } => {
+                        Step::Run { query, text, .. } => {
                             let status = core.handle_query_started(query, &text).expect("idle");
                             prop_assert_eq!(status, Some(ServerEvent::Status { state: "processing".into() }));
                             model.start(query, text);

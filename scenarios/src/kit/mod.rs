@@ -4,6 +4,7 @@ pub mod channel;
 pub mod fail;
 pub mod files;
 pub mod inputs;
+pub mod model;
 pub mod plans;
 pub mod pool;
 pub mod sessions;

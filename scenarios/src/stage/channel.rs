@@ -288,7 +288,9 @@ impl ChannelStage {
     /// The oracles every run of these scenarios must satisfy.
     pub fn check_global(&self) -> Result<(), Failure> {
         for d in self.deliveries.lock().expect("deliveries poisoned").iter() {
-            d.lock().expect("delivery poisoned").check()?;
+            let d = d.lock().expect("delivery poisoned");
+            d.check()?;
+            crate::kit::model::check_model_deltas(&d)?;
         }
         let config = self.sessions.config();
         let peak = self.sessions.live_peak();

@@ -639,7 +639,7 @@ impl Fault {
                 disk.set_options(options);
             }
             Fault::UpstreamMode { host: name, set } => match world.upstream(name) {
-                Some(upstream) => upstream.set_mode(*set),
+                Some(upstream) => upstream.set_mode(set.clone()),
                 None => tracing::error!(
                     target: "sim::fault",
                     "no model API on {name}: mode {set:?} not applied"

@@ -138,8 +138,8 @@ pub struct SessionCore {
     /// The client acknowledged everything up to here.
     acked: u64,
     next_generation: u64,
-    /// Queries waiting: (query id, text).
-    pending: VecDeque<(u64, String)>,
+    /// Queries waiting: (query id, text, options).
+    pending: VecDeque<(u64, String, crate::protocol::QueryOptions)>,
     next_query: u64,
     running: Option<Running>,
     interrupt_requested: bool,
@@ -165,6 +165,9 @@ pub struct SessionCore {
     handed_off: bool,
     /// The client was told the model API is unavailable: it is told again when it is back.
     upstream_lost: bool,
+    /// The model a query named last (the session's model from then on); `None`: the
+    /// engine's default.
+    model: Option<String>,
     stats: SessionStats,
 }
 
@@ -198,6 +201,7 @@ impl SessionCore {
             end_unsequenced: None,
             handed_off: false,
             upstream_lost: false,
+            model: None,
             stats: SessionStats::default(),
         }
     }
@@ -222,6 +226,16 @@ impl SessionCore {
 
     pub fn worker(&self) -> Option<&str> {
         self.worker.as_deref()
+    }
+
+    /// The model this session's queries go to (`None`: the engine's default).
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    /// Later queries go to `model` (`None`: back to the engine's default).
+    pub fn handle_model_chosen(&mut self, model: Option<String>) {
+        self.model = model;
     }
 
     pub fn end_reason(&self) -> Option<&str> {

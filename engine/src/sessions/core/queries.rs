@@ -3,7 +3,7 @@
 //! runs and ends (the bound on streamed answer bytes, truncation, the transcript).
 
 use super::{QueryMode, Running, SessionCore};
-use crate::protocol::{ErrorCode, ServerEvent};
+use crate::protocol::{ErrorCode, QueryOptions, ServerEvent};
 use crate::sessions::lifecycle::{IllegalTransition, SessionEvent, SessionState};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 /// A client's request to the session (decoded and admitted by the gateway).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClientInput {
-    Query { text: String },
+    Query { text: String, options: QueryOptions },
     Interrupt,
     Extend,
     Ack { seq: u64 },
@@ -36,7 +36,11 @@ pub enum Step {
     /// Replace the worker (between queries only).
     Restart,
     /// Run this query (it left the queue).
-    Run { query: u64, text: String },
+    Run {
+        query: u64,
+        text: String,
+        options: QueryOptions,
+    },
     /// Nothing until an input or a timeout.
     Wait,
 }
@@ -64,7 +68,7 @@ impl SessionCore {
     /// refused meanwhile in reject mode (during a worker restart they always wait).
     pub fn handle_input(&mut self, now: Duration, input: ClientInput) -> InputOutcome {
         match input {
-            ClientInput::Query { text } => {
+            ClientInput::Query { text, options } => {
                 let busy = self.running.is_some()
                     || self.state != SessionState::Idle
                     || !self.pending.is_empty();
@@ -83,7 +87,7 @@ impl SessionCore {
                 }
                 let query = self.next_query;
                 self.next_query += 1;
-                self.pending.push_back((query, text));
+                self.pending.push_back((query, text, options));
                 self.limit.on_message(now);
                 let position = self.pending.len() - usize::from(!busy);
                 if position == 0 {
@@ -159,7 +163,11 @@ impl SessionCore {
             return Step::Restart;
         }
         match self.pending.pop_front() {
-            Some((query, text)) => Step::Run { query, text },
+            Some((query, text, options)) => Step::Run {
+                query,
+                text,
+                options,
+            },
             None => Step::Wait,
         }
     }

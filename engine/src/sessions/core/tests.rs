@@ -32,6 +32,7 @@ fn query(core: &mut SessionCore, now: Duration, text: &str) -> InputOutcome {
         now,
         ClientInput::Query {
             text: text.to_string(),
+            options: Default::default(),
         },
     )
 }
@@ -40,7 +41,10 @@ fn query(core: &mut SessionCore, now: Duration, text: &str) -> InputOutcome {
 fn queries_queue_or_are_refused_while_one_runs() {
     let mut core = SessionCore::new(settings(QueryMode::Reject), "member".into(), vec![], s(0));
     assert_eq!(query(&mut core, s(1), "first"), InputOutcome::None);
-    let Step::Run { query: id, text } = core.poll_step(s(0), false) else {
+    let Step::Run {
+        query: id, text, ..
+    } = core.poll_step(s(0), false)
+    else {
         panic!("the query runs next");
     };
     assert_eq!((id, text.as_str()), (1, "first"));
@@ -54,7 +58,10 @@ fn queries_queue_or_are_refused_while_one_runs() {
     ));
     let mut core = SessionCore::new(settings(QueryMode::Queue), "member".into(), vec![], s(0));
     query(&mut core, s(1), "first");
-    let Step::Run { query: id, text } = core.poll_step(s(0), false) else {
+    let Step::Run {
+        query: id, text, ..
+    } = core.poll_step(s(0), false)
+    else {
         panic!("the query runs next");
     };
     core.handle_query_started(id, &text).unwrap();
@@ -76,7 +83,10 @@ fn queries_queue_or_are_refused_while_one_runs() {
 fn answers_past_the_bound_stream_partly_and_are_truncated_on_a_char_boundary() {
     let mut core = SessionCore::new(settings(QueryMode::Reject), "member".into(), vec![], s(0));
     query(&mut core, s(1), "q");
-    let Step::Run { query: id, text } = core.poll_step(s(0), false) else {
+    let Step::Run {
+        query: id, text, ..
+    } = core.poll_step(s(0), false)
+    else {
         panic!()
     };
     core.handle_query_started(id, &text).unwrap();

@@ -4,6 +4,8 @@
 
 mod streamed;
 
+pub use streamed::ModelEvent;
+
 use super::breaker::Breaker;
 use super::config::UpstreamConfig;
 use super::error::UpstreamError;
@@ -32,6 +34,12 @@ pub struct UpstreamStats {
     pub refused_open: u64,
     /// Streamed calls tried again after a transient failure.
     pub retries: u64,
+    /// Attempts that timed out (no answer, or a silent stream): a degraded upstream.
+    pub timeouts: u64,
+    /// Streamed answers that broke off after part of them was forwarded.
+    pub broke_off: u64,
+    /// Calls answered by the fallback model because the asked one was unavailable.
+    pub fallbacks: u64,
     pub breaker_opened: u64,
     pub breaker_closed: u64,
 }
@@ -107,9 +115,9 @@ impl UpstreamClient {
         Ok(())
     }
 
-    /// Sends a query's input to the model; its answer comes back.
+    /// Sends a query's input to the default model; its answer comes back.
     pub async fn complete(&self, input: &str) -> Result<String, UpstreamError> {
-        let body = self.messages_body(input, false)?;
+        let body = self.messages_body(&ModelCall::user(&self.config.model, input), false)?;
         let answer = self
             .call(hyper::Method::POST, MESSAGES_PATH, Some(body))
             .await?;
@@ -120,15 +128,12 @@ impl UpstreamClient {
             })
     }
 
-    /// A messages call asking for the answer to `input` (one user turn).
-    fn messages_body(&self, input: &str, stream: bool) -> Result<Vec<u8>, UpstreamError> {
+    /// The messages call's body for `call`.
+    fn messages_body(&self, call: &ModelCall, stream: bool) -> Result<Vec<u8>, UpstreamError> {
         serde_json::to_vec(&MessagesRequest {
-            model: self.config.model.clone(),
+            model: call.model.clone(),
             max_tokens: self.config.max_tokens,
-            messages: vec![Message {
-                role: Role::User,
-                content: Content::Text(input.to_string()),
-            }],
+            messages: call.messages.clone(),
             system: None,
             stream,
         })
@@ -165,6 +170,7 @@ impl UpstreamClient {
             method,
             path,
             api_key: &self.config.api_key,
+            betas: &[],
             body,
             body_max: self.config.answer_bytes_max,
         };
@@ -202,6 +208,14 @@ impl UpstreamClient {
                 status: answer.status,
                 detail: error_message(&answer.body),
             }),
+            404 => Err(UpstreamError::ModelNotFound {
+                model: String::new(),
+                detail: error_message(&answer.body),
+            }),
+            400 | 422 => Err(UpstreamError::Rejected {
+                status: answer.status,
+                detail: error_message(&answer.body),
+            }),
             500..=599 => Err(UpstreamError::Unavailable {
                 detail: format!("HTTP {}", answer.status),
             }),
@@ -215,7 +229,13 @@ impl UpstreamClient {
         let now = self.now();
         let mut s = self.state();
         match outcome {
-            Ok(_) | Err(UpstreamError::Malformed { .. } | UpstreamError::KeyRejected { .. }) => {
+            Ok(_)
+            | Err(
+                UpstreamError::Malformed { .. }
+                | UpstreamError::KeyRejected { .. }
+                | UpstreamError::ModelNotFound { .. }
+                | UpstreamError::Rejected { .. },
+            ) => {
                 // It answered: the upstream is reachable.
                 s.stats.answered += 1;
                 s.breaker.succeeded();
@@ -228,7 +248,7 @@ impl UpstreamClient {
                 let until = now + *retry_after;
                 s.limited_until = Some(s.limited_until.map_or(until, |t| t.max(until)));
             }
-            Err(UpstreamError::Unavailable { .. }) => {
+            Err(UpstreamError::Unavailable { .. } | UpstreamError::BrokeOff { .. }) => {
                 s.stats.unavailable += 1;
                 if s.breaker.failed(now) {
                     tracing::warn!(
@@ -240,6 +260,29 @@ impl UpstreamClient {
             }
             // Not an answer from the upstream: nothing to learn about it.
             Err(UpstreamError::CircuitOpen { .. } | UpstreamError::Abandoned) => {}
+        }
+    }
+}
+
+/// One model call: the model, the beta features asked for, and the conversation (its
+/// last turn is the user's query).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelCall {
+    pub model: String,
+    pub betas: Vec<String>,
+    pub messages: Vec<Message>,
+}
+
+impl ModelCall {
+    /// One user turn to `model`, no betas.
+    pub fn user(model: &str, text: &str) -> Self {
+        ModelCall {
+            model: model.to_string(),
+            betas: Vec::new(),
+            messages: vec![Message {
+                role: Role::User,
+                content: Content::Text(text.to_string()),
+            }],
         }
     }
 }

@@ -4,7 +4,7 @@
 //! (`upstream::retry`); after it, the call fails and the partial length is logged. The
 //! breaker and the rate-limit window learn each call's final outcome.
 
-use super::UpstreamClient;
+use super::{ModelCall, UpstreamClient};
 use crate::upstream::MESSAGES_PATH;
 use crate::upstream::error::UpstreamError;
 use crate::upstream::http::{Answer, Call, open};
@@ -16,35 +16,106 @@ use http_body_util::BodyDataStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+/// What a streamed call tells its caller, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelEvent {
+    /// The next text delta of the answer.
+    Delta(String),
+    /// The model asked for is unavailable: the configured fallback answers instead.
+    /// Comes before any delta of that answer.
+    Fallback {
+        from: String,
+        to: String,
+        why: String,
+    },
+}
+
 impl UpstreamClient {
     /// An error answer's body is read up to this many bytes (its message, for the log).
     const ERROR_BODY_MAX: usize = 64 << 10;
 
-    /// Streams the model's answer to `input`, each text delta sent to `deltas` in order.
-    /// Returns the answer's summary once it is whole.
+    /// Streams the model's answer to `call`, each text delta sent to `events` in order.
+    /// Returns the answer's summary once it is whole. When the model asked for stays
+    /// unavailable through its retries and a fallback model is configured, the
+    /// fallback is asked (with its own retries), after a [`ModelEvent::Fallback`].
     pub async fn stream(
         &self,
-        input: &str,
-        deltas: &mpsc::Sender<String>,
+        call: &ModelCall,
+        events: &mpsc::Sender<ModelEvent>,
     ) -> Result<StreamSummary, UpstreamError> {
-        let body = self.messages_body(input, true)?;
+        let first = self.stream_model(call, events).await;
+        let fallback = self.config.fallback_model.as_ref();
+        let error = match (first, fallback) {
+            (Err(e @ UpstreamError::Unavailable { .. }), Some(to)) if *to != call.model => e,
+            (first, _) => return self.recorded(first),
+        };
+        let to = fallback.expect("matched above").clone();
+        crate::met!(
+            "upstream.fallback",
+            "model {} unavailable, {to} answers instead: {error}",
+            call.model
+        );
+        self.state().stats.fallbacks += 1;
+        let note = ModelEvent::Fallback {
+            from: call.model.clone(),
+            to: to.clone(),
+            why: error.to_string(),
+        };
+        if events.send(note).await.is_err() {
+            return self.recorded(Err(UpstreamError::Abandoned));
+        }
+        let call = ModelCall {
+            model: to,
+            ..call.clone()
+        };
+        let second = self.stream_model(&call, events).await;
+        self.recorded(second)
+    }
+
+    /// The breaker and the rate-limit window learn a call's final outcome: a call
+    /// retried three times (or answered by the fallback) is one outcome, so one
+    /// query's retries cannot open the breaker alone.
+    fn recorded(
+        &self,
+        outcome: Result<StreamSummary, UpstreamError>,
+    ) -> Result<StreamSummary, UpstreamError> {
+        self.record(outcome.as_ref().map(|_| ()));
+        outcome
+    }
+
+    /// One model's streamed answer, retried after transient failures before its first
+    /// byte; the outcome is not recorded yet.
+    async fn stream_model(
+        &self,
+        call: &ModelCall,
+        events: &mpsc::Sender<ModelEvent>,
+    ) -> Result<StreamSummary, UpstreamError> {
+        let body = self.messages_body(call, true)?;
         let mut retry = CallRetry::new(self.config.retry.clone());
         let deadline = Instant::now() + self.config.first_byte_timeout;
         loop {
             let mut streamed = 0usize;
-            let attempt = self.stream_once(body.clone(), deltas, &mut streamed, deadline);
+            let attempt = self.stream_once(call, body.clone(), events, &mut streamed, deadline);
             let error = match attempt.await {
-                Ok(summary) => {
-                    self.record(Ok(()));
-                    return Ok(summary);
+                Ok(summary) => return Ok(summary),
+                Err(UpstreamError::ModelNotFound { detail, .. }) => {
+                    return Err(UpstreamError::ModelNotFound {
+                        model: call.model.clone(),
+                        detail,
+                    });
                 }
                 Err(e) => e,
             };
-            if streamed > 0 {
-                tracing::warn!(
-                    partial_bytes = streamed,
-                    "the model's answer broke off mid-stream: {error}"
+            if streamed > 0 && error != UpstreamError::Abandoned {
+                crate::met!(
+                    "upstream.answer_broke_off",
+                    "the model's answer broke off after {streamed} bytes, discarded: {error}"
                 );
+                self.state().stats.broke_off += 1;
+                return Err(UpstreamError::BrokeOff {
+                    partial_bytes: streamed,
+                    detail: error.to_string(),
+                });
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             let draw = self.env.random().next_u64();
@@ -59,9 +130,6 @@ impl UpstreamClient {
                     tokio::time::sleep(delay).await;
                 }
                 RetryVerdict::GiveUp(reason) => {
-                    // The breaker counts calls, not attempts: a call retried three times
-                    // is one failure, so one query's retries cannot open it alone.
-                    self.record(Err(&error));
                     tracing::debug!(?reason, "the model call fails: {error}");
                     return Err(error);
                 }
@@ -71,8 +139,9 @@ impl UpstreamClient {
 
     async fn stream_once(
         &self,
+        model_call: &ModelCall,
         body: Vec<u8>,
-        deltas: &mpsc::Sender<String>,
+        events: &mpsc::Sender<ModelEvent>,
         streamed: &mut usize,
         deadline: Instant,
     ) -> Result<StreamSummary, UpstreamError> {
@@ -86,6 +155,7 @@ impl UpstreamClient {
             method: hyper::Method::POST,
             path: MESSAGES_PATH,
             api_key: &self.config.api_key,
+            betas: &model_call.betas,
             body: Some(body),
             body_max: self.config.answer_bytes_max,
         };
@@ -113,7 +183,7 @@ impl UpstreamClient {
                 .expect_err("a status outside 2xx classifies as an error"));
         }
         let mut assembler = StreamAssembler::new(self.config.answer_bytes_max);
-        let mut events = BodyDataStream::new(opened.body).eventsource();
+        let mut sse = BodyDataStream::new(opened.body).eventsource();
         loop {
             let idle_bound = if *streamed == 0 {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -121,7 +191,7 @@ impl UpstreamClient {
             } else {
                 self.config.stream_idle_timeout
             };
-            let next = tokio::time::timeout(idle_bound, events.next()).await;
+            let next = tokio::time::timeout(idle_bound, sse.next()).await;
             let event = match next {
                 Err(_) => return Err(self.silent(idle_bound, "no streamed event")),
                 Ok(None) => return assembler.handle_end().map_err(UpstreamError::from),
@@ -142,13 +212,13 @@ impl UpstreamClient {
                 StreamStep::Nothing => {}
                 StreamStep::Delta(text) => {
                     *streamed += text.len();
-                    if deltas.send(text).await.is_err() {
+                    if events.send(ModelEvent::Delta(text)).await.is_err() {
                         return Err(UpstreamError::Abandoned);
                     }
                 }
                 StreamStep::Done(summary) if summary.text_bytes == 0 => {
                     // An empty answer is no answer: the query fails and may be sent again.
-                    tracing::warn!("the model's answer is empty");
+                    crate::met!("upstream.empty_answer", "the model's answer is empty");
                     return Err(UpstreamError::Malformed {
                         detail: "the answer is empty".to_string(),
                     });
@@ -159,9 +229,11 @@ impl UpstreamClient {
     }
 
     fn silent(&self, bound: std::time::Duration, what: &str) -> UpstreamError {
-        tracing::warn!(
-            bound_ms = bound.as_millis() as u64,
-            "model call timed out ({what} within the bound): the model API may be degraded"
+        self.state().stats.timeouts += 1;
+        crate::met!(
+            "upstream.timed_out",
+            "model call timed out ({what} within {} ms): the model API may be degraded",
+            bound.as_millis()
         );
         UpstreamError::Unavailable {
             detail: format!("{what} within {:.1} s", bound.as_secs_f64()),
