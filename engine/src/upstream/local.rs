@@ -87,6 +87,8 @@ pub struct UpstreamRequest {
     pub model: Option<String>,
     pub betas: Vec<String>,
     pub turns: usize,
+    /// The start of its first turn (the oldest context it carried).
+    pub first_head: Option<String>,
 }
 
 /// How much of each call's input the log keeps.
@@ -205,6 +207,7 @@ impl LocalUpstream {
                 model: call.model.map(str::to_string),
                 betas: call.betas.to_vec(),
                 turns: logged.turns,
+                first_head: logged.first_head,
             });
         }
         plan
@@ -216,6 +219,7 @@ impl LocalUpstream {
 struct Logged {
     input_head: Option<String>,
     turns: usize,
+    first_head: Option<String>,
 }
 
 /// The beta features a call asks for (`anthropic-beta`, comma-separated).
@@ -450,6 +454,10 @@ async fn messages(
             .ok()
             .map(|r| last_user_text(r).chars().take(INPUT_HEAD_CHARS).collect()),
         turns: request.as_ref().map_or(0, |r| r.messages.len()),
+        first_head: request.as_ref().ok().and_then(|r| {
+            let first = r.messages.first()?.content.text();
+            Some(first.chars().take(INPUT_HEAD_CHARS).collect())
+        }),
     };
     let call = CallInfo {
         path: MESSAGES_PATH,

@@ -125,8 +125,21 @@ impl ChannelStage {
         port: u16,
         lock: LockChoice,
     ) -> Result<Engine, Failure> {
+        self.instance_configured(name, port, |c| c.lock = lock)
+            .await
+            .or_fail(&format!("start instance {name}"))
+    }
+
+    /// Starts a second instance like `instance`, `tweak` adjusting its configuration
+    /// first; the start's own error is returned (a start that must fail).
+    pub async fn instance_configured(
+        &self,
+        name: &str,
+        port: u16,
+        tweak: impl FnOnce(&mut EngineConfig),
+    ) -> Result<Engine, engine::EngineError> {
         let mut config = stage_config(&self.keys);
-        config.lock = lock;
+        tweak(&mut config);
         config.port = port;
         config.sessions.instance = name.to_string();
         config.sessions.pool.template.dir = format!("{}-{name}", config.sessions.pool.template.dir);
@@ -137,9 +150,7 @@ impl ChannelStage {
             last: 20_999 + 1_000 * port.saturating_sub(PORT),
         };
         config.store = StoreChoice::Shared(self.store.clone());
-        Engine::start(self.env.clone(), config)
-            .await
-            .or_fail(&format!("start instance {name}"))
+        Engine::start(self.env.clone(), config).await
     }
 
     /// A client host (`client-N`), created on first use.

@@ -1,14 +1,22 @@
 //! Scenarios of the `upstream` subsystem: the model API behind the sessions, as
 //! `SimUpstream` on host `upstream-0` (and the simulated network) makes it fail:
-//! server errors, silence, broken and empty streams (`failures`).
+//! server errors, silence, broken and empty streams (`failures`), which model answers
+//! and with which features (`models`), slow, bursting and parallel streams
+//! (`streaming`), and a key refused at start-up (`startup`).
 
 mod failures;
 mod kit;
+mod models;
+mod startup;
+mod streaming;
 
 use crate::scenario::Scenario;
 
 pub fn all() -> Vec<&'static Scenario> {
     let mut all = Vec::new();
+    all.extend(startup::all());
+    all.extend(models::all());
     all.extend(failures::all());
+    all.extend(streaming::all());
     all
 }
