@@ -43,7 +43,7 @@
 
 use crate::faults::FaultCounters;
 use crate::seed::{Ratio, SimRng};
-use engine::upstream::{AnswerOutcome, AnswerPlan, AnswerPolicy, CallInfo};
+use engine::upstream::{AnswerOutcome, AnswerPlan, AnswerPolicy, CallInfo, RateWindow};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -131,6 +131,10 @@ pub enum UpstreamMode {
     Dropping,
     /// Messages answers are empty.
     Emptying,
+    /// The account may make `limit` messages calls per window of `window_ms` (the
+    /// window starts at its first call); every messages answer carries the rate-limit
+    /// headers, and a call past the limit gets 429 until the window ends.
+    AccountLimit { limit: u64, window_ms: u64 },
 }
 
 /// The simulated model API of one host.
@@ -144,6 +148,8 @@ struct State {
     options: UpstreamOptions,
     mode: UpstreamMode,
     rng: SimRng,
+    /// The account's current window under `AccountLimit`: its start and calls used.
+    account: Option<(tokio::time::Instant, u64)>,
 }
 
 impl SimUpstream {
@@ -155,6 +161,7 @@ impl SimUpstream {
                 options,
                 mode: UpstreamMode::Serving,
                 rng,
+                account: None,
             }),
             faults,
         }
@@ -180,14 +187,21 @@ impl SimUpstream {
     /// The operator's switch (a fixed fault): every call from now on, until the next.
     pub fn set_mode(&self, mode: UpstreamMode) {
         tracing::info!(target: "sim::upstream", host = %self.host, "model API mode: {mode:?}");
-        self.lock().mode = mode;
+        let mut state = self.lock();
+        state.mode = mode;
+        state.account = None;
     }
 
     /// Draws one call's plan; returns it with the fault kind it counts as, if any, and
     /// whether a swarm rate drew it.
     fn draw(&self, call: &CallInfo<'_>) -> (AnswerPlan, Option<(&'static str, String, bool)>) {
         let mut guard = self.lock();
-        let State { options, mode, rng } = &mut *guard;
+        let State {
+            options,
+            mode,
+            rng,
+            account,
+        } = &mut *guard;
         let between = |rng: &mut SimRng, low: Duration, high: Duration| {
             if low == high {
                 low // no draw: a fixed value keeps the stream
@@ -202,7 +216,7 @@ impl SimUpstream {
         };
         let messages = call.model.is_some();
         let streamed = messages && call.stream;
-        let (mut event_pace, mut one_write) = (Duration::ZERO, false);
+        let (mut event_pace, mut one_write, mut rate) = (Duration::ZERO, false, None);
         // Faults of the operator's modes are the plan's; calls a mode does not target,
         // and every call in `Serving`, meet the swarm's rates.
         let targeted = match &*mode {
@@ -211,6 +225,7 @@ impl SimUpstream {
             UpstreamMode::BetaRetired { beta } => messages && call.betas.contains(beta),
             UpstreamMode::Trickle { .. } | UpstreamMode::Burst => streamed,
             UpstreamMode::Dropping | UpstreamMode::Emptying => messages,
+            UpstreamMode::AccountLimit { .. } => messages,
             _ => true,
         };
         let mode = if targeted {
@@ -251,6 +266,55 @@ impl SimUpstream {
                         format!("streamed one event per {event_ms} ms (operator)"),
                     )),
                 )
+            }
+            UpstreamMode::AccountLimit { limit, window_ms } => {
+                let now = tokio::time::Instant::now();
+                let window = Duration::from_millis(window_ms);
+                let (start, used) = match *account {
+                    Some((start, used)) if now < start + window => (start, used),
+                    _ => (now, 0),
+                };
+                let reset_in = start + window - now;
+                if used >= limit {
+                    *account = Some((start, used));
+                    rate = Some(RateWindow {
+                        limit,
+                        remaining: 0,
+                        reset_in,
+                    });
+                    // Retry-After is whole seconds on the wire, rounded up.
+                    let after = Duration::from_secs(reset_in.as_millis().div_ceil(1000) as u64);
+                    (
+                        refuse(429, Some(after)),
+                        Some((
+                            "upstream.rate_limited",
+                            format!(
+                                "429: {limit} calls in the window used, resets in {reset_in:?}"
+                            ),
+                        )),
+                    )
+                } else {
+                    *account = Some((start, used + 1));
+                    let remaining = limit - used - 1;
+                    rate = Some(RateWindow {
+                        limit,
+                        remaining,
+                        reset_in,
+                    });
+                    // Near the limit the answer tells the account is running out.
+                    let near = remaining * 100 <= limit * engine::upstream::pacing::NEAR_PERCENT;
+                    (
+                        AnswerOutcome::Serve,
+                        near.then(|| {
+                            (
+                                "upstream.account_limit",
+                                format!(
+                                    "{remaining} of {limit} calls left, resets in {reset_in:?}"
+                                ),
+                            )
+                        }),
+                    )
+                }
             }
             UpstreamMode::Silent => (
                 AnswerOutcome::Hang,
@@ -358,6 +422,7 @@ impl SimUpstream {
             outcome,
             event_pace,
             one_write,
+            rate,
         };
         (plan, fault.map(|f| (f.0, f.1, swarm)))
     }

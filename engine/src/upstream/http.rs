@@ -42,8 +42,37 @@ fn other(what: &str, e: impl std::fmt::Display) -> io::Error {
 pub(crate) struct Opened {
     pub status: u16,
     pub retry_after: Option<Duration>,
+    /// The account's request budget, if the answer says.
+    pub rate: Option<RateHeaders>,
     pub body: hyper::body::Incoming,
 }
+
+/// The `anthropic-ratelimit-requests-*` headers of an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RateHeaders {
+    pub limit: u64,
+    pub remaining: u64,
+    /// When the window resets, in Unix milliseconds.
+    pub reset_unix_ms: i64,
+}
+
+/// The rate-limit headers, when all three are there and well formed (an answer
+/// without them, or with a malformed one, leaves the pace as it was).
+fn rate_headers(headers: &header::HeaderMap) -> Option<RateHeaders> {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let limit = get(RATE_LIMIT)?.trim().parse().ok()?;
+    let remaining = get(RATE_REMAINING)?.trim().parse().ok()?;
+    let reset = chrono::DateTime::parse_from_rfc3339(get(RATE_RESET)?.trim()).ok()?;
+    Some(RateHeaders {
+        limit,
+        remaining,
+        reset_unix_ms: reset.timestamp_millis(),
+    })
+}
+
+pub(crate) const RATE_LIMIT: &str = "anthropic-ratelimit-requests-limit";
+pub(crate) const RATE_REMAINING: &str = "anthropic-ratelimit-requests-remaining";
+pub(crate) const RATE_RESET: &str = "anthropic-ratelimit-requests-reset";
 
 /// Sends `call` and waits for the answer's head. An error means the upstream was not
 /// reached, or the connection failed before the head.
@@ -86,6 +115,7 @@ pub(crate) async fn open(env: &Env, addr: &NetAddr, call: Call<'_>) -> io::Resul
     Ok(Opened {
         status,
         retry_after,
+        rate: rate_headers(response.headers()),
         body: response.into_body(),
     })
 }

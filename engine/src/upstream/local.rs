@@ -5,6 +5,7 @@
 //! (`sim::upstream::SimUpstream`), which decides per call which fault it meets. The
 //! server here only carries a decision out.
 
+use super::http::{RATE_LIMIT, RATE_REMAINING, RATE_RESET};
 use super::wire::{
     Block, ErrorAnswer, MessagesAnswer, MessagesRequest, ModelInfo, ModelList, Role, StreamEvent,
     Usage,
@@ -33,6 +34,17 @@ pub struct AnswerPlan {
     pub event_pace: Duration,
     /// A streamed answer's events all go out in one write (a burst), not one by one.
     pub one_write: bool,
+    /// The account's request budget, sent as rate-limit headers.
+    pub rate: Option<RateWindow>,
+}
+
+/// What the rate-limit headers of an answer say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateWindow {
+    pub limit: u64,
+    pub remaining: u64,
+    /// From the answer to the window's reset.
+    pub reset_in: Duration,
 }
 
 /// What the call gets, after the plan's delay.
@@ -99,6 +111,8 @@ pub struct LocalUpstream {
     state: Mutex<LocalState>,
     /// `None`: every call with the right key is served at once.
     policy: Option<Arc<dyn AnswerPolicy>>,
+    /// The serving host's environment (its wall clock dates rate-limit resets).
+    env: std::sync::OnceLock<crate::env::Env>,
 }
 
 struct LocalState {
@@ -129,7 +143,13 @@ impl LocalUpstream {
                 calls: 0,
             }),
             policy,
+            env: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Now on the serving host's wall clock, in Unix milliseconds (0 before serving).
+    fn wall_unix_ms(&self) -> u64 {
+        self.env.get().map_or(0, |env| env.wall_unix_ms())
     }
 
     fn state(&self) -> MutexGuard<'_, LocalState> {
@@ -153,6 +173,7 @@ impl LocalUpstream {
         env: crate::env::Env,
         listener: Box<dyn crate::env::NetListener>,
     ) {
+        let _ = self.env.set(env.clone());
         crate::http::serve_router(env, self.router(), listener).await;
     }
 
@@ -260,11 +281,37 @@ enum Reply {
     },
 }
 
-/// Carries out `plan` for `reply`.
-async fn answer(plan: AnswerPlan, reply: Reply) -> Response {
+/// Carries out `plan` for `reply`; rate-limit resets are dated from `wall_unix_ms`.
+async fn answer(plan: AnswerPlan, reply: Reply, wall_unix_ms: u64) -> Response {
     if !plan.delay.is_zero() {
         tokio::time::sleep(plan.delay).await;
     }
+    let rate = plan.rate;
+    let mut response = carry_out(plan, reply).await;
+    if let Some(rate) = rate {
+        set_rate_headers(
+            &mut response,
+            rate,
+            wall_unix_ms + rate.reset_in.as_millis() as u64,
+        );
+    }
+    response
+}
+
+fn set_rate_headers(response: &mut Response, rate: RateWindow, reset_unix_ms: u64) {
+    use axum::http::HeaderValue;
+    let reset = chrono::DateTime::from_timestamp_millis(reset_unix_ms as i64)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let headers = response.headers_mut();
+    headers.insert(RATE_LIMIT, HeaderValue::from(rate.limit));
+    headers.insert(RATE_REMAINING, HeaderValue::from(rate.remaining));
+    if let Ok(reset) = HeaderValue::from_str(&reset) {
+        headers.insert(RATE_RESET, reset);
+    }
+}
+
+async fn carry_out(plan: AnswerPlan, reply: Reply) -> Response {
     match plan.outcome {
         AnswerOutcome::Refuse {
             status,
@@ -403,7 +450,7 @@ async fn models(State(up): State<Arc<LocalUpstream>>, headers: HeaderMap) -> Res
         stream: false,
     };
     let plan = up.admit(&headers, call, Logged::default());
-    answer(plan, Reply::Models(model_list())).await
+    answer(plan, Reply::Models(model_list()), up.wall_unix_ms()).await
 }
 
 /// The echo model's answer: the last user turn's text. Token counts are words, a
@@ -470,7 +517,7 @@ async fn messages(
     match request {
         // A refusal is answered before the request is judged (a wrong key gets 401).
         _ if matches!(plan.outcome, AnswerOutcome::Refuse { .. }) => {
-            answer(plan, Reply::Refused).await
+            answer(plan, Reply::Refused, up.wall_unix_ms()).await
         }
         Ok(request) if !LOCAL_MODELS.contains(&request.model.as_str()) => refusal(
             404,
@@ -492,7 +539,7 @@ async fn messages(
                 answer: echo(&request, call),
                 stream,
             };
-            answer(plan, reply).await
+            answer(plan, reply, up.wall_unix_ms()).await
         }
         Err(e) => refusal(
             400,

@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod http;
 mod local;
+pub mod pacing;
 pub mod retry;
 mod stream;
 pub mod wire;
@@ -20,7 +21,7 @@ pub use config::UpstreamConfig;
 pub use error::UpstreamError;
 pub use local::{
     AnswerOutcome, AnswerPlan, AnswerPolicy, CallInfo, LOCAL_BETAS, LOCAL_MODELS, LocalUpstream,
-    UpstreamRequest,
+    RateWindow, UpstreamRequest,
 };
 pub use stream::{StreamAssembler, StreamError, StreamStep, StreamSummary};
 

@@ -20,6 +20,7 @@ mod replay;
 mod retry;
 mod session;
 mod upstream_breaker;
+mod upstream_pacing;
 mod upstream_retry;
 
 use proptest::test_runner::{Config, FileFailurePersistence};

@@ -6,6 +6,7 @@
 
 mod failures;
 mod kit;
+mod limits;
 mod models;
 mod startup;
 mod streaming;
@@ -18,5 +19,6 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(models::all());
     all.extend(failures::all());
     all.extend(streaming::all());
+    all.extend(limits::all());
     all
 }

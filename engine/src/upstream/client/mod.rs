@@ -9,7 +9,8 @@ pub use streamed::ModelEvent;
 use super::breaker::Breaker;
 use super::config::UpstreamConfig;
 use super::error::UpstreamError;
-use super::http::{Answer, Call, ExchangeError, exchange};
+use super::http::{Answer, Call, ExchangeError, RateHeaders, exchange};
+use super::pacing::{Pacer, RateReport};
 use super::wire::{Content, ErrorAnswer, Message, MessagesAnswer, MessagesRequest, Role};
 use super::{MESSAGES_PATH, MODELS_PATH};
 use crate::env::Env;
@@ -23,6 +24,8 @@ use tokio::time::Instant;
 pub struct UpstreamStats {
     /// Calls that went out on the network.
     pub requests: u64,
+    /// Times a call waited for the account's pace (rate-limit headers near the limit).
+    pub paced: u64,
     pub answered: u64,
     /// 429s received.
     pub rate_limited: u64,
@@ -46,6 +49,7 @@ pub struct UpstreamStats {
 
 struct State {
     breaker: Breaker,
+    pacer: Pacer,
     limited_until: Option<Duration>,
     stats: UpstreamStats,
 }
@@ -66,6 +70,7 @@ impl UpstreamClient {
             env,
             state: Mutex::new(State {
                 breaker: Breaker::new(config.breaker.clone()),
+                pacer: Pacer::default(),
                 limited_until: None,
                 stats: UpstreamStats::default(),
             }),
@@ -140,6 +145,19 @@ impl UpstreamClient {
         .map_err(|e| UpstreamError::Malformed {
             detail: e.to_string(),
         })
+    }
+
+    /// An answer's rate-limit headers: the pace of later calls follows them (the reset
+    /// time is the API's wall clock; the engine's own tells how far away it is).
+    fn learn_rate(&self, rate: RateHeaders) {
+        let reset_in_ms = (rate.reset_unix_ms - self.env.wall_unix_ms() as i64).max(0);
+        let report = RateReport {
+            limit: rate.limit,
+            remaining: rate.remaining,
+            reset_in: Duration::from_millis(reset_in_ms as u64),
+        };
+        let now = self.now();
+        self.state().pacer.handle_report(now, report);
     }
 
     fn admit(&self) -> Result<(), UpstreamError> {

@@ -43,11 +43,12 @@ impl UpstreamClient {
         call: &ModelCall,
         events: &mpsc::Sender<ModelEvent>,
     ) -> Result<StreamSummary, UpstreamError> {
-        let first = self.stream_model(call, events).await;
+        let mut sent = false;
+        let first = self.stream_model(call, events, &mut sent).await;
         let fallback = self.config.fallback_model.as_ref();
         let error = match (first, fallback) {
             (Err(e @ UpstreamError::Unavailable { .. }), Some(to)) if *to != call.model => e,
-            (first, _) => return self.recorded(first),
+            (first, _) => return self.recorded(first, sent),
         };
         let to = fallback.expect("matched above").clone();
         crate::met!(
@@ -62,24 +63,28 @@ impl UpstreamClient {
             why: error.to_string(),
         };
         if events.send(note).await.is_err() {
-            return self.recorded(Err(UpstreamError::Abandoned));
+            return self.recorded(Err(UpstreamError::Abandoned), sent);
         }
         let call = ModelCall {
             model: to,
             ..call.clone()
         };
-        let second = self.stream_model(&call, events).await;
-        self.recorded(second)
+        let second = self.stream_model(&call, events, &mut sent).await;
+        self.recorded(second, sent)
     }
 
     /// The breaker and the rate-limit window learn a call's final outcome: a call
     /// retried three times (or answered by the fallback) is one outcome, so one
-    /// query's retries cannot open the breaker alone.
+    /// query's retries cannot open the breaker alone. A call none of whose attempts
+    /// was sent (held back by the window, the pace or the breaker) teaches nothing.
     fn recorded(
         &self,
         outcome: Result<StreamSummary, UpstreamError>,
+        sent: bool,
     ) -> Result<StreamSummary, UpstreamError> {
-        self.record(outcome.as_ref().map(|_| ()));
+        if sent {
+            self.record(outcome.as_ref().map(|_| ()));
+        }
         outcome
     }
 
@@ -89,13 +94,15 @@ impl UpstreamClient {
         &self,
         call: &ModelCall,
         events: &mpsc::Sender<ModelEvent>,
+        sent: &mut bool,
     ) -> Result<StreamSummary, UpstreamError> {
         let body = self.messages_body(call, true)?;
         let mut retry = CallRetry::new(self.config.retry.clone());
         let deadline = Instant::now() + self.config.first_byte_timeout;
         loop {
             let mut streamed = 0usize;
-            let attempt = self.stream_once(call, body.clone(), events, &mut streamed, deadline);
+            let attempt =
+                self.stream_once(call, body.clone(), events, &mut streamed, deadline, sent);
             let error = match attempt.await {
                 Ok(summary) => return Ok(summary),
                 Err(UpstreamError::ModelNotFound { detail, .. }) => {
@@ -144,8 +151,11 @@ impl UpstreamClient {
         events: &mpsc::Sender<ModelEvent>,
         streamed: &mut usize,
         deadline: Instant,
+        sent: &mut bool,
     ) -> Result<StreamSummary, UpstreamError> {
+        self.paced(deadline).await?;
         self.admit()?;
+        *sent = true;
         // Until its first byte, an attempt waits no longer than the call's deadline.
         let head_bound = self
             .config
@@ -169,6 +179,9 @@ impl UpstreamClient {
             }
             Ok(Ok(opened)) => opened,
         };
+        if let Some(rate) = opened.rate {
+            self.learn_rate(rate);
+        }
         if !(200..300).contains(&opened.status) {
             // The error's body is only its message: one that cannot be read is empty.
             let (status, retry_after) = (opened.status, opened.retry_after);
@@ -225,6 +238,35 @@ impl UpstreamClient {
                 }
                 StreamStep::Done(summary) => return Ok(summary),
             }
+        }
+    }
+
+    /// Waits until the account's pace lets a call go (see `upstream::pacing`), or fails
+    /// as rate limited when that is past the call's deadline.
+    async fn paced(&self, deadline: Instant) -> Result<(), UpstreamError> {
+        loop {
+            let now = self.now();
+            let wait = {
+                let mut s = self.state();
+                let wait = s.pacer.poll_wait(now);
+                if wait.is_zero() {
+                    s.pacer.handle_sent(now);
+                }
+                wait
+            };
+            if wait.is_zero() {
+                return Ok(());
+            }
+            if Instant::now() + wait > deadline {
+                return Err(UpstreamError::RateLimited { retry_after: wait });
+            }
+            self.state().stats.paced += 1;
+            crate::met!(
+                "upstream.pacing",
+                "the account's requests run low: a call waits {} ms",
+                wait.as_millis()
+            );
+            tokio::time::sleep(wait).await;
         }
     }
 

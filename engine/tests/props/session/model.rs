@@ -215,7 +215,11 @@ impl Model {
             return Step::Restart;
         }
         match self.pending.pop_front() {
-            Some((query, text)) => Step::Run { query, text },
+            Some((query, text)) => Step::Run {
+                query,
+                text,
+                options: Default::default(),
+            },
             None => Step::Wait,
         }
     }
