@@ -1,4 +1,5 @@
 use super::breaker::BreakerPolicy;
+use super::dns::DnsConfig;
 use super::retry::upstream_retry_policy;
 use crate::env::NetAddr;
 use crate::workers::retry::RetryPolicy;
@@ -28,6 +29,10 @@ pub struct UpstreamConfig {
     pub first_byte_timeout: Duration,
     /// A 429 without `Retry-After` holds requests back this long.
     pub rate_limit_default: Duration,
+    /// `Some` when `addr`'s host is a DNS name the engine resolves itself, through its
+    /// resolver chain (primary, secondary, DoH; a cache kept past its TTL during a
+    /// failure; pinned addresses); `None`: `addr` is connected to as given.
+    pub dns: Option<DnsConfig>,
 }
 
 impl UpstreamConfig {
@@ -44,6 +49,7 @@ impl UpstreamConfig {
             stream_idle_timeout: Duration::from_secs(60),
             first_byte_timeout: Duration::from_secs(60),
             rate_limit_default: Duration::from_secs(60),
+            dns: None,
         }
     }
 
@@ -66,5 +72,8 @@ impl UpstreamConfig {
             !self.first_byte_timeout.is_zero(),
             "first_byte_timeout must be positive"
         );
+        if let Some(dns) = &self.dns {
+            dns.check();
+        }
     }
 }

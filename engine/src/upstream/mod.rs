@@ -7,6 +7,7 @@
 mod breaker;
 mod client;
 mod config;
+mod dns;
 mod error;
 mod http;
 mod local;
@@ -17,6 +18,7 @@ pub mod wire;
 pub use breaker::{Breaker, BreakerPolicy};
 pub use client::{UpstreamClient, UpstreamStats};
 pub use config::UpstreamConfig;
+pub use dns::{DnsConfig, DnsSource, DnsStats};
 pub use error::UpstreamError;
 pub use local::{
     AnswerOutcome, AnswerPlan, AnswerPolicy, LOCAL_MODELS, LocalUpstream, UpstreamRequest,

@@ -6,6 +6,7 @@ mod streamed;
 
 use super::breaker::Breaker;
 use super::config::UpstreamConfig;
+use super::dns::{DnsChain, DnsStats};
 use super::error::UpstreamError;
 use super::http::{Answer, Call, ExchangeError, exchange};
 use super::wire::{Content, ErrorAnswer, Message, MessagesAnswer, MessagesRequest, Role};
@@ -47,6 +48,8 @@ pub struct UpstreamClient {
     config: UpstreamConfig,
     origin: Instant,
     state: Mutex<State>,
+    /// The resolver chain, when the upstream is reached by name (`config.dns`).
+    dns: Option<DnsChain>,
     /// Woken when the breaker opens (whoever watches for the upstream's return).
     opened: Notify,
 }
@@ -56,6 +59,7 @@ impl UpstreamClient {
         config.check();
         Arc::new(UpstreamClient {
             env,
+            dns: config.dns.clone().map(DnsChain::new),
             state: Mutex::new(State {
                 breaker: Breaker::new(config.breaker.clone()),
                 limited_until: None,
@@ -85,6 +89,11 @@ impl UpstreamClient {
         stats.breaker_opened = s.breaker.opened;
         stats.breaker_closed = s.breaker.closed;
         stats
+    }
+
+    /// What the resolver chain has done (`None`: the upstream is not reached by name).
+    pub fn dns_stats(&self) -> Option<DnsStats> {
+        self.dns.as_ref().map(DnsChain::stats)
     }
 
     pub fn is_open(&self) -> bool {
@@ -167,6 +176,7 @@ impl UpstreamClient {
             api_key: &self.config.api_key,
             body,
             body_max: self.config.answer_bytes_max,
+            dns: self.dns.as_ref(),
         };
         let result = tokio::time::timeout(
             self.config.request_timeout,

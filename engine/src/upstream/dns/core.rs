@@ -1,0 +1,354 @@
+//! The resolver chain's decisions, sans IO: which resolver to ask next, what the cache
+//! answers, and what is left when every resolver fails.
+//!
+//! A lookup starts with [`DnsCore::handle_lookup`]: a cached answer within its TTL
+//! answers at once; otherwise the primary is asked. Each reply goes to
+//! [`DnsCore::handle_reply`]: an answer fills the cache (refreshing a stale entry) and
+//! answers; a failure moves on to the secondary, then DNS over HTTPS. When all three
+//! fail, an expired answer still within `stale_max` of its TTL answers (stale: the
+//! service has not moved because DNS is down), else the pinned addresses of a critical
+//! service, else the lookup fails. Pinned answers are never cached: the next lookup
+//! asks the resolvers again.
+//!
+//! Every resolver failure moves on, NXDOMAIN included: the names looked up are the
+//! engine's own configured services, known to exist, so an NXDOMAIN for one is a broken
+//! or poisoned resolver rather than an answer (and a stale answer beats none).
+
+use super::{DnsConfig, DnsSource, DnsStats};
+use crate::env::{Resolved, ResolverId};
+use std::collections::BTreeMap;
+use std::io;
+use std::time::Duration;
+
+/// What the shell does next for a lookup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DnsStep {
+    /// Ask resolver `via`, giving up on it after `timeout`.
+    Ask { via: ResolverId, timeout: Duration },
+    /// The lookup's answer: addresses to connect to, in order.
+    Answer {
+        hosts: Vec<String>,
+        source: DnsSource,
+    },
+    /// Nothing answered and nothing is known.
+    Fail,
+}
+
+struct Cached {
+    hosts: Vec<String>,
+    /// When the answer's TTL ends (time since the core's origin).
+    expires_at: Duration,
+}
+
+/// The chain's state: its cache and what it has done (one per engine instance).
+pub(crate) struct DnsCore {
+    config: DnsConfig,
+    cache: BTreeMap<String, Cached>,
+    stats: DnsStats,
+}
+
+impl DnsCore {
+    pub(crate) fn new(config: DnsConfig) -> Self {
+        config.check();
+        let mut config = config;
+        config.pinned = std::mem::take(&mut config.pinned)
+            .into_iter()
+            .map(|(name, addresses)| (name.to_ascii_lowercase(), addresses))
+            .collect();
+        DnsCore {
+            config,
+            cache: BTreeMap::new(),
+            stats: DnsStats::default(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> DnsStats {
+        self.stats.clone()
+    }
+
+    /// A lookup of `name` begins at `now`.
+    pub(crate) fn handle_lookup(&mut self, now: Duration, name: &str) -> DnsStep {
+        let key = name.to_ascii_lowercase();
+        if let Some(cached) = self.cache.get(&key).filter(|c| now < c.expires_at) {
+            self.stats.from_cache += 1;
+            return DnsStep::Answer {
+                hosts: cached.hosts.clone(),
+                source: DnsSource::Cache,
+            };
+        }
+        self.ask(ResolverId::Primary)
+    }
+
+    /// Resolver `via` replied to the lookup of `name` at `now` (a timeout of the shell
+    /// is a `TimedOut` error).
+    pub(crate) fn handle_reply(
+        &mut self,
+        now: Duration,
+        name: &str,
+        via: ResolverId,
+        reply: Result<Vec<Resolved>, &io::Error>,
+    ) -> DnsStep {
+        let key = name.to_ascii_lowercase();
+        match reply {
+            Ok(answer) if !answer.is_empty() => {
+                let ttl = answer.iter().map(|r| r.ttl).min().unwrap_or_default();
+                let hosts: Vec<String> = answer.into_iter().map(|r| r.host).collect();
+                self.cache.insert(
+                    key,
+                    Cached {
+                        hosts: hosts.clone(),
+                        expires_at: now.saturating_add(ttl),
+                    },
+                );
+                *self.stats.answered_by(via) += 1;
+                DnsStep::Answer {
+                    hosts,
+                    source: DnsSource::Resolver(via),
+                }
+            }
+            failed => {
+                self.stats
+                    .count_failure(via, failed.err().map(io::Error::kind));
+                match next_after(via) {
+                    Some(next) => self.ask(next),
+                    None => self.last_resort(now, &key),
+                }
+            }
+        }
+    }
+
+    fn ask(&self, via: ResolverId) -> DnsStep {
+        DnsStep::Ask {
+            via,
+            timeout: self.config.timeout_of(via),
+        }
+    }
+
+    /// Every resolver failed: a stale answer, else the pinned addresses.
+    fn last_resort(&mut self, now: Duration, key: &str) -> DnsStep {
+        let stale = self
+            .cache
+            .get(key)
+            .filter(|c| now < c.expires_at.saturating_add(self.config.stale_max));
+        if let Some(cached) = stale {
+            self.stats.stale += 1;
+            return DnsStep::Answer {
+                hosts: cached.hosts.clone(),
+                source: DnsSource::Stale,
+            };
+        }
+        if let Some(pinned) = self.config.pinned.get(key).filter(|p| !p.is_empty()) {
+            self.stats.pinned += 1;
+            return DnsStep::Answer {
+                hosts: pinned.clone(),
+                source: DnsSource::Pinned,
+            };
+        }
+        self.stats.failed += 1;
+        DnsStep::Fail
+    }
+}
+
+fn next_after(via: ResolverId) -> Option<ResolverId> {
+    let at = ResolverId::CHAIN.iter().position(|&r| r == via)?;
+    ResolverId::CHAIN.get(at + 1).copied()
+}
+
+impl DnsStats {
+    fn answered_by(&mut self, via: ResolverId) -> &mut u64 {
+        match via {
+            ResolverId::Primary => &mut self.by_primary,
+            ResolverId::Secondary => &mut self.by_secondary,
+            ResolverId::OverHttps => &mut self.by_over_https,
+        }
+    }
+
+    /// `kind` is `None` for an empty answer (no address is no answer).
+    fn count_failure(&mut self, via: ResolverId, kind: Option<io::ErrorKind>) {
+        let failures = match via {
+            ResolverId::Primary => &mut self.primary_failures,
+            ResolverId::Secondary => &mut self.secondary_failures,
+            ResolverId::OverHttps => &mut self.over_https_failures,
+        };
+        *failures += 1;
+        match kind {
+            Some(io::ErrorKind::NotFound) => self.nxdomain += 1,
+            Some(io::ErrorKind::TimedOut) => self.timed_out += 1,
+            _ => self.other_failures += 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(30);
+    const NAME: &str = "api.example";
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    fn core_with_pin() -> DnsCore {
+        let mut config = DnsConfig::new();
+        config.pinned.insert(NAME.into(), vec!["10.0.0.9".into()]);
+        DnsCore::new(config)
+    }
+
+    fn answer(host: &str) -> Result<Vec<Resolved>, &'static io::Error> {
+        Ok(vec![Resolved {
+            host: host.into(),
+            ttl: TTL,
+        }])
+    }
+
+    fn servfail() -> io::Error {
+        io::Error::other("SERVFAIL")
+    }
+
+    /// Runs one lookup at `now`, each resolver in `down` failing, the others answering
+    /// `host`; returns the final step and the resolvers asked.
+    fn lookup(
+        core: &mut DnsCore,
+        now: Duration,
+        down: &[ResolverId],
+        host: &str,
+    ) -> (DnsStep, Vec<ResolverId>) {
+        let mut asked = Vec::new();
+        let mut step = core.handle_lookup(now, NAME);
+        let error = servfail();
+        while let DnsStep::Ask { via, .. } = step {
+            asked.push(via);
+            let reply = if down.contains(&via) {
+                Err(&error)
+            } else {
+                answer(host)
+            };
+            step = core.handle_reply(now, NAME, via, reply);
+        }
+        (step, asked)
+    }
+
+    fn source(step: &DnsStep) -> Option<DnsSource> {
+        match step {
+            DnsStep::Answer { source, .. } => Some(*source),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn resolvers_are_asked_in_order_until_one_answers() {
+        use ResolverId::*;
+        let mut core = core_with_pin();
+        let (step, asked) = lookup(&mut core, secs(0), &[Primary, Secondary], "b");
+        assert_eq!(asked, vec![Primary, Secondary, OverHttps]);
+        assert_eq!(source(&step), Some(DnsSource::Resolver(OverHttps)));
+        let stats = core.stats();
+        assert_eq!((stats.by_over_https, stats.primary_failures), (1, 1));
+        assert_eq!(stats.secondary_failures, 1);
+    }
+
+    #[test]
+    fn a_fresh_answer_is_cached_for_its_ttl_only() {
+        let mut core = core_with_pin();
+        lookup(&mut core, secs(0), &[], "b");
+        let (step, asked) = lookup(&mut core, secs(29), &[], "c");
+        assert!(asked.is_empty());
+        assert_eq!(
+            step,
+            DnsStep::Answer {
+                hosts: vec!["b".into()],
+                source: DnsSource::Cache
+            }
+        );
+        let (step, asked) = lookup(&mut core, secs(30), &[], "c");
+        assert_eq!(asked, vec![ResolverId::Primary], "expired: asked again");
+        assert_eq!(
+            source(&step),
+            Some(DnsSource::Resolver(ResolverId::Primary))
+        );
+    }
+
+    #[test]
+    fn an_expired_answer_serves_while_all_fail_and_is_refreshed_after() {
+        let mut core = core_with_pin();
+        lookup(&mut core, secs(0), &[], "b");
+        let (step, asked) = lookup(&mut core, secs(100), &ResolverId::CHAIN, "x");
+        assert_eq!(asked.len(), 3, "every resolver was asked first");
+        assert_eq!(
+            step,
+            DnsStep::Answer {
+                hosts: vec!["b".into()],
+                source: DnsSource::Stale
+            },
+            "stale beats pinned"
+        );
+        let (step, _) = lookup(&mut core, secs(101), &[ResolverId::Primary], "c");
+        assert_eq!(
+            source(&step),
+            Some(DnsSource::Resolver(ResolverId::Secondary))
+        );
+        let (step, asked) = lookup(&mut core, secs(102), &ResolverId::CHAIN, "x");
+        assert!(asked.is_empty(), "the refreshed answer is fresh");
+        assert_eq!(
+            step,
+            DnsStep::Answer {
+                hosts: vec!["c".into()],
+                source: DnsSource::Cache
+            }
+        );
+    }
+
+    #[test]
+    fn without_a_cache_the_pinned_address_answers_and_is_not_cached() {
+        let mut core = core_with_pin();
+        let (step, _) = lookup(&mut core, secs(0), &ResolverId::CHAIN, "x");
+        assert_eq!(
+            step,
+            DnsStep::Answer {
+                hosts: vec!["10.0.0.9".into()],
+                source: DnsSource::Pinned
+            }
+        );
+        let (step, asked) = lookup(&mut core, secs(1), &[], "b");
+        assert_eq!(asked, vec![ResolverId::Primary], "pinned is no cache entry");
+        assert_eq!(
+            source(&step),
+            Some(DnsSource::Resolver(ResolverId::Primary))
+        );
+    }
+
+    #[test]
+    fn staleness_is_bounded_and_an_unpinned_name_then_fails() {
+        let mut core = DnsCore::new(DnsConfig::new());
+        lookup(&mut core, secs(0), &[], "b");
+        let stale_max = DnsConfig::new().stale_max;
+        let too_late = TTL + stale_max;
+        let (step, _) = lookup(&mut core, too_late, &ResolverId::CHAIN, "x");
+        assert_eq!(step, DnsStep::Fail);
+        assert_eq!(core.stats().failed, 1);
+    }
+
+    #[test]
+    fn failures_are_counted_by_kind_and_an_empty_answer_is_a_failure() {
+        let mut core = DnsCore::new(DnsConfig::new());
+        let nx = io::Error::new(io::ErrorKind::NotFound, "NXDOMAIN");
+        let timeout = io::Error::from(io::ErrorKind::TimedOut);
+        core.handle_lookup(secs(0), NAME);
+        core.handle_reply(secs(0), NAME, ResolverId::Primary, Err(&nx));
+        core.handle_reply(secs(0), NAME, ResolverId::Secondary, Err(&timeout));
+        let last = core.handle_reply(secs(0), NAME, ResolverId::OverHttps, Ok(vec![]));
+        assert_eq!(last, DnsStep::Fail);
+        let s = core.stats();
+        assert_eq!((s.nxdomain, s.timed_out, s.other_failures), (1, 1, 1));
+    }
+
+    #[test]
+    fn names_are_case_insensitive() {
+        let mut core = core_with_pin();
+        lookup(&mut core, secs(0), &[], "b");
+        let step = core.handle_lookup(secs(1), "API.Example");
+        assert_eq!(source(&step), Some(DnsSource::Cache));
+    }
+}
