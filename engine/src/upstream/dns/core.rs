@@ -117,6 +117,12 @@ impl DnsCore {
         }
     }
 
+    /// The lookup's caller gave up while resolver `via` was asked.
+    pub(crate) fn handle_abandoned(&mut self, via: ResolverId) {
+        tracing::debug!(resolver = via.name(), "dns lookup abandoned by its caller");
+        self.stats.abandoned += 1;
+    }
+
     fn ask(&self, via: ResolverId) -> DnsStep {
         DnsStep::Ask {
             via,

@@ -113,6 +113,10 @@ pub struct DnsStats {
     pub nxdomain: u64,
     pub timed_out: u64,
     pub other_failures: u64,
+    /// Questions whose lookup was given up by its caller before the resolver replied
+    /// (a bound above the chain, such as the start-up key check): neither an answer
+    /// nor a failure the engine saw.
+    pub abandoned: u64,
 }
 
 /// The chain of one engine instance: its cache and counts live as long as the client.
@@ -148,7 +152,12 @@ impl DnsChain {
         loop {
             match step {
                 DnsStep::Ask { via, timeout } => {
+                    let question = Outstanding {
+                        chain: self,
+                        via: Some(via),
+                    };
                     let asked = tokio::time::timeout(timeout, env.net().resolve(via, name)).await;
+                    question.replied();
                     let reply = asked.unwrap_or_else(|_| {
                         Err(io::Error::new(
                             io::ErrorKind::TimedOut,
@@ -212,6 +221,27 @@ impl DnsChain {
             )
         })?;
         env.net().connect(&NetAddr::new(host, addr.port)).await
+    }
+}
+
+/// A question out to a resolver: dropped before its reply (the caller gave up on the
+/// lookup), it counts as abandoned.
+struct Outstanding<'a> {
+    chain: &'a DnsChain,
+    via: Option<ResolverId>,
+}
+
+impl Outstanding<'_> {
+    fn replied(mut self) {
+        self.via = None;
+    }
+}
+
+impl Drop for Outstanding<'_> {
+    fn drop(&mut self) {
+        if let Some(via) = self.via {
+            self.chain.core().handle_abandoned(via);
+        }
     }
 }
 
