@@ -18,7 +18,7 @@ pub mod wire;
 pub use breaker::{Breaker, BreakerPolicy};
 pub use client::{UpstreamClient, UpstreamStats};
 pub use config::UpstreamConfig;
-pub use dns::{DnsConfig, DnsSource, DnsStats};
+pub use dns::{DnsConfig, DnsCore, DnsSource, DnsStats, DnsStep};
 pub use error::UpstreamError;
 pub use local::{
     AnswerOutcome, AnswerPlan, AnswerPolicy, LOCAL_MODELS, LocalUpstream, UpstreamRequest,

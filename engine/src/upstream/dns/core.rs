@@ -22,7 +22,7 @@ use std::time::Duration;
 
 /// What the shell does next for a lookup.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum DnsStep {
+pub enum DnsStep {
     /// Ask resolver `via`, giving up on it after `timeout`.
     Ask { via: ResolverId, timeout: Duration },
     /// The lookup's answer: addresses to connect to, in order.
@@ -41,14 +41,14 @@ struct Cached {
 }
 
 /// The chain's state: its cache and what it has done (one per engine instance).
-pub(crate) struct DnsCore {
+pub struct DnsCore {
     config: DnsConfig,
     cache: BTreeMap<String, Cached>,
     stats: DnsStats,
 }
 
 impl DnsCore {
-    pub(crate) fn new(config: DnsConfig) -> Self {
+    pub fn new(config: DnsConfig) -> Self {
         config.check();
         let mut config = config;
         config.pinned = std::mem::take(&mut config.pinned)
@@ -62,12 +62,12 @@ impl DnsCore {
         }
     }
 
-    pub(crate) fn stats(&self) -> DnsStats {
+    pub fn stats(&self) -> DnsStats {
         self.stats.clone()
     }
 
     /// A lookup of `name` begins at `now`.
-    pub(crate) fn handle_lookup(&mut self, now: Duration, name: &str) -> DnsStep {
+    pub fn handle_lookup(&mut self, now: Duration, name: &str) -> DnsStep {
         let key = name.to_ascii_lowercase();
         if let Some(cached) = self.cache.get(&key).filter(|c| now < c.expires_at) {
             self.stats.from_cache += 1;
@@ -81,7 +81,7 @@ impl DnsCore {
 
     /// Resolver `via` replied to the lookup of `name` at `now` (a timeout of the shell
     /// is a `TimedOut` error).
-    pub(crate) fn handle_reply(
+    pub fn handle_reply(
         &mut self,
         now: Duration,
         name: &str,
@@ -118,7 +118,7 @@ impl DnsCore {
     }
 
     /// The lookup's caller gave up while resolver `via` was asked.
-    pub(crate) fn handle_abandoned(&mut self, via: ResolverId) {
+    pub fn handle_abandoned(&mut self, via: ResolverId) {
         tracing::debug!(resolver = via.name(), "dns lookup abandoned by its caller");
         self.stats.abandoned += 1;
     }

@@ -11,7 +11,7 @@
 
 mod core;
 
-use self::core::{DnsCore, DnsStep};
+pub use self::core::{DnsCore, DnsStep};
 use crate::env::{Env, NetAddr, NetStream, ResolverId};
 use std::collections::BTreeMap;
 use std::io;
