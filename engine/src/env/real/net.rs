@@ -156,3 +156,21 @@ impl AsyncWrite for RealStream {
         Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_system_resolver_is_the_primary_and_no_other_is_configured() {
+        let net = RealNet::new(IpAddr::from([127, 0, 0, 1]));
+        let found = net.resolve(ResolverId::Primary, "localhost").await;
+        let found = found.expect("localhost resolves (/etc/hosts)");
+        assert!(!found.is_empty() && found.iter().all(|r| r.ttl == SYSTEM_ANSWER_TTL));
+        for via in [ResolverId::Secondary, ResolverId::OverHttps] {
+            let e = net.resolve(via, "localhost").await.unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{via}: {e}");
+            assert!(e.to_string().contains(&format!("no {via} resolver")), "{e}");
+        }
+    }
+}
