@@ -207,20 +207,25 @@ impl DnsChain {
         }
     }
 
-    /// Connects to `addr`, its host resolved through the chain (the first address).
+    /// Connects to `addr`, its host resolved through the chain: each address in turn
+    /// until one connects (a refused or unreachable one moves on to the next).
     pub(crate) async fn connect(
         &self,
         env: &Env,
         addr: &NetAddr,
     ) -> io::Result<Box<dyn NetStream>> {
         let (hosts, _) = self.resolve(env, &addr.host).await?;
-        let host = hosts.into_iter().next().ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{} has no address", addr.host),
-            )
-        })?;
-        env.net().connect(&NetAddr::new(host, addr.port)).await
+        let mut last = io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} has no address", addr.host),
+        );
+        for host in hosts {
+            match env.net().connect(&NetAddr::new(host, addr.port)).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 }
 
