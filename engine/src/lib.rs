@@ -16,7 +16,8 @@
 //! - for `sim`: the seams of [`env`] it implements;
 //! - for the client channel's peers and the fuzzers: [`protocol`] (frames, decoding);
 //! - for the property tests: the pure cores (`sessions::core`, `sessions::replay`,
-//!   `workers::lifecycle`, `workers::pool`, the breakers, retry and watches);
+//!   `workers::lifecycle`, `workers::pool`, the breakers, retry and watches, the resolver
+//!   chain `upstream::DnsCore`);
 //! - for the simulated worker process: [`workers::program`], the worker program itself.
 
 #![deny(unreachable_pub)]

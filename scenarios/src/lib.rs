@@ -14,7 +14,7 @@ pub mod sessions;
 pub mod shrink;
 pub mod stage;
 mod substrate;
-mod upstream;
+pub mod upstream;
 mod vopr;
 pub mod workers;
 

@@ -15,7 +15,7 @@ mod spawn;
 
 pub use clock::WallClock;
 pub use disk::{Disk, DiskFile, FileMeta, OpenMode, check_relative_path};
-pub use net::{NetAddr, NetListener, NetStream, Network};
+pub use net::{NetAddr, NetListener, NetStream, Network, Resolved, ResolverId};
 pub use process::{
     ChildOutput, ChildProc, ChildStdin, ExitStatus, ProcSpec, ProcessLauncher, Signal,
 };

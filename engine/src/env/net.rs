@@ -55,6 +55,60 @@ pub trait Network: Send + Sync {
     /// Connects to `addr`. Fails with `ConnectionRefused` when nothing listens there and
     /// `TimedOut` when no answer comes.
     fn connect<'a>(&'a self, addr: &'a NetAddr) -> BoxFuture<'a, io::Result<Box<dyn NetStream>>>;
+
+    /// Asks resolver `via` for the addresses of `name` (one question, no fallback: the
+    /// engine's resolver chain decides what to ask next). Errors: `NotFound` for
+    /// NXDOMAIN, `TimedOut` when no answer came, `ConnectionRefused` when the resolver
+    /// is unreachable, any other kind for SERVFAIL and the like; `Unsupported` when this
+    /// environment has no such resolver.
+    fn resolve<'a>(
+        &'a self,
+        via: ResolverId,
+        name: &'a str,
+    ) -> BoxFuture<'a, io::Result<Vec<Resolved>>>;
+}
+
+/// Which of the configured resolvers a lookup asks.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolverId {
+    Primary,
+    Secondary,
+    /// DNS over HTTPS: the last resort, reached over a different path than port 53.
+    OverHttps,
+}
+
+impl ResolverId {
+    /// The order the engine asks them in.
+    pub const CHAIN: [ResolverId; 3] = [
+        ResolverId::Primary,
+        ResolverId::Secondary,
+        ResolverId::OverHttps,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ResolverId::Primary => "primary",
+            ResolverId::Secondary => "secondary",
+            ResolverId::OverHttps => "doh",
+        }
+    }
+}
+
+impl fmt::Display for ResolverId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One address a resolver gave for a name: a host the network can connect to (an IP
+/// literal, or a simulated host's name), and how long the answer may be cached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub host: String,
+    pub ttl: std::time::Duration,
 }
 
 pub trait NetListener: Send {

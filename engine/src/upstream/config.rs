@@ -1,4 +1,5 @@
 use super::breaker::BreakerPolicy;
+use super::dns::DnsConfig;
 use super::retry::upstream_retry_policy;
 use crate::env::NetAddr;
 use crate::workers::retry::RetryPolicy;
@@ -42,6 +43,10 @@ pub struct UpstreamConfig {
     /// `upstream_slow` warning (once per query).
     pub slow_window: Duration,
     pub slow_tokens: u32,
+    /// `Some` when `addr`'s host is a DNS name the engine resolves itself, through its
+    /// resolver chain (primary, secondary, DoH; a cache kept past its TTL during a
+    /// failure; pinned addresses); `None`: `addr` is connected to as given.
+    pub dns: Option<DnsConfig>,
 }
 
 impl UpstreamConfig {
@@ -71,6 +76,7 @@ impl UpstreamConfig {
             // Below 1 token a second, judged over 10 s.
             slow_window: Duration::from_secs(10),
             slow_tokens: 10,
+            dns: None,
         }
     }
 
@@ -102,5 +108,8 @@ impl UpstreamConfig {
             !self.query_timeout.is_zero() && !self.slow_window.is_zero(),
             "query_timeout and slow_window must be positive"
         );
+        if let Some(dns) = &self.dns {
+            dns.check();
+        }
     }
 }

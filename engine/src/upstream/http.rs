@@ -1,6 +1,7 @@
 //! One HTTP/1.1 exchange with the upstream over the environment's network (hyper's
 //! client connection; one connection per call, so a dead connection is never reused).
 
+use super::dns::{self, DnsChain};
 use super::wire::API_VERSION;
 use crate::env::{Env, NetAddr};
 use http_body_util::{BodyExt, Full, Limited};
@@ -32,6 +33,8 @@ pub(crate) struct Call<'a> {
     pub betas: &'a [String],
     pub body: Option<Vec<u8>>,
     pub body_max: usize,
+    /// The resolver chain, when the upstream's host is a name the engine resolves.
+    pub dns: Option<&'a DnsChain>,
 }
 
 fn other(what: &str, e: impl std::fmt::Display) -> io::Error {
@@ -77,7 +80,7 @@ pub(crate) const RATE_RESET: &str = "anthropic-ratelimit-requests-reset";
 /// Sends `call` and waits for the answer's head. An error means the upstream was not
 /// reached, or the connection failed before the head.
 pub(crate) async fn open(env: &Env, addr: &NetAddr, call: Call<'_>) -> io::Result<Opened> {
-    let stream = env.net().connect(addr).await?;
+    let stream = dns::connect(env, call.dns, addr).await?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| other("handshake", e))?;

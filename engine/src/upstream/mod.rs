@@ -7,6 +7,7 @@
 mod breaker;
 mod client;
 mod config;
+mod dns;
 mod error;
 mod http;
 mod local;
@@ -18,6 +19,7 @@ pub mod wire;
 pub use breaker::{Breaker, BreakerPolicy};
 pub use client::{ModelCall, ModelEvent, UpstreamClient, UpstreamStats};
 pub use config::UpstreamConfig;
+pub use dns::{DnsConfig, DnsCore, DnsSource, DnsStats, DnsStep};
 pub use error::UpstreamError;
 pub use local::{
     AnswerOutcome, AnswerPlan, AnswerPolicy, CallInfo, LOCAL_BETAS, LOCAL_MODELS, LocalUpstream,

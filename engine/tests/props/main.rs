@@ -1,6 +1,6 @@
 //! Property tests of the engine's pure cores: the worker lifecycle, the restart breaker,
-//! the retry schedule, the disk and memory watches, the cache index, the replay log and
-//! the upstream breaker. Each core takes time and randomness as arguments, so proptest
+//! the retry schedule, the disk and memory watches, the cache index, the replay log,
+//! the upstream breaker and the resolver chain. Each core takes time and randomness as arguments, so proptest
 //! drives it directly, step by step,
 //! beside a reference model (`proptest-state-machine`) or against its documented
 //! properties.
@@ -13,6 +13,7 @@
 mod breaker;
 mod cache_index;
 mod disk_watch;
+mod dns_chain;
 mod lifecycle;
 mod memory_watch;
 mod reference;

@@ -1,6 +1,7 @@
 //! Helpers scenarios share, by the stage they play on (never inside scenario files).
 
 pub mod channel;
+pub mod dns;
 pub mod fail;
 pub mod files;
 pub mod inputs;

@@ -12,7 +12,7 @@ use engine::env::{Env, NetAddr};
 use engine::gateway::{Claims, Gateway, GatewayConfig, TokenKeys};
 use engine::sessions::{Sessions, SessionsConfig};
 use engine::store::SessionStore;
-use engine::upstream::{LocalUpstream, UpstreamConfig};
+use engine::upstream::{DnsConfig, LocalUpstream, UpstreamConfig};
 use engine::workers::{PortRange, WorkerManager};
 use engine::{Engine, EngineConfig, LockChoice, StoreChoice};
 use sim::{FaultCounters, Host, SimRng, World};
@@ -32,6 +32,15 @@ const UPSTREAM_KEY: &str = "scenario-api-key";
 pub fn with_upstream(sessions: &mut SessionsConfig) {
     let addr = NetAddr::new(UPSTREAM_HOST, UPSTREAM_PORT);
     sessions.upstream = Some(UpstreamConfig::new(addr, UPSTREAM_KEY));
+}
+
+/// Like [`with_upstream`], the model API reached by the DNS name `name` (the body
+/// points it at `upstream-0` with `SimNet::dns_record`), resolved by the engine's
+/// resolver chain configured by `dns`.
+pub fn with_upstream_named(sessions: &mut SessionsConfig, name: &str, dns: DnsConfig) {
+    let mut config = UpstreamConfig::new(NetAddr::new(name, UPSTREAM_PORT), UPSTREAM_KEY);
+    config.dns = Some(dns);
+    sessions.upstream = Some(config);
 }
 
 pub struct ChannelStage {

@@ -1,9 +1,11 @@
 //! Scenarios of the `upstream` subsystem: the model API behind the sessions, as
-//! `SimUpstream` on host `upstream-0` (and the simulated network) makes it fail:
-//! server errors, silence, broken and empty streams (`failures`), which model answers
-//! and with which features (`models`), slow, bursting and parallel streams
-//! (`streaming`), and a key refused at start-up (`startup`).
+//! `SimUpstream` on host `upstream-0` (and the simulated network and resolvers) makes
+//! it fail: server errors, silence, broken and empty streams (`failures`), which model
+//! answers and with which features (`models`), slow, bursting and parallel streams
+//! (`streaming`), rate limits shared by sessions (`limits`), a key refused at start-up
+//! (`startup`) and name resolution (`dns`).
 
+mod dns;
 mod failures;
 mod kit;
 mod limits;
@@ -20,5 +22,6 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(failures::all());
     all.extend(streaming::all());
     all.extend(limits::all());
+    all.push(&dns::DNS_FAILURE);
     all
 }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
-pub use crate::net::PartitionMode;
+pub use crate::net::{DnsFaultKind, PartitionMode};
+pub use engine::env::ResolverId;
 
 /// One fault, applied to named hosts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +140,16 @@ pub enum Fault {
     UpstreamMode {
         host: String,
         set: crate::upstream::UpstreamMode,
+    },
+    /// The world's DNS resolver `resolver` fails every question with `fault` (NXDOMAIN,
+    /// SERVFAIL, no answer, unreachable) until `DnsRecover` (`sim::net::dns`).
+    DnsFault {
+        resolver: ResolverId,
+        fault: DnsFaultKind,
+    },
+    /// Resolver `resolver` answers again.
+    DnsRecover {
+        resolver: ResolverId,
     },
 }
 
@@ -355,6 +366,8 @@ impl fmt::Display for Fault {
             },
             Fault::DiskRot { host, rate } => write!(f, "disk rot on {host} {rate}"),
             Fault::UpstreamMode { host, set } => write!(f, "model API {host} {set:?}"),
+            Fault::DnsFault { resolver, fault } => write!(f, "dns {resolver} {fault:?}"),
+            Fault::DnsRecover { resolver } => write!(f, "dns {resolver} recovers"),
         }
     }
 }
@@ -428,7 +441,7 @@ impl Fault {
             Fault::Partition { a, b, .. }
             | Fault::Heal { a, b }
             | Fault::ResetConnections { a, b } => vec![a, b],
-            Fault::HealAll => vec![],
+            Fault::HealAll | Fault::DnsFault { .. } | Fault::DnsRecover { .. } => vec![],
             Fault::CrashHost { host }
             | Fault::RestartHost { host }
             | Fault::PauseHost { host }
@@ -645,6 +658,9 @@ impl Fault {
                     "no model API on {name}: mode {set:?} not applied"
                 ),
             },
+            // Counted by the resolvers per question that meets the fault.
+            Fault::DnsFault { resolver, fault } => world.net().dns_fault(*resolver, *fault),
+            Fault::DnsRecover { resolver } => world.net().dns_recover(*resolver),
         }
     }
 }
@@ -701,6 +717,39 @@ mod tests {
         assert_eq!(back, plan);
         let bad = serde_json::from_str::<FaultPlan>(r#"{"actions":[{"at_ms":1,"kind":"meteor"}]}"#);
         assert!(bad.is_err(), "unknown fault kinds are rejected");
+    }
+
+    #[test]
+    fn dns_faults_are_plan_data() {
+        let plan = FaultPlan::default()
+            .after(
+                "primary-down",
+                0,
+                Fault::DnsFault {
+                    resolver: ResolverId::Primary,
+                    fault: DnsFaultKind::Servfail,
+                },
+            )
+            .at(
+                5,
+                Fault::DnsRecover {
+                    resolver: ResolverId::OverHttps,
+                },
+            );
+        let json = serde_json::to_string(&plan).unwrap();
+        assert!(
+            json.contains(r#""kind":"dns_fault","resolver":"primary","fault":"servfail""#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<FaultPlan>(&json).unwrap(), plan);
+        assert_eq!(
+            plan.describe()[..2],
+            [
+                "0.000s after primary-down dns primary Servfail",
+                "at 0.005s dns doh recovers"
+            ]
+        );
+        assert!(plan.validate(&[]).is_ok(), "resolvers are no hosts");
     }
 
     #[test]

@@ -25,12 +25,15 @@
 //! Crash semantics: a crashed host's listeners vanish and its connections are reset;
 //! connects to it time out until it restarts (a dead host sends no RST).
 //!
+//! The network's DNS resolvers and their faults are `dns.rs` (its own contract).
+//!
 //! A checker may tap one direction of traffic ([`SimNet::tap`]): it sees what a host
 //! actually read, when it read it, so an oracle can judge a host by what it was told
 //! (a reply lost on the way never counts as received).
 
 mod connect;
 mod deliveries;
+mod dns;
 mod listener;
 mod options;
 mod partition;
@@ -38,13 +41,14 @@ mod pipe;
 #[cfg(test)]
 mod tests;
 
+pub use dns::{DnsFaultKind, DnsOptions};
 pub use options::NetOptions;
 pub use pipe::SimStream;
 
 use crate::faults::FaultCounters;
 use crate::seed::{Between, Ratio, SimRng};
 use deliveries::Deliveries;
-use engine::env::{BoxFuture, NetAddr, NetListener, NetStream, Network};
+use engine::env::{BoxFuture, NetAddr, NetListener, NetStream, Network, Resolved, ResolverId};
 use listener::Incoming;
 use pipe::Pipe;
 use std::collections::BTreeMap;
@@ -148,6 +152,8 @@ pub struct SimNet {
     in_flight_bytes_max: AtomicUsize,
     holds_active: AtomicUsize,
     faults: FaultCounters,
+    /// The world's DNS resolvers (`dns.rs`).
+    dns: Mutex<dns::SimDns>,
     /// A checker's view of one direction of traffic, set once (see [`SimNet::tap`]).
     tap: std::sync::OnceLock<Tap>,
 }
@@ -165,7 +171,11 @@ struct Tap {
 impl SimNet {
     pub fn new(options: NetOptions, rng: SimRng, faults: FaultCounters) -> Arc<Self> {
         options.check();
+        // The resolvers draw from a stream of their own, forked without advancing the
+        // network's (a world that never resolves keeps every draw it had).
+        let dns_rng = SimRng::new(rng.clone().next_u64(), "dns");
         Arc::new_cyclic(|me| SimNet {
+            dns: Mutex::new(dns::SimDns::new(dns_rng)),
             traffic: Mutex::new(Traffic {
                 rng,
                 latency: latency_range(options.latency_min, options.latency_max),
@@ -371,5 +381,13 @@ impl Network for HostNet {
 
     fn connect<'a>(&'a self, addr: &'a NetAddr) -> BoxFuture<'a, io::Result<Box<dyn NetStream>>> {
         Box::pin(self.net.connect_from(self.host, addr))
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        via: ResolverId,
+        name: &'a str,
+    ) -> BoxFuture<'a, io::Result<Vec<Resolved>>> {
+        Box::pin(self.net.resolve_from(self.host, via, name))
     }
 }

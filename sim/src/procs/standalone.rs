@@ -69,6 +69,14 @@ impl Network for NoNet {
     fn connect<'a>(&'a self, _addr: &'a NetAddr) -> BoxFuture<'a, io::Result<Box<dyn NetStream>>> {
         Box::pin(async { Err(unsupported("connect")) })
     }
+
+    fn resolve<'a>(
+        &'a self,
+        _via: engine::env::ResolverId,
+        _name: &'a str,
+    ) -> BoxFuture<'a, io::Result<Vec<engine::env::Resolved>>> {
+        Box::pin(async { Err(unsupported("resolve")) })
+    }
 }
 
 struct NoDisk;

@@ -1,8 +1,9 @@
-use crate::env::{BoxFuture, NetAddr, NetListener, NetStream, Network};
+use crate::env::{BoxFuture, NetAddr, NetListener, NetStream, Network, Resolved, ResolverId};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -36,7 +37,45 @@ impl Network for RealNet {
             Ok(Box::new(RealStream::new(stream)?) as Box<dyn NetStream>)
         })
     }
+
+    /// The primary resolver is the system's (`getaddrinfo` through tokio, which reads
+    /// `/etc/resolv.conf` and its own fallbacks). No secondary or DNS-over-HTTPS
+    /// resolver is configured in the real environment: asking one is an `Unsupported`
+    /// error, so the engine's chain moves on to its cache and pinned addresses.
+    fn resolve<'a>(
+        &'a self,
+        via: ResolverId,
+        name: &'a str,
+    ) -> BoxFuture<'a, io::Result<Vec<Resolved>>> {
+        Box::pin(async move {
+            if via != ResolverId::Primary {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    format!("no {via} resolver is configured in the real environment"),
+                ));
+            }
+            // getaddrinfo's failures carry no portable kind (NXDOMAIN and SERVFAIL
+            // alike): the message says which; the chain treats both as this resolver
+            // failing.
+            let found = tokio::net::lookup_host((name, 0))
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("resolve {name}: {e}")))?;
+            // getaddrinfo does not say how long an answer may be kept: a short TTL, so
+            // a moved service is found again soon.
+            let mut hosts: Vec<Resolved> = found
+                .map(|a| Resolved {
+                    host: a.ip().to_string(),
+                    ttl: SYSTEM_ANSWER_TTL,
+                })
+                .collect();
+            hosts.dedup();
+            Ok(hosts)
+        })
+    }
 }
+
+/// How long an answer of the system resolver is cached (it gives no TTL).
+const SYSTEM_ANSWER_TTL: Duration = Duration::from_secs(30);
 
 struct RealListener {
     listener: TcpListener,
@@ -115,5 +154,23 @@ impl AsyncWrite for RealStream {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_system_resolver_is_the_primary_and_no_other_is_configured() {
+        let net = RealNet::new(IpAddr::from([127, 0, 0, 1]));
+        let found = net.resolve(ResolverId::Primary, "localhost").await;
+        let found = found.expect("localhost resolves (/etc/hosts)");
+        assert!(!found.is_empty() && found.iter().all(|r| r.ttl == SYSTEM_ANSWER_TTL));
+        for via in [ResolverId::Secondary, ResolverId::OverHttps] {
+            let e = net.resolve(via, "localhost").await.unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::Unsupported, "{via}: {e}");
+            assert!(e.to_string().contains(&format!("no {via} resolver")), "{e}");
+        }
     }
 }

@@ -8,6 +8,7 @@ pub use streamed::ModelEvent;
 
 use super::breaker::Breaker;
 use super::config::UpstreamConfig;
+use super::dns::{DnsChain, DnsStats};
 use super::error::UpstreamError;
 use super::http::{Answer, Call, ExchangeError, RateHeaders, exchange};
 use super::pacing::{Pacer, RateReport};
@@ -59,6 +60,8 @@ pub struct UpstreamClient {
     config: UpstreamConfig,
     origin: Instant,
     state: Mutex<State>,
+    /// The resolver chain, when the upstream is reached by name (`config.dns`).
+    dns: Option<DnsChain>,
     /// Woken when the breaker opens (whoever watches for the upstream's return).
     opened: Notify,
 }
@@ -68,6 +71,7 @@ impl UpstreamClient {
         config.check();
         Arc::new(UpstreamClient {
             env,
+            dns: config.dns.clone().map(DnsChain::new),
             state: Mutex::new(State {
                 breaker: Breaker::new(config.breaker.clone()),
                 pacer: Pacer::default(),
@@ -98,6 +102,11 @@ impl UpstreamClient {
         stats.breaker_opened = s.breaker.opened;
         stats.breaker_closed = s.breaker.closed;
         stats
+    }
+
+    /// What the resolver chain has done (`None`: the upstream is not reached by name).
+    pub fn dns_stats(&self) -> Option<DnsStats> {
+        self.dns.as_ref().map(DnsChain::stats)
     }
 
     pub fn is_open(&self) -> bool {
@@ -191,6 +200,7 @@ impl UpstreamClient {
             betas: &[],
             body,
             body_max: self.config.answer_bytes_max,
+            dns: self.dns.as_ref(),
         };
         let result = tokio::time::timeout(
             self.config.request_timeout,
