@@ -14,6 +14,7 @@ pub mod sessions;
 pub mod shrink;
 pub mod stage;
 mod substrate;
+pub mod upstream;
 mod vopr;
 pub mod workers;
 

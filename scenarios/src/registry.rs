@@ -8,6 +8,7 @@ fn catalog_scenarios() -> Vec<&'static Scenario> {
     let mut all = crate::workers::all();
     all.extend(crate::gateway::all());
     all.extend(crate::sessions::all());
+    all.extend(crate::upstream::all());
     all
 }
 

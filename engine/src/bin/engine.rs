@@ -389,7 +389,7 @@ async fn run(args: ServeArgs, program: PathBuf, dir: PathBuf) -> Result<(), Fail
     let config = config(&args, &program)?;
     let engine = Engine::start(env, config).await.map_err(|e| match e {
         // A refused key is the operator's configuration, like a bad argument.
-        EngineError::UpstreamKey(_) => Failed::usage(e.to_string()),
+        EngineError::UpstreamKey(_) | EngineError::UpstreamTls(_) => Failed::usage(e.to_string()),
         e => Failed::runtime(e.to_string()),
     })?;
     let addr = engine.addr().clone();

@@ -1,5 +1,6 @@
 use super::breaker::BreakerPolicy;
 use super::retry::upstream_retry_policy;
+use super::tls::TlsConfig;
 use crate::env::NetAddr;
 use crate::workers::retry::RetryPolicy;
 use std::time::Duration;
@@ -28,6 +29,8 @@ pub struct UpstreamConfig {
     pub first_byte_timeout: Duration,
     /// A 429 without `Retry-After` holds requests back this long.
     pub rate_limit_default: Duration,
+    /// TLS to the API (`None`: plain HTTP, as to a local server on loopback).
+    pub tls: Option<TlsConfig>,
 }
 
 impl UpstreamConfig {
@@ -44,6 +47,7 @@ impl UpstreamConfig {
             stream_idle_timeout: Duration::from_secs(60),
             first_byte_timeout: Duration::from_secs(60),
             rate_limit_default: Duration::from_secs(60),
+            tls: None,
         }
     }
 

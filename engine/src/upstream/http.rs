@@ -1,6 +1,7 @@
 //! One HTTP/1.1 exchange with the upstream over the environment's network (hyper's
 //! client connection; one connection per call, so a dead connection is never reused).
 
+use super::tls::TlsClient;
 use super::wire::API_VERSION;
 use crate::env::{Env, NetAddr};
 use http_body_util::{BodyExt, Full, Limited};
@@ -30,6 +31,8 @@ pub(crate) struct Call<'a> {
     pub api_key: &'a str,
     pub body: Option<Vec<u8>>,
     pub body_max: usize,
+    /// TLS over the connection, when the API is reached by it.
+    pub tls: Option<&'a TlsClient>,
 }
 
 fn other(what: &str, e: impl std::fmt::Display) -> io::Error {
@@ -47,6 +50,10 @@ pub(crate) struct Opened {
 /// reached, or the connection failed before the head.
 pub(crate) async fn open(env: &Env, addr: &NetAddr, call: Call<'_>) -> io::Result<Opened> {
     let stream = env.net().connect(addr).await?;
+    let stream = match call.tls {
+        Some(tls) => tls.connect(env, stream).await?,
+        None => stream,
+    };
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| other("handshake", e))?;

@@ -12,6 +12,7 @@ mod http;
 mod local;
 pub mod retry;
 mod stream;
+mod tls;
 pub mod wire;
 
 pub use breaker::{Breaker, BreakerPolicy};
@@ -22,6 +23,8 @@ pub use local::{
     AnswerOutcome, AnswerPlan, AnswerPolicy, LOCAL_MODELS, LocalUpstream, UpstreamRequest,
 };
 pub use stream::{StreamAssembler, StreamError, StreamStep, StreamSummary};
+pub(crate) use tls::TlsServer;
+pub use tls::{ExpiredPolicy, TlsConfig, TlsIdentity, TlsStats};
 
 /// Where the model list is read: the cheap call a pre-warm makes.
 pub const MODELS_PATH: &str = "/v1/models";

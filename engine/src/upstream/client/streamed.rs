@@ -88,6 +88,7 @@ impl UpstreamClient {
             api_key: &self.config.api_key,
             body: Some(body),
             body_max: self.config.answer_bytes_max,
+            tls: self.tls.as_ref(),
         };
         let head = tokio::time::timeout(head_bound, open(&self.env, &self.config.addr, call)).await;
         let opened = match head {
