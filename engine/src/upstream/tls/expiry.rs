@@ -204,7 +204,7 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(86_400);
 
-    fn at(days: u64) -> Duration {
+    fn at(days: u32) -> Duration {
         DAY * days
     }
 
