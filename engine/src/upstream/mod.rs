@@ -24,7 +24,7 @@ pub use local::{
 };
 pub use stream::{StreamAssembler, StreamError, StreamStep, StreamSummary};
 pub(crate) use tls::TlsServer;
-pub use tls::{ExpiredPolicy, TlsConfig, TlsIdentity, TlsStats};
+pub use tls::{ExpiredPolicy, TlsConfig, TlsIdentity, TlsStats, certificates_from_pem};
 
 /// Where the model list is read: the cheap call a pre-warm makes.
 pub const MODELS_PATH: &str = "/v1/models";

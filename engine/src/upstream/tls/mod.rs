@@ -56,6 +56,19 @@ impl TlsConfig {
     }
 }
 
+/// The certificates of a PEM text, DER-encoded, in order (at least one).
+pub fn certificates_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .map(|c| c.map(|c| c.to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not PEM certificates: {e}"))?;
+    if certs.is_empty() {
+        return Err("no certificate in the PEM text".to_string());
+    }
+    Ok(certs)
+}
+
 /// What the TLS checks met, for the client's stats.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TlsStats {

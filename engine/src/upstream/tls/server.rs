@@ -4,6 +4,7 @@
 use super::from_env::{self, EnvTime, Seeded, with_random};
 use crate::env::{Env, NetStream};
 use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::fmt;
 use std::io;
@@ -21,6 +22,20 @@ impl fmt::Debug for TlsIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the key.
         write!(f, "TlsIdentity({} certificates)", self.cert_chain.len())
+    }
+}
+
+impl TlsIdentity {
+    /// From PEM text: the certificate chain (leaf first) and the leaf's PKCS#8 key
+    /// (`engine upstream --tls-cert --tls-key`).
+    pub fn from_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<TlsIdentity, String> {
+        let cert_chain = super::certificates_from_pem(chain_pem)?;
+        let key = PrivatePkcs8KeyDer::from_pem_slice(key_pem)
+            .map_err(|e| format!("the TLS key is not a PKCS#8 PEM key: {e}"))?;
+        Ok(TlsIdentity {
+            cert_chain,
+            key_pkcs8: key.secret_pkcs8_der().to_vec(),
+        })
     }
 }
 
