@@ -11,8 +11,8 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What to do with an expired certificate.
@@ -90,6 +90,9 @@ pub(crate) struct ExpiryVerifier {
     pub(crate) policy: ExpiredPolicy,
     pub(crate) window: Duration,
     pub(crate) counters: Arc<TlsCounters>,
+    /// The last warning logged for the operator, as (kind, notAfter): each certificate's
+    /// warning is logged once per kind, not at every call (each call still counts).
+    pub(crate) warned: Mutex<Option<(&'static str, u64)>>,
 }
 
 /// The leaf's notAfter, since the Unix epoch (`None` if it does not parse).
@@ -106,6 +109,16 @@ fn is_expiry(e: &Error) -> bool {
             CertificateError::Expired | CertificateError::ExpiredContext { .. }
         )
     )
+}
+
+impl ExpiryVerifier {
+    fn warn_once(&self, kind: &'static str, not_after: u64, log: impl FnOnce()) {
+        let mut warned = self.warned.lock().expect("TLS warnings poisoned");
+        if *warned != Some((kind, not_after)) {
+            *warned = Some((kind, not_after));
+            log();
+        }
+    }
 }
 
 fn count(counter: &AtomicU64) {
@@ -133,41 +146,52 @@ impl ServerCertVerifier for ExpiryVerifier {
         };
         let now_d = Duration::from_secs(now.as_secs());
         let leaf_not_after = not_after(end_entity);
-        let secs = |d: Duration| d.as_secs();
+        let name = server_name.to_str();
+        let expiry = leaf_not_after.map_or(0, |d| d.as_secs());
         match decide(self.policy, self.window, now_d, leaf_not_after, checked) {
             Decision::Accept | Decision::Reject => first,
             Decision::AcceptExpiringSoon { left } => {
                 count(&self.counters.expiring_soon);
                 crate::met!(
                     "tls.expiring_soon",
-                    "the model API's certificate for {server_name:?} expires in {} s (at {} s since the epoch)",
-                    left.as_secs(),
-                    leaf_not_after.map_or(0, secs)
+                    "the model API's certificate for {name} expires in {} s (not after {expiry} s since the epoch)",
+                    left.as_secs()
                 );
+                self.warn_once("expiring_soon", expiry, || {
+                    tracing::warn!(
+                        "the model API's certificate for {name} expires in {} h: renew it",
+                        left.as_secs() / 3600
+                    )
+                });
                 first
             }
             Decision::RejectExpired => {
                 count(&self.counters.expired_rejected);
                 crate::met!(
                     "tls.expired_rejected",
-                    "the model API's certificate for {server_name:?} expired (not after {} s, now {} s): refused",
-                    leaf_not_after.map_or(0, secs),
+                    "the model API's certificate for {name} expired (not after {expiry} s, now {} s since the epoch): refused",
                     now.as_secs()
                 );
+                self.warn_once("expired_rejected", expiry, || {
+                    tracing::error!(
+                        "refusing the model API's expired certificate for {name}: every call fails until it is renewed (or blocking is turned off)"
+                    )
+                });
                 first
             }
             Decision::RecheckAt { at } => {
                 let verified = verify(UnixTime::since_unix_epoch(at))?;
+                let ago = now_d.saturating_sub(at).as_secs();
                 count(&self.counters.expired_accepted);
                 crate::met!(
                     "tls.expired_accepted",
-                    "the model API's certificate for {server_name:?} expired {} s ago: accepted with a warning (blocking is off)",
-                    now_d.saturating_sub(at).as_secs()
+                    "the model API's certificate for {name} expired {ago} s ago: accepted with a warning (blocking is off)"
                 );
-                tracing::warn!(
-                    "accepting the model API's expired certificate for {server_name:?} (expired {} s ago): blocking is off",
-                    now_d.saturating_sub(at).as_secs()
-                );
+                self.warn_once("expired_accepted", expiry, || {
+                    tracing::warn!(
+                        "accepting the model API's expired certificate for {name} (expired {ago} s ago): blocking is off; renew it"
+                    )
+                });
                 Ok(verified)
             }
         }

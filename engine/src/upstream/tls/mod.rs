@@ -112,6 +112,7 @@ impl TlsClient {
             policy: tls.expired,
             window: tls.expiring_soon_window,
             counters: counters.clone(),
+            warned: std::sync::Mutex::new(None),
         });
         let mut config =
             ClientConfig::builder_with_details(provider, Arc::new(EnvTime(env.clone())))
