@@ -11,7 +11,9 @@
 //! a transient failure, retried and counted by the breaker like an unreachable API). In
 //! warning mode an expired certificate is accepted only if it is otherwise valid (chain,
 //! name) as of its own last valid second. Every call is a full handshake (no
-//! resumption), so each call's certificate is judged at that call's time.
+//! resumption), so each call's certificate is judged at that call's time. A certificate
+//! not yet valid by the engine's clock (a clock set back) is refused in both modes: the
+//! catalog's warning mode is about expiry only.
 
 use crate::ensure;
 use crate::kit::channel::*;

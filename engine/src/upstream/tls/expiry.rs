@@ -5,7 +5,8 @@
 //! rustls' `WebPkiServerVerifier` and carries the decision out. In `Warn` mode an
 //! expired certificate is accepted only if it is otherwise valid: it is checked again
 //! as of its own last valid second (chain, signatures, name), so an expired certificate
-//! from the wrong issuer is still refused.
+//! from the wrong issuer is still refused. A certificate not yet valid (the host's clock
+//! set back) is refused whatever the policy.
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
