@@ -24,6 +24,8 @@ pub use local::{
 };
 pub use stream::{StreamAssembler, StreamError, StreamStep, StreamSummary};
 pub(crate) use tls::TlsServer;
+/// The expiry core, for the property tests.
+pub use tls::{Checked as CertificateCheck, Decision as ExpiryDecision, decide as decide_expiry};
 pub use tls::{ExpiredPolicy, TlsConfig, TlsIdentity, TlsStats, certificates_from_pem};
 
 /// Where the model list is read: the cheap call a pre-warm makes.

@@ -1,7 +1,7 @@
 //! Property tests of the engine's pure cores: the worker lifecycle, the restart breaker,
-//! the retry schedule, the disk and memory watches, the cache index, the replay log and
-//! the upstream breaker. Each core takes time and randomness as arguments, so proptest
-//! drives it directly, step by step,
+//! the retry schedule, the disk and memory watches, the cache index, the replay log,
+//! the upstream breaker and the TLS expiry decision. Each core takes time and randomness
+//! as arguments, so proptest drives it directly, step by step,
 //! beside a reference model (`proptest-state-machine`) or against its documented
 //! properties.
 //!
@@ -19,6 +19,7 @@ mod reference;
 mod replay;
 mod retry;
 mod session;
+mod tls_expiry;
 mod upstream_breaker;
 mod upstream_retry;
 

@@ -27,7 +27,7 @@ pub enum ExpiredPolicy {
 
 /// The first check's outcome, as `decide` needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Checked {
+pub enum Checked {
     Valid,
     Expired,
     /// Any other failure (unknown issuer, wrong name, bad signature, not yet valid).
@@ -36,7 +36,7 @@ pub(crate) enum Checked {
 
 /// What the verifier does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Decision {
+pub enum Decision {
     Accept,
     /// Valid, but expires within the warning window.
     AcceptExpiringSoon {
@@ -54,7 +54,7 @@ pub(crate) enum Decision {
 
 /// Decides on a certificate checked at `now` (both durations since the Unix epoch;
 /// `not_after` is the leaf's, when it could be read).
-pub(crate) fn decide(
+pub fn decide(
     policy: ExpiredPolicy,
     window: Duration,
     now: Duration,

@@ -13,7 +13,7 @@ mod expiry;
 mod from_env;
 mod server;
 
-pub use expiry::ExpiredPolicy;
+pub use expiry::{Checked, Decision, ExpiredPolicy, decide};
 pub use server::TlsIdentity;
 pub(crate) use server::TlsServer;
 
