@@ -4,11 +4,13 @@
 //! simulated network in a scenario.
 
 use crate::env::{Env, NetAddr, NetListener};
+use crate::upstream::TlsServer;
 use axum::Router;
 use axum::http::header;
 use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The direct peer of an HTTP connection.
@@ -17,7 +19,18 @@ pub(crate) struct Peer(pub(crate) NetAddr);
 
 /// Serves `router` on `listener` (each connection on a task of `env`'s host, with its
 /// direct peer as an extension): the gateway, and the local upstream.
-pub(crate) async fn serve_router(env: Env, router: Router, mut listener: Box<dyn NetListener>) {
+pub(crate) async fn serve_router(env: Env, router: Router, listener: Box<dyn NetListener>) {
+    serve_router_over(env, router, listener, None).await
+}
+
+/// [`serve_router`], each connection first a TLS handshake when `tls` is given (a
+/// connection whose handshake fails is dropped).
+pub(crate) async fn serve_router_over(
+    env: Env,
+    router: Router,
+    mut listener: Box<dyn NetListener>,
+    tls: Option<Arc<TlsServer>>,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -28,7 +41,18 @@ pub(crate) async fn serve_router(env: Env, router: Router, mut listener: Box<dyn
             }
         };
         let app = router.clone().layer(axum::Extension(Peer(peer)));
+        let (tls, conn_env) = (tls.clone(), env.clone());
         env.spawn("http-connection", async move {
+            let stream = match tls {
+                Some(tls) => match tls.accept(&conn_env, stream).await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::debug!("TLS handshake refused: {e}");
+                        return;
+                    }
+                },
+                None => stream,
+            };
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))

@@ -17,7 +17,9 @@ use engine::env::real::{RealEnvOptions, real_env};
 use engine::gateway::{Claims, TokenKeys};
 use engine::sessions::QueryMode;
 use engine::sessions::lock::SessionLockConfig;
-use engine::upstream::{LocalUpstream, UpstreamConfig};
+use engine::upstream::{
+    ExpiredPolicy, LocalUpstream, TlsConfig, TlsIdentity, UpstreamConfig, certificates_from_pem,
+};
 use engine::{Engine, EngineConfig, EngineError, LockChoice};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,7 +47,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve the gateway (HTTP and WebSocket) on loopback, with real worker processes.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a client token (an HS256 JWT) the server started with the same secret accepts.
     Token(TokenArgs),
     /// Serve the local model API (an echo model) on loopback, for `serve --upstream`.
@@ -65,6 +67,12 @@ struct UpstreamArgs {
         value_parser = NonEmptyStringValueParser::new()
     )]
     api_key: String,
+    /// Serve over TLS with this certificate chain (PEM, leaf first); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PKCS#8 PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -144,6 +152,19 @@ struct ServeArgs {
         value_parser = NonEmptyStringValueParser::new()
     )]
     upstream_key: Option<String>,
+    /// Reach the model API over TLS, trusting the certificates of this PEM file as roots.
+    #[arg(long, value_name = "FILE", requires = "upstream")]
+    upstream_tls_root: Option<PathBuf>,
+    /// The name the model API's certificate must carry (default: --upstream's host).
+    #[arg(long, requires = "upstream_tls_root")]
+    upstream_tls_name: Option<String>,
+    /// An expired model API certificate is refused (`block`) or accepted with a
+    /// warning (`warn`).
+    #[arg(long, default_value = "block", value_parser = ["block", "warn"], requires = "upstream_tls_root")]
+    upstream_tls_expired: String,
+    /// Warn of a model API certificate expiring within this many days.
+    #[arg(long, default_value_t = 14, requires = "upstream_tls_root")]
+    upstream_tls_warn_days: u64,
     /// Take a stored session's lock at this lock service (HOST:PORT, hosted by another
     /// `engine serve --serve-lock`) before resuming it.
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "serve_lock")]
@@ -207,7 +228,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Token(args) => token(args),
         Command::Upstream(args) => upstream(args),
     };
@@ -360,7 +381,23 @@ fn config(args: &ServeArgs, program: &Path) -> Result<EngineConfig, Failed> {
         let key = args.upstream_key.clone().ok_or_else(|| {
             Failed::usage("--upstream needs --upstream-key (or ENGINE_UPSTREAM_KEY)")
         })?;
-        sessions.upstream = Some(UpstreamConfig::new(addr.clone(), key));
+        let mut upstream = UpstreamConfig::new(addr.clone(), key);
+        if let Some(path) = &args.upstream_tls_root {
+            let roots = read_pem(path, certificates_from_pem)?;
+            upstream.tls = Some(TlsConfig {
+                roots,
+                server_name: args.upstream_tls_name.clone().unwrap_or(addr.host.clone()),
+                expired: if args.upstream_tls_expired == "warn" {
+                    ExpiredPolicy::Warn
+                } else {
+                    ExpiredPolicy::Block
+                },
+                expiring_soon_window: Duration::from_secs(
+                    args.upstream_tls_warn_days.saturating_mul(86_400),
+                ),
+            });
+        }
+        sessions.upstream = Some(upstream);
     }
     config.lock = match (&args.lock_service, args.serve_lock) {
         (Some(service), _) if service.port == 0 => {
@@ -389,7 +426,7 @@ async fn run(args: ServeArgs, program: PathBuf, dir: PathBuf) -> Result<(), Fail
     let config = config(&args, &program)?;
     let engine = Engine::start(env, config).await.map_err(|e| match e {
         // A refused key is the operator's configuration, like a bad argument.
-        EngineError::UpstreamKey(_) => Failed::usage(e.to_string()),
+        EngineError::UpstreamKey(_) | EngineError::UpstreamTls(_) => Failed::usage(e.to_string()),
         e => Failed::runtime(e.to_string()),
     })?;
     let addr = engine.addr().clone();
@@ -430,6 +467,21 @@ fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "an entry point reads the operator's certificate files once, before it serves"
+)]
+fn read_file(path: &Path) -> Result<Vec<u8>, Failed> {
+    std::fs::read(path).map_err(|e| Failed::usage(format!("cannot read {}: {e}", path.display())))
+}
+
+/// Reads the PEM file at `path` and parses it with `parse`; either failure is a usage
+/// error naming the file.
+fn read_pem<T>(path: &Path, parse: impl FnOnce(&[u8]) -> Result<T, String>) -> Result<T, Failed> {
+    let text = read_file(path)?;
+    parse(&text).map_err(|e| Failed::usage(format!("{}: {e}", path.display())))
+}
+
 fn upstream(args: UpstreamArgs) -> Result<(), Failed> {
     init_logging();
     run_to_end(async {
@@ -442,12 +494,26 @@ fn upstream(args: UpstreamArgs) -> Result<(), Failed> {
                 Failed::runtime(format!("cannot listen on port {}: {e}", args.port))
             })?;
         let addr = listener.local_addr();
+        let identity = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                let key = read_file(key)?;
+                Some(read_pem(cert, |chain| TlsIdentity::from_pem(chain, &key))?)
+            }
+            _ => None,
+        };
         let model = LocalUpstream::new(args.api_key, None);
         let served = model.clone();
         let serve_env = env.clone();
-        let serving = env.spawn("upstream", async move {
-            served.serve(serve_env, listener).await;
-        });
+        let serving = match identity {
+            None => env.spawn("upstream", async move {
+                served.serve(serve_env, listener).await;
+            }),
+            Some(identity) => env.spawn("upstream", async move {
+                if let Err(e) = served.serve_tls(serve_env, listener, &identity).await {
+                    tracing::error!("cannot serve TLS: {e}");
+                }
+            }),
+        };
         print_listening(&addr);
         stop.await;
         serving.abort();

@@ -24,6 +24,13 @@ pub trait RandomSource: Send + Sync {
         uniform_below(bound, || self.next_u64())
     }
 
+    /// Whether this source is seeded from the OS's entropy (the real environment), so
+    /// that cryptography may use the OS's own generator instead (TLS handshakes); a
+    /// simulated source draws from the run seed and must be the only one used.
+    fn os_entropy(&self) -> bool {
+        false
+    }
+
     fn fill_bytes(&self, out: &mut [u8]) {
         for chunk in out.chunks_mut(8) {
             let bytes = self.next_u64().to_le_bytes();

@@ -48,6 +48,9 @@ pub enum EngineError {
     },
     /// The model API refused the configured key at the start-up check.
     UpstreamKey(UpstreamError),
+    /// The model API's TLS configuration does not build (a root that does not parse,
+    /// a bad server name).
+    UpstreamTls(String),
 }
 
 impl fmt::Display for EngineError {
@@ -69,6 +72,7 @@ impl fmt::Display for EngineError {
                 "session lock service: cannot record its start in {path:?} \
                  (a later start would not know to wait out this one's leases): {source}"
             ),
+            EngineError::UpstreamTls(e) => write!(f, "the model API's TLS configuration: {e}"),
             EngineError::UpstreamKey(e) => write!(
                 f,
                 "start-up check of the model API: {e}; fix the key (--upstream-key or \
@@ -134,11 +138,12 @@ impl Engine {
             }
             StoreChoice::Shared(store) => Some(store),
         };
-        let upstream = config
-            .sessions
-            .upstream
-            .clone()
-            .map(|c| UpstreamClient::new(env.clone(), c));
+        let upstream = match config.sessions.upstream.clone() {
+            Some(c) => {
+                Some(UpstreamClient::try_new(env.clone(), c).map_err(EngineError::UpstreamTls)?)
+            }
+            None => None,
+        };
         if let Some(up) = &upstream {
             check_upstream_key(up).await?;
         }

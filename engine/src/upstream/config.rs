@@ -1,6 +1,7 @@
 use super::breaker::BreakerPolicy;
 use super::dns::DnsConfig;
 use super::retry::upstream_retry_policy;
+use super::tls::TlsConfig;
 use crate::env::NetAddr;
 use crate::workers::retry::RetryPolicy;
 use std::time::Duration;
@@ -47,6 +48,8 @@ pub struct UpstreamConfig {
     /// resolver chain (primary, secondary, DoH; a cache kept past its TTL during a
     /// failure; pinned addresses); `None`: `addr` is connected to as given.
     pub dns: Option<DnsConfig>,
+    /// TLS to the API (`None`: plain HTTP, as to a local server on loopback).
+    pub tls: Option<TlsConfig>,
 }
 
 impl UpstreamConfig {
@@ -77,6 +80,7 @@ impl UpstreamConfig {
             slow_window: Duration::from_secs(10),
             slow_tokens: 10,
             dns: None,
+            tls: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! client connection; one connection per call, so a dead connection is never reused).
 
 use super::dns::{self, DnsChain};
+use super::tls::TlsClient;
 use super::wire::API_VERSION;
 use crate::env::{Env, NetAddr};
 use http_body_util::{BodyExt, Full, Limited};
@@ -35,6 +36,8 @@ pub(crate) struct Call<'a> {
     pub body_max: usize,
     /// The resolver chain, when the upstream's host is a name the engine resolves.
     pub dns: Option<&'a DnsChain>,
+    /// TLS over the connection, when the API is reached by it.
+    pub tls: Option<&'a TlsClient>,
 }
 
 fn other(what: &str, e: impl std::fmt::Display) -> io::Error {
@@ -81,6 +84,10 @@ pub(crate) const RATE_RESET: &str = "anthropic-ratelimit-requests-reset";
 /// reached, or the connection failed before the head.
 pub(crate) async fn open(env: &Env, addr: &NetAddr, call: Call<'_>) -> io::Result<Opened> {
     let stream = dns::connect(env, call.dns, addr).await?;
+    let stream = match call.tls {
+        Some(tls) => tls.connect(env, stream).await?,
+        None => stream,
+    };
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| other("handshake", e))?;

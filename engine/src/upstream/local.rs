@@ -177,6 +177,19 @@ impl LocalUpstream {
         crate::http::serve_router(env, self.router(), listener).await;
     }
 
+    /// Serves the model API over TLS, presenting `identity`, until the task is aborted;
+    /// returns at once with the reason if the identity does not build.
+    pub async fn serve_tls(
+        self: &Arc<Self>,
+        env: crate::env::Env,
+        listener: Box<dyn crate::env::NetListener>,
+        identity: &super::TlsIdentity,
+    ) -> Result<(), String> {
+        let tls = Arc::new(super::TlsServer::new(&env, identity)?);
+        crate::http::serve_router_over(env, self.router(), listener, Some(tls)).await;
+        Ok(())
+    }
+
     fn router(self: &Arc<Self>) -> axum::Router {
         axum::Router::new()
             .route(MODELS_PATH, get(models))

@@ -14,6 +14,7 @@ mod local;
 pub mod pacing;
 pub mod retry;
 mod stream;
+mod tls;
 pub mod wire;
 
 pub use breaker::{Breaker, BreakerPolicy};
@@ -26,6 +27,10 @@ pub use local::{
     RateWindow, UpstreamRequest,
 };
 pub use stream::{StreamAssembler, StreamError, StreamStep, StreamSummary};
+pub(crate) use tls::TlsServer;
+/// The expiry core, for the property tests.
+pub use tls::{Checked as CertificateCheck, Decision as ExpiryDecision, decide as decide_expiry};
+pub use tls::{ExpiredPolicy, TlsConfig, TlsIdentity, TlsStats, certificates_from_pem};
 
 /// Where the model list is read: the cheap call a pre-warm makes.
 pub const MODELS_PATH: &str = "/v1/models";

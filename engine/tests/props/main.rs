@@ -1,7 +1,8 @@
 //! Property tests of the engine's pure cores: the worker lifecycle, the restart breaker,
 //! the retry schedule, the disk and memory watches, the cache index, the replay log,
-//! the upstream breaker and the resolver chain. Each core takes time and randomness as arguments, so proptest
-//! drives it directly, step by step,
+//! the upstream breaker, the resolver chain, the TLS expiry decision and the pace of
+//! model calls. Each core takes time and randomness as arguments, so proptest drives it
+//! directly, step by step,
 //! beside a reference model (`proptest-state-machine`) or against its documented
 //! properties.
 //!
@@ -20,6 +21,7 @@ mod reference;
 mod replay;
 mod retry;
 mod session;
+mod tls_expiry;
 mod upstream_breaker;
 mod upstream_pacing;
 mod upstream_retry;

@@ -11,4 +11,5 @@ pub mod pool;
 pub mod sessions;
 pub mod status;
 pub mod time;
+pub mod tls;
 pub mod workers;

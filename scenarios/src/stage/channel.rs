@@ -12,7 +12,7 @@ use engine::env::{Env, NetAddr};
 use engine::gateway::{Claims, Gateway, GatewayConfig, TokenKeys};
 use engine::sessions::{Sessions, SessionsConfig};
 use engine::store::SessionStore;
-use engine::upstream::{DnsConfig, LocalUpstream, UpstreamConfig};
+use engine::upstream::{DnsConfig, LocalUpstream, TlsIdentity, UpstreamConfig};
 use engine::workers::{PortRange, WorkerManager};
 use engine::{Engine, EngineConfig, LockChoice, StoreChoice};
 use sim::{FaultCounters, Host, SimRng, World};
@@ -80,6 +80,24 @@ impl ChannelStage {
         world: &World,
         tweak: impl FnOnce(&mut SessionsConfig, &mut GatewayConfig),
     ) -> Result<ChannelStage, Failure> {
+        Self::start_over(world, None, tweak).await
+    }
+
+    /// Builds the stage with its model API serving TLS as `identity` (the engine's
+    /// `UpstreamConfig::tls`, set by `tweak`, says what it trusts).
+    pub async fn start_tls(
+        world: &World,
+        identity: TlsIdentity,
+        tweak: impl FnOnce(&mut SessionsConfig, &mut GatewayConfig),
+    ) -> Result<ChannelStage, Failure> {
+        Self::start_over(world, Some(identity), tweak).await
+    }
+
+    async fn start_over(
+        world: &World,
+        identity: Option<TlsIdentity>,
+        tweak: impl FnOnce(&mut SessionsConfig, &mut GatewayConfig),
+    ) -> Result<ChannelStage, Failure> {
         let host = world.add_host(ENGINE_HOST);
         crate::stage::install_worker(host.procs(), WORKER_PROGRAM);
         let env = host.env();
@@ -88,8 +106,14 @@ impl ChannelStage {
         tweak(&mut config.sessions, &mut config.gateway);
         let upstream = match &config.sessions.upstream {
             Some(_) => Some(
-                crate::stage::host_upstream(world, UPSTREAM_HOST, UPSTREAM_PORT, UPSTREAM_KEY)
-                    .await?,
+                crate::stage::host_upstream_over(
+                    world,
+                    UPSTREAM_HOST,
+                    UPSTREAM_PORT,
+                    UPSTREAM_KEY,
+                    identity,
+                )
+                .await?,
             ),
             None => None,
         };

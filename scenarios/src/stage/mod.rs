@@ -13,4 +13,4 @@ pub mod workers;
 
 pub use sim_worker::install_worker;
 pub(crate) use sim_worker::rooted_at;
-pub use upstream::host_upstream;
+pub use upstream::{host_upstream, host_upstream_over};

@@ -1,7 +1,7 @@
 //! The local model API on a host of its own, as the channel stage and the VOPR run it.
 
 use crate::scenario::Failure;
-use engine::upstream::LocalUpstream;
+use engine::upstream::{LocalUpstream, TlsIdentity};
 use sim::World;
 use std::sync::Arc;
 
@@ -14,6 +14,17 @@ pub async fn host_upstream(
     port: u16,
     key: &str,
 ) -> Result<Arc<LocalUpstream>, Failure> {
+    host_upstream_over(world, host, port, key, None).await
+}
+
+/// [`host_upstream`], over TLS presenting `identity` when given.
+pub async fn host_upstream_over(
+    world: &World,
+    host: &str,
+    port: u16,
+    key: &str,
+    identity: Option<TlsIdentity>,
+) -> Result<Arc<LocalUpstream>, Failure> {
     let host = world.add_host(host);
     let device = world.install_upstream(&host);
     let upstream = LocalUpstream::new(key, Some(device));
@@ -25,8 +36,19 @@ pub async fn host_upstream(
         .map_err(|e| Failure::correctness(format!("bind the upstream's port: {e}")))?;
     let served = upstream.clone();
     let serve_env = env.clone();
-    env.spawn("upstream", async move {
-        served.serve(serve_env, listener).await
-    });
+    match identity {
+        None => {
+            env.spawn("upstream", async move {
+                served.serve(serve_env, listener).await
+            });
+        }
+        Some(identity) => {
+            env.spawn("upstream", async move {
+                if let Err(e) = served.serve_tls(serve_env, listener, &identity).await {
+                    tracing::error!("the upstream cannot serve TLS: {e}");
+                }
+            });
+        }
+    }
     Ok(upstream)
 }

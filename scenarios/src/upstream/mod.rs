@@ -1,9 +1,10 @@
 //! Scenarios of the `upstream` subsystem: the model API behind the sessions, as
-//! `SimUpstream` on host `upstream-0` (and the simulated network and resolvers) makes
-//! it fail: server errors, silence, broken and empty streams (`failures`), which model
-//! answers and with which features (`models`), slow, bursting and parallel streams
-//! (`streaming`), rate limits shared by sessions (`limits`), a key refused at start-up
-//! (`startup`) and name resolution (`dns`).
+//! `SimUpstream` on host `upstream-0` (and the simulated network, resolvers and clock)
+//! makes it fail: server errors, silence, broken and empty streams (`failures`), which
+//! model answers and with which features (`models`), slow, bursting and parallel
+//! streams (`streaming`), rate limits shared by sessions (`limits`), a key refused at
+//! start-up (`startup`), name resolution (`dns`) and the API's certificate judged by
+//! the engine's clock (`tls`).
 
 mod dns;
 mod failures;
@@ -12,6 +13,7 @@ mod limits;
 mod models;
 mod startup;
 mod streaming;
+mod tls;
 
 use crate::scenario::Scenario;
 
@@ -23,5 +25,6 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(streaming::all());
     all.extend(limits::all());
     all.push(&dns::DNS_FAILURE);
+    all.extend(tls::all());
     all
 }

@@ -79,4 +79,8 @@ impl RandomSource for RealRandom {
     fn next_u64(&self) -> u64 {
         self.0.lock().expect("rng lock poisoned").next_u64()
     }
+
+    fn os_entropy(&self) -> bool {
+        true
+    }
 }

@@ -12,6 +12,7 @@ use super::dns::{DnsChain, DnsStats};
 use super::error::UpstreamError;
 use super::http::{Answer, Call, ExchangeError, RateHeaders, exchange};
 use super::pacing::{Pacer, RateReport};
+use super::tls::{TlsClient, TlsStats};
 use super::wire::{Content, ErrorAnswer, Message, MessagesAnswer, MessagesRequest, Role};
 use super::{MESSAGES_PATH, MODELS_PATH};
 use crate::env::Env;
@@ -46,6 +47,8 @@ pub struct UpstreamStats {
     pub fallbacks: u64,
     pub breaker_opened: u64,
     pub breaker_closed: u64,
+    /// What the TLS checks met (all zero without TLS).
+    pub tls: TlsStats,
 }
 
 struct State {
@@ -58,6 +61,8 @@ struct State {
 pub struct UpstreamClient {
     env: Env,
     config: UpstreamConfig,
+    /// Built once from `config.tls`.
+    tls: Option<TlsClient>,
     origin: Instant,
     state: Mutex<State>,
     /// The resolver chain, when the upstream is reached by name (`config.dns`).
@@ -67,9 +72,24 @@ pub struct UpstreamClient {
 }
 
 impl UpstreamClient {
+    /// The client for `config`. Panics if its TLS configuration does not build (tests;
+    /// the engine starts through [`UpstreamClient::try_new`]).
     pub fn new(env: Env, config: UpstreamConfig) -> Arc<Self> {
+        match Self::try_new(env, config) {
+            Ok(client) => client,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The client for `config`, or why its TLS configuration does not build.
+    pub fn try_new(env: Env, config: UpstreamConfig) -> Result<Arc<Self>, String> {
         config.check();
-        Arc::new(UpstreamClient {
+        let tls = match &config.tls {
+            Some(tls) => Some(TlsClient::new(&env, tls)?),
+            None => None,
+        };
+        Ok(Arc::new(UpstreamClient {
+            tls,
             env,
             dns: config.dns.clone().map(DnsChain::new),
             state: Mutex::new(State {
@@ -81,7 +101,7 @@ impl UpstreamClient {
             config,
             origin: Instant::now(),
             opened: Notify::new(),
-        })
+        }))
     }
 
     pub fn config(&self) -> &UpstreamConfig {
@@ -101,6 +121,7 @@ impl UpstreamClient {
         let mut stats = s.stats.clone();
         stats.breaker_opened = s.breaker.opened;
         stats.breaker_closed = s.breaker.closed;
+        stats.tls = self.tls.as_ref().map(TlsClient::stats).unwrap_or_default();
         stats
     }
 
@@ -201,6 +222,7 @@ impl UpstreamClient {
             body,
             body_max: self.config.answer_bytes_max,
             dns: self.dns.as_ref(),
+            tls: self.tls.as_ref(),
         };
         let result = tokio::time::timeout(
             self.config.request_timeout,

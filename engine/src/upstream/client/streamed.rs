@@ -169,6 +169,7 @@ impl UpstreamClient {
             body: Some(body),
             body_max: self.config.answer_bytes_max,
             dns: self.dns.as_ref(),
+            tls: self.tls.as_ref(),
         };
         let head = tokio::time::timeout(head_bound, open(&self.env, &self.config.addr, call)).await;
         let opened = match head {
