@@ -9,7 +9,8 @@ use common::{OneOutcome, serve};
 use engine::env::Env;
 use engine::env::real::{RealEnvOptions, real_env};
 use engine::upstream::{
-    AnswerOutcome, LocalUpstream, UpstreamClient, UpstreamConfig, UpstreamError,
+    AnswerOutcome, LocalUpstream, ModelCall, ModelEvent, UpstreamClient, UpstreamConfig,
+    UpstreamError,
 };
 use engine::workers::retry::RetryPolicy;
 use std::sync::Arc;
@@ -54,13 +55,16 @@ impl Setup {
     async fn stream(&self, input: &str) -> (Vec<String>, Result<u64, UpstreamError>) {
         let (tx, mut rx) = mpsc::channel(4);
         let client = self.client.clone();
-        let input = input.to_string();
+        let call = ModelCall::user("local-echo-1", input);
         let call = self.env.spawn("call", async move {
-            client.stream(&input, &tx).await.map(|s| s.deltas)
+            client.stream(&call, &tx).await.map(|s| s.deltas)
         });
         let mut deltas = Vec::new();
-        while let Some(d) = rx.recv().await {
-            deltas.push(d);
+        while let Some(event) = rx.recv().await {
+            match event {
+                ModelEvent::Delta(d) => deltas.push(d),
+                other => panic!("no fallback is configured: {other:?}"),
+            }
         }
         (deltas, call.await.expect("the call task ends"))
     }
@@ -187,7 +191,10 @@ async fn a_caller_that_stops_listening_abandons_the_call() {
     let s = Setup::new().await;
     let (tx, rx) = mpsc::channel(1);
     drop(rx);
-    let result = s.client.stream(INPUT, &tx).await;
+    let result = s
+        .client
+        .stream(&ModelCall::user("local-echo-1", INPUT), &tx)
+        .await;
     assert_eq!(result.map(|_| ()), Err(UpstreamError::Abandoned));
     assert_eq!(s.client.stats().breaker_opened, 0);
 }

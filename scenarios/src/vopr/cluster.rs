@@ -76,7 +76,10 @@ fn engine_config(config: &VoprConfig, keys: &TokenKeys) -> EngineConfig {
     };
     if config.upstream {
         let addr = NetAddr::new(UPSTREAM_HOST, UPSTREAM_PORT);
-        s.upstream = Some(UpstreamConfig::new(addr, UPSTREAM_KEY));
+        let mut upstream = UpstreamConfig::new(addr, UPSTREAM_KEY);
+        // The operator's "default model overloaded" finds it answered by this one.
+        upstream.fallback_model = Some("local-echo-lite".to_string());
+        s.upstream = Some(upstream);
     }
     if config.lock {
         engine.lock = LockChoice::Serve {

@@ -241,6 +241,17 @@ fn operate_upstream(world: &World, cluster: &Cluster, mode: u8) {
         // Slow but inside the client's request timeout, and slower than it.
         3 => UpstreamMode::Slow { delay_ms: 4_000 },
         4 => UpstreamMode::Slow { delay_ms: 45_000 },
+        5 => UpstreamMode::Dropping,
+        6 => UpstreamMode::Emptying,
+        7 => UpstreamMode::Trickle { event_ms: 1_500 },
+        8 => UpstreamMode::Burst,
+        9 => UpstreamMode::ModelOverloaded {
+            model: "local-echo-1".to_string(),
+        },
+        10 => UpstreamMode::AccountLimit {
+            limit: 30,
+            window_ms: 60_000,
+        },
         _ => UpstreamMode::Serving,
     });
 }

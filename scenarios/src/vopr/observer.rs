@@ -194,7 +194,7 @@ impl Observer {
 }
 
 /// The user a query marker names (`m3q17` → 3).
-fn marker_user(word: &str) -> Option<usize> {
+pub(super) fn marker_user(word: &str) -> Option<usize> {
     let rest = word.strip_prefix('m')?;
     let (user, n) = rest.split_once('q')?;
     n.parse::<u64>().ok()?;

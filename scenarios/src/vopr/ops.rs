@@ -98,10 +98,29 @@ pub enum Op {
         hold_ms: u64,
     },
     /// The model API's operator: 0 serving, 1 rate limited, 2 failing, 3 slow, 4 slower
-    /// than the client's request timeout.
+    /// than the client's request timeout; 5 answers dropped mid-stream, 6 empty
+    /// answers, 7 a trickling stream, 8 bursts, 9 the default model overloaded, 10 an
+    /// account budget of 30 calls a minute (the last six from the model stream).
     Upstream {
         mode: u8,
     },
+    /// A query of `words` words naming a model: 0 another known one, 1 one the engine
+    /// does not know, 2 the fallback model.
+    ModelQuery {
+        user: usize,
+        slot: usize,
+        words: usize,
+        model: u8,
+    },
+}
+
+/// The model a `ModelQuery` names.
+pub fn model_name(model: u8) -> &'static str {
+    match model {
+        0 => "local-echo-2",
+        1 => "gpt-imaginary-9",
+        _ => "local-echo-lite",
+    }
 }
 
 impl Op {
@@ -122,7 +141,8 @@ impl Op {
             | Op::Refresh { user }
             | Op::Snoop { user, .. }
             | Op::SlowRead { user, .. }
-            | Op::Lock { user, .. } => Some(*user),
+            | Op::Lock { user, .. }
+            | Op::ModelQuery { user, .. } => Some(*user),
             Op::Upstream { .. } => None,
         }
     }
@@ -139,7 +159,8 @@ impl Op {
             | Op::Drop { slot, .. }
             | Op::Abandon { slot, .. }
             | Op::Malformed { slot, .. }
-            | Op::SlowRead { slot, .. } => Some(slot),
+            | Op::SlowRead { slot, .. }
+            | Op::ModelQuery { slot, .. } => Some(slot),
             _ => None,
         }
     }
@@ -229,8 +250,38 @@ pub fn generate(seed: u64, config: &VoprConfig) -> Vec<WorkloadStep> {
     if config.lock {
         generate_locks(seed, config, &mut push);
     }
+    if config.upstream {
+        generate_models(seed, config, &mut push);
+    }
     steps.sort_by_key(|s| s.at_ms);
     steps
+}
+
+/// The model API's newer operations (stream `vopr/models`, so the rest of the workload
+/// is what it was without them): queries naming models, and the operator's stream
+/// faults, each undone 5 to 60 s later.
+fn generate_models(seed: u64, config: &VoprConfig, push: &mut impl FnMut(u64, Op)) {
+    let mut rng = SimRng::new(seed, "vopr/models");
+    let users = config.users.len() as u64;
+    for _ in 0..20 + rng.below(40) {
+        let op = Op::ModelQuery {
+            user: rng.below(users) as usize,
+            slot: rng.below(3) as usize,
+            words: 1 + rng.below(40) as usize,
+            model: rng.below(3) as u8,
+        };
+        push(2_000 + rng.below(SAFETY_MS - 60_000), op);
+    }
+    for _ in 0..2 + rng.below(5) {
+        let at = 5_000 + rng.below(SAFETY_MS - 120_000);
+        push(
+            at,
+            Op::Upstream {
+                mode: 5 + rng.below(6) as u8,
+            },
+        );
+        push(at + 5_000 + rng.below(55_000), Op::Upstream { mode: 0 });
+    }
 }
 
 /// The lock holders' operations (stream `vopr/locks`, so the rest of the workload is

@@ -256,6 +256,17 @@ impl User {
 
     /// Sends a query: `text` is recorded with the engine's clock and the token's expiry.
     pub async fn query(&mut self, crowd: &Crowd, slot: usize, text: String) -> bool {
+        self.query_with(crowd, slot, text, None).await
+    }
+
+    /// A query with `options` (the `options` object of a query frame), if any.
+    pub async fn query_with(
+        &mut self,
+        crowd: &Crowd,
+        slot: usize,
+        text: String,
+        options: Option<serde_json::Value>,
+    ) -> bool {
         if !self.slot(slot).is_some_and(|s| s.is_open()) {
             return false;
         }
@@ -263,8 +274,12 @@ impl User {
         crowd
             .observer
             .on_query_sent(self.index, slot, &text, now, self.exp_s);
-        let frame = serde_json::json!({ "type": "query", "text": text }).to_string();
-        self.send(slot, Message::Text(frame.into())).await
+        let mut frame = serde_json::json!({ "type": "query", "text": text });
+        if let Some(options) = options {
+            frame["options"] = options;
+        }
+        self.send(slot, Message::Text(frame.to_string().into()))
+            .await
     }
 
     /// A query text with this user's next marker.
@@ -457,6 +472,15 @@ impl User {
             Op::SlowRead { slot, on, .. } => {
                 if let Some(s) = self.slot(slot) {
                     s.slow.store(on, Ordering::Relaxed);
+                }
+            }
+            Op::ModelQuery {
+                slot, words, model, ..
+            } => {
+                let text = self.query_text(words);
+                let options = serde_json::json!({ "model": super::ops::model_name(model) });
+                if self.query_with(crowd, slot, text, Some(options)).await {
+                    crowd.observer.count("queries naming a model sent");
                 }
             }
             Op::Upstream { .. } | Op::Lock { .. } => {}
@@ -729,10 +753,39 @@ fn oversized_query(text: &str) -> String {
     out
 }
 
-/// Fails the run with the first exactly-once violation of any delivery record.
+/// Fails the run with the first exactly-once violation of any delivery record, or the
+/// first model delta lost, repeated or reordered on its way to a client (which a retry
+/// after the first streamed byte would also show: the answer streamed twice).
 pub fn check_deliveries(crowd: &Crowd) -> Result<(), Failure> {
     for d in crowd.deliveries.lock().expect("deliveries poisoned").iter() {
-        d.lock().expect("delivery poisoned").check()?;
+        let d = d.lock().expect("delivery poisoned");
+        d.check()?;
+        crate::kit::model::check_model_deltas(&d)?;
+        check_streamed_once(&d)?;
+    }
+    Ok(())
+}
+
+/// No model answer reached a client twice, whole or in part: each VOPR query starts
+/// with its unique marker, so the marker twice in one query's deltas means the answer
+/// was streamed again (a retry after its first streamed byte).
+fn check_streamed_once(d: &Delivery) -> Result<(), Failure> {
+    let mut joined: std::collections::BTreeMap<u64, String> = Default::default();
+    for m in &d.messages {
+        if let ServerEvent::ModelDelta { query, text } = &m.event {
+            joined.entry(*query).or_default().push_str(text);
+        }
+    }
+    for (query, text) in joined {
+        let Some(first) = text.split_whitespace().next() else {
+            continue;
+        };
+        if super::observer::marker_user(first).is_some() && text.matches(first).count() > 1 {
+            return Err(Failure::correctness(format!(
+                "query {query}'s model answer reached the client more than once: {:?}",
+                text.chars().take(120).collect::<String>()
+            )));
+        }
     }
     Ok(())
 }
