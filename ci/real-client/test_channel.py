@@ -52,7 +52,12 @@ USER = "alice"
 # The long answer: one delta per word, paced by the server (--answer-pace-ms).
 LONG_WORDS = [f"w{i:03d}" for i in range(1, 151)]
 PACE_MS = 40
-# Deltas of the long query each connection reads before it is cut off.
+# The model streams its answer (16 characters a delta) at this pace (`engine upstream
+# --stream-pace-ms`), before the worker carries it out.
+MODEL_PACE_MS = 30
+# Deltas of the long query each connection reads before it is cut off: the first cut
+# comes while the model's deltas stream, the second while the worker's do.
+MODEL_CUT_AFTER = 10
 CUT_AFTER = 15
 # Before a cut the client stops reading for this long (the server keeps writing to a
 # connection whose messages the client will never see), and after a drop it stays
@@ -155,7 +160,7 @@ class Upstream(Child):
 
     def __init__(self, engine, tmp):
         env = dict(os.environ, ENGINE_UPSTREAM_KEY=UPSTREAM_KEY)
-        command = [engine, "upstream", "--port", "0"]
+        command = [engine, "upstream", "--port", "0", "--stream-pace-ms", str(MODEL_PACE_MS)]
         super().__init__(command, env, os.path.join(tmp, "engine-upstream.log"), "ENGINE_UPSTREAM_KEY")
 
 
@@ -278,9 +283,14 @@ def is_result(query):
     return lambda m: m.get("type") == "result" and m.get("query") == query
 
 
-def deltas(stream, query):
+def deltas(stream, query, kind="delta"):
     return [stream.by_seq[s]["text"] for s in stream.order
-            if stream.by_seq[s].get("type") == "delta" and stream.by_seq[s].get("query") == query]
+            if stream.by_seq[s].get("type") == kind and stream.by_seq[s].get("query") == query]
+
+
+def model_deltas(stream, query):
+    """The model's streamed answer to `query` (`model_delta` messages), in order."""
+    return deltas(stream, query, "model_delta")
 
 
 def worker_processes_under(path):
@@ -386,11 +396,15 @@ def scenario_served(engine, worker, tmp, upstream_addr):
         result1 = stream.by_seq[stream.last_seq]
         check(deltas(stream, 1) == ["hello", "real", "client"], "query 1 streamed its words as deltas")
         check(result1["text"] == "hello real client" and result1["truncated"] is False, "query 1 result arrived")
+        check("".join(model_deltas(stream, 1)) == "hello real client",
+              "query 1: the model's answer streamed as model_delta messages before the result")
         c.send({"type": "ack", "seq": stream.last_seq, "v": 1})
 
-        # A long, paced query, cut off twice mid-stream.
+        # A long, paced query, cut off twice mid-stream: first while the model's answer
+        # streams, then while the worker's does.
         c.send({"type": "query", "text": " ".join(LONG_WORDS)})
-        c.until(lambda m: len(deltas(stream, 2)) >= CUT_AFTER)
+        c.until(lambda m: len(model_deltas(stream, 2)) >= MODEL_CUT_AFTER)
+        model_at_cut1 = len(model_deltas(stream, 2))
         cut1 = stream.last_seq
         time.sleep(STALL)
         c.drop()
@@ -428,6 +442,10 @@ def scenario_served(engine, worker, tmp, upstream_addr):
               f"sequence numbers {stream.base + 1}..={stream.last_seq} are all there, in order")
         check(deltas(stream, 2) == LONG_WORDS,
               f"query 2's {len(LONG_WORDS)} deltas arrived once each, in order, across 3 connections")
+        model2 = model_deltas(stream, 2)
+        check(len(model2) > model_at_cut1 and "".join(model2) == " ".join(LONG_WORDS),
+              f"query 2's model answer: {len(model2)} model deltas, the first cut after "
+              f"{model_at_cut1} of them, arrived once each, in order, joined the whole answer")
         check(result2["text"] == " ".join(LONG_WORDS) and result2["truncated"] is False
               and result2["bytes"] == len(" ".join(LONG_WORDS)), "query 2's final result arrived")
 

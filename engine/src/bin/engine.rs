@@ -18,12 +18,14 @@ use engine::gateway::{Claims, TokenKeys};
 use engine::sessions::QueryMode;
 use engine::sessions::lock::SessionLockConfig;
 use engine::upstream::{
-    ExpiredPolicy, LocalUpstream, TlsConfig, TlsIdentity, UpstreamConfig, certificates_from_pem,
+    AnswerPolicy, ExpiredPolicy, LocalUpstream, PacedStream, TlsConfig, TlsIdentity,
+    UpstreamConfig, certificates_from_pem,
 };
 use engine::{Engine, EngineConfig, EngineError, LockChoice};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Exit status for bad input (as `chaos`).
@@ -73,6 +75,10 @@ struct UpstreamArgs {
     /// The certificate's private key (PKCS#8 PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Stream answers at a model's pace: milliseconds before each event after the
+    /// first (0: all at once).
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    stream_pace_ms: u64,
 }
 
 #[derive(Args, Debug)]
@@ -501,7 +507,10 @@ fn upstream(args: UpstreamArgs) -> Result<(), Failed> {
             }
             _ => None,
         };
-        let model = LocalUpstream::new(args.api_key, None);
+        let pace = Duration::from_millis(args.stream_pace_ms);
+        let policy =
+            (!pace.is_zero()).then(|| Arc::new(PacedStream(pace)) as Arc<dyn AnswerPolicy>);
+        let model = LocalUpstream::new(args.api_key, policy);
         let served = model.clone();
         let serve_env = env.clone();
         let serving = match identity {

@@ -195,7 +195,7 @@ mod tests {
                 (Role::User, "three".to_string()),
             ]
         );
-        let big = "x".repeat(CONTEXT_BYTES_MAX - 10);
+        let big = "x".repeat(CONTEXT_BYTES_MAX - 2);
         let h = history(&["> old", "OLD", "> big", &big]);
         let built = build_call(&config(), None, &QueryOptions::default(), &h, "q");
         assert_eq!(

@@ -86,6 +86,19 @@ pub trait AnswerPolicy: Send + Sync {
     fn plan(&self, call: &CallInfo<'_>) -> AnswerPlan;
 }
 
+/// Serves every call, streaming answers at a model's pace: this long before each
+/// event after the first (`engine upstream --stream-pace-ms`).
+pub struct PacedStream(pub Duration);
+
+impl AnswerPolicy for PacedStream {
+    fn plan(&self, _call: &CallInfo<'_>) -> AnswerPlan {
+        AnswerPlan {
+            event_pace: self.0,
+            ..AnswerPlan::default()
+        }
+    }
+}
+
 /// One call the server saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpstreamRequest {

@@ -24,7 +24,7 @@ pub use dns::{DnsConfig, DnsCore, DnsSource, DnsStats, DnsStep};
 pub use error::UpstreamError;
 pub use local::{
     AnswerOutcome, AnswerPlan, AnswerPolicy, CallInfo, LOCAL_BETAS, LOCAL_MODELS, LocalUpstream,
-    RateWindow, UpstreamRequest,
+    PacedStream, RateWindow, UpstreamRequest,
 };
 pub use stream::{StreamAssembler, StreamError, StreamStep, StreamSummary};
 pub(crate) use tls::TlsServer;
