@@ -110,7 +110,6 @@ async fn server_errors(world: World) -> Outcome {
         "the breaker opened {} times",
         client.stats().breaker_opened
     );
-    let calls_before = up.calls();
     let asked = Instant::now();
     ana.query("while the breaker is open").await?;
     ana.until(
@@ -119,10 +118,13 @@ async fn server_errors(world: World) -> Outcome {
         is_error(ErrorCode::UpstreamUnavailable),
     )
     .await?;
+    // (A pre-warm check sent just before the breaker opened may still arrive: only
+    // this query's calls count.)
+    let calls = calls_for(&up, "while the breaker is open");
     ensure!(
-        asked.elapsed() < secs(1) && up.calls() == calls_before,
+        asked.elapsed() < secs(1) && calls.is_empty(),
         "an open breaker still called the API ({} calls) or waited {:?}",
-        up.calls() - calls_before,
+        calls.len(),
         asked.elapsed()
     );
     world.mark("recovered");
