@@ -419,6 +419,7 @@ impl Sessions {
                 }
             }
             let mut settings = shared.config.session_settings();
+            let restored = restore.is_some();
             let id = match restore {
                 Some(r) => {
                     settings.first_seq_after = r.first_seq_after;
@@ -432,7 +433,10 @@ impl Sessions {
                     }
                 },
             };
-            let core = SessionCore::new(settings, role.to_string(), transcript, now);
+            let mut core = SessionCore::new(settings, role.to_string(), transcript, now);
+            if restored {
+                core.handle_restored(now);
+            }
             let session = Arc::new(Session::new(id.clone(), user.to_string(), parent, core));
             t.live.insert(id, session.clone());
             t.live_peak = t.live_peak.max(t.live.len());

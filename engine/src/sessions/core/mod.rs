@@ -233,6 +233,13 @@ impl SessionCore {
         self.model.as_deref()
     }
 
+    /// The session was restored from the store: it is not new (its user spoke to it
+    /// before), so from now it idles out like any other instead of ending, and losing
+    /// its stored history, for want of a first message.
+    pub fn handle_restored(&mut self, now: Duration) {
+        self.limit.on_message(now);
+    }
+
     /// Later queries go to `model` (`None`: back to the engine's default).
     pub fn handle_model_chosen(&mut self, model: Option<String>) {
         self.model = model;

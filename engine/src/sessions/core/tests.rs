@@ -287,3 +287,27 @@ fn a_client_of_an_earlier_incarnation_is_behind_a_restored_stream_not_ahead() {
     // A number this incarnation never reached is still refused.
     assert!(core.handle_attach(s(3), Some(base + 2)).is_err());
 }
+
+#[test]
+fn a_restored_session_idles_out_instead_of_ending_for_want_of_a_first_message() {
+    let mut fresh = SessionCore::new(settings(QueryMode::Reject), "member".into(), vec![], s(0));
+    assert_eq!(
+        fresh.poll_timeout(Phase::Idle),
+        Some(s(300)),
+        "a new session: first message"
+    );
+    let mut restored = SessionCore::new(settings(QueryMode::Reject), "member".into(), vec![], s(0));
+    restored.handle_restored(s(0));
+    assert_eq!(
+        restored.poll_timeout(Phase::Idle),
+        Some(s(600)),
+        "restored: the idle timeout"
+    );
+    assert_eq!(restored.handle_timeout(s(300), Phase::Idle), None);
+    assert!(
+        !matches!(restored.poll_step(s(300), false), Step::End { .. }),
+        "a restored session ended (its stored history purged) for want of a first message"
+    );
+    fresh.handle_timeout(s(300), Phase::Idle);
+    assert!(matches!(fresh.poll_step(s(300), false), Step::End { .. }));
+}
