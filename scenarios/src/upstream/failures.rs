@@ -9,8 +9,9 @@ use crate::kit::channel::scenario;
 use crate::kit::channel::*;
 use crate::kit::model::*;
 use crate::kit::sessions::*;
-use crate::scenario::{Outcome, Scenario};
-use crate::stage::channel::with_upstream;
+use crate::scenario::{Failure, Outcome, Scenario};
+use crate::stage::channel::{ChannelStage, with_upstream};
+use crate::stage::client::SimClient;
 use engine::protocol::{ErrorCode, ServerEvent};
 use engine::upstream::MESSAGES_PATH;
 use sim::upstream::UpstreamMode;
@@ -45,14 +46,13 @@ fn server_errors_plan(seed: u64) -> FaultPlan {
         .after("recovered", 0, mode(UpstreamMode::Serving))
 }
 async fn server_errors(world: World) -> Outcome {
-    let (st, mut ana, _) = one_client(&world, |s, _| with_upstream(s)).await?;
+    let Some((st, mut ana)) =
+        faulted_after_first_answer(&world, "before the storm", "no storm at all").await?
+    else {
+        return Ok(());
+    };
     let up = upstream_of(&st)?;
     let client = engine_client(&st)?;
-    answered(&mut ana, 1, "before the storm").await?;
-    if world.mark("answered").is_empty() {
-        answered(&mut ana, 2, "no storm at all").await?;
-        return st.check_global();
-    }
     let policy = client.config().retry.clone();
     let nominal = |i: usize| policy.delay_first * policy.factor.pow(i as u32);
     let mut early = 0; // retries sooner than the un-jittered schedule allows
@@ -161,13 +161,12 @@ fn times_out_plan(seed: u64) -> FaultPlan {
         .after("recovered", 0, hang(false))
 }
 async fn times_out(world: World) -> Outcome {
-    let (st, mut ana, _) = one_client(&world, |s, _| with_upstream(s)).await?;
+    let Some((st, mut ana)) =
+        faulted_after_first_answer(&world, "before the silence", "no silence").await?
+    else {
+        return Ok(());
+    };
     let client = engine_client(&st)?;
-    answered(&mut ana, 1, "before the silence").await?;
-    if world.mark("answered").is_empty() {
-        answered(&mut ana, 2, "no silence").await?;
-        return st.check_global();
-    }
     let config = client.config().clone();
     let before = client.stats();
     let asked = Instant::now();
@@ -255,13 +254,12 @@ fn drops_plan(seed: u64) -> FaultPlan {
         .after("recovered", 0, drop_answers(false))
 }
 async fn drops_mid_stream(world: World) -> Outcome {
-    let (st, mut ana, _) = one_client(&world, |s, _| with_upstream(s)).await?;
+    let Some((st, mut ana)) =
+        faulted_after_first_answer(&world, "before the drop", "no drop").await?
+    else {
+        return Ok(());
+    };
     let up = upstream_of(&st)?;
-    answered(&mut ana, 1, "before the drop").await?;
-    if world.mark("answered").is_empty() {
-        answered(&mut ana, 2, "no drop").await?;
-        return st.check_global();
-    }
     // Long enough to stream in many deltas, so half of it is something.
     let text = words(40, "partial");
     let seq = ana.delivery.lock().expect("delivery poisoned").last_seq();
@@ -332,12 +330,11 @@ fn empty_plan(seed: u64) -> FaultPlan {
         .after("recovered", 0, empty_answers(false))
 }
 async fn empty_answer(world: World) -> Outcome {
-    let (st, mut ana, _) = one_client(&world, |s, _| with_upstream(s)).await?;
-    answered(&mut ana, 1, "before the void").await?;
-    if world.mark("answered").is_empty() {
-        answered(&mut ana, 2, "no void").await?;
-        return st.check_global();
-    }
+    let Some((st, mut ana)) =
+        faulted_after_first_answer(&world, "before the void", "no void").await?
+    else {
+        return Ok(());
+    };
     ana.query("into the void").await?;
     let told = ana
         .until(
@@ -361,6 +358,25 @@ async fn empty_answer(world: World) -> Outcome {
     world.mark("recovered");
     answered(&mut ana, 3, "out of the void").await?;
     st.check_global()
+}
+
+/// The one-client stage of a scenario whose plan sets its fault going once a first
+/// query was answered (the body marks `answered`). `None`: the plan had no such fault
+/// (shrunk away), and the run was judged without it: a second query answered, the
+/// global oracle kept.
+async fn faulted_after_first_answer(
+    world: &World,
+    before: &str,
+    baseline: &str,
+) -> Result<Option<(ChannelStage, SimClient)>, Failure> {
+    let (st, mut ana, _) = one_client(world, |s, _| with_upstream(s)).await?;
+    answered(&mut ana, 1, before).await?;
+    if world.mark("answered").is_empty() {
+        answered(&mut ana, 2, baseline).await?;
+        st.check_global()?;
+        return Ok(None);
+    }
+    Ok(Some((st, ana)))
 }
 
 /// Times at which the model API received messages calls whose query is `text`.
