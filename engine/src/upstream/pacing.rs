@@ -76,11 +76,6 @@ impl Pacer {
             *left = left.saturating_sub(1);
         }
     }
-
-    /// Whether calls are being slowed (the estimate is at or below the near share).
-    pub fn is_pacing(&self, now: Duration) -> bool {
-        matches!(self.window, Some((limit, left, at)) if now < at && left * 100 <= limit * NEAR_PERCENT)
-    }
 }
 
 #[cfg(test)]
@@ -115,7 +110,6 @@ mod tests {
         // 9 left over 60 s: one every 6.66 s.
         let wait = p.poll_wait(s(0));
         assert!(wait > s(6) && wait < s(7), "{wait:?}");
-        assert!(p.is_pacing(s(0)));
     }
 
     #[test]
