@@ -62,6 +62,65 @@ pub struct QueryOptions {
     /// Beta features to ask the model API for (`anthropic-beta`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub betas: Vec<String>,
+    /// The tools the model may ask the engine to run for this query (`run`, `read`);
+    /// none: the model answers in one turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// The most model calls (turns) this query may take (the engine's default when
+    /// absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_turns: Option<u32>,
+    /// The session's spending cap, in US dollars: from now on its queries stop once it
+    /// is spent. Once given, it stays the session's cap until another is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_budget_usd: Option<Usd>,
+    /// A JSON schema the final answer must match (structured output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<serde_json::Value>,
+}
+
+/// An amount of US dollars, held in millionths (exact arithmetic, deterministic); on
+/// the wire a JSON number of dollars.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Usd {
+    pub micros: u64,
+}
+
+impl Usd {
+    pub fn from_micros(micros: u64) -> Self {
+        Usd { micros }
+    }
+
+    pub fn dollars(self) -> f64 {
+        self.micros as f64 / 1e6
+    }
+}
+
+impl std::fmt::Display for Usd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "${:.6}", self.dollars())
+    }
+}
+
+impl Serialize for Usd {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.dollars())
+    }
+}
+
+impl<'de> Deserialize<'de> for Usd {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let dollars = f64::deserialize(d)?;
+        // A billion dollars bounds the millionths well inside u64.
+        if !(0.0..=1e9).contains(&dollars) {
+            return Err(serde::de::Error::custom(format!(
+                "an amount of dollars must be between 0 and 1e9, not {dollars}"
+            )));
+        }
+        Ok(Usd {
+            micros: (dollars * 1e6).round() as u64,
+        })
+    }
 }
 
 impl QueryOptions {
@@ -123,6 +182,14 @@ pub enum ErrorCode {
     UpstreamRejected,
     /// What was asked for (a stored result, say) does not exist.
     NotFound,
+    /// The query used its `max_turns` model calls: its result is incomplete; raise the
+    /// limit or continue in a new query.
+    MaxTurns,
+    /// The session's spending cap is spent: the query stopped, its result is incomplete.
+    BudgetExceeded,
+    /// The final answer still did not match the output schema after the retries: the
+    /// unstructured answer follows.
+    StructuredOutputInvalid,
 }
 
 /// A decoding failure: its code and a short detail (at most [`DETAIL_CHARS_MAX`]).
@@ -206,9 +273,15 @@ pub enum ServerEvent {
     ModelDelta {
         query: u64,
         text: String,
+        /// The model call (turn) of the query it belongs to, from 1 (absent: 1). A
+        /// query's result is its last turn's answer: a new turn's deltas replace the
+        /// earlier ones (a structured answer asked for again, say).
+        #[serde(default = "first_turn", skip_serializing_if = "is_first_turn")]
+        turn: u32,
     },
     /// Something the user should know that did not stop the query (`kind`:
-    /// `model_unknown`, `beta_unknown`, `model_fallback`, `upstream_slow`).
+    /// `model_unknown`, `beta_unknown`, `model_fallback`, `upstream_slow`,
+    /// `tool_unknown`, `budget_warning`, `context_compacted`).
     Warning {
         kind: String,
         message: String,
@@ -219,12 +292,16 @@ pub enum ServerEvent {
         text: String,
     },
     /// A query's final answer. `truncated`: `text` is a prefix; the whole answer is at
-    /// `GET /sessions/{session}/results/{query}`.
+    /// `GET /sessions/{session}/results/{query}`. `subtype` says why an answer is not
+    /// the one asked for (`error_max_turns`, `error_max_budget_usd`,
+    /// `error_max_structured_output_retries`): it comes after the error saying so.
     Result {
         query: u64,
         text: String,
         truncated: bool,
         bytes: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subtype: Option<String>,
     },
     /// The running query was interrupted.
     Interrupted {
@@ -263,6 +340,14 @@ pub enum ServerEvent {
     Replaced {
         reason: String,
     },
+}
+
+fn first_turn() -> u32 {
+    1
+}
+
+fn is_first_turn(turn: &u32) -> bool {
+    *turn == 1
 }
 
 /// One server message: version, sequence number and event. `seq` is present on every
@@ -367,6 +452,7 @@ mod tests {
                 text: "x".into(),
                 truncated: true,
                 bytes: 10,
+                subtype: None,
             },
         );
         let text = m.encode();

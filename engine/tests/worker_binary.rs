@@ -168,7 +168,8 @@ async fn requests_over_stdin_are_answered_and_shutdown_exits_zero() {
             Reply::Event {
                 id: 2,
                 seq,
-                data: word.to_string()
+                data: word.to_string(),
+                binary: false,
             }
         );
     }

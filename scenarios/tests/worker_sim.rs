@@ -165,6 +165,7 @@ async fn exchange(world: World) -> (Vec<u64>, Vec<u32>) {
             id: 2,
             seq,
             data: word.to_string(),
+            binary: false,
         };
         assert_eq!(w.next().await, event);
     }

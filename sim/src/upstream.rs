@@ -33,7 +33,8 @@
 //! beta: `upstream.beta_retired`), `Trickle` (a streamed answer's events paced:
 //! `upstream.trickle`), `Burst` (a streamed answer in one write: `upstream.burst`),
 //! `Silent` (no call answered: `upstream.timeout`), `Dropping` and `Emptying` (messages
-//! answers dropped halfway or empty: `upstream.dropped`, `upstream.empty`).
+//! answers dropped halfway or empty: `upstream.dropped`, `upstream.empty`), `Garbling`
+//! (structured answers in prose, not the JSON asked for: `upstream.garbled`).
 //! Calls a mode does not target meet the swarm's rates as in `Serving`.
 //!
 //! A wrong API key gets 401 from the server itself (not a fault). Crash semantics: the
@@ -135,6 +136,9 @@ pub enum UpstreamMode {
     /// window starts at its first call); every messages answer carries the rate-limit
     /// headers, and a call past the limit gets 429 until the window ends.
     AccountLimit { limit: u64, window_ms: u64 },
+    /// Messages calls asking for structured output are answered in prose, not the JSON
+    /// asked for (a model that does not follow the output format).
+    Garbling,
 }
 
 /// The simulated model API of one host.
@@ -217,6 +221,7 @@ impl SimUpstream {
         let messages = call.model.is_some();
         let streamed = messages && call.stream;
         let (mut event_pace, mut one_write, mut rate) = (Duration::ZERO, false, None);
+        let mut garbled = false;
         // Faults of the operator's modes are the plan's; calls a mode does not target,
         // and every call in `Serving`, meet the swarm's rates.
         let targeted = match &*mode {
@@ -226,6 +231,7 @@ impl SimUpstream {
             UpstreamMode::Trickle { .. } | UpstreamMode::Burst => streamed,
             UpstreamMode::Dropping | UpstreamMode::Emptying => messages,
             UpstreamMode::AccountLimit { .. } => messages,
+            UpstreamMode::Garbling => messages && call.structured,
             _ => true,
         };
         let mode = if targeted {
@@ -331,6 +337,16 @@ impl SimUpstream {
                 AnswerOutcome::Empty,
                 Some(("upstream.empty", "empty answer (operator)".to_string())),
             ),
+            UpstreamMode::Garbling => {
+                garbled = true;
+                (
+                    AnswerOutcome::Serve,
+                    Some((
+                        "upstream.garbled",
+                        "a structured answer in prose (operator)".to_string(),
+                    )),
+                )
+            }
             UpstreamMode::Burst => {
                 one_write = true;
                 (
@@ -423,6 +439,7 @@ impl SimUpstream {
             event_pace,
             one_write,
             rate,
+            garbled,
         };
         (plan, fault.map(|f| (f.0, f.1, swarm)))
     }
@@ -455,6 +472,7 @@ mod tests {
             model: messages.then_some("local-echo-1"),
             betas: &[],
             stream: messages,
+            structured: false,
         }
     }
 

@@ -10,7 +10,7 @@ use super::gate::{GateCall, GateDecision};
 use super::lifecycle::SessionEvent;
 use super::service::Shared;
 use super::session::Session;
-use super::upstream::ask_model;
+use super::agent::run_agent;
 use crate::protocol::{ErrorCode, QueryOptions, ServerEvent};
 use crate::workers::program::protocol::{Reply, Request};
 use crate::workers::{Claim, Priority, Worker};
@@ -125,13 +125,23 @@ async fn run_query(
             return finish(shared, session, query).await;
         }
     }
-    // The model answers first (when there is one); an interrupt or the session's end
-    // does not wait for it.
-    let asked = ask_model(shared, session, query, &text, &options);
+    // The model answers first (when there is one), in as many turns as its tools take;
+    // an interrupt or the session's end does not wait for it.
+    let asked = run_agent(shared, session, worker, query, &text, &options);
     let end = match stopped_or(shared, session, asked).await {
         Err(stopped) => stopped,
         Ok(None) => return finish(shared, session, query).await,
-        Ok(Some(input)) => stream_answer(shared, session, worker, query, input).await,
+        Ok(Some(answer)) => {
+            // An incomplete answer is said first; the worker still carries out what
+            // the model said, so the user has the partial result.
+            if let Some(incomplete) = answer.incomplete {
+                let (code, message) = incomplete.error();
+                session.with_core(|c| c.handle_result_subtype(incomplete.subtype()));
+                let error = ServerEvent::Error { code, message };
+                session.publish(shared.now(), error).await;
+            }
+            stream_answer(shared, session, worker, query, answer.text).await
+        }
     };
     let told = session.with_core(|c| c.handle_query_end(end));
     session.publish_opt(shared.now(), told).await;

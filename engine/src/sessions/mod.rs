@@ -6,9 +6,11 @@
 //! [`limits`], [`admission`], [`replay`] (the replay log) and [`gate`] (the tool gate
 //! asked before each tool and model call). The shells are thin: `session.rs` holds a
 //! core and wakes tasks, `driver.rs` carries out a session's steps, `service.rs` is the
-//! table, `durable.rs` the store, `upstream.rs` the model API glue.
+//! table, `durable.rs` the store, `upstream.rs` the model API glue, [`agent`] a query's
+//! agent loop (turns, tools, budget, context, structured output).
 
 mod admission;
+mod agent;
 mod config;
 pub mod core;
 mod driver;

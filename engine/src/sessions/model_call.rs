@@ -73,6 +73,8 @@ pub(crate) fn build_call(
             model,
             betas,
             messages,
+            tools: Vec::new(),
+            output_format: None,
         },
         session_model: chosen,
         warnings,
@@ -140,6 +142,7 @@ mod tests {
         let options = QueryOptions {
             model: Some("gpt-nonexistent".into()),
             betas: vec!["echo-tools-2026-01-01".into(), "time-travel".into()],
+            ..QueryOptions::default()
         };
         let built = build_call(&config(), Some("local-echo-2"), &options, &[], "hi");
         assert_eq!(

@@ -1,17 +1,17 @@
 //! Sessions and the model API: a pre-warmed worker is kept only if the upstream answers
-//! its check (a rate-limited one is disposed and pre-warming pauses); each query asks
-//! the model first (its options checked, its history sent, the answer's deltas
-//! forwarded to the client as they stream, the whole bounded by the query timeout), and
-//! a failure there fails the query but keeps the session; after an outage the sessions
-//! that were told are told again when the upstream is back.
+//! its check (a rate-limited one is disposed and pre-warming pauses); each model call
+//! of a query's agent loop (`agent`) streams the answer's deltas to the client as they
+//! come, bounded by the query timeout, and a failure there fails the query but keeps
+//! the session; after an outage the sessions that were told are told again when the
+//! upstream is back.
 
-use super::model_call::build_call;
 use super::service::Shared;
 use super::session::Session;
 use super::slow_stream::SlowStream;
 use crate::env::BoxFuture;
-use crate::protocol::{ErrorCode, QueryOptions, ServerEvent};
-use crate::upstream::{ModelCall, ModelEvent, UpstreamClient, UpstreamError};
+use crate::protocol::{ErrorCode, ServerEvent};
+use crate::upstream::wire::Usage;
+use crate::upstream::{ModelCall, ModelEvent, ToolUse, UpstreamClient, UpstreamError};
 use crate::workers::{CheckRefusal, WarmCheck};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,46 +36,28 @@ impl WarmCheck for UpstreamCheck {
     }
 }
 
-/// The model's answer to query `query` (what the worker then carries out), or `None`
-/// when there is none: the client has been told why. The answer's deltas reach the
-/// client as they stream, in order.
-pub(crate) async fn ask_model(
+/// One whole answer of the model: its text, the tools it asks for, what it cost.
+pub(crate) struct ModelAnswer {
+    pub text: String,
+    pub tool_uses: Vec<ToolUse>,
+    pub model: String,
+    pub usage: Usage,
+}
+
+/// One model call (turn `turn`) of query `query`, or `None` when it gave no answer: the
+/// client has been told why. The answer's text deltas reach the client as they stream,
+/// in order; the call is bounded by the query timeout.
+pub(crate) async fn ask_turn(
     shared: &Shared,
     session: &Session,
+    up: &UpstreamClient,
     query: u64,
-    text: &str,
-    options: &QueryOptions,
-) -> Option<String> {
-    let Some(up) = &shared.upstream else {
-        return Some(text.to_string());
-    };
-    let built =
-        session.with_core(|c| build_call(up.config(), c.model(), options, c.transcript(), text));
-    if let Some(model) = built.session_model {
-        session.with_core(|c| c.handle_model_chosen(model));
-    }
-    if built.trimmed > 0 {
-        crate::met!(
-            "upstream.context_trimmed",
-            "session {}: {} history entries left out of the model call",
-            session.id,
-            built.trimmed
-        );
-    }
-    for (kind, message) in built.warnings {
-        match kind {
-            "model_unknown" => crate::met!("upstream.model_unknown", "{message}"),
-            _ => crate::met!("upstream.beta_unknown", "{message}"),
-        }
-        let warning = ServerEvent::Warning {
-            kind: kind.to_string(),
-            message,
-        };
-        session.publish(shared.now(), warning).await;
-    }
+    turn: u32,
+    call: &ModelCall,
+) -> Option<ModelAnswer> {
     let config = up.config();
     let forwarded = AtomicUsize::new(0);
-    let answer = streamed_answer(shared, session, up, query, &built.call, &forwarded);
+    let answer = streamed_answer(shared, session, up, (query, turn), call, &forwarded);
     let e = match tokio::time::timeout(config.query_timeout, answer).await {
         Ok(Ok(answer)) => return Some(answer),
         Ok(Err(e)) => e,
@@ -157,10 +139,10 @@ async fn streamed_answer(
     shared: &Shared,
     session: &Session,
     up: &UpstreamClient,
-    query: u64,
+    (query, turn): (u64, u32),
     call: &ModelCall,
     forwarded: &AtomicUsize,
-) -> Result<String, UpstreamError> {
+) -> Result<ModelAnswer, UpstreamError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(EVENTS_QUEUED_MAX);
     let streaming = async move {
         let summary = up.stream(call, &tx).await;
@@ -191,7 +173,7 @@ async fn streamed_answer(
                     pace.handle_delta(shared.now());
                     answer.push_str(&text);
                     forwarded.fetch_add(text.len(), Ordering::Relaxed);
-                    let delta = ServerEvent::ModelDelta { query, text };
+                    let delta = ServerEvent::ModelDelta { query, text, turn };
                     session.publish(shared.now(), delta).await;
                 }
                 ModelEvent::Fallback { from, to, why } => {
@@ -214,7 +196,12 @@ async fn streamed_answer(
                 answer.len(),
                 "a delta was lost or repeated"
             );
-            Ok(answer)
+            Ok(ModelAnswer {
+                text: answer,
+                tool_uses: summary.tool_uses,
+                model: summary.model,
+                usage: summary.usage,
+            })
         }
         Err(e) => Err(e),
     }

@@ -1,5 +1,6 @@
 use super::breaker::BreakerPolicy;
 use super::dns::DnsConfig;
+use super::limits::ModelLimits;
 use super::retry::upstream_retry_policy;
 use super::tls::TlsConfig;
 use crate::env::NetAddr;
@@ -50,6 +51,8 @@ pub struct UpstreamConfig {
     pub dns: Option<DnsConfig>,
     /// TLS to the API (`None`: plain HTTP, as to a local server on loopback).
     pub tls: Option<TlsConfig>,
+    /// What one query may spend: turns, retries, context, money.
+    pub limits: ModelLimits,
 }
 
 impl UpstreamConfig {
@@ -81,6 +84,7 @@ impl UpstreamConfig {
             slow_tokens: 10,
             dns: None,
             tls: None,
+            limits: ModelLimits::new(),
         }
     }
 
@@ -115,5 +119,6 @@ impl UpstreamConfig {
         if let Some(dns) = &self.dns {
             dns.check();
         }
+        self.limits.check();
     }
 }

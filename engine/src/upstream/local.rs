@@ -36,6 +36,8 @@ pub struct AnswerPlan {
     pub one_write: bool,
     /// The account's request budget, sent as rate-limit headers.
     pub rate: Option<RateWindow>,
+    /// A structured answer comes back as prose, not the JSON asked for.
+    pub garbled: bool,
 }
 
 /// What the rate-limit headers of an answer say.
@@ -79,6 +81,8 @@ pub struct CallInfo<'a> {
     pub betas: &'a [String],
     /// A messages call that asks for a streamed answer.
     pub stream: bool,
+    /// A messages call that asks for structured output (an output format).
+    pub structured: bool,
 }
 
 /// Decides how each call is answered.
@@ -474,44 +478,105 @@ async fn models(State(up): State<Arc<LocalUpstream>>, headers: HeaderMap) -> Res
         model: None,
         betas: &[],
         stream: false,
+        structured: false,
     };
     let plan = up.admit(&headers, call, Logged::default());
     answer(plan, Reply::Models(model_list()), up.wall_unix_ms()).await
 }
 
-/// The echo model's answer: the last user turn's text. Token counts are words, a
-/// stand-in the budget checks can rely on.
-fn echo(request: &MessagesRequest, call: u64) -> MessagesAnswer {
-    let input = last_user_text(request);
-    let words = |text: &str| text.split_whitespace().count() as u64;
-    let input_tokens = request
-        .messages
-        .iter()
-        .map(|m| words(&m.content.text()))
-        .sum();
+/// The echo model's answer: the last user text turn's text. Token counts are words, a
+/// stand-in the budget checks can rely on. A query opening with `use:TOOL*N` (TOOL one
+/// of the call's tools) makes it an agent: it asks for TOOL on the rest of the query
+/// until N of its tool results have come back, then echoes the rest. With an output
+/// format it answers `{"answer": text}`, garbled (not JSON) when the plan says so.
+fn echo(request: &MessagesRequest, call: u64, garbled: bool) -> MessagesAnswer {
+    let (input, results) = last_user_text_and_results(request);
+    let input_tokens = request.messages.iter().map(|m| tokens(&m.content.blocks())).sum();
+    let (tool, text) = match directive(&input) {
+        Some((tool, uses, rest)) if request.tools.iter().any(|t| t.name == tool) => {
+            ((results < uses).then_some(tool), rest)
+        }
+        _ => (None, input.as_str()),
+    };
+    let (content, stop_reason) = match tool {
+        Some(name) => {
+            let block = Block::ToolUse {
+                id: format!("toolu_{call:016x}"),
+                name: name.to_string(),
+                input: serde_json::json!({ "input": text }),
+            };
+            (vec![block], "tool_use")
+        }
+        None => {
+            let text = match &request.output_format {
+                Some(_) if garbled => format!("Sure! Here is the answer: {text}"),
+                Some(_) => serde_json::json!({ "answer": text }).to_string(),
+                None => text.to_string(),
+            };
+            (vec![Block::Text { text }], "end_turn")
+        }
+    };
+    let output_tokens = tokens(&content);
     MessagesAnswer {
         id: format!("msg_{call:016x}"),
         kind: "message".to_string(),
         role: Role::Assistant,
         model: request.model.clone(),
-        stop_reason: Some("end_turn".to_string()),
+        stop_reason: Some(stop_reason.to_string()),
         stop_sequence: None,
         usage: Usage {
             input_tokens,
-            output_tokens: words(&input),
+            output_tokens,
         },
-        content: vec![Block::Text { text: input }],
+        content,
     }
 }
 
-fn last_user_text(request: &MessagesRequest) -> String {
-    request
-        .messages
+/// The echo model's token count of some blocks: words of text and of tool inputs, a
+/// token per 4 bytes of binary data.
+fn tokens(blocks: &[Block]) -> u64 {
+    blocks
         .iter()
-        .rev()
-        .find(|m| m.role == Role::User)
-        .map(|m| m.content.text())
-        .unwrap_or_default()
+        .map(|block| match block {
+            Block::Text { text } => text.split_whitespace().count() as u64,
+            Block::ToolUse { input, .. } => input.to_string().split_whitespace().count() as u64,
+            Block::ToolResult { content, .. } => tokens(content),
+            Block::Document { source } => source.data.len().div_ceil(4) as u64,
+            Block::Other => 0,
+        })
+        .sum()
+}
+
+/// `use:TOOL*N rest` → (TOOL, N, rest).
+fn directive(text: &str) -> Option<(&str, usize, &str)> {
+    let text = text.trim_start();
+    let (head, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    let (tool, uses) = head.strip_prefix("use:")?.split_once('*')?;
+    let uses = uses.parse().ok().filter(|n| (1..=10_000).contains(n))?;
+    Some((tool, uses, rest.trim_start()))
+}
+
+fn last_user_text(request: &MessagesRequest) -> String {
+    last_user_text_and_results(request).0
+}
+
+/// The text of the last user turn that has text, and how many tool results came after
+/// it.
+fn last_user_text_and_results(request: &MessagesRequest) -> (String, usize) {
+    let mut results = 0;
+    for m in request.messages.iter().rev().filter(|m| m.role == Role::User) {
+        let text = m.content.text();
+        if !text.is_empty() {
+            return (text, results);
+        }
+        results += m
+            .content
+            .blocks()
+            .iter()
+            .filter(|b| matches!(b, Block::ToolResult { .. }))
+            .count();
+    }
+    (String::new(), results)
 }
 
 async fn messages(
@@ -537,6 +602,9 @@ async fn messages(
         model: request.as_ref().ok().map(|r| r.model.as_str()),
         betas: &betas,
         stream: request.as_ref().is_ok_and(|r| r.stream),
+        structured: request
+            .as_ref()
+            .is_ok_and(|r| r.output_format.is_some()),
     };
     let plan = up.admit(&headers, call, logged);
     let unknown_beta = betas.iter().find(|b| !LOCAL_BETAS.contains(&b.as_str()));
@@ -562,7 +630,7 @@ async fn messages(
             let call = up.calls();
             let stream = request.stream;
             let reply = Reply::Message {
-                answer: echo(&request, call),
+                answer: echo(&request, call, plan.garbled),
                 stream,
             };
             answer(plan, reply, up.wall_unix_ms()).await

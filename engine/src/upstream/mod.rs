@@ -11,6 +11,7 @@ mod dns;
 mod error;
 mod http;
 mod local;
+pub mod limits;
 pub mod pacing;
 pub mod retry;
 mod stream;
@@ -20,13 +21,14 @@ pub mod wire;
 pub use breaker::{Breaker, BreakerPolicy};
 pub use client::{ModelCall, ModelEvent, UpstreamClient, UpstreamStats};
 pub use config::UpstreamConfig;
+pub use limits::{ModelLimits, ModelPrice};
 pub use dns::{DnsConfig, DnsCore, DnsSource, DnsStats, DnsStep};
 pub use error::UpstreamError;
 pub use local::{
     AnswerOutcome, AnswerPlan, AnswerPolicy, CallInfo, LOCAL_BETAS, LOCAL_MODELS, LocalUpstream,
     PacedStream, RateWindow, UpstreamRequest,
 };
-pub use stream::{StreamAssembler, StreamError, StreamStep, StreamSummary};
+pub use stream::{StreamAssembler, StreamError, StreamStep, StreamSummary, ToolUse};
 pub(crate) use tls::TlsServer;
 /// The expiry core, for the property tests.
 pub use tls::{Checked as CertificateCheck, Decision as ExpiryDecision, decide as decide_expiry};

@@ -18,6 +18,29 @@ pub struct MessagesRequest {
     pub system: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stream: bool,
+    /// The tools the model may ask the engine to run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSpec>,
+    /// The shape the final answer's text must have (structured output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_format: Option<OutputFormat>,
+}
+
+/// A tool offered to the model: its name, what it does, and its input's JSON schema.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub input_schema: serde_json::Value,
+}
+
+/// Structured output: the answer's text is a JSON document matching `schema`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputFormat {
+    /// Always `json_schema`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub schema: serde_json::Value,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +73,22 @@ impl Content {
             Content::Blocks(blocks) => blocks.iter().filter_map(Block::text).collect(),
         }
     }
+
+    /// The blocks (a plain text is one text block).
+    pub fn blocks(&self) -> Vec<Block> {
+        match self {
+            Content::Text(text) => vec![Block::Text { text: text.clone() }],
+            Content::Blocks(blocks) => blocks.clone(),
+        }
+    }
+
+    /// How many bytes of text or data it carries.
+    pub fn size(&self) -> usize {
+        match self {
+            Content::Text(text) => text.len(),
+            Content::Blocks(blocks) => blocks.iter().map(Block::size).sum(),
+        }
+    }
 }
 
 /// A content block. Kinds the engine does not use are kept as `Other`, so an answer
@@ -60,15 +99,53 @@ pub enum Block {
     Text {
         text: String,
     },
+    /// The model asks the engine to run tool `name` on `input`.
+    ToolUse {
+        id: String,
+        name: String,
+        input: serde_json::Value,
+    },
+    /// A tool's result, sent back in the next user turn.
+    ToolResult {
+        tool_use_id: String,
+        content: Vec<Block>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
+    },
+    /// Binary content, base64-encoded (a tool's binary result).
+    Document {
+        source: Base64Source,
+    },
     #[serde(other)]
     Other,
+}
+
+/// Base64-encoded bytes and their media type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Base64Source {
+    /// Always `base64`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub media_type: String,
+    pub data: String,
 }
 
 impl Block {
     pub fn text(&self) -> Option<&str> {
         match self {
             Block::Text { text } => Some(text),
-            Block::Other => None,
+            _ => None,
+        }
+    }
+
+    /// How many bytes of text or data the block carries (its share of a context).
+    pub fn size(&self) -> usize {
+        match self {
+            Block::Text { text } => text.len(),
+            Block::ToolUse { input, .. } => input.to_string().len(),
+            Block::ToolResult { content, .. } => content.iter().map(Block::size).sum(),
+            Block::Document { source } => source.data.len(),
+            Block::Other => 0,
         }
     }
 }
@@ -181,35 +258,69 @@ impl StreamEvent {
         format!("event: {}\ndata: {data}\n\n", self.name())
     }
 
-    /// The events of a whole streamed answer: its text in deltas of at most
-    /// `chunk_chars` characters (none for an empty text).
+    /// The events of a whole streamed answer: each text block's text in deltas of at
+    /// most `chunk_chars` characters (none for an empty text), each tool use's input in
+    /// JSON pieces of at most `chunk_chars` characters.
     pub fn answer(message: &MessagesAnswer, chunk_chars: usize) -> Vec<StreamEvent> {
         assert!(chunk_chars > 0, "chunk_chars must be positive");
-        let text = message.text();
         let mut start = message.clone();
         start.content = Vec::new();
         start.stop_reason = None;
         start.usage.output_tokens = 0;
-        let mut events = vec![
-            StreamEvent::MessageStart { message: start },
-            StreamEvent::ContentBlockStart {
-                index: 0,
-                content_block: Block::Text {
-                    text: String::new(),
-                },
-            },
-            StreamEvent::Ping,
-        ];
-        let chars: Vec<char> = text.chars().collect();
-        for chunk in chars.chunks(chunk_chars) {
-            events.push(StreamEvent::ContentBlockDelta {
-                index: 0,
-                delta: Delta::TextDelta {
-                    text: chunk.iter().collect(),
-                },
+        let mut events = vec![StreamEvent::MessageStart { message: start }];
+        let pieces = |text: &str| -> Vec<String> {
+            let chars: Vec<char> = text.chars().collect();
+            chars.chunks(chunk_chars).map(|c| c.iter().collect()).collect()
+        };
+        // An answer without blocks still opens one (empty) text block, as the API does.
+        let empty = [Block::Text {
+            text: String::new(),
+        }];
+        let blocks = if message.content.is_empty() {
+            &empty[..]
+        } else {
+            &message.content[..]
+        };
+        for (index, block) in blocks.iter().enumerate() {
+            let index = index as u32;
+            let (opening, deltas) = match block {
+                Block::ToolUse { id, name, input } => {
+                    let opening = Block::ToolUse {
+                        id: id.clone(),
+                        name: name.clone(),
+                        input: serde_json::json!({}),
+                    };
+                    let json = input.to_string();
+                    let deltas = pieces(&json)
+                        .into_iter()
+                        .map(|partial_json| Delta::InputJsonDelta { partial_json })
+                        .collect::<Vec<_>>();
+                    (opening, deltas)
+                }
+                other => {
+                    let text = other.text().unwrap_or_default();
+                    let opening = Block::Text {
+                        text: String::new(),
+                    };
+                    let deltas = pieces(text)
+                        .into_iter()
+                        .map(|text| Delta::TextDelta { text })
+                        .collect();
+                    (opening, deltas)
+                }
+            };
+            events.push(StreamEvent::ContentBlockStart {
+                index,
+                content_block: opening,
             });
+            if index == 0 {
+                events.push(StreamEvent::Ping);
+            }
+            for delta in deltas {
+                events.push(StreamEvent::ContentBlockDelta { index, delta });
+            }
+            events.push(StreamEvent::ContentBlockStop { index });
         }
-        events.push(StreamEvent::ContentBlockStop { index: 0 });
         events.push(StreamEvent::MessageDelta {
             delta: MessageDelta {
                 stop_reason: message.stop_reason.clone(),
@@ -241,6 +352,10 @@ impl StreamEvent {
 pub enum Delta {
     TextDelta {
         text: String,
+    },
+    /// A piece of a tool use's input, as JSON text (the pieces joined parse).
+    InputJsonDelta {
+        partial_json: String,
     },
     #[serde(other)]
     Other,

@@ -283,6 +283,7 @@ pub fn result_of(c: &SimClient, query: u64) -> Option<(String, bool, u64)> {
             text,
             truncated,
             bytes,
+            ..
         } if *q == query => Some((text.clone(), *truncated, *bytes)),
         _ => None,
     })

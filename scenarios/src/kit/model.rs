@@ -18,13 +18,13 @@ pub async fn query_with(
     client.send_text(&frame.to_string()).await
 }
 
-/// The model's deltas for `query` the client saw, in order.
+/// The model's deltas for `query` the client saw, in order (of every turn).
 pub fn model_deltas(client: &SimClient, query: u64) -> Vec<String> {
     let d = client.delivery.lock().expect("delivery poisoned");
     d.messages
         .iter()
         .filter_map(|m| match &m.event {
-            ServerEvent::ModelDelta { query: q, text } if *q == query => Some(text.clone()),
+            ServerEvent::ModelDelta { query: q, text, .. } if *q == query => Some(text.clone()),
             _ => None,
         })
         .collect()
@@ -62,7 +62,10 @@ pub fn errors_after(client: &SimClient, after_seq: u64) -> Vec<(ErrorCode, Strin
 /// Per query, what one client saw of the model's answer and what became of it.
 #[derive(Default)]
 struct Seen {
+    /// The latest turn's deltas, joined (a new turn's answer replaces the last's).
     model: String,
+    turn: u32,
+    turn_went_back: bool,
     result: Option<(String, bool)>,
     delta_after_end: bool,
     broke_off: bool,
@@ -72,7 +75,8 @@ struct Seen {
 /// from its start, the model's deltas arrive before the query's end, none after it;
 /// joined, they are exactly what the worker carried out (its result is the worker's
 /// answer to them), so no delta was lost, repeated or reordered; and a query whose
-/// answer broke off has no result.
+/// answer broke off has no result. In a query of several turns this holds of its last
+/// turn, and turns never go back.
 pub fn check_model_deltas(d: &Delivery) -> Result<(), Failure> {
     if d.base != 0 || d.gap_allowed_through != 0 {
         return Ok(()); // joined mid-stream or missed messages on purpose: nothing to judge
@@ -81,9 +85,14 @@ pub fn check_model_deltas(d: &Delivery) -> Result<(), Failure> {
     let mut running: Option<u64> = None;
     for m in &d.messages {
         match &m.event {
-            ServerEvent::ModelDelta { query, text } => {
+            ServerEvent::ModelDelta { query, text, turn } => {
                 let s = seen.entry(*query).or_default();
                 s.delta_after_end |= s.result.is_some() || s.broke_off;
+                s.turn_went_back |= *turn < s.turn;
+                if *turn > s.turn {
+                    s.model.clear();
+                    s.turn = *turn;
+                }
                 s.model.push_str(text);
                 running = Some(*query);
             }
@@ -110,6 +119,9 @@ pub fn check_model_deltas(d: &Delivery) -> Result<(), Failure> {
         let fail = |what: String| Err(Failure::correctness(format!("query {query}: {what}")));
         if s.delta_after_end {
             return fail("a model delta arrived after the query ended".to_string());
+        }
+        if s.turn_went_back {
+            return fail("a model delta of an earlier turn came after a later turn's".to_string());
         }
         if s.broke_off && s.result.is_some() {
             return fail("its answer broke off, yet it has a result".to_string());

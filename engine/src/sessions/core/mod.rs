@@ -126,6 +126,8 @@ struct Running {
     parts: Vec<String>,
     /// Bytes of the answer seen so far (streamed while within the result bound).
     streamed: usize,
+    /// Why the answer is not the one asked for, if it is not (the result's subtype).
+    subtype: Option<&'static str>,
 }
 
 /// One session's state and decisions.
@@ -168,6 +170,10 @@ pub struct SessionCore {
     /// The model a query named last (the session's model from then on); `None`: the
     /// engine's default.
     model: Option<String>,
+    /// The session's spending cap and what its model calls have cost.
+    budget: crate::sessions::agent::Budget,
+    /// Times its history was compacted to fit the context window.
+    compactions: u32,
     stats: SessionStats,
 }
 
@@ -202,6 +208,8 @@ impl SessionCore {
             handed_off: false,
             upstream_lost: false,
             model: None,
+            budget: Default::default(),
+            compactions: 0,
             stats: SessionStats::default(),
         }
     }
@@ -243,6 +251,36 @@ impl SessionCore {
     /// Later queries go to `model` (`None`: back to the engine's default).
     pub fn handle_model_chosen(&mut self, model: Option<String>) {
         self.model = model;
+    }
+
+    pub(crate) fn budget(&self) -> &crate::sessions::agent::Budget {
+        &self.budget
+    }
+
+    pub(crate) fn budget_mut(&mut self) -> &mut crate::sessions::agent::Budget {
+        &mut self.budget
+    }
+
+    /// What the session's model calls have cost so far.
+    pub fn spent(&self) -> crate::protocol::Usd {
+        self.budget.spent()
+    }
+
+    /// The session's spending cap, if it has one.
+    pub fn budget_cap(&self) -> Option<crate::protocol::Usd> {
+        self.budget.cap()
+    }
+
+    /// Times the history was compacted.
+    pub fn compactions(&self) -> u32 {
+        self.compactions
+    }
+
+    /// The history's `entries` oldest entries are compacted: `marker` stands for them.
+    pub fn handle_compacted(&mut self, entries: usize, marker: String) {
+        assert!(entries <= self.transcript.len(), "compacting past the history");
+        self.transcript.splice(..entries, [Arc::new(marker)]);
+        self.compactions += 1;
     }
 
     pub fn end_reason(&self) -> Option<&str> {

@@ -184,10 +184,18 @@ impl SessionCore {
             text: text.to_string(),
             parts: Vec::new(),
             streamed: 0,
+            subtype: None,
         });
         self.interrupt_requested = false;
         self.stats.queries += 1;
         Ok(status)
+    }
+
+    /// The running query's answer is incomplete: its result carries `subtype`.
+    pub fn handle_result_subtype(&mut self, subtype: &'static str) {
+        if let Some(running) = self.running.as_mut() {
+            running.subtype = Some(subtype);
+        }
     }
 
     /// Why the running query must stop now, if it must.
@@ -251,6 +259,7 @@ impl SessionCore {
                     text: shown,
                     truncated,
                     bytes: bytes as u64,
+                    subtype: running.subtype.map(str::to_string),
                 }
             }
             QueryEnd::Interrupted => {

@@ -13,7 +13,9 @@ use super::error::UpstreamError;
 use super::http::{Answer, Call, ExchangeError, RateHeaders, exchange};
 use super::pacing::{Pacer, RateReport};
 use super::tls::{TlsClient, TlsStats};
-use super::wire::{Content, ErrorAnswer, Message, MessagesAnswer, MessagesRequest, Role};
+use super::wire::{
+    Content, ErrorAnswer, Message, MessagesAnswer, MessagesRequest, OutputFormat, Role, ToolSpec,
+};
 use super::{MESSAGES_PATH, MODELS_PATH};
 use crate::env::Env;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -171,6 +173,8 @@ impl UpstreamClient {
             messages: call.messages.clone(),
             system: None,
             stream,
+            tools: call.tools.clone(),
+            output_format: call.output_format.clone(),
         })
         .map_err(|e| UpstreamError::Malformed {
             detail: e.to_string(),
@@ -321,6 +325,10 @@ pub struct ModelCall {
     pub model: String,
     pub betas: Vec<String>,
     pub messages: Vec<Message>,
+    /// The tools the model may ask for.
+    pub tools: Vec<ToolSpec>,
+    /// The final answer's required shape, if any.
+    pub output_format: Option<OutputFormat>,
 }
 
 impl ModelCall {
@@ -333,6 +341,8 @@ impl ModelCall {
                 role: Role::User,
                 content: Content::Text(text.to_string()),
             }],
+            tools: Vec::new(),
+            output_format: None,
         }
     }
 }

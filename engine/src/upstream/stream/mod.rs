@@ -5,7 +5,7 @@
 //! never an answer: its partial text is discarded and only its length is kept, for the
 //! log.
 
-use super::wire::{Delta, StreamEvent, Usage};
+use super::wire::{Block, Delta, StreamEvent, Usage};
 use std::fmt;
 
 /// What one event means for the answer.
@@ -26,6 +26,24 @@ pub struct StreamSummary {
     pub deltas: u64,
     pub stop_reason: Option<String>,
     pub usage: Usage,
+    /// The tools the model asks to run, in order (`stop_reason` is then `tool_use`).
+    pub tool_uses: Vec<ToolUse>,
+}
+
+/// One tool the model asks the engine to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolUse {
+    pub id: String,
+    pub name: String,
+    pub input: serde_json::Value,
+}
+
+/// The block being streamed.
+#[derive(Debug)]
+enum OpenBlock {
+    Text,
+    /// A tool use, its input's JSON pieces joined so far.
+    Tool { id: String, name: String, json: String },
 }
 
 /// Why a stream gave no answer.
@@ -68,7 +86,7 @@ enum Phase {
 pub struct StreamAssembler {
     phase: Phase,
     /// The content block being streamed, if one is open.
-    block: Option<u32>,
+    block: Option<(u32, OpenBlock)>,
     summary: StreamSummary,
     text_bytes_max: usize,
 }
@@ -144,33 +162,65 @@ impl StreamAssembler {
             StreamEvent::MessageStart { .. } => {
                 Err(StreamError::Malformed("a second message_start".to_string()))
             }
-            StreamEvent::ContentBlockStart { index, .. } => {
-                if let Some(open) = self.block {
+            StreamEvent::ContentBlockStart {
+                index,
+                content_block,
+            } => {
+                if let Some((open, _)) = &self.block {
                     return Err(StreamError::Malformed(format!(
                         "block {index} started while block {open} is open"
                     )));
                 }
-                self.block = Some(index);
+                let block = match content_block {
+                    Block::ToolUse { id, name, .. } => OpenBlock::Tool {
+                        id,
+                        name,
+                        json: String::new(),
+                    },
+                    _ => OpenBlock::Text,
+                };
+                self.block = Some((index, block));
                 Ok(StreamStep::Nothing)
             }
             StreamEvent::ContentBlockDelta { index, delta } => {
-                if self.block != Some(index) {
+                let budget = self.text_bytes_max;
+                let Some((_, block)) = self.block.as_mut().filter(|(open, _)| *open == index)
+                else {
                     return Err(StreamError::Malformed(format!(
                         "a delta for block {index}, which is not open"
                     )));
-                }
-                match delta {
-                    Delta::TextDelta { text } => self.forward(text),
-                    Delta::Other => Ok(StreamStep::Nothing),
+                };
+                match (delta, block) {
+                    (Delta::TextDelta { text }, OpenBlock::Text) => self.forward(text),
+                    (Delta::InputJsonDelta { partial_json }, OpenBlock::Tool { json, .. }) => {
+                        if json.len() + partial_json.len() > budget {
+                            return Err(StreamError::Malformed(format!(
+                                "a tool input longer than {budget} bytes"
+                            )));
+                        }
+                        json.push_str(&partial_json);
+                        Ok(StreamStep::Nothing)
+                    }
+                    (Delta::Other, _) => Ok(StreamStep::Nothing),
+                    (_, _) => Err(StreamError::Malformed(format!(
+                        "block {index} got a delta of another kind"
+                    ))),
                 }
             }
             StreamEvent::ContentBlockStop { index } => {
-                if self.block != Some(index) {
+                let Some((_, block)) = self.block.take_if(|(open, _)| *open == index) else {
                     return Err(StreamError::Malformed(format!(
                         "block {index} stopped but it is not open"
                     )));
+                };
+                if let OpenBlock::Tool { id, name, json } = block {
+                    // An input streamed as nothing is the empty object, as the API sends.
+                    let json = if json.is_empty() { "{}" } else { json.as_str() };
+                    let input = serde_json::from_str(json).map_err(|e| {
+                        StreamError::Malformed(format!("tool {name}'s input is not JSON: {e}"))
+                    })?;
+                    self.summary.tool_uses.push(ToolUse { id, name, input });
                 }
-                self.block = None;
                 Ok(StreamStep::Nothing)
             }
             StreamEvent::MessageDelta { delta, usage } => {
@@ -182,7 +232,7 @@ impl StreamAssembler {
                 Ok(StreamStep::Nothing)
             }
             StreamEvent::MessageStop => {
-                if let Some(open) = self.block {
+                if let Some((open, _)) = &self.block {
                     return Err(StreamError::Malformed(format!(
                         "message_stop while block {open} is open"
                     )));

@@ -149,17 +149,21 @@ pub const PAYLOAD_PART_BYTES: usize = 16 << 10;
 /// of [`PAYLOAD_PART_BYTES`]. The parts are made one at a time as they are taken, so a
 /// worker sending a payload of megabytes holds one part of it, not the whole.
 pub fn expand_word(word: &str) -> WordParts {
-    let size = word
-        .strip_prefix("payload:")
-        .and_then(|n| n.parse::<usize>().ok())
-        .filter(|n| (1..=PAYLOAD_BYTES_MAX).contains(n));
-    match size {
-        Some(size) => WordParts {
-            word: None,
-            next: 0,
-            size,
-        },
-        None => WordParts::one(word.to_string()),
+    let sized = |prefix: &str| {
+        word.strip_prefix(prefix)
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| (1..=PAYLOAD_BYTES_MAX).contains(n))
+    };
+    let (size, binary) = match (sized("payload:"), sized("binary:")) {
+        (Some(size), _) => (size, false),
+        (None, Some(size)) => (size, true),
+        (None, None) => return WordParts::one(word.to_string()),
+    };
+    WordParts {
+        word: None,
+        next: 0,
+        size,
+        binary,
     }
 }
 
@@ -171,6 +175,9 @@ pub struct WordParts {
     /// A payload: the offset of its next part, and its size.
     next: usize,
     size: usize,
+    /// `binary:N`: N bytes of binary data (a tool returning an image, say), each part
+    /// base64-encoded on the line protocol.
+    binary: bool,
 }
 
 impl WordParts {
@@ -180,8 +187,19 @@ impl WordParts {
             word: Some(part),
             next: 0,
             size: 0,
+            binary: false,
         }
     }
+
+    /// Its parts are binary data, base64-encoded.
+    pub fn is_binary(&self) -> bool {
+        self.binary
+    }
+}
+
+/// Byte `i` of a `binary:N` word: every value 0..=255 occurs, most of them not UTF-8.
+pub fn binary_byte(i: usize) -> u8 {
+    (i.wrapping_mul(167) ^ (i >> 8)) as u8
 }
 
 impl Iterator for WordParts {
@@ -199,6 +217,10 @@ impl Iterator for WordParts {
         // lossy re-decoding of each part cost a visible share of the gate's CPU.
         let (start, end) = (self.next, (self.next + PAYLOAD_PART_BYTES).min(self.size));
         self.next = end;
+        if self.binary {
+            let part: Vec<u8> = (start..end).map(binary_byte).collect();
+            return Some(data_encoding::BASE64.encode(&part));
+        }
         let part: Vec<u8> = (start..end).map(|i| ALPHABET[i % ALPHABET.len()]).collect();
         Some(String::from_utf8(part).expect("the alphabet is ASCII"))
     }
@@ -234,13 +256,20 @@ async fn answer<W: AsyncWrite + Unpin + ?Sized>(
                     }
                     None => expand_word(word),
                 };
+                let binary = parts.is_binary();
                 for data in parts {
                     seq += 1;
                     if let Some(ms) = pace_ms.filter(|ms| *ms > 0) {
                         out.flush().await?;
                         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
                     }
-                    send(out, &Reply::Event { id, seq, data }).await?;
+                    let event = Reply::Event {
+                        id,
+                        seq,
+                        data,
+                        binary,
+                    };
+                    send(out, &event).await?;
                 }
             }
             send(out, &Reply::Done { id }).await?;
@@ -350,6 +379,14 @@ mod tests {
         );
         assert_eq!(expand_word("word").collect::<Vec<_>>(), ["word"]);
         assert_eq!(expand_word("payload:0").collect::<Vec<_>>(), ["payload:0"]);
+        let binary = expand_word(&format!("binary:{}", PAYLOAD_PART_BYTES + 1));
+        assert!(binary.is_binary());
+        let parts: Vec<Vec<u8>> = binary
+            .map(|p| data_encoding::BASE64.decode(p.as_bytes()).expect("base64"))
+            .collect();
+        assert_eq!(parts.iter().map(Vec::len).collect::<Vec<_>>(), [PAYLOAD_PART_BYTES, 1]);
+        assert!(std::str::from_utf8(&parts[0]).is_err(), "binary, not text");
+        assert_eq!(parts[1][0], binary_byte(PAYLOAD_PART_BYTES));
         let too_big = format!("payload:{}", PAYLOAD_BYTES_MAX + 1);
         assert_eq!(
             expand_word(&too_big).collect::<Vec<_>>(),

@@ -14,7 +14,7 @@ mod cache;
 pub mod cache_index;
 mod errors;
 mod handle;
-pub use handle::{PAYLOAD_PART_BYTES, WordParts, expand_word};
+pub use handle::{PAYLOAD_PART_BYTES, WordParts, binary_byte, expand_word};
 pub mod lines;
 pub mod protocol;
 mod run;

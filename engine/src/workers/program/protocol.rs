@@ -91,6 +91,9 @@ pub enum Reply {
         /// Per request, from 1.
         seq: u64,
         data: String,
+        /// `data` is binary, base64-encoded (a `binary:N` word).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        binary: bool,
     },
     Done {
         id: u64,
@@ -370,6 +373,7 @@ mod tests {
                 id: 2,
                 seq: 1,
                 data: "word".to_string(),
+                binary: false,
             },
             Reply::Done { id: 2 },
             Reply::Error {
