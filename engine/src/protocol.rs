@@ -62,7 +62,7 @@ pub struct QueryOptions {
     /// Beta features to ask the model API for (`anthropic-beta`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub betas: Vec<String>,
-    /// The tools the model may ask the engine to run for this query (`run`, `read`);
+    /// The tools the model may ask the engine to run for this query (`read`);
     /// none: the model answers in one turn.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<String>,

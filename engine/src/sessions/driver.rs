@@ -5,12 +5,12 @@
 //! session. Every decision is the core's or the gate's; everything the client sees goes
 //! through `Session::publish`.
 
+use super::agent::run_agent;
 use super::core::{Phase, QueryEnd, Step, Stop};
 use super::gate::{GateCall, GateDecision};
 use super::lifecycle::SessionEvent;
 use super::service::Shared;
 use super::session::Session;
-use super::agent::run_agent;
 use crate::protocol::{ErrorCode, QueryOptions, ServerEvent};
 use crate::workers::program::protocol::{Reply, Request};
 use crate::workers::{Claim, Priority, Worker};

@@ -81,6 +81,11 @@ impl Session {
         self.read(|c| c.stats().clone())
     }
 
+    /// What its model calls have cost so far.
+    pub fn spent(&self) -> crate::protocol::Usd {
+        self.with_core(|c| c.spent())
+    }
+
     pub fn last_seq(&self) -> u64 {
         self.read(SessionCore::last_seq)
     }

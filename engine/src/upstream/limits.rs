@@ -1,8 +1,8 @@
 //! What one query may spend of the model API: turns, structured-output retries, the
 //! context window, and money (each model's price per token).
 
-use crate::protocol::Usd;
 use super::wire::Usage;
+use crate::protocol::Usd;
 
 /// The agent loop's limits and the price list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,7 +62,8 @@ impl ModelLimits {
             return Usd::default();
         };
         // Micro-dollars per million tokens is micro-micro-dollars per token.
-        let per_token = |count: u64, per_mtok: Usd| count.saturating_mul(per_mtok.micros) / 1_000_000;
+        let per_token =
+            |count: u64, per_mtok: Usd| count.saturating_mul(per_mtok.micros) / 1_000_000;
         Usd::from_micros(
             per_token(usage.input_tokens, price.input_per_mtok)
                 .saturating_add(per_token(usage.output_tokens, price.output_per_mtok)),

@@ -118,10 +118,21 @@ pub struct UpstreamRequest {
     pub turns: usize,
     /// The start of its first turn (the oldest context it carried).
     pub first_head: Option<String>,
+    /// The tool results its last turn carried back: the start of each one's text
+    /// (at most `INPUT_HEAD_CHARS` × 4 characters), and each binary document's base64
+    /// data (its first `DOCUMENT_KEPT_CHARS` characters) with its whole length.
+    pub tool_results: Vec<String>,
+    pub documents: Vec<(usize, String)>,
+    /// The call's number since the server started, from 1.
+    pub number: u64,
+    /// What the answer it was served used, once served (the echo model's count).
+    pub usage: Option<Usage>,
 }
 
 /// How much of each call's input the log keeps.
 const INPUT_HEAD_CHARS: usize = 64;
+/// How much of each binary document the log keeps.
+const DOCUMENT_KEPT_CHARS: usize = 16 << 10;
 
 pub struct LocalUpstream {
     api_key: String,
@@ -217,7 +228,16 @@ impl LocalUpstream {
     /// Checks the key and asks the policy how to answer; logs the call with the status
     /// it gets (0 for a call left hanging or dropped). Returns the plan (a 401 for a
     /// wrong key).
-    fn admit(&self, headers: &HeaderMap, call: CallInfo<'_>, logged: Logged) -> AnswerPlan {
+    /// Call `number` was served an answer that used `usage`.
+    fn record_usage(&self, number: u64, usage: Usage) {
+        let mut s = self.state();
+        if let Some(r) = s.requests.iter_mut().rev().find(|r| r.number == number) {
+            r.usage = Some(usage);
+        }
+    }
+
+    /// The plan and the call's number.
+    fn admit(&self, headers: &HeaderMap, call: CallInfo<'_>, logged: Logged) -> (AnswerPlan, u64) {
         // The SDKs send the key as `x-api-key` or, newer ones, as a bearer token.
         let bearer = headers
             .get(axum::http::header::AUTHORIZATION)
@@ -244,9 +264,10 @@ impl LocalUpstream {
             AnswerOutcome::Hang | AnswerOutcome::DropMidAnswer => 0,
             AnswerOutcome::Serve | AnswerOutcome::Truncate | AnswerOutcome::Empty => 200,
         };
-        {
+        let number = {
             let mut s = self.state();
             s.calls += 1;
+            let number = s.calls;
             if s.requests.len() == LOG_MAX {
                 s.requests.pop_front();
             }
@@ -259,9 +280,14 @@ impl LocalUpstream {
                 betas: call.betas.to_vec(),
                 turns: logged.turns,
                 first_head: logged.first_head,
+                tool_results: logged.tool_results,
+                documents: logged.documents,
+                number,
+                usage: None,
             });
-        }
-        plan
+            number
+        };
+        (plan, number)
     }
 }
 
@@ -271,6 +297,40 @@ struct Logged {
     input_head: Option<String>,
     turns: usize,
     first_head: Option<String>,
+    tool_results: Vec<String>,
+    documents: Vec<(usize, String)>,
+}
+
+impl Logged {
+    fn of(request: &MessagesRequest) -> Self {
+        let head = |text: &str, chars| text.chars().take(chars).collect::<String>();
+        let mut tool_results = Vec::new();
+        let mut documents = Vec::new();
+        let last = request.messages.last().map(|m| m.content.blocks());
+        for block in last.iter().flatten() {
+            let Block::ToolResult { content, .. } = block else {
+                continue;
+            };
+            let text: String = content.iter().filter_map(Block::text).collect();
+            tool_results.push(head(&text, INPUT_HEAD_CHARS * 4));
+            for inner in content {
+                if let Block::Document { source } = inner {
+                    let kept = head(&source.data, DOCUMENT_KEPT_CHARS);
+                    documents.push((source.data.len(), kept));
+                }
+            }
+        }
+        Logged {
+            input_head: Some(head(&last_user_text(request), INPUT_HEAD_CHARS)),
+            turns: request.messages.len(),
+            first_head: request
+                .messages
+                .first()
+                .map(|m| head(&m.content.text(), INPUT_HEAD_CHARS)),
+            tool_results,
+            documents,
+        }
+    }
 }
 
 /// The beta features a call asks for (`anthropic-beta`, comma-separated).
@@ -480,23 +540,32 @@ async fn models(State(up): State<Arc<LocalUpstream>>, headers: HeaderMap) -> Res
         stream: false,
         structured: false,
     };
-    let plan = up.admit(&headers, call, Logged::default());
+    let (plan, _) = up.admit(&headers, call, Logged::default());
     answer(plan, Reply::Models(model_list()), up.wall_unix_ms()).await
 }
 
 /// The echo model's answer: the last user text turn's text. Token counts are words, a
 /// stand-in the budget checks can rely on. A query opening with `use:TOOL*N` (TOOL one
 /// of the call's tools) makes it an agent: it asks for TOOL on the rest of the query
-/// until N of its tool results have come back, then echoes the rest. With an output
-/// format it answers `{"answer": text}`, garbled (not JSON) when the plan says so.
+/// until N of its tool results have come back, then answers with the last result's
+/// text (a binary document said as its size). With an output format it answers
+/// `{"answer": text}`, garbled (prose, not JSON) when the plan says so.
 fn echo(request: &MessagesRequest, call: u64, garbled: bool) -> MessagesAnswer {
-    let (input, results) = last_user_text_and_results(request);
-    let input_tokens = request.messages.iter().map(|m| tokens(&m.content.blocks())).sum();
+    let (input, results, last_result) = last_user_text_and_results(request);
+    let input_tokens = request
+        .messages
+        .iter()
+        .map(|m| tokens(&m.content.blocks()))
+        .sum();
     let (tool, text) = match directive(&input) {
         Some((tool, uses, rest)) if request.tools.iter().any(|t| t.name == tool) => {
-            ((results < uses).then_some(tool), rest)
+            if results < uses {
+                (Some(tool), rest.to_string())
+            } else {
+                (None, last_result.unwrap_or_else(|| rest.to_string()))
+            }
         }
-        _ => (None, input.as_str()),
+        _ => (None, input.clone()),
     };
     let (content, stop_reason) = match tool {
         Some(name) => {
@@ -511,7 +580,7 @@ fn echo(request: &MessagesRequest, call: u64, garbled: bool) -> MessagesAnswer {
             let text = match &request.output_format {
                 Some(_) if garbled => format!("Sure! Here is the answer: {text}"),
                 Some(_) => serde_json::json!({ "answer": text }).to_string(),
-                None => text.to_string(),
+                None => text,
             };
             (vec![Block::Text { text }], "end_turn")
         }
@@ -560,23 +629,46 @@ fn last_user_text(request: &MessagesRequest) -> String {
     last_user_text_and_results(request).0
 }
 
-/// The text of the last user turn that has text, and how many tool results came after
-/// it.
-fn last_user_text_and_results(request: &MessagesRequest) -> (String, usize) {
+/// The text of the last user turn that has text, how many tool results came after it,
+/// and the latest one's text.
+fn last_user_text_and_results(request: &MessagesRequest) -> (String, usize, Option<String>) {
     let mut results = 0;
-    for m in request.messages.iter().rev().filter(|m| m.role == Role::User) {
+    let mut latest = None;
+    for m in request
+        .messages
+        .iter()
+        .rev()
+        .filter(|m| m.role == Role::User)
+    {
         let text = m.content.text();
         if !text.is_empty() {
-            return (text, results);
+            return (text, results, latest);
         }
-        results += m
-            .content
-            .blocks()
-            .iter()
-            .filter(|b| matches!(b, Block::ToolResult { .. }))
-            .count();
+        for block in m.content.blocks().iter().rev() {
+            let Block::ToolResult { content, .. } = block else {
+                continue;
+            };
+            results += 1;
+            latest.get_or_insert_with(|| result_text(content));
+        }
     }
-    (String::new(), results)
+    (String::new(), results, latest)
+}
+
+/// A tool result as the echo model says it: its text, and each binary document's size.
+fn result_text(content: &[Block]) -> String {
+    let mut said: Vec<String> = Vec::new();
+    for block in content {
+        match block {
+            Block::Text { text } => said.push(text.clone()),
+            Block::Document { source } => said.push(format!(
+                "[a binary document of {} base64 characters]",
+                source.data.len()
+            )),
+            _ => {}
+        }
+    }
+    said.join(" ")
 }
 
 async fn messages(
@@ -586,27 +678,15 @@ async fn messages(
 ) -> Response {
     let request = serde_json::from_slice::<MessagesRequest>(&body);
     let betas = betas_of(&headers);
-    let logged = Logged {
-        input_head: request
-            .as_ref()
-            .ok()
-            .map(|r| last_user_text(r).chars().take(INPUT_HEAD_CHARS).collect()),
-        turns: request.as_ref().map_or(0, |r| r.messages.len()),
-        first_head: request.as_ref().ok().and_then(|r| {
-            let first = r.messages.first()?.content.text();
-            Some(first.chars().take(INPUT_HEAD_CHARS).collect())
-        }),
-    };
+    let logged = request.as_ref().map(Logged::of).unwrap_or_default();
     let call = CallInfo {
         path: MESSAGES_PATH,
         model: request.as_ref().ok().map(|r| r.model.as_str()),
         betas: &betas,
         stream: request.as_ref().is_ok_and(|r| r.stream),
-        structured: request
-            .as_ref()
-            .is_ok_and(|r| r.output_format.is_some()),
+        structured: request.as_ref().is_ok_and(|r| r.output_format.is_some()),
     };
-    let plan = up.admit(&headers, call, logged);
+    let (plan, number) = up.admit(&headers, call, logged);
     let unknown_beta = betas.iter().find(|b| !LOCAL_BETAS.contains(&b.as_str()));
     match request {
         // A refusal is answered before the request is judged (a wrong key gets 401).
@@ -627,10 +707,11 @@ async fn messages(
             ),
         ),
         Ok(request) => {
-            let call = up.calls();
             let stream = request.stream;
+            let answer_ = echo(&request, number, plan.garbled);
+            up.record_usage(number, answer_.usage);
             let reply = Reply::Message {
-                answer: echo(&request, call, plan.garbled),
+                answer: answer_,
                 stream,
             };
             answer(plan, reply, up.wall_unix_ms()).await

@@ -10,8 +10,8 @@ mod config;
 mod dns;
 mod error;
 mod http;
-mod local;
 pub mod limits;
+mod local;
 pub mod pacing;
 pub mod retry;
 mod stream;
@@ -21,9 +21,9 @@ pub mod wire;
 pub use breaker::{Breaker, BreakerPolicy};
 pub use client::{ModelCall, ModelEvent, UpstreamClient, UpstreamStats};
 pub use config::UpstreamConfig;
-pub use limits::{ModelLimits, ModelPrice};
 pub use dns::{DnsConfig, DnsCore, DnsSource, DnsStats, DnsStep};
 pub use error::UpstreamError;
+pub use limits::{ModelLimits, ModelPrice};
 pub use local::{
     AnswerOutcome, AnswerPlan, AnswerPolicy, CallInfo, LOCAL_BETAS, LOCAL_MODELS, LocalUpstream,
     PacedStream, RateWindow, UpstreamRequest,

@@ -270,7 +270,10 @@ impl StreamEvent {
         let mut events = vec![StreamEvent::MessageStart { message: start }];
         let pieces = |text: &str| -> Vec<String> {
             let chars: Vec<char> = text.chars().collect();
-            chars.chunks(chunk_chars).map(|c| c.iter().collect()).collect()
+            chars
+                .chunks(chunk_chars)
+                .map(|c| c.iter().collect())
+                .collect()
         };
         // An answer without blocks still opens one (empty) text block, as the API does.
         let empty = [Block::Text {

@@ -3,9 +3,12 @@
 //! makes it fail: server errors, silence, broken and empty streams (`failures`), which
 //! model answers and with which features (`models`), slow, bursting and parallel
 //! streams (`streaming`), rate limits shared by sessions (`limits`), a key refused at
-//! start-up (`startup`), name resolution (`dns`) and the API's certificate judged by
-//! the engine's clock (`tls`).
+//! start-up (`startup`), name resolution (`dns`), the API's certificate judged by the
+//! engine's clock (`tls`), and a query's agent loop at its limits (`agent`).
 
+mod agent;
+mod answers;
+mod context;
 mod dns;
 mod failures;
 mod kit;
@@ -24,6 +27,9 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(failures::all());
     all.extend(streaming::all());
     all.extend(limits::all());
+    all.extend(agent::all());
+    all.extend(context::all());
+    all.extend(answers::all());
     all.push(&dns::DNS_FAILURE);
     all.extend(tls::all());
     all

@@ -53,10 +53,11 @@ pub(crate) fn plan(history: &[Arc<String>], text: &str, window: u64) -> Option<C
     })
 }
 
-/// The history entry that stands for `entries` compacted ones (a user turn, so the
-/// history still opens with one).
-pub(crate) fn marker(entries: usize) -> String {
-    format!("> [{entries} earlier messages of this conversation were compacted]")
+/// The history entry that stands for `messages` compacted ones (a user turn, so the
+/// history still opens with one). It is the history's oldest entry, so the next
+/// compaction drops it first and counts the messages it stood for.
+pub(crate) fn marker(messages: usize) -> String {
+    format!("> [{messages} earlier messages of this conversation were compacted]")
 }
 
 #[cfg(test)]

@@ -78,7 +78,11 @@ pub(crate) async fn run_agent(
         let answer = ask_turn(shared, session, up, query, turns.turns(), &call).await?;
         let cost = limits.cost(&answer.model, answer.usage);
         if let Some(message) = session.with_core(|c| c.budget_mut().handle_spent(cost)) {
-            crate::met!("upstream.budget_warning", "session {}: {message}", session.id);
+            crate::met!(
+                "upstream.budget_warning",
+                "session {}: {message}",
+                session.id
+            );
             let warning = ServerEvent::Warning {
                 kind: "budget_warning".to_string(),
                 message,
@@ -217,8 +221,7 @@ async fn compact(shared: &Shared, session: &Session, worker: &Worker, text: &str
         return;
     };
     let archived = pre_compact_hook(shared, session, worker).await;
-    let marker = compaction::marker(plan.entries);
-    session.with_core(|c| c.handle_compacted(plan.entries, marker));
+    session.with_core(|c| c.handle_compacted(plan.entries, compaction::marker));
     crate::met!(
         "upstream.context_compacted",
         "session {}: {} history entries compacted ({} tokens to {}, window {window}); archived: {archived}",

@@ -39,7 +39,10 @@ impl OutputSchema {
         errors.sort();
         let more = errors.len().saturating_sub(ERRORS_TOLD_MAX);
         errors.truncate(ERRORS_TOLD_MAX);
-        let mut why = format!("the answer does not match the output schema: {}", errors.join("; "));
+        let mut why = format!(
+            "the answer does not match the output schema: {}",
+            errors.join("; ")
+        );
         if more > 0 {
             why.push_str(&format!(" (and {more} more)"));
         }
@@ -65,7 +68,11 @@ mod tests {
     fn accepts_matching_documents_and_says_why_others_fail() {
         let s = schema();
         assert_eq!(s.check(r#"{"answer": "yes"}"#), Ok(()));
-        assert!(s.check("Sure! {\"answer\": 1}").unwrap_err().contains("not a JSON document"));
+        assert!(
+            s.check("Sure! {\"answer\": 1}")
+                .unwrap_err()
+                .contains("not a JSON document")
+        );
         let why = s.check(r#"{"answer": 1}"#).unwrap_err();
         assert!(why.contains("/answer"), "{why}");
         assert!(s.check("{}").unwrap_err().contains("answer"));
@@ -73,7 +80,9 @@ mod tests {
 
     #[test]
     fn a_schema_that_does_not_compile_is_refused() {
-        let e = OutputSchema::new(&json!({"type": 12})).err().expect("refused");
+        let e = OutputSchema::new(&json!({"type": 12}))
+            .err()
+            .expect("refused");
         assert!(e.contains("not a valid JSON schema"), "{e}");
     }
 }

@@ -189,7 +189,10 @@ mod tests {
         let [Block::Text { text }] = &blocks[..] else {
             panic!("{blocks:?}")
         };
-        assert!(text.contains("9 bytes") && text.contains("ws/q1.bin"), "{text}");
+        assert!(
+            text.contains("9 bytes") && text.contains("ws/q1.bin"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -15,8 +15,10 @@ use crate::workers::Worker;
 use crate::workers::program::protocol::{Reply, Request};
 use tokio::sync::mpsc;
 
-/// The tools the engine offers: `run` has the session's worker carry out its input.
-pub(crate) const TOOLS: [&str; 1] = ["run"];
+/// The tools the engine offers: `read` has the session's worker read what its input
+/// names in the sandbox (its words; `payload:N` and `binary:N` name N bytes of text or
+/// binary data). Its name is the tool gate's, so roles allow or deny it.
+pub(crate) const TOOLS: [&str; 1] = ["read"];
 
 /// The specs of the tools a query allows, and the names it asked for that are not
 /// tools (left out, with a warning).
@@ -29,8 +31,7 @@ pub(crate) fn offered(names: &[String]) -> (Vec<ToolSpec>, Vec<String>) {
         } else if !specs.iter().any(|s| s.name == *name) {
             specs.push(ToolSpec {
                 name: name.clone(),
-                description: "Runs its input in the session's sandbox; returns what it printed"
-                    .to_string(),
+                description: "Reads what its input names in the session's sandbox".to_string(),
                 input_schema: serde_json::json!({
                     "type": "object",
                     "properties": {"input": {"type": "string"}},
@@ -67,7 +68,10 @@ pub(crate) async fn run_tool(
         return error(format!("the tool {} was denied: {reason}", tool.name));
     }
     let Some(input) = tool.input.get("input").and_then(|i| i.as_str()) else {
-        return error(format!("tool {}'s input must be {{\"input\": string}}", tool.name));
+        return error(format!(
+            "tool {}'s input must be {{\"input\": string}}",
+            tool.name
+        ));
     };
     let (tx, mut rx) = mpsc::channel(8);
     let run = Request::Run {

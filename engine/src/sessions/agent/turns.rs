@@ -205,13 +205,19 @@ mod tests {
         let schema = OutputSchema::new(&json!({"type": "object"})).unwrap();
         let mut l = TurnLoop::new(10, Some(schema), 1);
         l.handle_call();
-        assert!(matches!(l.handle_answer("prose".into(), vec![]), Next::Retry { .. }));
+        assert!(matches!(
+            l.handle_answer("prose".into(), vec![]),
+            Next::Retry { .. }
+        ));
         l.handle_call();
         let Next::Finish(f) = l.handle_answer("more prose".into(), vec![]) else {
             panic!()
         };
         assert_eq!(f.text, "more prose");
-        assert_eq!(f.incomplete.map(|i| i.subtype()), Some("error_max_structured_output_retries"));
+        assert_eq!(
+            f.incomplete.map(|i| i.subtype()),
+            Some("error_max_structured_output_retries")
+        );
     }
 
     #[test]
@@ -219,7 +225,10 @@ mod tests {
         let mut l = TurnLoop::new(10, None, 0);
         assert_eq!(l.poll_call(None), None);
         l.handle_call();
-        assert!(matches!(l.handle_answer("so far".into(), tool()), Next::Tools(_)));
+        assert!(matches!(
+            l.handle_answer("so far".into(), tool()),
+            Next::Tools(_)
+        ));
         let (spent, cap) = (Usd::from_micros(11), Usd::from_micros(10));
         let f = l.poll_call(Some((spent, cap))).expect("stops");
         assert_eq!(f.text, "so far");

@@ -172,8 +172,10 @@ pub struct SessionCore {
     model: Option<String>,
     /// The session's spending cap and what its model calls have cost.
     budget: crate::sessions::agent::Budget,
-    /// Times its history was compacted to fit the context window.
+    /// Times its history was compacted to fit the context window, and how many of its
+    /// messages were in all (the history then opens with the marker standing for them).
     compactions: u32,
+    compacted_messages: usize,
     stats: SessionStats,
 }
 
@@ -210,6 +212,7 @@ impl SessionCore {
             model: None,
             budget: Default::default(),
             compactions: 0,
+            compacted_messages: 0,
             stats: SessionStats::default(),
         }
     }
@@ -276,10 +279,19 @@ impl SessionCore {
         self.compactions
     }
 
-    /// The history's `entries` oldest entries are compacted: `marker` stands for them.
-    pub fn handle_compacted(&mut self, entries: usize, marker: String) {
-        assert!(entries <= self.transcript.len(), "compacting past the history");
-        self.transcript.splice(..entries, [Arc::new(marker)]);
+    /// The history's `entries` oldest entries are compacted: a marker made by `marker`
+    /// from the count of every message compacted so far stands for them (an earlier
+    /// marker among them counts for the messages it stood for).
+    pub fn handle_compacted(&mut self, entries: usize, marker: impl FnOnce(usize) -> String) {
+        assert!(
+            entries > 0 && entries <= self.transcript.len(),
+            "compacting {entries} of {} history entries",
+            self.transcript.len()
+        );
+        let earlier_marker = usize::from(self.compactions > 0);
+        self.compacted_messages += entries - earlier_marker;
+        let marker = Arc::new(marker(self.compacted_messages));
+        self.transcript.splice(..entries, [marker]);
         self.compactions += 1;
     }
 

@@ -231,8 +231,11 @@ impl UpstreamClient {
                         return Err(UpstreamError::Abandoned);
                     }
                 }
-                StreamStep::Done(summary) if summary.text_bytes == 0 => {
-                    // An empty answer is no answer: the query fails and may be sent again.
+                StreamStep::Done(summary)
+                    if summary.text_bytes == 0 && summary.tool_uses.is_empty() =>
+                {
+                    // An empty answer (no text, no tool asked for) is no answer: the
+                    // query fails and may be sent again.
                     crate::met!("upstream.empty_answer", "the model's answer is empty");
                     return Err(UpstreamError::Malformed {
                         detail: "the answer is empty".to_string(),

@@ -43,7 +43,11 @@ pub struct ToolUse {
 enum OpenBlock {
     Text,
     /// A tool use, its input's JSON pieces joined so far.
-    Tool { id: String, name: String, json: String },
+    Tool {
+        id: String,
+        name: String,
+        json: String,
+    },
 }
 
 /// Why a stream gave no answer.

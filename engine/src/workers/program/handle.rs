@@ -384,7 +384,10 @@ mod tests {
         let parts: Vec<Vec<u8>> = binary
             .map(|p| data_encoding::BASE64.decode(p.as_bytes()).expect("base64"))
             .collect();
-        assert_eq!(parts.iter().map(Vec::len).collect::<Vec<_>>(), [PAYLOAD_PART_BYTES, 1]);
+        assert_eq!(
+            parts.iter().map(Vec::len).collect::<Vec<_>>(),
+            [PAYLOAD_PART_BYTES, 1]
+        );
         assert!(std::str::from_utf8(&parts[0]).is_err(), "binary, not text");
         assert_eq!(parts[1][0], binary_byte(PAYLOAD_PART_BYTES));
         let too_big = format!("payload:{}", PAYLOAD_BYTES_MAX + 1);
