@@ -86,6 +86,11 @@ impl Session {
         self.with_core(|c| c.spent())
     }
 
+    /// Model calls sent while its spending cap was already spent (none, if correct).
+    pub fn calls_past_cap(&self) -> u32 {
+        self.with_core(|c| c.calls_past_cap())
+    }
+
     pub fn last_seq(&self) -> u64 {
         self.read(SessionCore::last_seq)
     }

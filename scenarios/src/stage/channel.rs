@@ -345,6 +345,13 @@ impl ChannelStage {
             )));
         }
         for s in self.sessions.live() {
+            let past = s.calls_past_cap();
+            if past > 0 {
+                return Err(Failure::correctness(format!(
+                    "session {}: {past} model calls sent after its spending cap was spent",
+                    s.id
+                )));
+            }
             let st = s.stats();
             let attached = st.connections as i64 - st.replaced as i64 - st.detaches as i64;
             if attached > 1 || attached != i64::from(s.is_attached()) {

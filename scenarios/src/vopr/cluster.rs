@@ -247,6 +247,13 @@ impl Cluster {
             let sessions = engine.sessions().live();
             unattached_since.retain(|id, _| sessions.iter().any(|s| &s.id == id));
             for s in &sessions {
+                let past = s.calls_past_cap();
+                if past > 0 {
+                    observer.violation(format!(
+                        "session {} sent {past} model calls after its spending cap was spent",
+                        s.id
+                    ));
+                }
                 let connections = s.stats().connections;
                 let epoch = s.last_seq() >> 32;
                 let came_back = unattached_since

@@ -112,6 +112,18 @@ pub enum Op {
         words: usize,
         model: u8,
     },
+    /// An agent query: the model asks for the `read` tool `uses` times (0: answers at
+    /// once) within `max_turns`; the session's cap set to `budget_micros` millionths of
+    /// a dollar (0: left as it is); the answer structured when `structured`.
+    AgentQuery {
+        user: usize,
+        slot: usize,
+        words: usize,
+        uses: u8,
+        max_turns: u8,
+        budget_micros: u32,
+        structured: bool,
+    },
 }
 
 /// The model a `ModelQuery` names.
@@ -142,7 +154,8 @@ impl Op {
             | Op::Snoop { user, .. }
             | Op::SlowRead { user, .. }
             | Op::Lock { user, .. }
-            | Op::ModelQuery { user, .. } => Some(*user),
+            | Op::ModelQuery { user, .. }
+            | Op::AgentQuery { user, .. } => Some(*user),
             Op::Upstream { .. } => None,
         }
     }
@@ -160,7 +173,8 @@ impl Op {
             | Op::Abandon { slot, .. }
             | Op::Malformed { slot, .. }
             | Op::SlowRead { slot, .. }
-            | Op::ModelQuery { slot, .. } => Some(slot),
+            | Op::ModelQuery { slot, .. }
+            | Op::AgentQuery { slot, .. } => Some(slot),
             _ => None,
         }
     }
@@ -252,9 +266,34 @@ pub fn generate(seed: u64, config: &VoprConfig) -> Vec<WorkloadStep> {
     }
     if config.upstream {
         generate_models(seed, config, &mut push);
+        generate_agents(seed, config, &mut push);
     }
     steps.sort_by_key(|s| s.at_ms);
     steps
+}
+
+/// Agent queries (stream `vopr/agents`): tool rounds that fit their turn limit or not,
+/// spending caps from tight (a few calls) to loose, some structured.
+fn generate_agents(seed: u64, config: &VoprConfig, push: &mut impl FnMut(u64, Op)) {
+    let mut rng = SimRng::new(seed, "vopr/agents");
+    let users = config.users.len() as u64;
+    for _ in 0..10 + rng.below(20) {
+        let budget_micros = match rng.below(3) {
+            0 => 0,
+            1 => 300 + rng.below(3_000) as u32,
+            _ => 10_000 + rng.below(100_000) as u32,
+        };
+        let op = Op::AgentQuery {
+            user: rng.below(users) as usize,
+            slot: rng.below(3) as usize,
+            words: 1 + rng.below(30) as usize,
+            uses: rng.below(4) as u8,
+            max_turns: 1 + rng.below(4) as u8,
+            budget_micros,
+            structured: rng.below(4) == 0,
+        };
+        push(2_000 + rng.below(SAFETY_MS - 60_000), op);
+    }
 }
 
 /// The model API's newer operations (stream `vopr/models`, so the rest of the workload

@@ -483,6 +483,35 @@ impl User {
                     crowd.observer.count("queries naming a model sent");
                 }
             }
+            Op::AgentQuery {
+                slot,
+                words,
+                uses,
+                max_turns,
+                budget_micros,
+                structured,
+                ..
+            } => {
+                let text = self.query_text(words);
+                let text = match uses {
+                    0 => text,
+                    n => format!("use:read*{n} {text}"),
+                };
+                let mut options = serde_json::json!({ "tools": ["read"], "max_turns": max_turns });
+                if budget_micros > 0 {
+                    options["max_budget_usd"] = (f64::from(budget_micros) / 1e6).into();
+                }
+                if structured {
+                    options["output_schema"] = serde_json::json!({
+                        "type": "object",
+                        "required": ["answer"],
+                        "properties": {"answer": {"type": "string"}}
+                    });
+                }
+                if self.query_with(crowd, slot, text, Some(options)).await {
+                    crowd.observer.count("agent queries sent");
+                }
+            }
             Op::Upstream { .. } | Op::Lock { .. } => {}
         }
     }
@@ -568,6 +597,9 @@ const SETTLE_ATTEMPT: Duration = Duration::from_secs(20);
 /// Between reconnect tries in the liveness phase.
 const SETTLE_RETRY: Duration = Duration::from_secs(5);
 
+/// The spending cap the liveness phase's queries set: far above what a run can spend.
+const SETTLE_BUDGET_USD: f64 = 1_000.0;
+
 impl User {
     /// The liveness phase, everything healed: every tab still in use gets back to its
     /// session (a fresh token first: liveness is about the engine, not old logins) and
@@ -630,7 +662,10 @@ impl User {
                 }
                 let text = self.query_text(1);
                 markers.push(text.clone());
-                self.query(crowd, slot, text).await;
+                // A session whose spending cap ran out refuses queries until it is
+                // raised: the last query raises it, as its user would to go on.
+                let options = serde_json::json!({ "max_budget_usd": SETTLE_BUDGET_USD });
+                self.query_with(crowd, slot, text, Some(options)).await;
                 let asked = tokio::time::Instant::now();
                 while asked.elapsed() < SETTLE_ATTEMPT
                     && !markers.iter().any(|m| self.has_result(slot, m))

@@ -14,6 +14,9 @@ pub(crate) struct Budget {
     spent: Usd,
     /// The 80 % warning was given for the current cap.
     warned: bool,
+    /// Calls sent while the cap in force was spent: never, if every query checks
+    /// before each call (what the oracles hold the engine to).
+    calls_past_cap: u32,
 }
 
 impl Budget {
@@ -37,6 +40,18 @@ impl Budget {
     pub(crate) fn poll_exhausted(&self) -> Option<(Usd, Usd)> {
         let cap = self.cap?;
         (self.spent >= cap).then_some((self.spent, cap))
+    }
+
+    /// A call is sent now (the oracles' record: one sent past the cap is counted).
+    pub(crate) fn handle_call_sent(&mut self) {
+        if self.poll_exhausted().is_some() {
+            self.calls_past_cap += 1;
+        }
+    }
+
+    /// Calls sent while the cap was already spent.
+    pub(crate) fn calls_past_cap(&self) -> u32 {
+        self.calls_past_cap
     }
 
     /// A call answered and cost `cost`: the warning to give, the first time 80 % of the
@@ -85,5 +100,16 @@ mod tests {
         b.handle_cap(usd(10_000));
         assert_eq!(b.poll_exhausted(), None);
         assert!(b.handle_spent(usd(7_000)).is_some());
+    }
+
+    #[test]
+    fn a_call_sent_past_the_cap_is_counted() {
+        let mut b = Budget::default();
+        b.handle_cap(usd(100));
+        b.handle_call_sent();
+        b.handle_spent(usd(150));
+        assert_eq!(b.calls_past_cap(), 0, "the crossing call was sent under the cap");
+        b.handle_call_sent();
+        assert_eq!(b.calls_past_cap(), 1);
     }
 }

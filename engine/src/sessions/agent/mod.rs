@@ -75,6 +75,7 @@ pub(crate) async fn run_agent(
             return Some(finish);
         }
         turns.handle_call();
+        session.with_core(|c| c.budget_mut().handle_call_sent());
         let answer = ask_turn(shared, session, up, query, turns.turns(), &call).await?;
         let cost = limits.cost(&answer.model, answer.usage);
         if let Some(message) = session.with_core(|c| c.budget_mut().handle_spent(cost)) {

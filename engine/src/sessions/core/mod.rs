@@ -269,6 +269,12 @@ impl SessionCore {
         self.budget.spent()
     }
 
+    /// Model calls sent while the session's cap was already spent (the oracles want
+    /// none: a cap is passed by at most the one call that crossed it).
+    pub fn calls_past_cap(&self) -> u32 {
+        self.budget.calls_past_cap()
+    }
+
     /// The session's spending cap, if it has one.
     pub fn budget_cap(&self) -> Option<crate::protocol::Usd> {
         self.budget.cap()
