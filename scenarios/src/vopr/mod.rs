@@ -252,6 +252,7 @@ fn operate_upstream(world: &World, cluster: &Cluster, mode: u8) {
             limit: 30,
             window_ms: 60_000,
         },
+        11 => UpstreamMode::Garbling,
         _ => UpstreamMode::Serving,
     });
 }

@@ -100,7 +100,8 @@ pub enum Op {
     /// The model API's operator: 0 serving, 1 rate limited, 2 failing, 3 slow, 4 slower
     /// than the client's request timeout; 5 answers dropped mid-stream, 6 empty
     /// answers, 7 a trickling stream, 8 bursts, 9 the default model overloaded, 10 an
-    /// account budget of 30 calls a minute (the last six from the model stream).
+    /// account budget of 30 calls a minute, 11 structured answers in prose (the last
+    /// seven from the model stream).
     Upstream {
         mode: u8,
     },
@@ -316,7 +317,7 @@ fn generate_models(seed: u64, config: &VoprConfig, push: &mut impl FnMut(u64, Op
         push(
             at,
             Op::Upstream {
-                mode: 5 + rng.below(6) as u8,
+                mode: 5 + rng.below(7) as u8,
             },
         );
         push(at + 5_000 + rng.below(55_000), Op::Upstream { mode: 0 });
