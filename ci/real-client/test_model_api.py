@@ -10,6 +10,10 @@ uses the SDK's ordinary calls and judges what the SDK hands back:
   to the plain answer, and the SDK's own event objects (message_start ... message_stop);
 - a raw `stream=True` iteration sees the event kinds in the API's order;
 - `models.list` lists the server's models;
+- a tool loop as the SDK runs one: a streamed answer asking for a tool (its input
+  streamed as JSON pieces) comes out of the SDK's accumulator as a `tool_use` block with
+  the parsed input; the tool's result sent back (and a base64 document beside it) gets
+  the final text answer;
 - a wrong key raises the SDK's `AuthenticationError`, an unknown model its
   `NotFoundError`, both with the API's error type;
 - `engine serve` started with a wrong key finds it with its start-up test call and exits
@@ -105,6 +109,34 @@ def errors(base_url):
     log("errors: wrong key -> AuthenticationError, unknown model -> NotFoundError")
 
 
+TOOLS = [{
+    "name": "read",
+    "description": "Reads what its input names",
+    "input_schema": {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]},
+}]
+
+
+def tool_loop(client):
+    asked = [{"role": "user", "content": "use:read*1 the forecast for Tuesday"}]
+    with client.messages.stream(model=MODEL, max_tokens=256, messages=asked, tools=TOOLS) as stream:
+        first = stream.get_final_message()
+    check(first.stop_reason == "tool_use", f"stop_reason {first.stop_reason!r}")
+    uses = [b for b in first.content if b.type == "tool_use"]
+    check(len(uses) == 1 and uses[0].name == "read", f"tool uses {first.content}")
+    check(uses[0].input == {"input": "the forecast for Tuesday"}, f"tool input {uses[0].input!r}")
+    result = {"type": "tool_result", "tool_use_id": uses[0].id, "content": [
+        {"type": "text", "text": "rain, then sun"},
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"}},
+    ]}
+    turns = asked + [{"role": "assistant", "content": first.content},
+                     {"role": "user", "content": [result]}]
+    final = client.messages.create(model=MODEL, max_tokens=256, messages=turns, tools=TOOLS)
+    text = "".join(b.text for b in final.content if b.type == "text")
+    check(final.stop_reason == "end_turn", f"final stop_reason {final.stop_reason!r}")
+    check(text.startswith("rain, then sun"), f"the final answer is not the tool's result: {text!r}")
+    log(f"tool loop: tool_use {uses[0].id} streamed and parsed, final {text!r}")
+
+
 def serve_with_a_wrong_key(engine, worker, addr, tmp):
     env = dict(os.environ, ENGINE_TOKEN_SECRET=SECRET, ENGINE_UPSTREAM_KEY="not-the-key")
     command = [engine, "serve", "--port", "0", "--data-dir", os.path.join(tmp, "wrong-key"),
@@ -132,6 +164,7 @@ def main():
             streamed(client, whole)
             raw_events(client)
             models(client)
+            tool_loop(client)
             errors(base_url)
             serve_with_a_wrong_key(args.engine, args.worker, addr, tmp)
         except TestFailure as e:
