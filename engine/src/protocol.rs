@@ -123,6 +123,10 @@ pub enum ErrorCode {
     UpstreamRejected,
     /// What was asked for (a stored result, say) does not exist.
     NotFound,
+    /// An outbound request (a `fetch`) failed: egress stayed down past the age bound,
+    /// its buffer was full, or the target was bad or answered an error. The query
+    /// failed, the session is kept.
+    EgressUnavailable,
 }
 
 /// A decoding failure: its code and a short detail (at most [`DETAIL_CHARS_MAX`]).
@@ -208,7 +212,8 @@ pub enum ServerEvent {
         text: String,
     },
     /// Something the user should know that did not stop the query (`kind`:
-    /// `model_unknown`, `beta_unknown`, `model_fallback`, `upstream_slow`).
+    /// `model_unknown`, `beta_unknown`, `model_fallback`, `upstream_slow`,
+    /// `egress_degraded`, `egress_restored`).
     Warning {
         kind: String,
         message: String,

@@ -6,6 +6,7 @@
 //! through `Session::publish`.
 
 use super::core::{Phase, QueryEnd, Step, Stop};
+use super::egress::{fetch_target, fetched_input};
 use super::gate::{GateCall, GateDecision};
 use super::lifecycle::SessionEvent;
 use super::service::Shared;
@@ -125,9 +126,14 @@ async fn run_query(
             return finish(shared, session, query).await;
         }
     }
-    // The model answers first (when there is one); an interrupt or the session's end
-    // does not wait for it.
-    let asked = ask_model(shared, session, query, &text, &options);
+    // The model answers first (when there is one), or the fetch a `tool:fetch` query
+    // names; an interrupt or the session's end does not wait for it.
+    let asked = async {
+        match fetch_target(&text) {
+            Some(target) => fetched_input(shared, session, query, target).await,
+            None => ask_model(shared, session, query, &text, &options).await,
+        }
+    };
     let end = match stopped_or(shared, session, asked).await {
         Err(stopped) => stopped,
         Ok(None) => return finish(shared, session, query).await,
