@@ -3,10 +3,11 @@
 //! makes it fail: server errors, silence, broken and empty streams (`failures`), which
 //! model answers and with which features (`models`), slow, bursting and parallel
 //! streams (`streaming`), rate limits shared by sessions (`limits`), a key refused at
-//! start-up (`startup`), name resolution (`dns`) and the API's certificate judged by
-//! the engine's clock (`tls`).
+//! start-up (`startup`), name resolution (`dns`), the API's certificate judged by
+//! the engine's clock (`tls`), and a sandbox's egress cut off by a partition (`egress`).
 
 mod dns;
+mod egress;
 mod failures;
 mod kit;
 mod limits;
@@ -26,5 +27,6 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(limits::all());
     all.push(&dns::DNS_FAILURE);
     all.extend(tls::all());
+    all.push(&egress::EGRESS_PARTITION);
     all
 }
