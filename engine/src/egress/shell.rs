@@ -59,13 +59,17 @@ pub struct EgressStats {
 pub(crate) enum Sent {
     /// Answered (or failed) without waiting.
     Done(Result<String, EgressError>),
-    /// Egress is down (outage number `outage`): it waits in the buffer.
+    /// It waits in the buffer: egress is down (outage number `outage`), or (`None`) up
+    /// again with the requests of the outage still going out ahead of it.
     Buffered {
-        outage: u64,
+        outage: Option<u64>,
         reply: oneshot::Receiver<Result<String, EgressError>>,
     },
-    /// Egress is down and the buffer is full: refused.
-    Refused { outage: u64, error: EgressError },
+    /// The buffer is full: refused (`outage` as for `Buffered`).
+    Refused {
+        outage: Option<u64>,
+        error: EgressError,
+    },
 }
 
 struct State {
@@ -209,7 +213,8 @@ impl Egress {
             reply: tx,
         };
         let mut s = self.state();
-        let outage = s.probe.outages();
+        // Up again, the backlog draining: this one only waits its turn.
+        let outage = (!s.probe.is_up()).then(|| s.probe.outages());
         match s.buffer.handle_push(self.now(), item) {
             Ok(()) => {
                 s.stats.buffered += 1;
@@ -313,9 +318,12 @@ impl Egress {
     }
 
     /// True the first time `session` is told of outage `outage` (it is then told when
-    /// egress is back).
+    /// egress is back); false once that outage is over (nothing to tell any more).
     pub(crate) fn note_told(&self, session: &str, outage: u64) -> bool {
         let mut s = self.state();
+        if s.probe.is_up() || s.probe.outages() != outage {
+            return false;
+        }
         s.told.insert(session.to_string(), outage) != Some(outage)
     }
 

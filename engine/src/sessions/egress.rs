@@ -60,9 +60,13 @@ pub(crate) async fn fetched_input(
     }
 }
 
-/// The session's request met egress down (outage `outage`): the first time in this
-/// outage, its worker is checkpointed and it is told.
-async fn degraded(shared: &Shared, session: &Session, query: u64, outage: u64) {
+/// The session's request met egress down (outage `outage`; `None`: it only queued
+/// behind the requests of an outage now over): the first time in this outage, its
+/// worker is checkpointed and it is told.
+async fn degraded(shared: &Shared, session: &Session, query: u64, outage: Option<u64>) {
+    let Some(outage) = outage else {
+        return;
+    };
     if !shared.egress.note_told(&session.id, outage) {
         return;
     }
