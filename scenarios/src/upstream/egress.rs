@@ -126,7 +126,7 @@ async fn egress_partition(world: World) -> Outcome {
     // Before the outage: every session's first fetch is answered.
     let mut fetched = Vec::new();
     for (user, c) in clients.iter_mut() {
-        fetched.push(fetch(c, *user, 1, &egress).await?);
+        fetched.push(fetch(c, user, 1, &egress).await?);
     }
     ensure!(
         fetched.iter().all(|f| f.outcome.is_ok()),
@@ -157,9 +157,9 @@ async fn egress_partition(world: World) -> Outcome {
     let [r0, r1, r2] = &mut rngs;
     let (_, l0, l1, l2) = tokio::join!(
         mark_heal,
-        keep_fetching(c0, *u0, r0, stop, &egress),
-        keep_fetching(c1, *u1, r1, stop, &egress),
-        keep_fetching(c2, *u2, r2, stop, &egress),
+        keep_fetching(c0, u0, r0, stop, &egress),
+        keep_fetching(c1, u1, r1, stop, &egress),
+        keep_fetching(c2, u2, r2, stop, &egress),
     );
     for l in [l0, l1, l2] {
         fetched.extend(l?);
@@ -175,7 +175,7 @@ async fn egress_partition(world: World) -> Outcome {
             .await?;
         for (user, c) in clients.iter_mut() {
             let next = fetched.iter().filter(|f| f.user == *user).count() as u64 + 1;
-            let f = fetch(c, *user, next, &egress).await?;
+            let f = fetch(c, user, next, &egress).await?;
             ensure!(f.outcome.is_ok(), "after the heal: {f:?}");
             fetched.push(f);
         }
