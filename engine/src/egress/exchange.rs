@@ -149,6 +149,22 @@ mod tests {
     }
 
     #[test]
+    fn an_accepted_target_written_back_reads_as_itself() {
+        for text in [
+            " h:1 ",
+            "a:b:80/p",
+            "http://h:1/x://y",
+            "h:1/a?b=c",
+            "h\u{0}:1/",
+        ] {
+            let Ok(t) = Target::parse(text) else {
+                continue;
+            };
+            assert_eq!(Target::parse(&t.to_string()), Ok(t), "{text:?}");
+        }
+    }
+
+    #[test]
     fn bad_targets_are_clear_errors() {
         for bad in [
             "",

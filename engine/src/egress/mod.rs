@@ -27,4 +27,11 @@ pub use config::EgressConfig;
 pub use error::EgressError;
 pub use probe::{ProbeCore, ProbeDelay, ProbeSchedule};
 pub(crate) use shell::Sent;
+
+/// A fetch target as the engine reads it from a query (`[http://]HOST:PORT[/PATH]`),
+/// written back in its full form (`http://HOST:PORT/PATH`), or why it is refused: the
+/// fuzzers' door to the parser.
+pub fn normalize_target(text: &str) -> Result<String, EgressError> {
+    exchange::Target::parse(text).map(|t| t.to_string())
+}
 pub use shell::{Egress, EgressStats, ProbeRecord};
