@@ -11,6 +11,9 @@ pub enum EgressError {
     BufferFull { bound: usize },
     /// Egress stayed down longer than a request may wait.
     Expired { waited: Duration, bound: Duration },
+    /// The target's host refused the connection (nothing listens there): the network
+    /// is up, so this fails the request alone and does not mark egress down.
+    Refused { target: String },
     /// The outside host answered with a status other than 2xx.
     Status { status: u16 },
     /// The answer is longer than the bound.
@@ -35,6 +38,9 @@ impl fmt::Display for EgressError {
                 waited.as_secs(),
                 bound.as_secs()
             ),
+            EgressError::Refused { target } => {
+                write!(f, "{target} refused the connection: nothing listens there")
+            }
             EgressError::Status { status } => write!(f, "the outside host answered {status}"),
             EgressError::TooLarge { bound } => {
                 write!(f, "the outside host's answer is over {bound} bytes")

@@ -93,7 +93,13 @@ pub(crate) async fn get(
     };
     let stream = connect(env, &target.addr, connect_timeout)
         .await
-        .map_err(ExchangeError::Unreached)?;
+        .map_err(|e| match e.kind() {
+            // An answer from the host: the way out works, this target does not.
+            io::ErrorKind::ConnectionRefused => ExchangeError::Answered(EgressError::Refused {
+                target: target.to_string(),
+            }),
+            _ => ExchangeError::Unreached(e),
+        })?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| unreached("handshake", &e))?;

@@ -34,6 +34,7 @@ pub struct ProbeRecord {
     /// When it connected or gave up (a held connect may complete once a partition
     /// heals, so a probe begun before a heal can connect).
     pub ended_at: Duration,
+    /// The target answered (connected, or refused the connection).
     pub connected: bool,
 }
 
@@ -286,9 +287,12 @@ impl Egress {
 
     async fn probe(&self, addr: crate::env::NetAddr, delay: ProbeDelay) {
         let started_at = self.now();
-        let connected = exchange::connect(&self.env, &addr, self.config.connect_timeout)
-            .await
-            .is_ok();
+        // A refusal is an answer from the host: the way out works again.
+        let connected = match exchange::connect(&self.env, &addr, self.config.connect_timeout).await
+        {
+            Ok(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+        };
         let random = self.env.random().next_u64();
         let mut s = self.state();
         let outage = s.probe.outages();

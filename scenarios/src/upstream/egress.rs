@@ -14,7 +14,10 @@
 //!   (a reset by a dropping partition) counts as unreached and is sent again after the
 //!   outage (the requests are GETs);
 //! - the worker's checkpoint is taken once per outage per session, when its first
-//!   request meets egress down, as is the `egress_degraded` warning.
+//!   request meets egress down, as is the `egress_degraded` warning;
+//! - a connection refused by the target (nothing listens) fails that request alone:
+//!   the host answered, so egress is not down (before the partition, ana fetches from
+//!   a closed port to see it).
 //!
 //! Oracles: every fetch query ends with its body (carried out by the worker, once, in
 //! each session's order) or an `egress_unavailable` error naming a bound (a refusal
@@ -126,11 +129,23 @@ async fn egress_partition(world: World) -> Outcome {
     // Before the outage: every session's first fetch is answered.
     let mut fetched = Vec::new();
     for (user, c) in clients.iter_mut() {
-        fetched.push(fetch(c, user, 1, &egress).await?);
+        fetched.push(fetch(c, user, 1, OUTSIDE_PORT, &egress).await?);
     }
     ensure!(
         fetched.iter().all(|f| f.outcome.is_ok()),
         "a fetch failed before any fault: {fetched:?}"
+    );
+    // A port where nothing listens fails that fetch alone: egress stays up.
+    let (user, ana) = &mut clients[0];
+    let f = fetch(ana, user, 2, OUTSIDE_PORT + 1, &egress).await?;
+    ensure!(
+        f.outcome
+            .as_ref()
+            .is_err_and(|e| e.contains("refused the connection"))
+            && egress.is_up()
+            && egress.stats().outages == 0,
+        "a fetch from a closed port: {f:?}, egress {:?}",
+        egress.stats()
     );
 
     let partitioned = world
@@ -174,8 +189,8 @@ async fn egress_partition(world: World) -> Outcome {
         st.eventually("egress restored", secs(70), || egress.is_up())
             .await?;
         for (user, c) in clients.iter_mut() {
-            let next = fetched.iter().filter(|f| f.user == *user).count() as u64 + 1;
-            let f = fetch(c, user, next, &egress).await?;
+            let last = fetched.iter().filter(|f| f.user == *user).map(|f| f.query);
+            let f = fetch(c, user, last.max().unwrap_or(0) + 1, OUTSIDE_PORT, &egress).await?;
             ensure!(f.outcome.is_ok(), "after the heal: {f:?}");
             fetched.push(f);
         }
@@ -207,16 +222,18 @@ async fn egress_partition(world: World) -> Outcome {
 }
 
 /// Sends query `query` (the session's queries are numbered from 1, one at a time
-/// here), fetching page `{user}-{query}`, and waits for its end: the result, or an
-/// `egress_unavailable` error (any other error fails the run), then the idle status.
+/// here), fetching page `{user}-{query}` from `port`, and waits for its end: the
+/// result, or an `egress_unavailable` error (any other error fails the run), then the
+/// idle status.
 async fn fetch(
     c: &mut SimClient,
     user: &'static str,
     query: u64,
+    port: u16,
     egress: &Arc<Egress>,
 ) -> Result<Fetched, Failure> {
     let page = format!("{user}-{query}");
-    c.query(&format!("tool:fetch {OUTSIDE}:{OUTSIDE_PORT}/page/{page}"))
+    c.query(&format!("tool:fetch {OUTSIDE}:{port}/page/{page}"))
         .await?;
     // A waiting request ends by the age bound at the latest, then one exchange.
     let c_ = egress.config();
@@ -254,9 +271,10 @@ async fn keep_fetching(
     egress: &Arc<Egress>,
 ) -> Result<Vec<Fetched>, Failure> {
     let mut out = Vec::new();
-    let mut n = 2;
+    // Ana's query 2 was the closed port's.
+    let mut n = if user == USERS[0] { 3 } else { 2 };
     while Instant::now() < stop {
-        let f = fetch(c, user, n, egress).await?;
+        let f = fetch(c, user, n, OUTSIDE_PORT, egress).await?;
         let refused = f.outcome.as_ref().is_err_and(|e| e.contains("refused"));
         out.push(f);
         n += 1;
