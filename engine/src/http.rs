@@ -19,7 +19,7 @@ pub(crate) struct Peer(pub(crate) NetAddr);
 
 /// Serves `router` on `listener` (each connection on a task of `env`'s host, with its
 /// direct peer as an extension): the gateway, and the local upstream.
-pub(crate) async fn serve_router(env: Env, router: Router, listener: Box<dyn NetListener>) {
+pub async fn serve_router(env: Env, router: Router, listener: Box<dyn NetListener>) {
     serve_router_over(env, router, listener, None).await
 }
 

@@ -18,10 +18,13 @@
 //! - for the property tests: the pure cores (`sessions::core`, `sessions::replay`,
 //!   `workers::lifecycle`, `workers::pool`, the breakers, retry and watches, the resolver
 //!   chain `upstream::DnsCore`);
-//! - for the simulated worker process: [`workers::program`], the worker program itself.
+//! - for the simulated worker process: [`workers::program`], the worker program itself;
+//! - for the egress scenario: [`egress`] (its stats, its cores for tests) and
+//!   [`serve_router`] (a simulated outside web server on a stage host).
 
 #![deny(unreachable_pub)]
 
+pub mod egress;
 pub mod env;
 pub mod gateway;
 mod http;
@@ -33,6 +36,9 @@ pub mod store;
 pub mod upstream;
 pub mod workers;
 
+/// Serves an axum router on a listener of the environment: the gateway's and the local
+/// model server's way, also how a stage hosts a simulated outside web server.
+pub use http::serve_router;
 pub use root::{
     DrainReport, Engine, EngineConfig, EngineError, LockChoice, STORE_PATH, StoreChoice,
 };

@@ -190,6 +190,10 @@ pub enum ErrorCode {
     /// The final answer still did not match the output schema after the retries: the
     /// unstructured answer follows.
     StructuredOutputInvalid,
+    /// An outbound request (a `fetch`) failed: egress stayed down past the age bound,
+    /// its buffer was full, or the target was bad or answered an error. The query
+    /// failed, the session is kept.
+    EgressUnavailable,
 }
 
 /// A decoding failure: its code and a short detail (at most [`DETAIL_CHARS_MAX`]).
@@ -281,7 +285,8 @@ pub enum ServerEvent {
     },
     /// Something the user should know that did not stop the query (`kind`:
     /// `model_unknown`, `beta_unknown`, `model_fallback`, `upstream_slow`,
-    /// `tool_unknown`, `budget_warning`, `context_compacted`).
+    /// `tool_unknown`, `budget_warning`, `context_compacted`, `structured_output_retry`,
+    /// `egress_degraded`, `egress_restored`).
     Warning {
         kind: String,
         message: String,

@@ -18,6 +18,7 @@ mod lock;
 pub use config::{EngineConfig, STORE_PATH, StoreChoice};
 pub use lock::LockChoice;
 
+use crate::egress::Egress;
 use crate::env::{Env, NetAddr, Task};
 use crate::gateway::Gateway;
 use crate::sessions::lock::{LockServer, SessionLock};
@@ -165,6 +166,8 @@ impl Engine {
             upstream,
             gate,
             lock: lock.client,
+            // One per engine: every session's outbound requests share its buffer.
+            egress: Egress::new(env.clone(), config.sessions.egress.clone()),
         };
         let sessions = Sessions::new(env.clone(), config.sessions, parts);
         sessions.start();

@@ -5,6 +5,7 @@ use super::admission::AdmissionMode;
 use super::core::{QueryMode, SessionSettings};
 use super::limits::SessionLimits;
 use super::replay::ReplayLimits;
+use crate::egress::EgressConfig;
 use crate::upstream::UpstreamConfig;
 use crate::workers::{WarmPoolConfig, WorkerConfig};
 use std::collections::BTreeMap;
@@ -45,6 +46,8 @@ pub struct SessionsConfig {
     /// The model API each query goes to first (its answer is what the worker carries
     /// out); `None`: the worker gets the query's text as it is.
     pub upstream: Option<UpstreamConfig>,
+    /// Sandbox egress: its buffer's bounds, the probes' timeout and backoff.
+    pub egress: EgressConfig,
 }
 
 impl SessionsConfig {
@@ -76,6 +79,7 @@ impl SessionsConfig {
                 ("viewer".to_string(), tools(&["read"])),
             ]),
             upstream: None,
+            egress: EgressConfig::default(),
         }
     }
 
@@ -86,6 +90,7 @@ impl SessionsConfig {
         if let Some(u) = &self.upstream {
             u.check();
         }
+        self.egress.check();
     }
 
     /// What each session's core is built with.

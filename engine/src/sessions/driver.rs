@@ -5,8 +5,9 @@
 //! session. Every decision is the core's or the gate's; everything the client sees goes
 //! through `Session::publish`.
 
-use super::agent::run_agent;
+use super::agent::{Finish, run_agent};
 use super::core::{Phase, QueryEnd, Step, Stop};
+use super::egress::{fetch_target, fetched_input};
 use super::gate::{GateCall, GateDecision};
 use super::lifecycle::SessionEvent;
 use super::service::Shared;
@@ -125,9 +126,20 @@ async fn run_query(
             return finish(shared, session, query).await;
         }
     }
-    // The model answers first (when there is one), in as many turns as its tools take;
-    // an interrupt or the session's end does not wait for it.
-    let asked = run_agent(shared, session, worker, query, &text, &options);
+    // The model answers first (when there is one), in as many turns as its tools take,
+    // or the fetch a `tool:fetch` query names; an interrupt or the session's end does
+    // not wait for it.
+    let asked = async {
+        match fetch_target(&text) {
+            Some(target) => fetched_input(shared, session, query, target)
+                .await
+                .map(|text| Finish {
+                    text,
+                    incomplete: None,
+                }),
+            None => run_agent(shared, session, worker, query, &text, &options).await,
+        }
+    };
     let end = match stopped_or(shared, session, asked).await {
         Err(stopped) => stopped,
         Ok(None) => return finish(shared, session, query).await,

@@ -15,6 +15,7 @@ mod config;
 pub mod core;
 mod driver;
 mod durable;
+mod egress;
 pub mod gate;
 mod lifecycle;
 mod limits;

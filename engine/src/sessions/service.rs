@@ -6,10 +6,12 @@ use super::config::SessionsConfig;
 use super::core::SessionCore;
 use super::driver::drive;
 use super::durable::{Durable, Stored};
+use super::egress::watch_egress;
 use super::gate::ToolGate;
 use super::lock::SessionLock;
 use super::session::Session;
 use super::upstream::watch_upstream;
+use crate::egress::Egress;
 use crate::env::Env;
 use crate::protocol::ServerEvent;
 use crate::store::{SessionStore, StartupReport, StoreError};
@@ -79,6 +81,8 @@ pub(crate) struct Shared {
     pub(crate) upstream: Option<Arc<UpstreamClient>>,
     /// Asked before each tool call and each model call.
     pub(crate) gate: ToolGate,
+    /// The engine's sandbox egress: a session's outbound requests leave through it.
+    pub(crate) egress: Arc<Egress>,
     /// Drawn at start: tells this instance's store-less session ids from an earlier
     /// start's.
     boot_tag: u32,
@@ -213,6 +217,8 @@ pub struct SessionsParts {
     pub gate: ToolGate,
     /// A resume from the store takes the session's lock here first (see `resume`).
     pub lock: Option<Arc<SessionLock>>,
+    /// The engine's sandbox egress (one per engine).
+    pub egress: Arc<Egress>,
 }
 
 impl Sessions {
@@ -245,6 +251,7 @@ impl Sessions {
             shared: Arc::new(Shared {
                 upstream: parts.upstream,
                 gate: parts.gate,
+                egress: parts.egress,
                 boot_tag: env.random().next_u64() as u32,
                 lock: parts.lock,
                 env,
@@ -276,13 +283,20 @@ impl Sessions {
         self.shared.now()
     }
 
-    /// Starts the sessions' background work: with a model API, the watch that tells
-    /// sessions when it is back after an outage.
+    /// Starts the sessions' background work: the watch that tells sessions when egress
+    /// is back after an outage and, with a model API, the same for it.
     pub fn start(&self) {
+        let watch = watch_egress(self.shared.clone(), self.shared.egress.clone());
+        self.shared.env.spawn("egress-watch", watch);
         if let Some(up) = &self.shared.upstream {
             let watch = watch_upstream(self.shared.clone(), up.clone());
             self.shared.env.spawn("upstream-watch", watch);
         }
+    }
+
+    /// The engine's sandbox egress.
+    pub fn egress(&self) -> &Arc<Egress> {
+        &self.shared.egress
     }
 
     /// The pre-warm pool sessions take their workers from.

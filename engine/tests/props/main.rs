@@ -1,10 +1,9 @@
 //! Property tests of the engine's pure cores: the worker lifecycle, the restart breaker,
 //! the retry schedule, the disk and memory watches, the cache index, the replay log,
-//! the upstream breaker, the resolver chain, the TLS expiry decision and the pace of
-//! model calls. Each core takes time and randomness as arguments, so proptest drives it
-//! directly, step by step,
-//! beside a reference model (`proptest-state-machine`) or against its documented
-//! properties.
+//! the upstream breaker, the resolver chain, the TLS expiry decision, the pace of
+//! model calls, the egress buffer and probes. Each core takes time and randomness as
+//! arguments, so proptest drives it directly, step by step, beside a reference model
+//! (`proptest-state-machine`) or against its documented properties.
 //!
 //! Failing seeds persist in `engine/tests/proptest-regressions/<module>.txt` (proptest's
 //! `SourceParallel`: a folder beside the one holding this `main.rs`); they are committed
@@ -15,6 +14,7 @@ mod breaker;
 mod cache_index;
 mod disk_watch;
 mod dns_chain;
+mod egress;
 mod lifecycle;
 mod memory_watch;
 mod reference;

@@ -1,5 +1,5 @@
-//! Configuration from outside: the worker program's command line, `--shard i/n`, and
-//! the gate's baseline file.
+//! Configuration from outside: the worker program's command line, `--shard i/n`, the
+//! gate's baseline file, and a `tool:fetch` query's egress target.
 
 use engine::workers::program::args;
 use reports::gate::Baseline;
@@ -11,10 +11,23 @@ pub fn config(data: &[u8]) {
         return;
     };
     let text = String::from_utf8_lossy(rest);
-    match which % 3 {
+    match which % 4 {
         0 => worker_args(&text),
         1 => shard(&text),
-        _ => baseline(&text),
+        2 => baseline(&text),
+        _ => egress_target(&text),
+    }
+}
+
+/// An accepted target is written back in a form that reads as itself; a refusal says
+/// what is wrong.
+fn egress_target(text: &str) {
+    match engine::egress::normalize_target(text) {
+        Ok(full) => {
+            let again = engine::egress::normalize_target(&full);
+            assert_eq!(again.as_ref(), Ok(&full), "target round trip of {text:?}");
+        }
+        Err(e) => assert!(!e.to_string().is_empty(), "a refusal without a message"),
     }
 }
 

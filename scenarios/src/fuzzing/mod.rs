@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | `worker_protocol` | bytes of a worker stream, either direction | line reader bounds; decode → encode → decode is identity |
 //! | `catalog` | catalog TOML | parse never panics; accepted catalogs round-trip and stay valid |
-//! | `config` | worker arguments, shard specs, gate baselines | parse never panics; accepted values satisfy their own checks |
+//! | `config` | worker arguments, shard specs, gate baselines, egress targets | parse never panics; accepted values satisfy their own checks |
 //! | `fault_plan` | fault plans, shrunk records, sweep files | parse never panics; accepted records round-trip |
 //! | `simulation` | a whole world's fault plan (via `arbitrary`) | the world's oracles hold |
 //! | `client_frame` | a client's WebSocket text frame | decoding never panics; the size limit holds; decoded frames round-trip |

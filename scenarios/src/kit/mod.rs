@@ -2,6 +2,7 @@
 
 pub mod channel;
 pub mod dns;
+pub mod egress;
 pub mod fail;
 pub mod files;
 pub mod inputs;

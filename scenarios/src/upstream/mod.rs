@@ -4,12 +4,14 @@
 //! model answers and with which features (`models`), slow, bursting and parallel
 //! streams (`streaming`), rate limits shared by sessions (`limits`), a key refused at
 //! start-up (`startup`), name resolution (`dns`), the API's certificate judged by the
-//! engine's clock (`tls`), and a query's agent loop at its limits (`agent`).
+//! engine's clock (`tls`), a query's agent loop at its limits (`agent`, `context`,
+//! `answers`), and a sandbox's egress cut off by a partition (`egress`).
 
 mod agent;
 mod answers;
 mod context;
 mod dns;
+mod egress;
 mod failures;
 mod kit;
 mod limits;
@@ -32,5 +34,6 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(answers::all());
     all.push(&dns::DNS_FAILURE);
     all.extend(tls::all());
+    all.push(&egress::EGRESS_PARTITION);
     all
 }

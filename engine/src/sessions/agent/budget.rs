@@ -108,7 +108,11 @@ mod tests {
         b.handle_cap(usd(100));
         b.handle_call_sent();
         b.handle_spent(usd(150));
-        assert_eq!(b.calls_past_cap(), 0, "the crossing call was sent under the cap");
+        assert_eq!(
+            b.calls_past_cap(),
+            0,
+            "the crossing call was sent under the cap"
+        );
         b.handle_call_sent();
         assert_eq!(b.calls_past_cap(), 1);
     }

@@ -223,6 +223,11 @@ impl WarmPool {
         })
     }
 
+    /// The worker manager its workers are registered with.
+    pub(crate) fn manager(&self) -> &Arc<WorkerManager> {
+        &self.inner.manager
+    }
+
     pub fn config(&self) -> &WarmPoolConfig {
         &self.inner.config
     }
