@@ -277,6 +277,7 @@ impl Model {
                     text: shown,
                     truncated,
                     bytes: full.len() as u64,
+                    subtype: None,
                 }
             }
             QueryEnd::Interrupted => {
