@@ -8,6 +8,7 @@ mod breaker;
 mod client;
 mod config;
 mod dns;
+mod echo;
 mod error;
 mod http;
 pub mod limits;
