@@ -804,15 +804,21 @@ pub fn check_deliveries(crowd: &Crowd) -> Result<(), Failure> {
 /// No model answer reached a client twice, whole or in part: each VOPR query starts
 /// with its unique marker, so the marker twice in one query's deltas means the answer
 /// was streamed again (a retry after its first streamed byte). A query's turns are
-/// separate answers (a structured answer asked for again repeats the marker).
+/// separate answers (a structured answer asked for again repeats the marker). Query
+/// numbers restart with a session's stream: a tab that moved to another session has
+/// two queries 1, told apart by the stream epoch (its sequence numbers' high half).
 fn check_streamed_once(d: &Delivery) -> Result<(), Failure> {
-    let mut joined: std::collections::BTreeMap<(u64, u32), String> = Default::default();
+    let mut joined: std::collections::BTreeMap<(u64, u64, u32), String> = Default::default();
     for m in &d.messages {
         if let ServerEvent::ModelDelta { query, text, turn } = &m.event {
-            joined.entry((*query, *turn)).or_default().push_str(text);
+            let epoch = m.seq.unwrap_or(0) >> 32;
+            joined
+                .entry((epoch, *query, *turn))
+                .or_default()
+                .push_str(text);
         }
     }
-    for ((query, _), text) in joined {
+    for ((_, query, _), text) in joined {
         let Some(first) = text.split_whitespace().next() else {
             continue;
         };
