@@ -8,7 +8,8 @@
 //! partition was never read, so it opens no window), and when each call arrived from
 //! the model API's own log. A call admitted just before the read arrives up to a
 //! connect's round trip and a write later (three one-way latencies): one arriving that
-//! soon is not judged, nor one whose engine was paused in between (admitted before the
+//! soon is not judged (each latency rounded up to the timer's millisecond tick), nor one
+//! whose engine was paused in between (admitted before the
 //! pause, sent after it). A restarted engine knows nothing of its predecessor's window,
 //! so a start in between ends it.
 
@@ -18,8 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Past three one-way latencies: the scheduler's tick.
-const IN_FLIGHT_SLACK: Duration = Duration::from_millis(2);
+/// Past three one-way latencies: a tick for each, as each is delivered at the first
+/// millisecond tick at or after it is due (a 1.3 ms latency takes 2 ms).
+const IN_FLIGHT_SLACK: Duration = Duration::from_millis(3);
 
 /// The 429s the engine read, with their `Retry-After`, in the order it read them.
 #[derive(Clone, Default)]
