@@ -12,6 +12,7 @@
 //! cap is per session (a query option that stays, as the model does); a call is
 //! checked before it goes, so the cap is passed by at most the one call that crossed it.
 
+use super::kit::calls_for;
 use crate::ensure;
 use crate::kit::channel::scenario;
 use crate::kit::channel::*;
@@ -21,21 +22,12 @@ use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::with_upstream;
 use crate::stage::client::SimClient;
 use engine::protocol::{ErrorCode, ServerEvent, Usd};
-use engine::upstream::{LocalUpstream, MESSAGES_PATH, ModelLimits, UpstreamRequest};
+use engine::upstream::ModelLimits;
 use serde_json::json;
 use sim::World;
 
 pub fn all() -> Vec<&'static Scenario> {
     vec![&TURN_LIMIT, &SPENDING_CAP]
-}
-
-/// The messages calls the model API served for the query whose text starts `text`.
-pub(super) fn calls_for(up: &LocalUpstream, text: &str) -> Vec<UpstreamRequest> {
-    let head: String = text.chars().take(64).collect();
-    up.requests()
-        .into_iter()
-        .filter(|r| r.path == MESSAGES_PATH && r.input_head.as_deref() == Some(head.as_str()))
-        .collect()
 }
 
 /// The result of query `query` with its subtype, once it came.

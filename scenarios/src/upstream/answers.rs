@@ -12,7 +12,8 @@
 //! (EC-050's); past it, the engine writes it to the workspace as it streams (never
 //! held whole) and the model gets its path.
 
-use super::agent::{calls_for, result_with_subtype};
+use super::agent::result_with_subtype;
+use super::kit::calls_for;
 use super::kit::mode;
 use crate::ensure;
 use crate::kit::channel::scenario;

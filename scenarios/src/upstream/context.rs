@@ -10,7 +10,7 @@
 //! nothing is lost; the user is told with a `context_compacted` warning naming where
 //! the history went.
 
-use super::agent::calls_for;
+use super::kit::calls_for;
 use crate::ensure;
 use crate::kit::channel::scenario;
 use crate::kit::channel::*;

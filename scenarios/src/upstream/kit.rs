@@ -8,7 +8,7 @@ use crate::kit::sessions::wait_answer;
 use crate::scenario::Failure;
 use crate::stage::channel::{ChannelStage, UPSTREAM_HOST};
 use crate::stage::client::SimClient;
-use engine::upstream::UpstreamClient;
+use engine::upstream::{LocalUpstream, MESSAGES_PATH, UpstreamClient, UpstreamRequest};
 use sim::faults::Fault;
 use sim::upstream::UpstreamMode;
 use std::sync::Arc;
@@ -68,4 +68,13 @@ pub fn answer_is_model(client: &SimClient, query: u64, text: &str) -> Result<(),
         "query {query}: the model's deltas joined are {joined:?}, not its answer {text:?}"
     );
     Ok(())
+}
+
+/// The messages calls the model API served for the query whose text starts `text`.
+pub fn calls_for(up: &LocalUpstream, text: &str) -> Vec<UpstreamRequest> {
+    let head: String = text.chars().take(64).collect();
+    up.requests()
+        .into_iter()
+        .filter(|r| r.path == MESSAGES_PATH && r.input_head.as_deref() == Some(head.as_str()))
+        .collect()
 }

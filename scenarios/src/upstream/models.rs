@@ -14,7 +14,7 @@ use crate::kit::sessions::*;
 use crate::scenario::{Outcome, Scenario};
 use crate::stage::channel::with_upstream;
 use engine::protocol::{ErrorCode, ServerEvent};
-use engine::upstream::{LocalUpstream, MESSAGES_PATH, UpstreamRequest};
+use engine::upstream::{LocalUpstream, UpstreamRequest};
 use serde_json::json;
 use sim::upstream::UpstreamMode;
 use sim::{FaultPlan, World};
@@ -35,11 +35,7 @@ const BETA: &str = "echo-tools-2026-01-01";
 
 /// The latest messages call whose query starts `text`.
 fn call_for(up: &LocalUpstream, text: &str) -> Option<UpstreamRequest> {
-    let head: String = text.chars().take(64).collect();
-    up.requests()
-        .into_iter()
-        .rev()
-        .find(|r| r.path == MESSAGES_PATH && r.input_head.as_deref() == Some(head.as_str()))
+    calls_for(up, text).pop()
 }
 
 scenario!(
