@@ -24,7 +24,7 @@ use crate::gateway::Gateway;
 use crate::sessions::lock::{LockServer, SessionLock};
 use crate::sessions::{RoleTools, Sessions, SessionsParts, ToolGate, UpstreamCheck, check_store};
 use crate::store::{SessionStore, StoreError};
-use crate::upstream::{UpstreamClient, UpstreamError};
+use crate::upstream::{UpstreamClient, UpstreamError, WindowShare};
 use crate::workers::{WarmCheck, WarmPool, WorkerManager};
 use std::fmt;
 use std::sync::Arc;
@@ -139,22 +139,36 @@ impl Engine {
             }
             StoreChoice::Shared(store) => Some(store),
         };
+        // Before the pool starts: a lock port that cannot be bound stops the start
+        // with nothing else running yet. Before the model API's client too: the lock's
+        // service is the state the instances share, their 429 window among it.
+        let lock = lock::start_lock(&env, config.lock, &config.sessions.instance).await?;
         let upstream = match config.sessions.upstream.clone() {
             Some(c) => {
-                Some(UpstreamClient::try_new(env.clone(), c).map_err(EngineError::UpstreamTls)?)
+                let share = lock
+                    .client
+                    .clone()
+                    .map(|l| WindowShare::new(l, &c.addr, &c.api_key));
+                let client = UpstreamClient::try_new_shared(env.clone(), c, share)
+                    .map_err(EngineError::UpstreamTls)?;
+                Some(client)
             }
             None => None,
         };
-        if let Some(up) = &upstream {
-            check_upstream_key(up).await?;
+        if let Some(up) = &upstream
+            && let Err(e) = check_upstream_key(up).await
+        {
+            // Nothing was granted yet: the next start need not wait out a lease.
+            if let Some(service) = &lock.service {
+                service.stop();
+                lock::stopped(&env, service).await;
+            }
+            return Err(e);
         }
         // A pre-warm is kept only if the model API answers for it.
         let check = upstream
             .clone()
             .map(|client| Arc::new(UpstreamCheck(client)) as Arc<dyn WarmCheck>);
-        // Before the pool starts: a lock port that cannot be bound stops the start
-        // with nothing else running yet.
-        let lock = lock::start_lock(&env, config.lock, &config.sessions.instance).await?;
         let pool = WarmPool::start_checked(manager.clone(), config.sessions.pool.clone(), check);
         // The tool gate's policies: for now the tools each role may call.
         let gate = ToolGate::open().with(Arc::new(RoleTools {

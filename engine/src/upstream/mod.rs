@@ -20,7 +20,10 @@ mod tls;
 pub mod wire;
 
 pub use breaker::{Breaker, BreakerPolicy};
-pub use client::{ModelCall, ModelEvent, UpstreamClient, UpstreamStats};
+pub use client::{
+    ModelCall, ModelEvent, SHARE_ANSWER_BOUND, SHARE_RETRY_AFTER, ShareStats, UpstreamClient,
+    UpstreamStats, WindowShare,
+};
 pub use config::UpstreamConfig;
 pub use dns::{DnsConfig, DnsCore, DnsSource, DnsStats, DnsStep};
 pub use error::UpstreamError;

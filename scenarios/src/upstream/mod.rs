@@ -5,7 +5,8 @@
 //! streams (`streaming`), rate limits shared by sessions (`limits`), a key refused at
 //! start-up (`startup`), name resolution (`dns`), the API's certificate judged by the
 //! engine's clock (`tls`), a query's agent loop at its limits (`agent`, `context`,
-//! `answers`), and a sandbox's egress cut off by a partition (`egress`).
+//! `answers`), a sandbox's egress cut off by a partition (`egress`), and the 429 window
+//! shared by instances through their state service (`shared_window`).
 
 mod agent;
 mod answers;
@@ -16,6 +17,7 @@ mod failures;
 mod kit;
 mod limits;
 mod models;
+mod shared_window;
 mod startup;
 mod streaming;
 mod tls;
@@ -29,6 +31,7 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(failures::all());
     all.extend(streaming::all());
     all.extend(limits::all());
+    all.extend(shared_window::all());
     all.extend(agent::all());
     all.extend(context::all());
     all.extend(answers::all());

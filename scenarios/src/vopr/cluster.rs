@@ -146,6 +146,17 @@ impl Cluster {
             .clone()
     }
 
+    /// While the engine host is down after a crash: whether the crashed engine had
+    /// ended session `id` itself before it (a tombstone says why; a session killed by
+    /// the crash leaves none, as no task of a dead host runs again).
+    pub fn ended_before_crash(&self, id: &str) -> bool {
+        let current = self.current.lock().expect("incarnation poisoned");
+        current
+            .engine
+            .as_ref()
+            .is_some_and(|engine| engine.sessions().tombstone(id).is_some())
+    }
+
     pub fn boots(&self) -> u64 {
         self.current.lock().expect("incarnation poisoned").boots
     }

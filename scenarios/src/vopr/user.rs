@@ -184,6 +184,7 @@ impl User {
                 cluster: crowd.cluster.clone(),
                 user: self.index,
                 slot,
+                session: session_of(&welcome),
                 closed: closed.clone(),
                 flags: flags.clone(),
             }),
@@ -724,6 +725,8 @@ struct Reader {
     cluster: Arc<Cluster>,
     user: usize,
     slot: usize,
+    /// The session the connection was welcomed to.
+    session: String,
     closed: Arc<AtomicBool>,
     flags: Flags,
 }
@@ -770,7 +773,12 @@ async fn read(mut r: Reader) {
             tokio::time::sleep(SLOW_READ).await;
         }
     }
-    if !r.cluster.engine_host.is_up() && !r.flags.ended.load(Ordering::Relaxed) {
+    // A session the engine ended before the crash (its notice still in flight, held by
+    // a partition) need not survive it: the crashed engine remembers why it ended.
+    if !r.cluster.engine_host.is_up()
+        && !r.flags.ended.load(Ordering::Relaxed)
+        && !r.cluster.ended_before_crash(&r.session)
+    {
         r.flags.must_survive.store(true, Ordering::Relaxed);
     }
     r.closed.store(true, Ordering::Relaxed);

@@ -143,6 +143,21 @@ enum TryError {
     Protocol(String),
 }
 
+impl TryError {
+    /// The error of a single request about `key`, `waited` after it was asked.
+    fn for_key(self, key: &str, waited: Duration) -> LockError {
+        match self {
+            TryError::Io(detail) => LockError::Unreachable {
+                key: key.to_string(),
+                detail,
+                waited,
+                attempts: 1,
+            },
+            TryError::Protocol(detail) => LockError::Protocol { detail },
+        }
+    }
+}
+
 /// The client of one engine instance.
 pub struct SessionLock {
     env: Env,
@@ -279,9 +294,79 @@ impl SessionLock {
         }
     }
 
-    /// One command and its reply, on a kept connection or a new one.
+    /// Holds `key` for `hold` from now at the service (see `lock::holds`), waiting at
+    /// most `within` for its answer.
+    pub async fn hold(&self, key: &str, hold: Duration, within: Duration) -> Result<(), LockError> {
+        let command = LockCommand::Hold {
+            key: key.to_string(),
+            hold,
+        };
+        let started = Instant::now();
+        match self.request_within(&command, within).await {
+            Ok(LockReply::Ok) => Ok(()),
+            Ok(other) => Err(LockError::Protocol {
+                detail: format!("HOLD {key} answered {other}"),
+            }),
+            Err(e) => Err(e.for_key(key, started.elapsed())),
+        }
+    }
+
+    /// How much of `key`'s hold is left at the service (`None`: not held), waiting at
+    /// most `within` for its answer.
+    pub async fn check(&self, key: &str, within: Duration) -> Result<Option<Duration>, LockError> {
+        let command = LockCommand::Check {
+            key: key.to_string(),
+        };
+        let started = Instant::now();
+        match self.request_within(&command, within).await {
+            Ok(LockReply::Clear) => Ok(None),
+            Ok(LockReply::Held(left)) => Ok(Some(left)),
+            Ok(other) => Err(LockError::Protocol {
+                detail: format!("CHECK {key} answered {other}"),
+            }),
+            Err(e) => Err(e.for_key(key, started.elapsed())),
+        }
+    }
+
     async fn request(&self, command: &LockCommand) -> Result<LockReply, TryError> {
+        self.request_within(command, self.config.request_timeout)
+            .await
+    }
+
+    /// One command and its reply, on a kept connection or a new one, within `within`.
+    /// A kept connection may have broken while idle (the service restarted, a reset):
+    /// a command that may be repeated is then sent again on a new connection, within
+    /// what is left of `within`.
+    async fn request_within(
+        &self,
+        command: &LockCommand,
+        within: Duration,
+    ) -> Result<LockReply, TryError> {
+        let started = Instant::now();
         let kept = self.idle.lock().expect("lock client poisoned").pop();
+        let was_kept = kept.is_some();
+        match self.exchange_within(command, kept, within).await {
+            Err(TryError::Io(detail)) if was_kept && command.may_repeat() => {
+                let left = within.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    return Err(TryError::Io(detail));
+                }
+                tracing::debug!(
+                    target: "engine::sessions::lock",
+                    "a kept connection to the lock service failed ({detail}): a new one"
+                );
+                self.exchange_within(command, None, left).await
+            }
+            other => other,
+        }
+    }
+
+    async fn exchange_within(
+        &self,
+        command: &LockCommand,
+        kept: Option<Conn>,
+        within: Duration,
+    ) -> Result<LockReply, TryError> {
         let exchange = async {
             let mut conn = match kept {
                 Some(conn) => conn,
@@ -308,10 +393,10 @@ impl SessionLock {
             };
             Ok((conn, reply))
         };
-        match tokio::time::timeout(self.config.request_timeout, exchange).await {
+        match tokio::time::timeout(within, exchange).await {
             Err(_) => Err(TryError::Io(format!(
                 "no reply within {} ms",
-                self.config.request_timeout.as_millis()
+                within.as_millis()
             ))),
             Ok(Err(e)) => Err(e),
             Ok(Ok((conn, reply))) => {

@@ -4,11 +4,18 @@
 //! ```text
 //! ACQUIRE <key> <owner> <ttl_ms>\n   →  OK\n | BUSY\n
 //! RELEASE <key> <owner>\n            →  OK\n | NOT_OWNER\n
+//! HOLD <key> <ms>\n                  →  OK\n
+//! CHECK <key>\n                      →  CLEAR\n | HELD <ms>\n
 //! anything else                      →  ERR <reason>\n
 //! ```
 //!
+//! `HOLD` and `CHECK` share a hold-off among instances: one says no one should act on
+//! `key` for `ms` from now (the model API's 429 window, shared by every instance of an
+//! account), the others ask how long is left. Durations, not instants, cross the wire,
+//! so the instances' clocks need not agree.
+//!
 //! Keys and owners are 1 to [`TOKEN_BYTES_MAX`] printable ASCII characters without
-//! spaces; `ttl_ms` is 1 to [`TTL_MS_MAX`]. Fields are separated by single spaces; a
+//! spaces; `ttl_ms` and `ms` are 1 to [`TTL_MS_MAX`]. Fields are separated by single spaces; a
 //! trailing `\r` is tolerated. Parsing never panics: a bad line is an `ERR` reply.
 
 use std::fmt;
@@ -31,6 +38,10 @@ pub enum LockCommand {
     },
     /// Give `key` up, if `owner` holds it.
     Release { key: String, owner: String },
+    /// No one should act on `key` for `hold` from now (a longer hold already there stays).
+    Hold { key: String, hold: Duration },
+    /// How much of `key`'s hold is left.
+    Check { key: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +52,10 @@ pub enum LockReply {
     Busy,
     /// RELEASE by an owner that does not hold the key (any more: its lease expired).
     NotOwner,
+    /// CHECK: no hold on the key.
+    Clear,
+    /// CHECK: the key is held this much longer.
+    Held(Duration),
     /// The command could not be understood.
     Err(String),
 }
@@ -62,6 +77,17 @@ pub fn check_token(what: &str, token: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A duration field: whole milliseconds in 1..=TTL_MS_MAX.
+fn millis(what: &str, field: &str) -> Result<Duration, String> {
+    let ms: u64 = field
+        .parse()
+        .map_err(|_| format!("{what} {field:?} is not a number"))?;
+    if !(1..=TTL_MS_MAX).contains(&ms) {
+        return Err(format!("{what} {ms} outside 1..={TTL_MS_MAX}"));
+    }
+    Ok(Duration::from_millis(ms))
 }
 
 fn text(line: &[u8]) -> Result<&str, String> {
@@ -86,16 +112,11 @@ impl LockCommand {
                         fields.len() - 1
                     ));
                 }
-                let ttl_ms: u64 = fields[3]
-                    .parse()
-                    .map_err(|_| format!("ttl_ms {:?} is not a number", fields[3]))?;
-                if !(1..=TTL_MS_MAX).contains(&ttl_ms) {
-                    return Err(format!("ttl_ms {ttl_ms} outside 1..={TTL_MS_MAX}"));
-                }
+                let ttl = millis("ttl_ms", fields[3])?;
                 Ok(LockCommand::Acquire {
                     key: token("key", 1)?,
                     owner: token("owner", 2)?,
-                    ttl: Duration::from_millis(ttl_ms),
+                    ttl,
                 })
             }
             "RELEASE" => {
@@ -110,14 +131,44 @@ impl LockCommand {
                     owner: token("owner", 2)?,
                 })
             }
+            "HOLD" => {
+                if fields.len() != 3 {
+                    return Err(format!(
+                        "HOLD takes 2 fields (key ms), got {}",
+                        fields.len() - 1
+                    ));
+                }
+                let hold = millis("ms", fields[2])?;
+                Ok(LockCommand::Hold {
+                    key: token("key", 1)?,
+                    hold,
+                })
+            }
+            "CHECK" => {
+                if fields.len() != 2 {
+                    return Err(format!(
+                        "CHECK takes 1 field (key), got {}",
+                        fields.len() - 1
+                    ));
+                }
+                Ok(LockCommand::Check {
+                    key: token("key", 1)?,
+                })
+            }
             "" => Err("empty command".to_string()),
             other => {
                 let shown: String = other.chars().take(32).collect();
                 Err(format!(
-                    "unknown command {shown:?}: expected ACQUIRE or RELEASE"
+                    "unknown command {shown:?}: expected ACQUIRE, RELEASE, HOLD or CHECK"
                 ))
             }
         }
+    }
+
+    /// Whether sending the command twice does what sending it once does (all but a
+    /// RELEASE: the second would find the key released and answer `NOT_OWNER`).
+    pub fn may_repeat(&self) -> bool {
+        !matches!(self, LockCommand::Release { .. })
     }
 
     /// The command as a line, newline included. The fields must be valid tokens and
@@ -128,6 +179,8 @@ impl LockCommand {
                 format!("ACQUIRE {key} {owner} {}\n", ttl.as_millis())
             }
             LockCommand::Release { key, owner } => format!("RELEASE {key} {owner}\n"),
+            LockCommand::Hold { key, hold } => format!("HOLD {key} {}\n", hold.as_millis()),
+            LockCommand::Check { key } => format!("CHECK {key}\n"),
         }
     }
 }
@@ -139,8 +192,12 @@ impl LockReply {
             "OK" => Ok(LockReply::Ok),
             "BUSY" => Ok(LockReply::Busy),
             "NOT_OWNER" => Ok(LockReply::NotOwner),
+            "CLEAR" => Ok(LockReply::Clear),
             other => match other.strip_prefix("ERR ") {
                 Some(reason) => Ok(LockReply::Err(reason.to_string())),
+                None if other.starts_with("HELD ") => {
+                    Ok(LockReply::Held(millis("HELD ms", &other["HELD ".len()..])?))
+                }
                 None => {
                     let shown: String = other.chars().take(32).collect();
                     Err(format!("unknown reply {shown:?}"))
@@ -155,6 +212,8 @@ impl LockReply {
             LockReply::Ok => "OK\n".to_string(),
             LockReply::Busy => "BUSY\n".to_string(),
             LockReply::NotOwner => "NOT_OWNER\n".to_string(),
+            LockReply::Clear => "CLEAR\n".to_string(),
+            LockReply::Held(left) => format!("HELD {}\n", left.as_millis()),
             LockReply::Err(reason) => {
                 let reason: String = reason
                     .chars()
@@ -175,6 +234,37 @@ impl fmt::Display for LockReply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever arrives on the service's port: a command that encodes back to the
+        /// same line's meaning, or a reason; a reply line likewise.
+        #[test]
+        fn any_line_parses_or_says_why(
+            line in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..48),
+                "(ACQUIRE|RELEASE|HOLD|CHECK|HELD|CLEAR|OK|ERR)( [!-~]{0,6}){0,3}( [0-9]{1,8})? ?"
+                    .prop_map(String::into_bytes),
+            ]
+        ) {
+            match LockCommand::parse(&line) {
+                Ok(command) => {
+                    let encoded = command.encode();
+                    let again = LockCommand::parse(encoded.trim_end_matches('\n').as_bytes());
+                    prop_assert_eq!(again, Ok(command));
+                }
+                Err(reason) => prop_assert!(!reason.is_empty()),
+            }
+            // A reason's line breaks become spaces on the way out (one line per reply).
+            if let Ok(reply) = LockReply::parse(&line)
+                && !matches!(&reply, LockReply::Err(r) if r.contains(['\r', '\n']))
+            {
+                let encoded = reply.encode();
+                let line = encoded.strip_suffix('\n').unwrap_or(&encoded);
+                prop_assert_eq!(LockReply::parse(line.as_bytes()), Ok(reply));
+            }
+        }
+    }
 
     #[test]
     fn commands_round_trip() {
@@ -188,6 +278,11 @@ mod tests {
                 key: "k".into(),
                 owner: "o".into(),
             },
+            LockCommand::Hold {
+                key: "model-api-429".into(),
+                hold: Duration::from_millis(20_000),
+            },
+            LockCommand::Check { key: "k".into() },
         ];
         for cmd in cmds {
             let line = cmd.encode();
@@ -202,7 +297,11 @@ mod tests {
 
     #[test]
     fn malformed_commands_say_what_is_wrong() {
-        let cases: [(&[u8], &str); 10] = [
+        let cases: [(&[u8], &str); 14] = [
+            (b"HOLD k", "takes 2 fields"),
+            (b"HOLD k 0", "outside 1..="),
+            (b"CHECK", "takes 1 field"),
+            (b"CHECK k x", "takes 1 field"),
             (b"", "empty command"),
             (b"LOCK k o 1", "unknown command"),
             (b"ACQUIRE k o", "takes 3 fields"),
@@ -235,6 +334,8 @@ mod tests {
             LockReply::Ok,
             LockReply::Busy,
             LockReply::NotOwner,
+            LockReply::Clear,
+            LockReply::Held(Duration::from_millis(1234)),
             LockReply::Err("bad ttl".into()),
         ] {
             let line = reply.encode();
@@ -242,5 +343,7 @@ mod tests {
         }
         assert_eq!(LockReply::Err("a\nb".into()).encode(), "ERR a b\n");
         assert!(LockReply::parse(b"MAYBE").is_err());
+        assert!(LockReply::parse(b"HELD soon").is_err());
+        assert!(LockReply::parse(b"HELD 0").is_err());
     }
 }

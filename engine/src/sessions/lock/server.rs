@@ -12,6 +12,7 @@
 //! the same key again after a `BUSY`), and the most retries that arrived within one
 //! millisecond (the thundering herd).
 
+use super::holds::{HoldStats, HoldTable};
 use super::protocol::{LINE_BYTES_MAX, LockCommand, LockReply};
 use crate::env::{Env, NetAddr, NetStream, Task};
 use crate::workers::program::lines::{Line, LineReader};
@@ -116,6 +117,7 @@ pub struct LockTable {
     window_ms: u64,
     window_retries: u32,
     limits: LockLimits,
+    holds: HoldTable,
 }
 
 impl LockTable {
@@ -133,6 +135,10 @@ impl LockTable {
 
     pub fn stats(&self) -> &LockStats {
         &self.stats
+    }
+
+    pub fn hold_stats(&self) -> &HoldStats {
+        self.holds.stats()
     }
 
     /// The owner whose lease on `key` is live at `now`.
@@ -157,6 +163,17 @@ impl LockTable {
         match command {
             LockCommand::Acquire { key, owner, ttl } => self.acquire(key, owner, ttl, now),
             LockCommand::Release { key, owner } => self.release(&key, &owner, now),
+            LockCommand::Hold { key, hold } => match self.holds.handle_hold(key, hold, now) {
+                Ok(()) => LockReply::Ok,
+                Err(reason) => {
+                    self.stats.errors += 1;
+                    LockReply::Err(reason)
+                }
+            },
+            LockCommand::Check { key } => match self.holds.handle_check(&key, now) {
+                Some(left) => LockReply::Held(left),
+                None => LockReply::Clear,
+            },
         }
     }
 
@@ -357,6 +374,12 @@ impl LockServer {
         let now = self.shared.now();
         let table = self.shared.table.lock().expect("lock server poisoned");
         table.holder(key, now).map(str::to_string)
+    }
+
+    /// What the holds (`HOLD`, `CHECK`) have seen.
+    pub fn hold_stats(&self) -> HoldStats {
+        let table = self.shared.table.lock().expect("lock server poisoned");
+        table.hold_stats().clone()
     }
 
     /// How many leases are live now.

@@ -1,10 +1,13 @@
 //! The upstream client every session of an instance shares: one breaker and one
 //! rate-limit window for all of them, so a failing or limiting upstream is not hammered
-//! by each session in turn.
+//! by each session in turn. When the instance shares a state service with others (the
+//! session lock's), the 429 window is shared by all of them too (`window_share`).
 
 mod streamed;
+mod window_share;
 
 pub use streamed::ModelEvent;
+pub use window_share::{SHARE_ANSWER_BOUND, SHARE_RETRY_AFTER, ShareStats, WindowShare};
 
 use super::breaker::Breaker;
 use super::config::UpstreamConfig;
@@ -51,6 +54,8 @@ pub struct UpstreamStats {
     pub breaker_closed: u64,
     /// What the TLS checks met (all zero without TLS).
     pub tls: TlsStats,
+    /// What the window shared with other instances did (all zero without one).
+    pub shared_window: ShareStats,
 }
 
 struct State {
@@ -71,6 +76,8 @@ pub struct UpstreamClient {
     dns: Option<DnsChain>,
     /// Woken when the breaker opens (whoever watches for the upstream's return).
     opened: Notify,
+    /// The 429 window shared with the account's other instances, if any.
+    share: Option<WindowShare>,
 }
 
 impl UpstreamClient {
@@ -85,6 +92,15 @@ impl UpstreamClient {
 
     /// The client for `config`, or why its TLS configuration does not build.
     pub fn try_new(env: Env, config: UpstreamConfig) -> Result<Arc<Self>, String> {
+        Self::try_new_shared(env, config, None)
+    }
+
+    /// Like `try_new`, its 429 window shared with other instances through `share`.
+    pub fn try_new_shared(
+        env: Env,
+        config: UpstreamConfig,
+        share: Option<WindowShare>,
+    ) -> Result<Arc<Self>, String> {
         config.check();
         let tls = match &config.tls {
             Some(tls) => Some(TlsClient::new(&env, tls)?),
@@ -103,6 +119,7 @@ impl UpstreamClient {
             config,
             origin: Instant::now(),
             opened: Notify::new(),
+            share,
         }))
     }
 
@@ -124,6 +141,11 @@ impl UpstreamClient {
         stats.breaker_opened = s.breaker.opened;
         stats.breaker_closed = s.breaker.closed;
         stats.tls = self.tls.as_ref().map(TlsClient::stats).unwrap_or_default();
+        stats.shared_window = self
+            .share
+            .as_ref()
+            .map(WindowShare::stats)
+            .unwrap_or_default();
         stats
     }
 
@@ -194,7 +216,42 @@ impl UpstreamClient {
         self.state().pacer.handle_report(now, report);
     }
 
-    fn admit(&self) -> Result<(), UpstreamError> {
+    /// Whether a call may go now: not inside this instance's 429 window nor the one
+    /// shared with other instances (asked only when this one's is not enough), and the
+    /// breaker lets it through.
+    async fn admit(&self) -> Result<(), UpstreamError> {
+        if let Some(share) = &self.share
+            && !self.locally_limited()
+            && let Some(left) = share.check(|| self.now()).await
+        {
+            // Another instance read a 429: this one holds back as if it had.
+            let until = self.now() + left;
+            let mut s = self.state();
+            s.limited_until = Some(s.limited_until.map_or(until, |t| t.max(until)));
+        }
+        self.admit_now()
+    }
+
+    fn locally_limited(&self) -> bool {
+        let now = self.now();
+        self.state().limited_until.is_some_and(|u| now < u)
+    }
+
+    /// The model API answered 429: this instance's window opens now (before the answer
+    /// is classified and recorded), and the account's other instances are told.
+    async fn limited_by_api(&self, retry_after: Option<Duration>) {
+        let retry_after = retry_after.unwrap_or(self.config.rate_limit_default);
+        {
+            let until = self.now() + retry_after;
+            let mut s = self.state();
+            s.limited_until = Some(s.limited_until.map_or(until, |t| t.max(until)));
+        }
+        if let Some(share) = &self.share {
+            share.publish(retry_after, || self.now()).await;
+        }
+    }
+
+    fn admit_now(&self) -> Result<(), UpstreamError> {
         let now = self.now();
         let mut s = self.state();
         if let Some(until) = s.limited_until.filter(|&u| now < u) {
@@ -217,7 +274,7 @@ impl UpstreamClient {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, UpstreamError> {
-        self.admit()?;
+        self.admit().await?;
         let call = Call {
             method,
             path,
@@ -246,7 +303,12 @@ impl UpstreamClient {
             Ok(Err(ExchangeError::TooLarge(max))) => Err(UpstreamError::Malformed {
                 detail: format!("answer longer than {max} bytes"),
             }),
-            Ok(Ok(answer)) => self.classify(answer),
+            Ok(Ok(answer)) => {
+                if answer.status == 429 {
+                    self.limited_by_api(answer.retry_after).await;
+                }
+                self.classify(answer)
+            }
         };
         self.record(outcome.as_ref().map(|_| ()));
         outcome

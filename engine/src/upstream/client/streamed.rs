@@ -154,7 +154,7 @@ impl UpstreamClient {
         sent: &mut bool,
     ) -> Result<StreamSummary, UpstreamError> {
         self.paced(deadline).await?;
-        self.admit()?;
+        self.admit().await?;
         *sent = true;
         // Until its first byte, an attempt waits no longer than the call's deadline.
         let head_bound = self
@@ -187,6 +187,9 @@ impl UpstreamClient {
         if !(200..300).contains(&opened.status) {
             // The error's body is only its message: one that cannot be read is empty.
             let (status, retry_after) = (opened.status, opened.retry_after);
+            if status == 429 {
+                self.limited_by_api(retry_after).await;
+            }
             let answer = opened.collect(Self::ERROR_BODY_MAX).await;
             let answer = answer.unwrap_or(Answer {
                 status,
