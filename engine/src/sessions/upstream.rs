@@ -1,7 +1,7 @@
 //! Sessions and the model API: a pre-warmed worker is kept only if the upstream answers
 //! its check (a rate-limited one is disposed and pre-warming pauses); each model call
 //! of a query's agent loop (`agent`) streams the answer's deltas to the client as they
-//! come, bounded by the query timeout, and a failure there fails the query but keeps
+//! come, within the query's deadline, and a failure there fails the query but keeps
 //! the session; after an outage the sessions that were told are told again when the
 //! upstream is back.
 
@@ -44,24 +44,30 @@ pub(crate) struct ModelAnswer {
     pub usage: Usage,
 }
 
-/// One model call (turn `turn`) of query `query`, or `None` when it gave no answer: the
+/// One model call (turn `turn` of query `query`), or `None` when it gave no answer: the
 /// client has been told why. The answer's text deltas reach the client as they stream,
-/// in order; the call is bounded by the query timeout.
+/// in order; the call ends at the query's `deadline` (its start plus the query timeout).
 pub(crate) async fn ask_turn(
     shared: &Shared,
     session: &Session,
     up: &UpstreamClient,
-    query: u64,
-    turn: u32,
+    (query, turn): (u64, u32),
     call: &ModelCall,
+    deadline: tokio::time::Instant,
 ) -> Option<ModelAnswer> {
     let config = up.config();
     let forwarded = AtomicUsize::new(0);
     let answer = streamed_answer(shared, session, up, (query, turn), call, &forwarded);
-    let e = match tokio::time::timeout(config.query_timeout, answer).await {
-        Ok(Ok(answer)) => return Some(answer),
-        Ok(Err(e)) => e,
-        Err(_) => {
+    // Past the deadline already (tool rounds took the rest): no call goes out.
+    let timed = if tokio::time::Instant::now() >= deadline {
+        None
+    } else {
+        tokio::time::timeout_at(deadline, answer).await.ok()
+    };
+    let e = match timed {
+        Some(Ok(answer)) => return Some(answer),
+        Some(Err(e)) => e,
+        None => {
             crate::met!(
                 "upstream.query_timeout",
                 "session {} query {query}: no whole answer within {} s",

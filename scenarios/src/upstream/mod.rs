@@ -5,12 +5,13 @@
 //! streams (`streaming`), rate limits shared by sessions (`limits`), a key refused at
 //! start-up (`startup`), name resolution (`dns`), the API's certificate judged by the
 //! engine's clock (`tls`), a query's agent loop at its limits (`agent`, `context`,
-//! `answers`), a sandbox's egress cut off by a partition (`egress`), and the 429 window
-//! shared by instances through their state service (`shared_window`).
+//! `answers`, `deadline`), a sandbox's egress cut off by a partition (`egress`), and
+//! the 429 window shared by instances through their state service (`shared_window`).
 
 mod agent;
 mod answers;
 mod context;
+mod deadline;
 mod dns;
 mod egress;
 mod failures;
@@ -33,6 +34,7 @@ pub fn all() -> Vec<&'static Scenario> {
     all.extend(limits::all());
     all.extend(shared_window::all());
     all.extend(agent::all());
+    all.extend(deadline::all());
     all.extend(context::all());
     all.extend(answers::all());
     all.push(&dns::DNS_FAILURE);

@@ -43,6 +43,9 @@ pub(crate) async fn run_agent(
             incomplete: None,
         });
     };
+    // The query timeout bounds the whole query, every turn and tool round in it, not
+    // each call: a slow agent cannot stretch a query to turns × the timeout.
+    let deadline = tokio::time::Instant::now() + up.config().query_timeout;
     let limits = &up.config().limits;
     let checked = check_options(options, limits.max_turns);
     let (max_turns, schema) = match checked {
@@ -76,7 +79,8 @@ pub(crate) async fn run_agent(
         }
         turns.handle_call();
         session.with_core(|c| c.budget_mut().handle_call_sent());
-        let answer = ask_turn(shared, session, up, query, turns.turns(), &call).await?;
+        let turn = (query, turns.turns());
+        let answer = ask_turn(shared, session, up, turn, &call, deadline).await?;
         let cost = limits.cost(&answer.model, answer.usage);
         if let Some(message) = session.with_core(|c| c.budget_mut().handle_spent(cost)) {
             crate::met!(
