@@ -47,6 +47,7 @@ pub use pipe::SimStream;
 
 use crate::faults::FaultCounters;
 use crate::seed::{Between, Ratio, SimRng};
+use crate::thread_lock::{ThreadLock, ThreadLockGuard};
 use deliveries::Deliveries;
 use engine::env::{BoxFuture, NetAddr, NetListener, NetStream, Network, Resolved, ResolverId};
 use listener::Incoming;
@@ -148,7 +149,7 @@ impl Traffic {
 /// The world's network. Hosts reach it through [`HostNet`], their `Network` seam.
 pub struct SimNet {
     state: Mutex<NetState>,
-    traffic: Mutex<Traffic>,
+    traffic: ThreadLock<Traffic>,
     in_flight_bytes_max: AtomicUsize,
     holds_active: AtomicUsize,
     faults: FaultCounters,
@@ -176,7 +177,7 @@ impl SimNet {
         let dns_rng = SimRng::new(rng.clone().next_u64(), "dns");
         Arc::new_cyclic(|me| SimNet {
             dns: Mutex::new(dns::SimDns::new(dns_rng)),
-            traffic: Mutex::new(Traffic {
+            traffic: ThreadLock::new(Traffic {
                 rng,
                 latency: latency_range(options.latency_min, options.latency_max),
                 links: BTreeMap::new(),
@@ -244,8 +245,8 @@ impl SimNet {
         self.in_flight_bytes_max.load(Ordering::Relaxed)
     }
 
-    fn traffic(&self) -> std::sync::MutexGuard<'_, Traffic> {
-        self.traffic.lock().expect("net traffic poisoned")
+    fn traffic(&self) -> ThreadLockGuard<'_, Traffic> {
+        self.traffic.lock()
     }
 
     fn sample_latency(&self, from: usize, to: usize) -> Duration {

@@ -2,11 +2,12 @@
 
 use super::SimNet;
 use super::deliveries::WaitKey;
+use crate::thread_lock::ThreadLock;
 use engine::env::{NetAddr, NetStream};
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
@@ -78,7 +79,7 @@ impl PipeState {
 pub(super) struct Pipe {
     pub(super) from: usize,
     pub(super) to: usize,
-    state: Mutex<PipeState>,
+    state: ThreadLock<PipeState>,
 }
 
 impl Pipe {
@@ -86,13 +87,13 @@ impl Pipe {
         Arc::new(Pipe {
             from,
             to,
-            state: Mutex::new(PipeState::default()),
+            state: ThreadLock::default(),
         })
     }
 
     /// Resets this direction: pending data is discarded and both ends fail from now on.
     pub(super) fn reset(&self) {
-        let mut state = self.state.lock().expect("pipe poisoned");
+        let mut state = self.state.lock();
         state.reset = true;
         state.segments.clear();
         state.in_flight = 0;
@@ -101,12 +102,12 @@ impl Pipe {
     }
 
     pub(super) fn is_reset(&self) -> bool {
-        self.state.lock().expect("pipe poisoned").reset
+        self.state.lock().reset
     }
 
     /// Wakes a reader parked on a held partition so it looks again.
     pub(super) fn wake_reader(&self) {
-        wake(&mut self.state.lock().expect("pipe poisoned").reader_waker);
+        wake(&mut self.state.lock().reader_waker);
     }
 }
 
@@ -171,7 +172,7 @@ impl AsyncRead for SimStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let mut guard = this.rx.state.lock().expect("pipe poisoned");
+        let mut guard = this.rx.state.lock();
         let state = &mut *guard;
         if state.reset {
             return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
@@ -242,7 +243,7 @@ impl AsyncWrite for SimStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let mut state = this.tx.state.lock().expect("pipe poisoned");
+        let mut state = this.tx.state.lock();
         if state.reset {
             return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
         }
@@ -309,7 +310,7 @@ impl AsyncWrite for SimStream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut state = self.tx.state.lock().expect("pipe poisoned");
+        let mut state = self.tx.state.lock();
         state.write_closed = true;
         wake(&mut state.reader_waker);
         Poll::Ready(Ok(()))
@@ -319,11 +320,11 @@ impl AsyncWrite for SimStream {
 impl Drop for SimStream {
     fn drop(&mut self) {
         {
-            let mut state = self.tx.state.lock().expect("pipe poisoned");
+            let mut state = self.tx.state.lock();
             state.write_closed = true;
             wake(&mut state.reader_waker);
         }
-        let mut state = self.rx.state.lock().expect("pipe poisoned");
+        let mut state = self.rx.state.lock();
         state.reader_gone = true;
         state.segments.clear();
         state.in_flight = 0;
