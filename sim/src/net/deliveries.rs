@@ -93,15 +93,21 @@ impl Deliveries {
         let seq = self.next_seq;
         self.next_seq += 1;
         let key = (deliver_at, seq);
-        // Keys are unique (the sequence number), so this is the only place for it.
-        let at = self.waiting.partition_point(|w| w.key < key);
-        self.waiting.insert(
-            at,
-            Waiting {
-                key,
-                reader: reader.clone(),
-            },
-        );
+        // Keys are unique (the sequence number), so this is the only place for it. A
+        // new key nearly always belongs near the end (latencies are close to each other):
+        // found from the back, the search costs about one mispredicted branch, where a
+        // binary search costs one per halving (it was a sixth of a message's wall time).
+        let waiting = Waiting {
+            key,
+            reader: reader.clone(),
+        };
+        match self.waiting.iter().rposition(|w| w.key < key) {
+            Some(before) if before + 1 < self.waiting.len() => {
+                self.waiting.insert(before + 1, waiting);
+            }
+            Some(_) => self.waiting.push_back(waiting),
+            None => self.waiting.push_front(waiting),
+        }
         if self.armed_for.is_none_or(|armed| deliver_at < armed) {
             self.arm(deliver_at);
         }
