@@ -21,10 +21,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Wake, Waker};
+use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
-/// Where a waiting reader sits in the queue (its pipe keeps it, to move it).
-pub(super) type WaitKey = (Instant, u64);
+/// Where a waiting reader sits in the queue (its pipe keeps it, to move it): the
+/// delivery instant in nanoseconds since the world's start, and the order of waiting.
+pub(super) type WaitKey = (u64, u64);
 
 pub(super) struct Deliveries {
     /// Sorted by key, earliest first. Short (a few readers per pending tick), and a new
@@ -36,7 +38,9 @@ pub(super) struct Deliveries {
     next_seq: u64,
     timer: Option<Pin<Box<Sleep>>>,
     /// The deadline the alarm is registered for; `None` while nothing is registered.
-    armed_for: Option<Instant>,
+    armed_for: Option<u64>,
+    /// The world's virtual time zero, which keys count from.
+    start: Instant,
     /// The alarm timer's waker: fires the due deliveries.
     alarm: Waker,
 }
@@ -61,24 +65,26 @@ impl Wake for Alarm {
 }
 
 impl Deliveries {
-    pub(super) fn new(net: Weak<SimNet>) -> Self {
+    pub(super) fn new(net: Weak<SimNet>, start: Instant) -> Self {
         Deliveries {
             waiting: VecDeque::new(),
             cancelled: Vec::new(),
             next_seq: 0,
             timer: None,
             armed_for: None,
+            start,
             alarm: Waker::from(Arc::new(Alarm(net))),
         }
     }
 
     /// Has `reader` woken at `deliver_at` (strictly after `now`, the current virtual
-    /// time); `key` is the reader's earlier place in the queue, moved. Returns the new one.
+    /// time; both in nanoseconds since the world's start); `key` is the reader's earlier
+    /// place in the queue, moved. Returns the new one.
     pub(super) fn wait(
         &mut self,
         key: Option<WaitKey>,
-        deliver_at: Instant,
-        now: Instant,
+        deliver_at: u64,
+        now: u64,
         reader: &Waker,
     ) -> WaitKey {
         // A deadline already reached would fire the alarm inside its own registration,
@@ -115,7 +121,8 @@ impl Deliveries {
     }
 
     /// Registers the alarm for `deadline` (in the future: tokio does not fire it now).
-    fn arm(&mut self, deadline: Instant) {
+    fn arm(&mut self, deadline_ns: u64) {
+        let deadline = self.start + Duration::from_nanos(deadline_ns);
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -128,13 +135,13 @@ impl Deliveries {
             poll.is_pending(),
             "the alarm was armed for a passed instant"
         );
-        self.armed_for = Some(deadline);
+        self.armed_for = Some(deadline_ns);
     }
 
-    /// The alarm fired at `now`: wakes the readers due by then, in key order, and arms
+    /// The alarm fired at `now` (nanoseconds since the world's start): wakes the readers due by then, in key order, and arms
     /// the alarm for the next one. The wakers are tasks' (they only schedule their task,
     /// never call back into the network), so they are woken under the traffic lock.
-    pub(super) fn fire(&mut self, now: Instant) {
+    pub(super) fn fire(&mut self, now: u64) {
         self.armed_for = None;
         while self.waiting.front().is_some_and(|w| w.key.0 <= now) {
             let Waiting { key, reader } = self.waiting.pop_front().expect("looked");

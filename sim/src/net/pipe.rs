@@ -10,13 +10,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Instant;
 
 pub(super) const ECONNRESET: i32 = 104;
 const EPIPE: i32 = 32;
 
 struct Segment {
-    deliver_at: Instant,
+    /// When the segment becomes readable, in nanoseconds of virtual time since the
+    /// network's start (`SimNet::now_ns`): plain integers on the hot path, where
+    /// comparing and adding `Instant`s cost a message more than its copying.
+    deliver_at: u64,
     data: Vec<u8>,
     read_pos: usize,
 }
@@ -26,7 +28,8 @@ struct PipeState {
     segments: VecDeque<Segment>,
     /// Bytes written and not yet read; bounded by `in_flight_bytes_max`.
     in_flight: usize,
-    last_deliver_at: Option<Instant>,
+    /// The last segment's `deliver_at` (0 before the first).
+    last_deliver_at: u64,
     /// The writer shut down (FIN): the reader sees EOF after the last segment.
     write_closed: bool,
     /// The reading end is gone: further writes fail.
@@ -51,7 +54,7 @@ const SPARE_CAPACITY_MAX: usize = 16 * 1024;
 
 impl PipeState {
     /// A segment holding `bytes`, in a spare buffer when there is one.
-    fn segment(&mut self, deliver_at: Instant, bytes: &[u8]) -> Segment {
+    fn segment(&mut self, deliver_at: u64, bytes: &[u8]) -> Segment {
         let mut data = self.spare.pop().unwrap_or_default();
         debug_assert!(data.is_empty(), "a spare buffer is kept empty");
         data.extend_from_slice(bytes);
@@ -131,9 +134,9 @@ pub struct SimStream {
     rx: Arc<Pipe>,
     local: NetAddr,
     peer: NetAddr,
-    /// A time known to have passed (time only moves forward): a segment due by then
-    /// needs no clock read. Reading tokio's paused clock is the hot path's largest cost.
-    passed: Instant,
+    /// A time known to have passed (time only moves forward), in the network's
+    /// nanoseconds: a segment due by then needs no clock read.
+    passed: u64,
 }
 
 impl SimStream {
@@ -144,13 +147,14 @@ impl SimStream {
         local: NetAddr,
         peer: NetAddr,
     ) -> Self {
+        let passed = net.now_ns();
         SimStream {
             net,
             tx,
             rx,
             local,
             peer,
-            passed: crate::clock::virtual_now(),
+            passed,
         }
     }
 }
@@ -185,7 +189,7 @@ impl AsyncRead for SimStream {
             return Poll::Pending;
         };
         if head.deliver_at > this.passed {
-            let now = crate::clock::virtual_now();
+            let now = this.net.now_ns();
             this.passed = now;
             let deliver_at = head.deliver_at;
             if deliver_at > now {
@@ -259,7 +263,7 @@ impl AsyncWrite for SimStream {
             return Poll::Pending;
         }
         let n = buf.len().min(cap - state.in_flight);
-        let now = crate::clock::virtual_now();
+        let now = this.net.now_ns();
         this.passed = now;
         // Lock order: pipe, then the network's traffic (never the reverse). The swarm
         // reset and the latency come from the network's stream, in write order; a parked
@@ -273,11 +277,8 @@ impl AsyncWrite for SimStream {
                 .reset_pair(&this.tx, &this.rx, "swarm reset on write");
             return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
         }
-        let mut deliver_at = now + latency;
-        if let Some(last) = state.last_deliver_at {
-            // A stream delivers in order: a message never overtakes an earlier one.
-            deliver_at = deliver_at.max(last);
-        }
+        // A stream delivers in order: a message never overtakes an earlier one.
+        let deliver_at = now.saturating_add(latency).max(state.last_deliver_at);
         // A new head segment: a parked reader is woken when it is due, not now (it could
         // do nothing with it before then).
         let head = state.segments.is_empty();
@@ -294,7 +295,7 @@ impl AsyncWrite for SimStream {
         if let Some(spike) = spike {
             this.net.count_spike(this.tx.from, this.tx.to, spike);
         }
-        state.last_deliver_at = Some(deliver_at);
+        state.last_deliver_at = deliver_at;
         let segment = state.segment(deliver_at, &buf[..n]);
         state.segments.push_back(segment);
         state.in_flight += n;
