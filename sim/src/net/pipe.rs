@@ -1,7 +1,7 @@
 //! One direction of a simulated connection and the stream type built from two of them.
 
 use super::SimNet;
-use super::deliveries::WaitKey;
+use super::deliveries::{Seat, WaitKey};
 use crate::thread_lock::ThreadLock;
 use engine::env::{NetAddr, NetStream};
 use std::collections::VecDeque;
@@ -45,6 +45,9 @@ struct PipeState {
     /// reader, or the writer on a parked reader's behalf, so a message costs the reader
     /// one wake-up, at delivery.
     waiting: Option<WaitKey>,
+    /// The reader's seat in the delivery queue, where its waker stays (taken at its
+    /// first wait, given back when the reader is dropped).
+    seat: Option<Seat>,
 }
 
 /// Spare buffers a pipe direction keeps, and the largest one it keeps: enough for a
@@ -204,6 +207,7 @@ impl AsyncRead for SimStream {
                     store(&mut state.reader_waker, cx);
                     let key = this.net.traffic().deliveries.wait(
                         state.waiting,
+                        &mut state.seat,
                         deliver_at,
                         now,
                         cx.waker(),
@@ -282,14 +286,18 @@ impl AsyncWrite for SimStream {
         // A new head segment: a parked reader is woken when it is due, not now (it could
         // do nothing with it before then).
         let head = state.segments.is_empty();
-        if head
-            && deliver_at > now
-            && let Some(reader) = &state.reader_waker
-        {
-            let key = traffic
-                .deliveries
-                .wait(state.waiting, deliver_at, now, reader);
-            state.waiting = Some(key);
+        if head && deliver_at > now {
+            let state = &mut *state;
+            if let Some(reader) = &state.reader_waker {
+                let key = traffic.deliveries.wait(
+                    state.waiting,
+                    &mut state.seat,
+                    deliver_at,
+                    now,
+                    reader,
+                );
+                state.waiting = Some(key);
+            }
         }
         drop(traffic);
         if let Some(spike) = spike {
@@ -330,6 +338,9 @@ impl Drop for SimStream {
         state.segments.clear();
         state.in_flight = 0;
         // A queued wake-up of this reader stays queued: a spurious wake, harmless.
+        if let Some(seat) = state.seat.take() {
+            self.net.traffic().deliveries.leave(seat);
+        }
         wake(&mut state.writer_waker);
     }
 }
