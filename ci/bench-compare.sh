@@ -6,12 +6,14 @@
 # run alternately ROUNDS times. Prints the RESULT lines; compare medians and ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where cargo puts its builds (CARGO_TARGET_DIR when set, as on a shared machine).
+TARGET=${CARGO_TARGET_DIR:-target}
 PEERS=${PEERS:-../shared/bench/peers}
 OUT=${PEERS_TARGET:-/tmp/peers-target}
 ROUNDS=${ROUNDS:-5}
 [[ -d "$PEERS" ]] || { echo "no peer benchmarks at $PEERS" >&2; exit 2; }
 cargo bench -p sim --bench workloads --no-run --locked
-OURS=$(ls -t target/release/deps/workloads-* | grep -v '\.d$' | head -1)
+OURS=$(ls -t "$TARGET"/release/deps/workloads-* | grep -v '\.d$' | head -1)
 (cd "$PEERS/madsim-bench" && RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR="$OUT/madsim" \
    cargo build --release -q --bin w1_madsim --bin w2_madsim)
 (cd "$PEERS/turmoil-bench" && CARGO_TARGET_DIR="$OUT/std" \

@@ -10,14 +10,16 @@
 #      VOPR_SEEDS (5), MEMORY=0 skips the per-scenario memory pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where cargo puts its builds (CARGO_TARGET_DIR when set, as on a shared machine).
+TARGET=${CARGO_TARGET_DIR:-target}
 ROUNDS=${ROUNDS:-5}
 SEEDS=${SEEDS:-5}
 VOPR_SEEDS=${VOPR_SEEDS:-5}
 command -v /usr/bin/time >/dev/null || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
 cargo build --release -q --locked -p scenarios --bin chaos
 cargo bench -q -p sim --bench workloads --no-run --locked 2>/dev/null
-WORKLOADS=$(ls -t target/release/deps/workloads-* | grep -v '\.d$' | grep -v '\.rmeta$' | head -1)
-CHAOS=target/release/chaos
+WORKLOADS=$(ls -t "$TARGET"/release/deps/workloads-* | grep -v '\.d$' | grep -v '\.rmeta$' | head -1)
+CHAOS=$TARGET/release/chaos
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 

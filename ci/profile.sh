@@ -8,6 +8,8 @@
 #                     CALLGRIND=1, slow but repeatable on a loaded machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Where cargo puts its builds (CARGO_TARGET_DIR when set, as on a shared machine).
+TARGET=${CARGO_TARGET_DIR:-target}
 OUT=${OUT:-target/profile}
 mkdir -p "$OUT"
 need_apt() {
@@ -21,8 +23,8 @@ need_apt valgrind valgrind
 command -v inferno-flamegraph >/dev/null || cargo install -q --locked inferno
 cargo build --release -q --locked -p scenarios --bin chaos
 cargo bench -q -p sim --bench workloads --no-run --locked 2>/dev/null
-WORKLOADS=$(ls -t target/release/deps/workloads-* | grep -v '\.d$' | grep -v '\.rmeta$' | head -1)
-CHAOS=target/release/chaos
+WORKLOADS=$(ls -t "$TARGET"/release/deps/workloads-* | grep -v '\.d$' | grep -v '\.rmeta$' | head -1)
+CHAOS=$TARGET/release/chaos
 declare -A RUNS=(
   [w2]="$WORKLOADS w2"
   [w1]="$WORKLOADS w1"

@@ -9,6 +9,7 @@ pub mod faults;
 pub mod net;
 pub mod procs;
 pub mod seed;
+pub(crate) mod thread_lock;
 pub mod trace;
 pub mod upstream;
 pub mod world;

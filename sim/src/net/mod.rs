@@ -47,6 +47,7 @@ pub use pipe::SimStream;
 
 use crate::faults::FaultCounters;
 use crate::seed::{Between, Ratio, SimRng};
+use crate::thread_lock::{ThreadLock, ThreadLockGuard};
 use deliveries::Deliveries;
 use engine::env::{BoxFuture, NetAddr, NetListener, NetStream, Network, Resolved, ResolverId};
 use listener::Incoming;
@@ -57,6 +58,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 const ECONNREFUSED: i32 = 111;
 const ETIMEDOUT: i32 = 110;
@@ -130,25 +132,28 @@ impl Traffic {
         self.rng.draw(range)
     }
 
-    /// Latency of the next write on `from → to`, whether the swarm resets the
-    /// connection instead, and the swarm's latency spike (already part of the latency).
-    /// A rate of zero draws nothing, so a kind switched off shifts no other draw.
-    fn draw_write(&mut self, from: usize, to: usize) -> (Duration, bool, Option<Duration>) {
+    /// Latency of the next write on `from → to` in nanoseconds, whether the swarm
+    /// resets the connection instead, and the swarm's latency spike (already part of the
+    /// latency). A rate of zero draws nothing, so a kind switched off shifts no other draw.
+    fn draw_write(&mut self, from: usize, to: usize) -> (u64, bool, Option<Duration>) {
         let reset = self.rng.chance(self.reset_rate);
         let latency_ns = self.latency_ns(from, to);
         let spike_ns = self
             .rng
             .chance(self.delay_rate)
             .then(|| self.rng.between(0, self.delay_spike_max_ns));
-        let latency = Duration::from_nanos(latency_ns.saturating_add(spike_ns.unwrap_or(0)));
-        (latency, reset, spike_ns.map(Duration::from_nanos))
+        let latency_ns = latency_ns.saturating_add(spike_ns.unwrap_or(0));
+        (latency_ns, reset, spike_ns.map(Duration::from_nanos))
     }
 }
 
 /// The world's network. Hosts reach it through [`HostNet`], their `Network` seam.
 pub struct SimNet {
+    /// The world's virtual time zero: the network keeps its instants as nanoseconds
+    /// since then ([`SimNet::now_ns`]).
+    start: Instant,
     state: Mutex<NetState>,
-    traffic: Mutex<Traffic>,
+    traffic: ThreadLock<Traffic>,
     in_flight_bytes_max: AtomicUsize,
     holds_active: AtomicUsize,
     faults: FaultCounters,
@@ -169,21 +174,28 @@ struct Tap {
 }
 
 impl SimNet {
-    pub fn new(options: NetOptions, rng: SimRng, faults: FaultCounters) -> Arc<Self> {
+    /// `start`: the world's virtual time zero.
+    pub fn new(
+        options: NetOptions,
+        rng: SimRng,
+        faults: FaultCounters,
+        start: Instant,
+    ) -> Arc<Self> {
         options.check();
         // The resolvers draw from a stream of their own, forked without advancing the
         // network's (a world that never resolves keeps every draw it had).
         let dns_rng = SimRng::new(rng.clone().next_u64(), "dns");
         Arc::new_cyclic(|me| SimNet {
+            start,
             dns: Mutex::new(dns::SimDns::new(dns_rng)),
-            traffic: Mutex::new(Traffic {
+            traffic: ThreadLock::new(Traffic {
                 rng,
                 latency: latency_range(options.latency_min, options.latency_max),
                 links: BTreeMap::new(),
                 reset_rate: options.reset_rate,
                 delay_rate: options.delay_rate,
                 delay_spike_max_ns: options.delay_spike_max.as_nanos() as u64,
-                deliveries: Deliveries::new(me.clone()),
+                deliveries: Deliveries::new(me.clone(), start),
             }),
             in_flight_bytes_max: AtomicUsize::new(options.in_flight_bytes_max),
             state: Mutex::new(NetState {
@@ -244,19 +256,26 @@ impl SimNet {
         self.in_flight_bytes_max.load(Ordering::Relaxed)
     }
 
-    fn traffic(&self) -> std::sync::MutexGuard<'_, Traffic> {
-        self.traffic.lock().expect("net traffic poisoned")
+    fn traffic(&self) -> ThreadLockGuard<'_, Traffic> {
+        self.traffic.lock()
     }
 
     fn sample_latency(&self, from: usize, to: usize) -> Duration {
         self.traffic().latency(from, to)
     }
 
+    /// Virtual nanoseconds since the world's start: the network's clock (read once per
+    /// scheduler step on a world's thread, see `clock::virtual_now`).
+    fn now_ns(&self) -> u64 {
+        crate::clock::virtual_ns_since(self.start)
+    }
+
     /// The delivery alarm fired (tokio's timer driver calls this while the runtime
     /// parks): wakes the readers due by now.
     fn fire_deliveries(&self) {
         let now = crate::clock::StepClock::read_while_parked();
-        self.traffic().deliveries.fire(now);
+        let now_ns = now.duration_since(self.start).as_nanos() as u64;
+        self.traffic().deliveries.fire(now_ns);
     }
 
     /// Counts a swarm latency spike on `from → to`.

@@ -1,21 +1,24 @@
 //! One direction of a simulated connection and the stream type built from two of them.
 
 use super::SimNet;
-use super::deliveries::WaitKey;
+use super::deliveries::{Seat, WaitKey};
+use crate::thread_lock::ThreadLock;
 use engine::env::{NetAddr, NetStream};
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Instant;
 
 pub(super) const ECONNRESET: i32 = 104;
 const EPIPE: i32 = 32;
 
 struct Segment {
-    deliver_at: Instant,
+    /// When the segment becomes readable, in nanoseconds of virtual time since the
+    /// network's start (`SimNet::now_ns`): plain integers on the hot path, where
+    /// comparing and adding `Instant`s cost a message more than its copying.
+    deliver_at: u64,
     data: Vec<u8>,
     read_pos: usize,
 }
@@ -25,7 +28,8 @@ struct PipeState {
     segments: VecDeque<Segment>,
     /// Bytes written and not yet read; bounded by `in_flight_bytes_max`.
     in_flight: usize,
-    last_deliver_at: Option<Instant>,
+    /// The last segment's `deliver_at` (0 before the first).
+    last_deliver_at: u64,
     /// The writer shut down (FIN): the reader sees EOF after the last segment.
     write_closed: bool,
     /// The reading end is gone: further writes fail.
@@ -41,6 +45,9 @@ struct PipeState {
     /// reader, or the writer on a parked reader's behalf, so a message costs the reader
     /// one wake-up, at delivery.
     waiting: Option<WaitKey>,
+    /// The reader's seat in the delivery queue, where its waker stays (taken at its
+    /// first wait, given back when the reader is dropped).
+    seat: Option<Seat>,
 }
 
 /// Spare buffers a pipe direction keeps, and the largest one it keeps: enough for a
@@ -50,7 +57,7 @@ const SPARE_CAPACITY_MAX: usize = 16 * 1024;
 
 impl PipeState {
     /// A segment holding `bytes`, in a spare buffer when there is one.
-    fn segment(&mut self, deliver_at: Instant, bytes: &[u8]) -> Segment {
+    fn segment(&mut self, deliver_at: u64, bytes: &[u8]) -> Segment {
         let mut data = self.spare.pop().unwrap_or_default();
         debug_assert!(data.is_empty(), "a spare buffer is kept empty");
         data.extend_from_slice(bytes);
@@ -78,7 +85,7 @@ impl PipeState {
 pub(super) struct Pipe {
     pub(super) from: usize,
     pub(super) to: usize,
-    state: Mutex<PipeState>,
+    state: ThreadLock<PipeState>,
 }
 
 impl Pipe {
@@ -86,13 +93,13 @@ impl Pipe {
         Arc::new(Pipe {
             from,
             to,
-            state: Mutex::new(PipeState::default()),
+            state: ThreadLock::default(),
         })
     }
 
     /// Resets this direction: pending data is discarded and both ends fail from now on.
     pub(super) fn reset(&self) {
-        let mut state = self.state.lock().expect("pipe poisoned");
+        let mut state = self.state.lock();
         state.reset = true;
         state.segments.clear();
         state.in_flight = 0;
@@ -101,12 +108,12 @@ impl Pipe {
     }
 
     pub(super) fn is_reset(&self) -> bool {
-        self.state.lock().expect("pipe poisoned").reset
+        self.state.lock().reset
     }
 
     /// Wakes a reader parked on a held partition so it looks again.
     pub(super) fn wake_reader(&self) {
-        wake(&mut self.state.lock().expect("pipe poisoned").reader_waker);
+        wake(&mut self.state.lock().reader_waker);
     }
 }
 
@@ -130,9 +137,9 @@ pub struct SimStream {
     rx: Arc<Pipe>,
     local: NetAddr,
     peer: NetAddr,
-    /// A time known to have passed (time only moves forward): a segment due by then
-    /// needs no clock read. Reading tokio's paused clock is the hot path's largest cost.
-    passed: Instant,
+    /// A time known to have passed (time only moves forward), in the network's
+    /// nanoseconds: a segment due by then needs no clock read.
+    passed: u64,
 }
 
 impl SimStream {
@@ -143,13 +150,14 @@ impl SimStream {
         local: NetAddr,
         peer: NetAddr,
     ) -> Self {
+        let passed = net.now_ns();
         SimStream {
             net,
             tx,
             rx,
             local,
             peer,
-            passed: crate::clock::virtual_now(),
+            passed,
         }
     }
 }
@@ -171,7 +179,7 @@ impl AsyncRead for SimStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let mut guard = this.rx.state.lock().expect("pipe poisoned");
+        let mut guard = this.rx.state.lock();
         let state = &mut *guard;
         if state.reset {
             return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
@@ -184,7 +192,7 @@ impl AsyncRead for SimStream {
             return Poll::Pending;
         };
         if head.deliver_at > this.passed {
-            let now = crate::clock::virtual_now();
+            let now = this.net.now_ns();
             this.passed = now;
             let deliver_at = head.deliver_at;
             if deliver_at > now {
@@ -199,6 +207,7 @@ impl AsyncRead for SimStream {
                     store(&mut state.reader_waker, cx);
                     let key = this.net.traffic().deliveries.wait(
                         state.waiting,
+                        &mut state.seat,
                         deliver_at,
                         now,
                         cx.waker(),
@@ -242,7 +251,7 @@ impl AsyncWrite for SimStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let mut state = this.tx.state.lock().expect("pipe poisoned");
+        let mut state = this.tx.state.lock();
         if state.reset {
             return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
         }
@@ -258,7 +267,7 @@ impl AsyncWrite for SimStream {
             return Poll::Pending;
         }
         let n = buf.len().min(cap - state.in_flight);
-        let now = crate::clock::virtual_now();
+        let now = this.net.now_ns();
         this.passed = now;
         // Lock order: pipe, then the network's traffic (never the reverse). The swarm
         // reset and the latency come from the network's stream, in write order; a parked
@@ -272,28 +281,29 @@ impl AsyncWrite for SimStream {
                 .reset_pair(&this.tx, &this.rx, "swarm reset on write");
             return Poll::Ready(Err(io::Error::from_raw_os_error(ECONNRESET)));
         }
-        let mut deliver_at = now + latency;
-        if let Some(last) = state.last_deliver_at {
-            // A stream delivers in order: a message never overtakes an earlier one.
-            deliver_at = deliver_at.max(last);
-        }
+        // A stream delivers in order: a message never overtakes an earlier one.
+        let deliver_at = now.saturating_add(latency).max(state.last_deliver_at);
         // A new head segment: a parked reader is woken when it is due, not now (it could
         // do nothing with it before then).
         let head = state.segments.is_empty();
-        if head
-            && deliver_at > now
-            && let Some(reader) = &state.reader_waker
-        {
-            let key = traffic
-                .deliveries
-                .wait(state.waiting, deliver_at, now, reader);
-            state.waiting = Some(key);
+        if head && deliver_at > now {
+            let state = &mut *state;
+            if let Some(reader) = &state.reader_waker {
+                let key = traffic.deliveries.wait(
+                    state.waiting,
+                    &mut state.seat,
+                    deliver_at,
+                    now,
+                    reader,
+                );
+                state.waiting = Some(key);
+            }
         }
         drop(traffic);
         if let Some(spike) = spike {
             this.net.count_spike(this.tx.from, this.tx.to, spike);
         }
-        state.last_deliver_at = Some(deliver_at);
+        state.last_deliver_at = deliver_at;
         let segment = state.segment(deliver_at, &buf[..n]);
         state.segments.push_back(segment);
         state.in_flight += n;
@@ -309,7 +319,7 @@ impl AsyncWrite for SimStream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut state = self.tx.state.lock().expect("pipe poisoned");
+        let mut state = self.tx.state.lock();
         state.write_closed = true;
         wake(&mut state.reader_waker);
         Poll::Ready(Ok(()))
@@ -319,15 +329,18 @@ impl AsyncWrite for SimStream {
 impl Drop for SimStream {
     fn drop(&mut self) {
         {
-            let mut state = self.tx.state.lock().expect("pipe poisoned");
+            let mut state = self.tx.state.lock();
             state.write_closed = true;
             wake(&mut state.reader_waker);
         }
-        let mut state = self.rx.state.lock().expect("pipe poisoned");
+        let mut state = self.rx.state.lock();
         state.reader_gone = true;
         state.segments.clear();
         state.in_flight = 0;
         // A queued wake-up of this reader stays queued: a spurious wake, harmless.
+        if let Some(seat) = state.seat.take() {
+            self.net.traffic().deliveries.leave(seat);
+        }
         wake(&mut state.writer_waker);
     }
 }

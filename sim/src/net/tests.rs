@@ -424,3 +424,39 @@ fn messages_are_read_at_their_delivery_tick_by_every_waiting_reader() {
     });
     assert_eq!(read_after, vec![Duration::from_millis(5); 10]);
 }
+
+/// A reader dropped while its message is in flight gives its seat in the delivery queue
+/// (`deliveries.rs`) to a later reader, which is woken for its own message at that
+/// message's tick; the dropped reader's queued wake-up stays harmless.
+#[test]
+fn a_dropped_reader_gives_its_seat_to_the_next_without_crossing_wake_ups() {
+    let read_after = run(6, |world| async move {
+        let server = world.add_host("server");
+        let client = world.add_host("client");
+        echo_server(&server.env());
+        let one_way = |us| Some((Duration::from_micros(us), Duration::from_micros(us)));
+        world
+            .net()
+            .set_link_latency("client", "server", one_way(2_300));
+        world
+            .net()
+            .set_link_latency("server", "client", one_way(1_200));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let env = client.env();
+        let addr = NetAddr::new("server", 7);
+        let mut first = env.net().connect(&addr).await.unwrap();
+        first.write_all(b"a").await.unwrap();
+        let mut byte = [0u8; 1];
+        let early = tokio::time::timeout(Duration::from_millis(2), first.read(&mut byte));
+        assert!(early.await.is_err(), "the first echo is still in flight");
+        drop(first);
+        let mut second = env.net().connect(&addr).await.unwrap();
+        let t0 = Instant::now();
+        second.write_all(b"b").await.unwrap();
+        second.read_exact(&mut byte).await.unwrap();
+        assert_eq!(&byte, b"b");
+        Instant::now() - t0
+    });
+    // 2.3 ms there (read at the 3 ms tick), 1.2 ms back: read at +5 ms.
+    assert_eq!(read_after, Duration::from_millis(5));
+}

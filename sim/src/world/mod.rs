@@ -96,6 +96,7 @@ impl World {
             options.net.clone(),
             SimRng::new(options.seed, "net"),
             faults.clone(),
+            start,
         );
         World {
             inner: Arc::new(WorldInner {
