@@ -112,9 +112,10 @@ async fn started_before(env: &Env) -> Result<bool, EngineError> {
     Ok(false)
 }
 
-/// After a stop: with no lease left live, the next start has nothing to wait out, so
-/// the marker goes (if that fails, the next start merely waits).
-pub(super) async fn stopped(env: &Env, service: &LockServer) {
+/// Stops the service; with no lease left live, the next start has nothing to wait
+/// out, so the marker goes (if that fails, the next start merely waits).
+pub(super) async fn stop(env: &Env, service: &LockServer) {
+    service.stop();
     if service.live_leases() > 0 {
         return;
     }

@@ -160,8 +160,7 @@ impl Engine {
         {
             // Nothing was granted yet: the next start need not wait out a lease.
             if let Some(service) = &lock.service {
-                service.stop();
-                lock::stopped(&env, service).await;
+                lock::stop(&env, service).await;
             }
             return Err(e);
         }
@@ -242,8 +241,7 @@ impl Engine {
     pub async fn stop(&self) {
         self.serving.abort();
         if let Some(service) = &self.lock_service {
-            service.stop();
-            lock::stopped(&self.env, service).await;
+            lock::stop(&self.env, service).await;
         }
         self.manager.stop_all().await;
         tracing::info!(addr = %self.addr, "engine stopped");

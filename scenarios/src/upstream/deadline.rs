@@ -18,8 +18,7 @@ use crate::scenario::{Outcome, Scenario};
 use crate::stage::channel::with_upstream;
 use engine::protocol::{ErrorCode, ServerEvent};
 use serde_json::json;
-use sim::upstream::UpstreamMode;
-use sim::{FaultPlan, World};
+use sim::World;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -44,15 +43,9 @@ scenario!(
     ],
     600,
     agent_deadline,
-    plan: agent_deadline_plan
+    // EC-110's: streamed answers paced from the first answer on, until the recovery.
+    plan: super::streaming::very_slow_plan
 );
-/// Streamed answers paced from the first answer on, until the recovery.
-fn agent_deadline_plan(seed: u64) -> FaultPlan {
-    let event_ms = 1_500 + crate::kit::plans::plan_rng(seed).below(1_501);
-    crate::kit::plans::channel_upstream(seed)
-        .after("answered", 0, mode(UpstreamMode::Trickle { event_ms }))
-        .after("recovered", 0, mode(UpstreamMode::Serving))
-}
 async fn agent_deadline(world: World) -> Outcome {
     let (st, mut ana, _) = one_client(&world, |s, _| {
         with_upstream(s);

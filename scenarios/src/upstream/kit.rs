@@ -8,10 +8,13 @@ use crate::kit::sessions::wait_answer;
 use crate::scenario::Failure;
 use crate::stage::channel::{ChannelStage, UPSTREAM_HOST};
 use crate::stage::client::SimClient;
+use engine::protocol::ServerEvent;
 use engine::upstream::{LocalUpstream, MESSAGES_PATH, UpstreamClient, UpstreamRequest};
 use sim::faults::Fault;
 use sim::upstream::UpstreamMode;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// The model API on `upstream-0` switched to `set` (plan data).
 pub fn mode(set: UpstreamMode) -> Fault {
@@ -77,4 +80,26 @@ pub fn calls_for(up: &LocalUpstream, text: &str) -> Vec<UpstreamRequest> {
         .into_iter()
         .filter(|r| r.path == MESSAGES_PATH && r.input_head.as_deref() == Some(head.as_str()))
         .collect()
+}
+
+/// The messages calls the model API received, with their status, in arrival order.
+pub fn message_calls(up: &LocalUpstream) -> Vec<(Instant, u16)> {
+    up.requests()
+        .iter()
+        .filter(|r| r.path == MESSAGES_PATH)
+        .map(|r| (r.at, r.status))
+        .collect()
+}
+
+/// How a query ended for the client: its result or its error, within `bound`.
+pub async fn outcome(c: &mut SimClient, bound: Duration) -> Result<ServerEvent, Failure> {
+    let end = c
+        .until("an answer or an error", bound, |m| {
+            matches!(
+                m.event,
+                ServerEvent::Result { .. } | ServerEvent::Error { .. }
+            )
+        })
+        .await?;
+    Ok(end.event)
 }

@@ -11,7 +11,6 @@ use crate::scenario::{Failure, Outcome, Scenario};
 use crate::stage::channel::{ChannelStage, with_upstream};
 use crate::stage::client::SimClient;
 use engine::protocol::{ErrorCode, ServerEvent};
-use engine::upstream::{LocalUpstream, MESSAGES_PATH};
 use sim::upstream::UpstreamMode;
 use sim::{FaultPlan, World};
 use std::time::Duration;
@@ -30,28 +29,6 @@ async fn sessions(st: &mut ChannelStage, n: usize) -> Result<Vec<SimClient>, Fai
         clients.push(st.open(i, &format!("token={token}"), &d).await?);
     }
     Ok(clients)
-}
-
-/// The messages calls the model API received, with their status, in arrival order.
-fn message_calls(up: &LocalUpstream) -> Vec<(Instant, u16)> {
-    up.requests()
-        .iter()
-        .filter(|r| r.path == MESSAGES_PATH)
-        .map(|r| (r.at, r.status))
-        .collect()
-}
-
-/// How a query ended for the client.
-async fn outcome(c: &mut SimClient, bound: Duration) -> Result<ServerEvent, Failure> {
-    let end = c
-        .until("an answer or an error", bound, |m| {
-            matches!(
-                m.event,
-                ServerEvent::Result { .. } | ServerEvent::Error { .. }
-            )
-        })
-        .await?;
-    Ok(end.event)
 }
 
 const SESSIONS: usize = 6;

@@ -22,7 +22,7 @@ use crate::stage::channel::{ChannelStage, ENGINE_HOST, with_upstream};
 use crate::stage::client::SimClient;
 use engine::protocol::{ErrorCode, ServerEvent};
 use engine::sessions::lock::{LockLimits, LockServer, SessionLockConfig};
-use engine::upstream::{LocalUpstream, MESSAGES_PATH, SHARE_ANSWER_BOUND, UpstreamClient};
+use engine::upstream::{SHARE_ANSWER_BOUND, SHARE_RETRY_AFTER, UpstreamClient};
 use engine::{Engine, LockChoice};
 use sim::faults::{Fault, PartitionMode};
 use sim::upstream::UpstreamMode;
@@ -127,25 +127,10 @@ async fn instance(
     Ok((engine, client))
 }
 
-fn messages_calls(up: &LocalUpstream) -> usize {
-    up.requests()
-        .iter()
-        .filter(|r| r.path == MESSAGES_PATH)
-        .count()
-}
-
 /// Sends `text` and waits for how it ends.
 async fn ask(c: &mut SimClient, text: &str) -> Result<ServerEvent, Failure> {
     c.query(text).await?;
-    let end = c
-        .until("an answer or an error", secs(60), |m| {
-            matches!(
-                m.event,
-                ServerEvent::Result { .. } | ServerEvent::Error { .. }
-            )
-        })
-        .await?;
-    Ok(end.event)
+    outcome(c, secs(60)).await
 }
 
 /// `told` is a rate-limit refusal; its "retry in N s".
@@ -207,7 +192,7 @@ async fn shared_window(world: World) -> Outcome {
     }
 
     // b meets the 429.
-    let calls_before = messages_calls(&up);
+    let calls_before = message_calls(&up).len();
     let first = window_at(&world, "limited");
     let told = ask(&mut clients[0], "first to meet the limit").await?;
     let Some(first) = first else {
@@ -250,9 +235,9 @@ async fn shared_window(world: World) -> Outcome {
         c_api.stats()
     );
     ensure!(
-        messages_calls(&up) == calls_before + 1,
+        message_calls(&up).len() == calls_before + 1,
         "{} messages calls reached the model API in the shared window, not b's one",
-        messages_calls(&up) - calls_before
+        message_calls(&up).len() - calls_before
     );
     tokio::time::sleep_until(read_at + first + secs(1)).await;
     world.mark("recovered");
@@ -261,7 +246,7 @@ async fn shared_window(world: World) -> Outcome {
     // The state service cut off, and a second window.
     world.mark("cut");
     let second = window_at(&world, "limited again");
-    let calls_before = messages_calls(&up);
+    let calls_before = message_calls(&up).len();
     let c_sent = c_api.stats().requests;
     let asked = Instant::now();
     let told = ask(&mut clients[2], "with the service cut off").await?;
@@ -298,13 +283,14 @@ async fn shared_window(world: World) -> Outcome {
         let told = ask(&mut clients[i], &format!("b with the service cut off {i}")).await?;
         retry_in(&told, "b's session with the service cut off")?;
     }
-    let sent = messages_calls(&up) - calls_before;
+    let sent = message_calls(&up).len() - calls_before;
     ensure!(
         sent <= 2,
         "{sent} calls met the second window with the service cut off: more than one per instance"
     );
     world.mark("healed");
-    tokio::time::sleep_until(read_at + second + secs(6)).await;
+    // Past the window, and past the instances' fallback after the service's silence.
+    tokio::time::sleep_until(read_at + second + SHARE_RETRY_AFTER + secs(1)).await;
     world.mark("recovered again");
     let checks = state.hold_stats().checks;
     all_answered(&mut clients, "healed", 4).await?;

@@ -41,7 +41,7 @@ scenario!(
 );
 /// Streamed answers paced at 1.5 to 3 s an event from the first answer on, until the
 /// body marks the recovery.
-fn very_slow_plan(seed: u64) -> FaultPlan {
+pub(super) fn very_slow_plan(seed: u64) -> FaultPlan {
     let event_ms = 1_500 + crate::kit::plans::plan_rng(seed).below(1_501);
     crate::kit::plans::channel_upstream(seed)
         .after("answered", 0, mode(UpstreamMode::Trickle { event_ms }))

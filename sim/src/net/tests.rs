@@ -376,23 +376,31 @@ fn a_tap_sees_what_a_host_read_when_it_read_it_and_nothing_it_never_got() {
     });
 }
 
+/// A client host beside an echo server (port 7) whose links take 2.3 ms there and
+/// 1.2 ms back (a request arrives at the tick after, at +3 ms; its echo at +5 ms),
+/// a millisecond into the run.
+async fn client_of_uneven_echo(world: &World) -> crate::Host {
+    let server = world.add_host("server");
+    let client = world.add_host("client");
+    echo_server(&server.env());
+    let one_way = |us| Some((Duration::from_micros(us), Duration::from_micros(us)));
+    world
+        .net()
+        .set_link_latency("client", "server", one_way(2_300));
+    world
+        .net()
+        .set_link_latency("server", "client", one_way(1_200));
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    client
+}
+
 /// The delivery alarm (`deliveries.rs`): a message is readable at the first 1 ms tick at
 /// or after its delivery instant, never earlier, however many readers wait on that tick,
 /// and a reader that stops waiting and waits again still gets it on time.
 #[test]
 fn messages_are_read_at_their_delivery_tick_by_every_waiting_reader() {
     let read_after = run(5, |world| async move {
-        let server = world.add_host("server");
-        let client = world.add_host("client");
-        echo_server(&server.env());
-        let one_way = |us| Some((Duration::from_micros(us), Duration::from_micros(us)));
-        world
-            .net()
-            .set_link_latency("client", "server", one_way(2_300));
-        world
-            .net()
-            .set_link_latency("server", "client", one_way(1_200));
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        let client = client_of_uneven_echo(&world).await;
         let client_env = client.env();
         let mut streams = Vec::new();
         for _ in 0..10 {
@@ -431,17 +439,7 @@ fn messages_are_read_at_their_delivery_tick_by_every_waiting_reader() {
 #[test]
 fn a_dropped_reader_gives_its_seat_to_the_next_without_crossing_wake_ups() {
     let read_after = run(6, |world| async move {
-        let server = world.add_host("server");
-        let client = world.add_host("client");
-        echo_server(&server.env());
-        let one_way = |us| Some((Duration::from_micros(us), Duration::from_micros(us)));
-        world
-            .net()
-            .set_link_latency("client", "server", one_way(2_300));
-        world
-            .net()
-            .set_link_latency("server", "client", one_way(1_200));
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        let client = client_of_uneven_echo(&world).await;
         let env = client.env();
         let addr = NetAddr::new("server", 7);
         let mut first = env.net().connect(&addr).await.unwrap();

@@ -283,14 +283,8 @@ impl SessionLock {
             Ok(other) => Err(LockError::Protocol {
                 detail: format!("RELEASE {} answered {other}", held.key),
             }),
-            Err(TryError::Protocol(detail)) => Err(LockError::Protocol { detail }),
-            // The lease runs out by itself; say so rather than hide it.
-            Err(TryError::Io(detail)) => Err(LockError::Unreachable {
-                key: held.key,
-                detail,
-                waited: Duration::ZERO,
-                attempts: 1,
-            }),
+            // Unreachable: the lease runs out by itself; say so rather than hide it.
+            Err(e) => Err(e.for_key(&held.key, Duration::ZERO)),
         }
     }
 

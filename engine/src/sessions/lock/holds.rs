@@ -69,7 +69,8 @@ impl HoldTable {
     }
 
     /// How many holds are live at `now`.
-    pub fn live_count(&self, now: Duration) -> usize {
+    #[cfg(test)]
+    fn live_count(&self, now: Duration) -> usize {
         self.until.values().filter(|&&u| u > now).count()
     }
 }

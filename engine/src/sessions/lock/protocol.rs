@@ -15,8 +15,9 @@
 //! so the instances' clocks need not agree.
 //!
 //! Keys and owners are 1 to [`TOKEN_BYTES_MAX`] printable ASCII characters without
-//! spaces; `ttl_ms` and `ms` are 1 to [`TTL_MS_MAX`]. Fields are separated by single spaces; a
-//! trailing `\r` is tolerated. Parsing never panics: a bad line is an `ERR` reply.
+//! spaces; `ttl_ms` and `ms` are 1 to [`TTL_MS_MAX`]. Fields are separated by single
+//! spaces; a trailing `\r` is tolerated. Parsing never panics: a bad line is an `ERR`
+//! reply.
 
 use std::fmt;
 use std::time::Duration;
@@ -104,14 +105,24 @@ impl LockCommand {
             check_token(what, fields[i])?;
             Ok(fields[i].to_string())
         };
+        // The command's fields after its name, named for the error when they are not
+        // exactly these.
+        let takes = |names: &[&str]| -> Result<(), String> {
+            if fields.len() == names.len() + 1 {
+                return Ok(());
+            }
+            let plural = if names.len() == 1 { "" } else { "s" };
+            Err(format!(
+                "{} takes {} field{plural} ({}), got {}",
+                fields[0],
+                names.len(),
+                names.join(" "),
+                fields.len() - 1
+            ))
+        };
         match fields[0] {
             "ACQUIRE" => {
-                if fields.len() != 4 {
-                    return Err(format!(
-                        "ACQUIRE takes 3 fields (key owner ttl_ms), got {}",
-                        fields.len() - 1
-                    ));
-                }
+                takes(&["key", "owner", "ttl_ms"])?;
                 let ttl = millis("ttl_ms", fields[3])?;
                 Ok(LockCommand::Acquire {
                     key: token("key", 1)?,
@@ -120,24 +131,14 @@ impl LockCommand {
                 })
             }
             "RELEASE" => {
-                if fields.len() != 3 {
-                    return Err(format!(
-                        "RELEASE takes 2 fields (key owner), got {}",
-                        fields.len() - 1
-                    ));
-                }
+                takes(&["key", "owner"])?;
                 Ok(LockCommand::Release {
                     key: token("key", 1)?,
                     owner: token("owner", 2)?,
                 })
             }
             "HOLD" => {
-                if fields.len() != 3 {
-                    return Err(format!(
-                        "HOLD takes 2 fields (key ms), got {}",
-                        fields.len() - 1
-                    ));
-                }
+                takes(&["key", "ms"])?;
                 let hold = millis("ms", fields[2])?;
                 Ok(LockCommand::Hold {
                     key: token("key", 1)?,
@@ -145,12 +146,7 @@ impl LockCommand {
                 })
             }
             "CHECK" => {
-                if fields.len() != 2 {
-                    return Err(format!(
-                        "CHECK takes 1 field (key), got {}",
-                        fields.len() - 1
-                    ));
-                }
+                takes(&["key"])?;
                 Ok(LockCommand::Check {
                     key: token("key", 1)?,
                 })
@@ -320,6 +316,10 @@ mod tests {
                 "{line:?}: {err:?} lacks {expected:?}"
             );
         }
+        assert_eq!(
+            LockCommand::parse(b"ACQUIRE k o").unwrap_err(),
+            "ACQUIRE takes 3 fields (key owner ttl_ms), got 2"
+        );
         let long = format!("RELEASE {} o", "k".repeat(TOKEN_BYTES_MAX + 1));
         assert!(
             LockCommand::parse(long.as_bytes())

@@ -65,6 +65,18 @@ struct State {
     stats: UpstreamStats,
 }
 
+impl State {
+    /// When the 429 window open at `now` ends, if one is.
+    fn limited_at(&self, now: Duration) -> Option<Duration> {
+        self.limited_until.filter(|&until| now < until)
+    }
+
+    /// Holds calls back until `until` at least (a longer window already open stays).
+    fn hold_until(&mut self, until: Duration) {
+        self.limited_until = Some(self.limited_until.map_or(until, |t| t.max(until)));
+    }
+}
+
 pub struct UpstreamClient {
     env: Env,
     config: UpstreamConfig,
@@ -226,26 +238,22 @@ impl UpstreamClient {
         {
             // Another instance read a 429: this one holds back as if it had.
             let until = self.now() + left;
-            let mut s = self.state();
-            s.limited_until = Some(s.limited_until.map_or(until, |t| t.max(until)));
+            self.state().hold_until(until);
         }
         self.admit_now()
     }
 
     fn locally_limited(&self) -> bool {
         let now = self.now();
-        self.state().limited_until.is_some_and(|u| now < u)
+        self.state().limited_at(now).is_some()
     }
 
     /// The model API answered 429: this instance's window opens now (before the answer
     /// is classified and recorded), and the account's other instances are told.
     async fn limited_by_api(&self, retry_after: Option<Duration>) {
         let retry_after = retry_after.unwrap_or(self.config.rate_limit_default);
-        {
-            let until = self.now() + retry_after;
-            let mut s = self.state();
-            s.limited_until = Some(s.limited_until.map_or(until, |t| t.max(until)));
-        }
+        let until = self.now() + retry_after;
+        self.state().hold_until(until);
         if let Some(share) = &self.share {
             share.publish(retry_after, || self.now()).await;
         }
@@ -254,7 +262,7 @@ impl UpstreamClient {
     fn admit_now(&self) -> Result<(), UpstreamError> {
         let now = self.now();
         let mut s = self.state();
-        if let Some(until) = s.limited_until.filter(|&u| now < u) {
+        if let Some(until) = s.limited_at(now) {
             s.stats.held_back += 1;
             return Err(UpstreamError::RateLimited {
                 retry_after: until - now,
@@ -362,7 +370,7 @@ impl UpstreamClient {
                 s.stats.rate_limited += 1;
                 s.breaker.succeeded();
                 let until = now + *retry_after;
-                s.limited_until = Some(s.limited_until.map_or(until, |t| t.max(until)));
+                s.hold_until(until);
             }
             Err(UpstreamError::Unavailable { .. } | UpstreamError::BrokeOff { .. }) => {
                 s.stats.unavailable += 1;

@@ -80,11 +80,6 @@ impl WindowShare {
         }
     }
 
-    /// The key the service holds for this account.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
     pub fn stats(&self) -> ShareStats {
         self.core().stats.clone()
     }
